@@ -1,0 +1,361 @@
+// Causal self-attention with grouped-query heads and optional document masks.
+//
+// q, out, dq: [B, T, Hq, Dh]; k, v, dk, dv: [B, T, Hkv, Dh]; lse: [B, Hq, T]; doc_ids: i32 [B, T].
+// Query head h reads kv head h / (Hq / Hkv). Token i attends to j <= i (with doc_ids[j] ==
+// doc_ids[i] when doc_ids is present).
+//
+// Work is split over (b, query head) pairs; each task owns its outputs, so nothing depends on
+// the thread count:
+//  - forward: one query at a time, the whole score row (the CPU runs short sequences), softmax
+//    max-subtracted, lse = m + log(l) saved;
+//  - backward (flash-attention style, keys outer): for each block of kKeyBlock keys, recompute
+//    P = exp(S * scale - lse) and dS = P (dP - D_i), D_i = dout_i . out_i, for every query that
+//    sees the block; dQ accumulates over key blocks in block order; dK and dV of the block are
+//    column sums over queries in query order. With grouped heads every query head writes its own
+//    dK / dV partial, then the partials of a kv head are added in head order.
+// Every product-sum runs through weighted_rows(): register blocks of outputs, the sum over
+// inputs in input order, so it vectorizes without reassociation, and the forward and backward
+// passes form each score with the same operations (the recomputed P is the forward's).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <unordered_map>
+#include <vector>
+
+#include "backend/cpu/cpu_common.h"
+#include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/fast_math.h"
+
+namespace tailor::backend {
+namespace {
+
+constexpr std::int64_t kKeyBlock = 64;  // keys per block of the backward pass
+
+// Outputs per register block of weighted_rows: 128 bytes of accumulators.
+template <typename T>
+inline constexpr std::int64_t kOutBlock = 128 / static_cast<std::int64_t>(sizeof(T));
+
+// out[o] (=, or += with Accumulate), o in [o0, o1): sum over r in [r0, r1), in order, of
+// x[r] * m[r * stride + o]. x is indexed by r, out by o.
+template <bool Accumulate, typename T>
+inline void weighted_rows(const T* x, const T* m, std::int64_t stride, std::int64_t r0,
+                          std::int64_t r1, std::int64_t o0, std::int64_t o1, T* out) {
+  constexpr std::int64_t kB = kOutBlock<T>;
+  std::int64_t o = o0;
+  for (; o + kB <= o1; o += kB) {
+    T acc[kB] = {};
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const T xr = x[r];
+      const T* row = m + r * stride + o;
+      for (std::int64_t k = 0; k < kB; ++k) acc[k] += xr * row[k];
+    }
+    for (std::int64_t k = 0; k < kB; ++k) {
+      if constexpr (Accumulate) {
+        out[o + k] += acc[k];
+      } else {
+        out[o + k] = acc[k];
+      }
+    }
+  }
+  if (o == o1) return;
+  const std::int64_t w = o1 - o;
+  T acc[kB] = {};
+  for (std::int64_t r = r0; r < r1; ++r) {
+    const T xr = x[r];
+    const T* row = m + r * stride + o;
+    for (std::int64_t k = 0; k < w; ++k) acc[k] += xr * row[k];
+  }
+  for (std::int64_t k = 0; k < w; ++k) {
+    if constexpr (Accumulate) {
+      out[o + k] += acc[k];
+    } else {
+      out[o + k] = acc[k];
+    }
+  }
+}
+
+struct AttnDims {
+  std::int64_t batch = 0, seq = 0, hq = 0, hkv = 0, dh = 0, group = 1;
+  std::int64_t q_row = 0;   // Hq * Dh: stride between tokens in q / out
+  std::int64_t kv_row = 0;  // Hkv * Dh: stride between tokens in k / v
+};
+
+AttnDims check_attention(std::string_view op, const Tensor& q, const Tensor& k, const Tensor& v,
+                         const Tensor& out, const Tensor& lse, const Tensor& doc_ids) {
+  cpu::check_cpu(op, q);
+  TAILOR_ASSERT(q.shape.rank() == 4 && k.shape.rank() == 4 && v.shape.rank() == 4,
+                "{}: q {}, k {}, v {} must be [B, T, H, Dh]", op, q.shape.str(), k.shape.str(),
+                v.shape.str());
+  AttnDims d;
+  d.batch = q.shape[0];
+  d.seq = q.shape[1];
+  d.hq = q.shape[2];
+  d.dh = q.shape[3];
+  d.hkv = k.shape[2];
+  TAILOR_ASSERT(k.shape == v.shape && k.shape[0] == d.batch && k.shape[1] == d.seq &&
+                    k.shape[3] == d.dh && d.hkv > 0 && d.hq % d.hkv == 0,
+                "{}: q {} with k {}, v {}", op, q.shape.str(), k.shape.str(), v.shape.str());
+  cpu::check_dtype(op, k, q.dtype);
+  cpu::check_dtype(op, v, q.dtype);
+  cpu::check_like(op, q, out);
+  cpu::check_dtype(op, lse, q.dtype);
+  cpu::check_numel(op, lse, d.batch * d.hq * d.seq);
+  if (cpu::present(doc_ids)) {
+    cpu::check_dtype(op, doc_ids, DType::kI32);
+    cpu::check_numel(op, doc_ids, d.batch * d.seq);
+  }
+  d.group = d.hq / d.hkv;
+  d.q_row = d.hq * d.dh;
+  d.kv_row = d.hkv * d.dh;
+  return d;
+}
+
+// Visible keys of every query: lo[b*T + i] = first j <= i with doc[j] == doc[i] (0 without
+// documents), and whether every key in [lo, i] is in that document (packed documents are
+// contiguous, so masking inside the window is the rare case).
+struct Windows {
+  std::vector<std::int64_t> lo;
+  std::vector<std::uint8_t> contiguous;
+};
+
+Windows doc_windows(const AttnDims& d, const Tensor& doc_ids) {
+  const auto total = static_cast<std::size_t>(d.batch * d.seq);
+  Windows w{std::vector<std::int64_t>(total, 0), std::vector<std::uint8_t>(total, 1)};
+  if (!cpu::present(doc_ids)) return w;
+  const std::int32_t* doc = doc_ids.ptr<std::int32_t>();
+  std::unordered_map<std::int32_t, std::int64_t> first;
+  for (std::int64_t b = 0; b < d.batch; ++b) {
+    first.clear();
+    std::int64_t run_start = 0;
+    for (std::int64_t i = 0; i < d.seq; ++i) {
+      const std::int64_t at = b * d.seq + i;
+      if (i > 0 && doc[at] != doc[at - 1]) run_start = i;
+      const std::int64_t lo = first.try_emplace(doc[at], i).first->second;
+      w.lo[static_cast<std::size_t>(at)] = lo;
+      w.contiguous[static_cast<std::size_t>(at)] = lo == run_start ? 1 : 0;
+    }
+  }
+  return w;
+}
+
+// dst[c * T + t] = src[t * stride + c]: one head of K or V, transposed to [Dh, T].
+template <typename T>
+void transpose_head(const T* src, std::int64_t stride, const AttnDims& d, T* dst) {
+  for (std::int64_t t = 0; t < d.seq; ++t) {
+    const T* row = src + t * stride;
+    for (std::int64_t c = 0; c < d.dh; ++c) dst[c * d.seq + t] = row[c];
+  }
+}
+
+template <typename T>
+void forward_impl(ThreadPool& pool, const AttnDims& d, const Windows& win, const Tensor& q,
+                  const Tensor& k, const Tensor& v, const Tensor& doc_ids, T scale,
+                  const Tensor& out, const Tensor& lse) {
+  const T* pq = q.ptr<T>();
+  const T* pk = k.ptr<T>();
+  const T* pv = v.ptr<T>();
+  T* po = out.ptr<T>();
+  T* pl = lse.ptr<T>();
+  const std::int32_t* doc = cpu::present(doc_ids) ? doc_ids.ptr<std::int32_t>() : nullptr;
+  constexpr T kNegInf = -std::numeric_limits<T>::infinity();
+  pool.run(d.batch * d.hq, [&](std::int64_t task) {
+    const std::int64_t b = task / d.hq;
+    const std::int64_t h = task % d.hq;
+    const std::int64_t g = h / d.group;
+    std::vector<T> scratch(static_cast<std::size_t>((d.dh + 1) * d.seq + d.dh));
+    T* kt = scratch.data();       // [Dh, T]
+    T* s = kt + d.dh * d.seq;     // [T] scores, then probabilities
+    T* acc = s + d.seq;           // [Dh]
+    const T* kb = pk + b * d.seq * d.kv_row + g * d.dh;
+    const T* vb = pv + b * d.seq * d.kv_row + g * d.dh;
+    transpose_head(kb, d.kv_row, d, kt);
+    const std::int32_t* doc_b = doc != nullptr ? doc + b * d.seq : nullptr;
+    for (std::int64_t i = 0; i < d.seq; ++i) {
+      const auto wi = static_cast<std::size_t>(b * d.seq + i);
+      const std::int64_t lo = win.lo[wi];
+      const std::int64_t hi = i + 1;
+      const std::int64_t qoff = (b * d.seq + i) * d.q_row + h * d.dh;
+      weighted_rows<false>(pq + qoff, kt, d.seq, 0, d.dh, lo, hi, s);
+      for (std::int64_t j = lo; j < hi; ++j) s[j] *= scale;
+      if (!win.contiguous[wi]) {
+        for (std::int64_t j = lo; j < hi; ++j)
+          if (doc_b[j] != doc_b[i]) s[j] = kNegInf;
+      }
+      const T mx = cpu::lane_max(s + lo, hi - lo);
+      for (std::int64_t j = lo; j < hi; ++j) s[j] = cpu::fast_exp(s[j] - mx);
+      const T l = cpu::lane_sum<T>(s + lo, hi - lo);
+      weighted_rows<false>(s, vb, d.kv_row, lo, hi, 0, d.dh, acc);
+      const T inv_l = T(1) / l;
+      T* oi = po + qoff;
+      for (std::int64_t c = 0; c < d.dh; ++c) oi[c] = acc[c] * inv_l;
+      pl[(b * d.hq + h) * d.seq + i] = mx + std::log(l);
+    }
+  });
+}
+
+template <typename T>
+void backward_impl(ThreadPool& pool, const AttnDims& d, const Windows& win, const Tensor& dout,
+                   const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                   const Tensor& lse, const Tensor& doc_ids, T scale, const Tensor& dq,
+                   const Tensor& dk, const Tensor& dv) {
+  const T* pdo = dout.ptr<T>();
+  const T* pq = q.ptr<T>();
+  const T* pk = k.ptr<T>();
+  const T* pv = v.ptr<T>();
+  const T* po = out.ptr<T>();
+  const T* pl = lse.ptr<T>();
+  T* pdq = dq.ptr<T>();
+  T* pdk = dk.ptr<T>();
+  T* pdv = dv.ptr<T>();
+  const std::int32_t* doc = cpu::present(doc_ids) ? doc_ids.ptr<std::int32_t>() : nullptr;
+  // With groups, each query head writes its dK / dV share here: [B, Hq, T, Dh] each.
+  const bool partials = d.group > 1;
+  const std::int64_t part_size = partials ? d.batch * d.hq * d.seq * d.dh : 0;
+  std::vector<T> part(static_cast<std::size_t>(2 * part_size));
+  const std::int64_t nt = d.seq;
+  pool.run(d.batch * d.hq, [&](std::int64_t task) {
+    const std::int64_t b = task / d.hq;
+    const std::int64_t h = task % d.hq;
+    const std::int64_t g = h / d.group;
+    std::vector<T> scratch(static_cast<std::size_t>(2 * d.dh * nt + 2 * kKeyBlock * nt +
+                                                    d.dh * nt + 3 * nt));
+    T* kt = scratch.data();             // [Dh, T] K^T
+    T* vt = kt + d.dh * nt;             // [Dh, T] V^T
+    T* pt = vt + d.dh * nt;             // [kKeyBlock, T] P^T of the key block
+    T* dst = pt + kKeyBlock * nt;       // [kKeyBlock, T] dS^T of the key block
+    T* dq_acc = dst + kKeyBlock * nt;   // [T, Dh] dQ / scale
+    T* s = dq_acc + d.dh * nt;          // [T] one row of S, then P
+    T* dp = s + nt;                     // [T] one row of dP, then dS
+    T* di = dp + nt;                    // [T] D_i = dout_i . out_i
+    const T* kb = pk + b * nt * d.kv_row + g * d.dh;
+    const T* vb = pv + b * nt * d.kv_row + g * d.dh;
+    const T* qb = pq + b * nt * d.q_row + h * d.dh;
+    const T* dob = pdo + b * nt * d.q_row + h * d.dh;
+    const T* ob = po + b * nt * d.q_row + h * d.dh;
+    const T* lseb = pl + (b * d.hq + h) * nt;
+    transpose_head(kb, d.kv_row, d, kt);
+    transpose_head(vb, d.kv_row, d, vt);
+    for (std::int64_t i = 0; i < nt; ++i)
+      di[i] = cpu::lane_dot<T>(dob + i * d.q_row, ob + i * d.q_row, d.dh);
+    std::fill(dq_acc, dq_acc + d.dh * nt, T(0));
+    T* dkb = nullptr;
+    T* dvb = nullptr;
+    std::int64_t kv_stride = 0;
+    if (partials) {
+      dkb = part.data() + (b * d.hq + h) * nt * d.dh;
+      dvb = dkb + part_size;
+      kv_stride = d.dh;
+    } else {
+      dkb = pdk + b * nt * d.kv_row + g * d.dh;
+      dvb = pdv + b * nt * d.kv_row + g * d.dh;
+      kv_stride = d.kv_row;
+    }
+    const std::int32_t* doc_b = doc != nullptr ? doc + b * nt : nullptr;
+    for (std::int64_t j0 = 0; j0 < nt; j0 += kKeyBlock) {
+      const std::int64_t j1 = std::min(nt, j0 + kKeyBlock);
+      const std::int64_t nj = j1 - j0;
+      // Column i of pt / dst is written for queries j0 <= i <= last; later queries do not see
+      // the block (all-zero columns are filled in only when a later query does).
+      std::int64_t last = j0 - 1;
+      for (std::int64_t i = j0; i < nt; ++i) {
+        const auto wi = static_cast<std::size_t>(b * nt + i);
+        const std::int64_t lo = std::max(win.lo[wi], j0);
+        const std::int64_t hi = std::min(i + 1, j1);
+        if (lo >= hi) continue;
+        for (std::int64_t z = last + 1; z < i; ++z)
+          for (std::int64_t jj = 0; jj < nj; ++jj) pt[jj * nt + z] = dst[jj * nt + z] = T(0);
+        last = i;
+        weighted_rows<false>(qb + i * d.q_row, kt, nt, 0, d.dh, lo, hi, s);
+        weighted_rows<false>(dob + i * d.q_row, vt, nt, 0, d.dh, lo, hi, dp);
+        const T lse_i = lseb[i];
+        const T d_i = di[i];
+        for (std::int64_t j = lo; j < hi; ++j) {
+          const T p = cpu::fast_exp(s[j] * scale - lse_i);
+          s[j] = p;
+          dp[j] = p * (dp[j] - d_i);
+        }
+        if (!win.contiguous[wi]) {
+          for (std::int64_t j = lo; j < hi; ++j)
+            if (doc_b[j] != doc_b[i]) s[j] = dp[j] = T(0);
+        }
+        weighted_rows<true>(dp, kb, d.kv_row, lo, hi, 0, d.dh, dq_acc + i * d.dh);
+        for (std::int64_t j = j0; j < j1; ++j) {
+          const bool in = j >= lo && j < hi;
+          pt[(j - j0) * nt + i] = in ? s[j] : T(0);
+          dst[(j - j0) * nt + i] = in ? dp[j] : T(0);
+        }
+      }
+      // dV_j = sum_i P_ij dout_i, dK_j = scale sum_i dS_ij q_i over queries j <= i <= last.
+      for (std::int64_t j = j0; j < j1; ++j) {
+        T* dvj = dvb + j * kv_stride;
+        T* dkj = dkb + j * kv_stride;
+        const std::int64_t r1 = std::max(j, last + 1);
+        weighted_rows<false>(pt + (j - j0) * nt, dob, d.q_row, j, r1, 0, d.dh, dvj);
+        weighted_rows<false>(dst + (j - j0) * nt, qb, d.q_row, j, r1, 0, d.dh, dkj);
+        for (std::int64_t c = 0; c < d.dh; ++c) dkj[c] *= scale;
+      }
+    }
+    T* dqb = pdq + b * nt * d.q_row + h * d.dh;
+    for (std::int64_t i = 0; i < nt; ++i)
+      for (std::int64_t c = 0; c < d.dh; ++c) dqb[i * d.q_row + c] = dq_acc[i * d.dh + c] * scale;
+  });
+  if (!partials) return;
+  // dk[b, t, g] = sum over the group's query heads, in head order, of their partials.
+  pool.parallel_for(d.batch * nt, cpu::rows_per_block(d.kv_row),
+                    [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const std::int64_t b = r / nt;
+      const std::int64_t t = r % nt;
+      for (std::int64_t g = 0; g < d.hkv; ++g) {
+        T* dkr = pdk + r * d.kv_row + g * d.dh;
+        T* dvr = pdv + r * d.kv_row + g * d.dh;
+        const T* src0 = part.data() + ((b * d.hq + g * d.group) * nt + t) * d.dh;
+        std::memcpy(dkr, src0, static_cast<std::size_t>(d.dh) * sizeof(T));
+        std::memcpy(dvr, src0 + part_size, static_cast<std::size_t>(d.dh) * sizeof(T));
+        for (std::int64_t m = 1; m < d.group; ++m) {
+          const T* src = src0 + m * nt * d.dh;
+          for (std::int64_t c = 0; c < d.dh; ++c) {
+            dkr[c] += src[c];
+            dvr[c] += src[c + part_size];
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void CpuOps::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
+                               const Tensor& doc_ids, double scale, const Tensor& out,
+                               const Tensor& lse) {
+  constexpr std::string_view kOp = "attention_forward";
+  const AttnDims d = check_attention(kOp, q, k, v, out, lse, doc_ids);
+  const Windows win = doc_windows(d, doc_ids);
+  cpu::dispatch_float(kOp, q, [&](auto tag) {
+    using T = decltype(tag);
+    forward_impl<T>(pool_, d, win, q, k, v, doc_ids, static_cast<T>(scale), out, lse);
+  });
+}
+
+void CpuOps::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
+                                const Tensor& v, const Tensor& out, const Tensor& lse,
+                                const Tensor& doc_ids, double scale, const Tensor& dq,
+                                const Tensor& dk, const Tensor& dv) {
+  constexpr std::string_view kOp = "attention_backward";
+  const AttnDims d = check_attention(kOp, q, k, v, out, lse, doc_ids);
+  cpu::check_like(kOp, q, dout);
+  cpu::check_like(kOp, q, dq);
+  cpu::check_like(kOp, k, dk);
+  cpu::check_like(kOp, v, dv);
+  const Windows win = doc_windows(d, doc_ids);
+  cpu::dispatch_float(kOp, q, [&](auto tag) {
+    using T = decltype(tag);
+    backward_impl<T>(pool_, d, win, dout, q, k, v, out, lse, doc_ids, static_cast<T>(scale), dq,
+                     dk, dv);
+  });
+}
+
+}  // namespace tailor::backend

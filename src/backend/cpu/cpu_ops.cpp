@@ -1,0 +1,37 @@
+// CpuOps construction and self-description.
+//
+// The ThreadPool runs every op but GEMM; OpenBLAS runs GEMM with its own threads, pinned to the
+// same count so that its (thread-count dependent) blocking is fixed for the life of the process
+// (ARCHITECTURE.md, Determinism). The ops themselves live in one file per op family.
+#include "backend/cpu/cpu_ops.h"
+
+#include <cblas.h>
+
+#include <fmt/format.h>
+
+#include <string>
+
+namespace tailor::backend {
+
+CpuOps::CpuOps(int threads) : pool_(threads) { openblas_set_num_threads(pool_.size()); }
+
+CpuOps::~CpuOps() = default;
+
+std::string CpuOps::describe() const {
+  return fmt::format("cpu, {} threads; BLAS: {}", pool_.size(), blas_description());
+}
+
+std::string blas_description() {
+  std::string config = openblas_get_config();
+  while (!config.empty() && config.back() == ' ') config.pop_back();
+  const char* model = "unknown threading";
+  switch (openblas_get_parallel()) {
+    case 0: model = "sequential"; break;
+    case 1: model = "pthreads"; break;
+    case 2: model = "OpenMP"; break;
+    default: break;
+  }
+  return fmt::format("{} ({}), {} threads", config, model, openblas_get_num_threads());
+}
+
+}  // namespace tailor::backend

@@ -1,0 +1,135 @@
+// The Ops interface: every numerical operation the model, optimizer and trainer need.
+//
+// Implemented twice: cpu (f32 and f64, OpenBLAS GEMM, the reference) and cuda (bf16 storage, f32
+// accumulation). Every CUDA op is tested against the CPU one.
+//
+// Conventions, for every op:
+//  - Tensors are contiguous row-major. "[N, D]" means any tensor whose rows() == N, cols() == D.
+//  - Floating-point tensors of one call share one dtype (f32 or f64 on the CPU); ids, positions and
+//    targets are i32.
+//  - Activation gradients are written (`=`); parameter gradients are accumulated (`+=`) so that
+//    micro-batches of one optimizer step add up into the same buffer. Each signature says which.
+//  - Reductions are computed in fixed blocks and summed in block order: results do not depend on
+//    the number of threads (ARCHITECTURE.md, Determinism).
+//  - An optional tensor is "absent" when its data pointer is null.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "backend/tensor.h"
+
+namespace tailor::backend {
+
+// Target value of tokens that carry no loss (prompt tokens, padding), as Hugging Face uses.
+inline constexpr std::int32_t kIgnoreIndex = -100;
+
+struct AdamWHyper {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;  // decoupled: p <- p * (1 - lr * weight_decay)
+  std::int64_t step = 1;      // 1-based step count, for bias correction
+};
+
+class Ops {
+ public:
+  virtual ~Ops() = default;
+  [[nodiscard]] virtual Device device() const noexcept = 0;
+  // Human-readable description (backend, BLAS library and its thread count).
+  [[nodiscard]] virtual std::string describe() const = 0;
+
+  // ---- dense linear algebra ----------------------------------------------------------------
+  // c = alpha * op(a) @ op(b) + beta * c, where op(x) = x^T when trans_x.
+  // a: [M, K] ([K, M] if trans_a), b: [K, N] ([N, K] if trans_b), c: [M, N] (2-D views via rows/cols).
+  virtual void gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c,
+                    double alpha, double beta) = 0;
+
+  // ---- elementwise and reductions ----------------------------------------------------------
+  virtual void fill(const Tensor& x, double value) = 0;
+  // dst = src, same numel; converts between f32, f64 and bf16.
+  virtual void copy(const Tensor& dst, const Tensor& src) = 0;
+  // y += alpha * x (same shape).
+  virtual void add(const Tensor& y, const Tensor& x, double alpha) = 0;
+  // x *= alpha.
+  virtual void scale(const Tensor& x, double alpha) = 0;
+  // sum of x^2 accumulated in f64.
+  [[nodiscard]] virtual double sum_squares(const Tensor& x) = 0;
+  // y[N, D] += bias[D] broadcast over rows.
+  virtual void add_bias(const Tensor& y, const Tensor& bias) = 0;
+  // dbias[D] += column sums of dy[N, D].
+  virtual void bias_backward(const Tensor& dbias, const Tensor& dy) = 0;
+
+  // ---- embedding ---------------------------------------------------------------------------
+  // out[N, D] = table[ids[n], :]. ids: i32 [N], each in [0, V).
+  virtual void embedding_forward(const Tensor& table, const Tensor& ids, const Tensor& out) = 0;
+  // dtable[V, D] += scatter of dout[N, D] by ids (deterministic: no atomics, fixed order).
+  virtual void embedding_backward(const Tensor& dtable, const Tensor& ids, const Tensor& dout) = 0;
+
+  // ---- normalization -----------------------------------------------------------------------
+  // y = x * rstd * w, rstd[N] = 1 / sqrt(mean(x^2) + eps). x, y: [N, D], w: [D].
+  virtual void rmsnorm_forward(const Tensor& x, const Tensor& w, double eps, const Tensor& y,
+                               const Tensor& rstd) = 0;
+  // dx = ; dw +=
+  virtual void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
+                                const Tensor& rstd, const Tensor& dx, const Tensor& dw) = 0;
+  // y = (x - mean) * rstd * w + b; mean[N], rstd[N] = 1 / sqrt(var + eps) (biased variance).
+  virtual void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, double eps,
+                                 const Tensor& y, const Tensor& mean, const Tensor& rstd) = 0;
+  // dx = ; dw += ; db +=
+  virtual void layernorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
+                                  const Tensor& mean, const Tensor& rstd, const Tensor& dx,
+                                  const Tensor& dw, const Tensor& db) = 0;
+
+  // ---- rotary position embedding (Hugging Face "rotate_half" pairing) ----------------------
+  // x: [N, H, Dh], rotated in place. For i < Dh/2 the pair (x[i], x[i + Dh/2]) turns by angle
+  // positions[n] * inv_freq[i]. positions: i32 [N]; inv_freq: f32 [Dh/2] (scaling variants such
+  // as Llama-3's are folded into inv_freq by the caller). The angle is formed in f32 as HF does.
+  virtual void rope_forward(const Tensor& x, const Tensor& positions, const Tensor& inv_freq) = 0;
+  // dx: [N, H, Dh], rotated back in place (the transpose of the forward rotation).
+  virtual void rope_backward(const Tensor& dx, const Tensor& positions, const Tensor& inv_freq) = 0;
+
+  // ---- causal self-attention with grouped-query heads --------------------------------------
+  // q: [B, T, Hq, Dh], k, v: [B, T, Hkv, Dh], Hq % Hkv == 0; query head h reads kv head
+  // h / (Hq / Hkv). Token i attends to tokens j <= i of the same row, and, when doc_ids (i32
+  // [B, T]) is present, only those with doc_ids[j] == doc_ids[i] (packed documents).
+  // out: [B, T, Hq, Dh]; lse: [B, Hq, T] log-sum-exp of the scaled scores, saved for backward.
+  virtual void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                 const Tensor& doc_ids, double scale, const Tensor& out,
+                                 const Tensor& lse) = 0;
+  // dq, dk, dv = (written, not accumulated).
+  virtual void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
+                                  const Tensor& v, const Tensor& out, const Tensor& lse,
+                                  const Tensor& doc_ids, double scale, const Tensor& dq,
+                                  const Tensor& dk, const Tensor& dv) = 0;
+
+  // ---- MLP activations ---------------------------------------------------------------------
+  // out = silu(gate) * up, all [N, F].
+  virtual void swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) = 0;
+  // dgate = ; dup =
+  virtual void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up,
+                               const Tensor& dgate, const Tensor& dup) = 0;
+  // out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))  (GPT-2's "gelu_new").
+  virtual void gelu_forward(const Tensor& x, const Tensor& out) = 0;
+  // dx =
+  virtual void gelu_backward(const Tensor& dout, const Tensor& x, const Tensor& dx) = 0;
+
+  // ---- softmax cross-entropy ---------------------------------------------------------------
+  // logits: [N, V]; only columns [0, valid_vocab) are real (the rest is padding, treated as -inf).
+  // targets: i32 [N], kIgnoreIndex rows carry no loss.
+  // losses[N] (same dtype as logits) = logsumexp(logits[n, :valid]) - logits[n, t], 0 if ignored.
+  // When dlogits is present ([N, V], may alias logits): dlogits = dscale * (softmax - onehot) on
+  // real columns, 0 on padding columns and on ignored rows.
+  virtual void cross_entropy(const Tensor& logits, const Tensor& targets,
+                             std::int64_t valid_vocab, const Tensor& losses,
+                             const Tensor& dlogits, double dscale) = 0;
+
+  // ---- optimizer ---------------------------------------------------------------------------
+  // AdamW as torch.optim.AdamW computes it (decoupled decay first, then the bias-corrected
+  // update). param, grad, m, v: same shape and dtype.
+  virtual void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m,
+                            const Tensor& v, const AdamWHyper& hyper) = 0;
+};
+
+}  // namespace tailor::backend

@@ -1,0 +1,385 @@
+// Loading an experiment config: read, parse, override, read every section, check cross-field rules.
+//
+// Defaults live in the structs of config.h; `model.family: gpt2` replaces the family-dependent ones
+// before the model section is read, so values the user gives always win. Values derived from other
+// keys (num_kv_heads, head_dim, micro_batch) are filled in after all sections are read. Rules that
+// this build cannot honour yet (checkpoints, parallelism, CUDA, PEFT) are problems like any other.
+#include "config/config.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <utility>
+
+#include "config/overrides.h"
+#include "config/problems.h"
+#include "config/scalars.h"
+#include "config/schema_reader.h"
+#include "config/yaml_tree.h"
+
+namespace tailor::config {
+namespace {
+
+std::string join_lines(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& line : lines) {
+    if (!out.empty()) out += '\n';
+    out += line;
+  }
+  return out;
+}
+
+constexpr IntRange kAtLeast0{0, std::nullopt};
+constexpr IntRange kAtLeast1{1, std::nullopt};
+constexpr FloatRange kPositive{0.0, true, std::nullopt, false};
+constexpr FloatRange kNonNegative{0.0, false, std::nullopt, false};
+constexpr FloatRange kUnitHalfOpen{0.0, false, 1.0, true};  // [0, 1)
+constexpr FloatRange kUnitClosed{0.0, false, 1.0, false};   // [0, 1]
+
+// Reads the whole file; an empty optional and `error` set when it cannot be read.
+std::optional<std::string> read_file(const std::string& path, std::string& error) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    error = std::strerror(errno);
+    return std::nullopt;
+  }
+  std::string text;
+  char buffer[1 << 16];
+  while (true) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      error = std::strerror(errno);
+      ::close(fd);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
+
+void read_model(SchemaReader& r, ModelConfig& m) {
+  r.begin_section("model");
+  if (r.read_choice("family", m.family, {"llama", "gpt2"}) && m.family == "gpt2") {
+    m.norm = "layernorm";
+    m.position = "learned";
+    m.mlp = "gelu";
+    m.attention_bias = true;
+    m.mlp_bias = true;
+    m.tie_embeddings = true;
+  }
+  r.read_int("vocab_size", m.vocab_size, kAtLeast1, Presence::kRequired);
+  r.read_int("hidden_size", m.hidden_size, kAtLeast1, Presence::kRequired);
+  r.read_int("num_layers", m.num_layers, kAtLeast1, Presence::kRequired);
+  r.read_int("num_heads", m.num_heads, kAtLeast1, Presence::kRequired);
+  r.read_int("num_kv_heads", m.num_kv_heads, kAtLeast1);
+  r.read_int("head_dim", m.head_dim, kAtLeast1);
+  r.read_int("intermediate_size", m.intermediate_size, kAtLeast1, Presence::kRequired);
+  r.read_int("max_position_embeddings", m.max_position_embeddings, kAtLeast1);
+  r.read_choice("norm", m.norm, {"rmsnorm", "layernorm"});
+  r.read_float("norm_eps", m.norm_eps, kPositive);
+  r.read_choice("position", m.position, {"rope", "learned"});
+  r.read_float("rope_theta", m.rope_theta, kPositive);
+  r.read_choice("mlp", m.mlp, {"swiglu", "gelu"});
+  r.read_bool("attention_bias", m.attention_bias);
+  r.read_bool("mlp_bias", m.mlp_bias);
+  r.read_bool("tie_embeddings", m.tie_embeddings);
+  r.read_float("init_std", m.init_std, kPositive);
+  r.end_section();
+}
+
+void read_data(SchemaReader& r, DataConfig& d) {
+  r.begin_section("data");
+  r.read_string("train", d.train, Presence::kRequired);
+  r.read_choice("format", d.format, {"text"});
+  r.read_choice("tokenizer", d.tokenizer, {"byte"});
+  r.read_int("seq_len", d.seq_len, {2, std::nullopt}, Presence::kRequired);
+  r.read_choice("split", d.split, {"none", "paragraph", "line"});
+  r.end_section();
+}
+
+void read_train(SchemaReader& r, TrainConfig& t) {
+  r.begin_section("train");
+  r.read_int("steps", t.steps, kAtLeast1, Presence::kRequired);
+  r.read_uint("seed", t.seed);
+  r.read_int("global_batch", t.global_batch, kAtLeast1, Presence::kRequired);
+  r.read_int("micro_batch", t.micro_batch, kAtLeast1);
+  if (r.read_string("resume", t.resume) && t.resume.empty()) {
+    r.problem("train.resume", "must be auto, never or a checkpoint path (got \"\")");
+    r.mark_bad("train.resume");
+  }
+  r.read_int("log_every", t.log_every, kAtLeast1);
+  r.end_section();
+}
+
+void read_optimizer(SchemaReader& r, OptimizerConfig& o) {
+  r.begin_section("optimizer");
+  r.read_choice("name", o.name, {"adamw", "sgd"});
+  r.read_float("lr", o.lr, kPositive, Presence::kRequired);
+  if (const YamlNode* betas = r.read_node("betas")) {
+    bool ok = false;
+    if (betas->kind != YamlNode::Kind::kSequence) {
+      r.problem("optimizer.betas",
+                fmt::format("expected a sequence [beta1, beta2], got {}", describe(*betas)));
+    } else if (betas->items.size() != 2) {
+      r.problem("optimizer.betas", fmt::format("expected exactly 2 numbers [beta1, beta2], got {}",
+                                               betas->items.size()));
+    } else {
+      double b1 = 0.0;
+      double b2 = 0.0;
+      const bool ok1 = r.convert_float(betas->items[0], "optimizer.betas[0]", b1, kUnitHalfOpen);
+      const bool ok2 = r.convert_float(betas->items[1], "optimizer.betas[1]", b2, kUnitHalfOpen);
+      ok = ok1 && ok2;
+      if (ok) {
+        o.beta1 = b1;
+        o.beta2 = b2;
+      }
+    }
+    if (!ok) r.mark_bad("optimizer.betas");
+  }
+  r.read_float("eps", o.eps, kPositive);
+  r.read_float("weight_decay", o.weight_decay, kNonNegative);
+  r.read_float("momentum", o.momentum, kUnitHalfOpen);
+  r.read_float("grad_clip", o.grad_clip, kNonNegative);
+  std::int64_t zero = o.zero;
+  if (r.read_int("zero", zero, {0, 1})) o.zero = static_cast<int>(zero);
+  r.end_section();
+}
+
+void read_schedule(SchemaReader& r, ScheduleConfig& s) {
+  r.begin_section("schedule");
+  r.read_choice("type", s.type, {"constant", "linear", "cosine"});
+  r.read_int("warmup_steps", s.warmup_steps, kAtLeast0);
+  r.read_float("min_lr_ratio", s.min_lr_ratio, kUnitClosed);
+  r.end_section();
+}
+
+void read_checkpoint(SchemaReader& r, CheckpointConfig& c) {
+  r.begin_section("checkpoint");
+  r.read_int("every_steps", c.every_steps, kAtLeast0);
+  r.read_int("keep_last", c.keep_last, kAtLeast1);
+  r.end_section();
+}
+
+void read_parallel(SchemaReader& r, ParallelConfig& p) {
+  r.begin_section("parallel");
+  r.read_int("tensor", p.tensor, kAtLeast1);
+  r.read_int("data", p.data, kAtLeast1);
+  r.end_section();
+}
+
+void read_runtime(SchemaReader& r, RuntimeConfig& rt) {
+  r.begin_section("runtime");
+  r.read_choice("device", rt.device, {"auto", "cpu", "cuda"});
+  r.read_int("threads", rt.threads, kAtLeast0);
+  r.read_choice("dtype", rt.dtype, {"f32", "f64"});
+  r.read_choice("log_level", rt.log_level, {"debug", "info", "warn", "error"});
+  r.end_section();
+}
+
+void read_peft(SchemaReader& r, PeftConfig& p) {
+  r.begin_section("peft");
+  r.read_choice("method", p.method, {"none", "lora", "prompt_tuning", "adapter"});
+  r.end_section();
+}
+
+void read_sections(SchemaReader& r, ExperimentConfig& c) {
+  r.begin_section("output");
+  r.read_string("dir", c.output.dir, Presence::kRequired);
+  r.end_section();
+  read_model(r, c.model);
+  read_data(r, c.data);
+  read_train(r, c.train);
+  read_optimizer(r, c.optimizer);
+  read_schedule(r, c.schedule);
+  read_checkpoint(r, c.checkpoint);
+  read_parallel(r, c.parallel);
+  read_runtime(r, c.runtime);
+  read_peft(r, c.peft);
+  r.end_sections();
+}
+
+// Fills num_kv_heads and head_dim and checks the model's shape rules.
+void resolve_model(SchemaReader& r, ExperimentConfig& c) {
+  ModelConfig& m = c.model;
+  const bool heads_ok = r.is_ok("model.num_heads");
+  if (!r.is_set("model.num_kv_heads")) {
+    if (heads_ok) m.num_kv_heads = m.num_heads;
+  } else if (heads_ok && r.is_ok("model.num_kv_heads") && m.num_heads % m.num_kv_heads != 0) {
+    r.problem("model.num_kv_heads", fmt::format("must divide model.num_heads ({} % {} != 0)",
+                                                m.num_heads, m.num_kv_heads));
+  }
+
+  bool head_dim_derived = false;
+  if (!r.is_set("model.head_dim")) {
+    if (heads_ok && r.is_ok("model.hidden_size")) {
+      if (m.hidden_size % m.num_heads != 0) {
+        r.problem("model.hidden_size",
+                  fmt::format("must be divisible by model.num_heads when model.head_dim is not "
+                              "set ({} % {} != 0)",
+                              m.hidden_size, m.num_heads));
+        r.mark_bad("model.head_dim");
+      } else {
+        m.head_dim = m.hidden_size / m.num_heads;
+        head_dim_derived = true;
+      }
+    } else {
+      r.mark_bad("model.head_dim");
+    }
+  }
+  if (r.is_ok("model.head_dim") && r.is_ok("model.position") && m.position == "rope" &&
+      m.head_dim % 2 != 0) {
+    r.problem("model.head_dim",
+              head_dim_derived
+                  ? fmt::format("must be even when model.position is rope (got {} = "
+                                "model.hidden_size / model.num_heads)",
+                                m.head_dim)
+                  : fmt::format("must be even when model.position is rope (got {})", m.head_dim));
+  }
+}
+
+void check_data(SchemaReader& r, const ExperimentConfig& c) {
+  const DataConfig& d = c.data;
+  if (r.is_ok("data.seq_len") && r.is_ok("model.max_position_embeddings") &&
+      d.seq_len > c.model.max_position_embeddings) {
+    r.problem("data.seq_len", fmt::format("must be <= model.max_position_embeddings ({} > {})",
+                                          d.seq_len, c.model.max_position_embeddings));
+  }
+  if (r.is_ok("data.tokenizer") && d.tokenizer == "byte" && r.is_ok("model.vocab_size") &&
+      c.model.vocab_size < 257) {
+    r.problem("model.vocab_size",
+              fmt::format("the byte tokenizer needs at least 257 ids (256 bytes + EOS), got {}",
+                          c.model.vocab_size));
+  }
+  if (r.is_ok("data.train")) {
+    std::error_code ec;
+    const auto status = std::filesystem::status(d.train, ec);
+    if (ec || !std::filesystem::exists(status)) {
+      r.problem("data.train", fmt::format("file not found: {}", d.train));
+    } else if (!std::filesystem::is_regular_file(status)) {
+      r.problem("data.train", fmt::format("not a regular file: {}", d.train));
+    } else if (std::ifstream probe(d.train, std::ios::binary); !probe) {
+      r.problem("data.train", fmt::format("cannot read: {}", d.train));
+    }
+  }
+}
+
+void resolve_train(SchemaReader& r, ExperimentConfig& c) {
+  TrainConfig& t = c.train;
+  const std::int64_t dp = c.parallel.data;
+  const bool sizes_ok = r.is_ok("train.global_batch") && r.is_ok("parallel.data");
+  if (!r.is_set("train.micro_batch")) {
+    if (sizes_ok && t.global_batch % dp != 0) {
+      r.problem("train.global_batch", fmt::format("must be a multiple of parallel.data ({} % {} "
+                                                  "!= 0)",
+                                                  t.global_batch, dp));
+    } else if (sizes_ok) {
+      t.micro_batch = t.global_batch / dp;
+    }
+  } else if (sizes_ok && r.is_ok("train.micro_batch") &&
+             t.global_batch % (dp * t.micro_batch) != 0) {
+    r.problem("train.global_batch",
+              fmt::format("must be a multiple of parallel.data * train.micro_batch ({} % ({} * {}) "
+                          "!= 0)",
+                          t.global_batch, dp, t.micro_batch));
+  }
+  if (r.is_set("train.resume") && r.is_ok("train.resume") && t.resume != "auto" &&
+      t.resume != "never") {
+    r.problem("train.resume",
+              "resuming from a checkpoint is not implemented yet in this build; use auto or never");
+  }
+  if (r.is_set("schedule.warmup_steps") && r.is_ok("schedule.warmup_steps") &&
+      r.is_ok("train.steps") && c.schedule.warmup_steps >= t.steps) {
+    r.problem("schedule.warmup_steps",
+              fmt::format("must be < train.steps ({} >= {})", c.schedule.warmup_steps, t.steps));
+  }
+}
+
+void check_optimizer(SchemaReader& r, const ExperimentConfig& c) {
+  const OptimizerConfig& o = c.optimizer;
+  if (r.is_set("optimizer.momentum") && r.is_ok("optimizer.momentum") &&
+      r.is_ok("optimizer.name") && o.name != "sgd") {
+    r.problem("optimizer.momentum", "only used by sgd");
+  }
+  if (o.zero == 1 && r.is_ok("parallel.data") && c.parallel.data == 1) {
+    r.problem("optimizer.zero",
+              "ZeRO-1 shards over the data-parallel group; needs parallel.data > 1");
+  }
+}
+
+// Features this build does not have yet: accepted by the schema, rejected here.
+void check_build_limits(SchemaReader& r, const ExperimentConfig& c) {
+  if (c.checkpoint.every_steps > 0) {
+    r.problem("checkpoint.every_steps", "checkpoints are not implemented yet in this build; use 0");
+  }
+  if (c.parallel.tensor > 1) {
+    r.problem("parallel.tensor",
+              "tensor parallelism is not available in this build yet (must be 1)");
+  }
+  if (c.parallel.data > 1) {
+    r.problem("parallel.data", "data parallelism is not available in this build yet (must be 1)");
+  }
+#ifndef TAILOR_HAVE_CUDA
+  if (c.runtime.device == "cuda") r.problem("runtime.device", "this build has no CUDA backend");
+#endif
+  if (c.peft.method != "none") {
+    r.problem("peft.method", fmt::format("{} is not implemented yet in this build", c.peft.method));
+  }
+}
+
+}  // namespace
+
+ConfigError::ConfigError(std::vector<std::string> problems)
+    : UserError("", join_lines(problems)), problems_(std::move(problems)) {}
+
+ExperimentConfig load_config_text(const std::string& text, const std::string& name,
+                                  const std::vector<std::string>& overrides) {
+  Problems problems;
+  YamlParse parsed = parse_yaml(text, name);
+  if (parsed.failed) {
+    problems.add_unkeyed(parsed.error_where, parsed.error_reason);
+    problems.raise_if_any();
+  }
+  if (!parsed.root) {
+    problems.add_unkeyed(Location::whole_file(name),
+                         "the config is empty (expected a mapping of sections: output, model, "
+                         "data, train, optimizer, ...)");
+    problems.raise_if_any();
+  }
+  YamlNode& root = *parsed.root;
+  if (!root.is_map()) {
+    problems.add_unkeyed(
+        root.loc, fmt::format("the config must be a mapping of sections, got {}", describe(root)));
+    problems.raise_if_any();
+  }
+  check_duplicate_keys(root, "", problems);
+  apply_overrides(root, overrides, problems);
+
+  ExperimentConfig config;
+  config.source = name;
+  SchemaReader reader(root, name, problems);
+  read_sections(reader, config);
+  resolve_model(reader, config);
+  check_data(reader, config);
+  resolve_train(reader, config);
+  check_optimizer(reader, config);
+  check_build_limits(reader, config);
+  problems.raise_if_any();
+  return config;
+}
+
+ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::string error;
+  const std::optional<std::string> text = read_file(path, error);
+  if (!text) throw ConfigError({fmt::format("{}: cannot read: {}", path, error)});
+  return load_config_text(*text, path, overrides);
+}
+
+}  // namespace tailor::config

@@ -1,0 +1,143 @@
+// Experiment configuration: YAML -> typed, validated structs.
+//
+// This module is the only one that sees YAML. load_config() reads a file, applies command-line
+// overrides (`key.path=value`, values parsed as YAML scalars or flow collections), fills defaults,
+// and validates every field and every cross-field rule. All problems are collected and reported at
+// once as a ConfigError, one line each:
+//     file:line:col: key.path: reason            (problems found in the file)
+//     <override N>: key.path: reason             (problems in the N-th override, 1-based)
+//     file: key.path: reason                     (a required key that is missing)
+// Unknown keys get a "did you mean" suggestion. Nothing is run and nothing is written before a
+// config validates. The schema is documented in docs/config-reference.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+
+namespace tailor::config {
+
+struct OutputConfig {
+  std::string dir;  // required: the run directory
+};
+
+struct ModelConfig {
+  std::string family = "llama";          // llama | gpt2: sets the defaults of norm/position/mlp
+  std::int64_t vocab_size = 0;           // required
+  std::int64_t hidden_size = 0;          // required
+  std::int64_t num_layers = 0;           // required
+  std::int64_t num_heads = 0;            // required
+  std::int64_t num_kv_heads = 0;         // default: num_heads
+  std::int64_t head_dim = 0;             // default: hidden_size / num_heads
+  std::int64_t intermediate_size = 0;    // required
+  std::int64_t max_position_embeddings = 2048;
+  std::string norm = "rmsnorm";          // rmsnorm | layernorm   (gpt2 default: layernorm)
+  double norm_eps = 1e-5;
+  std::string position = "rope";         // rope | learned        (gpt2 default: learned)
+  double rope_theta = 10000.0;
+  std::string mlp = "swiglu";            // swiglu | gelu         (gpt2 default: gelu)
+  bool attention_bias = false;           // (gpt2 default: true)
+  bool mlp_bias = false;                 // (gpt2 default: true)
+  bool tie_embeddings = false;           // (gpt2 default: true)
+  double init_std = 0.02;
+};
+
+struct DataConfig {
+  std::string train;                     // required: path of the training text
+  std::string format = "text";           // text (more formats come with the data pipeline)
+  std::string tokenizer = "byte";        // byte: 256 byte tokens + EOS (id 256)
+  std::int64_t seq_len = 0;              // required: tokens per packed sequence
+  std::string split = "none";            // none | paragraph | line: how a text file splits into documents
+};
+
+struct TrainConfig {
+  std::int64_t steps = 0;                // required, >= 1
+  std::uint64_t seed = 0;
+  std::int64_t global_batch = 0;         // required: sequences per optimizer step
+  std::int64_t micro_batch = 0;          // default: global_batch / parallel.data
+  std::string resume = "auto";           // auto | never | PATH
+  std::int64_t log_every = 1;            // progress line and metrics.jsonl record every N steps
+};
+
+struct OptimizerConfig {
+  std::string name = "adamw";            // adamw | sgd
+  double lr = 0.0;                       // required, > 0
+  double beta1 = 0.9;                    // from `betas: [b1, b2]`
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;             // decoupled; never applied to norms and biases
+  double momentum = 0.0;                 // sgd only
+  double grad_clip = 1.0;                // global-norm clipping; 0 disables
+  int zero = 0;                          // 0 | 1 (ZeRO-1 sharding over the DP group)
+};
+
+struct ScheduleConfig {
+  std::string type = "cosine";           // constant | linear | cosine
+  std::int64_t warmup_steps = 0;         // linear warmup from 0, must be < train.steps
+  double min_lr_ratio = 0.0;             // final lr = lr * min_lr_ratio (linear and cosine)
+};
+
+struct CheckpointConfig {
+  std::int64_t every_steps = 0;          // 0: no periodic checkpoints
+  std::int64_t keep_last = 3;            // >= 1
+};
+
+struct ParallelConfig {
+  std::int64_t tensor = 1;
+  std::int64_t data = 1;
+};
+
+struct RuntimeConfig {
+  std::string device = "auto";           // auto | cpu | cuda
+  std::int64_t threads = 0;              // CPU threads per rank (0: all cores / ranks)
+  std::string dtype = "f32";             // compute dtype on the CPU: f32 | f64
+  std::string log_level = "info";        // debug | info | warn | error
+};
+
+struct PeftConfig {
+  std::string method = "none";           // none | lora | prompt_tuning | adapter
+};
+
+struct ExperimentConfig {
+  OutputConfig output;
+  ModelConfig model;
+  DataConfig data;
+  TrainConfig train;
+  OptimizerConfig optimizer;
+  ScheduleConfig schedule;
+  CheckpointConfig checkpoint;
+  ParallelConfig parallel;
+  RuntimeConfig runtime;
+  PeftConfig peft;
+
+  std::string source;                    // the config file's path, as given
+};
+
+// All problems found in one config, each a complete one-line message. what() joins them with
+// newlines; exit code 2 like every UserError.
+class ConfigError : public UserError {
+ public:
+  explicit ConfigError(std::vector<std::string> problems);
+  [[nodiscard]] const std::vector<std::string>& problems() const noexcept { return problems_; }
+
+ private:
+  std::vector<std::string> problems_;
+};
+
+// Reads, overrides, fills defaults, validates. Throws ConfigError listing every problem; a file
+// that cannot be read or parsed is a ConfigError too (`file: cannot read: ...`,
+// `file:line:col: YAML syntax error: ...`).
+[[nodiscard]] ExperimentConfig load_config(const std::string& path,
+                                           const std::vector<std::string>& overrides = {});
+
+// Same, from text already in memory; `name` stands for the file name in messages.
+[[nodiscard]] ExperimentConfig load_config_text(const std::string& text, const std::string& name,
+                                                const std::vector<std::string>& overrides = {});
+
+// The resolved config (every key, defaults filled) as YAML that load_config_text accepts and that
+// round-trips to an equal ExperimentConfig. Written to every run directory.
+[[nodiscard]] std::string to_yaml(const ExperimentConfig& config);
+
+}  // namespace tailor::config

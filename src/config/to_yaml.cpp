@@ -1,0 +1,186 @@
+// The resolved config as YAML: every key with the value the run uses, in the order of config.h.
+//
+// Floats are written in fmt's shortest round-trip form, so load_config_text(to_yaml(c)) gives back
+// exactly c. Strings stay plain only when no YAML reader could take them for anything else
+// (a number, a bool, null, or syntax); otherwise they are double-quoted with escapes.
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <iterator>
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+
+namespace tailor::config {
+namespace {
+
+bool is_safe_plain(std::string_view s) {
+  if (s.empty()) return false;
+  const auto letter = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+  };
+  const auto safe = [&](char c) {
+    return letter(c) || (c >= '0' && c <= '9') || c == '.' || c == '/' || c == '-';
+  };
+  // A leading letter or '_' (or a '/' or './' path) keeps numbers, '-' and '.inf' out.
+  if (!(letter(s.front()) || s.front() == '/')) return false;
+  for (char c : s) {
+    if (!safe(c)) return false;
+  }
+  // Words that YAML 1.1 readers (PyYAML among them) take for booleans or null.
+  std::string lower;
+  for (char c : s) lower += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  for (std::string_view word : {"true", "false", "yes", "no", "on", "off", "y", "n", "null"}) {
+    if (lower == word) return false;
+  }
+  return true;
+}
+
+// Shortest round-trip digits, with ".0" added to whole numbers so that every YAML reader takes
+// the value for a float (10000 -> 10000.0; 1e-05 stays).
+std::string yaml_float(double v) {
+  std::string s = fmt::format("{}", v);
+  if (s.find_first_of(".en") == std::string::npos) s += ".0";
+  return s;
+}
+
+std::string yaml_string(std::string_view s) {
+  if (is_safe_plain(s)) return std::string(s);
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+          out += fmt::format("\\x{:02x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
+        } else {
+          out += c;  // UTF-8 passes through
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+class Writer {
+ public:
+  void section(std::string_view name) { fmt::format_to(std::back_inserter(out_), "{}:\n", name); }
+  void str(std::string_view key, std::string_view value) { line(key, yaml_string(value)); }
+  void num(std::string_view key, double value) { line(key, yaml_float(value)); }
+  void num(std::string_view key, std::int64_t value) { line(key, fmt::format("{}", value)); }
+  void num(std::string_view key, std::uint64_t value) { line(key, fmt::format("{}", value)); }
+  void boolean(std::string_view key, bool value) { line(key, value ? "true" : "false"); }
+  void line(std::string_view key, std::string_view value) {
+    fmt::format_to(std::back_inserter(out_), "  {}: {}\n", key, value);
+  }
+  void comment(std::string_view text) {
+    fmt::format_to(std::back_inserter(out_), "  # {}\n", text);
+  }
+  [[nodiscard]] std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+}  // namespace
+
+std::string to_yaml(const ExperimentConfig& c) {
+  Writer body;
+  body.section("output");
+  body.str("dir", c.output.dir);
+
+  const ModelConfig& m = c.model;
+  body.section("model");
+  body.str("family", m.family);
+  body.num("vocab_size", m.vocab_size);
+  body.num("hidden_size", m.hidden_size);
+  body.num("num_layers", m.num_layers);
+  body.num("num_heads", m.num_heads);
+  body.num("num_kv_heads", m.num_kv_heads);
+  body.num("head_dim", m.head_dim);
+  body.num("intermediate_size", m.intermediate_size);
+  body.num("max_position_embeddings", m.max_position_embeddings);
+  body.str("norm", m.norm);
+  body.num("norm_eps", m.norm_eps);
+  body.str("position", m.position);
+  body.num("rope_theta", m.rope_theta);
+  body.str("mlp", m.mlp);
+  body.boolean("attention_bias", m.attention_bias);
+  body.boolean("mlp_bias", m.mlp_bias);
+  body.boolean("tie_embeddings", m.tie_embeddings);
+  body.num("init_std", m.init_std);
+
+  const DataConfig& d = c.data;
+  body.section("data");
+  body.str("train", d.train);
+  body.str("format", d.format);
+  body.str("tokenizer", d.tokenizer);
+  body.num("seq_len", d.seq_len);
+  body.str("split", d.split);
+
+  const TrainConfig& t = c.train;
+  body.section("train");
+  body.num("steps", t.steps);
+  body.num("seed", t.seed);
+  body.num("global_batch", t.global_batch);
+  body.num("micro_batch", t.micro_batch);
+  body.str("resume", t.resume);
+  body.num("log_every", t.log_every);
+
+  const OptimizerConfig& o = c.optimizer;
+  body.section("optimizer");
+  body.str("name", o.name);
+  body.num("lr", o.lr);
+  body.line("betas", fmt::format("[{}, {}]", yaml_float(o.beta1), yaml_float(o.beta2)));
+  body.num("eps", o.eps);
+  body.num("weight_decay", o.weight_decay);
+  if (o.name == "sgd") {
+    body.num("momentum", o.momentum);
+  } else {
+    body.comment("momentum: not used by " + o.name);  // setting it would be an error
+  }
+  body.num("grad_clip", o.grad_clip);
+  body.num("zero", std::int64_t{o.zero});
+
+  const ScheduleConfig& s = c.schedule;
+  body.section("schedule");
+  body.str("type", s.type);
+  body.num("warmup_steps", s.warmup_steps);
+  body.num("min_lr_ratio", s.min_lr_ratio);
+
+  body.section("checkpoint");
+  body.num("every_steps", c.checkpoint.every_steps);
+  body.num("keep_last", c.checkpoint.keep_last);
+
+  body.section("parallel");
+  body.num("tensor", c.parallel.tensor);
+  body.num("data", c.parallel.data);
+
+  const RuntimeConfig& rt = c.runtime;
+  body.section("runtime");
+  body.str("device", rt.device);
+  body.num("threads", rt.threads);
+  body.str("dtype", rt.dtype);
+  body.str("log_level", rt.log_level);
+
+  body.section("peft");
+  body.str("method", c.peft.method);
+  return "# Tailor resolved config: every key with the value the run uses.\n" + body.take();
+}
+
+}  // namespace tailor::config

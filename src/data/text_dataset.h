@@ -1,0 +1,35 @@
+// Plain-text datasets: a UTF-8 file split into documents (whole file, paragraphs separated by
+// blank lines, or non-empty lines), each tokenized and closed with EOS.
+//
+// Bad input is reported as `file:line: reason` (UserError): unreadable files, invalid UTF-8 (the
+// line of the first bad byte), NUL bytes, a file with no text.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/byte_tokenizer.h"
+
+namespace tailor::data {
+
+enum class TextSplit { kNone, kParagraph, kLine };
+
+// Token stream of concatenated documents; doc_start[i] is the index of document i's first token
+// (a final sentinel equals tokens.size()).
+struct TokenizedCorpus {
+  std::vector<std::int32_t> tokens;
+  std::vector<std::int64_t> doc_start;
+  std::int64_t num_documents() const noexcept {
+    return static_cast<std::int64_t>(doc_start.size()) - 1;
+  }
+};
+
+[[nodiscard]] TokenizedCorpus load_text_corpus(const std::string& path, TextSplit split,
+                                               const ByteTokenizer& tokenizer);
+
+// Splits and tokenizes text already in memory (`name` stands for the file in messages).
+[[nodiscard]] TokenizedCorpus tokenize_text(const std::string& text, const std::string& name,
+                                            TextSplit split, const ByteTokenizer& tokenizer);
+
+}  // namespace tailor::data

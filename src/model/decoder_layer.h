@@ -1,0 +1,99 @@
+// One decoder layer (pre-norm): attention block then MLP block, each with a residual connection.
+//
+//   h1 = norm1(x)                          x, h1: [N, D]        (N = B*T tokens)
+//   q, k, v = h1 Wq^T, h1 Wk^T, h1 Wv^T    q: [N, Hq*Dh]  k, v: [N, Hkv*Dh]   (+ biases)
+//   q, k = rope(q), rope(k)                (RoPE models)
+//   a = attention(q, k, v)                 a: [N, Hq*Dh]  (causal, GQA, document masks)
+//   x2 = x + a Wo^T                        [N, D]
+//   h2 = norm2(x2)
+//   m = silu(h2 Wg^T) * (h2 Wu^T)   or   gelu(h2 Wu^T)      m: [N, F]
+//   y = x2 + m Wd^T
+//
+// Forward saves what backward needs in LayerActivations; backward takes dy and turns it into dx in
+// place, accumulating (+=) parameter gradients.
+#pragma once
+
+#include <string>
+
+#include "backend/ops.h"
+#include "model/model_spec.h"
+#include "model/parameters.h"
+
+namespace tailor::model {
+
+// Per-call inputs shared by all layers of one micro-batch.
+struct LayerContext {
+  std::int64_t batch = 0;            // B
+  std::int64_t seq = 0;              // T
+  backend::Tensor positions;         // i32 [B*T]
+  backend::Tensor doc_ids;           // i32 [B*T] or absent
+  backend::Tensor inv_freq;          // f32 [Dh/2] (RoPE)
+};
+
+// Saved activations of one layer for one micro-batch (views into buffers owned by the model).
+struct LayerActivations {
+  backend::Tensor h1, mean1, rstd1;  // [N, D], [N], [N]
+  backend::Tensor q, k, v;           // after RoPE
+  backend::Tensor attn, lse;         // [N, Hq*Dh], [B, Hq, T]
+  backend::Tensor x_mid;             // [N, D]
+  backend::Tensor h2, mean2, rstd2;
+  backend::Tensor gate, up, act;     // [N, F] (gate unused for GELU; up is the pre-activation)
+};
+
+// Scratch space for backward, shared by all layers.
+struct LayerScratch {
+  backend::Tensor d_h;               // [N, D]
+  backend::Tensor d_attn, d_q;       // [N, Hq*Dh]
+  backend::Tensor d_k, d_v;          // [N, Hkv*Dh]
+  backend::Tensor d_gate, d_up, d_act;  // [N, F]
+  backend::Tensor d_norm;            // [N, D]
+};
+
+class DecoderLayer {
+ public:
+  // Registers this layer's parameters (canonical names) in `params`.
+  DecoderLayer(const ModelSpec& spec, int index, ParameterSet& params, DType dtype);
+
+  // x: [N, D] input; y: [N, D] output (distinct buffers).
+  void forward(backend::Ops& ops, const LayerContext& ctx, const backend::Tensor& x,
+               const backend::Tensor& y, const LayerActivations& act) const;
+  // x: the forward input; dy: [N, D] gradient of the output, replaced by the gradient of x.
+  void backward(backend::Ops& ops, const LayerContext& ctx, const backend::Tensor& x,
+                const LayerActivations& act, const LayerScratch& scratch,
+                const backend::Tensor& dy) const;
+
+ private:
+  struct Linear {
+    Parameter* weight = nullptr;
+    Parameter* bias = nullptr;     // may be null
+  };
+  struct Norm {
+    Parameter* weight = nullptr;
+    Parameter* bias = nullptr;     // LayerNorm only
+  };
+
+  Linear make_linear(ParameterSet& params, const std::string& name, std::int64_t out,
+                     std::int64_t in, bool bias, DType dtype);
+  Norm make_norm(ParameterSet& params, const std::string& name, DType dtype);
+
+  void norm_forward(backend::Ops& ops, const Norm& n, const backend::Tensor& x,
+                    const backend::Tensor& y, const backend::Tensor& mean,
+                    const backend::Tensor& rstd) const;
+  void norm_backward(backend::Ops& ops, const Norm& n, const backend::Tensor& dy,
+                     const backend::Tensor& x, const backend::Tensor& mean,
+                     const backend::Tensor& rstd, const backend::Tensor& dx) const;
+
+  const ModelSpec* spec_;
+  Norm norm1_, norm2_;
+  Linear q_, k_, v_, o_;
+  Linear gate_, up_, down_;
+};
+
+// y = x W^T (+ b)
+void linear_forward(backend::Ops& ops, const backend::Tensor& x, const Parameter& w,
+                    const Parameter* b, const backend::Tensor& y);
+// dx (= when dx_beta is 0, += when 1) = dy W; dW += dy^T x; db += colsum(dy). dx may be absent.
+void linear_backward(backend::Ops& ops, const backend::Tensor& dy, const backend::Tensor& x,
+                     Parameter& w, Parameter* b, const backend::Tensor& dx, double dx_beta);
+
+}  // namespace tailor::model

@@ -1,0 +1,52 @@
+// ModelSpec: the shape and variant of a decoder-only transformer, independent of where it came
+// from (a Tailor config today, a Hugging Face config.json with the interop work).
+//
+// Covers the LLaMA family (RMSNorm, RoPE, SwiGLU, GQA, optional biases) and the GPT-2 family
+// (LayerNorm, learned positions, GELU, biases, tied embeddings) by independent switches.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace tailor::model {
+
+enum class NormType { kRmsNorm, kLayerNorm };
+enum class PositionType { kRope, kLearned };
+enum class MlpType { kSwiGLU, kGelu };
+
+struct ModelSpec {
+  std::int64_t vocab_size = 0;        // real vocabulary (ids the tokenizer can produce)
+  std::int64_t hidden_size = 0;
+  std::int64_t num_layers = 0;
+  std::int64_t num_heads = 0;
+  std::int64_t num_kv_heads = 0;
+  std::int64_t head_dim = 0;
+  std::int64_t intermediate_size = 0;
+  std::int64_t max_position_embeddings = 2048;
+  NormType norm = NormType::kRmsNorm;
+  double norm_eps = 1e-5;
+  PositionType position = PositionType::kRope;
+  double rope_theta = 10000.0;
+  MlpType mlp = MlpType::kSwiGLU;
+  bool attention_bias = false;        // biases on q, k, v and o projections
+  bool mlp_bias = false;              // biases on the MLP projections
+  bool tie_embeddings = false;        // LM head shares the token embedding
+  double init_std = 0.02;
+  // Embedding rows and LM-head columns are padded to a multiple of this (128 x TP degree);
+  // padded logits are masked to -inf in the loss.
+  std::int64_t vocab_multiple = 128;
+
+  // Asserts the invariants (config validation reports them to users first).
+  void check() const;
+  [[nodiscard]] std::int64_t padded_vocab() const noexcept {
+    return (vocab_size + vocab_multiple - 1) / vocab_multiple * vocab_multiple;
+  }
+  [[nodiscard]] std::int64_t q_dim() const noexcept { return num_heads * head_dim; }
+  [[nodiscard]] std::int64_t kv_dim() const noexcept { return num_kv_heads * head_dim; }
+  // Parameters as a Hugging Face model counts them (unpadded vocabulary, tied head counted once).
+  [[nodiscard]] std::int64_t num_parameters() const noexcept;
+  // One line for logs: "llama-style: 4 layers, hidden 128, 4/2 heads, ..."
+  [[nodiscard]] std::string summary() const;
+};
+
+}  // namespace tailor::model

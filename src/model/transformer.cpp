@@ -1,0 +1,257 @@
+#include "model/transformer.h"
+
+#include <cmath>
+
+#include "core/rng.h"
+
+namespace tailor::model {
+
+using backend::Buffer;
+using backend::Ops;
+using backend::Tensor;
+
+// Buffers of every saved activation and of the backward scratch, sized for one (B, T).
+struct Transformer::Activations {
+  std::int64_t batch = 0, seq = 0;
+  std::vector<Buffer> storage;
+  std::vector<Tensor> resid;               // L + 1 residual-stream states [N, D]
+  std::vector<LayerActivations> layers;
+  Tensor final_h, final_mean, final_rstd;  // [N, D], [N], [N]
+  Tensor logits;                           // [N, Vp]; becomes dlogits in backward
+  Tensor losses;                           // [N] per-token loss
+  Tensor dx;                               // [N, D] gradient of the residual stream
+  LayerScratch scratch;
+
+  Tensor make(DType dtype, Shape shape) {
+    storage.emplace_back(dtype, shape);
+    return storage.back().tensor();
+  }
+};
+
+Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype)
+    : spec_(spec), ops_(&ops), dtype_(dtype) {
+  spec_.check();
+  const std::int64_t d = spec_.hidden_size;
+  const std::int64_t vp = spec_.padded_vocab();
+  embed_tokens_ = &params_.add("model.embed_tokens.weight", Shape{vp, d}, dtype, true);
+  if (spec_.position == PositionType::kLearned)
+    embed_positions_ = &params_.add("model.embed_positions.weight",
+                                    Shape{spec_.max_position_embeddings, d}, dtype, true);
+  layers_.reserve(static_cast<std::size_t>(spec_.num_layers));
+  for (int i = 0; i < spec_.num_layers; ++i) layers_.emplace_back(spec_, i, params_, dtype);
+  final_norm_w_ = &params_.add("model.norm.weight", Shape{d}, dtype, false);
+  if (spec_.norm == NormType::kLayerNorm)
+    final_norm_b_ = &params_.add("model.norm.bias", Shape{d}, dtype, false);
+  lm_head_ = spec_.tie_embeddings ? embed_tokens_
+                                  : &params_.add("lm_head.weight", Shape{vp, d}, dtype, true);
+
+  if (spec_.position == PositionType::kRope) {
+    // As Hugging Face computes it, in f32: 1 / theta^(2i / Dh).
+    const std::int64_t half = spec_.head_dim / 2;
+    inv_freq_ = Buffer(DType::kF32, Shape{half});
+    float* f = inv_freq_.ptr<float>();
+    const auto theta = static_cast<float>(spec_.rope_theta);
+    for (std::int64_t i = 0; i < half; ++i) {
+      const float e = static_cast<float>(2 * i) / static_cast<float>(spec_.head_dim);
+      f[i] = 1.0f / std::pow(theta, e);
+    }
+  }
+}
+
+Transformer::~Transformer() = default;
+
+void Transformer::init_parameters(std::uint64_t seed) {
+  for (Parameter& p : params_.all()) {
+    const Tensor t = p.value.tensor();
+    const std::string& n = p.name;
+    const bool is_norm_weight = n.ends_with("layernorm.weight") || n == "model.norm.weight";
+    if (is_norm_weight) {
+      ops_->fill(t, 1.0);
+      continue;
+    }
+    if (n.ends_with(".bias")) {
+      ops_->fill(t, 0.0);
+      continue;
+    }
+    // Draw in f64 on the host, then convert to the parameter dtype (the same values on every
+    // backend and for every dtype, up to rounding).
+    const CounterRng rng(seed, stream_id(n));
+    Buffer host(DType::kF64, p.shape);
+    double* h = host.ptr<double>();
+    std::int64_t rows = p.shape.rank() == 2 ? p.shape[0] : 1;
+    const std::int64_t cols = p.shape.cols();
+    // Padding rows of the vocabulary stay zero.
+    if (&p == embed_tokens_ || &p == lm_head_) rows = spec_.vocab_size;
+    for (std::int64_t i = 0; i < rows * cols; ++i)
+      h[i] = spec_.init_std * rng.normal(static_cast<std::uint64_t>(i));
+    ops_->copy(t, host.tensor());
+  }
+}
+
+void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
+  if (acts_ && acts_->batch == batch && acts_->seq == seq) return;
+  acts_.reset();  // free the old set first: peak memory holds one set only
+  auto a = std::make_unique<Activations>();
+  a->batch = batch;
+  a->seq = seq;
+  const std::int64_t n = batch * seq;
+  const std::int64_t d = spec_.hidden_size;
+  const std::int64_t f = spec_.intermediate_size;
+  const bool layer_norm = spec_.norm == NormType::kLayerNorm;
+  const bool swiglu = spec_.mlp == MlpType::kSwiGLU;
+  a->storage.reserve(static_cast<std::size_t>(spec_.num_layers) * 16 + 32);
+  for (int i = 0; i <= spec_.num_layers; ++i) a->resid.push_back(a->make(dtype_, Shape{n, d}));
+  for (int i = 0; i < spec_.num_layers; ++i) {
+    LayerActivations l;
+    l.h1 = a->make(dtype_, Shape{n, d});
+    if (layer_norm) l.mean1 = a->make(dtype_, Shape{n});
+    l.rstd1 = a->make(dtype_, Shape{n});
+    l.q = a->make(dtype_, Shape{n, spec_.q_dim()});
+    l.k = a->make(dtype_, Shape{n, spec_.kv_dim()});
+    l.v = a->make(dtype_, Shape{n, spec_.kv_dim()});
+    l.attn = a->make(dtype_, Shape{n, spec_.q_dim()});
+    l.lse = a->make(dtype_, Shape{batch, spec_.num_heads, seq});
+    l.x_mid = a->make(dtype_, Shape{n, d});
+    l.h2 = a->make(dtype_, Shape{n, d});
+    if (layer_norm) l.mean2 = a->make(dtype_, Shape{n});
+    l.rstd2 = a->make(dtype_, Shape{n});
+    if (swiglu) l.gate = a->make(dtype_, Shape{n, f});
+    l.up = a->make(dtype_, Shape{n, f});
+    l.act = a->make(dtype_, Shape{n, f});
+    a->layers.push_back(l);
+  }
+  a->final_h = a->make(dtype_, Shape{n, d});
+  if (layer_norm) a->final_mean = a->make(dtype_, Shape{n});
+  a->final_rstd = a->make(dtype_, Shape{n});
+  a->logits = a->make(dtype_, Shape{n, spec_.padded_vocab()});
+  a->losses = a->make(dtype_, Shape{n});
+  a->dx = a->make(dtype_, Shape{n, d});
+  LayerScratch& s = a->scratch;
+  s.d_h = a->make(dtype_, Shape{n, d});
+  s.d_norm = a->make(dtype_, Shape{n, d});
+  s.d_attn = a->make(dtype_, Shape{n, spec_.q_dim()});
+  s.d_q = a->make(dtype_, Shape{n, spec_.q_dim()});
+  s.d_k = a->make(dtype_, Shape{n, spec_.kv_dim()});
+  s.d_v = a->make(dtype_, Shape{n, spec_.kv_dim()});
+  if (swiglu) s.d_gate = a->make(dtype_, Shape{n, f});
+  s.d_up = a->make(dtype_, Shape{n, f});
+  s.d_act = a->make(dtype_, Shape{n, f});
+  acts_ = std::move(a);
+}
+
+LayerContext Transformer::context(const Batch& b) const {
+  LayerContext c;
+  c.batch = b.batch;
+  c.seq = b.seq;
+  c.positions = b.positions;
+  c.doc_ids = b.doc_ids;
+  c.inv_freq = inv_freq_.tensor();
+  return c;
+}
+
+void Transformer::embed(const Batch& b) {
+  Tensor x0 = acts_->resid[0];
+  ops_->embedding_forward(embed_tokens_->value.tensor(), b.ids, x0);
+  if (embed_positions_ != nullptr) {
+    Tensor tmp = acts_->scratch.d_h;  // free during the forward pass
+    ops_->embedding_forward(embed_positions_->value.tensor(), b.positions, tmp);
+    ops_->add(x0, tmp, 1.0);
+  }
+}
+
+namespace {
+
+void check_batch(const Batch& b, const ModelSpec& spec) {
+  const std::int64_t n = b.batch * b.seq;
+  TAILOR_ASSERT(b.batch > 0 && b.seq > 0, "empty batch");
+  TAILOR_ASSERT(b.ids.numel() == n && b.targets.numel() == n && b.positions.numel() == n,
+                "batch tensors must hold B*T = {} tokens", n);
+  TAILOR_ASSERT(b.doc_ids.data == nullptr || b.doc_ids.numel() == n, "doc_ids must hold B*T");
+  TAILOR_ASSERT(spec.position != PositionType::kLearned || b.seq <= spec.max_position_embeddings,
+                "sequence length {} > max_position_embeddings {}", b.seq,
+                spec.max_position_embeddings);
+}
+
+}  // namespace
+
+void Transformer::run_forward(const Batch& b) {
+  check_batch(b, spec_);
+  ensure_activations(b.batch, b.seq);
+  Activations& a = *acts_;
+  const LayerContext ctx = context(b);
+  embed(b);
+  for (std::size_t i = 0; i < layers_.size(); ++i)
+    layers_[i].forward(*ops_, ctx, a.resid[i], a.resid[i + 1], a.layers[i]);
+  const Tensor& xl = a.resid.back();
+  if (spec_.norm == NormType::kRmsNorm) {
+    ops_->rmsnorm_forward(xl, final_norm_w_->value.tensor(), spec_.norm_eps, a.final_h,
+                          a.final_rstd);
+  } else {
+    ops_->layernorm_forward(xl, final_norm_w_->value.tensor(), final_norm_b_->value.tensor(),
+                            spec_.norm_eps, a.final_h, a.final_mean, a.final_rstd);
+  }
+  // logits = h W_head^T: [N, Vp]
+  ops_->gemm(a.final_h, false, lm_head_->value.tensor(), true, a.logits, 1.0, 0.0);
+}
+
+double Transformer::sum_losses() const {
+  // Serial sum in f64 in token order: deterministic, and N is small next to the GEMMs.
+  const Tensor& l = acts_->losses;
+  double total = 0.0;
+  if (l.dtype == DType::kF64) {
+    const double* p = l.ptr<double>();
+    for (std::int64_t i = 0; i < l.numel(); ++i) total += p[i];
+  } else {
+    const float* p = l.ptr<float>();
+    for (std::int64_t i = 0; i < l.numel(); ++i) total += static_cast<double>(p[i]);
+  }
+  return total;
+}
+
+double Transformer::forward(const Batch& b, const Tensor* logits_out) {
+  run_forward(b);
+  Activations& a = *acts_;
+  if (logits_out != nullptr) ops_->copy(*logits_out, a.logits);
+  ops_->cross_entropy(a.logits, b.targets, spec_.vocab_size, a.losses, Tensor{}, 0.0);
+  return sum_losses();
+}
+
+double Transformer::forward_backward(const Batch& b, double dscale) {
+  run_forward(b);
+  Activations& a = *acts_;
+  // Fused loss and its gradient: logits are overwritten by dscale * (softmax - onehot).
+  ops_->cross_entropy(a.logits, b.targets, spec_.vocab_size, a.losses, a.logits, dscale);
+  const double loss = sum_losses();
+  const Tensor& dlogits = a.logits;
+
+  // LM head: dW_head += dlogits^T h; dh = dlogits W_head.
+  ops_->gemm(dlogits, true, a.final_h, false, lm_head_->grad.tensor(), 1.0, 1.0);
+  Tensor dh = a.scratch.d_h;
+  ops_->gemm(dlogits, false, lm_head_->value.tensor(), false, dh, 1.0, 0.0);
+  const Tensor& xl = a.resid.back();
+  if (spec_.norm == NormType::kRmsNorm) {
+    ops_->rmsnorm_backward(dh, xl, final_norm_w_->value.tensor(), a.final_rstd, a.dx,
+                           final_norm_w_->grad.tensor());
+  } else {
+    ops_->layernorm_backward(dh, xl, final_norm_w_->value.tensor(), a.final_mean, a.final_rstd,
+                             a.dx, final_norm_w_->grad.tensor(), final_norm_b_->grad.tensor());
+  }
+
+  const LayerContext ctx = context(b);
+  for (std::size_t i = layers_.size(); i-- > 0;)
+    layers_[i].backward(*ops_, ctx, a.resid[i], a.layers[i], a.scratch, a.dx);
+
+  ops_->embedding_backward(embed_tokens_->grad.tensor(), b.ids, a.dx);
+  if (embed_positions_ != nullptr)
+    ops_->embedding_backward(embed_positions_->grad.tensor(), b.positions, a.dx);
+  return loss;
+}
+
+std::int64_t count_loss_targets(const Tensor& targets) {
+  const std::int32_t* t = targets.ptr<std::int32_t>();
+  std::int64_t n = 0;
+  for (std::int64_t i = 0; i < targets.numel(); ++i) n += t[i] != backend::kIgnoreIndex;
+  return n;
+}
+
+}  // namespace tailor::model

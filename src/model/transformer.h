@@ -1,0 +1,82 @@
+// The decoder-only transformer: token (and learned position) embedding, N decoder layers, final
+// norm, LM head and softmax cross-entropy, with an explicit backward pass (no general autograd).
+//
+// Canonical parameter names are Hugging Face LLaMA's (`model.embed_tokens.weight`,
+// `model.layers.{i}.self_attn.q_proj.weight`, `model.norm.weight`, `lm_head.weight`); learned
+// positions are `model.embed_positions.weight`. A tied head is the embedding itself: one
+// parameter, one gradient. Embedding rows past the real vocabulary (padding to a multiple of 128)
+// are zero, never indexed and masked out of the softmax, so they stay zero.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "backend/ops.h"
+#include "model/decoder_layer.h"
+#include "model/model_spec.h"
+#include "model/parameters.h"
+
+namespace tailor::model {
+
+// One micro-batch: B rows of T tokens. All i32 [B*T].
+struct Batch {
+  std::int64_t batch = 0;      // B
+  std::int64_t seq = 0;        // T
+  backend::Tensor ids;         // input token ids
+  backend::Tensor targets;     // next-token targets, backend::kIgnoreIndex where no loss
+  backend::Tensor positions;   // position of each token within its document
+  backend::Tensor doc_ids;     // document of each token within its row; may be absent
+};
+
+class Transformer {
+ public:
+  Transformer(const ModelSpec& spec, backend::Ops& ops, DType dtype);
+  ~Transformer();
+  Transformer(const Transformer&) = delete;
+  Transformer& operator=(const Transformer&) = delete;
+
+  [[nodiscard]] const ModelSpec& spec() const noexcept { return spec_; }
+  [[nodiscard]] DType dtype() const noexcept { return dtype_; }
+  [[nodiscard]] ParameterSet& params() noexcept { return params_; }
+  [[nodiscard]] const ParameterSet& params() const noexcept { return params_; }
+
+  // Hugging Face LLaMA initialization: weights ~ N(0, init_std), norm weights 1, biases 0. Each
+  // element is drawn from a counter-based stream keyed by (seed, parameter name, element index),
+  // so any shard of a tensor can draw its own slice of the same values.
+  void init_parameters(std::uint64_t seed);
+
+  // Forward only. Returns the sum of the token losses over targets != kIgnoreIndex. When
+  // `logits_out` is given ([B*T, padded_vocab], model dtype) the logits are copied into it.
+  double forward(const Batch& batch, const backend::Tensor* logits_out = nullptr);
+
+  // Forward and backward of one micro-batch: parameter gradients += dscale * d(sum of token
+  // losses)/d(parameter). Returns the sum of the token losses.
+  double forward_backward(const Batch& batch, double dscale);
+
+ private:
+  struct Activations;
+  void ensure_activations(std::int64_t batch, std::int64_t seq);
+  void embed(const Batch& batch);
+  void run_forward(const Batch& batch);       // up to the logits
+  [[nodiscard]] double sum_losses() const;
+  LayerContext context(const Batch& batch) const;
+
+  ModelSpec spec_;
+  backend::Ops* ops_;
+  DType dtype_;
+  ParameterSet params_;
+  std::vector<DecoderLayer> layers_;
+  Parameter* embed_tokens_ = nullptr;
+  Parameter* embed_positions_ = nullptr;  // learned positions only
+  Parameter* final_norm_w_ = nullptr;
+  Parameter* final_norm_b_ = nullptr;     // LayerNorm only
+  Parameter* lm_head_ = nullptr;          // == embed_tokens_ when tied
+  backend::Buffer inv_freq_;              // f32 [Dh/2]
+  std::unique_ptr<Activations> acts_;
+};
+
+// Number of targets that carry loss (!= kIgnoreIndex) in a host i32 tensor.
+[[nodiscard]] std::int64_t count_loss_targets(const backend::Tensor& targets);
+
+}  // namespace tailor::model

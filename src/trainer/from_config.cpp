@@ -1,0 +1,60 @@
+#include "trainer/from_config.h"
+
+namespace tailor::trainer {
+
+model::ModelSpec model_spec_from_config(const config::ModelConfig& m) {
+  model::ModelSpec s;
+  s.vocab_size = m.vocab_size;
+  s.hidden_size = m.hidden_size;
+  s.num_layers = m.num_layers;
+  s.num_heads = m.num_heads;
+  s.num_kv_heads = m.num_kv_heads;
+  s.head_dim = m.head_dim;
+  s.intermediate_size = m.intermediate_size;
+  s.max_position_embeddings = m.max_position_embeddings;
+  s.norm = m.norm == "layernorm" ? model::NormType::kLayerNorm : model::NormType::kRmsNorm;
+  s.norm_eps = m.norm_eps;
+  s.position = m.position == "learned" ? model::PositionType::kLearned : model::PositionType::kRope;
+  s.rope_theta = m.rope_theta;
+  s.mlp = m.mlp == "gelu" ? model::MlpType::kGelu : model::MlpType::kSwiGLU;
+  s.attention_bias = m.attention_bias;
+  s.mlp_bias = m.mlp_bias;
+  s.tie_embeddings = m.tie_embeddings;
+  s.init_std = m.init_std;
+  return s;
+}
+
+optim::OptimizerSpec optimizer_spec_from_config(const config::OptimizerConfig& o) {
+  optim::OptimizerSpec s;
+  s.name = o.name;
+  s.beta1 = o.beta1;
+  s.beta2 = o.beta2;
+  s.eps = o.eps;
+  s.weight_decay = o.weight_decay;
+  s.momentum = o.momentum;
+  return s;
+}
+
+optim::ScheduleSpec schedule_spec_from_config(const config::ExperimentConfig& c) {
+  optim::ScheduleSpec s;
+  s.type = c.schedule.type == "constant" ? optim::ScheduleType::kConstant
+           : c.schedule.type == "linear" ? optim::ScheduleType::kLinear
+                                         : optim::ScheduleType::kCosine;
+  s.lr = c.optimizer.lr;
+  s.warmup_steps = c.schedule.warmup_steps;
+  s.total_steps = c.train.steps;
+  s.min_lr_ratio = c.schedule.min_lr_ratio;
+  return s;
+}
+
+data::TextSplit text_split_from_config(const config::DataConfig& d) {
+  if (d.split == "paragraph") return data::TextSplit::kParagraph;
+  if (d.split == "line") return data::TextSplit::kLine;
+  return data::TextSplit::kNone;
+}
+
+DType compute_dtype_from_config(const config::RuntimeConfig& r) {
+  return r.dtype == "f64" ? DType::kF64 : DType::kF32;
+}
+
+}  // namespace tailor::trainer

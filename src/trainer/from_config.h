@@ -1,0 +1,19 @@
+// Translation of the validated experiment config into the specs of the lower modules, which never
+// see the config module themselves.
+#pragma once
+
+#include "config/config.h"
+#include "data/text_dataset.h"
+#include "model/model_spec.h"
+#include "optim/optimizer.h"
+#include "optim/schedule.h"
+
+namespace tailor::trainer {
+
+[[nodiscard]] model::ModelSpec model_spec_from_config(const config::ModelConfig& m);
+[[nodiscard]] optim::OptimizerSpec optimizer_spec_from_config(const config::OptimizerConfig& o);
+[[nodiscard]] optim::ScheduleSpec schedule_spec_from_config(const config::ExperimentConfig& c);
+[[nodiscard]] data::TextSplit text_split_from_config(const config::DataConfig& d);
+[[nodiscard]] DType compute_dtype_from_config(const config::RuntimeConfig& r);
+
+}  // namespace tailor::trainer

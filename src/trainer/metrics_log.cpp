@@ -1,0 +1,40 @@
+#include "trainer/metrics_log.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace tailor::trainer {
+
+MetricsLog::MetricsLog(const std::string& path) : path_(path) {
+  file_ = std::fopen(path.c_str(), "w");
+  if (file_ == nullptr) throw_runtime_error("{}: cannot write: {}", path, std::strerror(errno));
+}
+
+MetricsLog::~MetricsLog() {
+  if (file_ != nullptr) std::fclose(file_);
+}
+
+std::string MetricsLog::to_json(const StepRecord& r) {
+  nlohmann::ordered_json j;
+  j["step"] = r.step;
+  j["loss"] = r.loss;
+  j["lr"] = r.lr;
+  j["grad_norm"] = r.grad_norm;
+  j["tokens"] = r.tokens;
+  j["loss_tokens"] = r.loss_tokens;
+  j["tokens_per_s"] = r.tokens_per_s;
+  j["step_time_s"] = r.step_time_s;
+  return j.dump();
+}
+
+void MetricsLog::write(const StepRecord& record) {
+  const std::string line = to_json(record) + "\n";
+  if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0)
+    throw_runtime_error("{}: write failed: {}", path_, std::strerror(errno));
+}
+
+}  // namespace tailor::trainer

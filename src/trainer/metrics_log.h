@@ -1,0 +1,40 @@
+// metrics.jsonl: one JSON object per logged step, flushed line by line so a crash loses at most
+// the line being written. Floats are written with enough digits to round-trip, so two runs can
+// be compared bit for bit.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+namespace tailor::trainer {
+
+struct StepRecord {
+  std::int64_t step = 0;          // 1-based, counted after the optimizer update
+  double loss = 0.0;              // mean token loss over the global batch
+  double lr = 0.0;                // learning rate used by this step
+  double grad_norm = 0.0;         // global norm before clipping
+  std::int64_t tokens = 0;        // tokens processed by this step (all ranks)
+  std::int64_t loss_tokens = 0;   // tokens that carried loss
+  double tokens_per_s = 0.0;      // timing: excluded from bitwise comparisons
+  double step_time_s = 0.0;       // timing
+};
+
+class MetricsLog {
+ public:
+  // Truncates (creates) the file.
+  explicit MetricsLog(const std::string& path);
+  ~MetricsLog();
+  MetricsLog(const MetricsLog&) = delete;
+  MetricsLog& operator=(const MetricsLog&) = delete;
+
+  void write(const StepRecord& record);
+  // The JSON line for a record (without newline).
+  [[nodiscard]] static std::string to_json(const StepRecord& record);
+
+ private:
+  std::string path_;
+  std::FILE* file_ = nullptr;
+};
+
+}  // namespace tailor::trainer

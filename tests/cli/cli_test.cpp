@@ -1,0 +1,129 @@
+// The `tailor` executable's contract: exit codes (0 ok and --help, 2 bad input), one line per
+// problem on stderr, nothing written before the config and data validate.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "../trainer/test_dirs.h"
+
+namespace {
+
+using tailor::testing::read_file;
+using tailor::testing::TempDir;
+
+struct Result {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+Result run(const std::string& args, const TempDir& tmp) {
+  const std::string out = tmp / "stdout.txt", err = tmp / "stderr.txt";
+  const std::string cmd = std::string(TAILOR_BINARY_DIR "/tailor ") + args + " >" + out + " 2>" + err;
+  const int status = std::system(cmd.c_str());
+  Result r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = read_file(out);
+  r.err = read_file(err);
+  return r;
+}
+
+int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+void write(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  f << text;
+}
+
+const std::string kData = TAILOR_SOURCE_DIR "/datasets/devils-dictionary/devils_dictionary.txt";
+
+std::string tiny(const std::string& out_dir, const std::string& data = kData) {
+  return "output: {dir: " + out_dir + "}\n"
+         "model: {vocab_size: 257, hidden_size: 16, num_layers: 1, num_heads: 2,\n"
+         "        intermediate_size: 32, max_position_embeddings: 64}\n"
+         "data: {train: " + data + ", seq_len: 16}\n"
+         "train: {steps: 3, global_batch: 2}\n"
+         "optimizer: {lr: 1.0e-3}\n";
+}
+
+TEST(Cli, HelpAndVersionExitZero) {
+  TempDir tmp;
+  Result r = run("--help", tmp);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("train"), std::string::npos);
+  EXPECT_NE(r.out.find("validate"), std::string::npos);
+  EXPECT_EQ(run("train --help", tmp).code, 0);
+  r = run("--version", tmp);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("0.1.0"), std::string::npos);
+}
+
+TEST(Cli, UsageErrorsAreOneLineExitTwo) {
+  TempDir tmp;
+  for (const char* args : {"", "frobnicate", "train", "train --bogus x.yaml", "validate a.yaml --threads"}) {
+    const Result r = run(args, tmp);
+    EXPECT_EQ(r.code, 2) << "args: " << args;
+    EXPECT_EQ(lines(r.err), 1) << "args: " << args << "\n" << r.err;
+    EXPECT_EQ(r.err.rfind("tailor: ", 0), 0u) << r.err;
+  }
+}
+
+TEST(Cli, ValidateAcceptsTheQuickstart) {
+  TempDir tmp;
+  const Result r = run("validate " TAILOR_SOURCE_DIR "/configs/quickstart.yaml", tmp);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(TAILOR_SOURCE_DIR "/runs/quickstart/metrics.jsonl.validate"));
+}
+
+TEST(Cli, ConfigErrorsAllListedExitTwoNothingWritten) {
+  TempDir tmp;
+  const std::string cfg = tmp / "bad.yaml";
+  write(cfg, "output: {dir: " + tmp / "run" + "}\n"
+             "model: {vocab_size: 257, hidden_size: 16, num_layers: 1, num_heads: 2,\n"
+             "        intermediate_size: 32}\n"
+             "data: {train: " + kData + ", seq_len: 16}\n"
+             "train: {steps: 3, global_batch: 2}\n"
+             "optimizer: {lr: 1.0e-3, betaz: [0.9, 0.95]}\n");
+  for (const char* cmd : {"validate ", "train "}) {
+    const Result r = run(cmd + cfg + " train.steps=zero", tmp);
+    EXPECT_EQ(r.code, 2);
+    EXPECT_EQ(r.err, cfg + ":6:25: optimizer.betaz: unknown key (did you mean \"betas\"?)\n"
+                     "<override 1>: train.steps: expected an integer, got \"zero\"\n");
+    EXPECT_FALSE(std::filesystem::exists(tmp / "run"));
+  }
+}
+
+TEST(Cli, MissingConfigFileIsUserError) {
+  TempDir tmp;
+  const Result r = run("train " + tmp / "nope.yaml", tmp);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, tmp / "nope.yaml" + ": cannot read: No such file or directory\n");
+}
+
+TEST(Cli, BadDataIsOneLineExitTwoNothingWritten) {
+  TempDir tmp;
+  write(tmp / "bad.txt", "good\nbad \xc3\x28 pair\n");
+  write(tmp / "cfg.yaml", tiny(tmp / "run", tmp / "bad.txt"));
+  const Result r = run("train " + tmp / "cfg.yaml", tmp);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, tmp / "bad.txt" + ":2: invalid UTF-8 (byte 0xc3 at offset 9)\n");
+  EXPECT_FALSE(std::filesystem::exists(tmp / "run"));
+}
+
+TEST(Cli, TrainWritesTheRunDirectory) {
+  TempDir tmp;
+  write(tmp / "cfg.yaml", tiny(tmp / "run"));
+  const Result r = run("train " + tmp / "cfg.yaml" + " train.steps=2 runtime.threads=1", tmp);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("step 2/2 | loss "), std::string::npos) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(tmp / "run/config.resolved.yaml"));
+  EXPECT_EQ(lines(read_file(tmp / "run/metrics.jsonl")), 2);
+  EXPECT_NE(read_file(tmp / "run/config.resolved.yaml").find("threads: 1"), std::string::npos);
+}
+
+}  // namespace

@@ -1,0 +1,747 @@
+// Tests of src/config: a full config and its values, defaults (llama and gpt2), overrides, the
+// to_yaml round trip, and the exact problem lines for malformed configs (table-driven).
+//
+// Tests run from the repository root (the environment below makes sure), so data.train can name
+// the bundled dataset by a relative path, as a user's config would.
+#include "config/config.h"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace tailor::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kTrainFile = "datasets/devils-dictionary/devils_dictionary.txt";
+
+class RepoRootEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override { fs::current_path(TAILOR_SOURCE_DIR); }
+};
+[[maybe_unused]] ::testing::Environment* const kRepoRoot =
+    ::testing::AddGlobalTestEnvironment(new RepoRootEnvironment);
+
+// A fresh directory under the system temp dir, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path_ = fs::temp_directory_path() /
+            fmt::format("tailor_config_test_{}_{}", ::getpid(), counter.fetch_add(1));
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  [[nodiscard]] const fs::path& path() const { return path_; }
+
+  fs::path write(const std::string& name, const std::string& text) const {
+    const fs::path p = path_ / name;
+    std::ofstream out(p, std::ios::binary);
+    out << text;
+    return p;
+  }
+
+ private:
+  fs::path path_;
+};
+
+// The smallest valid config, one flow-style section per line (lines 1 to 5, in this order).
+const std::vector<std::pair<std::string, std::string>> kBaseLines = {
+    {"output", "output: {dir: runs/t}"},
+    {"model",
+     "model: {vocab_size: 300, hidden_size: 64, num_layers: 2, num_heads: 4, "
+     "intermediate_size: 128}"},
+    {"data", fmt::format("data: {{train: {}, seq_len: 32}}", kTrainFile)},
+    {"train", "train: {steps: 10, global_batch: 4}"},
+    {"optimizer", "optimizer: {lr: 0.001}"},
+};
+
+// The base config without the named sections (the others keep their order).
+std::string base_without(const std::vector<std::string>& drop = {}) {
+  std::string text;
+  for (const auto& [section, line] : kBaseLines) {
+    if (std::find(drop.begin(), drop.end(), section) == drop.end()) text += line + "\n";
+  }
+  return text;
+}
+
+const std::string kBase = base_without();
+
+// The problem lines of a config that must fail (a failure of the test if it loads).
+std::vector<std::string> problems_of(const std::string& yaml,
+                                     const std::vector<std::string>& overrides = {}) {
+  try {
+    (void)load_config_text(yaml, "cfg.yaml", overrides);
+  } catch (const ConfigError& e) {
+    return e.problems();
+  }
+  ADD_FAILURE() << "config loaded without error:\n" << yaml;
+  return {};
+}
+
+void expect_same(const ExperimentConfig& a, const ExperimentConfig& b) {
+  EXPECT_EQ(a.output.dir, b.output.dir);
+  EXPECT_EQ(a.model.family, b.model.family);
+  EXPECT_EQ(a.model.vocab_size, b.model.vocab_size);
+  EXPECT_EQ(a.model.hidden_size, b.model.hidden_size);
+  EXPECT_EQ(a.model.num_layers, b.model.num_layers);
+  EXPECT_EQ(a.model.num_heads, b.model.num_heads);
+  EXPECT_EQ(a.model.num_kv_heads, b.model.num_kv_heads);
+  EXPECT_EQ(a.model.head_dim, b.model.head_dim);
+  EXPECT_EQ(a.model.intermediate_size, b.model.intermediate_size);
+  EXPECT_EQ(a.model.max_position_embeddings, b.model.max_position_embeddings);
+  EXPECT_EQ(a.model.norm, b.model.norm);
+  EXPECT_EQ(a.model.norm_eps, b.model.norm_eps);
+  EXPECT_EQ(a.model.position, b.model.position);
+  EXPECT_EQ(a.model.rope_theta, b.model.rope_theta);
+  EXPECT_EQ(a.model.mlp, b.model.mlp);
+  EXPECT_EQ(a.model.attention_bias, b.model.attention_bias);
+  EXPECT_EQ(a.model.mlp_bias, b.model.mlp_bias);
+  EXPECT_EQ(a.model.tie_embeddings, b.model.tie_embeddings);
+  EXPECT_EQ(a.model.init_std, b.model.init_std);
+  EXPECT_EQ(a.data.train, b.data.train);
+  EXPECT_EQ(a.data.format, b.data.format);
+  EXPECT_EQ(a.data.tokenizer, b.data.tokenizer);
+  EXPECT_EQ(a.data.seq_len, b.data.seq_len);
+  EXPECT_EQ(a.data.split, b.data.split);
+  EXPECT_EQ(a.train.steps, b.train.steps);
+  EXPECT_EQ(a.train.seed, b.train.seed);
+  EXPECT_EQ(a.train.global_batch, b.train.global_batch);
+  EXPECT_EQ(a.train.micro_batch, b.train.micro_batch);
+  EXPECT_EQ(a.train.resume, b.train.resume);
+  EXPECT_EQ(a.train.log_every, b.train.log_every);
+  EXPECT_EQ(a.optimizer.name, b.optimizer.name);
+  EXPECT_EQ(a.optimizer.lr, b.optimizer.lr);
+  EXPECT_EQ(a.optimizer.beta1, b.optimizer.beta1);
+  EXPECT_EQ(a.optimizer.beta2, b.optimizer.beta2);
+  EXPECT_EQ(a.optimizer.eps, b.optimizer.eps);
+  EXPECT_EQ(a.optimizer.weight_decay, b.optimizer.weight_decay);
+  EXPECT_EQ(a.optimizer.momentum, b.optimizer.momentum);
+  EXPECT_EQ(a.optimizer.grad_clip, b.optimizer.grad_clip);
+  EXPECT_EQ(a.optimizer.zero, b.optimizer.zero);
+  EXPECT_EQ(a.schedule.type, b.schedule.type);
+  EXPECT_EQ(a.schedule.warmup_steps, b.schedule.warmup_steps);
+  EXPECT_EQ(a.schedule.min_lr_ratio, b.schedule.min_lr_ratio);
+  EXPECT_EQ(a.checkpoint.every_steps, b.checkpoint.every_steps);
+  EXPECT_EQ(a.checkpoint.keep_last, b.checkpoint.keep_last);
+  EXPECT_EQ(a.parallel.tensor, b.parallel.tensor);
+  EXPECT_EQ(a.parallel.data, b.parallel.data);
+  EXPECT_EQ(a.runtime.device, b.runtime.device);
+  EXPECT_EQ(a.runtime.threads, b.runtime.threads);
+  EXPECT_EQ(a.runtime.dtype, b.runtime.dtype);
+  EXPECT_EQ(a.runtime.log_level, b.runtime.log_level);
+  EXPECT_EQ(a.peft.method, b.peft.method);
+  EXPECT_EQ(a.source, b.source);
+}
+
+// Every key set, most to a value other than its default.
+const std::string kFullConfig = fmt::format(
+    R"(# a full config
+output:
+  dir: runs/full
+model:
+  family: llama
+  vocab_size: 512
+  hidden_size: 96
+  num_layers: 3
+  num_heads: 6
+  num_kv_heads: 2
+  head_dim: 16
+  intermediate_size: 256
+  max_position_embeddings: 128
+  norm: layernorm
+  norm_eps: 1.0e-6
+  position: rope
+  rope_theta: 500000
+  mlp: gelu
+  attention_bias: true
+  mlp_bias: false
+  tie_embeddings: true
+  init_std: 0.01
+data:
+  train: {}
+  format: text
+  tokenizer: byte
+  seq_len: 64
+  split: paragraph
+train:
+  steps: 200
+  seed: 18446744073709551615
+  global_batch: 8
+  micro_batch: 2
+  resume: never
+  log_every: 10
+optimizer:
+  name: sgd
+  lr: 3e-4
+  betas: [0.85, 0.95]
+  eps: 1e-6
+  weight_decay: 0.1
+  momentum: 0.9
+  grad_clip: 0
+  zero: 0
+schedule:
+  type: linear
+  warmup_steps: 20
+  min_lr_ratio: 0.1
+checkpoint:
+  every_steps: 0
+  keep_last: 5
+parallel:
+  tensor: 1
+  data: 1
+runtime:
+  device: cpu
+  threads: 2
+  dtype: f64
+  log_level: debug
+peft:
+  method: none
+)",
+    kTrainFile);
+
+TEST(ConfigLoad, FullConfigValues) {
+  const ExperimentConfig c = load_config_text(kFullConfig, "full.yaml");
+  EXPECT_EQ(c.source, "full.yaml");
+  EXPECT_EQ(c.output.dir, "runs/full");
+  EXPECT_EQ(c.model.family, "llama");
+  EXPECT_EQ(c.model.vocab_size, 512);
+  EXPECT_EQ(c.model.hidden_size, 96);
+  EXPECT_EQ(c.model.num_layers, 3);
+  EXPECT_EQ(c.model.num_heads, 6);
+  EXPECT_EQ(c.model.num_kv_heads, 2);
+  EXPECT_EQ(c.model.head_dim, 16);
+  EXPECT_EQ(c.model.intermediate_size, 256);
+  EXPECT_EQ(c.model.max_position_embeddings, 128);
+  EXPECT_EQ(c.model.norm, "layernorm");
+  EXPECT_EQ(c.model.norm_eps, 1.0e-6);
+  EXPECT_EQ(c.model.position, "rope");
+  EXPECT_EQ(c.model.rope_theta, 500000.0);
+  EXPECT_EQ(c.model.mlp, "gelu");
+  EXPECT_TRUE(c.model.attention_bias);
+  EXPECT_FALSE(c.model.mlp_bias);
+  EXPECT_TRUE(c.model.tie_embeddings);
+  EXPECT_EQ(c.model.init_std, 0.01);
+  EXPECT_EQ(c.data.train, kTrainFile);
+  EXPECT_EQ(c.data.format, "text");
+  EXPECT_EQ(c.data.tokenizer, "byte");
+  EXPECT_EQ(c.data.seq_len, 64);
+  EXPECT_EQ(c.data.split, "paragraph");
+  EXPECT_EQ(c.train.steps, 200);
+  EXPECT_EQ(c.train.seed, 18446744073709551615ULL);
+  EXPECT_EQ(c.train.global_batch, 8);
+  EXPECT_EQ(c.train.micro_batch, 2);
+  EXPECT_EQ(c.train.resume, "never");
+  EXPECT_EQ(c.train.log_every, 10);
+  EXPECT_EQ(c.optimizer.name, "sgd");
+  EXPECT_EQ(c.optimizer.lr, 3e-4);
+  EXPECT_EQ(c.optimizer.beta1, 0.85);
+  EXPECT_EQ(c.optimizer.beta2, 0.95);
+  EXPECT_EQ(c.optimizer.eps, 1e-6);
+  EXPECT_EQ(c.optimizer.weight_decay, 0.1);
+  EXPECT_EQ(c.optimizer.momentum, 0.9);
+  EXPECT_EQ(c.optimizer.grad_clip, 0.0);
+  EXPECT_EQ(c.optimizer.zero, 0);
+  EXPECT_EQ(c.schedule.type, "linear");
+  EXPECT_EQ(c.schedule.warmup_steps, 20);
+  EXPECT_EQ(c.schedule.min_lr_ratio, 0.1);
+  EXPECT_EQ(c.checkpoint.every_steps, 0);
+  EXPECT_EQ(c.checkpoint.keep_last, 5);
+  EXPECT_EQ(c.parallel.tensor, 1);
+  EXPECT_EQ(c.parallel.data, 1);
+  EXPECT_EQ(c.runtime.device, "cpu");
+  EXPECT_EQ(c.runtime.threads, 2);
+  EXPECT_EQ(c.runtime.dtype, "f64");
+  EXPECT_EQ(c.runtime.log_level, "debug");
+  EXPECT_EQ(c.peft.method, "none");
+}
+
+TEST(ConfigLoad, FromFile) {
+  const TempDir dir;
+  const fs::path path = dir.write("full.yaml", kFullConfig);
+  const ExperimentConfig c = load_config(path.string(), {"train.steps=70"});
+  EXPECT_EQ(c.source, path.string());
+  EXPECT_EQ(c.train.steps, 70);
+  expect_same(c, load_config_text(kFullConfig, path.string(), {"train.steps=70"}));
+}
+
+TEST(ConfigLoad, Defaults) {
+  const ExperimentConfig c = load_config_text(kBase, "cfg.yaml");
+  const ExperimentConfig defaults;
+  EXPECT_EQ(c.model.family, "llama");
+  EXPECT_EQ(c.model.num_kv_heads, 4);  // = num_heads
+  EXPECT_EQ(c.model.head_dim, 16);     // = 64 / 4
+  EXPECT_EQ(c.model.max_position_embeddings, 2048);
+  EXPECT_EQ(c.model.norm, "rmsnorm");
+  EXPECT_EQ(c.model.norm_eps, 1e-5);
+  EXPECT_EQ(c.model.position, "rope");
+  EXPECT_EQ(c.model.rope_theta, 10000.0);
+  EXPECT_EQ(c.model.mlp, "swiglu");
+  EXPECT_FALSE(c.model.attention_bias);
+  EXPECT_FALSE(c.model.mlp_bias);
+  EXPECT_FALSE(c.model.tie_embeddings);
+  EXPECT_EQ(c.model.init_std, 0.02);
+  EXPECT_EQ(c.data.format, "text");
+  EXPECT_EQ(c.data.tokenizer, "byte");
+  EXPECT_EQ(c.data.split, "none");
+  EXPECT_EQ(c.train.seed, 0u);
+  EXPECT_EQ(c.train.micro_batch, 4);  // = global_batch / parallel.data
+  EXPECT_EQ(c.train.resume, "auto");
+  EXPECT_EQ(c.train.log_every, 1);
+  EXPECT_EQ(c.optimizer.name, "adamw");
+  EXPECT_EQ(c.optimizer.beta1, 0.9);
+  EXPECT_EQ(c.optimizer.beta2, 0.999);
+  EXPECT_EQ(c.optimizer.eps, 1e-8);
+  EXPECT_EQ(c.optimizer.weight_decay, 0.0);
+  EXPECT_EQ(c.optimizer.momentum, 0.0);
+  EXPECT_EQ(c.optimizer.grad_clip, 1.0);
+  EXPECT_EQ(c.optimizer.zero, 0);
+  EXPECT_EQ(c.schedule.type, "cosine");
+  EXPECT_EQ(c.schedule.warmup_steps, 0);
+  EXPECT_EQ(c.schedule.min_lr_ratio, 0.0);
+  EXPECT_EQ(c.checkpoint.every_steps, 0);
+  EXPECT_EQ(c.checkpoint.keep_last, 3);
+  EXPECT_EQ(c.parallel.tensor, 1);
+  EXPECT_EQ(c.parallel.data, 1);
+  EXPECT_EQ(c.runtime.device, "auto");
+  EXPECT_EQ(c.runtime.threads, 0);
+  EXPECT_EQ(c.runtime.dtype, "f32");
+  EXPECT_EQ(c.runtime.log_level, "info");
+  EXPECT_EQ(c.peft.method, "none");
+  EXPECT_EQ(defaults.model.family, c.model.family);
+}
+
+TEST(ConfigLoad, QuickstartConfigValidates) {
+  const ExperimentConfig c = load_config("configs/quickstart.yaml");
+  EXPECT_EQ(c.data.train, kTrainFile);
+  expect_same(c, load_config_text(to_yaml(c), "configs/quickstart.yaml"));
+}
+
+TEST(ConfigLoad, EmptySectionsReadAsDefaults) {
+  const ExperimentConfig c =
+      load_config_text(kBase + "schedule:\nruntime: {}\npeft:\n", "cfg.yaml");
+  EXPECT_EQ(c.schedule.type, "cosine");
+  EXPECT_EQ(c.runtime.device, "auto");
+  EXPECT_EQ(c.peft.method, "none");
+}
+
+TEST(ConfigLoad, Gpt2FamilyDefaults) {
+  const ExperimentConfig c = load_config_text(kBase, "cfg.yaml", {"model.family=gpt2"});
+  EXPECT_EQ(c.model.family, "gpt2");
+  EXPECT_EQ(c.model.norm, "layernorm");
+  EXPECT_EQ(c.model.position, "learned");
+  EXPECT_EQ(c.model.mlp, "gelu");
+  EXPECT_TRUE(c.model.attention_bias);
+  EXPECT_TRUE(c.model.mlp_bias);
+  EXPECT_TRUE(c.model.tie_embeddings);
+  EXPECT_EQ(c.model.norm_eps, 1e-5);  // not family-dependent
+}
+
+TEST(ConfigLoad, Gpt2FamilyDefaultsYieldToUserValues) {
+  const ExperimentConfig c = load_config_text(
+      base_without({"model"}) +
+          "model:\n  family: gpt2\n  vocab_size: 300\n  hidden_size: 64\n  num_layers: 2\n"
+          "  num_heads: 4\n  intermediate_size: 128\n  norm: rmsnorm\n  mlp_bias: false\n"
+          "  position: rope\n",
+      "cfg.yaml");
+  EXPECT_EQ(c.model.norm, "rmsnorm");
+  EXPECT_FALSE(c.model.mlp_bias);
+  EXPECT_EQ(c.model.position, "rope");
+  EXPECT_EQ(c.model.mlp, "gelu");
+  EXPECT_TRUE(c.model.attention_bias);
+  EXPECT_TRUE(c.model.tie_embeddings);
+}
+
+TEST(ConfigLoad, Gpt2LearnedPositionsAllowOddHeadDim) {
+  // head_dim 15 is fine without rope.
+  const ExperimentConfig c =
+      load_config_text(kBase, "cfg.yaml", {"model.family=gpt2", "model.hidden_size=60"});
+  EXPECT_EQ(c.model.head_dim, 15);
+}
+
+TEST(ConfigLoad, IntegersAndFloatsForms) {
+  const ExperimentConfig c =
+      load_config_text(kBase, "cfg.yaml",
+                       {"optimizer.lr=1", "optimizer.eps=1.0e-5", "optimizer.weight_decay=+.5",
+                        "model.rope_theta=1E4", "train.steps=+12", "optimizer.grad_clip=2."});
+  EXPECT_EQ(c.optimizer.lr, 1.0);
+  EXPECT_EQ(c.optimizer.eps, 1.0e-5);
+  EXPECT_EQ(c.optimizer.weight_decay, 0.5);
+  EXPECT_EQ(c.model.rope_theta, 1e4);
+  EXPECT_EQ(c.train.steps, 12);
+  EXPECT_EQ(c.optimizer.grad_clip, 2.0);
+}
+
+TEST(ConfigLoad, AnchorsAndAliases) {
+  const ExperimentConfig c = load_config_text(
+      base_without({"train"}) + "train: {steps: &n 16, global_batch: *n}\n", "cfg.yaml");
+  EXPECT_EQ(c.train.steps, 16);
+  EXPECT_EQ(c.train.global_batch, 16);
+}
+
+TEST(ConfigOverrides, ValuesListsAndOrder) {
+  const ExperimentConfig c = load_config_text(
+      kBase, "cfg.yaml",
+      {"train.steps=10", "optimizer.betas=[0.9,0.95]", "output.dir=runs/x", "train.steps=25",
+       "schedule.type=linear", "model.attention_bias=true", "train.seed=42", "data.split=line"});
+  EXPECT_EQ(c.train.steps, 25);  // the later override wins
+  EXPECT_EQ(c.optimizer.beta1, 0.9);
+  EXPECT_EQ(c.optimizer.beta2, 0.95);
+  EXPECT_EQ(c.output.dir, "runs/x");
+  EXPECT_EQ(c.schedule.type, "linear");  // a section the file does not have
+  EXPECT_TRUE(c.model.attention_bias);
+  EXPECT_EQ(c.train.seed, 42u);
+  EXPECT_EQ(c.data.split, "line");
+}
+
+TEST(ConfigOverrides, WholeSection) {
+  const ExperimentConfig c =
+      load_config_text(kBase, "cfg.yaml", {"optimizer={name: sgd, lr: 0.5, momentum: 0.9}"});
+  EXPECT_EQ(c.optimizer.name, "sgd");
+  EXPECT_EQ(c.optimizer.lr, 0.5);
+  EXPECT_EQ(c.optimizer.momentum, 0.9);
+}
+
+TEST(ConfigOverrides, SpacesAroundKeyAndValue) {
+  const ExperimentConfig c = load_config_text(kBase, "cfg.yaml", {" train.steps = 33 "});
+  EXPECT_EQ(c.train.steps, 33);
+}
+
+TEST(ConfigOverrides, SyntaxErrorInValue) {
+  const auto problems = problems_of(kBase, {"optimizer.betas=[0.9,"});
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].rfind("<override 1>: optimizer.betas: YAML syntax error: ", 0), 0u)
+      << problems[0];
+}
+
+TEST(ConfigRoundTrip, FullConfig) {
+  const ExperimentConfig a = load_config_text(kFullConfig, "cfg.yaml");
+  const std::string yaml = to_yaml(a);
+  EXPECT_NE(yaml.find("  betas: [0.85, 0.95]\n"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("  lr: 0.0003\n"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("  momentum: 0.9\n"), std::string::npos) << yaml;
+  expect_same(a, load_config_text(yaml, "cfg.yaml"));
+  EXPECT_EQ(to_yaml(load_config_text(yaml, "cfg.yaml")), yaml);  // a fixed point
+}
+
+TEST(ConfigRoundTrip, DefaultsAndDerivedValues) {
+  for (const auto& overrides : std::vector<std::vector<std::string>>{
+           {},
+           {"model.family=gpt2"},
+           {"optimizer.lr=0.30000000000000004", "optimizer.eps=1e-300"},
+           {"model.num_kv_heads=2", "train.micro_batch=1", "optimizer.weight_decay=0.1"}}) {
+    const ExperimentConfig a = load_config_text(kBase, "cfg.yaml", overrides);
+    const std::string yaml = to_yaml(a);
+    SCOPED_TRACE(yaml);
+    expect_same(a, load_config_text(yaml, "cfg.yaml"));
+  }
+}
+
+TEST(ConfigRoundTrip, ResolvedYamlListsEveryKey) {
+  const std::string yaml = to_yaml(load_config_text(kBase, "cfg.yaml"));
+  for (const char* line :
+       {"output:\n  dir: runs/t\n", "  num_kv_heads: 4\n", "  head_dim: 16\n", "  micro_batch: 4\n",
+        "  norm_eps: 1e-05\n", "  rope_theta: 10000.0\n", "  grad_clip: 1.0\n",
+        "  betas: [0.9, 0.999]\n", "  zero: 0\n", "peft:\n  method: none\n"}) {
+    EXPECT_NE(yaml.find(line), std::string::npos) << line << "\nin\n" << yaml;
+  }
+}
+
+TEST(ConfigRoundTrip, StringsThatNeedQuotes) {
+  const TempDir dir;
+  const fs::path weird = dir.write("a b: c's \"x\" #1.txt", "text\n");
+  for (const std::string out_dir :
+       {"runs/with space", "123", "true", "null", "-x", "a: b", "x #y", "tab\there", "new\nline",
+        "quote\"back\\slash", "[x]", "~", "1e3", ".inf", "yes", "ünïcödé"}) {
+    SCOPED_TRACE(out_dir);
+    ExperimentConfig a = load_config_text(kBase, "cfg.yaml");
+    a.output.dir = out_dir;
+    a.data.train = weird.string();
+    const std::string yaml = to_yaml(a);
+    expect_same(a, load_config_text(yaml, "cfg.yaml"));
+  }
+}
+
+TEST(ConfigErrorType, IsAUserErrorWithEveryLine) {
+  try {
+    (void)load_config_text(base_without({"train"}), "cfg.yaml", {"optimizer.lr=0"});
+    FAIL() << "expected a ConfigError";
+  } catch (const UserError& e) {
+    EXPECT_EQ(e.exit_code(), ExitCode::kUserError);
+    EXPECT_EQ(e.where(), "");
+    const std::string expected =
+        "<override 1>: optimizer.lr: must be > 0 (got 0)\n"
+        "cfg.yaml: train.steps: required key is missing\n"
+        "cfg.yaml: train.global_batch: required key is missing";
+    EXPECT_EQ(e.reason(), expected);
+    EXPECT_EQ(std::string(e.what()), expected);
+  }
+}
+
+TEST(ConfigFile, UnreadablePaths) {
+  const TempDir dir;
+  const std::string missing = (dir.path() / "missing.yaml").string();
+  try {
+    (void)load_config(missing);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.problems(),
+              std::vector<std::string>{missing + ": cannot read: No such file or directory"});
+  }
+  try {
+    (void)load_config(dir.path().string());
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.problems(),
+              std::vector<std::string>{dir.path().string() + ": cannot read: Is a directory"});
+  }
+}
+
+TEST(ConfigFile, ErrorsNameTheFile) {
+  const TempDir dir;
+  const fs::path path =
+      dir.write("bad.yaml", base_without({"train"}) + "train:\n  steps: ten\n  global_batch: 4\n");
+  try {
+    (void)load_config(path.string());
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.problems(),
+              std::vector<std::string>{path.string() + ":6:10: train.steps: expected an integer, "
+                                                       "got \"ten\""});
+  }
+}
+
+TEST(ConfigFile, SyntaxErrorPosition) {
+  const auto problems = problems_of("output:\n  dir: x\n bad: 1\n");
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].rfind("cfg.yaml:3:2: YAML syntax error: ", 0), 0u) << problems[0];
+}
+
+struct BadCase {
+  const char* name;
+  std::string yaml;
+  std::vector<std::string> overrides;
+  std::vector<std::string> expected;
+};
+
+std::ostream& operator<<(std::ostream& os, const BadCase& c) { return os << c.name; }
+
+class MalformedConfig : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(MalformedConfig, ReportsExactly) {
+  const BadCase& c = GetParam();
+  EXPECT_EQ(problems_of(c.yaml, c.overrides), c.expected) << "config:\n" << c.yaml;
+}
+
+// clang-format off
+const BadCase kBadCases[] = {
+    // ---- unknown keys and sections ----
+    {"unknown_key_suggests", base_without({"optimizer"}) + "optimizer:\n  lr: 0.001\n  lrr: 0.002\n", {},
+     {"cfg.yaml:7:3: optimizer.lrr: unknown key (did you mean \"lr\"?)"}},
+    {"unknown_key_replaces_required", base_without({"optimizer"}) + "optimizer:\n  lrr: 0.001\n", {},
+     {"cfg.yaml:6:3: optimizer.lrr: unknown key (did you mean \"lr\"?)",
+      "cfg.yaml: optimizer.lr: required key is missing"}},
+    {"unknown_key_no_suggestion", kBase + "runtime:\n  colour: blue\n", {},
+     {"cfg.yaml:7:3: runtime.colour: unknown key"}},
+    {"unknown_key_longer_typo", kBase + "modl: 1\ncheckpoint:\n  keep_lst: 2\n  everysteps: 0\n", {},
+     {"cfg.yaml:6:1: modl: unknown section (did you mean \"model\"?)",
+      "cfg.yaml:8:3: checkpoint.keep_lst: unknown key (did you mean \"keep_last\"?)",
+      "cfg.yaml:9:3: checkpoint.everysteps: unknown key (did you mean \"every_steps\"?)"}},
+    {"unknown_section_suggests", kBase + "optimiser:\n  lr: 1\n", {},
+     {"cfg.yaml:6:1: optimiser: unknown section (did you mean \"optimizer\"?)"}},
+    {"unknown_section_no_suggestion", kBase + "wandb: {project: x}\n", {},
+     {"cfg.yaml:6:1: wandb: unknown section"}},
+    {"unknown_key_in_override", kBase, {"optimizer.lrr=1"},
+     {"<override 1>: optimizer.lrr: unknown key (did you mean \"lr\"?)"}},
+    {"unknown_section_in_override", kBase, {"train.steps=3", "trian.steps=3"},
+     {"<override 2>: trian: unknown section (did you mean \"train\"?)"}},
+    // ---- duplicates ----
+    {"duplicate_key", base_without({"train"}) + "train:\n  steps: 10\n  global_batch: 4\n  steps: 20\n", {},
+     {"cfg.yaml:8:3: train.steps: duplicate key (first defined at line 6)"}},
+    {"duplicate_section", kBase + "output: {dir: runs/u}\n", {},
+     {"cfg.yaml:6:1: output: duplicate key (first defined at line 1)"}},
+    // ---- wrong types ----
+    {"int_got_word", base_without({"train"}) + "train:\n  steps: ten\n  global_batch: 4\n", {},
+     {"cfg.yaml:6:10: train.steps: expected an integer, got \"ten\""}},
+    {"int_got_float", kBase, {"train.steps=2.5"},
+     {"<override 1>: train.steps: expected an integer, got \"2.5\""}},
+    {"int_got_exponent", kBase, {"train.global_batch=1e3"},
+     {"<override 1>: train.global_batch: expected an integer, got \"1e3\""}},
+    {"int_got_quoted", base_without({"train"}) + "train:\n  steps: \"10\"\n  global_batch: 4\n", {},
+     {"cfg.yaml:6:10: train.steps: expected an integer, got the quoted string \"10\""}},
+    {"int_got_no_value", base_without({"train"}) + "train:\n  steps:\n  global_batch: 4\n", {},
+     {"cfg.yaml:6:3: train.steps: expected an integer, got no value"}},
+    {"int_got_mapping", kBase, {"train.steps={a: 1}"},
+     {"<override 1>: train.steps: expected an integer, got a mapping"}},
+    {"int_got_sequence", kBase + "runtime:\n  threads: [1, 2]\n", {},
+     {"cfg.yaml:7:12: runtime.threads: expected an integer, got a sequence"}},
+    {"float_got_word", kBase, {"optimizer.lr=fast"},
+     {"<override 1>: optimizer.lr: expected a number, got \"fast\""}},
+    {"float_got_inf", kBase, {"optimizer.grad_clip=.inf"},
+     {"<override 1>: optimizer.grad_clip: expected a number, got \".inf\""}},
+    {"bool_got_yes", kBase, {"model.tie_embeddings=yes"},
+     {"<override 1>: model.tie_embeddings: expected true or false, got \"yes\""}},
+    {"bool_got_number", kBase + "model_x: 0\n", {"model.mlp_bias=1"},
+     {"cfg.yaml:6:1: model_x: unknown section (did you mean \"model\"?)",
+      "<override 1>: model.mlp_bias: expected true or false, got \"1\""}},
+    {"string_got_mapping", base_without({"output"}) + "output:\n  dir: {path: x}\n", {},
+     {"cfg.yaml:6:8: output.dir: expected a string, got a mapping"}},
+    {"string_got_sequence", kBase, {"data.train=[a, b]"},
+     {"<override 1>: data.train: expected a string, got a sequence"}},
+    {"string_empty", kBase, {"output.dir=\"\""},
+     {"<override 1>: output.dir: must not be empty"}},
+    {"section_not_a_mapping", kBase + "peft: lora\n", {},
+     {"cfg.yaml:6:7: peft: expected a mapping of keys, got \"lora\""}},
+    {"required_section_not_a_mapping", base_without({"train"}) + "train: [1, 2]\n", {},
+     {"cfg.yaml:5:8: train: expected a mapping of keys, got a sequence"}},
+    {"betas_scalar", kBase, {"optimizer.betas=0.9"},
+     {"<override 1>: optimizer.betas: expected a sequence [beta1, beta2], got \"0.9\""}},
+    {"betas_length", kBase, {"optimizer.betas=[0.9]"},
+     {"<override 1>: optimizer.betas: expected exactly 2 numbers [beta1, beta2], got 1"}},
+    {"betas_item_type", kBase, {"optimizer.betas=[0.9, high]"},
+     {"<override 1>: optimizer.betas[1]: expected a number, got \"high\""}},
+    // ---- ranges ----
+    {"int_below_min", kBase, {"train.steps=0"},
+     {"<override 1>: train.steps: must be >= 1 (got 0)"}},
+    {"float_not_positive", kBase, {"train.steps=10", "optimizer.lr=-1"},
+     {"<override 2>: optimizer.lr: must be > 0 (got -1)"}},
+    {"float_closed_unit", kBase, {"schedule.min_lr_ratio=1.5"},
+     {"<override 1>: schedule.min_lr_ratio: must be in [0, 1] (got 1.5)"}},
+    {"betas_out_of_range", base_without({"optimizer"}) + "optimizer:\n  lr: 0.001\n  betas: [0.9, 1.0]\n", {},
+     {"cfg.yaml:7:16: optimizer.betas[1]: must be in [0, 1) (got 1.0)"}},
+    {"seed_negative", kBase, {"train.seed=-1"},
+     {"<override 1>: train.seed: must be >= 0 (got -1)"}},
+    {"seed_too_large", kBase, {"train.seed=18446744073709551616"},
+     {"<override 1>: train.seed: must be <= 18446744073709551615 (got 18446744073709551616)"}},
+    {"int_overflow", kBase, {"train.steps=99999999999999999999"},
+     {"<override 1>: train.steps: is outside the 64-bit integer range (got 99999999999999999999)"}},
+    {"zero_not_0_or_1", kBase, {"optimizer.zero=2"},
+     {"<override 1>: optimizer.zero: must be 0 or 1 (got 2)"}},
+    {"seq_len_below_2", kBase, {"data.seq_len=1"},
+     {"<override 1>: data.seq_len: must be >= 2 (got 1)"}},
+    {"momentum_range", kBase, {"optimizer.name=sgd", "optimizer.momentum=1"},
+     {"<override 2>: optimizer.momentum: must be in [0, 1) (got 1)"}},
+    // ---- enums ----
+    {"enum_device", kBase + "runtime:\n  device: gpu\n", {},
+     {"cfg.yaml:7:11: runtime.device: must be one of auto, cpu, cuda (got \"gpu\")"}},
+    {"enum_single_choice", kBase, {"data.format=jsonl"},
+     {"<override 1>: data.format: must be one of text (got \"jsonl\")"}},
+    {"enum_family", kBase, {"model.family=mistral"},
+     {"<override 1>: model.family: must be one of llama, gpt2 (got \"mistral\")"}},
+    {"enum_got_mapping", kBase, {"peft.method={a: 1}"},
+     {"<override 1>: peft.method: must be one of none, lora, prompt_tuning, adapter (got a mapping)"}},
+    {"enum_split", kBase, {"data.split=sentence"},
+     {"<override 1>: data.split: must be one of none, paragraph, line (got \"sentence\")"}},
+    // ---- missing required keys ----
+    {"missing_several", "output: {dir: runs/t}\noptimizer: {lr: 0.001}\n", {},
+     {"cfg.yaml: model.vocab_size: required key is missing",
+      "cfg.yaml: model.hidden_size: required key is missing",
+      "cfg.yaml: model.num_layers: required key is missing",
+      "cfg.yaml: model.num_heads: required key is missing",
+      "cfg.yaml: model.intermediate_size: required key is missing",
+      "cfg.yaml: data.train: required key is missing",
+      "cfg.yaml: data.seq_len: required key is missing",
+      "cfg.yaml: train.steps: required key is missing",
+      "cfg.yaml: train.global_batch: required key is missing"}},
+    {"missing_output_dir", base_without({"output"}), {},
+     {"cfg.yaml: output.dir: required key is missing"}},
+    // ---- cross-field rules ----
+    {"kv_heads_divide", kBase, {"model.hidden_size=768", "model.num_heads=12", "model.num_kv_heads=5"},
+     {"<override 3>: model.num_kv_heads: must divide model.num_heads (12 % 5 != 0)"}},
+    {"hidden_divisible_by_heads", kBase, {"model.num_heads=5"},
+     {"cfg.yaml:2:39: model.hidden_size: must be divisible by model.num_heads when model.head_dim is not set (64 % 5 != 0)"}},
+    {"head_dim_even_for_rope", kBase, {"model.head_dim=15"},
+     {"<override 1>: model.head_dim: must be even when model.position is rope (got 15)"}},
+    {"derived_head_dim_even_for_rope", kBase, {"model.hidden_size=60"},
+     {"cfg.yaml: model.head_dim: must be even when model.position is rope (got 15 = model.hidden_size / model.num_heads)"}},
+    {"seq_len_within_positions", kBase, {"model.max_position_embeddings=16", "data.seq_len=32"},
+     {"<override 2>: data.seq_len: must be <= model.max_position_embeddings (32 > 16)"}},
+    {"byte_tokenizer_vocab", kBase, {"model.vocab_size=100"},
+     {"<override 1>: model.vocab_size: the byte tokenizer needs at least 257 ids (256 bytes + EOS), got 100"}},
+    {"train_file_not_found", base_without({"data"}) + "data:\n  train: missing.txt\n  seq_len: 32\n", {},
+     {"cfg.yaml:6:10: data.train: file not found: missing.txt"}},
+    {"train_file_not_found_override", kBase, {"data.train=no/such/file.txt"},
+     {"<override 1>: data.train: file not found: no/such/file.txt"}},
+    {"train_file_is_a_directory", kBase, {"data.train=datasets"},
+     {"<override 1>: data.train: not a regular file: datasets"}},
+    {"global_batch_multiple", kBase, {"train.micro_batch=3"},
+     {"cfg.yaml:4:34: train.global_batch: must be a multiple of parallel.data * train.micro_batch (4 % (1 * 3) != 0)"}},
+    {"micro_batch_larger_than_global", kBase, {"train.global_batch=4", "train.micro_batch=8"},
+     {"<override 1>: train.global_batch: must be a multiple of parallel.data * train.micro_batch (4 % (1 * 8) != 0)"}},
+    {"warmup_below_steps", kBase, {"schedule.warmup_steps=10"},
+     {"<override 1>: schedule.warmup_steps: must be < train.steps (10 >= 10)"}},
+    {"momentum_with_adamw", kBase, {"optimizer.momentum=0.9"},
+     {"<override 1>: optimizer.momentum: only used by sgd"}},
+    {"zero_needs_data_parallel", kBase, {"optimizer.zero=1"},
+     {"<override 1>: optimizer.zero: ZeRO-1 shards over the data-parallel group; needs parallel.data > 1"}},
+    // ---- features this build rejects ----
+    {"checkpoints_not_yet", kBase + "checkpoint:\n  every_steps: 100\n", {},
+     {"cfg.yaml:7:16: checkpoint.every_steps: checkpoints are not implemented yet in this build; use 0"}},
+    {"resume_path_not_yet", kBase, {"train.resume=runs/old/checkpoints/latest"},
+     {"<override 1>: train.resume: resuming from a checkpoint is not implemented yet in this build; use auto or never"}},
+    {"tensor_parallel_not_yet", kBase, {"parallel.tensor=2"},
+     {"<override 1>: parallel.tensor: tensor parallelism is not available in this build yet (must be 1)"}},
+    {"data_parallel_not_yet", kBase, {"parallel.data=2"},
+     {"<override 1>: parallel.data: data parallelism is not available in this build yet (must be 1)"}},
+    {"cuda_not_built", kBase, {"runtime.device=cuda"},
+     {"<override 1>: runtime.device: this build has no CUDA backend"}},
+    {"peft_not_yet", kBase, {"peft.method=lora"},
+     {"<override 1>: peft.method: lora is not implemented yet in this build"}},
+    // ---- overrides ----
+    {"override_without_equals", kBase, {"train.steps"},
+     {"<override 1>: expected key.path=value, got \"train.steps\""}},
+    {"override_empty_key_path", kBase, {"train.steps=3", "=5"},
+     {"<override 2>: empty key path in \"=5\""}},
+    {"override_empty_key", kBase, {"train..steps=1"},
+     {"<override 1>: empty key in key path \"train..steps\""}},
+    {"override_duplicate_key", kBase, {"optimizer={lr: 1, lr: 2}"},
+     {"<override 1>: optimizer.lr: duplicate key"}},
+    {"override_path_through_scalar", kBase, {"train.steps.x=1"},
+     {"<override 1>: train.steps: expected an integer, got a mapping"}},
+    {"override_no_value", kBase, {"train.steps="},
+     {"<override 1>: train.steps: expected an integer, got no value"}},
+    // ---- the document itself ----
+    {"empty_file", "", {},
+     {"cfg.yaml: the config is empty (expected a mapping of sections: output, model, data, train, optimizer, ...)"}},
+    {"comments_only", "# nothing here\n\n", {},
+     {"cfg.yaml: the config is empty (expected a mapping of sections: output, model, data, train, optimizer, ...)"}},
+    {"root_is_a_list", "- output\n- model\n", {},
+     {"cfg.yaml:1:1: the config must be a mapping of sections, got a sequence"}},
+    {"root_is_a_scalar", "hello\n", {},
+     {"cfg.yaml:1:1: the config must be a mapping of sections, got \"hello\""}},
+    {"two_documents", kBase + "---\nmore: 1\n", {},
+     {"cfg.yaml:7:1: a config is one YAML document; found a second one"}},
+    // ---- many at once, ordered by place; no cascades from values already reported ----
+    {"many_problems_ordered",
+     base_without({"train"}) + "train:\n  steps: ten\n  global_batch: 0\n  micro_batch: 2\nschedul: {}\n",
+     {"model.num_heads=zero", "optimizer.lr=-1"},
+     {"cfg.yaml:6:10: train.steps: expected an integer, got \"ten\"",
+      "cfg.yaml:7:17: train.global_batch: must be >= 1 (got 0)",
+      "cfg.yaml:9:1: schedul: unknown section (did you mean \"schedule\"?)",
+      "<override 1>: model.num_heads: expected an integer, got \"zero\"",
+      "<override 2>: optimizer.lr: must be > 0 (got -1)"}},
+};
+// clang-format on
+
+INSTANTIATE_TEST_SUITE_P(Config, MalformedConfig, ::testing::ValuesIn(kBadCases),
+                         [](const ::testing::TestParamInfo<BadCase>& case_info) {
+                           return std::string(case_info.param.name);
+                         });
+
+}  // namespace
+}  // namespace tailor::config

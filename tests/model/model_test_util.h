@@ -1,0 +1,72 @@
+// Helpers shared by the model tests: tiny specs and hand-made batches.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "backend/tensor.h"
+#include "model/transformer.h"
+
+namespace tailor::model::testing {
+
+inline ModelSpec tiny_llama() {
+  ModelSpec s;
+  s.vocab_size = 11;
+  s.vocab_multiple = 8;  // padded to 16: exercises the masked padding columns
+  s.hidden_size = 8;
+  s.num_layers = 2;
+  s.num_heads = 4;
+  s.num_kv_heads = 2;
+  s.head_dim = 4;
+  s.intermediate_size = 12;
+  s.max_position_embeddings = 16;
+  s.init_std = 0.3;  // large enough that every path carries signal
+  return s;
+}
+
+inline ModelSpec tiny_gpt2() {
+  ModelSpec s = tiny_llama();
+  s.norm = NormType::kLayerNorm;
+  s.position = PositionType::kLearned;
+  s.mlp = MlpType::kGelu;
+  s.attention_bias = true;
+  s.mlp_bias = true;
+  s.tie_embeddings = true;
+  s.num_kv_heads = 4;
+  return s;
+}
+
+// Owns the i32 buffers of a batch.
+struct HostBatch {
+  backend::Buffer ids, targets, positions, doc_ids;
+  Batch batch;
+
+  HostBatch(std::int64_t b, std::int64_t t, const std::vector<std::int32_t>& ids_v,
+            const std::vector<std::int32_t>& targets_v, const std::vector<std::int32_t>& pos_v,
+            const std::vector<std::int32_t>& docs_v) {
+    const Shape s{b * t};
+    ids = backend::Buffer(DType::kI32, s);
+    targets = backend::Buffer(DType::kI32, s);
+    positions = backend::Buffer(DType::kI32, s);
+    doc_ids = backend::Buffer(DType::kI32, s);
+    for (std::int64_t i = 0; i < b * t; ++i) {
+      const auto k = static_cast<std::size_t>(i);
+      ids.ptr<std::int32_t>()[i] = ids_v[k];
+      targets.ptr<std::int32_t>()[i] = targets_v[k];
+      positions.ptr<std::int32_t>()[i] = pos_v[k];
+      doc_ids.ptr<std::int32_t>()[i] = docs_v[k];
+    }
+    batch = {b, t, ids.tensor(), targets.tensor(), positions.tensor(),
+             docs_v.empty() ? backend::Tensor{} : doc_ids.tensor()};
+  }
+};
+
+// Two rows of 6 tokens; row 1 packs two documents; some targets ignored.
+inline HostBatch sample_batch() {
+  return HostBatch(2, 6, {1, 5, 3, 9, 2, 7, 4, 4, 10, 0, 6, 8},
+                   {5, 3, 9, 2, 7, -100, 4, 10, -100, 6, 8, 3},
+                   {0, 1, 2, 3, 4, 5, 0, 1, 2, 0, 1, 2},
+                   {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1});
+}
+
+}  // namespace tailor::model::testing

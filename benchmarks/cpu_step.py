@@ -30,10 +30,33 @@ default shape at 2 threads the driver refuses (exit 1) a reference whose
 median step is slower than 1.5 x 4.72 s, the PLATFORMS.md figure, unless
 --allow-slow-reference is given.
 
-Both children get the same shape flags and OMP_NUM_THREADS /
-OPENBLAS_NUM_THREADS set to --threads.  Each must print one JSON line on
-stdout with the keys system, blas, threads, params, step_times_s and
-tokens_per_step; their stderr (progress) is passed through.
+Which OpenBLAS build the reference gets matters too.  Debian installs
+OpenBLAS in two flavours, openblas-pthread and openblas-openmp, and
+update-alternatives picks pthread (priority 100 against 95) whenever both are
+present, which libopenblas-dev makes likely.  Under torch's own OpenMP thread
+pool the pthread flavour is markedly slower on 2 cores (about 7-8 s/step
+against 4.7 s measured here), and the PLATFORMS.md figure is for the openmp
+flavour.  So by default (--reference-blas openmp) the reference child runs
+with /usr/lib/x86_64-linux-gnu/openblas-openmp first on LD_LIBRARY_PATH, which
+makes its libblas.so.3 resolve to OpenBLAS-openmp without touching the
+system's alternatives; --reference-blas system leaves the choice to the
+system.  The Tailor child's library path is not changed: its BLAS is its own
+business and it reports it in its "blas" field.
+
+Both children get the same shape flags, OMP_NUM_THREADS /
+OPENBLAS_NUM_THREADS set to --threads and, by default, OMP_WAIT_POLICY=PASSIVE
+(--omp-wait-policy).  With GNU OpenMP's default spin-waiting, torch's step
+collapses whenever another process holds a core: at a small shape the
+reference went from 0.012 s to 0.74 s per step while two compilers ran
+(0.42 s with the pthread-flavoured OpenBLAS); with PASSIVE it stayed at
+0.012 s, and on a quiet machine the default shape was no slower (4.3-4.5 s
+against 4.6-4.9 s).  Without it, a run on a busy shared machine measures the
+scheduler, not the code, and flatters whichever system spins less.
+
+Both children are given the same environment apart from the reference's
+LD_LIBRARY_PATH.  Each must print one JSON line on stdout with the keys
+system, blas, threads, params, step_times_s and tokens_per_step; their stderr
+(progress) is passed through.
 
 Output: a table on stdout and a JSON record (--json, default
 benchmarks/results/cpu_step.json) with machine info, date, git commit, the
@@ -77,6 +100,8 @@ SLOW_FACTOR = 1.5
 # instead of spending the remaining repeats on it.
 HOPELESS_FACTOR = 5.0
 
+OPENBLAS_OPENMP_DIR = "/usr/lib/x86_64-linux-gnu/openblas-openmp"
+
 REQUIRED_KEYS = ("system", "blas", "threads", "params", "step_times_s", "tokens_per_step")
 
 
@@ -99,6 +124,11 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0)
     for flag, default in SHAPE_FLAGS:
         p.add_argument(flag, type=int, default=default)
+    p.add_argument("--reference-blas", choices=("openmp", "system"), default="openmp",
+                   help="openmp (default): run the reference with Debian's OpenBLAS-openmp first on "
+                        "LD_LIBRARY_PATH; system: use whatever libblas.so.3 the system selects")
+    p.add_argument("--omp-wait-policy", choices=("passive", "active", "unset"), default="passive",
+                   help="OMP_WAIT_POLICY for both children (default passive; unset: inherit)")
     p.add_argument("--json", default=None,
                    help="where to write the JSON record (default: "
                         "<repo>/benchmarks/results/cpu_step.json)")
@@ -283,6 +313,20 @@ def main(argv=None):
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(args.threads)
     env["OPENBLAS_NUM_THREADS"] = str(args.threads)
+    if args.omp_wait_policy != "unset":
+        env["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
+
+    ref_env = dict(env)
+    notes = []
+    if args.reference_blas == "openmp":
+        if os.path.isfile(os.path.join(OPENBLAS_OPENMP_DIR, "libblas.so.3")):
+            old = env.get("LD_LIBRARY_PATH")
+            ref_env["LD_LIBRARY_PATH"] = OPENBLAS_OPENMP_DIR + (":" + old if old else "")
+        else:
+            notes.append("%s not found (install libopenblas0-openmp): the reference uses the "
+                         "system's libblas.so.3" % OPENBLAS_OPENMP_DIR)
+            sys.stderr.write("cpu_step: note: " + notes[-1] + "\n")
+    child_env = {"tailor": env, "pytorch": ref_env}
 
     check_slow = is_default_shape(args) and not args.allow_slow_reference
     expected_tokens = args.batch * args.seq
@@ -293,7 +337,7 @@ def main(argv=None):
             order = ["tailor", "pytorch"] if rep % 2 == 0 else ["pytorch", "tailor"]
             order_log.append(order)
             for name in order:
-                rec = run_child(name, commands[name], env, args.timeout)
+                rec = run_child(name, commands[name], child_env[name], args.timeout)
                 if rec["tokens_per_step"] != expected_tokens:
                     raise BenchError("%s reports tokens_per_step %s, expected batch*seq = %d"
                                      % (name, rec["tokens_per_step"], expected_tokens))
@@ -369,7 +413,11 @@ def main(argv=None):
         "run_order": order_log,
         "child_commands": {k: quote(v) for k, v in commands.items()},
         "child_env": {"OMP_NUM_THREADS": env["OMP_NUM_THREADS"],
-                      "OPENBLAS_NUM_THREADS": env["OPENBLAS_NUM_THREADS"]},
+                      "OPENBLAS_NUM_THREADS": env["OPENBLAS_NUM_THREADS"],
+                      "OMP_WAIT_POLICY": env.get("OMP_WAIT_POLICY"),
+                      "reference_blas": args.reference_blas,
+                      "reference_LD_LIBRARY_PATH": ref_env.get("LD_LIBRARY_PATH"),
+                      "tailor_LD_LIBRARY_PATH": env.get("LD_LIBRARY_PATH")},
         "slow_reference_check": ("passed" if check_slow else
                                  ("skipped: --allow-slow-reference" if args.allow_slow_reference
                                   else "skipped: not the default shape/threads")),
@@ -378,6 +426,7 @@ def main(argv=None):
         "ratio_tailor_over_pytorch_tokens_per_s": ratio,
         "verdict": verdict,
         "warnings": warnings,
+        "notes": notes,
     }
     out_path = os.path.abspath(args.json) if args.json else DEFAULT_JSON
     out_dir = os.path.dirname(out_path)

@@ -5,13 +5,14 @@
 // of L to a normwise relative error below 1e-6. Parameter gradients are accumulated (+=): they
 // start from random values and the increment is checked. Activation gradients are written (=):
 // they start from garbage.
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <cstdint>
+#include <ostream>
 #include <string>
 #include <tuple>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "backend/cpu/cpu_ops.h"
 #include "ops_test_util.h"
@@ -56,9 +57,10 @@ HostTensor garbage(Shape s) {
 struct RowCase {
   I64 n, d;
   [[nodiscard]] std::string name() const { return dims({n, d}, "ND"); }
+  friend void PrintTo(const RowCase& c, std::ostream* os) { *os << c.name(); }
 };
-const auto kRowCases = ::testing::Values(RowCase{1, 1}, RowCase{3, 7}, RowCase{5, 16},
-                                         RowCase{2, 33});
+const auto kRowCases =
+    ::testing::Values(RowCase{1, 1}, RowCase{3, 7}, RowCase{5, 16}, RowCase{2, 33});
 
 class NormGrad : public ::testing::TestWithParam<RowCase> {};
 
@@ -239,6 +241,7 @@ INSTANTIATE_TEST_SUITE_P(Ops, FlatGrad, kRowCases, case_name<RowCase>);
 struct RopeCase {
   I64 n, h, dh;
   [[nodiscard]] std::string name() const { return dims({n, h, dh}, "NHD"); }
+  friend void PrintTo(const RopeCase& c, std::ostream* os) { *os << c.name(); }
 };
 
 class RopeGrad : public ::testing::TestWithParam<RopeCase> {};
@@ -280,6 +283,7 @@ struct AttnCase {
     const char* d = docs == Docs::kNone ? "" : docs == Docs::kPacked ? "_packed" : "_scattered";
     return dims({b, t, hq, hkv, dh}, "BTQKD") + d;
   }
+  friend void PrintTo(const AttnCase& c, std::ostream* os) { *os << c.name(); }
 };
 
 class AttentionGrad : public ::testing::TestWithParam<AttnCase> {};
@@ -325,13 +329,19 @@ INSTANTIATE_TEST_SUITE_P(Ops, AttentionGrad,
                                            AttnCase{1, 9, 6, 2, 3, Docs::kPacked},
                                            AttnCase{2, 19, 2, 1, 2, Docs::kPacked},
                                            AttnCase{2, 7, 3, 1, 2, Docs::kScattered},
-                                           AttnCase{1, 18, 4, 4, 3, Docs::kScattered}),
+                                           AttnCase{1, 18, 4, 4, 3, Docs::kScattered},
+                                           // past one key block (64) and one register block
+                                           // of outputs (16 in f64), with a tail
+                                           AttnCase{1, 66, 1, 1, 17, Docs::kNone},
+                                           AttnCase{1, 70, 2, 1, 3, Docs::kPacked},
+                                           AttnCase{1, 70, 2, 2, 2, Docs::kScattered}),
                          case_name<AttnCase>);
 
 // ---- cross-entropy ----------------------------------------------------------------------------
 struct CeCase {
   I64 n, vocab, valid;
   [[nodiscard]] std::string name() const { return dims({n, vocab, valid}, "NVR"); }
+  friend void PrintTo(const CeCase& c, std::ostream* os) { *os << c.name(); }
 };
 
 class CrossEntropyGrad : public ::testing::TestWithParam<CeCase> {};

@@ -4,13 +4,13 @@
 // equal (memcmp). Shapes are large enough that every reduction has several blocks, the column
 // split of embedding_backward several tasks, and attention several (b, head) tasks per kv head.
 // GEMM is left out: OpenBLAS's blocking depends on its own (pinned) thread count by design.
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "backend/cpu/cpu_ops.h"
 #include "ops_test_util.h"

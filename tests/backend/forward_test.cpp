@@ -3,13 +3,14 @@
 // Table style (as ggml's test-backend-ops): each suite is op x dtype x shape, shapes include 1s
 // and odd sizes; every output's guard bands are checked for out-of-bounds writes. f64 results
 // must agree to 1e-12 normwise, f32 ones to what f32 rounding allows (fwd_tol).
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <cstdint>
+#include <ostream>
 #include <string>
 #include <tuple>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "backend/cpu/cpu_ops.h"
 #include "ops_test_util.h"
@@ -48,12 +49,13 @@ struct GemmCase {
     return dims({m, n, k}, "MNK") + (ta ? "_Ta" : "_Na") + (tb ? "_Tb" : "_Nb") +
            (beta != 0.0 ? "_beta" : "");
   }
+  friend void PrintTo(const GemmCase& c, std::ostream* os) { *os << c.name(); }
 };
 
 std::vector<GemmCase> gemm_cases() {
   std::vector<GemmCase> cases;
-  for (auto [m, n, k] : {std::tuple<I64, I64, I64>{1, 1, 1}, {7, 5, 3}, {33, 17, 65},
-                         {64, 48, 31}, {3, 4, 0}})
+  for (auto [m, n, k] :
+       {std::tuple<I64, I64, I64>{1, 1, 1}, {7, 5, 3}, {33, 17, 65}, {64, 48, 31}, {3, 4, 0}})
     for (bool ta : {false, true})
       for (bool tb : {false, true})
         for (auto [alpha, beta] : {std::pair{1.0, 0.0}, {0.5, -1.5}})
@@ -78,13 +80,15 @@ TEST_P(GemmTest, MatchesReference) {
   EXPECT_TRUE(out.guards_ok());
 }
 
-INSTANTIATE_TEST_SUITE_P(Ops, GemmTest, ::testing::Combine(kDtypes, ::testing::ValuesIn(gemm_cases())),
+INSTANTIATE_TEST_SUITE_P(Ops, GemmTest,
+                         ::testing::Combine(kDtypes, ::testing::ValuesIn(gemm_cases())),
                          param_name<GemmCase>);
 
 // ---- flat elementwise ops and reductions ------------------------------------------------------
 struct FlatCase {
   I64 n;
   [[nodiscard]] std::string name() const { return dims({n}, "N"); }
+  friend void PrintTo(const FlatCase& c, std::ostream* os) { *os << c.name(); }
 };
 const auto kFlatCases = ::testing::Values(FlatCase{0}, FlatCase{1}, FlatCase{7}, FlatCase{100003});
 
@@ -173,6 +177,7 @@ INSTANTIATE_TEST_SUITE_P(Ops, FlatTest, ::testing::Combine(kDtypes, kFlatCases),
 struct RowCase {
   I64 n, d;
   [[nodiscard]] std::string name() const { return dims({n, d}, "ND"); }
+  friend void PrintTo(const RowCase& c, std::ostream* os) { *os << c.name(); }
 };
 const auto kRowCases = ::testing::Values(RowCase{1, 1}, RowCase{3, 7}, RowCase{17, 64},
                                          RowCase{65, 129}, RowCase{300, 33});
@@ -275,13 +280,13 @@ TEST_P(RowTest, Embedding) {
   EXPECT_TRUE(dtable.guards_ok());
 }
 
-INSTANTIATE_TEST_SUITE_P(Ops, RowTest, ::testing::Combine(kDtypes, kRowCases),
-                         param_name<RowCase>);
+INSTANTIATE_TEST_SUITE_P(Ops, RowTest, ::testing::Combine(kDtypes, kRowCases), param_name<RowCase>);
 
 // ---- rope -------------------------------------------------------------------------------------
 struct RopeCase {
   I64 n, h, dh;
   [[nodiscard]] std::string name() const { return dims({n, h, dh}, "NHD"); }
+  friend void PrintTo(const RopeCase& c, std::ostream* os) { *os << c.name(); }
 };
 
 class RopeTest : public ::testing::TestWithParam<std::tuple<DType, RopeCase>> {};
@@ -307,12 +312,11 @@ TEST_P(RopeTest, ForwardAndTranspose) {
   EXPECT_TRUE(x.guards_ok());
 }
 
-INSTANTIATE_TEST_SUITE_P(Ops, RopeTest,
-                         ::testing::Combine(kDtypes, ::testing::Values(RopeCase{1, 1, 2},
-                                                                       RopeCase{5, 3, 8},
-                                                                       RopeCase{9, 2, 14},
-                                                                       RopeCase{33, 4, 64})),
-                         param_name<RopeCase>);
+INSTANTIATE_TEST_SUITE_P(
+    Ops, RopeTest,
+    ::testing::Combine(kDtypes, ::testing::Values(RopeCase{1, 1, 2}, RopeCase{5, 3, 8},
+                                                  RopeCase{9, 2, 14}, RopeCase{33, 4, 64})),
+    param_name<RopeCase>);
 
 // ---- attention --------------------------------------------------------------------------------
 struct AttnCase {
@@ -322,6 +326,7 @@ struct AttnCase {
     const char* d = docs == Docs::kNone ? "" : docs == Docs::kPacked ? "_packed" : "_scattered";
     return dims({b, t, hq, hkv, dh}, "BTQKD") + d;
   }
+  friend void PrintTo(const AttnCase& c, std::ostream* os) { *os << c.name(); }
 };
 
 class AttentionTest : public ::testing::TestWithParam<std::tuple<DType, AttnCase>> {};
@@ -342,8 +347,7 @@ TEST_P(AttentionTest, MatchesReference) {
   Vec want_l(static_cast<std::size_t>(lse.numel()));
   ref::attention(q.values(), k.values(), v.values(), as_i32(doc), c.b, c.t, c.hq, c.hkv, c.dh,
                  scale, want_o, want_l);
-  shared_ops().attention_forward(q.t(), k.t(), v.t(), optional_t(doc),
-                                 scale, out.t(), lse.t());
+  shared_ops().attention_forward(q.t(), k.t(), v.t(), optional_t(doc), scale, out.t(), lse.t());
   EXPECT_LE(rel_error(out.values(), want_o), 2 * fwd_tol(dt));
   EXPECT_LE(rel_error(lse.values(), want_l), fwd_tol(dt));
   EXPECT_TRUE(out.guards_ok() && lse.guards_ok());
@@ -358,13 +362,16 @@ INSTANTIATE_TEST_SUITE_P(
                                                   AttnCase{2, 37, 6, 2, 5, Docs::kPacked},
                                                   AttnCase{1, 45, 3, 1, 8, Docs::kPacked},
                                                   AttnCase{2, 33, 4, 4, 8, Docs::kScattered},
-                                                  AttnCase{1, 21, 6, 3, 3, Docs::kScattered})),
+                                                  AttnCase{1, 21, 6, 3, 3, Docs::kScattered},
+                                                  AttnCase{1, 100, 4, 2, 64, Docs::kNone},
+                                                  AttnCase{2, 90, 3, 1, 40, Docs::kPacked})),
     param_name<AttnCase>);
 
 // ---- cross-entropy ----------------------------------------------------------------------------
 struct CeCase {
   I64 n, vocab, valid;
   [[nodiscard]] std::string name() const { return dims({n, vocab, valid}, "NVR"); }
+  friend void PrintTo(const CeCase& c, std::ostream* os) { *os << c.name(); }
 };
 
 class CrossEntropyTest : public ::testing::TestWithParam<std::tuple<DType, CeCase>> {};
@@ -399,13 +406,12 @@ TEST_P(CrossEntropyTest, LossesAndGradient) {
   EXPECT_EQ(logits.values(), grad.values());
 }
 
-INSTANTIATE_TEST_SUITE_P(Ops, CrossEntropyTest,
-                         ::testing::Combine(kDtypes, ::testing::Values(CeCase{1, 1, 1},
-                                                                       CeCase{5, 7, 7},
-                                                                       CeCase{9, 37, 30},
-                                                                       CeCase{16, 130, 128},
-                                                                       CeCase{3, 1000, 999})),
-                         param_name<CeCase>);
+INSTANTIATE_TEST_SUITE_P(
+    Ops, CrossEntropyTest,
+    ::testing::Combine(kDtypes,
+                       ::testing::Values(CeCase{1, 1, 1}, CeCase{5, 7, 7}, CeCase{9, 37, 30},
+                                         CeCase{16, 130, 128}, CeCase{3, 1000, 999})),
+    param_name<CeCase>);
 
 }  // namespace
 }  // namespace tailor::backend::test

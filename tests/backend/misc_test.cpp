@@ -1,14 +1,16 @@
 // AdamW against a hand-worked two-step example, bf16 conversion rounding, the description
 // string, and the invariant checks (TAILOR_ASSERT -> InternalError) of the CPU ops.
-#include <gtest/gtest.h>
-
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/fast_math.h"
 #include "core/error.h"
 #include "ops_test_util.h"
 
@@ -80,8 +82,8 @@ TEST(CopyBF16, RoundsToNearestEvenAndKeepsSpecials) {
   const float half_ulp = std::ldexp(1.0f, -8);  // bf16 has 8 bits of mantissa precision
   const float inf = std::numeric_limits<float>::infinity();
   const std::vector<std::pair<double, double>> cases = {
-      {one + half_ulp, 1.0},                                          // tie -> even (down)
-      {one + 3 * half_ulp, 1.0 + std::ldexp(1.0, -6)},                // tie -> even (up)
+      {one + half_ulp, 1.0},                                                // tie -> even (down)
+      {one + 3 * half_ulp, 1.0 + std::ldexp(1.0, -6)},                      // tie -> even (up)
       {one + half_ulp + std::ldexp(1.0f, -20), 1.0 + std::ldexp(1.0, -7)},  // above the tie
       {-(one + half_ulp), -1.0},
       {0.0, 0.0},
@@ -110,6 +112,45 @@ TEST(CopyBF16, RoundsToNearestEvenAndKeepsSpecials) {
   for (std::int64_t i = 0; i < static_cast<std::int64_t>(cases.size()); ++i)
     EXPECT_EQ(back.get(i), dst.get(i));
   EXPECT_TRUE(dst.guards_ok() && back.guards_ok());
+}
+
+TEST(FastMath, ExpF32WithinTwoUlp) {
+  // Every 97th float of [-110, 89] (about 20 million values, both signs, all exponents).
+  double worst = 0;
+  float worst_x = 0;
+  for (std::uint32_t bits = 0; bits < 0x7f800000u; bits += 97) {
+    for (float x : {std::bit_cast<float>(bits), -std::bit_cast<float>(bits)}) {
+      if (x > 89.0f || x < -110.0f) continue;
+      const double want = std::exp(static_cast<double>(x));
+      const auto want_f = static_cast<float>(want);
+      const float got = cpu::exp_f32(x);
+      if (want_f < std::numeric_limits<float>::min()) {  // subnormal or 0: absolute
+        ASSERT_LE(std::abs(got - want), 1.5e-45) << x;
+        continue;
+      }
+      if (std::isinf(want_f)) {
+        ASSERT_TRUE(std::isinf(got) || std::abs(got - want) <= 1e-6 * want) << x;
+        continue;
+      }
+      const double ulp = static_cast<double>(std::nextafter(want_f, INFINITY) - want_f);
+      const double err = std::abs(static_cast<double>(got) - want) / ulp;
+      if (err > worst) {
+        worst = err;
+        worst_x = x;
+      }
+    }
+  }
+  EXPECT_LE(worst, 2.0) << "at " << worst_x;
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(cpu::exp_f32(-inf), 0.0f);
+  EXPECT_EQ(cpu::exp_f32(inf), inf);
+  EXPECT_EQ(cpu::exp_f32(1e30f), inf);
+  EXPECT_EQ(cpu::exp_f32(-1e30f), 0.0f);
+  EXPECT_EQ(cpu::exp_f32(0.0f), 1.0f);
+  EXPECT_TRUE(std::isnan(cpu::exp_f32(std::numeric_limits<float>::quiet_NaN())));
+  // tanh through exp: absolute error at the ulp level of 1.
+  for (float u = -12.0f; u <= 12.0f; u += 0.01f)
+    ASSERT_NEAR(cpu::fast_tanh(u), std::tanh(static_cast<double>(u)), 3e-7) << u;
 }
 
 TEST(CpuOps, DescribesItsBlas) {

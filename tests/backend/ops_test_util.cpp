@@ -34,11 +34,28 @@ double HostTensor::get(std::int64_t i) const {
   TAILOR_ASSERT(i >= 0 && i < numel(), "index {} of {}", i, numel());
   const unsigned char* p = base() + static_cast<std::size_t>(i) * dtype_size(dtype_);
   switch (dtype_) {
-    case DType::kF32: { float v; std::memcpy(&v, p, 4); return v; }
-    case DType::kF64: { double v; std::memcpy(&v, p, 8); return v; }
-    case DType::kI32: { std::int32_t v; std::memcpy(&v, p, 4); return v; }
-    case DType::kBF16: { BF16 v; std::memcpy(&v.bits, p, 2); return bf16_to_float(v); }
-    default: break;
+    case DType::kF32: {
+      float v;
+      std::memcpy(&v, p, 4);
+      return v;
+    }
+    case DType::kF64: {
+      double v;
+      std::memcpy(&v, p, 8);
+      return v;
+    }
+    case DType::kI32: {
+      std::int32_t v;
+      std::memcpy(&v, p, 4);
+      return v;
+    }
+    case DType::kBF16: {
+      BF16 v;
+      std::memcpy(&v.bits, p, 2);
+      return bf16_to_float(v);
+    }
+    default:
+      break;
   }
   TAILOR_ASSERT(false, "unsupported dtype");
 }
@@ -47,8 +64,15 @@ void HostTensor::set(std::int64_t i, double value) {
   TAILOR_ASSERT(i >= 0 && i < numel(), "index {} of {}", i, numel());
   unsigned char* p = base() + static_cast<std::size_t>(i) * dtype_size(dtype_);
   switch (dtype_) {
-    case DType::kF32: { const auto v = static_cast<float>(value); std::memcpy(p, &v, 4); return; }
-    case DType::kF64: { std::memcpy(p, &value, 8); return; }
+    case DType::kF32: {
+      const auto v = static_cast<float>(value);
+      std::memcpy(p, &v, 4);
+      return;
+    }
+    case DType::kF64: {
+      std::memcpy(p, &value, 8);
+      return;
+    }
     case DType::kI32: {
       const auto v = static_cast<std::int32_t>(value);
       std::memcpy(p, &v, 4);
@@ -59,7 +83,8 @@ void HostTensor::set(std::int64_t i, double value) {
       std::memcpy(p, &v.bits, 2);
       return;
     }
-    default: break;
+    default:
+      break;
   }
   TAILOR_ASSERT(false, "unsupported dtype");
 }
@@ -95,8 +120,8 @@ HostTensor& HostTensor::integers(std::uint64_t seed, std::uint64_t stream, std::
   const CounterRng rng(seed, stream);
   const auto span = static_cast<std::uint64_t>(hi - lo);
   for (std::int64_t i = 0; i < numel(); ++i) {
-    set(i, static_cast<double>(lo + static_cast<std::int64_t>(
-                                        rng.below(static_cast<std::uint64_t>(i), span))));
+    set(i, static_cast<double>(
+               lo + static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(i), span))));
   }
   return *this;
 }

@@ -7,12 +7,12 @@
 // values the tensor actually holds (already rounded to f32 for f32 tensors).
 #pragma once
 
-#include <gtest/gtest.h>
-
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "backend/cpu/cpu_ops.h"
 #include "backend/tensor.h"

@@ -66,8 +66,8 @@ inline void rope(Vec& x, const std::vector<std::int32_t>& pos, const std::vector
   for (I64 r = 0; r < n; ++r)
     for (I64 hh = 0; hh < h; ++hh)
       for (I64 i = 0; i < half; ++i) {
-        const float angle =
-            static_cast<float>(pos[static_cast<std::size_t>(r)]) * inv_freq[static_cast<std::size_t>(i)];
+        const float angle = static_cast<float>(pos[static_cast<std::size_t>(r)]) *
+                            inv_freq[static_cast<std::size_t>(i)];
         const double c = std::cos(static_cast<double>(angle));
         const double s = sign * std::sin(static_cast<double>(angle));
         const I64 base = (r * h + hh) * dh;
@@ -79,9 +79,9 @@ inline void rope(Vec& x, const std::vector<std::int32_t>& pos, const std::vector
 }
 
 // Causal GQA attention with an optional document mask (empty doc = none).
-inline void attention(const Vec& q, const Vec& k, const Vec& v, const std::vector<std::int32_t>& doc,
-                      I64 batch, I64 t, I64 hq, I64 hkv, I64 dh, double scale, Vec& out,
-                      Vec& lse) {
+inline void attention(const Vec& q, const Vec& k, const Vec& v,
+                      const std::vector<std::int32_t>& doc, I64 batch, I64 t, I64 hq, I64 hkv,
+                      I64 dh, double scale, Vec& out, Vec& lse) {
   const I64 group = hq / hkv;
   for (I64 b = 0; b < batch; ++b)
     for (I64 h = 0; h < hq; ++h) {
@@ -90,12 +90,13 @@ inline void attention(const Vec& q, const Vec& k, const Vec& v, const std::vecto
         Vec s(static_cast<std::size_t>(t), -std::numeric_limits<double>::infinity());
         double mx = -std::numeric_limits<double>::infinity();
         for (I64 j = 0; j <= i; ++j) {
-          if (!doc.empty() && doc[static_cast<std::size_t>(b * t + j)] !=
-                                  doc[static_cast<std::size_t>(b * t + i)])
+          if (!doc.empty() &&
+              doc[static_cast<std::size_t>(b * t + j)] != doc[static_cast<std::size_t>(b * t + i)])
             continue;
           double dotp = 0;
           for (I64 c = 0; c < dh; ++c)
-            dotp += at(q, ((b * t + i) * hq + h) * dh + c) * at(k, ((b * t + j) * hkv + g) * dh + c);
+            dotp +=
+                at(q, ((b * t + i) * hq + h) * dh + c) * at(k, ((b * t + j) * hkv + g) * dh + c);
           at(s, j) = dotp * scale;
           mx = std::max(mx, at(s, j));
         }

@@ -13,8 +13,8 @@
 
 namespace tailor::backend {
 
-void CpuOps::adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m,
-                          const Tensor& v, const AdamWHyper& hyper) {
+void CpuOps::adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                          const AdamWHyper& hyper) {
   constexpr std::string_view kOp = "adamw_update";
   cpu::check_cpu(kOp, param);
   cpu::check_like(kOp, param, grad);

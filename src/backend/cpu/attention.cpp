@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
@@ -74,6 +75,15 @@ inline void weighted_rows(const T* x, const T* m, std::int64_t stride, std::int6
       out[o + k] = acc[k];
     }
   }
+}
+
+// Per-thread scratch of a task, reused across tasks and calls (no allocation, no page faults in
+// the hot loop). Contents are undefined on entry: the tasks write before they read.
+template <typename T>
+T* task_scratch(std::size_t n) {
+  thread_local std::vector<T> buffer;
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
 }
 
 struct AttnDims {
@@ -164,10 +174,9 @@ void forward_impl(ThreadPool& pool, const AttnDims& d, const Windows& win, const
     const std::int64_t b = task / d.hq;
     const std::int64_t h = task % d.hq;
     const std::int64_t g = h / d.group;
-    std::vector<T> scratch(static_cast<std::size_t>((d.dh + 1) * d.seq + d.dh));
-    T* kt = scratch.data();       // [Dh, T]
-    T* s = kt + d.dh * d.seq;     // [T] scores, then probabilities
-    T* acc = s + d.seq;           // [Dh]
+    T* kt = task_scratch<T>(static_cast<std::size_t>((d.dh + 1) * d.seq + d.dh));  // [Dh, T] K^T
+    T* s = kt + d.dh * d.seq;  // [T] one row of scores, then probabilities
+    T* acc = s + d.seq;        // [Dh] output accumulator
     const T* kb = pk + b * d.seq * d.kv_row + g * d.dh;
     const T* vb = pv + b * d.seq * d.kv_row + g * d.dh;
     transpose_head(kb, d.kv_row, d, kt);
@@ -179,7 +188,7 @@ void forward_impl(ThreadPool& pool, const AttnDims& d, const Windows& win, const
       const std::int64_t qoff = (b * d.seq + i) * d.q_row + h * d.dh;
       weighted_rows<false>(pq + qoff, kt, d.seq, 0, d.dh, lo, hi, s);
       for (std::int64_t j = lo; j < hi; ++j) s[j] *= scale;
-      if (!win.contiguous[wi]) {
+      if (doc_b != nullptr && !win.contiguous[wi]) {
         for (std::int64_t j = lo; j < hi; ++j)
           if (doc_b[j] != doc_b[i]) s[j] = kNegInf;
       }
@@ -213,22 +222,22 @@ void backward_impl(ThreadPool& pool, const AttnDims& d, const Windows& win, cons
   // With groups, each query head writes its dK / dV share here: [B, Hq, T, Dh] each.
   const bool partials = d.group > 1;
   const std::int64_t part_size = partials ? d.batch * d.hq * d.seq * d.dh : 0;
-  std::vector<T> part(static_cast<std::size_t>(2 * part_size));
+  // Uninitialized: every task overwrites its own rows before accumulating into them.
+  const auto part = std::make_unique_for_overwrite<T[]>(static_cast<std::size_t>(2 * part_size));
   const std::int64_t nt = d.seq;
   pool.run(d.batch * d.hq, [&](std::int64_t task) {
     const std::int64_t b = task / d.hq;
     const std::int64_t h = task % d.hq;
     const std::int64_t g = h / d.group;
-    std::vector<T> scratch(static_cast<std::size_t>(2 * d.dh * nt + 2 * kKeyBlock * nt +
-                                                    d.dh * nt + 3 * nt));
-    T* kt = scratch.data();             // [Dh, T] K^T
-    T* vt = kt + d.dh * nt;             // [Dh, T] V^T
-    T* pt = vt + d.dh * nt;             // [kKeyBlock, T] P^T of the key block
-    T* dst = pt + kKeyBlock * nt;       // [kKeyBlock, T] dS^T of the key block
-    T* dq_acc = dst + kKeyBlock * nt;   // [T, Dh] dQ / scale
-    T* s = dq_acc + d.dh * nt;          // [T] one row of S, then P
-    T* dp = s + nt;                     // [T] one row of dP, then dS
-    T* di = dp + nt;                    // [T] D_i = dout_i . out_i
+    T* kt = task_scratch<T>(static_cast<std::size_t>(3 * d.dh * nt + 2 * kKeyBlock * nt + 3 * nt));
+    // kt: [Dh, T] K^T
+    T* vt = kt + d.dh * nt;            // [Dh, T] V^T
+    T* pt = vt + d.dh * nt;            // [kKeyBlock, T] P^T of the key block
+    T* dst = pt + kKeyBlock * nt;      // [kKeyBlock, T] dS^T of the key block
+    T* dq_acc = dst + kKeyBlock * nt;  // [T, Dh] dQ / scale
+    T* s = dq_acc + d.dh * nt;         // [T] one row of S, then P
+    T* dp = s + nt;                    // [T] one row of dP, then dS
+    T* di = dp + nt;                   // [T] D_i = dout_i . out_i
     const T* kb = pk + b * nt * d.kv_row + g * d.dh;
     const T* vb = pv + b * nt * d.kv_row + g * d.dh;
     const T* qb = pq + b * nt * d.q_row + h * d.dh;
@@ -244,7 +253,7 @@ void backward_impl(ThreadPool& pool, const AttnDims& d, const Windows& win, cons
     T* dvb = nullptr;
     std::int64_t kv_stride = 0;
     if (partials) {
-      dkb = part.data() + (b * d.hq + h) * nt * d.dh;
+      dkb = part.get() + (b * d.hq + h) * nt * d.dh;
       dvb = dkb + part_size;
       kv_stride = d.dh;
     } else {
@@ -276,7 +285,7 @@ void backward_impl(ThreadPool& pool, const AttnDims& d, const Windows& win, cons
           s[j] = p;
           dp[j] = p * (dp[j] - d_i);
         }
-        if (!win.contiguous[wi]) {
+        if (doc_b != nullptr && !win.contiguous[wi]) {
           for (std::int64_t j = lo; j < hi; ++j)
             if (doc_b[j] != doc_b[i]) s[j] = dp[j] = T(0);
         }
@@ -303,27 +312,27 @@ void backward_impl(ThreadPool& pool, const AttnDims& d, const Windows& win, cons
   });
   if (!partials) return;
   // dk[b, t, g] = sum over the group's query heads, in head order, of their partials.
-  pool.parallel_for(d.batch * nt, cpu::rows_per_block(d.kv_row),
-                    [&](std::int64_t r0, std::int64_t r1) {
-    for (std::int64_t r = r0; r < r1; ++r) {
-      const std::int64_t b = r / nt;
-      const std::int64_t t = r % nt;
-      for (std::int64_t g = 0; g < d.hkv; ++g) {
-        T* dkr = pdk + r * d.kv_row + g * d.dh;
-        T* dvr = pdv + r * d.kv_row + g * d.dh;
-        const T* src0 = part.data() + ((b * d.hq + g * d.group) * nt + t) * d.dh;
-        std::memcpy(dkr, src0, static_cast<std::size_t>(d.dh) * sizeof(T));
-        std::memcpy(dvr, src0 + part_size, static_cast<std::size_t>(d.dh) * sizeof(T));
-        for (std::int64_t m = 1; m < d.group; ++m) {
-          const T* src = src0 + m * nt * d.dh;
-          for (std::int64_t c = 0; c < d.dh; ++c) {
-            dkr[c] += src[c];
-            dvr[c] += src[c + part_size];
+  pool.parallel_for(
+      d.batch * nt, cpu::rows_per_block(d.kv_row), [&](std::int64_t r0, std::int64_t r1) {
+        for (std::int64_t r = r0; r < r1; ++r) {
+          const std::int64_t b = r / nt;
+          const std::int64_t t = r % nt;
+          for (std::int64_t g = 0; g < d.hkv; ++g) {
+            T* dkr = pdk + r * d.kv_row + g * d.dh;
+            T* dvr = pdv + r * d.kv_row + g * d.dh;
+            const T* src0 = part.get() + ((b * d.hq + g * d.group) * nt + t) * d.dh;
+            std::memcpy(dkr, src0, static_cast<std::size_t>(d.dh) * sizeof(T));
+            std::memcpy(dvr, src0 + part_size, static_cast<std::size_t>(d.dh) * sizeof(T));
+            for (std::int64_t m = 1; m < d.group; ++m) {
+              const T* src = src0 + m * nt * d.dh;
+              for (std::int64_t c = 0; c < d.dh; ++c) {
+                dkr[c] += src[c];
+                dvr[c] += src[c + part_size];
+              }
+            }
           }
         }
-      }
-    }
-  });
+      });
 }
 
 }  // namespace
@@ -353,8 +362,8 @@ void CpuOps::attention_backward(const Tensor& dout, const Tensor& q, const Tenso
   const Windows win = doc_windows(d, doc_ids);
   cpu::dispatch_float(kOp, q, [&](auto tag) {
     using T = decltype(tag);
-    backward_impl<T>(pool_, d, win, dout, q, k, v, out, lse, doc_ids, static_cast<T>(scale), dq,
-                     dk, dv);
+    backward_impl<T>(pool_, d, win, dout, q, k, v, out, lse, doc_ids, static_cast<T>(scale), dq, dk,
+                     dv);
   });
 }
 

@@ -63,9 +63,14 @@ void add_partials(std::vector<T>& partial, std::int64_t count, std::int64_t cols
 template <typename Fn>
 void dispatch_float(std::string_view op, const Tensor& t, Fn&& fn) {
   switch (t.dtype) {
-    case DType::kF32: fn(float{}); return;
-    case DType::kF64: fn(double{}); return;
-    default: break;
+    case DType::kF32:
+      fn(float{});
+      return;
+    case DType::kF64:
+      fn(double{});
+      return;
+    default:
+      break;
   }
   TAILOR_ASSERT(false, "{}: unsupported dtype {} (the CPU backend computes in f32 or f64)", op,
                 dtype_name(t.dtype));
@@ -79,8 +84,7 @@ inline void check_cpu(std::string_view op, const Tensor& t) {
 inline void check_like(std::string_view op, const Tensor& ref, const Tensor& t) {
   check_cpu(op, t);
   TAILOR_ASSERT(t.dtype == ref.dtype, "{}: dtype of {} differs from {}", op, t.str(), ref.str());
-  TAILOR_ASSERT(t.numel() == ref.numel(), "{}: size of {} differs from {}", op, t.str(),
-                ref.str());
+  TAILOR_ASSERT(t.numel() == ref.numel(), "{}: size of {} differs from {}", op, t.str(), ref.str());
 }
 inline void check_dtype(std::string_view op, const Tensor& t, DType dtype) {
   check_cpu(op, t);

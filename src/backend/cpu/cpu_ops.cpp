@@ -5,15 +5,15 @@
 // (ARCHITECTURE.md, Determinism). The ops themselves live in one file per op family.
 #include "backend/cpu/cpu_ops.h"
 
-#include <cblas.h>
-
-#include <fmt/format.h>
-
 #include <string>
+
+#include <cblas.h>
+#include <fmt/format.h>
 
 namespace tailor::backend {
 
-CpuOps::CpuOps(int threads) : pool_(threads) { openblas_set_num_threads(pool_.size()); }
+// OpenBLAS runs one thread per call; gemm.cpp splits large GEMMs over this pool instead.
+CpuOps::CpuOps(int threads) : pool_(threads) { openblas_set_num_threads(1); }
 
 CpuOps::~CpuOps() = default;
 
@@ -26,12 +26,20 @@ std::string blas_description() {
   while (!config.empty() && config.back() == ' ') config.pop_back();
   const char* model = "unknown threading";
   switch (openblas_get_parallel()) {
-    case 0: model = "sequential"; break;
-    case 1: model = "pthreads"; break;
-    case 2: model = "OpenMP"; break;
-    default: break;
+    case 0:
+      model = "sequential";
+      break;
+    case 1:
+      model = "pthreads";
+      break;
+    case 2:
+      model = "OpenMP";
+      break;
+    default:
+      break;
   }
-  return fmt::format("{} ({}), {} threads", config, model, openblas_get_num_threads());
+  return fmt::format("{} ({} build), {} thread per call, large GEMMs split over Tailor's pool",
+                     config, model, openblas_get_num_threads());
 }
 
 }  // namespace tailor::backend

@@ -15,26 +15,15 @@
 namespace tailor::backend {
 namespace {
 
-// Element i of a float-like tensor as float/double, and the converse, for the copy conversions.
-template <typename T>
-[[nodiscard]] inline double load_as_double(const T* p, std::int64_t i) noexcept {
-  if constexpr (std::is_same_v<T, BF16>) {
-    return static_cast<double>(bf16_to_float(p[i]));
-  } else {
-    return static_cast<double>(p[i]);
-  }
-}
-
+// dst[i] = src[i] for i in [begin, end), converted. A conversion to bf16 rounds through f32,
+// as PyTorch's does (f64 -> f32 -> bf16).
 template <typename Dst, typename Src>
 void convert_block(Dst* dst, const Src* src, std::int64_t begin, std::int64_t end) {
   for (std::int64_t i = begin; i < end; ++i) {
-    if constexpr (std::is_same_v<Dst, BF16>) {
-      // f64 -> bf16 goes through f32, as PyTorch's conversion does.
-      if constexpr (std::is_same_v<Src, float>) {
-        dst[i] = float_to_bf16(src[i]);
-      } else {
-        dst[i] = float_to_bf16(static_cast<float>(load_as_double(src, i)));
-      }
+    if constexpr (std::is_same_v<Dst, Src>) {
+      dst[i] = src[i];
+    } else if constexpr (std::is_same_v<Dst, BF16>) {
+      dst[i] = float_to_bf16(static_cast<float>(src[i]));
     } else if constexpr (std::is_same_v<Src, BF16>) {
       dst[i] = static_cast<Dst>(bf16_to_float(src[i]));
     } else {
@@ -47,10 +36,17 @@ void convert_block(Dst* dst, const Src* src, std::int64_t begin, std::int64_t en
 template <typename Fn>
 void dispatch_convertible(std::string_view op, DType dtype, Fn&& fn) {
   switch (dtype) {
-    case DType::kF32: fn(float{}); return;
-    case DType::kF64: fn(double{}); return;
-    case DType::kBF16: fn(BF16{}); return;
-    default: break;
+    case DType::kF32:
+      fn(float{});
+      return;
+    case DType::kF64:
+      fn(double{});
+      return;
+    case DType::kBF16:
+      fn(BF16{});
+      return;
+    default:
+      break;
   }
   TAILOR_ASSERT(false, "{}: cannot convert {}", op, dtype_name(dtype));
 }
@@ -67,15 +63,22 @@ void CpuOps::fill(const Tensor& x, double value) {
     });
   };
   switch (x.dtype) {
-    case DType::kF32: run(x.ptr<float>(), static_cast<float>(value)); return;
-    case DType::kF64: run(x.ptr<double>(), value); return;
+    case DType::kF32:
+      run(x.ptr<float>(), static_cast<float>(value));
+      return;
+    case DType::kF64:
+      run(x.ptr<double>(), value);
+      return;
     case DType::kBF16: {
       const BF16 v = float_to_bf16(static_cast<float>(value));
       run(static_cast<std::uint16_t*>(x.data), v.bits);
       return;
     }
-    case DType::kI32: run(x.ptr<std::int32_t>(), static_cast<std::int32_t>(value)); return;
-    default: break;
+    case DType::kI32:
+      run(x.ptr<std::int32_t>(), static_cast<std::int32_t>(value));
+      return;
+    default:
+      break;
   }
   TAILOR_ASSERT(false, "fill: unsupported dtype {}", dtype_name(x.dtype));
 }
@@ -103,9 +106,8 @@ void CpuOps::copy(const Tensor& dst, const Tensor& src) {
       using Src = decltype(stag);
       auto* d = static_cast<Dst*>(dst.data);
       const auto* s = static_cast<const Src*>(src.data);
-      pool_.parallel_for(n, cpu::kElemBlock, [&](std::int64_t b, std::int64_t e) {
-        convert_block(d, s, b, e);
-      });
+      pool_.parallel_for(n, cpu::kElemBlock,
+                         [&](std::int64_t b, std::int64_t e) { convert_block(d, s, b, e); });
     });
   });
 }

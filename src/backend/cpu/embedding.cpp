@@ -33,8 +33,8 @@ void CpuOps::embedding_forward(const Tensor& table, const Tensor& ids, const Ten
   const std::int64_t vocab = table.rows();
   const std::int64_t d = table.cols();
   const std::int64_t n = ids.numel();
-  TAILOR_ASSERT(out.numel() == n * d && out.cols() == d, "{}: out {} for {} ids of a {} table",
-                kOp, out.shape.str(), n, table.shape.str());
+  TAILOR_ASSERT(out.numel() == n * d && out.cols() == d, "{}: out {} for {} ids of a {} table", kOp,
+                out.shape.str(), n, table.shape.str());
   check_ids(kOp, ids, vocab);
   cpu::dispatch_float(kOp, table, [&](auto tag) {
     using T = decltype(tag);

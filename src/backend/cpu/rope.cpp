@@ -16,8 +16,8 @@ namespace {
 
 // direction = +1 for the forward rotation, -1 for its transpose.
 template <typename T>
-void rope_apply(ThreadPool& pool, const Tensor& x, const Tensor& positions,
-                const Tensor& inv_freq, T direction) {
+void rope_apply(ThreadPool& pool, const Tensor& x, const Tensor& positions, const Tensor& inv_freq,
+                T direction) {
   const std::int64_t n = positions.numel();
   const std::int64_t half = inv_freq.numel();
   const std::int64_t dh = 2 * half;
@@ -54,8 +54,8 @@ void rope_apply(ThreadPool& pool, const Tensor& x, const Tensor& positions,
   });
 }
 
-void rope_checked(std::string_view op, ThreadPool& pool, const Tensor& x,
-                  const Tensor& positions, const Tensor& inv_freq, double direction) {
+void rope_checked(std::string_view op, ThreadPool& pool, const Tensor& x, const Tensor& positions,
+                  const Tensor& inv_freq, double direction) {
   cpu::check_cpu(op, x);
   cpu::check_dtype(op, positions, DType::kI32);
   cpu::check_dtype(op, inv_freq, DType::kF32);

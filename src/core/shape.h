@@ -34,7 +34,11 @@ class Shape {
     return n;
   }
   // Product of all dimensions but the last: the "rows" of a row-major matrix view.
-  [[nodiscard]] std::int64_t rows() const noexcept { return rank_ == 0 ? 1 : numel() / (cols() == 0 ? 1 : cols()); }
+  [[nodiscard]] std::int64_t rows() const noexcept {
+    std::int64_t n = 1;
+    for (int i = 0; i + 1 < rank_; ++i) n *= dims_[static_cast<std::size_t>(i)];
+    return n;
+  }
   [[nodiscard]] std::int64_t cols() const noexcept { return rank_ == 0 ? 1 : dims_[static_cast<std::size_t>(rank_ - 1)]; }
 
   bool operator==(const Shape& o) const noexcept {

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# GPU checks for the reference node (one H100, no network; see ../shared/PLATFORMS.md), in stages
+# of at most 5 minutes each so a lent machine's time is spent on one short, prepared script:
+#   benchmarks/gpu-check.sh build     # configure (CUDA ON, sm_90) and build everything, 16 cores
+#   benchmarks/gpu-check.sh test      # the gpu-labelled tests with TAILOR_REQUIRE_GPU=1 (a skip fails)
+#   benchmarks/gpu-check.sh all       # build, then test
+# Logs go to $OUT (the device tool's output folder) when set, else build-gpu/logs.
+# Later stages (kernels, bench-1b, bench-8b) arrive with the CUDA backend and GPU-performance work.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+build_dir=${TAILOR_GPU_BUILD_DIR:-build-gpu}
+log_dir=${OUT:-$build_dir/logs}
+mkdir -p "$log_dir"
+jobs=$(nproc)
+
+stage_build() {
+  nvidia-smi > "$log_dir/nvidia-smi.txt" 2>&1 || true
+  { cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTAILOR_CUDA=ON \
+      -DCMAKE_CUDA_ARCHITECTURES=90 &&
+    timeout 280 cmake --build "$build_dir" -j "$jobs"; } 2>&1 | tee "$log_dir/build.log"
+}
+
+stage_test() {
+  TAILOR_REQUIRE_GPU=1 timeout 280 ctest --test-dir "$build_dir" -L gpu --output-on-failure \
+    -j "$jobs" 2>&1 | tee "$log_dir/test-gpu.log"
+}
+
+case "${1:-all}" in
+  build) stage_build ;;
+  test) stage_test ;;
+  all) stage_build && stage_test ;;
+  *) echo "usage: $0 build|test|all" >&2; exit 2 ;;
+esac

@@ -15,8 +15,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "core/rng.h"
 #include "model/transformer.h"
-#include "optim/grad_norm.h"
-#include "optim/optimizer.h"
+#include "optim/data_parallel.h"
 
 int main(int argc, char** argv) {
   using namespace tailor;
@@ -52,11 +51,10 @@ int main(int argc, char** argv) {
   backend::CpuOps ops(threads);
   model::Transformer model(spec, ops, DType::kF32);
   model.init_parameters(seed);
-  std::vector<model::Parameter*> params;
-  for (auto& p : model.params().all()) params.push_back(&p);
   optim::OptimizerSpec ospec;
   ospec.weight_decay = 0.1;
-  auto optimizer = optim::make_optimizer(ospec, ops, params);
+  comm::SelfCommunicator self_dp, self_tp;
+  optim::DataParallelOptimizer optimizer(ops, model.params(), self_dp, self_tp, ospec, {});
 
   const std::int64_t n = batch * seq;
   backend::Buffer ids(DType::kI32, Shape{n}), targets(DType::kI32, Shape{n}),
@@ -76,8 +74,7 @@ int main(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     model.params().zero_grad(ops);
     loss = model.forward_backward(b, 1.0 / static_cast<double>(n)) / static_cast<double>(n);
-    (void)optim::clip_grad_norm(ops, params, 1.0);
-    optimizer->step(1e-4);
+    (void)optimizer.step(1e-4, 1.0);
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (s >= warmup) times.push_back(dt);
     std::fprintf(stderr, "tailor step %d: %.3f s, loss %.4f\n", s, dt, loss);

@@ -62,10 +62,14 @@ class Ops {
   virtual void bias_backward(const Tensor& dbias, const Tensor& dy) = 0;
 
   // ---- embedding ---------------------------------------------------------------------------
-  // out[N, D] = table[ids[n], :]. ids: i32 [N], each in [0, V).
-  virtual void embedding_forward(const Tensor& table, const Tensor& ids, const Tensor& out) = 0;
-  // dtable[V, D] += scatter of dout[N, D] by ids (deterministic: no atomics, fixed order).
-  virtual void embedding_backward(const Tensor& dtable, const Tensor& ids, const Tensor& dout) = 0;
+  // table[V, D] holds the rows [vocab_begin, vocab_begin + V) of the full embedding (a
+  // vocab-parallel shard; vocab_begin = 0 for the whole table). ids: i32 [N], each >= 0.
+  // out[N, D] = table[ids[n] - vocab_begin, :] for ids in the shard, 0 for the others.
+  virtual void embedding_forward(const Tensor& table, const Tensor& ids, std::int64_t vocab_begin,
+                                 const Tensor& out) = 0;
+  // dtable[V, D] += scatter of dout[N, D] by the ids in the shard (no atomics, fixed order).
+  virtual void embedding_backward(const Tensor& dtable, const Tensor& ids,
+                                  std::int64_t vocab_begin, const Tensor& dout) = 0;
 
   // ---- normalization -----------------------------------------------------------------------
   // y = x * rstd * w, rstd[N] = 1 / sqrt(mean(x^2) + eps). x, y: [N, D], w: [D].
@@ -124,6 +128,26 @@ class Ops {
   virtual void cross_entropy(const Tensor& logits, const Tensor& targets,
                              std::int64_t valid_vocab, const Tensor& losses,
                              const Tensor& dlogits, double dscale) = 0;
+
+  // ---- vocab-parallel softmax cross-entropy (Megatron), in three phases ------------------
+  // logits [N, Vl] hold global columns [vocab_begin, vocab_begin + Vl), of which the first
+  // valid_cols are real. Between phases the caller all-reduces over the tensor-parallel group.
+  // Phase 1: row_max[N] = max over the real local columns (-inf when there are none); then
+  //          all-reduce MAX.
+  virtual void ce_local_max(const Tensor& logits, std::int64_t valid_cols,
+                            const Tensor& row_max) = 0;
+  // Phase 2: stats [2, N]: stats[0][n] = sum of exp(x - row_max[n]) over the real local columns;
+  //          stats[1][n] = the target's logit when this shard holds the target column, else 0;
+  //          then all-reduce SUM.
+  virtual void ce_local_sums(const Tensor& logits, const Tensor& targets,
+                             std::int64_t vocab_begin, std::int64_t valid_cols,
+                             const Tensor& row_max, const Tensor& stats) = 0;
+  // Phase 3: losses[n] = log(stats[0][n]) + row_max[n] - stats[1][n] (0 on ignored rows); when
+  //          dlogits is present (may alias logits): dscale * (exp(x - row_max) / stats[0][n] -
+  //          onehot) on real columns, 0 on padding columns and ignored rows.
+  virtual void ce_finish(const Tensor& logits, const Tensor& targets, std::int64_t vocab_begin,
+                         std::int64_t valid_cols, const Tensor& row_max, const Tensor& stats,
+                         const Tensor& losses, const Tensor& dlogits, double dscale) = 0;
 
   // ---- optimizer ---------------------------------------------------------------------------
   // AdamW as torch.optim.AdamW computes it (decoupled decay first, then the bias-corrected

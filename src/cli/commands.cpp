@@ -15,7 +15,8 @@ int run_validate(const std::string& config_path, const std::vector<std::string>&
   return 0;
 }
 
-int run_train(const std::string& config_path, const std::vector<std::string>& overrides) {
+int run_train(const std::string& config_path, const std::vector<std::string>& overrides,
+              std::unique_ptr<comm::Communicator> world) {
   const config::ExperimentConfig cfg = config::load_config(config_path, overrides);
   log::Level level = log::Level::kInfo;
   if (log::parse_level(cfg.runtime.log_level, level)) {
@@ -23,7 +24,9 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
     lc.level = level;
     log::configure_logging(lc);
   }
-  const trainer::TrainSummary summary = trainer::train(cfg);
+  const bool writer = world == nullptr || world->rank() == 0;
+  const trainer::TrainSummary summary = trainer::train(cfg, std::move(world));
+  if (!writer) return 0;
   std::error_code ec;
   const auto abs = std::filesystem::absolute(summary.run_dir, ec);
   std::printf("run directory: %s\n", ec ? summary.run_dir.c_str() : abs.c_str());

@@ -2,6 +2,11 @@
 // codes of ARCHITECTURE.md: 0 success (and --help), 1 runtime failure, 2 bad input (config, data,
 // checkpoint, CLI usage). Every error is printed as one line per problem on stderr; command-line
 // parse errors are caught here and never use the parser's own exit codes.
+//
+// Under an MPI launcher (mpirun, srun) MPI is initialised and every rank runs the same command.
+// A config error is found identically by every rank: rank 0 prints it and all ranks exit 2. Any
+// other failure on any rank is printed by that rank (naming it) and ends the whole job at once
+// through MPI_Abort with the rank's exit code, so a bad input still exits 2 and nothing hangs.
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -10,6 +15,8 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "comm/mpi_communicator.h"
+#include "config/config.h"
 #include "core/error.h"
 #include "core/logging.h"
 
@@ -26,6 +33,22 @@ int report(const tailor::Error& e) {
 
 int main(int argc, char** argv) {
   tailor::log::configure_logging({});
+  std::unique_ptr<tailor::comm::MpiRuntime> mpi;
+  std::unique_ptr<tailor::comm::Communicator> world;
+  if (tailor::comm::launched_by_mpi()) {
+    try {
+      mpi = std::make_unique<tailor::comm::MpiRuntime>(&argc, &argv);
+      world = mpi->world();
+    } catch (const tailor::Error& e) {
+      return report(e);
+    }
+    tailor::log::LogConfig lc;
+    lc.rank = world->rank();
+    lc.world = world->size();
+    tailor::log::configure_logging(lc);
+  }
+  const int rank = world ? world->rank() : 0;
+  const bool multi = world && world->size() > 1;
   CLI::App app{"Tailor: fine-tune large language models (full, LoRA, prompt tuning, adapters)",
                "tailor"};
   app.set_version_flag("--version", kVersion);
@@ -56,21 +79,36 @@ int main(int argc, char** argv) {
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
     for (char& c : msg)
       if (c == '\n') c = ' ';
-    std::fprintf(stderr, "tailor: %s (see tailor --help)\n", msg.c_str());
+    if (rank == 0) std::fprintf(stderr, "tailor: %s (see tailor --help)\n", msg.c_str());
     return static_cast<int>(tailor::ExitCode::kUserError);
   }
 
+  // A failure on one rank of several: name the rank, then end every rank with its code.
+  auto fail = [&](const std::string& message, int code) {
+    if (!multi) {
+      std::fprintf(stderr, "%s\n", message.c_str());
+      return code;
+    }
+    std::fprintf(stderr, "[rank %d] %s\n", rank, message.c_str());
+    std::fflush(stderr);
+    tailor::comm::abort_job(code);
+  };
   try {
-    if (validate->parsed()) return tailor::cli::run_validate(config_path, overrides);
-    if (train->parsed()) return tailor::cli::run_train(config_path, overrides);
+    if (validate->parsed()) {
+      if (rank != 0) tailor::log::configure_logging({rank, 2, tailor::log::Level::kOff, nullptr});
+      return tailor::cli::run_validate(config_path, overrides);
+    }
+    if (train->parsed()) return tailor::cli::run_train(config_path, overrides, std::move(world));
+  } catch (const tailor::config::ConfigError& e) {
+    // Every rank reads the same config and finds the same problems: one report, no abort.
+    if (rank == 0) std::fprintf(stderr, "%s\n", e.what());
+    return static_cast<int>(e.exit_code());
   } catch (const tailor::Error& e) {
-    return report(e);
+    return fail(e.what(), static_cast<int>(e.exit_code()));
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "out of memory\n");
-    return static_cast<int>(tailor::ExitCode::kRuntime);
+    return fail("out of memory", static_cast<int>(tailor::ExitCode::kRuntime));
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "internal error: %s\n", e.what());
-    return static_cast<int>(tailor::ExitCode::kRuntime);
+    return fail(std::string("internal error: ") + e.what(), static_cast<int>(tailor::ExitCode::kRuntime));
   }
   return static_cast<int>(tailor::ExitCode::kUserError);
 }

@@ -110,7 +110,7 @@ void read_train(SchemaReader& r, TrainConfig& t) {
   r.read_int("steps", t.steps, kAtLeast1, Presence::kRequired);
   r.read_uint("seed", t.seed);
   r.read_int("global_batch", t.global_batch, kAtLeast1, Presence::kRequired);
-  r.read_int("micro_batch", t.micro_batch, kAtLeast1);
+  r.read_int_or_auto("micro_batch", t.micro_batch, kAtLeast1);
   if (r.read_string("resume", t.resume) && t.resume.empty()) {
     r.problem("train.resume", "must be auto, never or a checkpoint path (got \"\")");
     r.mark_bad("train.resume");
@@ -171,7 +171,7 @@ void read_checkpoint(SchemaReader& r, CheckpointConfig& c) {
 void read_parallel(SchemaReader& r, ParallelConfig& p) {
   r.begin_section("parallel");
   r.read_int("tensor", p.tensor, kAtLeast1);
-  r.read_int("data", p.data, kAtLeast1);
+  r.read_int_or_auto("data", p.data, kAtLeast1);
   r.end_section();
 }
 
@@ -274,8 +274,10 @@ void check_data(SchemaReader& r, const ExperimentConfig& c) {
 void resolve_train(SchemaReader& r, ExperimentConfig& c) {
   TrainConfig& t = c.train;
   const std::int64_t dp = c.parallel.data;
-  const bool sizes_ok = r.is_ok("train.global_batch") && r.is_ok("parallel.data");
-  if (!r.is_set("train.micro_batch")) {
+  // parallel.data or train.micro_batch `auto` (0) are resolved against the job's size when it
+  // starts (trainer); only explicit values are checked here.
+  const bool sizes_ok = r.is_ok("train.global_batch") && r.is_ok("parallel.data") && dp > 0;
+  if (t.micro_batch == 0) {
     if (sizes_ok && t.global_batch % dp != 0) {
       r.problem("train.global_batch", fmt::format("must be a multiple of parallel.data ({} % {} "
                                                   "!= 0)",
@@ -308,23 +310,12 @@ void check_optimizer(SchemaReader& r, const ExperimentConfig& c) {
       r.is_ok("optimizer.name") && o.name != "sgd") {
     r.problem("optimizer.momentum", "only used by sgd");
   }
-  if (o.zero == 1 && r.is_ok("parallel.data") && c.parallel.data == 1) {
-    r.problem("optimizer.zero",
-              "ZeRO-1 shards over the data-parallel group; needs parallel.data > 1");
-  }
 }
 
 // Features this build does not have yet: accepted by the schema, rejected here.
 void check_build_limits(SchemaReader& r, const ExperimentConfig& c) {
   if (c.checkpoint.every_steps > 0) {
     r.problem("checkpoint.every_steps", "checkpoints are not implemented yet in this build; use 0");
-  }
-  if (c.parallel.tensor > 1) {
-    r.problem("parallel.tensor",
-              "tensor parallelism is not available in this build yet (must be 1)");
-  }
-  if (c.parallel.data > 1) {
-    r.problem("parallel.data", "data parallelism is not available in this build yet (must be 1)");
   }
 #ifndef TAILOR_HAVE_CUDA
   if (c.runtime.device == "cuda") r.problem("runtime.device", "this build has no CUDA backend");

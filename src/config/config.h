@@ -56,7 +56,7 @@ struct TrainConfig {
   std::int64_t steps = 0;                // required, >= 1
   std::uint64_t seed = 0;
   std::int64_t global_batch = 0;         // required: sequences per optimizer step
-  std::int64_t micro_batch = 0;          // default: global_batch / parallel.data
+  std::int64_t micro_batch = 0;          // 0 (`auto`): global_batch / parallel.data
   std::string resume = "auto";           // auto | never | PATH
   std::int64_t log_every = 1;            // progress line and metrics.jsonl record every N steps
 };
@@ -86,7 +86,7 @@ struct CheckpointConfig {
 
 struct ParallelConfig {
   std::int64_t tensor = 1;
-  std::int64_t data = 1;
+  std::int64_t data = 0;                 // 0 (`auto`): world size / tensor
 };
 
 struct RuntimeConfig {

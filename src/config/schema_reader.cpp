@@ -132,6 +132,24 @@ bool SchemaReader::read_int(std::string_view key, std::int64_t& out, IntRange ra
   return true;
 }
 
+bool SchemaReader::read_int_or_auto(std::string_view key, std::int64_t& out, IntRange range) {
+  const YamlNode* node = lookup(key, Presence::kOptional);
+  if (node == nullptr) return false;
+  if (is_plain_scalar(*node) && node->scalar == "auto") {
+    out = 0;
+    return true;
+  }
+  std::int64_t value = 0;
+  const ParseStatus status =
+      is_plain_scalar(*node) ? parse_int(node->scalar, value) : ParseStatus::kWrongType;
+  if (status != ParseStatus::kOk || value < range.min || (range.max && value > *range.max)) {
+    return fail(key, *node,
+                fmt::format("expected auto or an integer >= {}, got {}", range.min, describe(*node)));
+  }
+  out = value;
+  return true;
+}
+
 bool SchemaReader::read_uint(std::string_view key, std::uint64_t& out) {
   const YamlNode* node = lookup(key, Presence::kOptional);
   if (node == nullptr) return false;

@@ -53,6 +53,8 @@ class SchemaReader {
   bool read_int(std::string_view key, std::int64_t& out, IntRange range,
                 Presence presence = Presence::kOptional);
   bool read_uint(std::string_view key, std::uint64_t& out);
+  // An integer in range, or the word `auto` (stored as 0).
+  bool read_int_or_auto(std::string_view key, std::int64_t& out, IntRange range);
   bool read_float(std::string_view key, double& out, FloatRange range,
                   Presence presence = Presence::kOptional);
   bool read_bool(std::string_view key, bool& out);

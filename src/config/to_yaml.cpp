@@ -138,7 +138,7 @@ std::string to_yaml(const ExperimentConfig& c) {
   body.num("steps", t.steps);
   body.num("seed", t.seed);
   body.num("global_batch", t.global_batch);
-  body.num("micro_batch", t.micro_batch);
+  if (t.micro_batch == 0) body.line("micro_batch", "auto"); else body.num("micro_batch", t.micro_batch);
   body.str("resume", t.resume);
   body.num("log_every", t.log_every);
 
@@ -169,7 +169,7 @@ std::string to_yaml(const ExperimentConfig& c) {
 
   body.section("parallel");
   body.num("tensor", c.parallel.tensor);
-  body.num("data", c.parallel.data);
+  if (c.parallel.data == 0) body.line("data", "auto"); else body.num("data", c.parallel.data);
 
   const RuntimeConfig& rt = c.runtime;
   body.section("runtime");

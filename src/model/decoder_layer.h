@@ -11,11 +11,19 @@
 //
 // Forward saves what backward needs in LayerActivations; backward takes dy and turns it into dx in
 // place, accumulating (+=) parameter gradients.
+//
+// Tensor parallelism (Megatron): q/k/v and gate/up are column-parallel (this rank's heads and MLP
+// columns), o and down row-parallel. The conjugate mappings, with X replicated on every rank:
+//   column-parallel Y_r = X A_r:  forward identity,   backward dX = sum_r dY_r A_r^T (all-reduce)
+//   row-parallel    Y = sum_r X_r B_r:  forward all-reduce,  backward dX_r = dY B_r^T (identity)
+// so one all-reduce per block in each direction. Biases of row-parallel layers are added once,
+// after the all-reduce; norms are replicated and their gradients agree on every rank.
 #pragma once
 
 #include <string>
 
 #include "backend/ops.h"
+#include "comm/communicator.h"
 #include "model/model_spec.h"
 #include "model/parameters.h"
 
@@ -28,6 +36,7 @@ struct LayerContext {
   backend::Tensor positions;         // i32 [B*T]
   backend::Tensor doc_ids;           // i32 [B*T] or absent
   backend::Tensor inv_freq;          // f32 [Dh/2] (RoPE)
+  comm::Communicator* tp = nullptr;  // tensor-parallel group
 };
 
 // Saved activations of one layer for one micro-batch (views into buffers owned by the model).
@@ -47,16 +56,19 @@ struct LayerScratch {
   backend::Tensor d_k, d_v;          // [N, Hkv*Dh]
   backend::Tensor d_gate, d_up, d_act;  // [N, F]
   backend::Tensor d_norm;            // [N, D]
+  backend::Tensor partial;           // [N, D] row-parallel partial sums (TP > 1)
 };
 
 class DecoderLayer {
  public:
   // Registers this layer's parameters (canonical names) in `params`.
-  DecoderLayer(const ModelSpec& spec, int index, ParameterSet& params, DType dtype);
+  DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index, ParameterSet& params);
 
   // x: [N, D] input; y: [N, D] output (distinct buffers).
+  // `scratch.partial` is used for the row-parallel sums.
   void forward(backend::Ops& ops, const LayerContext& ctx, const backend::Tensor& x,
-               const backend::Tensor& y, const LayerActivations& act) const;
+               const backend::Tensor& y, const LayerActivations& act,
+               const LayerScratch& scratch) const;
   // x: the forward input; dy: [N, D] gradient of the output, replaced by the gradient of x.
   void backward(backend::Ops& ops, const LayerContext& ctx, const backend::Tensor& x,
                 const LayerActivations& act, const LayerScratch& scratch,
@@ -72,9 +84,18 @@ class DecoderLayer {
     Parameter* bias = nullptr;     // LayerNorm only
   };
 
-  Linear make_linear(ParameterSet& params, const std::string& name, std::int64_t out,
-                     std::int64_t in, bool bias, DType dtype);
-  Norm make_norm(ParameterSet& params, const std::string& name, DType dtype);
+  // Column-parallel: rows [out_begin, out_begin + out) of a [out_global, in] weight.
+  Linear make_column(ParameterSet& params, const std::string& name, std::int64_t out,
+                     std::int64_t out_begin, std::int64_t out_global, std::int64_t in, bool bias,
+                     int replicas);
+  // Row-parallel: columns [in_begin, in_begin + in) of an [out, in_global] weight.
+  Linear make_row(ParameterSet& params, const std::string& name, std::int64_t out,
+                  std::int64_t in, std::int64_t in_begin, std::int64_t in_global, bool bias);
+  Norm make_norm(ParameterSet& params, const std::string& name);
+  // y = x (+)= partial sums of a row-parallel projection over the TP group, + bias.
+  void row_parallel_forward(backend::Ops& ops, const LayerContext& ctx, const backend::Tensor& in,
+                            const Linear& l, const backend::Tensor& residual,
+                            const backend::Tensor& y, const backend::Tensor& partial) const;
 
   void norm_forward(backend::Ops& ops, const Norm& n, const backend::Tensor& x,
                     const backend::Tensor& y, const backend::Tensor& mean,
@@ -84,6 +105,7 @@ class DecoderLayer {
                      const backend::Tensor& rstd, const backend::Tensor& dx) const;
 
   const ModelSpec* spec_;
+  TpLayout tp_;
   Norm norm1_, norm2_;
   Linear q_, k_, v_, o_;
   Linear gate_, up_, down_;

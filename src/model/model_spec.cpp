@@ -42,4 +42,48 @@ std::string ModelSpec::summary() const {
       tie_embeddings ? ", tied head" : "", static_cast<double>(num_parameters()) / 1e6);
 }
 
+std::int64_t TpLayout::valid_vocab(std::int64_t vocab_size) const noexcept {
+  const std::int64_t v = vocab_size - vocab_begin;
+  return v < 0 ? 0 : (v > vocab ? vocab : v);
+}
+
+std::string tp_layout_problem(const ModelSpec& s, int t) {
+  std::string out;
+  auto add = [&](std::string line) { out += (out.empty() ? "" : "\n") + line; };
+  if (s.num_heads % t != 0)
+    add(fmt::format("model.num_heads ({}) must be divisible by parallel.tensor ({})", s.num_heads, t));
+  if (s.num_kv_heads % t != 0 && t % s.num_kv_heads != 0)
+    add(fmt::format("model.num_kv_heads ({}) and parallel.tensor ({}) must divide one another",
+                    s.num_kv_heads, t));
+  if (s.intermediate_size % t != 0)
+    add(fmt::format("model.intermediate_size ({}) must be divisible by parallel.tensor ({})",
+                    s.intermediate_size, t));
+  return out;
+}
+
+TpLayout make_tp_layout(const ModelSpec& s, int t, int r) {
+  const std::string problem = tp_layout_problem(s, t);
+  TAILOR_ASSERT(problem.empty(), "{}", problem);
+  TAILOR_ASSERT(r >= 0 && r < t, "tp rank {} of {}", r, t);
+  TpLayout l;
+  l.size = t;
+  l.rank = r;
+  l.q_heads = s.num_heads / t;
+  l.q_head_begin = r * l.q_heads;
+  if (s.num_kv_heads % t == 0) {
+    l.kv_heads = s.num_kv_heads / t;
+    l.kv_head_begin = r * l.kv_heads;
+  } else {
+    l.kv_heads = 1;
+    l.kv_replicas = t / static_cast<int>(s.num_kv_heads);
+    l.kv_head_begin = r / l.kv_replicas;
+  }
+  l.ffn = s.intermediate_size / t;
+  l.ffn_begin = r * l.ffn;
+  l.padded_vocab = s.padded_vocab(t);
+  l.vocab = l.padded_vocab / t;
+  l.vocab_begin = r * l.vocab;
+  return l;
+}
+
 }  // namespace tailor::model

@@ -32,14 +32,15 @@ struct ModelSpec {
   bool mlp_bias = false;              // biases on the MLP projections
   bool tie_embeddings = false;        // LM head shares the token embedding
   double init_std = 0.02;
-  // Embedding rows and LM-head columns are padded to a multiple of this (128 x TP degree);
+  // Embedding rows and LM-head columns are padded to a multiple of vocab_multiple x TP degree;
   // padded logits are masked to -inf in the loss.
   std::int64_t vocab_multiple = 128;
 
   // Asserts the invariants (config validation reports them to users first).
   void check() const;
-  [[nodiscard]] std::int64_t padded_vocab() const noexcept {
-    return (vocab_size + vocab_multiple - 1) / vocab_multiple * vocab_multiple;
+  [[nodiscard]] std::int64_t padded_vocab(int tp_size = 1) const noexcept {
+    const std::int64_t m = vocab_multiple * tp_size;
+    return (vocab_size + m - 1) / m * m;
   }
   [[nodiscard]] std::int64_t q_dim() const noexcept { return num_heads * head_dim; }
   [[nodiscard]] std::int64_t kv_dim() const noexcept { return num_kv_heads * head_dim; }
@@ -48,5 +49,29 @@ struct ModelSpec {
   // One line for logs: "llama-style: 4 layers, hidden 128, 4/2 heads, ..."
   [[nodiscard]] std::string summary() const;
 };
+
+// What one tensor-parallel rank holds (Megatron layout): query heads, KV heads, MLP columns and
+// vocabulary rows are split in contiguous blocks. KV heads either split evenly (num_kv_heads % T
+// == 0) or, when T % num_kv_heads == 0, each rank holds one KV head shared by T / num_kv_heads
+// consecutive ranks.
+struct TpLayout {
+  int size = 1;
+  int rank = 0;
+  std::int64_t q_heads = 0, q_head_begin = 0;
+  std::int64_t kv_heads = 0, kv_head_begin = 0;
+  int kv_replicas = 1;                 // ranks holding the same KV head
+  std::int64_t ffn = 0, ffn_begin = 0;
+  std::int64_t padded_vocab = 0;       // global, padded to vocab_multiple * T
+  std::int64_t vocab = 0, vocab_begin = 0;  // local rows of the embedding / LM head
+  [[nodiscard]] std::int64_t q_dim(std::int64_t head_dim) const noexcept { return q_heads * head_dim; }
+  [[nodiscard]] std::int64_t kv_dim(std::int64_t head_dim) const noexcept { return kv_heads * head_dim; }
+  // Real (unpadded) vocabulary columns among this rank's local ones.
+  [[nodiscard]] std::int64_t valid_vocab(std::int64_t vocab_size) const noexcept;
+};
+
+// Why `spec` cannot be split over `tp_size` ranks (one reason per line), or empty when it can.
+[[nodiscard]] std::string tp_layout_problem(const ModelSpec& spec, int tp_size);
+// Asserts the layout is possible (check tp_layout_problem first for a user-facing message).
+[[nodiscard]] TpLayout make_tp_layout(const ModelSpec& spec, int tp_size, int tp_rank);
 
 }  // namespace tailor::model

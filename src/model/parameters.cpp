@@ -2,16 +2,42 @@
 
 namespace tailor::model {
 
-Parameter& ParameterSet::add(std::string name, Shape shape, DType dtype, bool decay) {
+std::int64_t Parameter::global_index(std::int64_t i) const noexcept {
+  if (shard_dim < 0) return i;
+  if (shape.rank() == 1) return shard_offset + i;
+  const std::int64_t cols = shape.cols();
+  const std::int64_t r = i / cols, c = i % cols;
+  const std::int64_t gcols = global_shape.cols();
+  return shard_dim == 0 ? (shard_offset + r) * gcols + c : r * gcols + shard_offset + c;
+}
+
+Parameter& ParameterSet::add(std::string name, Shape shape, bool decay, ShardSpec shard) {
   TAILOR_ASSERT(find(name) == nullptr, "duplicate parameter {}", name);
+  TAILOR_ASSERT(values_.empty(), "parameter {} added after allocate()", name);
   Parameter p;
   p.name = std::move(name);
   p.shape = shape;
+  p.global_shape = shard.global_shape.rank() == 0 ? shape : shard.global_shape;
+  p.shard_dim = shard.shard_dim;
+  p.shard_offset = shard.shard_offset;
+  p.replicas = shard.replicas;
+  p.partial_grad = shard.partial_grad;
   p.decay = decay;
-  p.value = backend::Buffer(dtype, shape);
-  p.grad = backend::Buffer(dtype, shape);
+  p.offset = numel_;
+  numel_ += shape.numel();
   params_.push_back(std::move(p));
   return params_.back();
+}
+
+void ParameterSet::allocate(DType dtype) {
+  TAILOR_ASSERT(values_.empty(), "allocate() called twice");
+  values_ = backend::Buffer(dtype, Shape{numel_});
+  grads_ = backend::Buffer(dtype, Shape{numel_});
+  for (Parameter& p : params_) {
+    p.value = values_.tensor().flat_slice(p.offset, p.offset + p.shape.numel()).view(p.shape);
+    if (p.trainable)
+      p.grad = grads_.tensor().flat_slice(p.offset, p.offset + p.shape.numel()).view(p.shape);
+  }
 }
 
 Parameter* ParameterSet::find(const std::string& name) noexcept {
@@ -32,15 +58,8 @@ Parameter& ParameterSet::at(const std::string& name) {
   return *p;
 }
 
-std::int64_t ParameterSet::numel() const noexcept {
-  std::int64_t n = 0;
-  for (const auto& p : params_) n += p.shape.numel();
-  return n;
-}
-
 void ParameterSet::zero_grad(backend::Ops& ops) {
-  for (auto& p : params_)
-    if (!p.grad.empty()) ops.fill(p.grad.tensor(), 0.0);
+  if (!grads_.empty()) ops.fill(grads_.tensor(), 0.0);
 }
 
 }  // namespace tailor::model

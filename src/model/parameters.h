@@ -1,46 +1,78 @@
-// Named parameters with their gradients.
+// Named parameters with their gradients, in one flat buffer per kind.
 //
 // Every parameter has its canonical Hugging Face name (`model.layers.3.self_attn.q_proj.weight`),
 // which is how optimizers, weight-decay groups, checkpoints, LoRA targets and exports address it:
 // names over indices. Shapes are PyTorch's: a linear weight is [out, in].
+//
+// Under tensor parallelism a rank holds a shard: `shape` is the local shape, `global_shape` the
+// full tensor's, and the shard is the slab [shard_offset, shard_offset + shape[shard_dim]) of
+// dimension shard_dim (-1: the rank holds the whole tensor). `replicas` counts the TP ranks that
+// hold exactly the same data (T for a replicated norm weight, T / num_kv_heads for a replicated KV
+// head): the global grad norm counts such a tensor once.
+//
+// Values and gradients of all parameters live in two flat buffers (in the order parameters were
+// added), so data-parallel reduction and ZeRO sharding work on contiguous ranges.
 #pragma once
 
 #include <cstdint>
-#include <string>
 #include <deque>
+#include <string>
 
 #include "backend/ops.h"
 #include "backend/tensor.h"
 
 namespace tailor::model {
 
+struct ShardSpec {
+  Shape global_shape;          // empty: same as the local shape
+  int shard_dim = -1;          // -1: not split
+  std::int64_t shard_offset = 0;
+  int replicas = 1;            // TP ranks holding identical data
+  bool partial_grad = false;   // each replica holds a partial gradient, summed over the replicas
+};
+
 struct Parameter {
   std::string name;
-  Shape shape;
-  bool decay = true;          // weight decay applies (matrices and embeddings, not norms/biases)
+  Shape shape;                 // local shape
+  Shape global_shape;
+  int shard_dim = -1;
+  std::int64_t shard_offset = 0;
+  int replicas = 1;
+  bool partial_grad = false;   // gradient must be summed over the `replicas` ranks
+  bool decay = true;           // weight decay applies (matrices and embeddings, not norms/biases)
   bool trainable = true;
-  backend::Buffer value;
-  backend::Buffer grad;       // empty when not trainable
+  std::int64_t offset = 0;     // element offset in the flat buffers
+  backend::Tensor value;       // view into the flat value buffer
+  backend::Tensor grad;        // view into the flat gradient buffer (absent when not trainable)
+
+  // Element index in the global tensor of local element i (row-major).
+  [[nodiscard]] std::int64_t global_index(std::int64_t i) const noexcept;
 };
 
 class ParameterSet {
  public:
-  // Adds a parameter, zero-filled, in `dtype`. Names must be unique.
-  Parameter& add(std::string name, Shape shape, DType dtype, bool decay);
+  // Declares a parameter; storage comes with allocate(). Names must be unique.
+  Parameter& add(std::string name, Shape shape, bool decay, ShardSpec shard = {});
+  // Creates the flat value and gradient buffers (zero-filled) and points every parameter at its
+  // slice. Called once, after the last add().
+  void allocate(DType dtype);
 
   [[nodiscard]] std::deque<Parameter>& all() noexcept { return params_; }
   [[nodiscard]] const std::deque<Parameter>& all() const noexcept { return params_; }
-  // nullptr when absent.
   [[nodiscard]] Parameter* find(const std::string& name) noexcept;
   [[nodiscard]] const Parameter* find(const std::string& name) const noexcept;
-  // Asserting lookup.
   [[nodiscard]] Parameter& at(const std::string& name);
 
-  [[nodiscard]] std::int64_t numel() const noexcept;
+  // Local elements (this rank's shards).
+  [[nodiscard]] std::int64_t numel() const noexcept { return numel_; }
+  [[nodiscard]] backend::Tensor flat_values() const noexcept { return values_.tensor(); }
+  [[nodiscard]] backend::Tensor flat_grads() const noexcept { return grads_.tensor(); }
   void zero_grad(backend::Ops& ops);
 
  private:
   std::deque<Parameter> params_;  // deque: references stay valid as parameters are added
+  std::int64_t numel_ = 0;
+  backend::Buffer values_, grads_;
 };
 
 }  // namespace tailor::model

@@ -17,8 +17,9 @@ struct Transformer::Activations {
   std::vector<Tensor> resid;               // L + 1 residual-stream states [N, D]
   std::vector<LayerActivations> layers;
   Tensor final_h, final_mean, final_rstd;  // [N, D], [N], [N]
-  Tensor logits;                           // [N, Vp]; becomes dlogits in backward
+  Tensor logits;                           // [N, V_local]; becomes dlogits in backward
   Tensor losses;                           // [N] per-token loss
+  Tensor row_max, ce_stats;                // [N], [2, N]: vocab-parallel cross-entropy
   Tensor dx;                               // [N, D] gradient of the residual stream
   LayerScratch scratch;
 
@@ -28,22 +29,40 @@ struct Transformer::Activations {
   }
 };
 
-Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype)
+Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Communicator* tp)
     : spec_(spec), ops_(&ops), dtype_(dtype) {
   spec_.check();
+  if (tp == nullptr) {
+    own_tp_ = std::make_unique<comm::SelfCommunicator>();
+    tp = own_tp_.get();
+  }
+  tp_ = tp;
+  layout_ = make_tp_layout(spec_, tp_->size(), tp_->rank());
+  const int t = layout_.size;
   const std::int64_t d = spec_.hidden_size;
-  const std::int64_t vp = spec_.padded_vocab();
-  embed_tokens_ = &params_.add("model.embed_tokens.weight", Shape{vp, d}, dtype, true);
+  const std::int64_t vp = layout_.padded_vocab;
+  // Vocab-parallel: this rank holds rows [vocab_begin, vocab_begin + V/T).
+  const ShardSpec vocab_shard{Shape{vp, d}, t > 1 ? 0 : -1, layout_.vocab_begin, 1, false};
+  const ShardSpec replicated{Shape{}, -1, 0, t, false};
+  embed_tokens_ =
+      &params_.add("model.embed_tokens.weight", Shape{layout_.vocab, d}, true, vocab_shard);
   if (spec_.position == PositionType::kLearned)
     embed_positions_ = &params_.add("model.embed_positions.weight",
-                                    Shape{spec_.max_position_embeddings, d}, dtype, true);
+                                    Shape{spec_.max_position_embeddings, d}, true, replicated);
   layers_.reserve(static_cast<std::size_t>(spec_.num_layers));
-  for (int i = 0; i < spec_.num_layers; ++i) layers_.emplace_back(spec_, i, params_, dtype);
-  final_norm_w_ = &params_.add("model.norm.weight", Shape{d}, dtype, false);
+  for (int i = 0; i < spec_.num_layers; ++i) layers_.emplace_back(spec_, layout_, i, params_);
+  final_norm_w_ = &params_.add("model.norm.weight", Shape{d}, false, replicated);
   if (spec_.norm == NormType::kLayerNorm)
-    final_norm_b_ = &params_.add("model.norm.bias", Shape{d}, dtype, false);
-  lm_head_ = spec_.tie_embeddings ? embed_tokens_
-                                  : &params_.add("lm_head.weight", Shape{vp, d}, dtype, true);
+    final_norm_b_ = &params_.add("model.norm.bias", Shape{d}, false, replicated);
+  lm_head_ = spec_.tie_embeddings
+                 ? embed_tokens_
+                 : &params_.add("lm_head.weight", Shape{layout_.vocab, d}, true, vocab_shard);
+  params_.allocate(dtype);
+
+  if (t > 1) {
+    // Collective over the TP group: every rank splits, even when it shares no KV head.
+    kv_group_ = tp_->split(static_cast<int>(layout_.kv_head_begin), tp_->rank());
+  }
 
   if (spec_.position == PositionType::kRope) {
     // As Hugging Face computes it, in f32: 1 / theta^(2i / Dh).
@@ -62,29 +81,31 @@ Transformer::~Transformer() = default;
 
 void Transformer::init_parameters(std::uint64_t seed) {
   for (Parameter& p : params_.all()) {
-    const Tensor t = p.value.tensor();
     const std::string& n = p.name;
     const bool is_norm_weight = n.ends_with("layernorm.weight") || n == "model.norm.weight";
     if (is_norm_weight) {
-      ops_->fill(t, 1.0);
+      ops_->fill(p.value, 1.0);
       continue;
     }
     if (n.ends_with(".bias")) {
-      ops_->fill(t, 0.0);
+      ops_->fill(p.value, 0.0);
       continue;
     }
-    // Draw in f64 on the host, then convert to the parameter dtype (the same values on every
-    // backend and for every dtype, up to rounding).
+    // Element i of the shard takes the value of its global element: a TP shard equals the
+    // slice of the unsharded tensor under the same seed. Drawn in f64, converted once.
     const CounterRng rng(seed, stream_id(n));
     Buffer host(DType::kF64, p.shape);
     double* h = host.ptr<double>();
-    std::int64_t rows = p.shape.rank() == 2 ? p.shape[0] : 1;
-    const std::int64_t cols = p.shape.cols();
-    // Padding rows of the vocabulary stay zero.
-    if (&p == embed_tokens_ || &p == lm_head_) rows = spec_.vocab_size;
-    for (std::int64_t i = 0; i < rows * cols; ++i)
-      h[i] = spec_.init_std * rng.normal(static_cast<std::uint64_t>(i));
-    ops_->copy(t, host.tensor());
+    const bool vocab_rows = &p == embed_tokens_ || &p == lm_head_;
+    const std::int64_t gcols = p.global_shape.cols();
+    for (std::int64_t i = 0; i < p.shape.numel(); ++i) {
+      const std::int64_t g = p.global_index(i);
+      // Padding rows of the vocabulary stay zero.
+      h[i] = vocab_rows && g / gcols >= spec_.vocab_size
+                 ? 0.0
+                 : spec_.init_std * rng.normal(static_cast<std::uint64_t>(g));
+    }
+    ops_->copy(p.value, host.tensor());
   }
 }
 
@@ -96,7 +117,9 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   a->seq = seq;
   const std::int64_t n = batch * seq;
   const std::int64_t d = spec_.hidden_size;
-  const std::int64_t f = spec_.intermediate_size;
+  const std::int64_t f = layout_.ffn;
+  const std::int64_t qd = layout_.q_dim(spec_.head_dim);
+  const std::int64_t kvd = layout_.kv_dim(spec_.head_dim);
   const bool layer_norm = spec_.norm == NormType::kLayerNorm;
   const bool swiglu = spec_.mlp == MlpType::kSwiGLU;
   a->storage.reserve(static_cast<std::size_t>(spec_.num_layers) * 16 + 32);
@@ -106,11 +129,11 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
     l.h1 = a->make(dtype_, Shape{n, d});
     if (layer_norm) l.mean1 = a->make(dtype_, Shape{n});
     l.rstd1 = a->make(dtype_, Shape{n});
-    l.q = a->make(dtype_, Shape{n, spec_.q_dim()});
-    l.k = a->make(dtype_, Shape{n, spec_.kv_dim()});
-    l.v = a->make(dtype_, Shape{n, spec_.kv_dim()});
-    l.attn = a->make(dtype_, Shape{n, spec_.q_dim()});
-    l.lse = a->make(dtype_, Shape{batch, spec_.num_heads, seq});
+    l.q = a->make(dtype_, Shape{n, qd});
+    l.k = a->make(dtype_, Shape{n, kvd});
+    l.v = a->make(dtype_, Shape{n, kvd});
+    l.attn = a->make(dtype_, Shape{n, qd});
+    l.lse = a->make(dtype_, Shape{batch, layout_.q_heads, seq});
     l.x_mid = a->make(dtype_, Shape{n, d});
     l.h2 = a->make(dtype_, Shape{n, d});
     if (layer_norm) l.mean2 = a->make(dtype_, Shape{n});
@@ -123,16 +146,21 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   a->final_h = a->make(dtype_, Shape{n, d});
   if (layer_norm) a->final_mean = a->make(dtype_, Shape{n});
   a->final_rstd = a->make(dtype_, Shape{n});
-  a->logits = a->make(dtype_, Shape{n, spec_.padded_vocab()});
+  a->logits = a->make(dtype_, Shape{n, layout_.vocab});
   a->losses = a->make(dtype_, Shape{n});
+  if (tensor_parallel()) {
+    a->row_max = a->make(dtype_, Shape{n});
+    a->ce_stats = a->make(dtype_, Shape{2, n});
+  }
   a->dx = a->make(dtype_, Shape{n, d});
   LayerScratch& s = a->scratch;
   s.d_h = a->make(dtype_, Shape{n, d});
   s.d_norm = a->make(dtype_, Shape{n, d});
-  s.d_attn = a->make(dtype_, Shape{n, spec_.q_dim()});
-  s.d_q = a->make(dtype_, Shape{n, spec_.q_dim()});
-  s.d_k = a->make(dtype_, Shape{n, spec_.kv_dim()});
-  s.d_v = a->make(dtype_, Shape{n, spec_.kv_dim()});
+  if (tensor_parallel()) s.partial = a->make(dtype_, Shape{n, d});
+  s.d_attn = a->make(dtype_, Shape{n, qd});
+  s.d_q = a->make(dtype_, Shape{n, qd});
+  s.d_k = a->make(dtype_, Shape{n, kvd});
+  s.d_v = a->make(dtype_, Shape{n, kvd});
   if (swiglu) s.d_gate = a->make(dtype_, Shape{n, f});
   s.d_up = a->make(dtype_, Shape{n, f});
   s.d_act = a->make(dtype_, Shape{n, f});
@@ -146,15 +174,18 @@ LayerContext Transformer::context(const Batch& b) const {
   c.positions = b.positions;
   c.doc_ids = b.doc_ids;
   c.inv_freq = inv_freq_.tensor();
+  c.tp = tp_;
   return c;
 }
 
 void Transformer::embed(const Batch& b) {
   Tensor x0 = acts_->resid[0];
-  ops_->embedding_forward(embed_tokens_->value.tensor(), b.ids, x0);
+  // Vocab-parallel lookup: each rank fills the rows of its ids, zeros elsewhere; sum over ranks.
+  ops_->embedding_forward(embed_tokens_->value, b.ids, layout_.vocab_begin, x0);
+  if (tensor_parallel()) tp_->all_reduce(x0, comm::ReduceOp::kSum);
   if (embed_positions_ != nullptr) {
     Tensor tmp = acts_->scratch.d_h;  // free during the forward pass
-    ops_->embedding_forward(embed_positions_->value.tensor(), b.positions, tmp);
+    ops_->embedding_forward(embed_positions_->value, b.positions, 0, tmp);
     ops_->add(x0, tmp, 1.0);
   }
 }
@@ -181,17 +212,32 @@ void Transformer::run_forward(const Batch& b) {
   const LayerContext ctx = context(b);
   embed(b);
   for (std::size_t i = 0; i < layers_.size(); ++i)
-    layers_[i].forward(*ops_, ctx, a.resid[i], a.resid[i + 1], a.layers[i]);
+    layers_[i].forward(*ops_, ctx, a.resid[i], a.resid[i + 1], a.layers[i], a.scratch);
   const Tensor& xl = a.resid.back();
   if (spec_.norm == NormType::kRmsNorm) {
-    ops_->rmsnorm_forward(xl, final_norm_w_->value.tensor(), spec_.norm_eps, a.final_h,
-                          a.final_rstd);
+    ops_->rmsnorm_forward(xl, final_norm_w_->value, spec_.norm_eps, a.final_h, a.final_rstd);
   } else {
-    ops_->layernorm_forward(xl, final_norm_w_->value.tensor(), final_norm_b_->value.tensor(),
-                            spec_.norm_eps, a.final_h, a.final_mean, a.final_rstd);
+    ops_->layernorm_forward(xl, final_norm_w_->value, final_norm_b_->value, spec_.norm_eps,
+                            a.final_h, a.final_mean, a.final_rstd);
   }
-  // logits = h W_head^T: [N, Vp]
-  ops_->gemm(a.final_h, false, lm_head_->value.tensor(), true, a.logits, 1.0, 0.0);
+  // logits = h W_head^T: [N, V_local]
+  ops_->gemm(a.final_h, false, lm_head_->value, true, a.logits, 1.0, 0.0);
+}
+
+void Transformer::loss(const Batch& b, bool with_grad, double dscale) {
+  Activations& a = *acts_;
+  const Tensor dlogits = with_grad ? a.logits : Tensor{};
+  if (!tensor_parallel()) {
+    ops_->cross_entropy(a.logits, b.targets, spec_.vocab_size, a.losses, dlogits, dscale);
+    return;
+  }
+  const std::int64_t valid = layout_.valid_vocab(spec_.vocab_size);
+  ops_->ce_local_max(a.logits, valid, a.row_max);
+  tp_->all_reduce(a.row_max, comm::ReduceOp::kMax);
+  ops_->ce_local_sums(a.logits, b.targets, layout_.vocab_begin, valid, a.row_max, a.ce_stats);
+  tp_->all_reduce(a.ce_stats, comm::ReduceOp::kSum);
+  ops_->ce_finish(a.logits, b.targets, layout_.vocab_begin, valid, a.row_max, a.ce_stats,
+                  a.losses, dlogits, dscale);
 }
 
 double Transformer::sum_losses() const {
@@ -210,9 +256,8 @@ double Transformer::sum_losses() const {
 
 double Transformer::forward(const Batch& b, const Tensor* logits_out) {
   run_forward(b);
-  Activations& a = *acts_;
-  if (logits_out != nullptr) ops_->copy(*logits_out, a.logits);
-  ops_->cross_entropy(a.logits, b.targets, spec_.vocab_size, a.losses, Tensor{}, 0.0);
+  if (logits_out != nullptr) ops_->copy(*logits_out, acts_->logits);
+  loss(b, /*with_grad=*/false, 0.0);
   return sum_losses();
 }
 
@@ -220,31 +265,37 @@ double Transformer::forward_backward(const Batch& b, double dscale) {
   run_forward(b);
   Activations& a = *acts_;
   // Fused loss and its gradient: logits are overwritten by dscale * (softmax - onehot).
-  ops_->cross_entropy(a.logits, b.targets, spec_.vocab_size, a.losses, a.logits, dscale);
-  const double loss = sum_losses();
+  loss(b, /*with_grad=*/true, dscale);
+  const double total = sum_losses();
   const Tensor& dlogits = a.logits;
 
-  // LM head: dW_head += dlogits^T h; dh = dlogits W_head.
-  ops_->gemm(dlogits, true, a.final_h, false, lm_head_->grad.tensor(), 1.0, 1.0);
+  // LM head (vocab-parallel): dW_head += dlogits^T h; dh = sum over ranks of dlogits W_head.
+  ops_->gemm(dlogits, true, a.final_h, false, lm_head_->grad, 1.0, 1.0);
   Tensor dh = a.scratch.d_h;
-  ops_->gemm(dlogits, false, lm_head_->value.tensor(), false, dh, 1.0, 0.0);
+  ops_->gemm(dlogits, false, lm_head_->value, false, dh, 1.0, 0.0);
+  if (tensor_parallel()) tp_->all_reduce(dh, comm::ReduceOp::kSum);
   const Tensor& xl = a.resid.back();
   if (spec_.norm == NormType::kRmsNorm) {
-    ops_->rmsnorm_backward(dh, xl, final_norm_w_->value.tensor(), a.final_rstd, a.dx,
-                           final_norm_w_->grad.tensor());
+    ops_->rmsnorm_backward(dh, xl, final_norm_w_->value, a.final_rstd, a.dx, final_norm_w_->grad);
   } else {
-    ops_->layernorm_backward(dh, xl, final_norm_w_->value.tensor(), a.final_mean, a.final_rstd,
-                             a.dx, final_norm_w_->grad.tensor(), final_norm_b_->grad.tensor());
+    ops_->layernorm_backward(dh, xl, final_norm_w_->value, a.final_mean, a.final_rstd, a.dx,
+                             final_norm_w_->grad, final_norm_b_->grad);
   }
 
   const LayerContext ctx = context(b);
   for (std::size_t i = layers_.size(); i-- > 0;)
     layers_[i].backward(*ops_, ctx, a.resid[i], a.layers[i], a.scratch, a.dx);
 
-  ops_->embedding_backward(embed_tokens_->grad.tensor(), b.ids, a.dx);
+  ops_->embedding_backward(embed_tokens_->grad, b.ids, layout_.vocab_begin, a.dx);
   if (embed_positions_ != nullptr)
-    ops_->embedding_backward(embed_positions_->grad.tensor(), b.positions, a.dx);
-  return loss;
+    ops_->embedding_backward(embed_positions_->grad, b.positions, 0, a.dx);
+  return total;
+}
+
+void Transformer::finish_gradients() {
+  if (!kv_group_ || kv_group_->size() == 1) return;
+  for (Parameter& p : params_.all())
+    if (p.partial_grad && p.grad.data != nullptr) kv_group_->all_reduce(p.grad, comm::ReduceOp::kSum);
 }
 
 std::int64_t count_loss_targets(const Tensor& targets) {

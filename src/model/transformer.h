@@ -6,6 +6,11 @@
 // positions are `model.embed_positions.weight`. A tied head is the embedding itself: one
 // parameter, one gradient. Embedding rows past the real vocabulary (padding to a multiple of 128)
 // are zero, never indexed and masked out of the softmax, so they stay zero.
+//
+// Tensor parallelism: given a TP group of T ranks, this rank holds its Megatron shard (see
+// decoder_layer.h): vocab-parallel embedding and LM head (rows [vocab_begin, vocab_begin + V/T)),
+// the vocab-parallel cross-entropy (only a max, a sum and the target logit per token cross the
+// group; full logits are never gathered), column/row-parallel attention and MLP.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +18,7 @@
 #include <vector>
 
 #include "backend/ops.h"
+#include "comm/communicator.h"
 #include "model/decoder_layer.h"
 #include "model/model_spec.h"
 #include "model/parameters.h"
@@ -31,13 +37,16 @@ struct Batch {
 
 class Transformer {
  public:
-  Transformer(const ModelSpec& spec, backend::Ops& ops, DType dtype);
+  // `tp`: the tensor-parallel group (nullptr: a single rank). Must outlive the model.
+  Transformer(const ModelSpec& spec, backend::Ops& ops, DType dtype,
+              comm::Communicator* tp = nullptr);
   ~Transformer();
   Transformer(const Transformer&) = delete;
   Transformer& operator=(const Transformer&) = delete;
 
   [[nodiscard]] const ModelSpec& spec() const noexcept { return spec_; }
   [[nodiscard]] DType dtype() const noexcept { return dtype_; }
+  [[nodiscard]] const TpLayout& tp_layout() const noexcept { return layout_; }
   [[nodiscard]] ParameterSet& params() noexcept { return params_; }
   [[nodiscard]] const ParameterSet& params() const noexcept { return params_; }
 
@@ -47,24 +56,36 @@ class Transformer {
   void init_parameters(std::uint64_t seed);
 
   // Forward only. Returns the sum of the token losses over targets != kIgnoreIndex. When
-  // `logits_out` is given ([B*T, padded_vocab], model dtype) the logits are copied into it.
+  // `logits_out` is given ([B*T, local padded vocab], model dtype) this rank's logits are copied
+  // into it.
   double forward(const Batch& batch, const backend::Tensor* logits_out = nullptr);
 
   // Forward and backward of one micro-batch: parameter gradients += dscale * d(sum of token
   // losses)/d(parameter). Returns the sum of the token losses.
   double forward_backward(const Batch& batch, double dscale);
 
+  // After the last micro-batch of a step: sums the partial gradients of KV heads that several TP
+  // ranks share. A no-op without such heads.
+  void finish_gradients();
+
  private:
   struct Activations;
   void ensure_activations(std::int64_t batch, std::int64_t seq);
   void embed(const Batch& batch);
   void run_forward(const Batch& batch);       // up to the logits
+  // Losses (and, with dlogits, their gradient in place of the logits) of the current logits.
+  void loss(const Batch& batch, bool with_grad, double dscale);
   [[nodiscard]] double sum_losses() const;
+  [[nodiscard]] bool tensor_parallel() const noexcept { return layout_.size > 1; }
   LayerContext context(const Batch& batch) const;
 
   ModelSpec spec_;
   backend::Ops* ops_;
   DType dtype_;
+  std::unique_ptr<comm::Communicator> own_tp_;  // when no group was given
+  comm::Communicator* tp_;
+  TpLayout layout_;
+  std::unique_ptr<comm::Communicator> kv_group_;  // ranks sharing this rank's KV head
   ParameterSet params_;
   std::vector<DecoderLayer> layers_;
   Parameter* embed_tokens_ = nullptr;

@@ -1,25 +1,19 @@
 #include "optim/grad_norm.h"
 
-#include <cmath>
-
 namespace tailor::optim {
 
-double global_grad_norm(backend::Ops& ops, std::span<model::Parameter* const> params) {
+double local_grad_sum_squares(backend::Ops& ops, std::span<const ParamSlice> slices) {
   double total = 0.0;
-  for (const model::Parameter* p : params)
-    if (p->trainable && !p->grad.empty()) total += ops.sum_squares(p->grad.tensor());
-  return std::sqrt(total);
+  for (const ParamSlice& s : slices) total += s.norm_weight * ops.sum_squares(s.grad);
+  return total;
 }
 
-double clip_grad_norm(backend::Ops& ops, std::span<model::Parameter* const> params,
-                      double max_norm) {
-  const double norm = global_grad_norm(ops, params);
-  if (max_norm > 0.0 && norm > max_norm) {
-    const double coef = max_norm / (norm + 1e-6);
-    for (model::Parameter* p : params)
-      if (p->trainable && !p->grad.empty()) ops.scale(p->grad.tensor(), coef);
-  }
-  return norm;
+double clip_to_norm(backend::Ops& ops, std::span<const ParamSlice> slices, double norm,
+                    double max_norm) {
+  if (!(max_norm > 0.0 && norm > max_norm)) return 1.0;
+  const double coef = max_norm / (norm + 1e-6);
+  for (const ParamSlice& s : slices) ops.scale(s.grad, coef);
+  return coef;
 }
 
 }  // namespace tailor::optim

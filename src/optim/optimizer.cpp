@@ -1,103 +1,110 @@
 #include "optim/optimizer.h"
 
 namespace tailor::optim {
+
+std::vector<ParamSlice> whole_parameters(model::ParameterSet& params) {
+  std::vector<ParamSlice> out;
+  for (model::Parameter& p : params.all()) {
+    if (!p.trainable || p.grad.data == nullptr) continue;
+    const std::int64_t n = p.shape.numel();
+    out.push_back({p.value.view(Shape{n}), p.grad.view(Shape{n}), p.decay,
+                   1.0 / static_cast<double>(p.replicas)});
+  }
+  return out;
+}
+
 namespace {
 
 using backend::Buffer;
 
 class AdamW final : public Optimizer {
  public:
-  AdamW(const OptimizerSpec& spec, backend::Ops& ops, std::vector<model::Parameter*> params)
-      : spec_(spec), ops_(&ops), params_(std::move(params)) {
-    for (model::Parameter* p : params_) {
-      State s;
-      if (p->trainable) {
-        s.m = Buffer(p->value.dtype(), p->shape);
-        s.v = Buffer(p->value.dtype(), p->shape);
-      }
-      state_.push_back(std::move(s));
+  AdamW(const OptimizerSpec& spec, backend::Ops& ops, std::vector<ParamSlice> slices)
+      : spec_(spec), ops_(&ops), slices_(std::move(slices)) {
+    for (const ParamSlice& s : slices_) {
+      m_.emplace_back(s.value.dtype, s.value.shape);
+      v_.emplace_back(s.value.dtype, s.value.shape);
+      numel_ += 2 * s.value.numel();
     }
   }
 
   void step(double lr) override {
     ++steps_;
-    for (std::size_t i = 0; i < params_.size(); ++i) {
-      model::Parameter& p = *params_[i];
-      if (!p.trainable) continue;
+    for (std::size_t i = 0; i < slices_.size(); ++i) {
+      const ParamSlice& s = slices_[i];
       backend::AdamWHyper h;
       h.lr = lr;
       h.beta1 = spec_.beta1;
       h.beta2 = spec_.beta2;
       h.eps = spec_.eps;
-      h.weight_decay = p.decay ? spec_.weight_decay : 0.0;
+      h.weight_decay = s.decay ? spec_.weight_decay : 0.0;
       h.step = steps_;
-      ops_->adamw_update(p.value.tensor(), p.grad.tensor(), state_[i].m.tensor(),
-                         state_[i].v.tensor(), h);
+      ops_->adamw_update(s.value, s.grad, m_[i].tensor(), v_[i].tensor(), h);
     }
   }
   [[nodiscard]] std::int64_t steps_taken() const noexcept override { return steps_; }
+  [[nodiscard]] std::int64_t state_numel() const noexcept override { return numel_; }
 
  private:
-  struct State {
-    Buffer m, v;
-  };
   OptimizerSpec spec_;
   backend::Ops* ops_;
-  std::vector<model::Parameter*> params_;
-  std::vector<State> state_;
+  std::vector<ParamSlice> slices_;
+  std::vector<Buffer> m_, v_;
   std::int64_t steps_ = 0;
+  std::int64_t numel_ = 0;
 };
 
 // p <- p * (1 - lr * wd); buf <- momentum * buf + g; p <- p - lr * buf  (torch.optim.SGD with
 // decoupled decay; buf = g on the first step).
 class Sgd final : public Optimizer {
  public:
-  Sgd(const OptimizerSpec& spec, backend::Ops& ops, std::vector<model::Parameter*> params)
-      : spec_(spec), ops_(&ops), params_(std::move(params)) {
-    for (model::Parameter* p : params_)
-      momentum_.emplace_back(spec_.momentum > 0.0 && p->trainable
-                                 ? Buffer(p->value.dtype(), p->shape)
-                                 : Buffer());
+  Sgd(const OptimizerSpec& spec, backend::Ops& ops, std::vector<ParamSlice> slices)
+      : spec_(spec), ops_(&ops), slices_(std::move(slices)) {
+    for (const ParamSlice& s : slices_) {
+      momentum_.emplace_back(spec_.momentum > 0.0 ? Buffer(s.value.dtype, s.value.shape) : Buffer());
+      numel_ += spec_.momentum > 0.0 ? s.value.numel() : 0;
+    }
   }
 
   void step(double lr) override {
     ++steps_;
-    for (std::size_t i = 0; i < params_.size(); ++i) {
-      model::Parameter& p = *params_[i];
-      if (!p.trainable) continue;
-      const double wd = p.decay ? spec_.weight_decay : 0.0;
-      if (wd > 0.0) ops_->scale(p.value.tensor(), 1.0 - lr * wd);
+    for (std::size_t i = 0; i < slices_.size(); ++i) {
+      const ParamSlice& s = slices_[i];
+      const double wd = s.decay ? spec_.weight_decay : 0.0;
+      if (wd > 0.0) ops_->scale(s.value, 1.0 - lr * wd);
       if (momentum_[i].empty()) {
-        ops_->add(p.value.tensor(), p.grad.tensor(), -lr);
+        ops_->add(s.value, s.grad, -lr);
       } else {
         const backend::Tensor buf = momentum_[i].tensor();
         if (steps_ == 1) {
-          ops_->copy(buf, p.grad.tensor());
+          ops_->copy(buf, s.grad);
         } else {
           ops_->scale(buf, spec_.momentum);
-          ops_->add(buf, p.grad.tensor(), 1.0);
+          ops_->add(buf, s.grad, 1.0);
         }
-        ops_->add(p.value.tensor(), buf, -lr);
+        ops_->add(s.value, buf, -lr);
       }
     }
   }
   [[nodiscard]] std::int64_t steps_taken() const noexcept override { return steps_; }
+  [[nodiscard]] std::int64_t state_numel() const noexcept override { return numel_; }
 
  private:
   OptimizerSpec spec_;
   backend::Ops* ops_;
-  std::vector<model::Parameter*> params_;
+  std::vector<ParamSlice> slices_;
   std::vector<Buffer> momentum_;
   std::int64_t steps_ = 0;
+  std::int64_t numel_ = 0;
 };
 
 }  // namespace
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerSpec& spec, backend::Ops& ops,
-                                          std::vector<model::Parameter*> params) {
-  if (spec.name == "adamw") return std::make_unique<AdamW>(spec, ops, std::move(params));
-  if (spec.name == "sgd") return std::make_unique<Sgd>(spec, ops, std::move(params));
-  TAILOR_ASSERT(false, "unknown optimizer {}", spec.name);
+                                          std::vector<ParamSlice> slices) {
+  if (spec.name == "sgd") return std::make_unique<Sgd>(spec, ops, std::move(slices));
+  TAILOR_ASSERT(spec.name == "adamw", "unknown optimizer {}", spec.name);
+  return std::make_unique<AdamW>(spec, ops, std::move(slices));
 }
 
 }  // namespace tailor::optim

@@ -1,11 +1,15 @@
-// Optimizers over a list of parameters (not a model): AdamW with decoupled weight decay, and SGD
-// with momentum. State is allocated for trainable parameters only; weight decay applies only to
-// parameters marked `decay` (matrices and embeddings; never norms or biases).
+// Optimizers over a list of parameter slices (not a model): AdamW with decoupled weight decay, and
+// SGD with momentum.
+//
+// A slice is a contiguous piece of one parameter: the whole parameter normally, or the part of it
+// that falls in this rank's range of the flat parameter vector under ZeRO-1 (see zero.h). State
+// (moments) is allocated per slice, so it exists only for what this rank updates; weight decay
+// applies only to slices of parameters marked `decay` (matrices and embeddings, never norms or
+// biases).
 #pragma once
 
 #include <cstdint>
 #include <memory>
-#include <span>
 #include <string>
 #include <vector>
 
@@ -13,6 +17,16 @@
 #include "model/parameters.h"
 
 namespace tailor::optim {
+
+struct ParamSlice {
+  backend::Tensor value;       // 1-D view
+  backend::Tensor grad;        // 1-D view, same length
+  bool decay = true;
+  double norm_weight = 1.0;    // 1 / (TP ranks holding the same values): counted once in norms
+};
+
+// One slice per trainable parameter, whole.
+[[nodiscard]] std::vector<ParamSlice> whole_parameters(model::ParameterSet& params);
 
 struct OptimizerSpec {
   std::string name = "adamw";  // adamw | sgd
@@ -26,14 +40,15 @@ struct OptimizerSpec {
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
-  // One update of every trainable parameter from its gradient, at learning rate lr.
+  // One update of every slice from its gradient, at learning rate lr.
   virtual void step(double lr) = 0;
   [[nodiscard]] virtual std::int64_t steps_taken() const noexcept = 0;
+  // Elements of optimizer state held by this rank.
+  [[nodiscard]] virtual std::int64_t state_numel() const noexcept = 0;
 };
 
-// Parameters must outlive the optimizer.
 [[nodiscard]] std::unique_ptr<Optimizer> make_optimizer(const OptimizerSpec& spec,
                                                         backend::Ops& ops,
-                                                        std::vector<model::Parameter*> params);
+                                                        std::vector<ParamSlice> slices);
 
 }  // namespace tailor::optim

@@ -1,17 +1,20 @@
 #include "trainer/trainer.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <thread>
 
 #include "backend/cpu/cpu_ops.h"
+#include "comm/process_grid.h"
 #include "core/logging.h"
 #include "data/byte_tokenizer.h"
 #include "data/data_order.h"
 #include "data/packing.h"
 #include "model/transformer.h"
-#include "optim/grad_norm.h"
+#include "optim/data_parallel.h"
 #include "trainer/from_config.h"
 #include "trainer/metrics_log.h"
 #include "trainer/progress.h"
@@ -65,8 +68,57 @@ struct MicroBatch {
 
 }  // namespace
 
-TrainSummary train(const config::ExperimentConfig& cfg) {
+namespace {
+
+// CPU threads per rank: the config's, or the cores shared among the ranks of this node.
+int threads_per_rank(const config::ExperimentConfig& cfg, int world_size) {
+  if (cfg.runtime.threads > 0) return static_cast<int>(cfg.runtime.threads);
+  int local = world_size;
+  if (const char* v = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE")) local = std::max(1, std::atoi(v));
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  return std::max(1, cores / local);
+}
+
+// Resolves parallel.data (0 = auto) and train.micro_batch (0 = auto) against the world size and
+// checks the layout; a misfit is a user error naming the config.
+void resolve_layout(config::ExperimentConfig& cfg, int world_size) {
+  auto& par = cfg.parallel;
+  const std::string where = cfg.source;
+  if (par.data == 0) {
+    TAILOR_CHECK_USER(world_size % par.tensor == 0, where,
+                      "parallel.tensor: {} does not divide the job's {} ranks", par.tensor,
+                      world_size);
+    par.data = world_size / par.tensor;
+  }
+  TAILOR_CHECK_USER(par.tensor * par.data == world_size, where,
+                    "parallel: tensor ({}) x data ({}) = {} ranks, but the job has {}",
+                    par.tensor, par.data, par.tensor * par.data, world_size);
+  const std::string problem =
+      model::tp_layout_problem(model_spec_from_config(cfg.model), static_cast<int>(par.tensor));
+  TAILOR_CHECK_USER(problem.empty(), where, "parallel.tensor: {}", problem);
+  auto& t = cfg.train;
+  if (t.micro_batch == 0) {
+    TAILOR_CHECK_USER(t.global_batch % par.data == 0, where,
+                      "train.global_batch ({}) must be a multiple of parallel.data ({})",
+                      t.global_batch, par.data);
+    t.micro_batch = t.global_batch / par.data;
+  }
+  TAILOR_CHECK_USER(t.global_batch % (par.data * t.micro_batch) == 0, where,
+                    "train.global_batch ({}) must be a multiple of parallel.data ({}) x "
+                    "train.micro_batch ({})",
+                    t.global_batch, par.data, t.micro_batch);
+}
+
+}  // namespace
+
+TrainSummary train(const config::ExperimentConfig& config_in,
+                   std::unique_ptr<comm::Communicator> world, const TrainOptions& options) {
   const auto t_start = Clock::now();
+  if (!world) world = std::make_unique<comm::SelfCommunicator>();
+  config::ExperimentConfig cfg = config_in;
+  resolve_layout(cfg, world->size());
+  const bool writer = world->rank() == 0;
+
   // ---- data (user errors surface here, before anything is written) ----
   const data::ByteTokenizer tokenizer;
   const data::TokenizedCorpus corpus =
@@ -74,32 +126,46 @@ TrainSummary train(const config::ExperimentConfig& cfg) {
   const data::PackedSequences packed(corpus, cfg.data.seq_len, cfg.data.train);
   data::DataOrder order(packed.size(), cfg.train.seed);
 
-  // ---- backend and model ----
-  const int threads = cfg.runtime.threads > 0 ? static_cast<int>(cfg.runtime.threads)
-                                              : static_cast<int>(std::thread::hardware_concurrency());
-  backend::CpuOps ops(threads);
+  // ---- parallel layout, backend and model ----
+  comm::ProcessGrid grid(std::move(world), static_cast<int>(cfg.parallel.tensor),
+                         static_cast<int>(cfg.parallel.data));
+  backend::CpuOps ops(threads_per_rank(cfg, grid.world().size()));
   const DType dtype = compute_dtype_from_config(cfg.runtime);
-  const model::ModelSpec spec = model_spec_from_config(cfg.model);
-  model::Transformer model(spec, ops, dtype);
+  model::ModelSpec spec = model_spec_from_config(cfg.model);
+  model::Transformer model(spec, ops, dtype, &grid.tp());
   model.init_parameters(cfg.train.seed);
-  std::vector<model::Parameter*> params;
-  for (auto& p : model.params().all()) params.push_back(&p);
-  auto optimizer = optim::make_optimizer(optimizer_spec_from_config(cfg.optimizer), ops, params);
+  optim::DataParallelOptimizer optimizer(ops, model.params(), grid.dp(), grid.tp(),
+                                         optimizer_spec_from_config(cfg.optimizer),
+                                         {cfg.optimizer.zero == 1, 1 << 22});
   const optim::ScheduleSpec schedule = schedule_spec_from_config(cfg);
 
-  // ---- run directory ----
+  // ---- run directory (world rank 0 only) ----
   TrainSummary summary;
   summary.run_dir = cfg.output.dir;
   summary.unigram_entropy = unigram_entropy(corpus.tokens, tokenizer.vocab_size());
-  create_run_dir(cfg.output.dir);
-  write_file_atomic(cfg.output.dir + "/config.resolved.yaml", config::to_yaml(cfg));
-  MetricsLog metrics(cfg.output.dir + "/metrics.jsonl");
+  std::unique_ptr<MetricsLog> metrics;
+  if (writer) {
+    create_run_dir(cfg.output.dir);
+    write_file_atomic(cfg.output.dir + "/config.resolved.yaml", config::to_yaml(cfg));
+    metrics = std::make_unique<MetricsLog>(cfg.output.dir + "/metrics.jsonl");
+  }
 
   log::info("model: {}", spec.summary());
   log::info("data: {} ({} documents, {} tokens, {} sequences of {}; unigram entropy {:.4f} nats)",
             cfg.data.train, corpus.num_documents(), corpus.tokens.size(), packed.size(),
             cfg.data.seq_len, summary.unigram_entropy);
   log::info("backend: {}, {}", ops.describe(), dtype_name(dtype));
+  {
+    const double bytes = static_cast<double>(dtype_size(dtype));
+    log::info("layout: {} ranks = tensor {} x data {}{}; per rank {:.2f}M parameters ({:.1f} MB), "
+              "{:.2f}M optimizer state ({:.1f} MB)",
+              grid.world().size(), grid.tp_size(), grid.dp_size(),
+              optimizer.sharded() ? " (ZeRO-1)" : "",
+              static_cast<double>(model.params().numel()) / 1e6,
+              static_cast<double>(model.params().numel()) * bytes / 1e6,
+              static_cast<double>(optimizer.state_numel()) / 1e6,
+              static_cast<double>(optimizer.state_numel()) * bytes / 1e6);
+  }
   log::info("training: {} steps x {} sequences ({} per micro-batch), run directory {}",
             cfg.train.steps, cfg.train.global_batch, cfg.train.micro_batch, cfg.output.dir);
 
@@ -107,30 +173,35 @@ TrainSummary train(const config::ExperimentConfig& cfg) {
   const std::int64_t g_batch = cfg.train.global_batch;
   const std::int64_t micro = cfg.train.micro_batch;
   const std::int64_t n_micro = g_batch / micro;
+  const std::int64_t d_rank = grid.dp_rank(), d_size = grid.dp_size();
+  // This DP rank's micro-batches of every global batch: u = d, d + D, ...
+  std::vector<std::int64_t> mine;
+  for (std::int64_t u = d_rank; u < n_micro; u += d_size) mine.push_back(u);
   std::vector<MicroBatch> mbs;
-  mbs.reserve(static_cast<std::size_t>(n_micro));
-  for (std::int64_t u = 0; u < n_micro; ++u) mbs.emplace_back(micro, cfg.data.seq_len);
+  mbs.reserve(mine.size());
+  for (std::size_t i = 0; i < mine.size(); ++i) mbs.emplace_back(micro, cfg.data.seq_len);
   const auto t_loop = Clock::now();
   for (std::int64_t step = 0; step < cfg.train.steps; ++step) {
     const auto t_step = Clock::now();
     const double lr = optim::learning_rate(schedule, step);
     // Global batch `step` is sequences [step*G, (step+1)*G); micro-batch u is its u-th slice.
-    std::int64_t loss_tokens = 0;
-    for (std::int64_t u = 0; u < n_micro; ++u) {
-      mbs[static_cast<std::size_t>(u)].fill(packed, order, step * g_batch + u * micro);
-      loss_tokens += model::count_loss_targets(mbs[static_cast<std::size_t>(u)].batch.targets);
+    std::int64_t local_tokens = 0;
+    for (std::size_t i = 0; i < mine.size(); ++i) {
+      mbs[i].fill(packed, order, step * g_batch + mine[i] * micro);
+      local_tokens += model::count_loss_targets(mbs[i].batch.targets);
     }
+    const std::int64_t loss_tokens = grid.dp().all_reduce_sum(local_tokens);
     model.params().zero_grad(ops);
     double loss_sum = 0.0;
     const double dscale = loss_tokens > 0 ? 1.0 / static_cast<double>(loss_tokens) : 0.0;
     for (auto& mb : mbs) loss_sum += model.forward_backward(mb.batch, dscale);
-    const double loss = loss_sum * dscale;
-    const double grad_norm = optim::clip_grad_norm(ops, params, cfg.optimizer.grad_clip);
+    model.finish_gradients();
+    const double loss = grid.dp().all_reduce_sum(loss_sum) * dscale;
+    const double grad_norm = optimizer.step(lr, cfg.optimizer.grad_clip);
     if (!std::isfinite(loss) || !std::isfinite(grad_norm))
       throw_runtime_error("step {}: loss or gradient is not finite (loss {}, grad norm {}); lower "
                           "optimizer.lr or check the data",
                           step + 1, loss, grad_norm);
-    optimizer->step(lr);
 
     const double dt = seconds_since(t_step);
     StepRecord rec;
@@ -145,7 +216,7 @@ TrainSummary train(const config::ExperimentConfig& cfg) {
     summary.losses.push_back(loss);
     const bool last = step + 1 == cfg.train.steps;
     if ((step + 1) % cfg.train.log_every == 0 || last) {
-      metrics.write(rec);
+      if (metrics) metrics->write(rec);
       const double elapsed = seconds_since(t_loop);
       const double eta = elapsed / static_cast<double>(step + 1) *
                          static_cast<double>(cfg.train.steps - step - 1);
@@ -154,6 +225,15 @@ TrainSummary train(const config::ExperimentConfig& cfg) {
     }
   }
   summary.steps = cfg.train.steps;
+  if (options.keep_parameters) {
+    for (const model::Parameter& p : model.params().all()) {
+      ParameterValues v{p.name, p.shape, p.global_shape, p.shard_dim, p.shard_offset, {}};
+      backend::Buffer host(DType::kF64, p.shape);
+      ops.copy(host.tensor(), p.value);
+      v.values.assign(host.ptr<double>(), host.ptr<double>() + p.shape.numel());
+      summary.parameters.push_back(std::move(v));
+    }
+  }
   log::info("done: {} steps in {}; run directory {}", cfg.train.steps,
             format_duration(seconds_since(t_start)), cfg.output.dir);
   return summary;

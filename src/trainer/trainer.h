@@ -6,22 +6,41 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "config/config.h"
 
 namespace tailor::trainer {
+
+// A parameter shard as it was at the end of training (tests compare layouts with these).
+struct ParameterValues {
+  std::string name;
+  Shape shape, global_shape;
+  int shard_dim = -1;
+  std::int64_t shard_offset = 0;
+  std::vector<double> values;
+};
+
+struct TrainOptions {
+  bool keep_parameters = false;      // fill TrainSummary::parameters
+};
 
 struct TrainSummary {
   std::string run_dir;
   std::int64_t steps = 0;
   std::vector<double> losses;        // per step
   double unigram_entropy = 0.0;      // of the training tokens, nats (a floor for a unigram model)
+  std::vector<ParameterValues> parameters;  // this rank's shards, when asked for
 };
 
-// Runs a whole training job. Bad data is a UserError (exit 2) raised before the run directory
-// is touched.
-TrainSummary train(const config::ExperimentConfig& config);
+// Runs a whole training job on the ranks of `world` (nullptr: this process alone), split into
+// parallel.tensor x parallel.data. Bad data or a layout that does not fit is a UserError (exit 2)
+// raised before the run directory is touched. Only world rank 0 writes the run directory.
+TrainSummary train(const config::ExperimentConfig& config,
+                   std::unique_ptr<comm::Communicator> world = nullptr,
+                   const TrainOptions& options = {});
 
 }  // namespace tailor::trainer

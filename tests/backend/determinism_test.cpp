@@ -81,7 +81,7 @@ std::vector<Output> run_ops(CpuOps& ops, DType dt) {
     HostTensor dtable(dt, Shape{50, 300});
     ids.integers(24, 1, 0, 50);
     dout.normal(24, 2);
-    ops.embedding_backward(dtable.t(), ids.t(), dout.t());
+    ops.embedding_backward(dtable.t(), ids.t(), 0, dout.t());
     record(outs, "embedding_backward", dtable);
   }
   for (I64 hkv : {2, 6}) {  // attention with GQA and packed documents

@@ -300,7 +300,7 @@ TEST(ConfigLoad, Defaults) {
   EXPECT_EQ(c.data.tokenizer, "byte");
   EXPECT_EQ(c.data.split, "none");
   EXPECT_EQ(c.train.seed, 0u);
-  EXPECT_EQ(c.train.micro_batch, 4);  // = global_batch / parallel.data
+  EXPECT_EQ(c.train.micro_batch, 0);  // auto: global_batch / parallel.data, resolved at start  // = global_batch / parallel.data
   EXPECT_EQ(c.train.resume, "auto");
   EXPECT_EQ(c.train.log_every, 1);
   EXPECT_EQ(c.optimizer.name, "adamw");
@@ -317,7 +317,7 @@ TEST(ConfigLoad, Defaults) {
   EXPECT_EQ(c.checkpoint.every_steps, 0);
   EXPECT_EQ(c.checkpoint.keep_last, 3);
   EXPECT_EQ(c.parallel.tensor, 1);
-  EXPECT_EQ(c.parallel.data, 1);
+  EXPECT_EQ(c.parallel.data, 0);  // auto: world size / parallel.tensor
   EXPECT_EQ(c.runtime.device, "auto");
   EXPECT_EQ(c.runtime.threads, 0);
   EXPECT_EQ(c.runtime.dtype, "f32");
@@ -455,7 +455,7 @@ TEST(ConfigRoundTrip, DefaultsAndDerivedValues) {
 TEST(ConfigRoundTrip, ResolvedYamlListsEveryKey) {
   const std::string yaml = to_yaml(load_config_text(kBase, "cfg.yaml"));
   for (const char* line :
-       {"output:\n  dir: runs/t\n", "  num_kv_heads: 4\n", "  head_dim: 16\n", "  micro_batch: 4\n",
+       {"output:\n  dir: runs/t\n", "  num_kv_heads: 4\n", "  head_dim: 16\n", "  micro_batch: auto\n",
         "  norm_eps: 1e-05\n", "  rope_theta: 10000.0\n", "  grad_clip: 1.0\n",
         "  betas: [0.9, 0.999]\n", "  zero: 0\n", "peft:\n  method: none\n"}) {
     EXPECT_NE(yaml.find(line), std::string::npos) << line << "\nin\n" << yaml;
@@ -679,25 +679,27 @@ const BadCase kBadCases[] = {
      {"<override 1>: data.train: file not found: no/such/file.txt"}},
     {"train_file_is_a_directory", kBase, {"data.train=datasets"},
      {"<override 1>: data.train: not a regular file: datasets"}},
-    {"global_batch_multiple", kBase, {"train.micro_batch=3"},
+    {"global_batch_multiple", kBase, {"train.micro_batch=3", "parallel.data=1"},
      {"cfg.yaml:4:34: train.global_batch: must be a multiple of parallel.data * train.micro_batch (4 % (1 * 3) != 0)"}},
-    {"micro_batch_larger_than_global", kBase, {"train.global_batch=4", "train.micro_batch=8"},
+    {"micro_batch_larger_than_global", kBase, {"train.global_batch=4", "train.micro_batch=8", "parallel.data=1"},
      {"<override 1>: train.global_batch: must be a multiple of parallel.data * train.micro_batch (4 % (1 * 8) != 0)"}},
+    {"global_batch_multiple_of_data", kBase, {"parallel.data=3"},
+     {"cfg.yaml:4:34: train.global_batch: must be a multiple of parallel.data (4 % 3 != 0)"}},
+    {"data_auto_or_int", kBase, {"parallel.data=many"},
+     {"<override 1>: parallel.data: expected auto or an integer >= 1, got \"many\""}},
+    {"micro_batch_zero", kBase, {"train.micro_batch=0"},
+     {"<override 1>: train.micro_batch: expected auto or an integer >= 1, got \"0\""}},
     {"warmup_below_steps", kBase, {"schedule.warmup_steps=10"},
      {"<override 1>: schedule.warmup_steps: must be < train.steps (10 >= 10)"}},
     {"momentum_with_adamw", kBase, {"optimizer.momentum=0.9"},
      {"<override 1>: optimizer.momentum: only used by sgd"}},
-    {"zero_needs_data_parallel", kBase, {"optimizer.zero=1"},
-     {"<override 1>: optimizer.zero: ZeRO-1 shards over the data-parallel group; needs parallel.data > 1"}},
     // ---- features this build rejects ----
     {"checkpoints_not_yet", kBase + "checkpoint:\n  every_steps: 100\n", {},
      {"cfg.yaml:7:16: checkpoint.every_steps: checkpoints are not implemented yet in this build; use 0"}},
     {"resume_path_not_yet", kBase, {"train.resume=runs/old/checkpoints/latest"},
      {"<override 1>: train.resume: resuming from a checkpoint is not implemented yet in this build; use auto or never"}},
-    {"tensor_parallel_not_yet", kBase, {"parallel.tensor=2"},
-     {"<override 1>: parallel.tensor: tensor parallelism is not available in this build yet (must be 1)"}},
-    {"data_parallel_not_yet", kBase, {"parallel.data=2"},
-     {"<override 1>: parallel.data: data parallelism is not available in this build yet (must be 1)"}},
+    {"tensor_parallel_zero", kBase, {"parallel.tensor=0"},
+     {"<override 1>: parallel.tensor: must be >= 1 (got 0)"}},
     {"cuda_not_built", kBase, {"runtime.device=cuda"},
      {"<override 1>: runtime.device: this build has no CUDA backend"}},
     {"peft_not_yet", kBase, {"peft.method=lora"},

@@ -87,8 +87,8 @@ TEST(Transformer, InitializationIsSeededAndLikeHuggingFace) {
   const Parameter& wa = a.params().at("model.layers.0.mlp.up_proj.weight");
   const Parameter& wb = b.params().at("model.layers.0.mlp.up_proj.weight");
   const Parameter& wc = c.params().at("model.layers.0.mlp.up_proj.weight");
-  EXPECT_EQ(std::memcmp(wa.value.data(), wb.value.data(), wa.value.tensor().bytes()), 0);
-  EXPECT_NE(std::memcmp(wa.value.data(), wc.value.data(), wa.value.tensor().bytes()), 0);
+  EXPECT_EQ(std::memcmp(wa.value.data, wb.value.data, wa.value.bytes()), 0);
+  EXPECT_NE(std::memcmp(wa.value.data, wc.value.data, wa.value.bytes()), 0);
   // Standard deviation close to init_std.
   const float* v = wa.value.ptr<float>();
   double sq = 0;

@@ -32,27 +32,26 @@ TEST(Schedule, LinearAndConstant) {
   EXPECT_DOUBLE_EQ(learning_rate(c, 50), 3e-4);
 }
 
-model::ParameterSet two_params() {
-  model::ParameterSet ps;
-  auto& w = ps.add("w", Shape{2}, DType::kF64, /*decay=*/true);
-  auto& b = ps.add("b", Shape{1}, DType::kF64, /*decay=*/false);
-  w.value.ptr<double>()[0] = 1.0;
-  w.value.ptr<double>()[1] = -2.0;
-  b.value.ptr<double>()[0] = 0.5;
-  return ps;
+// Two parameters in one flat buffer: w (decayed) and b (not).
+void two_params(model::ParameterSet& ps) {
+  (void)ps.add("w", Shape{2}, /*decay=*/true);
+  (void)ps.add("b", Shape{1}, /*decay=*/false);
+  ps.allocate(DType::kF64);
+  ps.at("w").value.ptr<double>()[0] = 1.0;
+  ps.at("w").value.ptr<double>()[1] = -2.0;
+  ps.at("b").value.ptr<double>()[0] = 0.5;
 }
 
 TEST(AdamW, TwoStepsByHandWithDecayOnlyOnMatrices) {
   backend::CpuOps ops(1);
-  auto ps = two_params();
-  std::vector<model::Parameter*> list;
-  for (auto& p : ps.all()) list.push_back(&p);
+  model::ParameterSet ps;
+  two_params(ps);
   OptimizerSpec spec;
   spec.beta1 = 0.9;
   spec.beta2 = 0.99;
   spec.eps = 1e-8;
   spec.weight_decay = 0.1;
-  auto opt = make_optimizer(spec, ops, list);
+  auto opt = make_optimizer(spec, ops, whole_parameters(ps));
   const double grads[2][3] = {{0.5, -1.0, 2.0}, {0.1, 0.3, -1.0}};
   double w0 = 1.0, m = 0, v = 0, bv = 0.5, bm = 0, bvv = 0;
   const double lr = 0.01;
@@ -80,13 +79,13 @@ TEST(AdamW, TwoStepsByHandWithDecayOnlyOnMatrices) {
 
 TEST(Sgd, MomentumAndDecay) {
   backend::CpuOps ops(1);
-  auto ps = two_params();
-  std::vector<model::Parameter*> list{&ps.at("w")};
+  model::ParameterSet ps;
+  two_params(ps);
   OptimizerSpec spec;
   spec.name = "sgd";
   spec.momentum = 0.5;
   spec.weight_decay = 0.1;
-  auto opt = make_optimizer(spec, ops, list);
+  auto opt = make_optimizer(spec, ops, {whole_parameters(ps)[0]});
   ps.at("w").grad.ptr<double>()[0] = 1.0;
   opt->step(0.1);  // w = 1*(1-0.01) - 0.1*1 = 0.89
   EXPECT_NEAR(ps.at("w").value.ptr<double>()[0], 0.89, 1e-15);
@@ -94,19 +93,24 @@ TEST(Sgd, MomentumAndDecay) {
   EXPECT_NEAR(ps.at("w").value.ptr<double>()[0], 0.89 * 0.99 - 0.15, 1e-15);
 }
 
-TEST(GradNorm, GlobalNormAndClipping) {
+TEST(GradNorm, WeightedSumOfSquaresAndClipping) {
   backend::CpuOps ops(2);
-  auto ps = two_params();
+  model::ParameterSet ps;
+  two_params(ps);
   ps.at("w").grad.ptr<double>()[0] = 3.0;
   ps.at("w").grad.ptr<double>()[1] = 0.0;
   ps.at("b").grad.ptr<double>()[0] = 4.0;
-  std::vector<model::Parameter*> list{&ps.at("w"), &ps.at("b")};
-  EXPECT_DOUBLE_EQ(global_grad_norm(ops, list), 5.0);
-  EXPECT_DOUBLE_EQ(clip_grad_norm(ops, list, 10.0), 5.0);  // below the limit: untouched
+  std::vector<ParamSlice> slices = whole_parameters(ps);
+  EXPECT_DOUBLE_EQ(local_grad_sum_squares(ops, slices), 25.0);
+  // A tensor replicated on 2 TP ranks counts half on each.
+  slices[1].norm_weight = 0.5;
+  EXPECT_DOUBLE_EQ(local_grad_sum_squares(ops, slices), 9.0 + 8.0);
+  slices[1].norm_weight = 1.0;
+  EXPECT_DOUBLE_EQ(clip_to_norm(ops, slices, 5.0, 10.0), 1.0);  // below the limit: untouched
   EXPECT_DOUBLE_EQ(ps.at("b").grad.ptr<double>()[0], 4.0);
-  EXPECT_DOUBLE_EQ(clip_grad_norm(ops, list, 1.0), 5.0);
+  EXPECT_NEAR(clip_to_norm(ops, slices, 5.0, 1.0), 1.0 / (5.0 + 1e-6), 1e-15);
   EXPECT_NEAR(ps.at("b").grad.ptr<double>()[0], 4.0 / (5.0 + 1e-6), 1e-15);
-  EXPECT_NEAR(global_grad_norm(ops, list), 5.0 / (5.0 + 1e-6), 1e-12);
+  EXPECT_NEAR(std::sqrt(local_grad_sum_squares(ops, slices)), 5.0 / (5.0 + 1e-6), 1e-12);
 }
 
 }  // namespace

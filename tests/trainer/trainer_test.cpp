@@ -73,8 +73,15 @@ TEST(Trainer, ResolvedConfigReloadsToTheSameConfig) {
   TempDir tmp;
   const auto cfg = config::load_config_text(tiny_config(tmp / "r", kData), "tiny.yaml", {"train.steps=1", "schedule.warmup_steps=0"});
   (void)train(cfg);
+  const std::string resolved = read_file(tmp / "r/config.resolved.yaml");
   const auto again = config::load_config(tmp / "r/config.resolved.yaml");
-  EXPECT_EQ(config::to_yaml(again), config::to_yaml(cfg));
+  // Reloads to itself, with the `auto` layout keys resolved for the job that ran.
+  EXPECT_EQ(config::to_yaml(again), resolved);
+  EXPECT_EQ(again.parallel.data, 1);
+  EXPECT_EQ(again.train.micro_batch, 2);
+  auto expected = cfg;
+  expected.parallel.data = 1;
+  EXPECT_EQ(resolved, config::to_yaml(expected));
 }
 
 TEST(Trainer, BadDataFailsBeforeTheRunDirectoryExists) {

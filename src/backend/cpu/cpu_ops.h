@@ -32,8 +32,10 @@ class CpuOps final : public Ops {
   double sum_squares(const Tensor& x) override;
   void add_bias(const Tensor& y, const Tensor& bias) override;
   void bias_backward(const Tensor& dbias, const Tensor& dy) override;
-  void embedding_forward(const Tensor& table, const Tensor& ids, const Tensor& out) override;
-  void embedding_backward(const Tensor& dtable, const Tensor& ids, const Tensor& dout) override;
+  void embedding_forward(const Tensor& table, const Tensor& ids, std::int64_t vocab_begin,
+                         const Tensor& out) override;
+  void embedding_backward(const Tensor& dtable, const Tensor& ids, std::int64_t vocab_begin,
+                          const Tensor& dout) override;
   void rmsnorm_forward(const Tensor& x, const Tensor& w, double eps, const Tensor& y,
                        const Tensor& rstd) override;
   void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd,
@@ -58,6 +60,12 @@ class CpuOps final : public Ops {
   void gelu_backward(const Tensor& dout, const Tensor& x, const Tensor& dx) override;
   void cross_entropy(const Tensor& logits, const Tensor& targets, std::int64_t valid_vocab,
                      const Tensor& losses, const Tensor& dlogits, double dscale) override;
+  void ce_local_max(const Tensor& logits, std::int64_t valid_cols, const Tensor& row_max) override;
+  void ce_local_sums(const Tensor& logits, const Tensor& targets, std::int64_t vocab_begin,
+                     std::int64_t valid_cols, const Tensor& row_max, const Tensor& stats) override;
+  void ce_finish(const Tensor& logits, const Tensor& targets, std::int64_t vocab_begin,
+                 std::int64_t valid_cols, const Tensor& row_max, const Tensor& stats,
+                 const Tensor& losses, const Tensor& dlogits, double dscale) override;
   void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                     const AdamWHyper& hyper) override;
 

@@ -225,6 +225,8 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     }
   }
   summary.steps = cfg.train.steps;
+  summary.parameter_numel = model.params().numel();
+  summary.optimizer_state_numel = optimizer.state_numel();
   if (options.keep_parameters) {
     for (const model::Parameter& p : model.params().all()) {
       ParameterValues v{p.name, p.shape, p.global_shape, p.shard_dim, p.shard_offset, {}};

@@ -34,6 +34,8 @@ struct TrainSummary {
   std::vector<double> losses;        // per step
   double unigram_entropy = 0.0;      // of the training tokens, nats (a floor for a unigram model)
   std::vector<ParameterValues> parameters;  // this rank's shards, when asked for
+  std::int64_t parameter_numel = 0;         // elements held by this rank
+  std::int64_t optimizer_state_numel = 0;   // optimizer state elements held by this rank
 };
 
 // Runs a whole training job on the ranks of `world` (nullptr: this process alone), split into

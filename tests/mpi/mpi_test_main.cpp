@@ -3,7 +3,11 @@
 // world communicator available to the tests.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <string>
+
 #include "comm/mpi_communicator.h"
+#include "core/logging.h"
 #include "mpi_test_env.h"
 
 namespace tailor::testing {
@@ -15,7 +19,11 @@ int main(int argc, char** argv) {
   tailor::comm::MpiRuntime mpi(&argc, &argv);
   auto world = mpi.world();
   tailor::testing::g_world = world.get();
-  if (world->rank() != 0) {
+  // Warnings and errors only: N ranks of progress lines would drown the test output.
+  tailor::log::configure_logging({world->rank(), world->size(), tailor::log::Level::kWarn, stderr});
+  // TAILOR_TEST_ALL_RANKS=1 keeps every rank's printer (to see a failure on another rank).
+  const char* all = std::getenv("TAILOR_TEST_ALL_RANKS");
+  if (world->rank() != 0 && (all == nullptr || std::string(all) != "1")) {
     auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
     delete listeners.Release(listeners.default_result_printer());
   }

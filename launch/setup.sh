@@ -11,7 +11,7 @@ packages=(
   libyaml-cpp-dev
   libopenblas-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libsentencepiece-dev
+  libsentencepiece-dev unicode-data
   nlohmann-json3-dev libcli11-dev libfmt-dev libssl-dev
 )
 if [[ "${1:-}" == "--with-torch" ]]; then

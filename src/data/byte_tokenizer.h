@@ -9,18 +9,32 @@
 #include <string_view>
 #include <vector>
 
+#include "data/tokenizer.h"
+
 namespace tailor::data {
 
-class ByteTokenizer {
+class ByteTokenizer : public Tokenizer {
  public:
   static constexpr std::int32_t kEos = 256;
   static constexpr std::int64_t kVocabSize = 257;
 
-  [[nodiscard]] std::vector<std::int32_t> encode(std::string_view text) const;
+  [[nodiscard]] std::vector<std::int32_t> encode(std::string_view text) const override;
   // Bytes for ids 0..255; EOS and out-of-range ids are dropped.
-  [[nodiscard]] std::string decode(const std::vector<std::int32_t>& ids) const;
-  [[nodiscard]] std::int64_t vocab_size() const noexcept { return kVocabSize; }
+  [[nodiscard]] std::string decode(const std::vector<std::int32_t>& ids) const override;
+  [[nodiscard]] std::int64_t vocab_size() const noexcept override { return kVocabSize; }
   [[nodiscard]] std::int32_t eos_id() const noexcept { return kEos; }
+
+  // Tokenizer interface: no BOS; EOS is kEos; tokens are the single bytes ("\x41" is "A").
+  [[nodiscard]] std::optional<std::int32_t> bos_token_id() const override { return std::nullopt; }
+  [[nodiscard]] std::optional<std::int32_t> eos_token_id() const override { return kEos; }
+  [[nodiscard]] std::optional<std::int32_t> token_to_id(std::string_view token) const override {
+    if (token.size() != 1) return std::nullopt;
+    return static_cast<std::int32_t>(static_cast<unsigned char>(token[0]));
+  }
+  [[nodiscard]] std::optional<std::string> id_to_token(std::int32_t id) const override {
+    if (id < 0 || id >= 256) return std::nullopt;
+    return std::string(1, static_cast<char>(id));
+  }
 };
 
 }  // namespace tailor::data

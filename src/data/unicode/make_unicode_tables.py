@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Generates unicode_tables.inc, the Unicode data Tailor's tokenizers need, from Debian's
+`unicode-data` package (the GPU node has neither ICU nor PCRE2, so Tailor carries its own tables).
+
+Reads  /usr/share/unicode/UnicodeData.txt        general category, combining class, decompositions
+       /usr/share/unicode/CompositionExclusions.txt   script-specific and post-composition exclusions
+       /usr/share/unicode/ReadMe.txt              the Unicode version
+Writes src/data/unicode/unicode_tables.inc       (committed; regenerate after a unicode-data upgrade)
+
+Tables (all sorted, so lookups are binary searches):
+  kGeneralCategoryRanges   {first code point, category}: the category holds up to the next entry's
+                           first - 1; every code point 0..0x10FFFF is covered (unassigned = Cn).
+  kCombiningClassRanges    {first code point, canonical combining class}, same run-length layout.
+  kCanonicalDecompositions {code point, first, second}: one level of canonical decomposition
+                           (second = 0 for a singleton); applied recursively by the NFC code.
+  kCanonicalCompositions   {first, second, composite}: primary composites, sorted by (first, second),
+                           without Full_Composition_Exclusion (CompositionExclusions.txt, singletons,
+                           non-starter decompositions). Hangul syllables are algorithmic, not listed.
+Python 3 standard library only. Usage: make_unicode_tables.py [--ucd DIR] [--out FILE]
+"""
+import argparse
+import os
+import re
+import sys
+
+CATEGORIES = ["Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No",
+              "Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po", "Sm", "Sc", "Sk", "So",
+              "Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn"]
+MAX_CP = 0x10FFFF
+
+
+def read_version(ucd):
+    with open(os.path.join(ucd, "ReadMe.txt"), encoding="utf-8") as f:
+        m = re.search(r"Version (\d+\.\d+\.\d+) of the Unicode Standard", f.read())
+    if not m:
+        sys.exit("make_unicode_tables: no Unicode version in ReadMe.txt")
+    return m.group(1)
+
+
+def read_unicode_data(ucd):
+    """Returns per-code-point dicts: category, combining class, canonical decomposition."""
+    cat = {}
+    ccc = {}
+    decomp = {}
+    range_first = None
+    with open(os.path.join(ucd, "UnicodeData.txt"), encoding="utf-8") as f:
+        for line in f:
+            fields = line.rstrip("\n").split(";")
+            cp = int(fields[0], 16)
+            name, gc, cc, dm = fields[1], fields[2], int(fields[3]), fields[5]
+            if name.endswith(", First>"):
+                range_first = cp
+                continue
+            first = range_first if name.endswith(", Last>") else cp
+            range_first = None
+            for c in range(first, cp + 1):
+                cat[c] = gc
+                if cc:
+                    ccc[c] = cc
+            if dm and not dm.startswith("<"):
+                parts = [int(x, 16) for x in dm.split()]
+                assert 1 <= len(parts) <= 2, line
+                decomp[cp] = parts
+    return cat, ccc, decomp
+
+
+def read_exclusions(ucd):
+    out = set()
+    with open(os.path.join(ucd, "CompositionExclusions.txt"), encoding="utf-8") as f:
+        for line in f:
+            line = line.split("#")[0].strip()
+            if line:
+                out.add(int(line, 16))
+    return out
+
+
+def runs(value_of):
+    """Run-length encodes value_of(cp) over 0..MAX_CP as [(first, value)]."""
+    out = []
+    prev = None
+    for cp in range(MAX_CP + 1):
+        v = value_of(cp)
+        if v != prev:
+            out.append((cp, v))
+            prev = v
+    return out
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ucd", default="/usr/share/unicode")
+    ap.add_argument("--out", default=os.path.join(here, "unicode_tables.inc"))
+    args = ap.parse_args()
+    if not os.path.exists(os.path.join(args.ucd, "UnicodeData.txt")):
+        sys.exit(f"make_unicode_tables: {args.ucd}/UnicodeData.txt not found "
+                 "(apt-get install unicode-data)")
+
+    version = read_version(args.ucd)
+    cat, ccc, decomp = read_unicode_data(args.ucd)
+    exclusions = read_exclusions(args.ucd)
+
+    cat_runs = runs(lambda cp: CATEGORIES.index(cat.get(cp, "Cn")))
+    ccc_runs = runs(lambda cp: ccc.get(cp, 0))
+
+    compositions = []
+    for cp, parts in sorted(decomp.items()):
+        if len(parts) != 2 or cp in exclusions:
+            continue                                   # singletons never compose
+        if ccc.get(cp, 0) != 0 or ccc.get(parts[0], 0) != 0:
+            continue                                   # non-starter decompositions
+        compositions.append((parts[0], parts[1], cp))
+    compositions.sort()
+
+    major = version.split(".")
+    lines = [
+        "// Generated by src/data/unicode/make_unicode_tables.py from Debian's unicode-data package",
+        f"// (Unicode {version}): UnicodeData.txt and CompositionExclusions.txt. Do not edit by hand;",
+        "// rerun the script after a unicode-data upgrade and commit the result.",
+        "// Included once, by src/data/unicode.cpp, inside namespace tailor::data::unicode::tables.",
+        "",
+        f'inline constexpr char kUnicodeVersion[] = "{version}";',
+        f"inline constexpr int kUnicodeVersionMajor = {int(major[0])};",
+        "",
+        "// Category codes index GeneralCategory (unicode.h): " + " ".join(CATEGORIES),
+        f"inline constexpr CategoryRange kGeneralCategoryRanges[{len(cat_runs)}] = {{",
+    ]
+
+    def emit(items, per_line):
+        for i in range(0, len(items), per_line):
+            lines.append("  " + " ".join(items[i:i + per_line]))
+
+    emit([f"{{0x{cp:X},{v}}}," for cp, v in cat_runs], 8)
+    lines.append("};")
+    lines.append("")
+    lines.append(f"inline constexpr CombiningClassRange kCombiningClassRanges[{len(ccc_runs)}] = {{")
+    emit([f"{{0x{cp:X},{v}}}," for cp, v in ccc_runs], 8)
+    lines.append("};")
+    lines.append("")
+    dec = sorted(decomp.items())
+    lines.append(f"inline constexpr Decomposition kCanonicalDecompositions[{len(dec)}] = {{")
+    emit([f"{{0x{cp:X},0x{p[0]:X},0x{p[1] if len(p) > 1 else 0:X}}}," for cp, p in dec], 5)
+    lines.append("};")
+    lines.append("")
+    lines.append(f"inline constexpr Composition kCanonicalCompositions[{len(compositions)}] = {{")
+    emit([f"{{0x{a:X},0x{b:X},0x{c:X}}}," for a, b, c in compositions], 5)
+    lines.append("};")
+    with open(args.out, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"make_unicode_tables: Unicode {version}: {len(cat_runs)} category runs, "
+          f"{len(ccc_runs)} combining-class runs, {len(dec)} decompositions, "
+          f"{len(compositions)} compositions -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -65,8 +65,33 @@ std::optional<std::string> read_file(const std::string& path, std::string& error
   return text;
 }
 
+// The architecture keys a Hugging Face model directory (model.path) defines itself.
+constexpr std::string_view kArchitectureKeys[] = {
+    "family", "vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim",
+    "intermediate_size", "max_position_embeddings", "norm", "norm_eps", "position", "rope_theta",
+    "mlp", "attention_bias", "mlp_bias", "tie_embeddings"};
+
 void read_model(SchemaReader& r, ModelConfig& m) {
   r.begin_section("model");
+  if (r.read_string("path", m.path) && !m.path.empty()) {
+    // A downloaded model: its config.json defines the architecture.
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::is_directory(m.path, ec)) {
+      r.problem("model.path", fmt::format("not a directory: {}", m.path));
+    } else if (!fs::exists(fs::path(m.path) / "config.json", ec)) {
+      r.problem("model.path", fmt::format("no config.json in {} (expected a Hugging Face model "
+                                          "directory)", m.path));
+    }
+    for (std::string_view key : kArchitectureKeys) {
+      if (r.read_node(key) != nullptr)
+        r.problem(fmt::format("model.{}", key),
+                  "comes from model.path's config.json; remove it (or remove model.path)");
+    }
+    r.read_float("init_std", m.init_std, kPositive);
+    r.end_section();
+    return;
+  }
   if (r.read_choice("family", m.family, {"llama", "gpt2"}) && m.family == "gpt2") {
     m.norm = "layernorm";
     m.position = "learned";
@@ -99,7 +124,7 @@ void read_data(SchemaReader& r, DataConfig& d) {
   r.begin_section("data");
   r.read_string("train", d.train, Presence::kRequired);
   r.read_choice("format", d.format, {"text"});
-  r.read_choice("tokenizer", d.tokenizer, {"byte"});
+  r.read_choice("tokenizer", d.tokenizer, {"byte", "model"});
   r.read_int("seq_len", d.seq_len, {2, std::nullopt}, Presence::kRequired);
   r.read_choice("split", d.split, {"none", "paragraph", "line"});
   r.end_section();
@@ -209,6 +234,14 @@ void read_sections(SchemaReader& r, ExperimentConfig& c) {
 // Fills num_kv_heads and head_dim and checks the model's shape rules.
 void resolve_model(SchemaReader& r, ExperimentConfig& c) {
   ModelConfig& m = c.model;
+  if (!m.path.empty()) {
+    // The tokenizer of a downloaded model is its own unless the config says otherwise.
+    if (!r.is_set("data.tokenizer")) c.data.tokenizer = "model";
+    return;  // the rest is checked against config.json when the model loads
+  }
+  if (r.is_ok("data.tokenizer") && c.data.tokenizer == "model") {
+    r.problem("data.tokenizer", "model needs model.path (a Hugging Face model directory)");
+  }
   const bool heads_ok = r.is_ok("model.num_heads");
   if (!r.is_set("model.num_kv_heads")) {
     if (heads_ok) m.num_kv_heads = m.num_heads;
@@ -247,6 +280,7 @@ void resolve_model(SchemaReader& r, ExperimentConfig& c) {
 
 void check_data(SchemaReader& r, const ExperimentConfig& c) {
   const DataConfig& d = c.data;
+  if (!c.model.path.empty()) return;  // checked against config.json when the model loads
   if (r.is_ok("data.seq_len") && r.is_ok("model.max_position_embeddings") &&
       d.seq_len > c.model.max_position_embeddings) {
     r.problem("data.seq_len", fmt::format("must be <= model.max_position_embeddings ({} > {})",

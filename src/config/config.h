@@ -24,6 +24,9 @@ struct OutputConfig {
 };
 
 struct ModelConfig {
+  // A Hugging Face model directory (config.json, *.safetensors, tokenizer files) to fine-tune.
+  // When set, the architecture keys below come from its config.json and must not be given.
+  std::string path;
   std::string family = "llama";          // llama | gpt2: sets the defaults of norm/position/mlp
   std::int64_t vocab_size = 0;           // required
   std::int64_t hidden_size = 0;          // required
@@ -47,7 +50,8 @@ struct ModelConfig {
 struct DataConfig {
   std::string train;                     // required: path of the training text
   std::string format = "text";           // text (more formats come with the data pipeline)
-  std::string tokenizer = "byte";        // byte: 256 byte tokens + EOS (id 256)
+  std::string tokenizer = "byte";        // byte: 256 byte tokens + EOS (id 256); model: the
+                                         // tokenizer files of model.path (default with it)
   std::int64_t seq_len = 0;              // required: tokens per packed sequence
   std::string split = "none";            // none | paragraph | line: how a text file splits into documents
 };

@@ -106,6 +106,10 @@ std::string to_yaml(const ExperimentConfig& c) {
 
   const ModelConfig& m = c.model;
   body.section("model");
+  if (!m.path.empty()) {
+    body.str("path", m.path);
+    body.num("init_std", m.init_std);
+  } else {
   body.str("family", m.family);
   body.num("vocab_size", m.vocab_size);
   body.num("hidden_size", m.hidden_size);
@@ -124,6 +128,7 @@ std::string to_yaml(const ExperimentConfig& c) {
   body.boolean("mlp_bias", m.mlp_bias);
   body.boolean("tie_embeddings", m.tie_embeddings);
   body.num("init_std", m.init_std);
+  }
 
   const DataConfig& d = c.data;
   body.section("data");

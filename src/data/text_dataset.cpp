@@ -54,7 +54,7 @@ bool is_blank(std::string_view line) {
 }  // namespace
 
 TokenizedCorpus tokenize_text(const std::string& text, const std::string& name, TextSplit split,
-                              const ByteTokenizer& tokenizer) {
+                              const Tokenizer& tokenizer) {
   check_text(text, name);
   std::vector<std::string> docs;
   if (split == TextSplit::kNone) {
@@ -82,20 +82,24 @@ TokenizedCorpus tokenize_text(const std::string& text, const std::string& name, 
   for (const auto& d : docs) any_text = any_text || !is_blank(d);
   TAILOR_CHECK_USER(any_text, name + ":1", "no text to train on (the file is empty or blank)");
 
+  const std::optional<std::int32_t> eos = tokenizer.eos_token_id();
+  TAILOR_CHECK_USER(eos.has_value(), name, "the tokenizer has no end-of-sequence token to close documents with");
+  const std::optional<std::int32_t> bos = tokenizer.bos_token_id();
   TokenizedCorpus corpus;
   corpus.tokens.reserve(text.size() + docs.size());
   for (const auto& d : docs) {
     corpus.doc_start.push_back(static_cast<std::int64_t>(corpus.tokens.size()));
+    if (bos) corpus.tokens.push_back(*bos);  // as the model's own tokenizer would open it
     const auto ids = tokenizer.encode(d);
     corpus.tokens.insert(corpus.tokens.end(), ids.begin(), ids.end());
-    corpus.tokens.push_back(tokenizer.eos_id());
+    corpus.tokens.push_back(*eos);
   }
   corpus.doc_start.push_back(static_cast<std::int64_t>(corpus.tokens.size()));
   return corpus;
 }
 
 TokenizedCorpus load_text_corpus(const std::string& path, TextSplit split,
-                                 const ByteTokenizer& tokenizer) {
+                                 const Tokenizer& tokenizer) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw_user_error(path, "cannot read: {}", std::strerror(errno));
   std::ostringstream ss;

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "data/byte_tokenizer.h"
+#include "data/tokenizer.h"
 
 namespace tailor::data {
 
@@ -26,10 +26,10 @@ struct TokenizedCorpus {
 };
 
 [[nodiscard]] TokenizedCorpus load_text_corpus(const std::string& path, TextSplit split,
-                                               const ByteTokenizer& tokenizer);
+                                               const Tokenizer& tokenizer);
 
 // Splits and tokenizes text already in memory (`name` stands for the file in messages).
 [[nodiscard]] TokenizedCorpus tokenize_text(const std::string& text, const std::string& name,
-                                            TextSplit split, const ByteTokenizer& tokenizer);
+                                            TextSplit split, const Tokenizer& tokenizer);
 
 }  // namespace tailor::data

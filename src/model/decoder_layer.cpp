@@ -76,7 +76,7 @@ DecoderLayer::DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index,
   v_ = make_column(params, p + "self_attn.v_proj", tp.kv_dim(dh), tp.kv_head_begin * dh,
                    spec.kv_dim(), d, ab, tp.kv_replicas);
   o_ = make_row(params, p + "self_attn.o_proj", d, tp.q_dim(dh), tp.q_head_begin * dh,
-                spec.q_dim(), ab);
+                spec.q_dim(), spec.o_bias);
   norm2_ = make_norm(params, p + "post_attention_layernorm");
   if (spec.mlp == MlpType::kSwiGLU)
     gate_ = make_column(params, p + "mlp.gate_proj", tp.ffn, tp.ffn_begin, spec.intermediate_size,

@@ -1,5 +1,8 @@
 #include "model/model_spec.h"
 
+#include <cmath>
+#include <numbers>
+
 #include <fmt/format.h>
 
 #include "core/error.h"
@@ -14,13 +17,48 @@ void ModelSpec::check() const {
                 num_kv_heads);
   TAILOR_ASSERT(position != PositionType::kRope || head_dim % 2 == 0, "RoPE needs an even head_dim");
   TAILOR_ASSERT(vocab_multiple > 0, "vocab_multiple must be positive");
+  TAILOR_ASSERT(rope_type == "default" || rope_type == "linear" || rope_type == "llama3",
+                "unknown rope_type {}", rope_type);
+}
+
+std::vector<float> ModelSpec::rope_inv_freq() const {
+  // In f32, step by step as transformers computes it (so logits agree to f32 rounding).
+  const std::int64_t half = head_dim / 2;
+  std::vector<float> f(static_cast<std::size_t>(half));
+  const auto theta = static_cast<float>(rope_theta);
+  for (std::int64_t i = 0; i < half; ++i) {
+    const float e = static_cast<float>(2 * i) / static_cast<float>(head_dim);
+    f[static_cast<std::size_t>(i)] = 1.0f / std::pow(theta, e);
+  }
+  if (rope_type == "linear") {
+    for (float& x : f) x /= static_cast<float>(rope_factor);
+  } else if (rope_type == "llama3") {
+    const auto factor = static_cast<float>(rope_factor);
+    const auto low = static_cast<float>(rope_low_freq_factor);
+    const auto high = static_cast<float>(rope_high_freq_factor);
+    const auto old_len = static_cast<float>(rope_original_max_positions);
+    const float low_freq_wavelen = old_len / low;
+    const float high_freq_wavelen = old_len / high;
+    for (float& x : f) {
+      const float wavelen = 2.0f * static_cast<float>(std::numbers::pi) / x;
+      float scaled = wavelen > low_freq_wavelen ? x / factor : x;
+      const bool medium = !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen);
+      if (medium) {
+        const float smooth = (old_len / wavelen - low) / (high - low);
+        scaled = (1.0f - smooth) * scaled / factor + smooth * scaled;
+      }
+      x = scaled;
+    }
+  }
+  return f;
 }
 
 std::int64_t ModelSpec::num_parameters() const noexcept {
   const std::int64_t d = hidden_size;
   const std::int64_t norm_params = norm == NormType::kLayerNorm ? 2 * d : d;
   std::int64_t attn = d * q_dim() + 2 * d * kv_dim() + q_dim() * d;
-  if (attention_bias) attn += q_dim() + 2 * kv_dim() + d;
+  if (attention_bias) attn += q_dim() + 2 * kv_dim();
+  if (o_bias) attn += d;
   const std::int64_t mlp_mats = mlp == MlpType::kSwiGLU ? 3 : 2;
   std::int64_t mlp_params = mlp_mats * d * intermediate_size;
   if (mlp_bias) mlp_params += (mlp_mats - 1) * intermediate_size + d;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace tailor::model {
 
@@ -27,8 +28,17 @@ struct ModelSpec {
   double norm_eps = 1e-5;
   PositionType position = PositionType::kRope;
   double rope_theta = 10000.0;
+  // RoPE frequency scaling: "default" (none), "linear" (inv_freq / factor) or "llama3" (Llama-3's
+  // wavelength-dependent smoothing between original_max_position_embeddings / low and / high).
+  std::string rope_type = "default";
+  double rope_factor = 1.0;
+  double rope_low_freq_factor = 1.0;
+  double rope_high_freq_factor = 4.0;
+  std::int64_t rope_original_max_positions = 8192;
   MlpType mlp = MlpType::kSwiGLU;
-  bool attention_bias = false;        // biases on q, k, v and o projections
+  bool attention_bias = false;        // biases on q, k and v projections
+  bool o_bias = false;                // bias on the o projection (LLaMA/GPT-2: as attention_bias;
+                                      // Qwen2: false while q/k/v have biases)
   bool mlp_bias = false;              // biases on the MLP projections
   bool tie_embeddings = false;        // LM head shares the token embedding
   double init_std = 0.02;
@@ -38,6 +48,8 @@ struct ModelSpec {
 
   // Asserts the invariants (config validation reports them to users first).
   void check() const;
+  // RoPE inverse frequencies [head_dim / 2] in f32, computed as Hugging Face does (incl. scaling).
+  [[nodiscard]] std::vector<float> rope_inv_freq() const;
   [[nodiscard]] std::int64_t padded_vocab(int tp_size = 1) const noexcept {
     const std::int64_t m = vocab_multiple * tp_size;
     return (vocab_size + m - 1) / m * m;

@@ -1,5 +1,6 @@
 #include "model/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/rng.h"
@@ -65,15 +66,9 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
   }
 
   if (spec_.position == PositionType::kRope) {
-    // As Hugging Face computes it, in f32: 1 / theta^(2i / Dh).
-    const std::int64_t half = spec_.head_dim / 2;
-    inv_freq_ = Buffer(DType::kF32, Shape{half});
-    float* f = inv_freq_.ptr<float>();
-    const auto theta = static_cast<float>(spec_.rope_theta);
-    for (std::int64_t i = 0; i < half; ++i) {
-      const float e = static_cast<float>(2 * i) / static_cast<float>(spec_.head_dim);
-      f[i] = 1.0f / std::pow(theta, e);
-    }
+    const std::vector<float> f = spec_.rope_inv_freq();
+    inv_freq_ = Buffer(DType::kF32, Shape{static_cast<std::int64_t>(f.size())});
+    std::copy(f.begin(), f.end(), inv_freq_.ptr<float>());
   }
 }
 

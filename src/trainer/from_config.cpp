@@ -18,6 +18,7 @@ model::ModelSpec model_spec_from_config(const config::ModelConfig& m) {
   s.rope_theta = m.rope_theta;
   s.mlp = m.mlp == "gelu" ? model::MlpType::kGelu : model::MlpType::kSwiGLU;
   s.attention_bias = m.attention_bias;
+  s.o_bias = m.attention_bias;
   s.mlp_bias = m.mlp_bias;
   s.tie_embeddings = m.tie_embeddings;
   s.init_std = m.init_std;

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "backend/cpu/cpu_ops.h"
+#include "checkpoint/hf_model.h"
 #include "comm/process_grid.h"
 #include "core/logging.h"
 #include "data/byte_tokenizer.h"
@@ -70,6 +71,15 @@ struct MicroBatch {
 
 namespace {
 
+// The Hugging Face family a config-defined architecture can be exported as ("" when none).
+std::string export_type(const config::ModelConfig& m) {
+  if (m.norm == "rmsnorm" && m.position == "rope" && m.mlp == "swiglu") return "llama";
+  if (m.norm == "layernorm" && m.position == "learned" && m.mlp == "gelu" && m.attention_bias &&
+      m.mlp_bias && m.tie_embeddings && m.num_kv_heads == m.num_heads)
+    return "gpt2";
+  return "";
+}
+
 // CPU threads per rank: the config's, or the cores shared among the ranks of this node.
 int threads_per_rank(const config::ExperimentConfig& cfg, int world_size) {
   if (cfg.runtime.threads > 0) return static_cast<int>(cfg.runtime.threads);
@@ -81,7 +91,7 @@ int threads_per_rank(const config::ExperimentConfig& cfg, int world_size) {
 
 // Resolves parallel.data (0 = auto) and train.micro_batch (0 = auto) against the world size and
 // checks the layout; a misfit is a user error naming the config.
-void resolve_layout(config::ExperimentConfig& cfg, int world_size) {
+void resolve_layout(config::ExperimentConfig& cfg, const model::ModelSpec& spec, int world_size) {
   auto& par = cfg.parallel;
   const std::string where = cfg.source;
   if (par.data == 0) {
@@ -94,7 +104,7 @@ void resolve_layout(config::ExperimentConfig& cfg, int world_size) {
                     "parallel: tensor ({}) x data ({}) = {} ranks, but the job has {}",
                     par.tensor, par.data, par.tensor * par.data, world_size);
   const std::string problem =
-      model::tp_layout_problem(model_spec_from_config(cfg.model), static_cast<int>(par.tensor));
+      model::tp_layout_problem(spec, static_cast<int>(par.tensor));
   TAILOR_CHECK_USER(problem.empty(), where, "parallel.tensor: {}", problem);
   auto& t = cfg.train;
   if (t.micro_batch == 0) {
@@ -116,24 +126,59 @@ TrainSummary train(const config::ExperimentConfig& config_in,
   const auto t_start = Clock::now();
   if (!world) world = std::make_unique<comm::SelfCommunicator>();
   config::ExperimentConfig cfg = config_in;
-  resolve_layout(cfg, world->size());
   const bool writer = world->rank() == 0;
 
+  // ---- model definition: a Hugging Face directory, or the config's own architecture ----
+  checkpoint::HfModelConfig hf;
+  const bool from_hf = !cfg.model.path.empty();
+  if (from_hf) {
+    hf = checkpoint::read_hf_config(cfg.model.path);
+  } else {
+    hf.spec = model_spec_from_config(cfg.model);
+    hf.model_type = export_type(cfg.model);
+  }
+  const model::ModelSpec& spec = hf.spec;
+  resolve_layout(cfg, spec, world->size());
+  TAILOR_CHECK_USER(spec.position != model::PositionType::kLearned ||
+                        cfg.data.seq_len <= spec.max_position_embeddings,
+                    cfg.source, "data.seq_len ({}) exceeds the model's {} learned positions",
+                    cfg.data.seq_len, spec.max_position_embeddings);
+  TAILOR_CHECK_USER(hf.sliding_window == 0 || cfg.data.seq_len <= hf.sliding_window, cfg.source,
+                    "data.seq_len ({}) exceeds the model's sliding attention window ({}), which "
+                    "Tailor does not implement yet",
+                    cfg.data.seq_len, hf.sliding_window);
+
   // ---- data (user errors surface here, before anything is written) ----
-  const data::ByteTokenizer tokenizer;
+  std::unique_ptr<data::Tokenizer> tokenizer;
+  if (cfg.data.tokenizer == "model") {
+    tokenizer = data::load_tokenizer(cfg.model.path);
+  } else {
+    tokenizer = std::make_unique<data::ByteTokenizer>();
+  }
+  TAILOR_CHECK_USER(tokenizer->vocab_size() <= spec.vocab_size, cfg.source,
+                    "data.tokenizer: the tokenizer has {} ids but the model's vocabulary has {}",
+                    tokenizer->vocab_size(), spec.vocab_size);
+  if (!from_hf) {  // an exported config-defined model names its tokenizer's special ids
+    hf.bos_token_id = tokenizer->bos_token_id().value_or(-1);
+    hf.eos_token_id = tokenizer->eos_token_id().value_or(-1);
+  }
   const data::TokenizedCorpus corpus =
-      data::load_text_corpus(cfg.data.train, text_split_from_config(cfg.data), tokenizer);
+      data::load_text_corpus(cfg.data.train, text_split_from_config(cfg.data), *tokenizer);
   const data::PackedSequences packed(corpus, cfg.data.seq_len, cfg.data.train);
   data::DataOrder order(packed.size(), cfg.train.seed);
 
   // ---- parallel layout, backend and model ----
-  comm::ProcessGrid grid(std::move(world), static_cast<int>(cfg.parallel.tensor),
+    comm::ProcessGrid grid(std::move(world), static_cast<int>(cfg.parallel.tensor),
                          static_cast<int>(cfg.parallel.data));
   backend::CpuOps ops(threads_per_rank(cfg, grid.world().size()));
   const DType dtype = compute_dtype_from_config(cfg.runtime);
-  model::ModelSpec spec = model_spec_from_config(cfg.model);
   model::Transformer model(spec, ops, dtype, &grid.tp());
-  model.init_parameters(cfg.train.seed);
+  if (from_hf) {
+    log::info("loading {} weights from {}", hf.model_type, cfg.model.path);
+    checkpoint::load_hf_weights(cfg.model.path, hf, model, ops);
+  } else {
+    model.init_parameters(cfg.train.seed);
+  }
   optim::DataParallelOptimizer optimizer(ops, model.params(), grid.dp(), grid.tp(),
                                          optimizer_spec_from_config(cfg.optimizer),
                                          {cfg.optimizer.zero == 1, 1 << 22});
@@ -142,7 +187,7 @@ TrainSummary train(const config::ExperimentConfig& config_in,
   // ---- run directory (world rank 0 only) ----
   TrainSummary summary;
   summary.run_dir = cfg.output.dir;
-  summary.unigram_entropy = unigram_entropy(corpus.tokens, tokenizer.vocab_size());
+  summary.unigram_entropy = unigram_entropy(corpus.tokens, tokenizer->vocab_size());
   std::unique_ptr<MetricsLog> metrics;
   if (writer) {
     create_run_dir(cfg.output.dir);
@@ -225,6 +270,19 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     }
   }
   summary.steps = cfg.train.steps;
+  // ---- export: the final model as a Hugging Face directory ----
+  if (writer) {
+    const std::string out = cfg.output.dir + "/export";
+    if (hf.model_type.empty()) {
+      log::warn("no export: this architecture (norm/position/MLP mix) matches no Hugging Face family");
+    } else if (grid.tp_size() > 1) {
+      log::warn("no export: exporting a tensor-parallel model needs the gathered weights (coming "
+                "with checkpoint resharding); load its checkpoint with parallel.tensor=1");
+    } else {
+      checkpoint::save_hf_model(out, hf, model, ops, from_hf ? cfg.model.path : "");
+      log::info("exported the final model ({}) to {}", hf.model_type, out);
+    }
+  }
   summary.parameter_numel = model.params().numel();
   summary.optimizer_state_numel = optimizer.state_numel();
   if (options.keep_parameters) {

@@ -30,6 +30,7 @@ inline ModelSpec tiny_gpt2() {
   s.position = PositionType::kLearned;
   s.mlp = MlpType::kGelu;
   s.attention_bias = true;
+  s.o_bias = true;
   s.mlp_bias = true;
   s.tie_embeddings = true;
   s.num_kv_heads = 4;

@@ -1,0 +1,273 @@
+// Hugging Face weights <-> Tailor parameters.
+//
+// Each Hugging Face tensor is described by the Tailor parameters it is made of ("parts"): for the
+// LLaMA family one part with the same layout; for GPT-2, Conv1D weights are stored [in, out]
+// (transposed) and c_attn concatenates q, k, v along its output dimension. Loading builds each
+// parameter's global tensor from its HF source, then copies this rank's shard (global element
+// indices, so any TP layout loads). Vocabulary rows past vocab_size (padding) are zero.
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "checkpoint/hf_model.h"
+#include "checkpoint/hf_model_internal.h"
+#include "checkpoint/safetensors.h"
+#include "checkpoint/sharded_safetensors.h"
+
+namespace tailor::checkpoint {
+namespace {
+
+using model::Parameter;
+
+struct Part {
+  std::string param;        // Tailor parameter name
+  bool transpose = false;   // HF stores [in, out] (Conv1D)
+  std::int64_t offset = 0;  // start along HF's output dimension (fused c_attn)
+};
+
+struct HfSpec {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  std::vector<Part> parts;
+};
+
+std::vector<HfSpec> hf_specs(const HfModelConfig& cfg, const std::string& gpt2_prefix) {
+  const model::ModelSpec& s = cfg.spec;
+  const std::int64_t d = s.hidden_size, v = s.vocab_size, f = s.intermediate_size;
+  const std::int64_t qd = s.q_dim(), kvd = s.kv_dim();
+  std::vector<HfSpec> out;
+  auto same = [&](const std::string& name, std::vector<std::int64_t> shape) {
+    out.push_back({name, std::move(shape), {{name, false, 0}}});
+  };
+  if (cfg.model_type != "gpt2") {
+    same("model.embed_tokens.weight", {v, d});
+    for (std::int64_t i = 0; i < s.num_layers; ++i) {
+      const std::string p = fmt::format("model.layers.{}.", i);
+      same(p + "input_layernorm.weight", {d});
+      same(p + "self_attn.q_proj.weight", {qd, d});
+      same(p + "self_attn.k_proj.weight", {kvd, d});
+      same(p + "self_attn.v_proj.weight", {kvd, d});
+      if (s.attention_bias) {
+        same(p + "self_attn.q_proj.bias", {qd});
+        same(p + "self_attn.k_proj.bias", {kvd});
+        same(p + "self_attn.v_proj.bias", {kvd});
+      }
+      same(p + "self_attn.o_proj.weight", {d, qd});
+      if (s.o_bias) same(p + "self_attn.o_proj.bias", {d});
+      same(p + "post_attention_layernorm.weight", {d});
+      same(p + "mlp.gate_proj.weight", {f, d});
+      same(p + "mlp.up_proj.weight", {f, d});
+      same(p + "mlp.down_proj.weight", {d, f});
+      if (s.mlp_bias) {
+        same(p + "mlp.gate_proj.bias", {f});
+        same(p + "mlp.up_proj.bias", {f});
+        same(p + "mlp.down_proj.bias", {d});
+      }
+    }
+    same("model.norm.weight", {d});
+    if (!s.tie_embeddings) same("lm_head.weight", {v, d});
+    return out;
+  }
+  const std::string& t = gpt2_prefix;
+  out.push_back({t + "wte.weight", {v, d}, {{"model.embed_tokens.weight", false, 0}}});
+  out.push_back({t + "wpe.weight", {s.max_position_embeddings, d},
+                 {{"model.embed_positions.weight", false, 0}}});
+  for (std::int64_t i = 0; i < s.num_layers; ++i) {
+    const std::string h = fmt::format("{}h.{}.", t, i);
+    const std::string p = fmt::format("model.layers.{}.", i);
+    out.push_back({h + "ln_1.weight", {d}, {{p + "input_layernorm.weight"}}});
+    out.push_back({h + "ln_1.bias", {d}, {{p + "input_layernorm.bias"}}});
+    out.push_back({h + "attn.c_attn.weight", {d, 3 * d},
+                   {{p + "self_attn.q_proj.weight", true, 0},
+                    {p + "self_attn.k_proj.weight", true, d},
+                    {p + "self_attn.v_proj.weight", true, 2 * d}}});
+    out.push_back({h + "attn.c_attn.bias", {3 * d},
+                   {{p + "self_attn.q_proj.bias", false, 0},
+                    {p + "self_attn.k_proj.bias", false, d},
+                    {p + "self_attn.v_proj.bias", false, 2 * d}}});
+    out.push_back({h + "attn.c_proj.weight", {d, d}, {{p + "self_attn.o_proj.weight", true, 0}}});
+    out.push_back({h + "attn.c_proj.bias", {d}, {{p + "self_attn.o_proj.bias"}}});
+    out.push_back({h + "ln_2.weight", {d}, {{p + "post_attention_layernorm.weight"}}});
+    out.push_back({h + "ln_2.bias", {d}, {{p + "post_attention_layernorm.bias"}}});
+    out.push_back({h + "mlp.c_fc.weight", {d, f}, {{p + "mlp.up_proj.weight", true, 0}}});
+    out.push_back({h + "mlp.c_fc.bias", {f}, {{p + "mlp.up_proj.bias"}}});
+    out.push_back({h + "mlp.c_proj.weight", {f, d}, {{p + "mlp.down_proj.weight", true, 0}}});
+    out.push_back({h + "mlp.c_proj.bias", {d}, {{p + "mlp.down_proj.bias"}}});
+  }
+  out.push_back({t + "ln_f.weight", {d}, {{"model.norm.weight"}}});
+  out.push_back({t + "ln_f.bias", {d}, {{"model.norm.bias"}}});
+  return out;
+}
+
+// Buffers HF keeps in some checkpoints that are not parameters.
+bool ignorable(const std::string& name, const HfModelConfig& cfg) {
+  if (name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") ||
+      name.ends_with("rotary_emb.inv_freq"))
+    return true;
+  // A tied head saved anyway is the embedding again.
+  return cfg.spec.tie_embeddings && name == "lm_head.weight";
+}
+
+std::string shape_str(const std::vector<std::int64_t>& s) {
+  return fmt::format("[{}]", fmt::join(s, ", "));
+}
+
+// Element (r, c) of a part's parameter, in the parameter's own [rows, cols] layout, maps to this
+// element of the HF tensor (row-major over hf_shape).
+std::int64_t hf_index(const HfSpec& h, const Part& part, std::int64_t r, std::int64_t c) {
+  if (h.shape.size() == 1) return part.offset + r;  // 1-D: the part's element r (c == 0)
+  const std::int64_t hf_cols = h.shape[1];
+  if (part.transpose) return c * hf_cols + part.offset + r;  // ours [out, in], HF [in, out]
+  return r * hf_cols + c;
+}
+
+std::string gpt2_prefix(const ShardedSafetensors& st) {
+  return st.has("transformer.wte.weight") ? "transformer." : "";
+}
+
+}  // namespace
+
+void load_hf_weights(const std::string& dir, const HfModelConfig& cfg, model::Transformer& model,
+                     backend::Ops& ops) {
+  const ShardedSafetensors st(dir);
+  const std::string prefix = cfg.model_type == "gpt2" ? gpt2_prefix(st) : "";
+  const std::vector<HfSpec> specs = hf_specs(cfg, prefix);
+  std::set<std::string> used;
+  // Global values of each Tailor parameter, assembled from its HF sources.
+  std::map<std::string, std::vector<double>> global;
+  for (const HfSpec& h : specs) {
+    if (!st.has(h.name))
+      throw_user_error(dir, "missing tensor '{}' (expected by config.json for {})", h.name,
+                       cfg.model_type);
+    const SafetensorsTensorInfo& info = st.info(h.name);
+    if (info.shape != h.shape)
+      throw_user_error(st.file_of(h.name), "tensor '{}' has shape {}, config.json implies {}",
+                       h.name, shape_str(info.shape), shape_str(h.shape));
+    if (!info.element)
+      throw_user_error(st.file_of(h.name), "tensor '{}': dtype {} is not supported (F32, BF16, F16)",
+                       h.name, info.dtype);
+    used.insert(h.name);
+    std::vector<double> values(static_cast<std::size_t>(info.numel));
+    st.read_f64(h.name, values);
+    for (const Part& part : h.parts) {
+      const Parameter* p = model.params().find(part.param);
+      TAILOR_ASSERT(p != nullptr, "no parameter {} for {}", part.param, h.name);
+      const std::int64_t rows = p->global_shape.rank() == 2 ? p->global_shape[0] : p->global_shape.numel();
+      const std::int64_t cols = p->global_shape.rank() == 2 ? p->global_shape[1] : 1;
+      // Vocabulary tensors: Tailor's rows may be padded past HF's.
+      const std::int64_t hf_rows = h.parts.size() == 1 && !part.transpose && h.shape.size() == 2
+                                       ? std::min(rows, h.shape[0])
+                                       : rows;
+      auto& g = global[part.param];
+      g.assign(static_cast<std::size_t>(rows * cols), 0.0);
+      for (std::int64_t r = 0; r < hf_rows; ++r)
+        for (std::int64_t c = 0; c < cols; ++c)
+          g[static_cast<std::size_t>(r * cols + c)] = values[static_cast<std::size_t>(hf_index(h, part, r, c))];
+    }
+  }
+  for (const std::string& name : st.names())
+    if (!used.contains(name) && !ignorable(name, cfg))
+      throw_user_error(st.file_of(name), "unexpected tensor '{}' (not part of a {} model with this config.json)",
+                       name, cfg.model_type);
+  for (Parameter& p : model.params().all()) {
+    const auto it = global.find(p.name);
+    TAILOR_ASSERT(it != global.end(), "parameter {} has no Hugging Face source", p.name);
+    backend::Buffer host(DType::kF64, p.shape);
+    double* h = host.ptr<double>();
+    for (std::int64_t i = 0; i < p.shape.numel(); ++i)
+      h[i] = it->second[static_cast<std::size_t>(p.global_index(i))];
+    ops.copy(p.value, host.tensor());
+  }
+}
+
+std::vector<HfTensor> to_hf_tensors(const HfModelConfig& cfg, const model::Transformer& model,
+                                    backend::Ops& ops, bool gradients) {
+  TAILOR_ASSERT(model.tp_layout().size == 1, "to_hf_tensors needs the whole model (TP = 1)");
+  std::vector<HfTensor> out;
+  for (const HfSpec& h : hf_specs(cfg, cfg.model_type == "gpt2" ? "transformer." : "")) {
+    HfTensor t;
+    t.name = h.name;
+    t.shape = h.shape.size() == 1 ? Shape{h.shape[0]} : Shape{h.shape[0], h.shape[1]};
+    t.data.assign(static_cast<std::size_t>(t.shape.numel()), 0.0f);
+    for (const Part& part : h.parts) {
+      const Parameter* p = model.params().find(part.param);
+      TAILOR_ASSERT(p != nullptr, "no parameter {} for {}", part.param, h.name);
+      const backend::Tensor src = gradients ? p->grad : p->value;
+      TAILOR_ASSERT(src.data != nullptr, "parameter {} has no {}", p->name, gradients ? "gradient" : "value");
+      backend::Buffer host(DType::kF32, p->shape);
+      ops.copy(host.tensor(), src);
+      const float* v = host.ptr<float>();
+      const std::int64_t rows = p->shape.rank() == 2 ? p->shape[0] : p->shape.numel();
+      const std::int64_t cols = p->shape.rank() == 2 ? p->shape[1] : 1;
+      const std::int64_t hf_rows = h.parts.size() == 1 && !part.transpose && h.shape.size() == 2
+                                       ? std::min(rows, h.shape[0])
+                                       : rows;
+      for (std::int64_t r = 0; r < hf_rows; ++r)
+        for (std::int64_t c = 0; c < cols; ++c)
+          t.data[static_cast<std::size_t>(hf_index(h, part, r, c))] = v[r * cols + c];
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+void save_hf_model(const std::string& out_dir, const HfModelConfig& cfg,
+                   const model::Transformer& model, backend::Ops& ops,
+                   const std::string& tokenizer_dir, bool bf16) {
+  namespace fs = std::filesystem;
+  const std::string tmp = out_dir + ".tmp";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) throw_runtime_error("{}: cannot create: {}", tmp, ec.message());
+
+  std::vector<HfTensor> tensors = to_hf_tensors(cfg, model, ops, /*gradients=*/false);
+  std::sort(tensors.begin(), tensors.end(),
+            [](const HfTensor& a, const HfTensor& b) { return a.name < b.name; });
+  std::vector<std::vector<std::byte>> encoded;
+  std::vector<SafetensorsWriteTensor> write;
+  const DType dtype = bf16 ? DType::kBF16 : DType::kF32;
+  encoded.reserve(tensors.size());
+  for (const HfTensor& t : tensors) {
+    encoded.push_back(encode_f32(t.data, dtype));
+    std::vector<std::int64_t> shape;
+    for (int i = 0; i < t.shape.rank(); ++i) shape.push_back(t.shape[i]);
+    write.push_back({t.name, dtype, shape, encoded.back().data()});
+  }
+  write_safetensors(tmp + "/model.safetensors", write, {{"format", "pt"}});
+  {
+    HfModelConfig c = cfg;
+    std::string json = hf_config_json(c);
+    if (bf16) {
+      const auto pos = json.find("\"float32\"");
+      if (pos != std::string::npos) json.replace(pos, 9, "\"bfloat16\"");
+    }
+    const std::string path = tmp + "/config.json";
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    if (f == nullptr) throw_runtime_error("{}: cannot write", path);
+    std::fwrite(json.data(), 1, json.size(), f);
+    std::fclose(f);
+  }
+  if (!tokenizer_dir.empty()) {
+    for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                             "tokenizer.model", "generation_config.json"}) {
+      const fs::path src = fs::path(tokenizer_dir) / name;
+      if (fs::exists(src)) {
+        fs::copy_file(src, fs::path(tmp) / name, fs::copy_options::overwrite_existing, ec);
+        if (ec) throw_runtime_error("{}: cannot copy: {}", src.string(), ec.message());
+      }
+    }
+  }
+  // Replace out_dir with the finished directory.
+  const std::string old = out_dir + ".old";
+  fs::remove_all(old, ec);
+  if (fs::exists(out_dir)) fs::rename(out_dir, old, ec);
+  fs::rename(tmp, out_dir, ec);
+  if (ec) throw_runtime_error("{}: cannot rename into place: {}", out_dir, ec.message());
+  fs::remove_all(old, ec);
+}
+
+}  // namespace tailor::checkpoint

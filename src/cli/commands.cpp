@@ -3,7 +3,15 @@
 #include <cstdio>
 #include <filesystem>
 
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "backend/cpu/cpu_ops.h"
+#include "checkpoint/hf_model.h"
 #include "config/config.h"
+#include "data/tokenizer.h"
+#include "eval/score.h"
 #include "core/logging.h"
 #include "trainer/trainer.h"
 
@@ -30,6 +38,38 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
   std::error_code ec;
   const auto abs = std::filesystem::absolute(summary.run_dir, ec);
   std::printf("run directory: %s\n", ec ? summary.run_dir.c_str() : abs.c_str());
+  return 0;
+}
+
+int run_score(const std::string& model_dir, const std::string& data_path, int threads) {
+  const checkpoint::HfModelConfig hf = checkpoint::read_hf_config(model_dir);
+  const auto tokenizer = data::load_tokenizer(model_dir);
+  backend::CpuOps ops(threads);
+  model::Transformer model(hf.spec, ops, DType::kF32);
+  checkpoint::load_hf_weights(model_dir, hf, model, ops);
+  log::info("scoring {} with {} ({})", data_path, model_dir, hf.spec.summary());
+  const eval::ScoreResult r = eval::score_jsonl(model, *tokenizer, data_path);
+  std::printf("%s\n", fmt::format(R"({{"records": {}, "tokens": {}, "nll": {}, "ppl": {}}})",
+                                   r.records, r.tokens, r.nll, r.ppl)
+                           .c_str());
+  return 0;
+}
+
+int run_export(const std::string& model_dir, const std::string& checkpoint,
+               const std::string& format, const std::string& out_dir, const std::string& dtype,
+               int threads) {
+  if (!checkpoint.empty())
+    throw_user_error("--checkpoint", "exporting from a Tailor checkpoint needs HDF5 checkpoints, "
+                                     "which this build does not have yet; use --model DIR");
+  if (format != "hf")
+    throw_user_error("--format", "{} export needs a PEFT run, which this build does not have yet; "
+                                 "use --format hf", format);
+  const checkpoint::HfModelConfig hf = checkpoint::read_hf_config(model_dir);
+  backend::CpuOps ops(threads);
+  model::Transformer model(hf.spec, ops, DType::kF32);
+  checkpoint::load_hf_weights(model_dir, hf, model, ops);
+  checkpoint::save_hf_model(out_dir, hf, model, ops, model_dir, dtype == "bf16");
+  log::info("exported {} ({}) to {}", model_dir, hf.model_type, out_dir);
   return 0;
 }
 

@@ -17,4 +17,12 @@ int run_validate(const std::string& config_path, const std::vector<std::string>&
 int run_train(const std::string& config_path, const std::vector<std::string>& overrides,
               std::unique_ptr<comm::Communicator> world);
 
+// tailor score --model DIR --data FILE.jsonl: prints per-record progress to stderr and, as the
+// last line on stdout, {"records": R, "tokens": N, "nll": ..., "ppl": ...}.
+int run_score(const std::string& model_dir, const std::string& data_path, int threads);
+
+// tailor export --model DIR --format hf --out DIR [--dtype f32|bf16]
+int run_export(const std::string& model_dir, const std::string& checkpoint, const std::string& format,
+               const std::string& out_dir, const std::string& dtype, int threads);
+
 }  // namespace tailor::cli

@@ -66,6 +66,26 @@ int main(int argc, char** argv) {
   train->add_option("config", config_path, "experiment YAML")->required();
   train->add_option("overrides", overrides, "key.path=value overrides");
 
+  std::string model_dir, data_path, checkpoint_path, format = "hf", out_dir, dtype = "f32";
+  int threads = 0;
+  CLI::App* score = app.add_subcommand(
+      "score", "mean NLL and perplexity of a Hugging Face model directory on JSONL records");
+  score->add_option("--model", model_dir, "model directory (config.json, *.safetensors, tokenizer)")
+      ->required();
+  score->add_option("--data", data_path, "JSONL with {\"text\"} or {\"prompt\", \"completion\"}")
+      ->required();
+  score->add_option("--threads", threads, "CPU threads (0: all cores)");
+
+  CLI::App* exp = app.add_subcommand("export", "write a model as a Hugging Face directory");
+  auto* src = exp->add_option_group("source");
+  src->add_option("--model", model_dir, "Hugging Face model directory to re-export");
+  src->add_option("--checkpoint", checkpoint_path, "Tailor checkpoint to export");
+  src->require_option(1);
+  exp->add_option("--format", format, "hf (peft: for PEFT runs)")->check(CLI::IsMember({"hf", "peft"}));
+  exp->add_option("--out", out_dir, "output directory")->required();
+  exp->add_option("--dtype", dtype, "f32 or bf16 weights")->check(CLI::IsMember({"f32", "bf16"}));
+  exp->add_option("--threads", threads, "CPU threads (0: all cores)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -99,6 +119,9 @@ int main(int argc, char** argv) {
       return tailor::cli::run_validate(config_path, overrides);
     }
     if (train->parsed()) return tailor::cli::run_train(config_path, overrides, std::move(world));
+    if (score->parsed()) return tailor::cli::run_score(model_dir, data_path, threads);
+    if (exp->parsed())
+      return tailor::cli::run_export(model_dir, checkpoint_path, format, out_dir, dtype, threads);
   } catch (const tailor::config::ConfigError& e) {
     // Every rank reads the same config and finds the same problems: one report, no abort.
     if (rank == 0) std::fprintf(stderr, "%s\n", e.what());

@@ -55,7 +55,7 @@ struct HostBatch {
       ids.ptr<std::int32_t>()[i] = ids_v[k];
       targets.ptr<std::int32_t>()[i] = targets_v[k];
       positions.ptr<std::int32_t>()[i] = pos_v[k];
-      doc_ids.ptr<std::int32_t>()[i] = docs_v[k];
+      if (!docs_v.empty()) doc_ids.ptr<std::int32_t>()[i] = docs_v[k];
     }
     batch = {b, t, ids.tensor(), targets.tensor(), positions.tensor(),
              docs_v.empty() ? backend::Tensor{} : doc_ids.tensor()};

@@ -245,8 +245,9 @@ std::string hf_config_json(const HfModelConfig& cfg) {
     }
   }
   j["initializer_range"] = s.init_std;
-  if (cfg.bos_token_id >= 0) j["bos_token_id"] = cfg.bos_token_id;
-  if (cfg.eos_token_id >= 0) j["eos_token_id"] = cfg.eos_token_id;
+  // null, not absent: transformers would otherwise fill in its family default (e.g. GPT-2's 50256).
+  j["bos_token_id"] = cfg.bos_token_id >= 0 ? json(cfg.bos_token_id) : json(nullptr);
+  j["eos_token_id"] = cfg.eos_token_id >= 0 ? json(cfg.eos_token_id) : json(nullptr);
   j["torch_dtype"] = "float32";
   return j.dump(2) + "\n";
 }

@@ -173,6 +173,7 @@ void load_hf_weights(const std::string& dir, const HfModelConfig& cfg, model::Tr
       throw_user_error(st.file_of(name), "unexpected tensor '{}' (not part of a {} model with this config.json)",
                        name, cfg.model_type);
   for (Parameter& p : model.params().all()) {
+    if (p.name.find(".lora_") != std::string::npos) continue;  // adapters are not base weights
     const auto it = global.find(p.name);
     TAILOR_ASSERT(it != global.end(), "parameter {} has no Hugging Face source", p.name);
     backend::Buffer host(DType::kF64, p.shape);
@@ -199,7 +200,19 @@ std::vector<HfTensor> to_hf_tensors(const HfModelConfig& cfg, const model::Trans
       TAILOR_ASSERT(src.data != nullptr, "parameter {} has no {}", p->name, gradients ? "gradient" : "value");
       backend::Buffer host(DType::kF32, p->shape);
       ops.copy(host.tensor(), src);
-      const float* v = host.ptr<float>();
+      float* v = host.ptr<float>();
+      // A LoRA-adapted weight is exported merged: W + s B A.
+      const std::string stem = part.param.ends_with(".weight")
+                                   ? part.param.substr(0, part.param.size() - 7)
+                                   : part.param;
+      const Parameter* la = model.params().find(stem + ".lora_A.weight");
+      const Parameter* lb = model.params().find(stem + ".lora_B.weight");
+      if (!gradients && la != nullptr && lb != nullptr && model.lora() != nullptr) {
+        backend::Buffer a(DType::kF32, la->shape), b(DType::kF32, lb->shape);
+        ops.copy(a.tensor(), la->value);
+        ops.copy(b.tensor(), lb->value);
+        ops.gemm(b.tensor(), false, a.tensor(), false, host.tensor(), model.lora()->scale(), 1.0);
+      }
       const std::int64_t rows = p->shape.rank() == 2 ? p->shape[0] : p->shape.numel();
       const std::int64_t cols = p->shape.rank() == 2 ? p->shape[1] : 1;
       const std::int64_t hf_rows = h.parts.size() == 1 && !part.transpose && h.shape.size() == 2

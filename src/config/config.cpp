@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -120,13 +121,177 @@ void read_model(SchemaReader& r, ModelConfig& m) {
   r.end_section();
 }
 
-void read_data(SchemaReader& r, DataConfig& d) {
+// data.train: a path, or a list of sources (a path, or {path, weight}).
+void read_train_sources(SchemaReader& r, DataConfig& d) {
+  const YamlNode* node = r.read_node("train");
+  if (node == nullptr) {
+    r.problem("data.train", "required key is missing");
+    r.mark_bad("data.train");
+    return;
+  }
+  const auto bad = [&](const Location& loc, const std::string& path, const std::string& reason) {
+    r.problem_at(loc, path, reason);
+    r.mark_bad("data.train");
+  };
+  if (node->kind == YamlNode::Kind::kScalar) {
+    if (node->scalar.empty()) return bad(node->loc, "data.train", "must not be empty");
+    d.train = node->scalar;
+    d.sources = {{d.train, 1.0}};
+    return;
+  }
+  if (node->kind != YamlNode::Kind::kSequence || node->items.empty()) {
+    return bad(node->loc, "data.train",
+               fmt::format("expected a file path or a non-empty list of {{path, weight}}, got {}",
+                           describe(*node)));
+  }
+  d.train_is_list = true;
+  d.sources.clear();
+  for (std::size_t i = 0; i < node->items.size(); ++i) {
+    const YamlNode& item = node->items[i];
+    const std::string path = fmt::format("data.train[{}]", i);
+    DataSourceConfig src;
+    if (item.kind == YamlNode::Kind::kScalar) {
+      src.path = item.scalar;
+    } else if (item.kind == YamlNode::Kind::kMap) {
+      for (const YamlEntry& e : item.entries) {
+        if (e.key == "path") {
+          if (e.value.kind != YamlNode::Kind::kScalar)
+            bad(e.value.loc, path + ".path",
+                fmt::format("expected a string, got {}", describe(e.value)));
+          else
+            src.path = e.value.scalar;
+        } else if (e.key == "weight") {
+          if (!r.convert_float(e.value, path + ".weight", src.weight, kPositive))
+            r.mark_bad("data.train");
+        } else {
+          const auto hint = closest_key(e.key, {"path", "weight"});
+          bad(e.key_loc, path + "." + e.key,
+              hint ? fmt::format("unknown key (did you mean \"{}\"?)", *hint) : "unknown key");
+        }
+      }
+      if (item.find("path") == nullptr) bad(item.loc, path + ".path", "required key is missing");
+    } else {
+      bad(item.loc, path, fmt::format("expected a file path or {{path, weight}}, got {}",
+                                      describe(item)));
+      continue;
+    }
+    if (item.kind == YamlNode::Kind::kScalar && src.path.empty())
+      bad(item.loc, path, "must not be empty");
+    d.sources.push_back(src);
+  }
+  if (!d.sources.empty()) d.train = d.sources.front().path;
+}
+
+// The placeholders of a translation template (data/template.h); "" when it is fine.
+std::string translation_template_problem(std::string_view t) {
+  constexpr std::string_view kKnown[] = {"src", "src_lang", "tgt_lang", "src_lang_name",
+                                         "tgt_lang_name"};
+  bool has_src = false;
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    if (t[i] != '{') continue;
+    const auto close = t.find('}', i);
+    if (close == std::string_view::npos) return fmt::format("unclosed placeholder at offset {}", i);
+    const std::string_view name = t.substr(i + 1, close - i - 1);
+    if (std::find(std::begin(kKnown), std::end(kKnown), name) == std::end(kKnown))
+      return fmt::format("unknown placeholder {{{}}} (known: {{src}}, {{src_lang}}, {{tgt_lang}}, "
+                         "{{src_lang_name}}, {{tgt_lang_name}})",
+                         name);
+    has_src = has_src || name == "src";
+    i = close;
+  }
+  return has_src ? "" : "no {src} placeholder (the sentence to translate)";
+}
+
+// data.template, read with a reader of its own whose one section is "data.template".
+void read_template(SchemaReader& r, const std::string& file, Problems& problems,
+                   TemplateConfig& t) {
+  const YamlNode* node = r.read_node("template");
+  if (node == nullptr || node->kind == YamlNode::Kind::kNull) return;
+  if (!node->is_map()) {
+    r.problem_at(node->loc, "data.template",
+                 fmt::format("expected a mapping (preset, system, few_shot, ...), got {}",
+                             describe(*node)));
+    r.mark_bad("data.template");
+    return;
+  }
+  YamlNode root;
+  root.kind = YamlNode::Kind::kMap;
+  root.entries.push_back({"data.template", node->loc, *node});
+  SchemaReader t_reader(root, file, problems);
+  t_reader.begin_section("data.template");
+  t_reader.read_choice("preset", t.preset, {"plain", "llama3", "chatml", "mistral"});
+  t_reader.read_string("system", t.system);
+  if (const YamlNode* shots = t_reader.read_node("few_shot")) {
+    if (shots->kind != YamlNode::Kind::kSequence) {
+      t_reader.problem_at(shots->loc, "data.template.few_shot",
+                          fmt::format("expected a list of {{prompt, completion}}, got {}",
+                                      describe(*shots)));
+    } else {
+      for (std::size_t i = 0; i < shots->items.size(); ++i) {
+        const YamlNode& item = shots->items[i];
+        const std::string path = fmt::format("data.template.few_shot[{}]", i);
+        FewShotConfig ex;
+        if (!item.is_map()) {
+          t_reader.problem_at(item.loc, path, fmt::format("expected {{prompt, completion}}, got {}",
+                                                          describe(item)));
+          continue;
+        }
+        for (const YamlEntry& e : item.entries) {
+          std::string* out = e.key == "prompt" ? &ex.prompt
+                             : e.key == "completion" ? &ex.completion
+                                                     : nullptr;
+          if (out == nullptr) {
+            const auto hint = closest_key(e.key, {"prompt", "completion"});
+            t_reader.problem_at(e.key_loc, path + "." + e.key,
+                                hint ? fmt::format("unknown key (did you mean \"{}\"?)", *hint)
+                                     : "unknown key");
+          } else if (e.value.kind != YamlNode::Kind::kScalar) {
+            t_reader.problem_at(e.value.loc, path + "." + e.key,
+                                fmt::format("expected a string, got {}", describe(e.value)));
+          } else {
+            *out = e.value.scalar;
+          }
+        }
+        for (const char* key : {"prompt", "completion"})
+          if (item.find(key) == nullptr)
+            t_reader.problem_at(item.loc, fmt::format("{}.{}", path, key), "required key is missing");
+        t.few_shot.push_back(std::move(ex));
+      }
+    }
+  }
+  if (t_reader.read_string("few_shot_file", t.few_shot_file) && !t.few_shot_file.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(t.few_shot_file, ec))
+      t_reader.problem("data.template.few_shot_file",
+                       fmt::format("file not found: {}", t.few_shot_file));
+    if (!t.few_shot.empty())
+      t_reader.problem("data.template.few_shot_file",
+                       "give few_shot (inline examples) or few_shot_file, not both");
+  }
+  if (t_reader.read_int("few_shot_count", t.few_shot_count, kAtLeast0) && t.few_shot_count > 0 &&
+      t.few_shot_file.empty())
+    t_reader.problem("data.template.few_shot_count", "only used with few_shot_file");
+  if (t_reader.read_string("translation", t.translation)) {
+    const std::string why = translation_template_problem(t.translation);
+    if (!why.empty()) t_reader.problem("data.template.translation", why);
+  }
+  t_reader.end_section();
+}
+
+void read_data(SchemaReader& r, const std::string& file, Problems& problems, DataConfig& d) {
   r.begin_section("data");
-  r.read_string("train", d.train, Presence::kRequired);
-  r.read_choice("format", d.format, {"text"});
+  read_train_sources(r, d);
+  r.read_choice("format", d.format, {"text", "jsonl"});
   r.read_choice("tokenizer", d.tokenizer, {"byte", "model"});
   r.read_int("seq_len", d.seq_len, {2, std::nullopt}, Presence::kRequired);
   r.read_choice("split", d.split, {"none", "paragraph", "line"});
+  read_template(r, file, problems, d.prompt_template);
+  r.read_bool("train_on_prompt", d.train_on_prompt);
+  r.read_bool("skip_invalid", d.skip_invalid);
+  if (r.read_string("cache_dir", d.cache_dir) && d.cache_dir.empty()) {
+    r.problem("data.cache_dir", "must not be empty");
+    r.mark_bad("data.cache_dir");
+  }
   r.end_section();
 }
 
@@ -212,15 +377,40 @@ void read_runtime(SchemaReader& r, RuntimeConfig& rt) {
 void read_peft(SchemaReader& r, PeftConfig& p) {
   r.begin_section("peft");
   r.read_choice("method", p.method, {"none", "lora", "prompt_tuning", "adapter"});
+  r.read_int("rank", p.rank, kAtLeast1);
+  r.read_float("alpha", p.alpha, kPositive);
+  r.read_float("dropout", p.dropout, {0.0, false, 1.0, true});
+  r.read_bool("use_rslora", p.use_rslora);
+  if (const YamlNode* n = r.read_node("target_modules"); n != nullptr) {
+    static constexpr std::string_view kModules[] = {"q_proj", "k_proj", "v_proj", "o_proj",
+                                                    "gate_proj", "up_proj", "down_proj",
+                                                    "all-linear"};
+    std::vector<std::string> targets;
+    bool ok = n->kind == YamlNode::Kind::kSequence && !n->items.empty();
+    for (const YamlNode& item : n->items) {
+      const bool known = item.kind == YamlNode::Kind::kScalar &&
+                         std::find(std::begin(kModules), std::end(kModules), item.scalar) != std::end(kModules);
+      ok = ok && known;
+      if (item.kind == YamlNode::Kind::kScalar) targets.push_back(item.scalar);
+    }
+    if (ok) {
+      p.target_modules = targets;
+    } else {
+      r.problem_at(n->loc, "peft.target_modules",
+                   "must be a non-empty list of q_proj, k_proj, v_proj, o_proj, gate_proj, "
+                   "up_proj, down_proj or all-linear");
+      r.mark_bad("peft.target_modules");
+    }
+  }
   r.end_section();
 }
 
-void read_sections(SchemaReader& r, ExperimentConfig& c) {
+void read_sections(SchemaReader& r, Problems& problems, ExperimentConfig& c) {
   r.begin_section("output");
   r.read_string("dir", c.output.dir, Presence::kRequired);
   r.end_section();
   read_model(r, c.model);
-  read_data(r, c.data);
+  read_data(r, c.source, problems, c.data);
   read_train(r, c.train);
   read_optimizer(r, c.optimizer);
   read_schedule(r, c.schedule);
@@ -280,6 +470,12 @@ void resolve_model(SchemaReader& r, ExperimentConfig& c) {
 
 void check_data(SchemaReader& r, const ExperimentConfig& c) {
   const DataConfig& d = c.data;
+  if (r.is_ok("data.format") && d.format == "text") {
+    for (const char* key : {"data.template", "data.train_on_prompt", "data.skip_invalid"})
+      if (r.is_set(key)) r.problem(key, "only used with data.format: jsonl");
+  }
+  if (r.is_ok("data.format") && d.format == "jsonl" && r.is_set("data.split"))
+    r.problem("data.split", "only used with data.format: text");
   if (!c.model.path.empty()) return;  // checked against config.json when the model loads
   if (r.is_ok("data.seq_len") && r.is_ok("model.max_position_embeddings") &&
       d.seq_len > c.model.max_position_embeddings) {
@@ -293,14 +489,16 @@ void check_data(SchemaReader& r, const ExperimentConfig& c) {
                           c.model.vocab_size));
   }
   if (r.is_ok("data.train")) {
-    std::error_code ec;
-    const auto status = std::filesystem::status(d.train, ec);
-    if (ec || !std::filesystem::exists(status)) {
-      r.problem("data.train", fmt::format("file not found: {}", d.train));
-    } else if (!std::filesystem::is_regular_file(status)) {
-      r.problem("data.train", fmt::format("not a regular file: {}", d.train));
-    } else if (std::ifstream probe(d.train, std::ios::binary); !probe) {
-      r.problem("data.train", fmt::format("cannot read: {}", d.train));
+    for (const DataSourceConfig& src : d.sources) {
+      std::error_code ec;
+      const auto status = std::filesystem::status(src.path, ec);
+      if (ec || !std::filesystem::exists(status)) {
+        r.problem("data.train", fmt::format("file not found: {}", src.path));
+      } else if (!std::filesystem::is_regular_file(status)) {
+        r.problem("data.train", fmt::format("not a regular file: {}", src.path));
+      } else if (std::ifstream probe(src.path, std::ios::binary); !probe) {
+        r.problem("data.train", fmt::format("cannot read: {}", src.path));
+      }
     }
   }
 }
@@ -354,7 +552,10 @@ void check_build_limits(SchemaReader& r, const ExperimentConfig& c) {
 #ifndef TAILOR_HAVE_CUDA
   if (c.runtime.device == "cuda") r.problem("runtime.device", "this build has no CUDA backend");
 #endif
-  if (c.peft.method != "none") {
+  if (c.peft.method == "lora" && c.peft.dropout > 0.0) {
+    r.problem("peft.dropout", "LoRA dropout is not implemented yet in this build; use 0");
+  }
+  if (c.peft.method != "none" && c.peft.method != "lora") {
     r.problem("peft.method", fmt::format("{} is not implemented yet in this build", c.peft.method));
   }
 }
@@ -390,7 +591,7 @@ ExperimentConfig load_config_text(const std::string& text, const std::string& na
   ExperimentConfig config;
   config.source = name;
   SchemaReader reader(root, name, problems);
-  read_sections(reader, config);
+  read_sections(reader, problems, config);
   resolve_model(reader, config);
   check_data(reader, config);
   resolve_train(reader, config);

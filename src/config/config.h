@@ -47,13 +47,40 @@ struct ModelConfig {
   double init_std = 0.02;
 };
 
+struct DataSourceConfig {
+  std::string path;
+  double weight = 1.0;                   // > 0: how many times its documents appear (fractions
+                                         // take a seeded subset)
+};
+
+struct FewShotConfig {
+  std::string prompt;
+  std::string completion;
+};
+
+// data.template: how JSONL records become text (src/data/template.h).
+struct TemplateConfig {
+  std::string preset = "plain";          // plain | llama3 | chatml | mistral
+  std::string system;                    // system prompt ("" = none)
+  std::vector<FewShotConfig> few_shot;   // inline examples, shown before every prompt
+  std::string few_shot_file;             // or: a JSONL file of {prompt, completion} ...
+  std::int64_t few_shot_count = 0;       // ... of which this many are chosen by train.seed (0: all)
+  std::string translation = "Translate from {src_lang_name} to {tgt_lang_name}:\n{src}\n";
+};
+
 struct DataConfig {
-  std::string train;                     // required: path of the training text
-  std::string format = "text";           // text (more formats come with the data pipeline)
+  std::string train;                     // required: path of the training data (the first source)
+  std::vector<DataSourceConfig> sources; // data.train as sources: one {train, 1.0}, or the list
+  bool train_is_list = false;            // data.train was written as a list of {path, weight}
+  std::string format = "text";           // text | jsonl (record kind detected per line)
   std::string tokenizer = "byte";        // byte: 256 byte tokens + EOS (id 256); model: the
                                          // tokenizer files of model.path (default with it)
   std::int64_t seq_len = 0;              // required: tokens per packed sequence
   std::string split = "none";            // none | paragraph | line: how a text file splits into documents
+  TemplateConfig prompt_template;        // data.template (jsonl only)
+  bool train_on_prompt = false;          // jsonl: loss on prompt tokens too (default: response only)
+  bool skip_invalid = false;             // jsonl: skip bad lines (counted per reason) instead of failing
+  std::string cache_dir = ".cache/tailor";  // tokenized caches (tailor prepare), under the CWD
 };
 
 struct TrainConfig {
@@ -102,6 +129,12 @@ struct RuntimeConfig {
 
 struct PeftConfig {
   std::string method = "none";           // none | lora | prompt_tuning | adapter
+  // LoRA (method: lora)
+  std::int64_t rank = 8;                 // r
+  double alpha = 16.0;                   // scale = alpha / r (alpha / sqrt(r) with use_rslora)
+  double dropout = 0.0;                  // on the adapter input (not in this build: must be 0)
+  std::vector<std::string> target_modules = {"q_proj", "v_proj"};  // or [all-linear]
+  bool use_rslora = false;
 };
 
 struct ExperimentConfig {

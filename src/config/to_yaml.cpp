@@ -88,6 +88,7 @@ class Writer {
   void line(std::string_view key, std::string_view value) {
     fmt::format_to(std::back_inserter(out_), "  {}: {}\n", key, value);
   }
+  void raw(std::string_view text) { out_ += text; }
   void comment(std::string_view text) {
     fmt::format_to(std::back_inserter(out_), "  # {}\n", text);
   }
@@ -132,11 +133,39 @@ std::string to_yaml(const ExperimentConfig& c) {
 
   const DataConfig& d = c.data;
   body.section("data");
-  body.str("train", d.train);
+  if (d.train_is_list) {
+    body.line("train", "");
+    for (const DataSourceConfig& src : d.sources)
+      body.raw(fmt::format("    - {{path: {}, weight: {}}}\n", yaml_string(src.path),
+                           yaml_float(src.weight)));
+  } else {
+    body.str("train", d.train);
+  }
   body.str("format", d.format);
   body.str("tokenizer", d.tokenizer);
   body.num("seq_len", d.seq_len);
-  body.str("split", d.split);
+  if (d.format == "text") {
+    body.str("split", d.split);
+  } else {
+    const TemplateConfig& t = d.prompt_template;
+    body.line("template", "");
+    body.raw(fmt::format("    preset: {}\n", yaml_string(t.preset)));
+    body.raw(fmt::format("    system: {}\n", yaml_string(t.system)));
+    if (!t.few_shot.empty()) {
+      body.raw("    few_shot:\n");
+      for (const FewShotConfig& ex : t.few_shot)
+        body.raw(fmt::format("      - {{prompt: {}, completion: {}}}\n", yaml_string(ex.prompt),
+                             yaml_string(ex.completion)));
+    }
+    if (!t.few_shot_file.empty()) {
+      body.raw(fmt::format("    few_shot_file: {}\n", yaml_string(t.few_shot_file)));
+      body.raw(fmt::format("    few_shot_count: {}\n", t.few_shot_count));
+    }
+    body.raw(fmt::format("    translation: {}\n", yaml_string(t.translation)));
+    body.boolean("train_on_prompt", d.train_on_prompt);
+    body.boolean("skip_invalid", d.skip_invalid);
+  }
+  body.str("cache_dir", d.cache_dir);
 
   const TrainConfig& t = c.train;
   body.section("train");
@@ -185,6 +214,16 @@ std::string to_yaml(const ExperimentConfig& c) {
 
   body.section("peft");
   body.str("method", c.peft.method);
+  body.num("rank", c.peft.rank);
+  body.num("alpha", c.peft.alpha);
+  body.num("dropout", c.peft.dropout);
+  {
+    std::string list = "[";
+    for (std::size_t i = 0; i < c.peft.target_modules.size(); ++i)
+      list += (i ? ", " : "") + c.peft.target_modules[i];
+    body.line("target_modules", list + "]");
+  }
+  body.boolean("use_rslora", c.peft.use_rslora);
   return "# Tailor resolved config: every key with the value the run uses.\n" + body.take();
 }
 

@@ -10,6 +10,8 @@ PackedSequences::PackedSequences(const TokenizedCorpus& corpus, std::int64_t seq
                                  const std::string& name)
     : corpus_(&corpus), seq_len_(seq_len) {
   TAILOR_ASSERT(seq_len >= 1, "seq_len {}", seq_len);
+  TAILOR_ASSERT(corpus.loss.empty() || corpus.loss.size() == corpus.tokens.size(),
+                "loss mask of {} for {} tokens", corpus.loss.size(), corpus.tokens.size());
   const auto n = static_cast<std::int64_t>(corpus.tokens.size());
   num_sequences_ = n > 0 ? (n - 1) / seq_len : 0;
   TAILOR_CHECK_USER(num_sequences_ >= 1, name,
@@ -35,6 +37,7 @@ void PackedSequences::fill(std::int64_t s, std::span<std::int32_t> ids,
                 "row spans must have seq_len elements");
   const auto& tok = corpus_->tokens;
   const auto& starts = corpus_->doc_start;
+  const auto& loss = corpus_->loss;
   const std::int64_t row_start = s * seq_len_;
   std::int64_t doc = document_of(row_start);
   const std::int64_t first_doc = doc;
@@ -47,7 +50,9 @@ void PackedSequences::fill(std::int64_t s, std::span<std::int32_t> ids,
     }
     ids[i] = tok[static_cast<std::size_t>(g)];
     const bool next_in_doc = g + 1 < starts[static_cast<std::size_t>(doc + 1)];
-    targets[i] = next_in_doc ? tok[static_cast<std::size_t>(g + 1)] : kIgnoreTarget;
+    const auto next = static_cast<std::size_t>(g + 1);
+    const bool trained = next_in_doc && (loss.empty() || loss[next] != 0);
+    targets[i] = trained ? tok[next] : kIgnoreTarget;
     positions[i] = static_cast<std::int32_t>(g - fragment_start);
     doc_ids[i] = static_cast<std::int32_t>(doc - first_doc);
   }

@@ -5,7 +5,8 @@
 // document's id within the row (doc_ids) and its position within its document fragment, which
 // restarts at 0 at every document start and at the start of every row. A target that would cross
 // a document boundary (the token after EOS) is kIgnoreIndex, so the model learns to emit EOS and
-// is never asked to guess the next document from the previous one.
+// is never asked to guess the next document from the previous one. A target whose token carries
+// no loss (corpus.loss == 0: a prompt token) is kIgnoreTarget too.
 #pragma once
 
 #include <cstdint>

@@ -95,6 +95,7 @@ TokenizedCorpus tokenize_text(const std::string& text, const std::string& name, 
     corpus.tokens.push_back(*eos);
   }
   corpus.doc_start.push_back(static_cast<std::int64_t>(corpus.tokens.size()));
+  corpus.loss.assign(corpus.tokens.size(), 1);
   return corpus;
 }
 

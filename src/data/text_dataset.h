@@ -16,9 +16,12 @@ namespace tailor::data {
 enum class TextSplit { kNone, kParagraph, kLine };
 
 // Token stream of concatenated documents; doc_start[i] is the index of document i's first token
-// (a final sentinel equals tokens.size()).
+// (a final sentinel equals tokens.size()). loss[i] is 1 when predicting token i is trained on and
+// 0 for prompt tokens (templates, system prompts, few-shot examples); text documents are all 1.
+// An empty `loss` means all 1.
 struct TokenizedCorpus {
   std::vector<std::int32_t> tokens;
+  std::vector<std::uint8_t> loss;
   std::vector<std::int64_t> doc_start;
   std::int64_t num_documents() const noexcept {
     return static_cast<std::int64_t>(doc_start.size()) - 1;

@@ -29,13 +29,13 @@ DecoderLayer::Linear DecoderLayer::make_column(ParameterSet& params, const std::
   // `replicas` ranks hold the same rows (a KV head shared by several ranks); each computes a
   // partial gradient from its own query heads, summed over those ranks after backward.
   const bool split = out != out_global;
-  const bool partial = replicas > 1;
+  const GradSum sum = replicas > 1 ? GradSum::kKvReplicas : GradSum::kNone;
   Linear l;
   l.weight = &params.add(name + ".weight", Shape{out, in}, /*decay=*/true,
-                         {Shape{out_global, in}, split ? 0 : -1, out_begin, replicas, partial});
+                         {Shape{out_global, in}, split ? 0 : -1, out_begin, replicas, sum});
   if (bias)
     l.bias = &params.add(name + ".bias", Shape{out}, /*decay=*/false,
-                         {Shape{out_global}, split ? 0 : -1, out_begin, replicas, partial});
+                         {Shape{out_global}, split ? 0 : -1, out_begin, replicas, sum});
   return l;
 }
 
@@ -62,8 +62,8 @@ DecoderLayer::Norm DecoderLayer::make_norm(ParameterSet& params, const std::stri
 }
 
 DecoderLayer::DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index,
-                           ParameterSet& params)
-    : spec_(&spec), tp_(tp) {
+                           ParameterSet& params, const LoraSpec* lora)
+    : spec_(&spec), tp_(tp), lora_(lora) {
   const std::string p = fmt::format("model.layers.{}.", index);
   const std::int64_t d = spec.hidden_size;
   const std::int64_t dh = spec.head_dim;
@@ -85,17 +85,96 @@ DecoderLayer::DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index,
                     mb, 1);
   down_ = make_row(params, p + "mlp.down_proj", d, tp.ffn, tp.ffn_begin, spec.intermediate_size,
                    mb);
+  q_.index = 0, k_.index = 1, v_.index = 2, o_.index = 3, gate_.index = 4, up_.index = 5,
+  down_.index = 6;
+  if (lora != nullptr) {
+    // The base is frozen: no gradient, no optimizer state.
+    for (Linear* l : {&q_, &k_, &v_, &o_, &gate_, &up_, &down_}) {
+      if (l->weight != nullptr) params.freeze(*l->weight);
+      if (l->bias != nullptr) params.freeze(*l->bias);
+    }
+    for (Norm* n : {&norm1_, &norm2_}) {
+      params.freeze(*n->weight);
+      if (n->bias != nullptr) params.freeze(*n->bias);
+    }
+    const std::int64_t qd = tp.q_dim(dh), kvd = tp.kv_dim(dh);
+    add_lora(params, q_, p + "self_attn.q_proj", "q_proj", false, qd, tp.q_head_begin * dh,
+             spec.q_dim(), d, 0, d, 1);
+    add_lora(params, k_, p + "self_attn.k_proj", "k_proj", false, kvd, tp.kv_head_begin * dh,
+             spec.kv_dim(), d, 0, d, tp.kv_replicas);
+    add_lora(params, v_, p + "self_attn.v_proj", "v_proj", false, kvd, tp.kv_head_begin * dh,
+             spec.kv_dim(), d, 0, d, tp.kv_replicas);
+    add_lora(params, o_, p + "self_attn.o_proj", "o_proj", true, d, 0, d, qd,
+             tp.q_head_begin * dh, spec.q_dim(), 1);
+    if (gate_.weight != nullptr)
+      add_lora(params, gate_, p + "mlp.gate_proj", "gate_proj", false, tp.ffn, tp.ffn_begin,
+               spec.intermediate_size, d, 0, d, 1);
+    add_lora(params, up_, p + "mlp.up_proj", "up_proj", false, tp.ffn, tp.ffn_begin,
+             spec.intermediate_size, d, 0, d, 1);
+    add_lora(params, down_, p + "mlp.down_proj", "down_proj", true, d, 0, d, tp.ffn, tp.ffn_begin,
+             spec.intermediate_size, 1);
+  }
+}
+
+void DecoderLayer::add_lora(ParameterSet& params, Linear& l, const std::string& name,
+                            std::string_view module, bool row_parallel, std::int64_t out,
+                            std::int64_t out_begin, std::int64_t out_global, std::int64_t in,
+                            std::int64_t in_begin, std::int64_t in_global, int replicas) {
+  if (!lora_->targets_module(module)) return;
+  const std::int64_t r = lora_->rank;
+  const int t = tp_.size;
+  const GradSum tp_sum = t > 1 ? GradSum::kTensorParallel : GradSum::kNone;
+  if (!row_parallel) {
+    // A replicated (partial gradients from each rank's B rows); B split like W's rows.
+    l.lora_a = &params.add(name + ".lora_A.weight", Shape{r, in}, /*decay=*/true,
+                           {Shape{r, in_global}, -1, 0, t, tp_sum});
+    const bool split = out != out_global;
+    l.lora_b = &params.add(name + ".lora_B.weight", Shape{out, r}, /*decay=*/true,
+                           {Shape{out_global, r}, split ? 0 : -1, out_begin, split ? replicas : t,
+                            replicas > 1 ? GradSum::kKvReplicas : GradSum::kNone});
+  } else {
+    // A split like W's columns; B replicated (partial gradients: the sum of x_r A_r^T).
+    const bool split = in != in_global;
+    l.lora_a = &params.add(name + ".lora_A.weight", Shape{r, in}, /*decay=*/true,
+                           {Shape{r, in_global}, split ? 1 : -1, in_begin, split ? 1 : t,
+                            GradSum::kNone});
+    l.lora_b = &params.add(name + ".lora_B.weight", Shape{out, r}, /*decay=*/true,
+                           {Shape{out, r}, -1, 0, t, tp_sum});
+  }
+}
+
+void DecoderLayer::lora_forward(Ops& ops, const Linear& l, const Tensor& x,
+                                const LayerActivations& act, const Tensor& y) const {
+  if (l.lora_a == nullptr) return;
+  const Tensor& u = act.lora_u[l.index];
+  ops.gemm(x, false, l.lora_a->value, true, u, 1.0, 0.0);                  // u = x A^T   [N, r]
+  ops.gemm(u, false, l.lora_b->value, true, y, lora_->scale(), 1.0);       // y += s u B^T
+}
+
+void DecoderLayer::lora_backward(Ops& ops, const Linear& l, const Tensor& dy, const Tensor& x,
+                                 const LayerActivations& act, const LayerScratch& sc,
+                                 const Tensor& dx) const {
+  if (l.lora_a == nullptr) return;
+  const double s = lora_->scale();
+  const Tensor& u = act.lora_u[l.index];
+  ops.gemm(dy, true, u, false, l.lora_b->grad, s, 1.0);          // dB += s dy^T u   [out, r]
+  ops.gemm(dy, false, l.lora_b->value, false, sc.lora_du, s, 0.0);  // du = s dy B    [N, r]
+  ops.gemm(sc.lora_du, true, x, false, l.lora_a->grad, 1.0, 1.0);   // dA += du^T x   [r, in]
+  if (dx.data != nullptr) ops.gemm(sc.lora_du, false, l.lora_a->value, false, dx, 1.0, 1.0);
 }
 
 void DecoderLayer::row_parallel_forward(Ops& ops, const LayerContext& ctx, const Tensor& in,
                                         const Linear& l, const Tensor& residual, const Tensor& y,
-                                        const Tensor& partial) const {
+                                        const Tensor& partial, const LayerActivations& act) const {
   if (ctx.tp == nullptr || ctx.tp->size() == 1) {
     // y = residual + in W^T, the projection accumulated straight into the residual.
     ops.copy(y, residual);
     ops.gemm(in, false, l.weight->value, true, y, 1.0, 1.0);
+    lora_forward(ops, l, in, act, y);
   } else {
+    // The LoRA partial sum joins the base partial sum before the all-reduce.
     ops.gemm(in, false, l.weight->value, true, partial, 1.0, 0.0);
+    lora_forward(ops, l, in, act, partial);
     ctx.tp->all_reduce(partial, comm::ReduceOp::kSum);
     ops.copy(y, residual);
     ops.add(y, partial, 1.0);
@@ -136,6 +215,9 @@ void DecoderLayer::forward(Ops& ops, const LayerContext& ctx, const Tensor& x, c
   linear_forward(ops, act.h1, *q_.weight, q_.bias, act.q);
   linear_forward(ops, act.h1, *k_.weight, k_.bias, act.k);
   linear_forward(ops, act.h1, *v_.weight, v_.bias, act.v);
+  lora_forward(ops, q_, act.h1, act, act.q);
+  lora_forward(ops, k_, act.h1, act, act.k);
+  lora_forward(ops, v_, act.h1, act, act.v);
   if (s.position == PositionType::kRope) {
     ops.rope_forward(act.q.view(Shape{n_tok, hq, s.head_dim}), ctx.positions, ctx.inv_freq);
     ops.rope_forward(act.k.view(Shape{n_tok, hkv, s.head_dim}), ctx.positions, ctx.inv_freq);
@@ -144,18 +226,20 @@ void DecoderLayer::forward(Ops& ops, const LayerContext& ctx, const Tensor& x, c
                         1.0 / std::sqrt(static_cast<double>(s.head_dim)), act.attn.view(q4),
                         act.lse);
   // x_mid = x + attn Wo^T (+ bo), summed over the TP group.
-  row_parallel_forward(ops, ctx, act.attn, o_, x, act.x_mid, scratch.partial);
+  row_parallel_forward(ops, ctx, act.attn, o_, x, act.x_mid, scratch.partial, act);
 
   // MLP block.
   norm_forward(ops, norm2_, act.x_mid, act.h2, act.mean2, act.rstd2);
   linear_forward(ops, act.h2, *up_.weight, up_.bias, act.up);
+  lora_forward(ops, up_, act.h2, act, act.up);
   if (s.mlp == MlpType::kSwiGLU) {
     linear_forward(ops, act.h2, *gate_.weight, gate_.bias, act.gate);
+    lora_forward(ops, gate_, act.h2, act, act.gate);
     ops.swiglu_forward(act.gate, act.up, act.act);
   } else {
     ops.gelu_forward(act.up, act.act);
   }
-  row_parallel_forward(ops, ctx, act.act, down_, act.x_mid, y, scratch.partial);
+  row_parallel_forward(ops, ctx, act.act, down_, act.x_mid, y, scratch.partial, act);
 }
 
 void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
@@ -170,13 +254,17 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
 
   // MLP block: y = x_mid + act Wd^T. dy flows unchanged into d x_mid (residual).
   linear_backward(ops, dy, act.act, *down_.weight, down_.bias, sc.d_act, 0.0);
+  lora_backward(ops, down_, dy, act.act, act, sc, sc.d_act);
   if (s.mlp == MlpType::kSwiGLU) {
     ops.swiglu_backward(sc.d_act, act.gate, act.up, sc.d_gate, sc.d_up);
     linear_backward(ops, sc.d_gate, act.h2, *gate_.weight, gate_.bias, sc.d_h, 0.0);
+    lora_backward(ops, gate_, sc.d_gate, act.h2, act, sc, sc.d_h);
     linear_backward(ops, sc.d_up, act.h2, *up_.weight, up_.bias, sc.d_h, 1.0);
+    lora_backward(ops, up_, sc.d_up, act.h2, act, sc, sc.d_h);
   } else {
     ops.gelu_backward(sc.d_act, act.up, sc.d_up);
     linear_backward(ops, sc.d_up, act.h2, *up_.weight, up_.bias, sc.d_h, 0.0);
+    lora_backward(ops, up_, sc.d_up, act.h2, act, sc, sc.d_h);
   }
   if (tp) ctx.tp->all_reduce(sc.d_h, comm::ReduceOp::kSum);  // column-parallel: sum dX
   norm_backward(ops, norm2_, sc.d_h, act.x_mid, act.mean2, act.rstd2, sc.d_norm);
@@ -184,6 +272,7 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
 
   // Attention block: x_mid = x + attn Wo^T.
   linear_backward(ops, dy, act.attn, *o_.weight, o_.bias, sc.d_attn, 0.0);
+  lora_backward(ops, o_, dy, act.attn, act, sc, sc.d_attn);
   ops.attention_backward(sc.d_attn.view(q4), act.q.view(q4), act.k.view(kv4), act.v.view(kv4),
                          act.attn.view(q4), act.lse, ctx.doc_ids,
                          1.0 / std::sqrt(static_cast<double>(s.head_dim)), sc.d_q.view(q4),
@@ -193,8 +282,11 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
     ops.rope_backward(sc.d_k.view(Shape{n_tok, hkv, s.head_dim}), ctx.positions, ctx.inv_freq);
   }
   linear_backward(ops, sc.d_q, act.h1, *q_.weight, q_.bias, sc.d_h, 0.0);
+  lora_backward(ops, q_, sc.d_q, act.h1, act, sc, sc.d_h);
   linear_backward(ops, sc.d_k, act.h1, *k_.weight, k_.bias, sc.d_h, 1.0);
+  lora_backward(ops, k_, sc.d_k, act.h1, act, sc, sc.d_h);
   linear_backward(ops, sc.d_v, act.h1, *v_.weight, v_.bias, sc.d_h, 1.0);
+  lora_backward(ops, v_, sc.d_v, act.h1, act, sc, sc.d_h);
   if (tp) ctx.tp->all_reduce(sc.d_h, comm::ReduceOp::kSum);
   norm_backward(ops, norm1_, sc.d_h, x, act.mean1, act.rstd1, sc.d_norm);
   ops.add(dy, sc.d_norm, 1.0);  // dy is now dx

@@ -24,6 +24,7 @@
 
 #include "backend/ops.h"
 #include "comm/communicator.h"
+#include "model/lora.h"
 #include "model/model_spec.h"
 #include "model/parameters.h"
 
@@ -47,6 +48,7 @@ struct LayerActivations {
   backend::Tensor x_mid;             // [N, D]
   backend::Tensor h2, mean2, rstd2;
   backend::Tensor gate, up, act;     // [N, F] (gate unused for GELU; up is the pre-activation)
+  backend::Tensor lora_u[7];         // [N, r] x A^T per adapted linear (q, k, v, o, gate, up, down)
 };
 
 // Scratch space for backward, shared by all layers.
@@ -57,12 +59,18 @@ struct LayerScratch {
   backend::Tensor d_gate, d_up, d_act;  // [N, F]
   backend::Tensor d_norm;            // [N, D]
   backend::Tensor partial;           // [N, D] row-parallel partial sums (TP > 1)
+  backend::Tensor lora_du;           // [N, r] gradient of x A^T (LoRA)
 };
 
 class DecoderLayer {
  public:
-  // Registers this layer's parameters (canonical names) in `params`.
-  DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index, ParameterSet& params);
+  // Registers this layer's parameters (canonical names) in `params`; with `lora`, the base
+  // parameters are frozen and LoRA factors added to the targeted linears.
+  DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index, ParameterSet& params,
+               const LoraSpec* lora = nullptr);
+
+  // Module index (into LayerActivations::lora_u) of each linear, in the order q k v o gate up down.
+  static constexpr int kNumLinears = 7;
 
   // x: [N, D] input; y: [N, D] output (distinct buffers).
   // `scratch.partial` is used for the row-parallel sums.
@@ -78,6 +86,9 @@ class DecoderLayer {
   struct Linear {
     Parameter* weight = nullptr;
     Parameter* bias = nullptr;     // may be null
+    Parameter* lora_a = nullptr;   // [r, in] (LoRA; null when not adapted)
+    Parameter* lora_b = nullptr;   // [out, r]
+    int index = 0;                 // module index for saved activations
   };
   struct Norm {
     Parameter* weight = nullptr;
@@ -92,10 +103,22 @@ class DecoderLayer {
   Linear make_row(ParameterSet& params, const std::string& name, std::int64_t out,
                   std::int64_t in, std::int64_t in_begin, std::int64_t in_global, bool bias);
   Norm make_norm(ParameterSet& params, const std::string& name);
+  // Adds LoRA factors to `l` when the spec targets `module`. A/B shard specs per the TP rules.
+  void add_lora(ParameterSet& params, Linear& l, const std::string& name, std::string_view module,
+                bool row_parallel, std::int64_t out, std::int64_t out_begin, std::int64_t out_global,
+                std::int64_t in, std::int64_t in_begin, std::int64_t in_global, int replicas);
+  // y += s (x A^T) B^T, saving x A^T.
+  void lora_forward(backend::Ops& ops, const Linear& l, const backend::Tensor& x,
+                    const LayerActivations& act, const backend::Tensor& y) const;
+  // dB += s dy^T u; du = s dy B; dA += du^T x; dx += du A.
+  void lora_backward(backend::Ops& ops, const Linear& l, const backend::Tensor& dy,
+                     const backend::Tensor& x, const LayerActivations& act,
+                     const LayerScratch& scratch, const backend::Tensor& dx) const;
   // y = x (+)= partial sums of a row-parallel projection over the TP group, + bias.
   void row_parallel_forward(backend::Ops& ops, const LayerContext& ctx, const backend::Tensor& in,
                             const Linear& l, const backend::Tensor& residual,
-                            const backend::Tensor& y, const backend::Tensor& partial) const;
+                            const backend::Tensor& y, const backend::Tensor& partial,
+                            const LayerActivations& act) const;
 
   void norm_forward(backend::Ops& ops, const Norm& n, const backend::Tensor& x,
                     const backend::Tensor& y, const backend::Tensor& mean,
@@ -106,6 +129,7 @@ class DecoderLayer {
 
   const ModelSpec* spec_;
   TpLayout tp_;
+  const LoraSpec* lora_ = nullptr;
   Norm norm1_, norm2_;
   Linear q_, k_, v_, o_;
   Linear gate_, up_, down_;

@@ -21,22 +21,40 @@ Parameter& ParameterSet::add(std::string name, Shape shape, bool decay, ShardSpe
   p.shard_dim = shard.shard_dim;
   p.shard_offset = shard.shard_offset;
   p.replicas = shard.replicas;
-  p.partial_grad = shard.partial_grad;
+  p.grad_sum = shard.grad_sum;
   p.decay = decay;
-  p.offset = numel_;
   numel_ += shape.numel();
   params_.push_back(std::move(p));
   return params_.back();
 }
 
+void ParameterSet::freeze(Parameter& p) {
+  TAILOR_ASSERT(values_.empty(), "freeze() after allocate()");
+  p.trainable = false;
+}
+
 void ParameterSet::allocate(DType dtype) {
   TAILOR_ASSERT(values_.empty(), "allocate() called twice");
+  std::int64_t offset = 0;
+  for (Parameter& p : params_)
+    if (!p.trainable) {
+      p.offset = offset;
+      offset += p.shape.numel();
+    }
+  trainable_begin_ = offset;
+  for (Parameter& p : params_)
+    if (p.trainable) {
+      p.offset = offset;
+      offset += p.shape.numel();
+    }
   values_ = backend::Buffer(dtype, Shape{numel_});
-  grads_ = backend::Buffer(dtype, Shape{numel_});
+  grads_ = backend::Buffer(dtype, Shape{numel_ - trainable_begin_});
   for (Parameter& p : params_) {
     p.value = values_.tensor().flat_slice(p.offset, p.offset + p.shape.numel()).view(p.shape);
-    if (p.trainable)
-      p.grad = grads_.tensor().flat_slice(p.offset, p.offset + p.shape.numel()).view(p.shape);
+    if (p.trainable) {
+      const std::int64_t g = p.offset - trainable_begin_;
+      p.grad = grads_.tensor().flat_slice(g, g + p.shape.numel()).view(p.shape);
+    }
   }
 }
 

@@ -10,8 +10,11 @@
 // hold exactly the same data (T for a replicated norm weight, T / num_kv_heads for a replicated KV
 // head): the global grad norm counts such a tensor once.
 //
-// Values and gradients of all parameters live in two flat buffers (in the order parameters were
-// added), so data-parallel reduction and ZeRO sharding work on contiguous ranges.
+// Values of all parameters live in one flat buffer: frozen parameters first, then the trainable
+// ones (each group in the order added), so the trainable values are one contiguous range. Only
+// trainable parameters have gradients, in a second flat buffer laid out like that range, so
+// data-parallel reduction and ZeRO sharding work on contiguous ranges and a frozen base model
+// costs no gradient memory.
 #pragma once
 
 #include <cstdint>
@@ -23,12 +26,19 @@
 
 namespace tailor::model {
 
+// Ranks whose partial gradients of a parameter must be summed after backward.
+enum class GradSum : std::uint8_t {
+  kNone,            // the gradient is complete on this rank
+  kTensorParallel,  // summed over the TP group (a LoRA factor replicated beside a split one)
+  kKvReplicas,      // summed over the ranks sharing a KV head
+};
+
 struct ShardSpec {
   Shape global_shape;          // empty: same as the local shape
   int shard_dim = -1;          // -1: not split
   std::int64_t shard_offset = 0;
   int replicas = 1;            // TP ranks holding identical data
-  bool partial_grad = false;   // each replica holds a partial gradient, summed over the replicas
+  GradSum grad_sum = GradSum::kNone;
 };
 
 struct Parameter {
@@ -38,10 +48,10 @@ struct Parameter {
   int shard_dim = -1;
   std::int64_t shard_offset = 0;
   int replicas = 1;
-  bool partial_grad = false;   // gradient must be summed over the `replicas` ranks
+  GradSum grad_sum = GradSum::kNone;
   bool decay = true;           // weight decay applies (matrices and embeddings, not norms/biases)
   bool trainable = true;
-  std::int64_t offset = 0;     // element offset in the flat buffers
+  std::int64_t offset = 0;     // element offset in the flat value buffer
   backend::Tensor value;       // view into the flat value buffer
   backend::Tensor grad;        // view into the flat gradient buffer (absent when not trainable)
 
@@ -53,8 +63,10 @@ class ParameterSet {
  public:
   // Declares a parameter; storage comes with allocate(). Names must be unique.
   Parameter& add(std::string name, Shape shape, bool decay, ShardSpec shard = {});
+  // Marks a parameter frozen (no gradient, no optimizer state). Before allocate().
+  void freeze(Parameter& p);
   // Creates the flat value and gradient buffers (zero-filled) and points every parameter at its
-  // slice. Called once, after the last add().
+  // slice. Called once, after the last add() / freeze().
   void allocate(DType dtype);
 
   [[nodiscard]] std::deque<Parameter>& all() noexcept { return params_; }
@@ -65,13 +77,21 @@ class ParameterSet {
 
   // Local elements (this rank's shards).
   [[nodiscard]] std::int64_t numel() const noexcept { return numel_; }
+  [[nodiscard]] std::int64_t trainable_numel() const noexcept { return numel_ - trainable_begin_; }
   [[nodiscard]] backend::Tensor flat_values() const noexcept { return values_.tensor(); }
+  // The trainable range of the values, and the gradients laid out like it; an element's offset
+  // in both is p.offset - trainable_begin().
+  [[nodiscard]] backend::Tensor trainable_values() const {
+    return values_.tensor().flat_slice(trainable_begin_, numel_);
+  }
+  [[nodiscard]] std::int64_t trainable_begin() const noexcept { return trainable_begin_; }
   [[nodiscard]] backend::Tensor flat_grads() const noexcept { return grads_.tensor(); }
   void zero_grad(backend::Ops& ops);
 
  private:
   std::deque<Parameter> params_;  // deque: references stay valid as parameters are added
   std::int64_t numel_ = 0;
+  std::int64_t trainable_begin_ = 0;
   backend::Buffer values_, grads_;
 };
 

@@ -30,8 +30,10 @@ struct Transformer::Activations {
   }
 };
 
-Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Communicator* tp)
+Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Communicator* tp,
+                         const LoraSpec* lora)
     : spec_(spec), ops_(&ops), dtype_(dtype) {
+  if (lora != nullptr) lora_ = *lora;
   spec_.check();
   if (tp == nullptr) {
     own_tp_ = std::make_unique<comm::SelfCommunicator>();
@@ -43,21 +45,27 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
   const std::int64_t d = spec_.hidden_size;
   const std::int64_t vp = layout_.padded_vocab;
   // Vocab-parallel: this rank holds rows [vocab_begin, vocab_begin + V/T).
-  const ShardSpec vocab_shard{Shape{vp, d}, t > 1 ? 0 : -1, layout_.vocab_begin, 1, false};
-  const ShardSpec replicated{Shape{}, -1, 0, t, false};
+  const ShardSpec vocab_shard{Shape{vp, d}, t > 1 ? 0 : -1, layout_.vocab_begin, 1, GradSum::kNone};
+  const ShardSpec replicated{Shape{}, -1, 0, t, GradSum::kNone};
   embed_tokens_ =
       &params_.add("model.embed_tokens.weight", Shape{layout_.vocab, d}, true, vocab_shard);
   if (spec_.position == PositionType::kLearned)
     embed_positions_ = &params_.add("model.embed_positions.weight",
                                     Shape{spec_.max_position_embeddings, d}, true, replicated);
   layers_.reserve(static_cast<std::size_t>(spec_.num_layers));
-  for (int i = 0; i < spec_.num_layers; ++i) layers_.emplace_back(spec_, layout_, i, params_);
+  for (int i = 0; i < spec_.num_layers; ++i)
+    layers_.emplace_back(spec_, layout_, i, params_, lora_ ? &*lora_ : nullptr);
   final_norm_w_ = &params_.add("model.norm.weight", Shape{d}, false, replicated);
   if (spec_.norm == NormType::kLayerNorm)
     final_norm_b_ = &params_.add("model.norm.bias", Shape{d}, false, replicated);
   lm_head_ = spec_.tie_embeddings
                  ? embed_tokens_
                  : &params_.add("lm_head.weight", Shape{layout_.vocab, d}, true, vocab_shard);
+  if (lora_) {
+    // Everything outside the adapters is frozen.
+    for (Parameter* p : {embed_tokens_, embed_positions_, final_norm_w_, final_norm_b_, lm_head_})
+      if (p != nullptr) params_.freeze(*p);
+  }
   params_.allocate(dtype);
 
   if (t > 1) {
@@ -82,8 +90,8 @@ void Transformer::init_parameters(std::uint64_t seed) {
       ops_->fill(p.value, 1.0);
       continue;
     }
-    if (n.ends_with(".bias")) {
-      ops_->fill(p.value, 0.0);
+    if (n.ends_with(".bias") || n.ends_with("lora_B.weight")) {
+      ops_->fill(p.value, 0.0);  // LoRA B = 0: training starts exactly at the base model
       continue;
     }
     // Element i of the shard takes the value of its global element: a TP shard equals the
@@ -93,6 +101,14 @@ void Transformer::init_parameters(std::uint64_t seed) {
     double* h = host.ptr<double>();
     const bool vocab_rows = &p == embed_tokens_ || &p == lm_head_;
     const std::int64_t gcols = p.global_shape.cols();
+    if (n.ends_with("lora_A.weight")) {
+      // Kaiming-uniform with a = sqrt(5), as PEFT: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+      const double bound = 1.0 / std::sqrt(static_cast<double>(gcols));
+      for (std::int64_t i = 0; i < p.shape.numel(); ++i)
+        h[i] = bound * (2.0 * rng.uniform(static_cast<std::uint64_t>(p.global_index(i))) - 1.0);
+      ops_->copy(p.value, host.tensor());
+      continue;
+    }
     for (std::int64_t i = 0; i < p.shape.numel(); ++i) {
       const std::int64_t g = p.global_index(i);
       // Padding rows of the vocabulary stay zero.
@@ -136,6 +152,8 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
     if (swiglu) l.gate = a->make(dtype_, Shape{n, f});
     l.up = a->make(dtype_, Shape{n, f});
     l.act = a->make(dtype_, Shape{n, f});
+    if (lora_)
+      for (auto& u : l.lora_u) u = a->make(dtype_, Shape{n, lora_->rank});
     a->layers.push_back(l);
   }
   a->final_h = a->make(dtype_, Shape{n, d});
@@ -159,6 +177,7 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   if (swiglu) s.d_gate = a->make(dtype_, Shape{n, f});
   s.d_up = a->make(dtype_, Shape{n, f});
   s.d_act = a->make(dtype_, Shape{n, f});
+  if (lora_) s.lora_du = a->make(dtype_, Shape{n, lora_->rank});
   acts_ = std::move(a);
 }
 
@@ -265,7 +284,8 @@ double Transformer::forward_backward(const Batch& b, double dscale) {
   const Tensor& dlogits = a.logits;
 
   // LM head (vocab-parallel): dW_head += dlogits^T h; dh = sum over ranks of dlogits W_head.
-  ops_->gemm(dlogits, true, a.final_h, false, lm_head_->grad, 1.0, 1.0);
+  if (lm_head_->grad.data != nullptr)  // frozen under PEFT
+    ops_->gemm(dlogits, true, a.final_h, false, lm_head_->grad, 1.0, 1.0);
   Tensor dh = a.scratch.d_h;
   ops_->gemm(dlogits, false, lm_head_->value, false, dh, 1.0, 0.0);
   if (tensor_parallel()) tp_->all_reduce(dh, comm::ReduceOp::kSum);
@@ -281,16 +301,21 @@ double Transformer::forward_backward(const Batch& b, double dscale) {
   for (std::size_t i = layers_.size(); i-- > 0;)
     layers_[i].backward(*ops_, ctx, a.resid[i], a.layers[i], a.scratch, a.dx);
 
-  ops_->embedding_backward(embed_tokens_->grad, b.ids, layout_.vocab_begin, a.dx);
-  if (embed_positions_ != nullptr)
+  if (embed_tokens_->grad.data != nullptr)
+    ops_->embedding_backward(embed_tokens_->grad, b.ids, layout_.vocab_begin, a.dx);
+  if (embed_positions_ != nullptr && embed_positions_->grad.data != nullptr)
     ops_->embedding_backward(embed_positions_->grad, b.positions, 0, a.dx);
   return total;
 }
 
 void Transformer::finish_gradients() {
-  if (!kv_group_ || kv_group_->size() == 1) return;
-  for (Parameter& p : params_.all())
-    if (p.partial_grad && p.grad.data != nullptr) kv_group_->all_reduce(p.grad, comm::ReduceOp::kSum);
+  if (!tensor_parallel()) return;
+  for (Parameter& p : params_.all()) {
+    if (p.grad.data == nullptr) continue;
+    if (p.grad_sum == GradSum::kTensorParallel) tp_->all_reduce(p.grad, comm::ReduceOp::kSum);
+    if (p.grad_sum == GradSum::kKvReplicas && kv_group_->size() > 1)
+      kv_group_->all_reduce(p.grad, comm::ReduceOp::kSum);
+  }
 }
 
 std::int64_t count_loss_targets(const Tensor& targets) {

@@ -15,11 +15,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "backend/ops.h"
 #include "comm/communicator.h"
 #include "model/decoder_layer.h"
+#include "model/lora.h"
 #include "model/model_spec.h"
 #include "model/parameters.h"
 
@@ -38,8 +40,10 @@ struct Batch {
 class Transformer {
  public:
   // `tp`: the tensor-parallel group (nullptr: a single rank). Must outlive the model.
+  // `lora`: freeze the base and add LoRA adapters (see lora.h).
   Transformer(const ModelSpec& spec, backend::Ops& ops, DType dtype,
-              comm::Communicator* tp = nullptr);
+              comm::Communicator* tp = nullptr, const LoraSpec* lora = nullptr);
+  [[nodiscard]] const LoraSpec* lora() const noexcept { return lora_ ? &*lora_ : nullptr; }
   ~Transformer();
   Transformer(const Transformer&) = delete;
   Transformer& operator=(const Transformer&) = delete;
@@ -86,6 +90,7 @@ class Transformer {
   comm::Communicator* tp_;
   TpLayout layout_;
   std::unique_ptr<comm::Communicator> kv_group_;  // ranks sharing this rank's KV head
+  std::optional<LoraSpec> lora_;
   ParameterSet params_;
   std::vector<DecoderLayer> layers_;
   Parameter* embed_tokens_ = nullptr;

@@ -19,7 +19,8 @@ DataParallelOptimizer::DataParallelOptimizer(backend::Ops& ops, model::Parameter
   if (!spec_.zero) {
     slices_ = whole_parameters(params);
   } else {
-    const std::int64_t p = params.numel();
+    // ZeRO ranges cut the trainable part of the flat vector (gradient offsets).
+    const std::int64_t p = params.trainable_numel();
     const std::int64_t d = dp.size();
     shard_size_ = (p + d - 1) / d;
     shard_begin_ = std::min(p, dp.rank() * shard_size_);
@@ -30,10 +31,11 @@ DataParallelOptimizer::DataParallelOptimizer(backend::Ops& ops, model::Parameter
     // The pieces of each parameter that fall in [shard_begin, shard_end).
     for (model::Parameter& prm : params.all()) {
       if (!prm.trainable || prm.grad.data == nullptr) continue;
-      const std::int64_t lo = std::max(prm.offset, shard_begin_);
-      const std::int64_t hi = std::min(prm.offset + prm.shape.numel(), shard_end_);
+      const std::int64_t off = prm.offset - params.trainable_begin();
+      const std::int64_t lo = std::max(off, shard_begin_);
+      const std::int64_t hi = std::min(off + prm.shape.numel(), shard_end_);
       if (lo >= hi) continue;
-      slices_.push_back({params.flat_values().flat_slice(lo, hi),
+      slices_.push_back({params.trainable_values().flat_slice(lo, hi),
                          shard_grad_.tensor().flat_slice(lo - shard_begin_, hi - shard_begin_),
                          prm.decay, 1.0 / static_cast<double>(prm.replicas)});
     }
@@ -43,7 +45,7 @@ DataParallelOptimizer::DataParallelOptimizer(backend::Ops& ops, model::Parameter
 
 double DataParallelOptimizer::step(double lr, double max_norm) {
   const Tensor grads = params_->flat_grads();
-  const std::int64_t p = params_->numel();
+  const std::int64_t p = params_->trainable_numel();
   double sum_sq = 0.0;
   if (!spec_.zero) {
     if (dp_->size() > 1) {
@@ -69,7 +71,7 @@ double DataParallelOptimizer::step(double lr, double max_norm) {
   if (spec_.zero) {
     // All-gather the updated ranges in place, then back into the flat parameter vector.
     const Tensor padded = padded_.tensor();
-    const Tensor values = params_->flat_values();
+    const Tensor values = params_->trainable_values();
     const Tensor mine = padded.flat_slice(dp_->rank() * shard_size_, (dp_->rank() + 1) * shard_size_);
     if (shard_end_ > shard_begin_)
       ops_->copy(mine.flat_slice(0, shard_end_ - shard_begin_), values.flat_slice(shard_begin_, shard_end_));

@@ -1,5 +1,7 @@
 #include "trainer/from_config.h"
 
+#include "data/jsonl_dataset.h"
+
 namespace tailor::trainer {
 
 model::ModelSpec model_spec_from_config(const config::ModelConfig& m) {
@@ -52,6 +54,38 @@ data::TextSplit text_split_from_config(const config::DataConfig& d) {
   if (d.split == "paragraph") return data::TextSplit::kParagraph;
   if (d.split == "line") return data::TextSplit::kLine;
   return data::TextSplit::kNone;
+}
+
+data::CorpusSpec corpus_spec_from_config(const config::ExperimentConfig& c, int threads) {
+  const config::DataConfig& d = c.data;
+  data::CorpusSpec spec;
+  for (const auto& src : d.sources) spec.sources.push_back({src.path, src.weight});
+  if (spec.sources.empty()) spec.sources.push_back({d.train, 1.0});
+  spec.format = d.format == "jsonl" ? data::DataFormat::kJsonl : data::DataFormat::kText;
+  spec.split = text_split_from_config(d);
+  spec.skip_invalid = d.skip_invalid;
+  spec.seed = c.train.seed;
+  spec.threads = threads;
+  const config::TemplateConfig& t = d.prompt_template;
+  data::TemplateSpec& tmpl = spec.tmpl;
+  tmpl.preset = data::parse_chat_preset(t.preset).value_or(data::ChatPreset::kPlain);
+  tmpl.system = t.system;
+  tmpl.translation = t.translation;
+  tmpl.train_on_prompt = d.train_on_prompt;
+  for (const auto& ex : t.few_shot) tmpl.few_shot.push_back({ex.prompt, ex.completion});
+  if (!t.few_shot_file.empty()) {
+    std::vector<data::FewShotExample> pool;
+    for (const data::Record& r : data::load_jsonl(t.few_shot_file, false).records) {
+      TAILOR_CHECK_USER(r.kind == data::RecordKind::kPromptCompletion,
+                        fmt::format("{}:{}", t.few_shot_file, r.line),
+                        "few-shot examples must be {{\"prompt\", \"completion\"}} records");
+      pool.push_back({r.prompt, r.completion});
+    }
+    tmpl.few_shot = data::choose_few_shot(pool, t.few_shot_count > 0 ? t.few_shot_count
+                                                                     : static_cast<std::int64_t>(pool.size()),
+                                          c.train.seed);
+  }
+  return spec;
 }
 
 DType compute_dtype_from_config(const config::RuntimeConfig& r) {

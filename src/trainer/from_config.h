@@ -3,6 +3,7 @@
 #pragma once
 
 #include "config/config.h"
+#include "data/corpus_builder.h"
 #include "data/text_dataset.h"
 #include "model/model_spec.h"
 #include "optim/optimizer.h"
@@ -14,6 +15,10 @@ namespace tailor::trainer {
 [[nodiscard]] optim::OptimizerSpec optimizer_spec_from_config(const config::OptimizerConfig& o);
 [[nodiscard]] optim::ScheduleSpec schedule_spec_from_config(const config::ExperimentConfig& c);
 [[nodiscard]] data::TextSplit text_split_from_config(const config::DataConfig& d);
+// The data sources, format and prompt template of the config; reads data.template.few_shot_file
+// (its prompt/completion records) and picks few_shot_count of them by train.seed.
+[[nodiscard]] data::CorpusSpec corpus_spec_from_config(const config::ExperimentConfig& c,
+                                                       int threads);
 [[nodiscard]] DType compute_dtype_from_config(const config::RuntimeConfig& r);
 
 }  // namespace tailor::trainer

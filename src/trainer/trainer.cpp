@@ -5,6 +5,9 @@
 #include <cstdlib>
 #include <cmath>
 #include <filesystem>
+#include <optional>
+
+#include <fmt/ranges.h>
 #include <thread>
 
 #include "backend/cpu/cpu_ops.h"
@@ -16,6 +19,7 @@
 #include "data/packing.h"
 #include "model/transformer.h"
 #include "optim/data_parallel.h"
+#include "peft/peft_export.h"
 #include "trainer/from_config.h"
 #include "trainer/metrics_log.h"
 #include "trainer/progress.h"
@@ -162,8 +166,16 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     hf.bos_token_id = tokenizer->bos_token_id().value_or(-1);
     hf.eos_token_id = tokenizer->eos_token_id().value_or(-1);
   }
-  const data::TokenizedCorpus corpus =
-      data::load_text_corpus(cfg.data.train, text_split_from_config(cfg.data), *tokenizer);
+  const data::CorpusSpec corpus_spec =
+      corpus_spec_from_config(cfg, threads_per_rank(cfg, world->size()));
+  for (const std::string& special : data::chat_preset_special_tokens(corpus_spec.tmpl.preset))
+    if (!tokenizer->token_to_id(special))
+      log::warn("data.template.preset {}: the tokenizer has no token {}; it is encoded as plain "
+                "text", cfg.data.prompt_template.preset, special);
+  data::CorpusStats corpus_stats;
+  const data::TokenizedCorpus corpus = data::build_corpus(corpus_spec, *tokenizer, corpus_stats);
+  for (const auto& [reason, count] : corpus_stats.skipped)
+    log::warn("data: skipped {} invalid line{} ({})", count, count == 1 ? "" : "s", reason);
   const data::PackedSequences packed(corpus, cfg.data.seq_len, cfg.data.train);
   data::DataOrder order(packed.size(), cfg.train.seed);
 
@@ -172,7 +184,15 @@ TrainSummary train(const config::ExperimentConfig& config_in,
                          static_cast<int>(cfg.parallel.data));
   backend::CpuOps ops(threads_per_rank(cfg, grid.world().size()));
   const DType dtype = compute_dtype_from_config(cfg.runtime);
-  model::Transformer model(spec, ops, dtype, &grid.tp());
+  std::optional<model::LoraSpec> lora;
+  if (cfg.peft.method == "lora") {
+    lora.emplace();
+    lora->rank = cfg.peft.rank;
+    lora->alpha = cfg.peft.alpha;
+    lora->rslora = cfg.peft.use_rslora;
+    lora->targets = cfg.peft.target_modules;
+  }
+  model::Transformer model(spec, ops, dtype, &grid.tp(), lora ? &*lora : nullptr);
   if (from_hf) {
     log::info("loading {} weights from {}", hf.model_type, cfg.model.path);
     checkpoint::load_hf_weights(cfg.model.path, hf, model, ops);
@@ -200,6 +220,17 @@ TrainSummary train(const config::ExperimentConfig& config_in,
             cfg.data.train, corpus.num_documents(), corpus.tokens.size(), packed.size(),
             cfg.data.seq_len, summary.unigram_entropy);
   log::info("backend: {}, {}", ops.describe(), dtype_name(dtype));
+  if (lora) {
+    const std::int64_t trainable =
+        static_cast<std::int64_t>(grid.tp().all_reduce_sum(static_cast<double>(model.params().trainable_numel())));
+    const auto total = static_cast<double>(spec.num_parameters());
+    const double bytes = static_cast<double>(dtype_size(dtype));
+    log::info("peft: LoRA r={} alpha={} on {}: {} trainable parameters ({:.3f}% of {:.2f}M); "
+              "gradients and optimizer state for the frozen base saved: {:.1f} MB",
+              lora->rank, lora->alpha, fmt::join(lora->targets, ","), trainable,
+              100.0 * static_cast<double>(trainable) / total, total / 1e6,
+              3.0 * (total - static_cast<double>(trainable)) * bytes / 1e6);
+  }
   {
     const double bytes = static_cast<double>(dtype_size(dtype));
     log::info("layout: {} ranks = tensor {} x data {}{}; per rank {:.2f}M parameters ({:.1f} MB), "
@@ -280,7 +311,14 @@ TrainSummary train(const config::ExperimentConfig& config_in,
                 "with checkpoint resharding); load its checkpoint with parallel.tensor=1");
     } else {
       checkpoint::save_hf_model(out, hf, model, ops, from_hf ? cfg.model.path : "");
-      log::info("exported the final model ({}) to {}", hf.model_type, out);
+      log::info("exported the final model ({}{}) to {}", hf.model_type,
+                lora ? ", LoRA merged" : "", out);
+      if (lora && hf.model_type != "gpt2") {
+        // The adapter applies to the base it was trained on: model.path (a config-defined base
+        // has no directory of its own; export/ holds the merged model).
+        peft::save_peft_lora(out + "/adapter", hf, model, ops, from_hf ? cfg.model.path : "");
+        log::info("exported the LoRA adapter (PEFT format) to {}/adapter", out);
+      }
     }
   }
   summary.parameter_numel = model.params().numel();

@@ -119,6 +119,11 @@ void expect_same(const ExperimentConfig& a, const ExperimentConfig& b) {
   EXPECT_EQ(a.data.tokenizer, b.data.tokenizer);
   EXPECT_EQ(a.data.seq_len, b.data.seq_len);
   EXPECT_EQ(a.data.split, b.data.split);
+  EXPECT_EQ(a.data.format == "jsonl" ? a.data.prompt_template.translation : "",
+            b.data.format == "jsonl" ? b.data.prompt_template.translation : "");
+  EXPECT_EQ(a.data.train_on_prompt, b.data.train_on_prompt);
+  EXPECT_EQ(a.data.skip_invalid, b.data.skip_invalid);
+  EXPECT_EQ(a.data.cache_dir, b.data.cache_dir);
   EXPECT_EQ(a.train.steps, b.train.steps);
   EXPECT_EQ(a.train.seed, b.train.seed);
   EXPECT_EQ(a.train.global_batch, b.train.global_batch);
@@ -462,6 +467,34 @@ TEST(ConfigRoundTrip, ResolvedYamlListsEveryKey) {
   }
 }
 
+TEST(ConfigRoundTrip, JsonlDataSection) {
+  const ExperimentConfig a = load_config_text(
+      kBase, "cfg.yaml",
+      {"data.format=jsonl",
+       std::string("data.train=[") + kTrainFile + ", {path: " + kTrainFile + ", weight: 0.5}]",
+       "data.template={preset: llama3, system: \"Be brief.\\nReally\", "
+       "few_shot: [{prompt: \"1+1=\", completion: \"2\"}], translation: \"{src_lang_name}: {src}\"}",
+       "data.train_on_prompt=true", "data.skip_invalid=true", "data.cache_dir=/tmp/c"});
+  ASSERT_EQ(a.data.sources.size(), 2u);
+  EXPECT_EQ(a.data.sources[1].weight, 0.5);
+  EXPECT_EQ(a.data.prompt_template.system, "Be brief.\nReally");
+  const ExperimentConfig b = load_config_text(to_yaml(a), "cfg.yaml");
+  expect_same(a, b);
+  ASSERT_EQ(b.data.sources.size(), 2u);
+  EXPECT_EQ(b.data.sources[0].path, kTrainFile);
+  EXPECT_EQ(b.data.sources[1].weight, 0.5);
+  EXPECT_TRUE(b.data.train_is_list);
+  EXPECT_EQ(b.data.prompt_template.preset, "llama3");
+  EXPECT_EQ(b.data.prompt_template.system, "Be brief.\nReally");
+  ASSERT_EQ(b.data.prompt_template.few_shot.size(), 1u);
+  EXPECT_EQ(b.data.prompt_template.few_shot[0].prompt, "1+1=");
+  EXPECT_EQ(b.data.prompt_template.few_shot[0].completion, "2");
+  EXPECT_EQ(b.data.prompt_template.translation, "{src_lang_name}: {src}");
+  EXPECT_TRUE(b.data.train_on_prompt);
+  EXPECT_TRUE(b.data.skip_invalid);
+  EXPECT_EQ(b.data.cache_dir, "/tmp/c");
+}
+
 TEST(ConfigRoundTrip, StringsThatNeedQuotes) {
   const TempDir dir;
   const fs::path weird = dir.write("a b: c's \"x\" #1.txt", "text\n");
@@ -601,8 +634,8 @@ const BadCase kBadCases[] = {
       "<override 1>: model.mlp_bias: expected true or false, got \"1\""}},
     {"string_got_mapping", base_without({"output"}) + "output:\n  dir: {path: x}\n", {},
      {"cfg.yaml:6:8: output.dir: expected a string, got a mapping"}},
-    {"string_got_sequence", kBase, {"data.train=[a, b]"},
-     {"<override 1>: data.train: expected a string, got a sequence"}},
+    {"string_got_sequence", kBase, {"output.dir=[a, b]"},
+     {"<override 1>: output.dir: expected a string, got a sequence"}},
     {"string_empty", kBase, {"output.dir=\"\""},
      {"<override 1>: output.dir: must not be empty"}},
     {"section_not_a_mapping", kBase + "peft: lora\n", {},
@@ -639,8 +672,8 @@ const BadCase kBadCases[] = {
     // ---- enums ----
     {"enum_device", kBase + "runtime:\n  device: gpu\n", {},
      {"cfg.yaml:7:11: runtime.device: must be one of auto, cpu, cuda (got \"gpu\")"}},
-    {"enum_single_choice", kBase, {"data.format=jsonl"},
-     {"<override 1>: data.format: must be one of text (got \"jsonl\")"}},
+    {"enum_data_format", kBase, {"data.format=csv"},
+     {"<override 1>: data.format: must be one of text, jsonl (got \"csv\")"}},
     {"enum_family", kBase, {"model.family=mistral"},
      {"<override 1>: model.family: must be one of llama, gpt2 (got \"mistral\")"}},
     {"enum_got_mapping", kBase, {"peft.method={a: 1}"},
@@ -693,6 +726,53 @@ const BadCase kBadCases[] = {
      {"<override 1>: schedule.warmup_steps: must be < train.steps (10 >= 10)"}},
     {"momentum_with_adamw", kBase, {"optimizer.momentum=0.9"},
      {"<override 1>: optimizer.momentum: only used by sgd"}},
+    // ---- data: sources, JSONL and templates ----
+    {"train_list_missing_files", kBase, {"data.train=[a.jsonl, {path: b.jsonl, weight: 2}]"},
+     {"<override 1>: data.train: file not found: a.jsonl",
+      "<override 1>: data.train: file not found: b.jsonl"}},
+    {"train_list_empty", kBase, {"data.train=[]"},
+     {"<override 1>: data.train: expected a file path or a non-empty list of {path, weight}, got a sequence"}},
+    {"train_mapping", kBase, {"data.train={path: x}"},
+     {"<override 1>: data.train: expected a file path or a non-empty list of {path, weight}, got a mapping"}},
+    {"train_empty_string", kBase, {"data.train=\"\""},
+     {"<override 1>: data.train: must not be empty"}},
+    {"train_source_bad_weight", kBase, {"data.train=[{path: datasets/devils-dictionary/devils_dictionary.txt, weight: 0}]"},
+     {"<override 1>: data.train[0].weight: must be > 0 (got 0)"}},
+    {"train_source_unknown_key", kBase, {"data.train=[{path: datasets/devils-dictionary/devils_dictionary.txt, wieght: 2}]"},
+     {"<override 1>: data.train[0].wieght: unknown key (did you mean \"weight\"?)"}},
+    {"train_source_no_path", kBase, {"data.train=[{weight: 2}]"},
+     {"<override 1>: data.train[0].path: required key is missing"}},
+    {"train_source_sequence", kBase, {"data.train=[[a]]"},
+     {"<override 1>: data.train[0]: expected a file path or {path, weight}, got a sequence"}},
+    {"template_with_text", kBase, {"data.template={preset: chatml}"},
+     {"<override 1>: data.template: only used with data.format: jsonl"}},
+    {"skip_invalid_with_text", kBase, {"data.skip_invalid=true"},
+     {"<override 1>: data.skip_invalid: only used with data.format: jsonl"}},
+    {"train_on_prompt_with_text", kBase, {"data.train_on_prompt=true"},
+     {"<override 1>: data.train_on_prompt: only used with data.format: jsonl"}},
+    {"split_with_jsonl", kBase, {"data.format=jsonl", "data.split=line"},
+     {"<override 2>: data.split: only used with data.format: text"}},
+    {"template_not_mapping", kBase, {"data.format=jsonl", "data.template=chatml"},
+     {"<override 2>: data.template: expected a mapping (preset, system, few_shot, ...), got \"chatml\""}},
+    {"template_bad_preset", kBase, {"data.format=jsonl", "data.template.preset=llama2"},
+     {"<override 2>: data.template.preset: must be one of plain, llama3, chatml, mistral (got \"llama2\")"}},
+    {"template_unknown_key", kBase, {"data.format=jsonl", "data.template.sytem=hi"},
+     {"<override 2>: data.template.sytem: unknown key (did you mean \"system\"?)"}},
+    {"template_few_shot_not_list", kBase, {"data.format=jsonl", "data.template.few_shot=3"},
+     {"<override 2>: data.template.few_shot: expected a list of {prompt, completion}, got \"3\""}},
+    {"template_few_shot_item", kBase, {"data.format=jsonl", "data.template.few_shot=[{prompt: a, answer: b}]"},
+     {"<override 2>: data.template.few_shot[0].answer: unknown key",
+      "<override 2>: data.template.few_shot[0].completion: required key is missing"}},
+    {"template_few_shot_file_missing", kBase, {"data.format=jsonl", "data.template.few_shot_file=no.jsonl"},
+     {"<override 2>: data.template.few_shot_file: file not found: no.jsonl"}},
+    {"template_few_shot_count_alone", kBase, {"data.format=jsonl", "data.template.few_shot_count=2"},
+     {"<override 2>: data.template.few_shot_count: only used with few_shot_file"}},
+    {"template_translation_unknown", kBase, {"data.format=jsonl", "data.template.translation=\"{source}\""},
+     {"<override 2>: data.template.translation: unknown placeholder {source} (known: {src}, {src_lang}, {tgt_lang}, {src_lang_name}, {tgt_lang_name})"}},
+    {"template_translation_no_src", kBase, {"data.format=jsonl", "data.template.translation=Translate"},
+     {"<override 2>: data.template.translation: no {src} placeholder (the sentence to translate)"}},
+    {"cache_dir_empty", kBase, {"data.cache_dir=\"\""},
+     {"<override 1>: data.cache_dir: must not be empty"}},
     // ---- features this build rejects ----
     {"checkpoints_not_yet", kBase + "checkpoint:\n  every_steps: 100\n", {},
      {"cfg.yaml:7:16: checkpoint.every_steps: checkpoints are not implemented yet in this build; use 0"}},
@@ -702,8 +782,14 @@ const BadCase kBadCases[] = {
      {"<override 1>: parallel.tensor: must be >= 1 (got 0)"}},
     {"cuda_not_built", kBase, {"runtime.device=cuda"},
      {"<override 1>: runtime.device: this build has no CUDA backend"}},
-    {"peft_not_yet", kBase, {"peft.method=lora"},
-     {"<override 1>: peft.method: lora is not implemented yet in this build"}},
+    {"peft_not_yet", kBase, {"peft.method=adapter"},
+     {"<override 1>: peft.method: adapter is not implemented yet in this build"}},
+    {"lora_dropout_not_yet", kBase, {"peft.method=lora", "peft.dropout=0.1"},
+     {"<override 2>: peft.dropout: LoRA dropout is not implemented yet in this build; use 0"}},
+    {"lora_bad_targets", kBase, {"peft.method=lora", "peft.target_modules=[q_proj, qkv]"},
+     {"<override 2>: peft.target_modules: must be a non-empty list of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj or all-linear"}},
+    {"lora_rank_zero", kBase, {"peft.method=lora", "peft.rank=0"},
+     {"<override 2>: peft.rank: must be >= 1 (got 0)"}},
     // ---- overrides ----
     {"override_without_equals", kBase, {"train.steps"},
      {"<override 1>: expected key.path=value, got \"train.steps\""}},

@@ -50,13 +50,17 @@ std::string out_dir(const std::string& tag) {
       .string();
 }
 
+const std::vector<std::string> kLora = {"peft.method=lora", "peft.rank=3", "peft.alpha=6",
+                                        "peft.target_modules=[all-linear]"};
+
 // The single-process reference, computed on every rank.
-const TrainSummary& reference(int kv) {
-  static std::map<int, TrainSummary> cache;
-  auto it = cache.find(kv);
+const TrainSummary& reference(int kv, bool lora = false) {
+  static std::map<std::pair<int, bool>, TrainSummary> cache;
+  auto it = cache.find({kv, lora});
   if (it == cache.end()) {
-    auto cfg = tiny(out_dir("ref" + std::to_string(kv) + "-r" + std::to_string(world().rank())), kv, {});
-    it = cache.emplace(kv, train(cfg, nullptr, {true})).first;
+    auto cfg = tiny(out_dir(fmt::format("ref{}{}-r{}", kv, lora ? "l" : "", world().rank())), kv,
+                    lora ? kLora : std::vector<std::string>{});
+    it = cache.emplace(std::make_pair(kv, lora), train(cfg, nullptr, {true})).first;
     std::filesystem::remove_all(cfg.output.dir);
   }
   return it->second;
@@ -101,6 +105,7 @@ struct Layout {
   int tensor;
   bool zero;
   int kv;
+  bool lora = false;
 };
 
 class LayoutEquivalence : public ::testing::TestWithParam<Layout> {};
@@ -109,12 +114,13 @@ TEST_P(LayoutEquivalence, MatchesSingleProcess) {
   const Layout l = GetParam();
   const int p = world().size();
   if (p % l.tensor != 0) GTEST_SKIP() << "TP " << l.tensor << " does not divide " << p;
-  const std::string tag = fmt::format("t{}{}kv{}", l.tensor, l.zero ? "z" : "", l.kv);
-  auto cfg = tiny(out_dir(tag), l.kv,
-                  {fmt::format("parallel.tensor={}", l.tensor),
-                   fmt::format("optimizer.zero={}", l.zero ? 1 : 0)});
+  const std::string tag = fmt::format("t{}{}kv{}{}", l.tensor, l.zero ? "z" : "", l.kv, l.lora ? "l" : "");
+  std::vector<std::string> overrides = {fmt::format("parallel.tensor={}", l.tensor),
+                                        fmt::format("optimizer.zero={}", l.zero ? 1 : 0)};
+  if (l.lora) overrides.insert(overrides.end(), kLora.begin(), kLora.end());
+  auto cfg = tiny(out_dir(tag), l.kv, overrides);
   const TrainSummary got = train(cfg, fresh_world(), {true});
-  expect_same_training(got, reference(l.kv), 1e-10);
+  expect_same_training(got, reference(l.kv, l.lora), 1e-10);
   if (world().rank() == 0) std::filesystem::remove_all(cfg.output.dir);
 }
 
@@ -122,10 +128,12 @@ INSTANTIATE_TEST_SUITE_P(
     Layouts, LayoutEquivalence,
     ::testing::Values(Layout{1, false, 2}, Layout{1, true, 2}, Layout{2, false, 2},
                       Layout{2, true, 2}, Layout{4, false, 2}, Layout{4, false, 1},
-                      Layout{4, false, 4}, Layout{2, false, 1}),
+                      Layout{4, false, 4}, Layout{2, false, 1}, Layout{2, false, 2, true},
+                      Layout{4, false, 1, true}, Layout{1, true, 2, true}),
     [](const auto& param_info) {
       const Layout& l = param_info.param;
-      return "tp" + std::to_string(l.tensor) + (l.zero ? "_zero" : "") + "_kv" + std::to_string(l.kv);
+      return "tp" + std::to_string(l.tensor) + (l.zero ? "_zero" : "") + "_kv" +
+             std::to_string(l.kv) + (l.lora ? "_lora" : "");
     });
 
 TEST(Zero1, EqualsUnshardedAdamW) {

@@ -1,0 +1,52 @@
+// From data sources to one TokenizedCorpus: reads each source (plain text or JSONL), renders JSONL
+// records through the prompt template, tokenizes in parallel, and mixes sources by weight.
+//
+// Mixing: a source of weight w contributes its documents floor(w) times plus a fraction w -
+// floor(w) of them chosen by the seed; the documents of several sources are then interleaved by a
+// seeded shuffle, so the mix is the same for a seed whatever the thread count. A single source of
+// weight 1 keeps its documents in file order.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "data/template.h"
+#include "data/text_dataset.h"
+#include "data/tokenizer.h"
+
+namespace tailor::data {
+
+enum class DataFormat { kText, kJsonl };
+
+struct DataSource {
+  std::string path;
+  double weight = 1.0;
+};
+
+struct CorpusSpec {
+  std::vector<DataSource> sources;
+  DataFormat format = DataFormat::kText;
+  TextSplit split = TextSplit::kNone;  // text format only
+  TemplateSpec tmpl;                   // JSONL only
+  bool skip_invalid = false;           // JSONL only
+  std::uint64_t seed = 0;              // mixing
+  int threads = 1;                     // tokenization
+};
+
+struct CorpusStats {
+  std::map<std::string, std::int64_t> skipped;  // invalid JSONL lines left out, by reason
+  std::int64_t records = 0;                     // documents read (before mixing)
+  std::int64_t bytes = 0;                       // bytes of the sources
+};
+
+[[nodiscard]] TokenizedCorpus build_corpus(const CorpusSpec& spec, const Tokenizer& tokenizer,
+                                           CorpusStats& stats);
+
+// Tokenizes records already parsed (`name` is used in messages), `threads` at a time.
+[[nodiscard]] TokenizedCorpus tokenize_records(const std::vector<Record>& records,
+                                               const TemplateSpec& tmpl,
+                                               const Tokenizer& tokenizer, int threads);
+
+}  // namespace tailor::data

@@ -1,0 +1,184 @@
+// JSONL reading: split into lines, check each, turn each into a Record or a per-line problem.
+#include "data/jsonl_dataset.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "data/flores.h"
+#include "data/unicode.h"
+
+namespace tailor::data {
+namespace {
+
+using nlohmann::json;
+
+// A bad line: `kind` groups lines for the skip report, `reason` is the full message.
+struct LineProblem {
+  std::string kind;
+  std::string reason;
+};
+
+[[noreturn]] void bad(std::string kind, std::string reason) {
+  throw LineProblem{std::move(kind), std::move(reason)};
+}
+
+const char* type_name(const json& j) {
+  switch (j.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::string: return "a string";
+    case json::value_t::array: return "an array";
+    case json::value_t::object: return "an object";
+    default: return "a number";
+  }
+}
+
+// A required string field; `path` names it in messages ("prompt", "messages[1].content").
+std::string string_field(const json& obj, const char* key, const std::string& path,
+                         bool allow_empty = false) {
+  const auto it = obj.find(key);
+  if (it == obj.end()) bad("missing field", fmt::format("missing field \"{}\"", path));
+  if (!it->is_string())
+    bad("wrong type", fmt::format("field \"{}\" must be a string, got {}", path, type_name(*it)));
+  std::string s = it->get<std::string>();
+  if (!allow_empty && s.empty()) bad("empty field", fmt::format("field \"{}\" is empty", path));
+  return s;
+}
+
+std::string language_field(const json& obj, const char* key) {
+  std::string code = string_field(obj, key, key);
+  if (!flores_language_name(code))
+    bad("unknown language code",
+        fmt::format("unknown language code \"{}\" in \"{}\" (expected a FLORES-200 code such as "
+                    "eng_Latn or deu_Latn)",
+                    code, key));
+  return code;
+}
+
+Record parse_record(const json& j) {
+  if (!j.is_object())
+    bad("not an object", fmt::format("expected a JSON object, got {}", type_name(j)));
+  Record r;
+  if (j.contains("messages")) {
+    r.kind = RecordKind::kChat;
+    const json& msgs = j["messages"];
+    if (!msgs.is_array())
+      bad("wrong type", fmt::format("field \"messages\" must be an array, got {}", type_name(msgs)));
+    if (msgs.empty()) bad("empty field", "field \"messages\" is empty");
+    bool any_assistant = false;
+    for (std::size_t i = 0; i < msgs.size(); ++i) {
+      const std::string path = fmt::format("messages[{}]", i);
+      if (!msgs[i].is_object())
+        bad("wrong type", fmt::format("{} must be an object with \"role\" and \"content\", got {}",
+                                      path, type_name(msgs[i])));
+      Message m;
+      m.role = string_field(msgs[i], "role", path + ".role");
+      if (m.role != "system" && m.role != "user" && m.role != "assistant")
+        bad("unknown role", fmt::format("{}.role: unknown role \"{}\" (expected system, user or "
+                                        "assistant)",
+                                        path, m.role));
+      m.content = string_field(msgs[i], "content", path + ".content", m.role != "assistant");
+      any_assistant = any_assistant || m.role == "assistant";
+      r.messages.push_back(std::move(m));
+    }
+    if (!any_assistant)
+      bad("no assistant message", "no assistant message in \"messages\" (nothing to train on)");
+  } else if (j.contains("src") || j.contains("tgt") || j.contains("src_lang") ||
+             j.contains("tgt_lang")) {
+    r.kind = RecordKind::kTranslation;
+    r.src = string_field(j, "src", "src");
+    r.tgt = string_field(j, "tgt", "tgt");
+    r.src_lang = language_field(j, "src_lang");
+    r.tgt_lang = language_field(j, "tgt_lang");
+  } else if (j.contains("prompt") || j.contains("completion")) {
+    r.kind = RecordKind::kPromptCompletion;
+    r.prompt = string_field(j, "prompt", "prompt", /*allow_empty=*/true);
+    r.completion = string_field(j, "completion", "completion");
+    if (j.contains("rationale")) r.rationale = string_field(j, "rationale", "rationale");
+  } else if (j.contains("text")) {
+    r.kind = RecordKind::kText;
+    r.text = string_field(j, "text", "text");
+  } else {
+    bad("unknown record kind",
+        "no known fields: expected \"text\", \"prompt\"/\"completion\", \"messages\" or "
+        "\"src\"/\"tgt\"/\"src_lang\"/\"tgt_lang\"");
+  }
+  return r;
+}
+
+bool is_blank(std::string_view s) {
+  return s.find_first_not_of(" \t\r") == std::string_view::npos;
+}
+
+}  // namespace
+
+std::int64_t JsonlData::skipped_total() const {
+  std::int64_t n = 0;
+  for (const auto& [kind, count] : skipped) n += count;
+  return n;
+}
+
+JsonlData parse_jsonl(const std::string& text, const std::string& name, bool skip_invalid) {
+  JsonlData out;
+  std::size_t pos = 0;
+  std::int64_t line_no = 0;
+  while (pos < text.size()) {
+    ++line_no;
+    const std::size_t nl = text.find('\n', pos);
+    const bool last_unterminated = nl == std::string::npos;
+    const std::string_view line(text.data() + pos, (last_unterminated ? text.size() : nl) - pos);
+    pos = last_unterminated ? text.size() : nl + 1;
+    try {
+      if (line_no == 1 && line.starts_with("\xEF\xBB\xBF"))
+        bad("byte order mark", "the file starts with a UTF-8 byte order mark (BOM); save it "
+                               "without one");
+      if (const auto off = unicode::find_invalid_utf8(line))
+        bad("invalid UTF-8",
+            fmt::format("invalid UTF-8 (byte 0x{:02x} at column {})",
+                        static_cast<unsigned>(static_cast<unsigned char>(line[*off])), *off + 1));
+      if (is_blank(line)) continue;
+      json j;
+      try {
+        j = json::parse(line);
+      } catch (const json::parse_error& e) {
+        if (last_unterminated)
+          bad("truncated last line",
+              "truncated last line (no newline at the end and not valid JSON)");
+        bad("malformed JSON", fmt::format("malformed JSON at column {}", e.byte));
+      }
+      Record r = parse_record(j);
+      r.line = line_no;
+      out.records.push_back(std::move(r));
+    } catch (const LineProblem& p) {
+      if (!skip_invalid) throw UserError(fmt::format("{}:{}", name, line_no), p.reason);
+      ++out.skipped[p.kind];
+    }
+  }
+  if (out.records.empty()) {
+    if (out.skipped.empty()) throw_user_error(name + ":1", "no records (the file is empty)");
+    throw_user_error(name + ":1", "no valid records ({} lines skipped as invalid)",
+                     out.skipped_total());
+  }
+  return out;
+}
+
+std::string read_data_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw_user_error(path, "cannot read: {}", std::strerror(errno));
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  if (f.bad()) throw_user_error(path, "read failed: {}", std::strerror(errno));
+  return ss.str();
+}
+
+JsonlData load_jsonl(const std::string& path, bool skip_invalid) {
+  return parse_jsonl(read_data_file(path), path, skip_invalid);
+}
+
+}  // namespace tailor::data

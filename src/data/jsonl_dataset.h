@@ -1,0 +1,52 @@
+// JSONL datasets: one JSON object per line, of one of four kinds detected per line by its keys
+// (ARCHITECTURE.md, Contracts: data formats):
+//     {"text": ...}                                             plain text, all of it trained on
+//     {"prompt": ..., "completion": ..., "rationale"?: ...}     the rationale goes before the answer
+//     {"messages": [{"role": "system"|"user"|"assistant", "content": ...}, ...]}
+//     {"src": ..., "tgt": ..., "src_lang": "eng_Latn", "tgt_lang": "deu_Latn"}   FLORES-200 codes
+// Every bad line is a `file:line: reason` UserError, checked before anything is tokenized: invalid
+// UTF-8, a byte order mark, malformed JSON, a truncated last line, a non-object, missing,
+// mistyped or empty fields, an unknown role or language code. With skip_invalid, bad lines are
+// left out instead and counted per reason (Invalid::kind) for the caller to report.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace tailor::data {
+
+enum class RecordKind { kText, kPromptCompletion, kChat, kTranslation };
+
+struct Message {
+  std::string role;  // system | user | assistant
+  std::string content;
+};
+
+struct Record {
+  RecordKind kind = RecordKind::kText;
+  std::int64_t line = 0;  // 1-based line in its file
+  std::string text;                               // kText
+  std::string prompt, completion, rationale;      // kPromptCompletion (rationale may be empty)
+  std::vector<Message> messages;                  // kChat
+  std::string src, tgt, src_lang, tgt_lang;       // kTranslation
+};
+
+struct JsonlData {
+  std::vector<Record> records;
+  // Lines left out under skip_invalid, by reason kind ("malformed JSON", "unknown role", ...).
+  std::map<std::string, std::int64_t> skipped;
+  std::int64_t skipped_total() const;
+};
+
+// Parses JSONL text already in memory; `name` stands for the file in messages. No valid record
+// at all is a UserError even with skip_invalid.
+[[nodiscard]] JsonlData parse_jsonl(const std::string& text, const std::string& name,
+                                    bool skip_invalid);
+[[nodiscard]] JsonlData load_jsonl(const std::string& path, bool skip_invalid);
+
+// Reads a whole file (UserError `path: cannot read: ...`).
+[[nodiscard]] std::string read_data_file(const std::string& path);
+
+}  // namespace tailor::data

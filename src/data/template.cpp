@@ -1,0 +1,276 @@
+// Template rendering: records → (text, loss) segments → tokens + loss flags.
+#include "data/template.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "data/flores.h"
+
+namespace tailor::data {
+namespace {
+
+std::string_view trim(std::string_view s) {
+  constexpr std::string_view kSpace = " \t\n\r\f\v";
+  const auto b = s.find_first_not_of(kSpace);
+  if (b == std::string_view::npos) return {};
+  return s.substr(b, s.find_last_not_of(kSpace) - b + 1);
+}
+
+// The response of a prompt/completion record: the rationale (chain of thought) before the answer.
+std::string response_text(const Record& r) {
+  if (r.rationale.empty()) return r.completion;
+  return r.rationale + "\n" + r.completion;
+}
+
+// Any non-text record as a conversation: system prompt, few-shot turns, the record's turns.
+std::vector<Message> as_messages(const Record& r, const TemplateSpec& spec) {
+  std::vector<Message> m;
+  const bool own_system = r.kind == RecordKind::kChat && !r.messages.empty() &&
+                          r.messages.front().role == "system";
+  if (!spec.system.empty() && !own_system) m.push_back({"system", spec.system});
+  for (const auto& ex : spec.few_shot) {
+    m.push_back({"user", ex.prompt});
+    m.push_back({"assistant", ex.completion});
+  }
+  switch (r.kind) {
+    case RecordKind::kChat:
+      m.insert(m.end(), r.messages.begin(), r.messages.end());
+      break;
+    case RecordKind::kPromptCompletion:
+      m.push_back({"user", r.prompt});
+      m.push_back({"assistant", response_text(r)});
+      break;
+    case RecordKind::kTranslation:
+      m.push_back({"user", render_translation_prompt(spec.translation, r)});
+      m.push_back({"assistant", r.tgt});
+      break;
+    case RecordKind::kText:
+      TAILOR_ASSERT(false, "text records have no conversation");
+  }
+  return m;
+}
+
+class Segments {
+ public:
+  void add(std::string_view text, bool loss) {
+    if (text.empty()) return;
+    if (!out_.empty() && out_.back().loss == loss) {
+      out_.back().text += text;
+    } else {
+      out_.push_back({std::string(text), loss});
+    }
+  }
+  std::vector<Segment> take() { return std::move(out_); }
+
+ private:
+  std::vector<Segment> out_;
+};
+
+// The index of the last assistant message (the one closed by EOS).
+std::size_t last_assistant(const std::vector<Message>& m) {
+  for (std::size_t i = m.size(); i-- > 0;)
+    if (m[i].role == "assistant") return i;
+  return m.size();
+}
+
+void render_plain(const Record& r, const TemplateSpec& spec, Segments& s) {
+  if (r.kind == RecordKind::kPromptCompletion || r.kind == RecordKind::kTranslation) {
+    if (!spec.system.empty()) s.add(spec.system + "\n\n", false);
+    for (const auto& ex : spec.few_shot) s.add(ex.prompt + ex.completion + "\n\n", false);
+    if (r.kind == RecordKind::kPromptCompletion) {
+      s.add(r.prompt, false);
+      s.add(response_text(r), true);
+    } else {
+      s.add(render_translation_prompt(spec.translation, r), false);
+      s.add(r.tgt, true);
+    }
+    return;
+  }
+  const std::vector<Message> m = as_messages(r, spec);
+  const std::size_t last = last_assistant(m);
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    if (m[i].role == "system") {
+      s.add(m[i].content + "\n\n", false);
+    } else if (m[i].role == "user") {
+      s.add("User: " + m[i].content + "\n", false);
+    } else {
+      s.add("Assistant: ", false);
+      s.add(i == last ? m[i].content : m[i].content + "\n", true);  // EOS closes the last one
+    }
+  }
+}
+
+void render_llama3(const std::vector<Message>& m, Segments& s) {
+  s.add("<|begin_of_text|>", false);
+  for (const auto& msg : m) {
+    const bool loss = msg.role == "assistant";
+    s.add("<|start_header_id|>" + msg.role + "<|end_header_id|>\n\n", false);
+    s.add(std::string(trim(msg.content)) + "<|eot_id|>", loss);
+  }
+}
+
+void render_chatml(const std::vector<Message>& m, Segments& s) {
+  for (const auto& msg : m) {
+    const bool loss = msg.role == "assistant";
+    s.add("<|im_start|>" + msg.role + "\n", false);
+    s.add(msg.content + "<|im_end|>", loss);
+    s.add("\n", false);
+  }
+}
+
+void render_mistral(const std::vector<Message>& m, Segments& s) {
+  s.add("<s>", false);
+  std::string pending_system;
+  for (const auto& msg : m) {
+    if (msg.role == "system") {
+      pending_system += msg.content + "\n\n";
+    } else if (msg.role == "user") {
+      s.add("[INST] " + pending_system + msg.content + " [/INST]", false);
+      pending_system.clear();
+    } else {
+      s.add(msg.content + "</s>", true);
+    }
+  }
+}
+
+}  // namespace
+
+std::optional<ChatPreset> parse_chat_preset(std::string_view name) {
+  if (name == "plain") return ChatPreset::kPlain;
+  if (name == "llama3") return ChatPreset::kLlama3;
+  if (name == "chatml") return ChatPreset::kChatml;
+  if (name == "mistral") return ChatPreset::kMistral;
+  return std::nullopt;
+}
+
+std::string_view chat_preset_name(ChatPreset preset) {
+  switch (preset) {
+    case ChatPreset::kLlama3: return "llama3";
+    case ChatPreset::kChatml: return "chatml";
+    case ChatPreset::kMistral: return "mistral";
+    case ChatPreset::kPlain: break;
+  }
+  return "plain";
+}
+
+std::vector<std::string> chat_preset_special_tokens(ChatPreset preset) {
+  switch (preset) {
+    case ChatPreset::kLlama3:
+      return {"<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"};
+    case ChatPreset::kChatml: return {"<|im_start|>", "<|im_end|>"};
+    case ChatPreset::kMistral: return {"<s>", "</s>"};
+    case ChatPreset::kPlain: break;
+  }
+  return {};
+}
+
+std::string translation_template_problem(std::string_view tmpl) {
+  bool has_src = false;
+  for (std::size_t i = 0; i < tmpl.size(); ++i) {
+    if (tmpl[i] != '{') continue;
+    const auto close = tmpl.find('}', i);
+    if (close == std::string_view::npos)
+      return fmt::format("unclosed placeholder at offset {}", i);
+    const std::string_view name = tmpl.substr(i + 1, close - i - 1);
+    if (std::find(std::begin(kTranslationPlaceholders), std::end(kTranslationPlaceholders),
+                  name) == std::end(kTranslationPlaceholders))
+      return fmt::format("unknown placeholder {{{}}} (known: {{src}}, {{src_lang}}, {{tgt_lang}}, "
+                         "{{src_lang_name}}, {{tgt_lang_name}})",
+                         name);
+    has_src = has_src || name == "src";
+    i = close;
+  }
+  if (!has_src) return "no {src} placeholder (the sentence to translate)";
+  return "";
+}
+
+std::string render_translation_prompt(std::string_view tmpl, const Record& r) {
+  std::string out;
+  for (std::size_t i = 0; i < tmpl.size(); ++i) {
+    const auto close = tmpl[i] == '{' ? tmpl.find('}', i) : std::string_view::npos;
+    if (close == std::string_view::npos) {
+      out += tmpl[i];
+      continue;
+    }
+    const std::string_view name = tmpl.substr(i + 1, close - i - 1);
+    if (name == "src") out += r.src;
+    else if (name == "src_lang") out += r.src_lang;
+    else if (name == "tgt_lang") out += r.tgt_lang;
+    else if (name == "src_lang_name") out += flores_language_name(r.src_lang).value_or(r.src_lang);
+    else if (name == "tgt_lang_name") out += flores_language_name(r.tgt_lang).value_or(r.tgt_lang);
+    else out += tmpl.substr(i, close - i + 1);  // unknown: left as written (validated earlier)
+    i = close;
+  }
+  return out;
+}
+
+std::vector<Segment> render_record(const Record& record, const TemplateSpec& spec) {
+  Segments s;
+  if (record.kind == RecordKind::kText) {
+    s.add(record.text, true);
+  } else if (spec.preset == ChatPreset::kPlain) {
+    render_plain(record, spec, s);
+  } else {
+    const std::vector<Message> m = as_messages(record, spec);
+    if (spec.preset == ChatPreset::kLlama3) render_llama3(m, s);
+    else if (spec.preset == ChatPreset::kChatml) render_chatml(m, s);
+    else render_mistral(m, s);
+  }
+  std::vector<Segment> out = s.take();
+  if (spec.train_on_prompt && out.size() > 1) return {{join_segments(out), true}};
+  if (spec.train_on_prompt && out.size() == 1) out.front().loss = true;
+  return out;
+}
+
+std::string join_segments(const std::vector<Segment>& segments) {
+  std::string out;
+  for (const auto& s : segments) out += s.text;
+  return out;
+}
+
+void tokenize_record(const std::vector<Segment>& segments, ChatPreset preset,
+                     const Tokenizer& tokenizer, std::vector<std::int32_t>& tokens,
+                     std::vector<std::uint8_t>& loss) {
+  const std::optional<std::int32_t> eos = tokenizer.eos_token_id();
+  TAILOR_ASSERT(eos.has_value(), "the tokenizer has no EOS (checked by the caller)");
+  if (preset == ChatPreset::kPlain) {
+    if (const auto bos = tokenizer.bos_token_id()) {
+      tokens.push_back(*bos);
+      loss.push_back(0);
+    }
+  }
+  std::optional<std::int32_t> last_trained;
+  for (const auto& seg : segments) {
+    const std::vector<std::int32_t> ids = tokenizer.encode(seg.text);
+    tokens.insert(tokens.end(), ids.begin(), ids.end());
+    loss.insert(loss.end(), ids.size(), seg.loss ? 1 : 0);
+    if (seg.loss && !ids.empty()) last_trained = ids.back();
+  }
+  if (last_trained != eos) {
+    tokens.push_back(*eos);
+    loss.push_back(1);  // the model learns to stop
+  }
+}
+
+std::vector<FewShotExample> choose_few_shot(const std::vector<FewShotExample>& pool,
+                                            std::int64_t count, std::uint64_t seed) {
+  const auto n = static_cast<std::int64_t>(pool.size());
+  if (count >= n) return pool;
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(n));
+  std::iota(idx.begin(), idx.end(), 0);
+  const CounterRng rng(seed, stream_id("data.few_shot"));
+  for (std::int64_t i = n - 1; i > 0; --i) {
+    const auto j = static_cast<std::int64_t>(
+        rng.below(static_cast<std::uint64_t>(i), static_cast<std::uint64_t>(i + 1)));
+    std::swap(idx[static_cast<std::size_t>(i)], idx[static_cast<std::size_t>(j)]);
+  }
+  idx.resize(static_cast<std::size_t>(count));
+  std::sort(idx.begin(), idx.end());
+  std::vector<FewShotExample> out;
+  for (std::int64_t i : idx) out.push_back(pool[static_cast<std::size_t>(i)]);
+  return out;
+}
+
+}  // namespace tailor::data

@@ -1,0 +1,84 @@
+// Prompt templates: how a record (jsonl_dataset.h) becomes text, and which parts of it the model
+// is trained on.
+//
+// A record renders to segments, each with a loss flag: prompt segments (system prompt, few-shot
+// examples, the user's turn, role headers, the translation instruction) carry no loss unless
+// train_on_prompt; response segments (the completion with its rationale before it, assistant
+// turns with their end-of-turn token, the target sentence) do. Presets render conversations with
+// each family's exact special tokens, spelled as text: a Hugging Face tokenizer recognises them
+// as its added tokens; the byte tokenizer spells them out byte by byte.
+//   plain    prompt + completion as they are; chats as "User: ...\nAssistant: ...\n"
+//   llama3   <|begin_of_text|><|start_header_id|>ROLE<|end_header_id|>\n\nCONTENT<|eot_id|>...
+//            (content trimmed, as Meta's template does)
+//   chatml   <|im_start|>ROLE\nCONTENT<|im_end|>\n...
+//   mistral  <s>[INST] USER [/INST]ASSISTANT</s>[INST] ... (a system prompt opens the first user
+//            turn, followed by a blank line)
+// Tokenization (tokenize_record) adds the tokenizer's BOS for plain (the other presets write
+// their own) and the tokenizer's EOS after the response unless the response already ends with it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "data/jsonl_dataset.h"
+#include "data/tokenizer.h"
+
+namespace tailor::data {
+
+enum class ChatPreset { kPlain, kLlama3, kChatml, kMistral };
+
+// "plain" | "llama3" | "chatml" | "mistral"; nullopt for anything else.
+[[nodiscard]] std::optional<ChatPreset> parse_chat_preset(std::string_view name);
+[[nodiscard]] std::string_view chat_preset_name(ChatPreset preset);
+// The special tokens a preset writes, for checking that a tokenizer knows them.
+[[nodiscard]] std::vector<std::string> chat_preset_special_tokens(ChatPreset preset);
+
+inline constexpr std::string_view kDefaultTranslationTemplate =
+    "Translate from {src_lang_name} to {tgt_lang_name}:\n{src}\n";
+
+struct FewShotExample {
+  std::string prompt;
+  std::string completion;
+};
+
+struct TemplateSpec {
+  ChatPreset preset = ChatPreset::kPlain;
+  std::string system;                       // empty: none
+  std::vector<FewShotExample> few_shot;     // shown before every prompt, in this order
+  std::string translation{kDefaultTranslationTemplate};
+  bool train_on_prompt = false;
+};
+
+struct Segment {
+  std::string text;
+  bool loss = false;
+};
+
+// Placeholders a translation template may use.
+inline constexpr std::string_view kTranslationPlaceholders[] = {
+    "src", "src_lang", "tgt_lang", "src_lang_name", "tgt_lang_name"};
+
+// The reason a translation template is unusable ("" when fine): an unknown or unclosed
+// placeholder, or no {src}.
+[[nodiscard]] std::string translation_template_problem(std::string_view tmpl);
+[[nodiscard]] std::string render_translation_prompt(std::string_view tmpl, const Record& r);
+
+// Segments of one record. Text records are one response segment whatever the preset.
+[[nodiscard]] std::vector<Segment> render_record(const Record& record, const TemplateSpec& spec);
+// The segments joined: what the model reads.
+[[nodiscard]] std::string join_segments(const std::vector<Segment>& segments);
+
+// Tokens and loss flags of one record (BOS / EOS rules above), appended to `tokens` / `loss`.
+void tokenize_record(const std::vector<Segment>& segments, ChatPreset preset,
+                     const Tokenizer& tokenizer, std::vector<std::int32_t>& tokens,
+                     std::vector<std::uint8_t>& loss);
+
+// `count` of `pool` chosen by `seed` alone (a seeded shuffle, then the first `count`, kept in
+// pool order); all of them when count >= pool.size().
+[[nodiscard]] std::vector<FewShotExample> choose_few_shot(const std::vector<FewShotExample>& pool,
+                                                          std::int64_t count, std::uint64_t seed);
+
+}  // namespace tailor::data

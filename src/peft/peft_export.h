@@ -1,0 +1,21 @@
+// PEFT-format adapters: adapter_config.json + adapter_model.safetensors, as the `peft` library
+// saves and loads them (LoRA on the LLaMA family: tensor names
+// `base_model.model.<module>.lora_A.weight` [r, in] / `lora_B.weight` [out, r]).
+#pragma once
+
+#include <string>
+
+#include "backend/ops.h"
+#include "checkpoint/hf_model.h"
+#include "model/transformer.h"
+
+namespace tailor::peft {
+
+// Writes the model's LoRA adapters to out_dir (replaced atomically). `base_model` is recorded as
+// base_model_name_or_path. TP = 1 only. A UserError when the model has no LoRA adapters or its
+// family has no PEFT layout Tailor writes (GPT-2's fused c_attn).
+void save_peft_lora(const std::string& out_dir, const checkpoint::HfModelConfig& config,
+                    const model::Transformer& model, backend::Ops& ops,
+                    const std::string& base_model);
+
+}  // namespace tailor::peft

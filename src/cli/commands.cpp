@@ -1,9 +1,12 @@
 #include "cli/commands.h"
 
 #include <cstdio>
+#include <algorithm>
 #include <filesystem>
+#include <thread>
 
 #include <cmath>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -12,7 +15,9 @@
 #include "config/config.h"
 #include "data/tokenizer.h"
 #include "eval/score.h"
+#include "peft/peft_import.h"
 #include "core/logging.h"
+#include "trainer/prepare.h"
 #include "trainer/trainer.h"
 
 namespace tailor::cli {
@@ -20,6 +25,17 @@ namespace tailor::cli {
 int run_validate(const std::string& config_path, const std::vector<std::string>& overrides) {
   const config::ExperimentConfig cfg = config::load_config(config_path, overrides);
   log::info("{}: valid", config_path);
+  return 0;
+}
+
+int run_prepare(const std::string& config_path, const std::vector<std::string>& overrides) {
+  const config::ExperimentConfig cfg = config::load_config(config_path, overrides);
+  const auto tokenizer = trainer::tokenizer_from_config(cfg);
+  const int threads = cfg.runtime.threads > 0
+                          ? static_cast<int>(cfg.runtime.threads)
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const data::CachedCorpus c = trainer::prepare_data(cfg, *tokenizer, threads);
+  std::printf("%s\n", c.dir.c_str());
   return 0;
 }
 
@@ -41,12 +57,16 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
   return 0;
 }
 
-int run_score(const std::string& model_dir, const std::string& data_path, int threads) {
+int run_score(const std::string& model_dir, const std::string& adapter_dir,
+              const std::string& data_path, int threads) {
   const checkpoint::HfModelConfig hf = checkpoint::read_hf_config(model_dir);
   const auto tokenizer = data::load_tokenizer(model_dir);
   backend::CpuOps ops(threads);
-  model::Transformer model(hf.spec, ops, DType::kF32);
+  std::optional<model::LoraSpec> lora;
+  if (!adapter_dir.empty()) lora = peft::read_peft_lora_config(adapter_dir);
+  model::Transformer model(hf.spec, ops, DType::kF32, nullptr, lora ? &*lora : nullptr);
   checkpoint::load_hf_weights(model_dir, hf, model, ops);
+  if (lora) peft::load_peft_lora_weights(adapter_dir, model, ops);
   log::info("scoring {} with {} ({})", data_path, model_dir, hf.spec.summary());
   const eval::ScoreResult r = eval::score_jsonl(model, *tokenizer, data_path);
   std::printf("%s\n", fmt::format(R"({{"records": {}, "tokens": {}, "nll": {}, "ppl": {}}})",

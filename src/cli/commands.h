@@ -13,13 +13,19 @@ namespace tailor::cli {
 // tailor validate CONFIG [key=value ...]: config errors only, no work, nothing written.
 int run_validate(const std::string& config_path, const std::vector<std::string>& overrides);
 
+// tailor prepare CONFIG [key=value ...]: tokenizes the training data into data.cache_dir (or
+// finds it there) and prints the cache directory on stdout. Runs on one process; under MPI every
+// rank would prepare on its own (one builder and a barrier come later).
+int run_prepare(const std::string& config_path, const std::vector<std::string>& overrides);
+
 // tailor train CONFIG [key=value ...] on the ranks of `world`.
 int run_train(const std::string& config_path, const std::vector<std::string>& overrides,
               std::unique_ptr<comm::Communicator> world);
 
 // tailor score --model DIR --data FILE.jsonl: prints per-record progress to stderr and, as the
 // last line on stdout, {"records": R, "tokens": N, "nll": ..., "ppl": ...}.
-int run_score(const std::string& model_dir, const std::string& data_path, int threads);
+int run_score(const std::string& model_dir, const std::string& adapter_dir,
+              const std::string& data_path, int threads);
 
 // tailor export --model DIR --format hf --out DIR [--dtype f32|bf16]
 int run_export(const std::string& model_dir, const std::string& checkpoint, const std::string& format,

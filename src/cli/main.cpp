@@ -62,11 +62,17 @@ int main(int argc, char** argv) {
   validate->add_option("config", config_path, "experiment YAML")->required();
   validate->add_option("overrides", overrides, "key.path=value overrides");
 
+  CLI::App* prepare = app.add_subcommand(
+      "prepare", "tokenize the config's training data into the cache (data.cache_dir)");
+  prepare->add_option("config", config_path, "experiment YAML")->required();
+  prepare->add_option("overrides", overrides, "key.path=value overrides");
+
   CLI::App* train = app.add_subcommand("train", "train as the config says");
   train->add_option("config", config_path, "experiment YAML")->required();
   train->add_option("overrides", overrides, "key.path=value overrides");
 
-  std::string model_dir, data_path, checkpoint_path, format = "hf", out_dir, dtype = "f32";
+  std::string model_dir, adapter_dir, data_path, checkpoint_path, format = "hf", out_dir,
+      dtype = "f32";
   int threads = 0;
   CLI::App* score = app.add_subcommand(
       "score", "mean NLL and perplexity of a Hugging Face model directory on JSONL records");
@@ -74,6 +80,7 @@ int main(int argc, char** argv) {
       ->required();
   score->add_option("--data", data_path, "JSONL with {\"text\"} or {\"prompt\", \"completion\"}")
       ->required();
+  score->add_option("--adapter", adapter_dir, "PEFT LoRA adapter directory to apply");
   score->add_option("--threads", threads, "CPU threads (0: all cores)");
 
   CLI::App* exp = app.add_subcommand("export", "write a model as a Hugging Face directory");
@@ -118,8 +125,9 @@ int main(int argc, char** argv) {
       if (rank != 0) tailor::log::configure_logging({rank, 2, tailor::log::Level::kOff, nullptr});
       return tailor::cli::run_validate(config_path, overrides);
     }
+    if (prepare->parsed()) return tailor::cli::run_prepare(config_path, overrides);
     if (train->parsed()) return tailor::cli::run_train(config_path, overrides, std::move(world));
-    if (score->parsed()) return tailor::cli::run_score(model_dir, data_path, threads);
+    if (score->parsed()) return tailor::cli::run_score(model_dir, adapter_dir, data_path, threads);
     if (exp->parsed())
       return tailor::cli::run_export(model_dir, checkpoint_path, format, out_dir, dtype, threads);
   } catch (const tailor::config::ConfigError& e) {

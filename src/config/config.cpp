@@ -381,6 +381,10 @@ void read_peft(SchemaReader& r, PeftConfig& p) {
   r.read_float("alpha", p.alpha, kPositive);
   r.read_float("dropout", p.dropout, {0.0, false, 1.0, true});
   r.read_bool("use_rslora", p.use_rslora);
+  if (r.read_string("adapter", p.adapter) && !p.adapter.empty() &&
+      !std::filesystem::exists(std::filesystem::path(p.adapter) / "adapter_config.json")) {
+    r.problem("peft.adapter", fmt::format("no adapter_config.json in {}", p.adapter));
+  }
   if (const YamlNode* n = r.read_node("target_modules"); n != nullptr) {
     static constexpr std::string_view kModules[] = {"q_proj", "k_proj", "v_proj", "o_proj",
                                                     "gate_proj", "up_proj", "down_proj",
@@ -552,6 +556,9 @@ void check_build_limits(SchemaReader& r, const ExperimentConfig& c) {
 #ifndef TAILOR_HAVE_CUDA
   if (c.runtime.device == "cuda") r.problem("runtime.device", "this build has no CUDA backend");
 #endif
+  if (!c.peft.adapter.empty() && c.peft.method != "lora") {
+    r.problem("peft.adapter", "needs peft.method: lora");
+  }
   if (c.peft.method == "lora" && c.peft.dropout > 0.0) {
     r.problem("peft.dropout", "LoRA dropout is not implemented yet in this build; use 0");
   }

@@ -135,6 +135,9 @@ struct PeftConfig {
   double dropout = 0.0;                  // on the adapter input (not in this build: must be 0)
   std::vector<std::string> target_modules = {"q_proj", "v_proj"};  // or [all-linear]
   bool use_rslora = false;
+  // A PEFT LoRA adapter directory to start from (continue training); its adapter_config.json
+  // sets rank, alpha, target_modules and use_rslora.
+  std::string adapter;
 };
 
 struct ExperimentConfig {

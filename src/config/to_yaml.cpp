@@ -224,6 +224,7 @@ std::string to_yaml(const ExperimentConfig& c) {
     body.line("target_modules", list + "]");
   }
   body.boolean("use_rslora", c.peft.use_rslora);
+  if (!c.peft.adapter.empty()) body.str("adapter", c.peft.adapter);
   return "# Tailor resolved config: every key with the value the run uses.\n" + body.take();
 }
 

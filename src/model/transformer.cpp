@@ -82,9 +82,12 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
 
 Transformer::~Transformer() = default;
 
-void Transformer::init_parameters(std::uint64_t seed) {
+void Transformer::init_parameters(std::uint64_t seed) { init_parameters_matching(seed, ""); }
+
+void Transformer::init_parameters_matching(std::uint64_t seed, std::string_view part) {
   for (Parameter& p : params_.all()) {
     const std::string& n = p.name;
+    if (!part.empty() && n.find(part) == std::string::npos) continue;
     const bool is_norm_weight = n.ends_with("layernorm.weight") || n == "model.norm.weight";
     if (is_norm_weight) {
       ops_->fill(p.value, 1.0);

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "backend/ops.h"
@@ -58,6 +59,9 @@ class Transformer {
   // element is drawn from a counter-based stream keyed by (seed, parameter name, element index),
   // so any shard of a tensor can draw its own slice of the same values.
   void init_parameters(std::uint64_t seed);
+  // The same, for the parameters whose name contains `part` only (e.g. ".lora_" after loading a
+  // pretrained base).
+  void init_parameters_matching(std::uint64_t seed, std::string_view part);
 
   // Forward only. Returns the sum of the token losses over targets != kIgnoreIndex. When
   // `logits_out` is given ([B*T, local padded vocab], model dtype) this rank's logits are copied

@@ -20,8 +20,10 @@
 #include "model/transformer.h"
 #include "optim/data_parallel.h"
 #include "peft/peft_export.h"
+#include "peft/peft_import.h"
 #include "trainer/from_config.h"
 #include "trainer/metrics_log.h"
+#include "trainer/prepare.h"
 #include "trainer/progress.h"
 #include "trainer/run_dir.h"
 
@@ -153,12 +155,7 @@ TrainSummary train(const config::ExperimentConfig& config_in,
                     cfg.data.seq_len, hf.sliding_window);
 
   // ---- data (user errors surface here, before anything is written) ----
-  std::unique_ptr<data::Tokenizer> tokenizer;
-  if (cfg.data.tokenizer == "model") {
-    tokenizer = data::load_tokenizer(cfg.model.path);
-  } else {
-    tokenizer = std::make_unique<data::ByteTokenizer>();
-  }
+  const std::unique_ptr<data::Tokenizer> tokenizer = tokenizer_from_config(cfg);
   TAILOR_CHECK_USER(tokenizer->vocab_size() <= spec.vocab_size, cfg.source,
                     "data.tokenizer: the tokenizer has {} ids but the model's vocabulary has {}",
                     tokenizer->vocab_size(), spec.vocab_size);
@@ -166,16 +163,9 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     hf.bos_token_id = tokenizer->bos_token_id().value_or(-1);
     hf.eos_token_id = tokenizer->eos_token_id().value_or(-1);
   }
-  const data::CorpusSpec corpus_spec =
-      corpus_spec_from_config(cfg, threads_per_rank(cfg, world->size()));
-  for (const std::string& special : data::chat_preset_special_tokens(corpus_spec.tmpl.preset))
-    if (!tokenizer->token_to_id(special))
-      log::warn("data.template.preset {}: the tokenizer has no token {}; it is encoded as plain "
-                "text", cfg.data.prompt_template.preset, special);
-  data::CorpusStats corpus_stats;
-  const data::TokenizedCorpus corpus = data::build_corpus(corpus_spec, *tokenizer, corpus_stats);
-  for (const auto& [reason, count] : corpus_stats.skipped)
-    log::warn("data: skipped {} invalid line{} ({})", count, count == 1 ? "" : "s", reason);
+  const data::CachedCorpus cached =
+      prepare_data(cfg, *tokenizer, threads_per_rank(cfg, world->size()));
+  const data::TokenizedCorpus& corpus = cached.corpus;
   const data::PackedSequences packed(corpus, cfg.data.seq_len, cfg.data.train);
   data::DataOrder order(packed.size(), cfg.train.seed);
 
@@ -191,6 +181,7 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     lora->alpha = cfg.peft.alpha;
     lora->rslora = cfg.peft.use_rslora;
     lora->targets = cfg.peft.target_modules;
+    if (!cfg.peft.adapter.empty()) lora = peft::read_peft_lora_config(cfg.peft.adapter);
   }
   model::Transformer model(spec, ops, dtype, &grid.tp(), lora ? &*lora : nullptr);
   if (from_hf) {
@@ -198,6 +189,11 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     checkpoint::load_hf_weights(cfg.model.path, hf, model, ops);
   } else {
     model.init_parameters(cfg.train.seed);
+  }
+  if (from_hf && lora) model.init_parameters_matching(cfg.train.seed, ".lora_");
+  if (!cfg.peft.adapter.empty()) {
+    log::info("loading the LoRA adapter {}", cfg.peft.adapter);
+    peft::load_peft_lora_weights(cfg.peft.adapter, model, ops);
   }
   optim::DataParallelOptimizer optimizer(ops, model.params(), grid.dp(), grid.tp(),
                                          optimizer_spec_from_config(cfg.optimizer),

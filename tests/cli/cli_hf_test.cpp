@@ -142,4 +142,34 @@ TEST(CliHf, TrainFineTunesAModelDirectoryAndExportsIt) {
   EXPECT_EQ(bad.err, "<override 1>: model.hidden_size: comes from model.path's config.json; remove it (or remove model.path)\n");
 }
 
+TEST(CliHf, LoraFineTuneOfAModelDirectoryExportsAnAdapterThatContinues) {
+  TempDir tmp;
+  write_model(tmp / "model", false);
+  write(tmp / "cfg.yaml", "output: {dir: " + tmp / "run" + "}\n"
+                          "model: {path: " + tmp / "model" + "}\n"
+                          "data: {train: " TAILOR_SOURCE_DIR "/datasets/devils-dictionary/devils_dictionary.txt, split: paragraph, seq_len: 64}\n"
+                          "train: {steps: 8, global_batch: 4, log_every: 1}\n"
+                          "optimizer: {lr: 1.0e-2}\n"
+                          "schedule: {type: constant}\n"
+                          "peft: {method: lora, rank: 4, alpha: 8, target_modules: [all-linear]}\n");
+  Result r = run("train " + tmp / "cfg.yaml", tmp);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("peft: LoRA r=4 alpha=8 on all-linear"), std::string::npos) << r.err;
+  const auto first = read_jsonl(tmp / "run/metrics.jsonl");
+  ASSERT_EQ(first.size(), 8u);
+  EXPECT_LT(first.back()["loss"].get<double>(), first.front()["loss"].get<double>());
+  ASSERT_TRUE(fs::exists(tmp / "run/export/adapter/adapter_model.safetensors"));
+  const std::string cfg_text = read_file(tmp / "run/export/adapter/adapter_config.json");
+  EXPECT_NE(cfg_text.find("\"peft_type\": \"LORA\""), std::string::npos);
+  EXPECT_NE(cfg_text.find(tmp / "model"), std::string::npos);  // base_model_name_or_path
+  // Continue from the adapter: the first step (global batch 0 again) starts where training left
+  // off, below the base model's loss on that batch.
+  r = run("train " + tmp / "cfg.yaml output.dir=" + tmp / "run2 train.steps=1 peft.adapter=" +
+              tmp / "run/export/adapter",
+          tmp);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto second = read_jsonl(tmp / "run2/metrics.jsonl");
+  EXPECT_LT(second.front()["loss"].get<double>(), first.front()["loss"].get<double>() - 0.01);
+}
+
 }  // namespace

@@ -126,4 +126,45 @@ TEST(Cli, TrainWritesTheRunDirectory) {
   EXPECT_NE(read_file(tmp / "run/config.resolved.yaml").find("threads: 1"), std::string::npos);
 }
 
+TEST(Cli, TranslationExamplePreparesAndTrains) {
+  TempDir tmp;
+  const std::string cfg = TAILOR_SOURCE_DIR "/configs/translation-example.yaml";
+  const std::string common = " data.cache_dir=" + tmp / "cache" + " runtime.threads=1";
+  const Result p1 = run("prepare " + cfg + common, tmp);
+  ASSERT_EQ(p1.code, 0) << p1.err;
+  EXPECT_NE(p1.err.find("data: prepared 2300 documents"), std::string::npos) << p1.err;
+  EXPECT_NE(p1.err.find(" MB/s"), std::string::npos) << p1.err;
+  const std::string dir = p1.out.substr(0, p1.out.find('\n'));
+  for (const char* f : {"tokens.bin", "loss.bin", "docs.bin", "manifest.json"})
+    EXPECT_TRUE(std::filesystem::exists(dir + "/" + f)) << f;
+  const Result p2 = run("prepare " + cfg + common, tmp);
+  ASSERT_EQ(p2.code, 0) << p2.err;
+  EXPECT_EQ(p2.out, p1.out);
+  EXPECT_NE(p2.err.find("data: reusing the tokenized cache"), std::string::npos) << p2.err;
+  // A template change is a different cache.
+  const Result p3 = run("prepare " + cfg + common + " data.train_on_prompt=true", tmp);
+  ASSERT_EQ(p3.code, 0) << p3.err;
+  EXPECT_NE(p3.out, p1.out);
+  const Result t = run("train " + cfg + common + " train.steps=3 schedule.warmup_steps=0 output.dir=" +
+                           tmp / "run",
+                       tmp);
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_NE(t.err.find("data: reusing the tokenized cache"), std::string::npos) << t.err;
+  EXPECT_NE(t.err.find("step 3/3 | loss "), std::string::npos) << t.err;
+}
+
+TEST(Cli, BadJsonlIsOneLineExitTwoNothingWritten) {
+  TempDir tmp;
+  write(tmp / "bad.jsonl", "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": \"a\"}\n");
+  write(tmp / "cfg.yaml", tiny(tmp / "run", tmp / "bad.jsonl"));
+  const std::string args = " data.format=jsonl data.cache_dir=" + tmp / "cache";
+  const Result r = run("train " + tmp / "cfg.yaml" + args, tmp);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, tmp / "bad.jsonl" + ":2: missing field \"completion\"\n");
+  EXPECT_FALSE(std::filesystem::exists(tmp / "run"));
+  const Result p = run("prepare " + tmp / "cfg.yaml" + args, tmp);
+  EXPECT_EQ(p.code, 2);
+  EXPECT_EQ(p.err, r.err);
+}
+
 }  // namespace

@@ -1,0 +1,46 @@
+// The tokenized cache that `tailor prepare` writes and `tailor train` reads: a directory per
+// distinct input, named by a SHA-256 key over everything that decides the tokens (the sources'
+// contents and weights, the tokenizer's files, the format and template settings, seq_len):
+//     <cache_dir>/<key>/tokens.bin   int32 little-endian, one per token
+//                       loss.bin     uint8, 1 where the token is trained on
+//                       docs.bin     int64, document starts plus a final sentinel
+//                       manifest.json  the inputs of the key, counts, skipped lines per reason
+// A cache is written under <key>.tmp.<pid> and renamed into place, so a reader never sees a
+// partial one; an existing cache is reused as is. (Under MPI, world rank 0 should build while the
+// others wait at a barrier: not wired yet, every rank builds or reuses on its own.)
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "data/corpus_builder.h"
+
+namespace tailor::data {
+
+struct CachedCorpus {
+  TokenizedCorpus corpus;
+  CorpusStats stats;
+  std::string dir;      // the cache directory used
+  bool reused = false;  // found, not built
+  double build_seconds = 0.0;
+};
+
+// SHA-256 (hex) of a file's contents; UserError when unreadable.
+[[nodiscard]] std::string sha256_file(const std::string& path);
+// SHA-256 (hex) of bytes.
+[[nodiscard]] std::string sha256_hex(std::string_view bytes);
+
+// "byte" for the byte tokenizer; for a model directory, the hashes of its tokenizer files.
+[[nodiscard]] std::string tokenizer_fingerprint(const std::string& model_dir);
+
+// The key and the manifest inputs it hashes (a JSON text), for a spec.
+[[nodiscard]] std::string cache_inputs_json(const CorpusSpec& spec,
+                                            const std::string& tokenizer_id,
+                                            std::int64_t seq_len);
+
+// Reuses <cache_dir>/<key> when present and complete, else builds it (tmp + rename).
+[[nodiscard]] CachedCorpus load_or_build_cache(const CorpusSpec& spec, const Tokenizer& tokenizer,
+                                               const std::string& tokenizer_id,
+                                               std::int64_t seq_len, const std::string& cache_dir);
+
+}  // namespace tailor::data

@@ -37,12 +37,13 @@ Result run(const std::string& args, const TempDir& tmp) {
 }
 
 // A llama-family directory with the llama3-style fixture tokenizer; weights random or all zero.
-tailor::checkpoint::HfModelConfig write_model(const std::string& dir, bool zero) {
+tailor::checkpoint::HfModelConfig write_model(const std::string& dir, bool zero,
+                                              std::int64_t vocab_delta = 0) {
   const auto tok = tailor::data::load_tokenizer(kTokenizerDir);
   tailor::checkpoint::HfModelConfig cfg;
   cfg.model_type = "llama";
   auto& s = cfg.spec;
-  s.vocab_size = tok->vocab_size();
+  s.vocab_size = tok->vocab_size() + vocab_delta;
   s.hidden_size = 32;
   s.num_layers = 2;
   s.num_heads = 4;
@@ -140,6 +141,22 @@ TEST(CliHf, TrainFineTunesAModelDirectoryAndExportsIt) {
   const Result bad = run("validate " + tmp / "cfg.yaml model.hidden_size=64", tmp);
   EXPECT_EQ(bad.code, 2);
   EXPECT_EQ(bad.err, "<override 1>: model.hidden_size: comes from model.path's config.json; remove it (or remove model.path)\n");
+}
+
+TEST(CliHf, TokenizerLargerThanTheVocabularyIsAUserError) {
+  TempDir tmp;
+  const auto cfg = write_model(tmp / "model", false, -10);
+  write(tmp / "cfg.yaml", "output: {dir: " + tmp / "run" + "}\n"
+                          "model: {path: " + tmp / "model" + "}\n"
+                          "data: {train: " TAILOR_SOURCE_DIR "/datasets/devils-dictionary/devils_dictionary.txt, seq_len: 32}\n"
+                          "train: {steps: 2, global_batch: 2}\n"
+                          "optimizer: {lr: 1.0e-3}\n");
+  const Result r = run("train " + tmp / "cfg.yaml", tmp);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, tmp / "cfg.yaml" + ": data.tokenizer: the tokenizer has " +
+                       std::to_string(cfg.spec.vocab_size + 10) + " ids but the model's vocabulary has " +
+                       std::to_string(cfg.spec.vocab_size) + "\n");
+  EXPECT_FALSE(fs::exists(tmp / "run"));
 }
 
 TEST(CliHf, LoraFineTuneOfAModelDirectoryExportsAnAdapterThatContinues) {

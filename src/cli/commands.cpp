@@ -17,6 +17,7 @@
 #include "eval/score.h"
 #include "peft/peft_import.h"
 #include "core/logging.h"
+#include "trainer/plot.h"
 #include "trainer/prepare.h"
 #include "trainer/trainer.h"
 
@@ -90,6 +91,14 @@ int run_export(const std::string& model_dir, const std::string& checkpoint,
   checkpoint::load_hf_weights(model_dir, hf, model, ops);
   checkpoint::save_hf_model(out_dir, hf, model, ops, model_dir, dtype == "bf16");
   log::info("exported {} ({}) to {}", model_dir, hf.model_type, out_dir);
+  return 0;
+}
+
+int run_plot(const std::string& run_dir, const std::string& out_path) {
+  if (!out_path.empty() && !out_path.ends_with(".svg"))
+    throw_user_error("--out", "{}: only SVG is written (name it FILE.svg; `rsvg-convert -o x.png "
+                              "FILE.svg` makes a PNG)", out_path);
+  std::printf("%s\n", trainer::plot_run(run_dir, out_path).c_str());
   return 0;
 }
 

@@ -14,8 +14,8 @@ namespace tailor::cli {
 int run_validate(const std::string& config_path, const std::vector<std::string>& overrides);
 
 // tailor prepare CONFIG [key=value ...]: tokenizes the training data into data.cache_dir (or
-// finds it there) and prints the cache directory on stdout. Runs on one process; under MPI every
-// rank would prepare on its own (one builder and a barrier come later).
+// finds it there) and prints the cache directory on stdout. Meant for one process (`tailor train`
+// under MPI has rank 0 prepare while the others wait).
 int run_prepare(const std::string& config_path, const std::vector<std::string>& overrides);
 
 // tailor train CONFIG [key=value ...] on the ranks of `world`.
@@ -30,5 +30,9 @@ int run_score(const std::string& model_dir, const std::string& adapter_dir,
 // tailor export --model DIR --format hf --out DIR [--dtype f32|bf16]
 int run_export(const std::string& model_dir, const std::string& checkpoint, const std::string& format,
                const std::string& out_dir, const std::string& dtype, int threads);
+
+// tailor plot RUN_DIR [--out FILE.svg]: draws RUN_DIR/metrics.jsonl (loss, eval metrics, learning
+// rate, grad norm against step) as an SVG, RUN_DIR/plot.svg by default; prints the path written.
+int run_plot(const std::string& run_dir, const std::string& out_path);
 
 }  // namespace tailor::cli

@@ -93,6 +93,12 @@ int main(int argc, char** argv) {
   exp->add_option("--dtype", dtype, "f32 or bf16 weights")->check(CLI::IsMember({"f32", "bf16"}));
   exp->add_option("--threads", threads, "CPU threads (0: all cores)");
 
+  std::string run_dir, plot_out;
+  CLI::App* plot = app.add_subcommand(
+      "plot", "draw a run's metrics.jsonl (loss, eval metrics, learning rate) as an SVG image");
+  plot->add_option("run_dir", run_dir, "run directory (output.dir of the config)")->required();
+  plot->add_option("--out", plot_out, "SVG file to write (default RUN_DIR/plot.svg)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -128,6 +134,7 @@ int main(int argc, char** argv) {
     if (prepare->parsed()) return tailor::cli::run_prepare(config_path, overrides);
     if (train->parsed()) return tailor::cli::run_train(config_path, overrides, std::move(world));
     if (score->parsed()) return tailor::cli::run_score(model_dir, adapter_dir, data_path, threads);
+    if (plot->parsed()) return tailor::cli::run_plot(run_dir, plot_out);
     if (exp->parsed())
       return tailor::cli::run_export(model_dir, checkpoint_path, format, out_dir, dtype, threads);
   } catch (const tailor::config::ConfigError& e) {

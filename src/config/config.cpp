@@ -292,6 +292,15 @@ void read_data(SchemaReader& r, const std::string& file, Problems& problems, Dat
     r.problem("data.cache_dir", "must not be empty");
     r.mark_bad("data.cache_dir");
   }
+  r.read_choice("overlong", d.overlong, {"split", "truncate", "drop"});
+  if (r.read_string("valid", d.valid) && !d.valid.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(d.valid, ec))
+      r.problem("data.valid", fmt::format("file not found: {}", d.valid));
+  }
+  if (r.read_float("valid_fraction", d.valid_fraction, {0.0, false, 0.5, false}) &&
+      d.valid_fraction > 0.0 && !d.valid.empty())
+    r.problem("data.valid_fraction", "give data.valid (a file) or data.valid_fraction, not both");
   r.end_section();
 }
 
@@ -381,6 +390,7 @@ void read_peft(SchemaReader& r, PeftConfig& p) {
   r.read_float("alpha", p.alpha, kPositive);
   r.read_float("dropout", p.dropout, {0.0, false, 1.0, true});
   r.read_bool("use_rslora", p.use_rslora);
+  r.read_int("bottleneck", p.bottleneck, kAtLeast1);
   if (r.read_string("adapter", p.adapter) && !p.adapter.empty() &&
       !std::filesystem::exists(std::filesystem::path(p.adapter) / "adapter_config.json")) {
     r.problem("peft.adapter", fmt::format("no adapter_config.json in {}", p.adapter));
@@ -562,7 +572,7 @@ void check_build_limits(SchemaReader& r, const ExperimentConfig& c) {
   if (c.peft.method == "lora" && c.peft.dropout > 0.0) {
     r.problem("peft.dropout", "LoRA dropout is not implemented yet in this build; use 0");
   }
-  if (c.peft.method != "none" && c.peft.method != "lora") {
+  if (c.peft.method != "none" && c.peft.method != "lora" && c.peft.method != "adapter") {
     r.problem("peft.method", fmt::format("{} is not implemented yet in this build", c.peft.method));
   }
 }

@@ -81,6 +81,9 @@ struct DataConfig {
   bool train_on_prompt = false;          // jsonl: loss on prompt tokens too (default: response only)
   bool skip_invalid = false;             // jsonl: skip bad lines (counted per reason) instead of failing
   std::string cache_dir = ".cache/tailor";  // tokenized caches (tailor prepare), under the CWD
+  std::string overlong = "split";        // split | truncate | drop: documents longer than seq_len
+  std::string valid;                     // a validation file (same format and template) ...
+  double valid_fraction = 0.0;           // ... or this fraction of the training documents, held out
 };
 
 struct TrainConfig {
@@ -135,6 +138,8 @@ struct PeftConfig {
   double dropout = 0.0;                  // on the adapter input (not in this build: must be 0)
   std::vector<std::string> target_modules = {"q_proj", "v_proj"};  // or [all-linear]
   bool use_rslora = false;
+  // Bottleneck adapters (method: adapter): width of the down-projection.
+  std::int64_t bottleneck = 64;
   // A PEFT LoRA adapter directory to start from (continue training); its adapter_config.json
   // sets rank, alpha, target_modules and use_rslora.
   std::string adapter;

@@ -166,6 +166,9 @@ std::string to_yaml(const ExperimentConfig& c) {
     body.boolean("skip_invalid", d.skip_invalid);
   }
   body.str("cache_dir", d.cache_dir);
+  body.str("overlong", d.overlong);
+  if (!d.valid.empty()) body.str("valid", d.valid);
+  body.num("valid_fraction", d.valid_fraction);
 
   const TrainConfig& t = c.train;
   body.section("train");
@@ -224,6 +227,7 @@ std::string to_yaml(const ExperimentConfig& c) {
     body.line("target_modules", list + "]");
   }
   body.boolean("use_rslora", c.peft.use_rslora);
+  body.num("bottleneck", c.peft.bottleneck);
   if (!c.peft.adapter.empty()) body.str("adapter", c.peft.adapter);
   return "# Tailor resolved config: every key with the value the run uses.\n" + body.take();
 }

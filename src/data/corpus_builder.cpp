@@ -47,6 +47,40 @@ void append_doc(TokenizedCorpus& out, const TokenizedCorpus& in, std::int64_t do
   }
 }
 
+// Applies the over-long policy (anything but kSplit) to every document.
+TokenizedCorpus limit_documents(TokenizedCorpus in, const CorpusSpec& spec, CorpusStats& stats) {
+  const std::int64_t limit = spec.max_doc_tokens;
+  if (limit <= 0) return in;
+  std::int64_t overlong = 0;
+  for (std::int64_t d = 0; d < in.num_documents(); ++d) {
+    const auto i = static_cast<std::size_t>(d);
+    overlong += in.doc_start[i + 1] - in.doc_start[i] > limit;
+  }
+  stats.overlong += overlong;
+  if (overlong == 0 || spec.overlong == OverlongPolicy::kSplit) return in;
+  TokenizedCorpus out;
+  for (std::int64_t d = 0; d < in.num_documents(); ++d) {
+    const auto i = static_cast<std::size_t>(d);
+    const std::int64_t b = in.doc_start[i], n = in.doc_start[i + 1] - b;
+    if (n <= limit) {
+      append_doc(out, in, d);
+      continue;
+    }
+    if (spec.overlong == OverlongPolicy::kDrop) {
+      stats.overlong_tokens_removed += n;
+      continue;
+    }
+    stats.overlong_tokens_removed += n - limit;
+    out.doc_start.push_back(static_cast<std::int64_t>(out.tokens.size()));
+    const auto first = in.tokens.begin() + static_cast<std::ptrdiff_t>(b);
+    out.tokens.insert(out.tokens.end(), first, first + static_cast<std::ptrdiff_t>(limit));
+    const auto lfirst = in.loss.begin() + static_cast<std::ptrdiff_t>(b);
+    out.loss.insert(out.loss.end(), lfirst, lfirst + static_cast<std::ptrdiff_t>(limit));
+  }
+  out.doc_start.push_back(static_cast<std::int64_t>(out.tokens.size()));
+  return out;
+}
+
 }  // namespace
 
 TokenizedCorpus tokenize_records(const std::vector<Record>& records, const TemplateSpec& tmpl,
@@ -92,6 +126,23 @@ TokenizedCorpus tokenize_records(const std::vector<Record>& records, const Templ
   return c;
 }
 
+TrainValidSplit split_validation(const TokenizedCorpus& corpus, double fraction,
+                                 std::uint64_t seed) {
+  const std::int64_t n = corpus.num_documents();
+  TAILOR_ASSERT(n >= 2, "a validation split needs at least 2 documents, got {}", n);
+  const auto held = std::clamp<std::int64_t>(
+      std::llround(fraction * static_cast<double>(n)), 1, n - 1);
+  std::vector<std::int64_t> perm = seeded_permutation(n, seed, stream_id("data.valid"));
+  std::vector<char> is_valid(static_cast<std::size_t>(n), 0);
+  for (std::int64_t i = 0; i < held; ++i) is_valid[static_cast<std::size_t>(perm[static_cast<std::size_t>(i)])] = 1;
+  TrainValidSplit out;
+  for (std::int64_t d = 0; d < n; ++d)
+    append_doc(is_valid[static_cast<std::size_t>(d)] ? out.valid : out.train, corpus, d);
+  out.train.doc_start.push_back(static_cast<std::int64_t>(out.train.tokens.size()));
+  out.valid.doc_start.push_back(static_cast<std::int64_t>(out.valid.tokens.size()));
+  return out;
+}
+
 TokenizedCorpus build_corpus(const CorpusSpec& spec, const Tokenizer& tokenizer,
                              CorpusStats& stats) {
   TAILOR_ASSERT(!spec.sources.empty(), "no data sources");
@@ -104,12 +155,19 @@ TokenizedCorpus build_corpus(const CorpusSpec& spec, const Tokenizer& tokenizer,
     if (spec.format == DataFormat::kText) {
       parts.push_back(tokenize_text(text, src.path, spec.split, tokenizer));
     } else {
-      JsonlData data = parse_jsonl(text, src.path, spec.skip_invalid);
+      JsonlData data = parse_jsonl(text, src.path, spec.skip_invalid, spec.threads);
       for (const auto& [kind, count] : data.skipped) stats.skipped[kind] += count;
       parts.push_back(tokenize_records(data.records, spec.tmpl, tokenizer, spec.threads));
     }
     stats.records += parts.back().num_documents();
+    if (parts.back().loss.empty()) parts.back().loss.assign(parts.back().tokens.size(), 1);
+    parts.back() = limit_documents(std::move(parts.back()), spec, stats);
   }
+  TAILOR_CHECK_USER(stats.records > stats.overlong || spec.overlong != OverlongPolicy::kDrop,
+                    spec.sources.front().path,
+                    "every document is longer than data.seq_len ({} tokens) and data.overlong is "
+                    "drop",
+                    spec.max_doc_tokens);
   if (parts.size() == 1 && spec.sources.front().weight == 1.0) return std::move(parts.front());
 
   // Weighted selection, then a seeded interleave.

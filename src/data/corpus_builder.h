@@ -20,6 +20,10 @@ namespace tailor::data {
 
 enum class DataFormat { kText, kJsonl };
 
+// Documents longer than one sequence (max_doc_tokens): split across sequences as packing does
+// anyway (kSplit), cut to their first max_doc_tokens tokens (kTruncate), or left out (kDrop).
+enum class OverlongPolicy { kSplit, kTruncate, kDrop };
+
 struct DataSource {
   std::string path;
   double weight = 1.0;
@@ -33,16 +37,29 @@ struct CorpusSpec {
   bool skip_invalid = false;           // JSONL only
   std::uint64_t seed = 0;              // mixing
   int threads = 1;                     // tokenization
+  OverlongPolicy overlong = OverlongPolicy::kSplit;
+  std::int64_t max_doc_tokens = 0;     // seq_len; 0: no limit
 };
 
 struct CorpusStats {
   std::map<std::string, std::int64_t> skipped;  // invalid JSONL lines left out, by reason
   std::int64_t records = 0;                     // documents read (before mixing)
   std::int64_t bytes = 0;                       // bytes of the sources
+  std::int64_t overlong = 0;                    // documents longer than max_doc_tokens
+  std::int64_t overlong_tokens_removed = 0;     // by truncation or dropping
 };
 
 [[nodiscard]] TokenizedCorpus build_corpus(const CorpusSpec& spec, const Tokenizer& tokenizer,
                                            CorpusStats& stats);
+
+// Holds out round(fraction * documents) documents, chosen by `seed`, as a validation corpus
+// (at least one, and at least one left for training). Both keep their documents' order.
+struct TrainValidSplit {
+  TokenizedCorpus train;
+  TokenizedCorpus valid;
+};
+[[nodiscard]] TrainValidSplit split_validation(const TokenizedCorpus& corpus, double fraction,
+                                               std::uint64_t seed);
 
 // Tokenizes records already parsed (`name` is used in messages), `threads` at a time.
 [[nodiscard]] TokenizedCorpus tokenize_records(const std::vector<Record>& records,

@@ -4,7 +4,9 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
+#include <thread>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -124,40 +126,79 @@ std::int64_t JsonlData::skipped_total() const {
   return n;
 }
 
-JsonlData parse_jsonl(const std::string& text, const std::string& name, bool skip_invalid) {
-  JsonlData out;
-  std::size_t pos = 0;
-  std::int64_t line_no = 0;
-  while (pos < text.size()) {
-    ++line_no;
-    const std::size_t nl = text.find('\n', pos);
-    const bool last_unterminated = nl == std::string::npos;
-    const std::string_view line(text.data() + pos, (last_unterminated ? text.size() : nl) - pos);
-    pos = last_unterminated ? text.size() : nl + 1;
+namespace {
+
+// What one line turned into: a record, a problem, or nothing (a blank line).
+struct LineResult {
+  std::optional<Record> record;
+  std::optional<LineProblem> problem;
+};
+
+LineResult parse_line(std::string_view line, std::int64_t line_no, bool last_unterminated) {
+  LineResult out;
+  try {
+    if (line_no == 1 && line.starts_with("\xEF\xBB\xBF"))
+      bad("byte order mark", "the file starts with a UTF-8 byte order mark (BOM); save it "
+                             "without one");
+    if (const auto off = unicode::find_invalid_utf8(line))
+      bad("invalid UTF-8",
+          fmt::format("invalid UTF-8 (byte 0x{:02x} at column {})",
+                      static_cast<unsigned>(static_cast<unsigned char>(line[*off])), *off + 1));
+    if (is_blank(line)) return out;
+    json j;
     try {
-      if (line_no == 1 && line.starts_with("\xEF\xBB\xBF"))
-        bad("byte order mark", "the file starts with a UTF-8 byte order mark (BOM); save it "
-                               "without one");
-      if (const auto off = unicode::find_invalid_utf8(line))
-        bad("invalid UTF-8",
-            fmt::format("invalid UTF-8 (byte 0x{:02x} at column {})",
-                        static_cast<unsigned>(static_cast<unsigned char>(line[*off])), *off + 1));
-      if (is_blank(line)) continue;
-      json j;
-      try {
-        j = json::parse(line);
-      } catch (const json::parse_error& e) {
-        if (last_unterminated)
-          bad("truncated last line",
-              "truncated last line (no newline at the end and not valid JSON)");
-        bad("malformed JSON", fmt::format("malformed JSON at column {}", e.byte));
-      }
-      Record r = parse_record(j);
-      r.line = line_no;
-      out.records.push_back(std::move(r));
-    } catch (const LineProblem& p) {
-      if (!skip_invalid) throw UserError(fmt::format("{}:{}", name, line_no), p.reason);
-      ++out.skipped[p.kind];
+      j = json::parse(line);
+    } catch (const json::parse_error& e) {
+      if (last_unterminated)
+        bad("truncated last line", "truncated last line (no newline at the end and not valid JSON)");
+      bad("malformed JSON", fmt::format("malformed JSON at column {}", e.byte));
+    } catch (const json::exception&) {  // e.g. a number too large for a double
+      bad("malformed JSON", "malformed JSON: a number is out of range");
+    }
+    out.record = parse_record(j);
+    out.record->line = line_no;
+  } catch (const LineProblem& p) {
+    out.problem = p;
+  }
+  return out;
+}
+
+}  // namespace
+
+JsonlData parse_jsonl(const std::string& text, const std::string& name, bool skip_invalid,
+                      int threads) {
+  // Line boundaries first, then the lines are parsed in parallel blocks; results are merged in
+  // line order, so the first bad line reported and the records are the same for any thread count.
+  std::vector<std::string_view> lines;
+  for (std::size_t pos = 0; pos < text.size();) {
+    const std::size_t nl = text.find('\n', pos);
+    const std::size_t end = nl == std::string::npos ? text.size() : nl;
+    lines.emplace_back(text.data() + pos, end - pos);
+    pos = nl == std::string::npos ? text.size() : nl + 1;
+  }
+  const bool last_unterminated = !text.empty() && text.back() != '\n';
+  std::vector<LineResult> results(lines.size());
+  const auto work = [&](std::size_t b, std::size_t e) {
+    for (std::size_t i = b; i < e; ++i)
+      results[i] = parse_line(lines[i], static_cast<std::int64_t>(i) + 1,
+                              last_unterminated && i + 1 == lines.size());
+  };
+  const auto t = static_cast<std::size_t>(std::max(1, threads));
+  if (t == 1 || lines.size() < 256) {
+    work(0, lines.size());
+  } else {
+    std::vector<std::thread> pool;  // parse_line catches everything it expects; nothing escapes
+    for (std::size_t k = 0; k < t; ++k)
+      pool.emplace_back(work, lines.size() * k / t, lines.size() * (k + 1) / t);
+    for (auto& th : pool) th.join();
+  }
+  JsonlData out;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    if (results[i].problem) {
+      if (!skip_invalid) throw UserError(fmt::format("{}:{}", name, i + 1), results[i].problem->reason);
+      ++out.skipped[results[i].problem->kind];
+    } else if (results[i].record) {
+      out.records.push_back(std::move(*results[i].record));
     }
   }
   if (out.records.empty()) {
@@ -177,8 +218,8 @@ std::string read_data_file(const std::string& path) {
   return ss.str();
 }
 
-JsonlData load_jsonl(const std::string& path, bool skip_invalid) {
-  return parse_jsonl(read_data_file(path), path, skip_invalid);
+JsonlData load_jsonl(const std::string& path, bool skip_invalid, int threads) {
+  return parse_jsonl(read_data_file(path), path, skip_invalid, threads);
 }
 
 }  // namespace tailor::data

@@ -40,11 +40,12 @@ struct JsonlData {
   std::int64_t skipped_total() const;
 };
 
-// Parses JSONL text already in memory; `name` stands for the file in messages. No valid record
-// at all is a UserError even with skip_invalid.
+// Parses JSONL text already in memory (`threads` at a time; the result does not depend on it);
+// `name` stands for the file in messages. No valid record at all is a UserError even with
+// skip_invalid.
 [[nodiscard]] JsonlData parse_jsonl(const std::string& text, const std::string& name,
-                                    bool skip_invalid);
-[[nodiscard]] JsonlData load_jsonl(const std::string& path, bool skip_invalid);
+                                    bool skip_invalid, int threads = 1);
+[[nodiscard]] JsonlData load_jsonl(const std::string& path, bool skip_invalid, int threads = 1);
 
 // Reads a whole file (UserError `path: cannot read: ...`).
 [[nodiscard]] std::string read_data_file(const std::string& path);

@@ -241,12 +241,32 @@ void tokenize_record(const std::vector<Segment>& segments, ChatPreset preset,
       loss.push_back(0);
     }
   }
-  std::optional<std::int32_t> last_trained;
+  // The whole text is tokenized at once, so the tokens are exactly the tokenizer's own for the
+  // rendered text (no extra SentencePiece prefix space or broken merge at a segment boundary).
+  // A segment ends after the tokens that encoding the text up to its end has in common with the
+  // whole: a token that straddles a boundary belongs to the segment after it.
+  std::string text;
+  std::vector<std::size_t> ends;
   for (const auto& seg : segments) {
-    const std::vector<std::int32_t> ids = tokenizer.encode(seg.text);
-    tokens.insert(tokens.end(), ids.begin(), ids.end());
-    loss.insert(loss.end(), ids.size(), seg.loss ? 1 : 0);
-    if (seg.loss && !ids.empty()) last_trained = ids.back();
+    text += seg.text;
+    ends.push_back(text.size());
+  }
+  const std::vector<std::int32_t> ids = tokenizer.encode(text);
+  std::optional<std::int32_t> last_trained;
+  std::size_t from = 0;
+  for (std::size_t k = 0; k < segments.size(); ++k) {
+    std::size_t to = ids.size();
+    if (k + 1 < segments.size()) {
+      const std::vector<std::int32_t> prefix = tokenizer.encode(std::string_view(text).substr(0, ends[k]));
+      const auto diff = std::mismatch(prefix.begin(), prefix.end(), ids.begin(), ids.end());
+      to = std::max(from, static_cast<std::size_t>(diff.second - ids.begin()));
+    }
+    for (std::size_t i = from; i < to; ++i) {
+      tokens.push_back(ids[i]);
+      loss.push_back(segments[k].loss ? 1 : 0);
+      if (segments[k].loss) last_trained = ids[i];
+    }
+    from = to;
   }
   if (last_trained != eos) {
     tokens.push_back(*eos);

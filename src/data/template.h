@@ -13,8 +13,11 @@
 //   chatml   <|im_start|>ROLE\nCONTENT<|im_end|>\n...
 //   mistral  <s>[INST] USER [/INST]ASSISTANT</s>[INST] ... (a system prompt opens the first user
 //            turn, followed by a blank line)
-// Tokenization (tokenize_record) adds the tokenizer's BOS for plain (the other presets write
-// their own) and the tokenizer's EOS after the response unless the response already ends with it.
+// Tokenization (tokenize_record) encodes the joined text in one piece, so the tokens are the
+// tokenizer's own for the rendered text, and maps the segments' loss flags onto them (a token
+// that straddles a boundary goes with the later segment). It adds the tokenizer's BOS for plain
+// (the other presets write their own) and the tokenizer's EOS after the response unless the
+// trained tokens already end with it.
 #pragma once
 
 #include <cstdint>

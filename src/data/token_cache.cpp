@@ -89,6 +89,8 @@ std::optional<CachedCorpus> try_load(const fs::path& dir, const json& inputs) {
     return std::nullopt;
   c.stats.records = m.value("records", std::int64_t{0});
   c.stats.bytes = m.value("source_bytes", std::int64_t{0});
+  c.stats.overlong = m.value("overlong", std::int64_t{0});
+  c.stats.overlong_tokens_removed = m.value("overlong_tokens_removed", std::int64_t{0});
   for (const auto& [k, v] : m.value("skipped", json::object()).items())
     c.stats.skipped[k] = v.get<std::int64_t>();
   c.dir = dir.string();
@@ -138,6 +140,8 @@ std::string cache_inputs_json(const CorpusSpec& spec, const std::string& tokeniz
   j["sources"] = sources;
   j["tokenizer"] = tokenizer_id;
   j["seq_len"] = seq_len;
+  j["overlong"] = static_cast<int>(spec.overlong);
+  j["max_doc_tokens"] = spec.max_doc_tokens;
   if (spec.format == DataFormat::kText) {
     j["split"] = static_cast<int>(spec.split);
   } else {
@@ -191,6 +195,8 @@ CachedCorpus load_or_build_cache(const CorpusSpec& spec, const Tokenizer& tokeni
   m["records"] = c.stats.records;
   m["source_bytes"] = c.stats.bytes;
   m["skipped"] = c.stats.skipped;
+  m["overlong"] = c.stats.overlong;
+  m["overlong_tokens_removed"] = c.stats.overlong_tokens_removed;
   {
     std::ofstream mf(tmp / "manifest.json");
     mf << m.dump(2) << "\n";

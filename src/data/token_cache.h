@@ -6,8 +6,9 @@
 //                       docs.bin     int64, document starts plus a final sentinel
 //                       manifest.json  the inputs of the key, counts, skipped lines per reason
 // A cache is written under <key>.tmp.<pid> and renamed into place, so a reader never sees a
-// partial one; an existing cache is reused as is. (Under MPI, world rank 0 should build while the
-// others wait at a barrier: not wired yet, every rank builds or reuses on its own.)
+// partial one; an existing cache is reused as is. Under MPI the trainer lets world rank 0 build
+// while the other ranks wait at a barrier, then they reuse it (or, without a shared file system,
+// build their own identical copy).
 #pragma once
 
 #include <cstdint>

@@ -62,8 +62,8 @@ DecoderLayer::Norm DecoderLayer::make_norm(ParameterSet& params, const std::stri
 }
 
 DecoderLayer::DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index,
-                           ParameterSet& params, const LoraSpec* lora)
-    : spec_(&spec), tp_(tp), lora_(lora) {
+                           ParameterSet& params, const LoraSpec* lora, std::int64_t bottleneck)
+    : spec_(&spec), tp_(tp), lora_(lora), bottleneck_(bottleneck) {
   const std::string p = fmt::format("model.layers.{}.", index);
   const std::int64_t d = spec.hidden_size;
   const std::int64_t dh = spec.head_dim;
@@ -87,7 +87,7 @@ DecoderLayer::DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index,
                    mb);
   q_.index = 0, k_.index = 1, v_.index = 2, o_.index = 3, gate_.index = 4, up_.index = 5,
   down_.index = 6;
-  if (lora != nullptr) {
+  if (lora != nullptr || bottleneck > 0) {
     // The base is frozen: no gradient, no optimizer state.
     for (Linear* l : {&q_, &k_, &v_, &o_, &gate_, &up_, &down_}) {
       if (l->weight != nullptr) params.freeze(*l->weight);
@@ -97,6 +97,12 @@ DecoderLayer::DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index,
       params.freeze(*n->weight);
       if (n->bias != nullptr) params.freeze(*n->bias);
     }
+  }
+  if (bottleneck > 0) {
+    adapters_[0] = make_adapter(params, p + "attn_adapter", bottleneck);
+    adapters_[1] = make_adapter(params, p + "mlp_adapter", bottleneck);
+  }
+  if (lora != nullptr) {
     const std::int64_t qd = tp.q_dim(dh), kvd = tp.kv_dim(dh);
     add_lora(params, q_, p + "self_attn.q_proj", "q_proj", false, qd, tp.q_head_begin * dh,
              spec.q_dim(), d, 0, d, 1);
@@ -114,6 +120,40 @@ DecoderLayer::DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index,
     add_lora(params, down_, p + "mlp.down_proj", "down_proj", true, d, 0, d, tp.ffn, tp.ffn_begin,
              spec.intermediate_size, 1);
   }
+}
+
+DecoderLayer::Adapter DecoderLayer::make_adapter(ParameterSet& params, const std::string& name,
+                                                 std::int64_t width) {
+  const std::int64_t d = spec_->hidden_size;
+  const int t = tp_.size;
+  Adapter a;
+  a.down_w = &params.add(name + ".down.weight", Shape{width, d}, true, {Shape{}, -1, 0, t, GradSum::kNone});
+  a.down_b = &params.add(name + ".down.bias", Shape{width}, false, {Shape{}, -1, 0, t, GradSum::kNone});
+  a.up_w = &params.add(name + ".up.weight", Shape{d, width}, true, {Shape{}, -1, 0, t, GradSum::kNone});
+  a.up_b = &params.add(name + ".up.bias", Shape{d}, false, {Shape{}, -1, 0, t, GradSum::kNone});
+  return a;
+}
+
+void DecoderLayer::adapter_forward(Ops& ops, const Adapter& a, int slot,
+                                   const LayerActivations& act, const Tensor& residual,
+                                   const Tensor& out) const {
+  const Tensor& p = act.adapter_in[slot];
+  linear_forward(ops, p, *a.down_w, a.down_b, act.adapter_pre[slot]);   // [N, m]
+  ops.gelu_forward(act.adapter_pre[slot], act.adapter_act[slot]);
+  ops.copy(out, residual);
+  ops.add(out, p, 1.0);                                                   // residual + p
+  ops.gemm(act.adapter_act[slot], false, a.up_w->value, true, out, 1.0, 1.0);
+  ops.add_bias(out, a.up_b->value);
+}
+
+void DecoderLayer::adapter_backward(Ops& ops, const Adapter& a, int slot,
+                                    const LayerActivations& act, const LayerScratch& sc,
+                                    const Tensor& dy) const {
+  // dp = dy (identity path) + gradient through up(gelu(down(p))).
+  ops.copy(sc.adapter_dp, dy);
+  linear_backward(ops, dy, act.adapter_act[slot], *a.up_w, a.up_b, sc.adapter_d1, 0.0);
+  ops.gelu_backward(sc.adapter_d1, act.adapter_pre[slot], sc.adapter_d2);
+  linear_backward(ops, sc.adapter_d2, act.adapter_in[slot], *a.down_w, a.down_b, sc.adapter_dp, 1.0);
 }
 
 void DecoderLayer::add_lora(ParameterSet& params, Linear& l, const std::string& name,
@@ -167,8 +207,8 @@ void DecoderLayer::row_parallel_forward(Ops& ops, const LayerContext& ctx, const
                                         const Linear& l, const Tensor& residual, const Tensor& y,
                                         const Tensor& partial, const LayerActivations& act) const {
   if (ctx.tp == nullptr || ctx.tp->size() == 1) {
-    // y = residual + in W^T, the projection accumulated straight into the residual.
-    ops.copy(y, residual);
+    // y = residual + in W^T, the projection accumulated straight into the residual (absent: 0).
+    if (residual.data != nullptr) ops.copy(y, residual); else ops.fill(y, 0.0);
     ops.gemm(in, false, l.weight->value, true, y, 1.0, 1.0);
     lora_forward(ops, l, in, act, y);
   } else {
@@ -176,8 +216,12 @@ void DecoderLayer::row_parallel_forward(Ops& ops, const LayerContext& ctx, const
     ops.gemm(in, false, l.weight->value, true, partial, 1.0, 0.0);
     lora_forward(ops, l, in, act, partial);
     ctx.tp->all_reduce(partial, comm::ReduceOp::kSum);
-    ops.copy(y, residual);
-    ops.add(y, partial, 1.0);
+    if (residual.data != nullptr) {
+      ops.copy(y, residual);
+      ops.add(y, partial, 1.0);
+    } else {
+      ops.copy(y, partial);
+    }
   }
   if (l.bias != nullptr) ops.add_bias(y, l.bias->value);
 }
@@ -225,8 +269,13 @@ void DecoderLayer::forward(Ops& ops, const LayerContext& ctx, const Tensor& x, c
   ops.attention_forward(act.q.view(q4), act.k.view(kv4), act.v.view(kv4), ctx.doc_ids,
                         1.0 / std::sqrt(static_cast<double>(s.head_dim)), act.attn.view(q4),
                         act.lse);
-  // x_mid = x + attn Wo^T (+ bo), summed over the TP group.
-  row_parallel_forward(ops, ctx, act.attn, o_, x, act.x_mid, scratch.partial, act);
+  // x_mid = x + attn Wo^T (+ bo), summed over the TP group (through an adapter if present).
+  if (bottleneck_ > 0) {
+    row_parallel_forward(ops, ctx, act.attn, o_, Tensor{}, act.adapter_in[0], scratch.partial, act);
+    adapter_forward(ops, adapters_[0], 0, act, x, act.x_mid);
+  } else {
+    row_parallel_forward(ops, ctx, act.attn, o_, x, act.x_mid, scratch.partial, act);
+  }
 
   // MLP block.
   norm_forward(ops, norm2_, act.x_mid, act.h2, act.mean2, act.rstd2);
@@ -239,7 +288,12 @@ void DecoderLayer::forward(Ops& ops, const LayerContext& ctx, const Tensor& x, c
   } else {
     ops.gelu_forward(act.up, act.act);
   }
-  row_parallel_forward(ops, ctx, act.act, down_, act.x_mid, y, scratch.partial, act);
+  if (bottleneck_ > 0) {
+    row_parallel_forward(ops, ctx, act.act, down_, Tensor{}, act.adapter_in[1], scratch.partial, act);
+    adapter_forward(ops, adapters_[1], 1, act, act.x_mid, y);
+  } else {
+    row_parallel_forward(ops, ctx, act.act, down_, act.x_mid, y, scratch.partial, act);
+  }
 }
 
 void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
@@ -253,8 +307,14 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
   const bool tp = ctx.tp != nullptr && ctx.tp->size() > 1;
 
   // MLP block: y = x_mid + act Wd^T. dy flows unchanged into d x_mid (residual).
-  linear_backward(ops, dy, act.act, *down_.weight, down_.bias, sc.d_act, 0.0);
-  lora_backward(ops, down_, dy, act.act, act, sc, sc.d_act);
+  // Through the MLP adapter first: d(down output) = dp.
+  Tensor d_out = dy;
+  if (bottleneck_ > 0) {
+    adapter_backward(ops, adapters_[1], 1, act, sc, dy);
+    d_out = sc.adapter_dp;
+  }
+  linear_backward(ops, d_out, act.act, *down_.weight, down_.bias, sc.d_act, 0.0);
+  lora_backward(ops, down_, d_out, act.act, act, sc, sc.d_act);
   if (s.mlp == MlpType::kSwiGLU) {
     ops.swiglu_backward(sc.d_act, act.gate, act.up, sc.d_gate, sc.d_up);
     linear_backward(ops, sc.d_gate, act.h2, *gate_.weight, gate_.bias, sc.d_h, 0.0);
@@ -271,8 +331,13 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
   ops.add(dy, sc.d_norm, 1.0);  // dy is now d x_mid
 
   // Attention block: x_mid = x + attn Wo^T.
-  linear_backward(ops, dy, act.attn, *o_.weight, o_.bias, sc.d_attn, 0.0);
-  lora_backward(ops, o_, dy, act.attn, act, sc, sc.d_attn);
+  Tensor d_attn_out = dy;
+  if (bottleneck_ > 0) {
+    adapter_backward(ops, adapters_[0], 0, act, sc, dy);
+    d_attn_out = sc.adapter_dp;
+  }
+  linear_backward(ops, d_attn_out, act.attn, *o_.weight, o_.bias, sc.d_attn, 0.0);
+  lora_backward(ops, o_, d_attn_out, act.attn, act, sc, sc.d_attn);
   ops.attention_backward(sc.d_attn.view(q4), act.q.view(q4), act.k.view(kv4), act.v.view(kv4),
                          act.attn.view(q4), act.lse, ctx.doc_ids,
                          1.0 / std::sqrt(static_cast<double>(s.head_dim)), sc.d_q.view(q4),

@@ -49,6 +49,8 @@ struct LayerActivations {
   backend::Tensor h2, mean2, rstd2;
   backend::Tensor gate, up, act;     // [N, F] (gate unused for GELU; up is the pre-activation)
   backend::Tensor lora_u[7];         // [N, r] x A^T per adapted linear (q, k, v, o, gate, up, down)
+  // Bottleneck adapters (attention, MLP): the sublayer output p [N, D], down(p) [N, m], gelu.
+  backend::Tensor adapter_in[2], adapter_pre[2], adapter_act[2];
 };
 
 // Scratch space for backward, shared by all layers.
@@ -60,14 +62,17 @@ struct LayerScratch {
   backend::Tensor d_norm;            // [N, D]
   backend::Tensor partial;           // [N, D] row-parallel partial sums (TP > 1)
   backend::Tensor lora_du;           // [N, r] gradient of x A^T (LoRA)
+  backend::Tensor adapter_dp;        // [N, D] gradient of an adapter's input
+  backend::Tensor adapter_d1, adapter_d2;  // [N, m]
 };
 
 class DecoderLayer {
  public:
   // Registers this layer's parameters (canonical names) in `params`; with `lora`, the base
   // parameters are frozen and LoRA factors added to the targeted linears.
+  // `bottleneck` > 0 adds Houlsby adapters of that width after the attention and MLP blocks.
   DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index, ParameterSet& params,
-               const LoraSpec* lora = nullptr);
+               const LoraSpec* lora = nullptr, std::int64_t bottleneck = 0);
 
   // Module index (into LayerActivations::lora_u) of each linear, in the order q k v o gate up down.
   static constexpr int kNumLinears = 7;
@@ -94,6 +99,20 @@ class DecoderLayer {
     Parameter* weight = nullptr;
     Parameter* bias = nullptr;     // LayerNorm only
   };
+  // Houlsby bottleneck adapter: a(p) = p + up(gelu(down(p))), replicated over TP ranks.
+  struct Adapter {
+    Parameter* down_w = nullptr;   // [m, D]
+    Parameter* down_b = nullptr;   // [m]
+    Parameter* up_w = nullptr;     // [D, m], zero-initialised: the adapter starts as identity
+    Parameter* up_b = nullptr;     // [D]
+  };
+  Adapter make_adapter(ParameterSet& params, const std::string& name, std::int64_t width);
+  // out = residual + p + up(gelu(down(p))), saving what backward needs (slot 0 attn, 1 MLP).
+  void adapter_forward(backend::Ops& ops, const Adapter& a, int slot, const LayerActivations& act,
+                       const backend::Tensor& residual, const backend::Tensor& out) const;
+  // dp = dy + d(adapter branch)/dp; parameter gradients +=.
+  void adapter_backward(backend::Ops& ops, const Adapter& a, int slot, const LayerActivations& act,
+                        const LayerScratch& scratch, const backend::Tensor& dy) const;
 
   // Column-parallel: rows [out_begin, out_begin + out) of a [out_global, in] weight.
   Linear make_column(ParameterSet& params, const std::string& name, std::int64_t out,
@@ -130,6 +149,8 @@ class DecoderLayer {
   const ModelSpec* spec_;
   TpLayout tp_;
   const LoraSpec* lora_ = nullptr;
+  std::int64_t bottleneck_ = 0;
+  Adapter adapters_[2];
   Norm norm1_, norm2_;
   Linear q_, k_, v_, o_;
   Linear gate_, up_, down_;

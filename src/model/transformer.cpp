@@ -31,8 +31,8 @@ struct Transformer::Activations {
 };
 
 Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Communicator* tp,
-                         const LoraSpec* lora)
-    : spec_(spec), ops_(&ops), dtype_(dtype) {
+                         const LoraSpec* lora, std::int64_t bottleneck)
+    : spec_(spec), ops_(&ops), dtype_(dtype), bottleneck_(bottleneck) {
   if (lora != nullptr) lora_ = *lora;
   spec_.check();
   if (tp == nullptr) {
@@ -54,14 +54,14 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
                                     Shape{spec_.max_position_embeddings, d}, true, replicated);
   layers_.reserve(static_cast<std::size_t>(spec_.num_layers));
   for (int i = 0; i < spec_.num_layers; ++i)
-    layers_.emplace_back(spec_, layout_, i, params_, lora_ ? &*lora_ : nullptr);
+    layers_.emplace_back(spec_, layout_, i, params_, lora_ ? &*lora_ : nullptr, bottleneck_);
   final_norm_w_ = &params_.add("model.norm.weight", Shape{d}, false, replicated);
   if (spec_.norm == NormType::kLayerNorm)
     final_norm_b_ = &params_.add("model.norm.bias", Shape{d}, false, replicated);
   lm_head_ = spec_.tie_embeddings
                  ? embed_tokens_
                  : &params_.add("lm_head.weight", Shape{layout_.vocab, d}, true, vocab_shard);
-  if (lora_) {
+  if (lora_ || bottleneck_ > 0) {
     // Everything outside the adapters is frozen.
     for (Parameter* p : {embed_tokens_, embed_positions_, final_norm_w_, final_norm_b_, lm_head_})
       if (p != nullptr) params_.freeze(*p);
@@ -93,7 +93,7 @@ void Transformer::init_parameters_matching(std::uint64_t seed, std::string_view 
       ops_->fill(p.value, 1.0);
       continue;
     }
-    if (n.ends_with(".bias") || n.ends_with("lora_B.weight")) {
+    if (n.ends_with(".bias") || n.ends_with("lora_B.weight") || n.ends_with("_adapter.up.weight")) {
       ops_->fill(p.value, 0.0);  // LoRA B = 0: training starts exactly at the base model
       continue;
     }
@@ -157,6 +157,12 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
     l.act = a->make(dtype_, Shape{n, f});
     if (lora_)
       for (auto& u : l.lora_u) u = a->make(dtype_, Shape{n, lora_->rank});
+    if (bottleneck_ > 0)
+      for (int k = 0; k < 2; ++k) {
+        l.adapter_in[k] = a->make(dtype_, Shape{n, d});
+        l.adapter_pre[k] = a->make(dtype_, Shape{n, bottleneck_});
+        l.adapter_act[k] = a->make(dtype_, Shape{n, bottleneck_});
+      }
     a->layers.push_back(l);
   }
   a->final_h = a->make(dtype_, Shape{n, d});
@@ -181,6 +187,11 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   s.d_up = a->make(dtype_, Shape{n, f});
   s.d_act = a->make(dtype_, Shape{n, f});
   if (lora_) s.lora_du = a->make(dtype_, Shape{n, lora_->rank});
+  if (bottleneck_ > 0) {
+    s.adapter_dp = a->make(dtype_, Shape{n, d});
+    s.adapter_d1 = a->make(dtype_, Shape{n, bottleneck_});
+    s.adapter_d2 = a->make(dtype_, Shape{n, bottleneck_});
+  }
   acts_ = std::move(a);
 }
 

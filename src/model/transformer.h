@@ -42,8 +42,11 @@ class Transformer {
  public:
   // `tp`: the tensor-parallel group (nullptr: a single rank). Must outlive the model.
   // `lora`: freeze the base and add LoRA adapters (see lora.h).
+  // `bottleneck` > 0: freeze the base and add Houlsby adapters of that width.
   Transformer(const ModelSpec& spec, backend::Ops& ops, DType dtype,
-              comm::Communicator* tp = nullptr, const LoraSpec* lora = nullptr);
+              comm::Communicator* tp = nullptr, const LoraSpec* lora = nullptr,
+              std::int64_t bottleneck = 0);
+  [[nodiscard]] std::int64_t bottleneck() const noexcept { return bottleneck_; }
   [[nodiscard]] const LoraSpec* lora() const noexcept { return lora_ ? &*lora_ : nullptr; }
   ~Transformer();
   Transformer(const Transformer&) = delete;
@@ -95,6 +98,7 @@ class Transformer {
   TpLayout layout_;
   std::unique_ptr<comm::Communicator> kv_group_;  // ranks sharing this rank's KV head
   std::optional<LoraSpec> lora_;
+  std::int64_t bottleneck_ = 0;
   ParameterSet params_;
   std::vector<DecoderLayer> layers_;
   Parameter* embed_tokens_ = nullptr;

@@ -75,4 +75,36 @@ void save_peft_lora(const std::string& out_dir, const checkpoint::HfModelConfig&
   (void)config;
 }
 
+void save_bottleneck_adapters(const std::string& out_dir, const model::Transformer& model,
+                              backend::Ops& ops) {
+  namespace fs = std::filesystem;
+  TAILOR_ASSERT(model.bottleneck() > 0 && model.tp_layout().size == 1, "bottleneck export");
+  std::vector<std::vector<std::byte>> encoded;
+  std::vector<checkpoint::SafetensorsWriteTensor> tensors;
+  std::vector<const model::Parameter*> ps;
+  for (const model::Parameter& p : model.params().all())
+    if (p.name.find("_adapter.") != std::string::npos) ps.push_back(&p);
+  std::sort(ps.begin(), ps.end(), [](auto* a, auto* b) { return a->name < b->name; });
+  encoded.reserve(ps.size());
+  for (const model::Parameter* p : ps) {
+    backend::Buffer host(DType::kF32, p->shape);
+    ops.copy(host.tensor(), p->value);
+    encoded.push_back(checkpoint::encode_f32({host.ptr<float>(), static_cast<std::size_t>(p->shape.numel())}, DType::kF32));
+    std::vector<std::int64_t> shape;
+    for (int i = 0; i < p->shape.rank(); ++i) shape.push_back(p->shape[i]);
+    tensors.push_back({p->name, DType::kF32, shape, encoded.back().data()});
+  }
+  const std::string tmp = out_dir + ".tmp";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  checkpoint::write_safetensors(tmp + "/adapters.safetensors", tensors, {{"format", "tailor"}});
+  nlohmann::json j{{"tailor_adapter", "bottleneck"}, {"width", model.bottleneck()},
+                   {"placement", {"attention", "mlp"}}, {"activation", "gelu_tanh"}};
+  std::ofstream(tmp + "/adapter_config.json") << j.dump(2) << "\n";
+  fs::remove_all(out_dir, ec);
+  fs::rename(tmp, out_dir, ec);
+  if (ec) throw_runtime_error("{}: cannot rename into place: {}", out_dir, ec.message());
+}
+
 }  // namespace tailor::peft

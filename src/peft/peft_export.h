@@ -18,4 +18,11 @@ void save_peft_lora(const std::string& out_dir, const checkpoint::HfModelConfig&
                     const model::Transformer& model, backend::Ops& ops,
                     const std::string& base_model);
 
+// Bottleneck adapters in Tailor's layout (PEFT has no format for them): out_dir/
+// adapter_config.json {"tailor_adapter": "bottleneck", "width": m, "placement": ["attention",
+// "mlp"]} and adapters.safetensors with `model.layers.<i>.{attn,mlp}_adapter.{down,up}.{weight,bias}`
+// (down [m, D], up [D, m]; a(p) = p + up(gelu_tanh(down(p))) on each block's output).
+void save_bottleneck_adapters(const std::string& out_dir, const model::Transformer& model,
+                              backend::Ops& ops);
+
 }  // namespace tailor::peft

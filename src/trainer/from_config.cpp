@@ -66,6 +66,10 @@ data::CorpusSpec corpus_spec_from_config(const config::ExperimentConfig& c, int 
   spec.skip_invalid = d.skip_invalid;
   spec.seed = c.train.seed;
   spec.threads = threads;
+  spec.overlong = d.overlong == "truncate" ? data::OverlongPolicy::kTruncate
+                  : d.overlong == "drop"   ? data::OverlongPolicy::kDrop
+                                           : data::OverlongPolicy::kSplit;
+  spec.max_doc_tokens = d.seq_len;
   const config::TemplateConfig& t = d.prompt_template;
   data::TemplateSpec& tmpl = spec.tmpl;
   tmpl.preset = data::parse_chat_preset(t.preset).value_or(data::ChatPreset::kPlain);

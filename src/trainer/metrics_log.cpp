@@ -1,6 +1,7 @@
 #include "trainer/metrics_log.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 
 #include <nlohmann/json.hpp>
@@ -29,6 +30,17 @@ std::string MetricsLog::to_json(const StepRecord& r) {
   j["tokens_per_s"] = r.tokens_per_s;
   j["step_time_s"] = r.step_time_s;
   return j.dump();
+}
+
+void MetricsLog::write_eval(std::int64_t step, double eval_loss, std::int64_t eval_tokens) {
+  nlohmann::ordered_json j;
+  j["step"] = step;
+  j["eval_loss"] = eval_loss;
+  j["eval_ppl"] = std::exp(eval_loss);
+  j["eval_tokens"] = eval_tokens;
+  const std::string line = j.dump() + "\n";
+  if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0)
+    throw_runtime_error("{}: write failed: {}", path_, std::strerror(errno));
 }
 
 void MetricsLog::write(const StepRecord& record) {

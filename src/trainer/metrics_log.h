@@ -29,6 +29,8 @@ class MetricsLog {
   MetricsLog& operator=(const MetricsLog&) = delete;
 
   void write(const StepRecord& record);
+  // An evaluation record: {"step", "eval_loss", "eval_ppl", "eval_tokens"}.
+  void write_eval(std::int64_t step, double eval_loss, std::int64_t eval_tokens);
   // The JSON line for a record (without newline).
   [[nodiscard]] static std::string to_json(const StepRecord& record);
 

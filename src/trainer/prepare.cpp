@@ -1,4 +1,7 @@
+// Data preparation for `tailor prepare` and `tailor train` (see prepare.h).
 #include "trainer/prepare.h"
+
+#include <fmt/format.h>
 
 #include "core/logging.h"
 #include "data/byte_tokenizer.h"
@@ -25,6 +28,21 @@ data::CachedCorpus prepare_data(const config::ExperimentConfig& cfg,
       data::load_or_build_cache(spec, tokenizer, tokenizer_id, cfg.data.seq_len, cfg.data.cache_dir);
   for (const auto& [reason, count] : c.stats.skipped)
     log::warn("data: skipped {} invalid line{} ({})", count, count == 1 ? "" : "s", reason);
+  if (c.stats.overlong > 0) {
+    const std::string& policy = cfg.data.overlong;
+    const std::string message = fmt::format(
+        "data: {} document{} longer than data.seq_len ({} tokens): {}{}", c.stats.overlong,
+        c.stats.overlong == 1 ? " is" : "s are", cfg.data.seq_len,
+        policy == "split"  ? "split across sequences (data.overlong: split)"
+        : policy == "drop" ? "dropped (data.overlong: drop)"
+                           : "truncated (data.overlong: truncate)",
+        c.stats.overlong_tokens_removed > 0
+            ? fmt::format(", {} tokens removed", c.stats.overlong_tokens_removed)
+            : std::string());
+    // Splitting is what packing does with long text anyway: worth a line, not a warning.
+    if (policy == "split") log::info("{}", message);
+    else log::warn("{}", message);
+  }
   const double mb = static_cast<double>(c.stats.bytes) / 1e6;
   if (c.reused) {
     log::info("data: reusing the tokenized cache {} ({} documents, {} tokens)", c.dir,

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <optional>
+#include <optional>
 
 #include <fmt/ranges.h>
 #include <thread>
@@ -23,6 +24,7 @@
 #include "peft/peft_import.h"
 #include "trainer/from_config.h"
 #include "trainer/metrics_log.h"
+#include "trainer/tensorboard.h"
 #include "trainer/prepare.h"
 #include "trainer/progress.h"
 #include "trainer/run_dir.h"
@@ -163,10 +165,41 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     hf.bos_token_id = tokenizer->bos_token_id().value_or(-1);
     hf.eos_token_id = tokenizer->eos_token_id().value_or(-1);
   }
-  const data::CachedCorpus cached =
-      prepare_data(cfg, *tokenizer, threads_per_rank(cfg, world->size()));
-  const data::TokenizedCorpus& corpus = cached.corpus;
+  // World rank 0 builds the tokenized cache (tmp + rename) while the others wait, then they find
+  // it (on a shared file system; elsewhere they build their own copy).
+  const auto prepare_once = [&](const config::ExperimentConfig& c) {
+    std::optional<data::CachedCorpus> out;
+    if (world->rank() == 0) out = prepare_data(c, *tokenizer, threads_per_rank(c, world->size()));
+    world->barrier();
+    if (world->rank() != 0) out = prepare_data(c, *tokenizer, threads_per_rank(c, world->size()));
+    return std::move(*out);
+  };
+  const data::CachedCorpus cached = prepare_once(cfg);
+  // Validation data: a file of its own (prepared like the training data), or held-out documents.
+  data::TokenizedCorpus train_part;
+  std::optional<data::CachedCorpus> valid_cached;
+  std::optional<data::TokenizedCorpus> valid_corpus;
+  if (cfg.data.valid_fraction > 0.0) {
+    TAILOR_CHECK_USER(cached.corpus.num_documents() >= 2, cfg.data.train,
+                      "data.valid_fraction needs at least 2 documents to split, got {}",
+                      cached.corpus.num_documents());
+    data::TrainValidSplit split =
+        data::split_validation(cached.corpus, cfg.data.valid_fraction, cfg.train.seed);
+    train_part = std::move(split.train);
+    valid_corpus = std::move(split.valid);
+  } else if (!cfg.data.valid.empty()) {
+    config::ExperimentConfig vcfg = cfg;
+    vcfg.data.train = cfg.data.valid;
+    vcfg.data.sources = {{cfg.data.valid, 1.0}};
+    valid_cached = prepare_once(vcfg);
+  }
+  const data::TokenizedCorpus& corpus = valid_corpus ? train_part : cached.corpus;
   const data::PackedSequences packed(corpus, cfg.data.seq_len, cfg.data.train);
+  std::optional<data::PackedSequences> valid_packed;
+  if (valid_corpus)
+    valid_packed.emplace(*valid_corpus, cfg.data.seq_len, "data.valid_fraction");
+  else if (valid_cached)
+    valid_packed.emplace(valid_cached->corpus, cfg.data.seq_len, cfg.data.valid);
   data::DataOrder order(packed.size(), cfg.train.seed);
 
   // ---- parallel layout, backend and model ----
@@ -183,7 +216,8 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     lora->targets = cfg.peft.target_modules;
     if (!cfg.peft.adapter.empty()) lora = peft::read_peft_lora_config(cfg.peft.adapter);
   }
-  model::Transformer model(spec, ops, dtype, &grid.tp(), lora ? &*lora : nullptr);
+  const std::int64_t bottleneck = cfg.peft.method == "adapter" ? cfg.peft.bottleneck : 0;
+  model::Transformer model(spec, ops, dtype, &grid.tp(), lora ? &*lora : nullptr, bottleneck);
   if (from_hf) {
     log::info("loading {} weights from {}", hf.model_type, cfg.model.path);
     checkpoint::load_hf_weights(cfg.model.path, hf, model, ops);
@@ -191,6 +225,7 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     model.init_parameters(cfg.train.seed);
   }
   if (from_hf && lora) model.init_parameters_matching(cfg.train.seed, ".lora_");
+  if (from_hf && bottleneck > 0) model.init_parameters_matching(cfg.train.seed, "_adapter.");
   if (!cfg.peft.adapter.empty()) {
     log::info("loading the LoRA adapter {}", cfg.peft.adapter);
     peft::load_peft_lora_weights(cfg.peft.adapter, model, ops);
@@ -205,10 +240,13 @@ TrainSummary train(const config::ExperimentConfig& config_in,
   summary.run_dir = cfg.output.dir;
   summary.unigram_entropy = unigram_entropy(corpus.tokens, tokenizer->vocab_size());
   std::unique_ptr<MetricsLog> metrics;
+  std::unique_ptr<TensorBoardWriter> tb;
   if (writer) {
     create_run_dir(cfg.output.dir);
     write_file_atomic(cfg.output.dir + "/config.resolved.yaml", config::to_yaml(cfg));
     metrics = std::make_unique<MetricsLog>(cfg.output.dir + "/metrics.jsonl");
+    remove_event_files(cfg.output.dir + "/tb");  // a fresh run: tb/ restarts as metrics.jsonl does
+    tb = std::make_unique<TensorBoardWriter>(cfg.output.dir + "/tb");
   }
 
   log::info("model: {}", spec.summary());
@@ -216,6 +254,13 @@ TrainSummary train(const config::ExperimentConfig& config_in,
             cfg.data.train, corpus.num_documents(), corpus.tokens.size(), packed.size(),
             cfg.data.seq_len, summary.unigram_entropy);
   log::info("backend: {}, {}", ops.describe(), dtype_name(dtype));
+  if (bottleneck > 0) {
+    const auto trainable = static_cast<double>(model.params().trainable_numel());
+    const auto total = static_cast<double>(spec.num_parameters());
+    log::info("peft: bottleneck adapters of width {} after attention and MLP: {:.0f} trainable "
+              "parameters ({:.3f}% of {:.2f}M)",
+              bottleneck, trainable, 100.0 * trainable / total, total / 1e6);
+  }
   if (lora) {
     const std::int64_t trainable =
         static_cast<std::int64_t>(grid.tp().all_reduce_sum(static_cast<double>(model.params().trainable_numel())));
@@ -289,6 +334,11 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     const bool last = step + 1 == cfg.train.steps;
     if ((step + 1) % cfg.train.log_every == 0 || last) {
       if (metrics) metrics->write(rec);
+      if (tb)
+        tb->scalars(rec.step, {{"train/loss", loss},
+                               {"train/lr", lr},
+                               {"train/grad_norm", grad_norm},
+                               {"train/tokens_per_s", rec.tokens_per_s}});
       const double elapsed = seconds_since(t_loop);
       const double eta = elapsed / static_cast<double>(step + 1) *
                          static_cast<double>(cfg.train.steps - step - 1);
@@ -297,6 +347,28 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     }
   }
   summary.steps = cfg.train.steps;
+  // ---- evaluation on the validation sequences (in order; DP rank d takes d, d+D, ...) ----
+  if (valid_packed) {
+    MicroBatch mb(1, cfg.data.seq_len);
+    const auto t = static_cast<std::size_t>(cfg.data.seq_len);
+    double nll = 0.0;
+    std::int64_t count = 0;
+    for (std::int64_t s = d_rank; s < valid_packed->size(); s += d_size) {
+      valid_packed->fill(s, {mb.ids.ptr<std::int32_t>(), t}, {mb.targets.ptr<std::int32_t>(), t},
+                         {mb.positions.ptr<std::int32_t>(), t}, {mb.doc_ids.ptr<std::int32_t>(), t});
+      count += model::count_loss_targets(mb.batch.targets);
+      nll += model.forward(mb.batch);
+    }
+    nll = grid.dp().all_reduce_sum(nll);
+    count = grid.dp().all_reduce_sum(count);
+    summary.eval_loss = count > 0 ? nll / static_cast<double>(count) : 0.0;
+    log::info("eval: loss {:.4f}, perplexity {:.3f} over {} tokens of {} validation sequences",
+              summary.eval_loss, std::exp(summary.eval_loss), count, valid_packed->size());
+    if (metrics) metrics->write_eval(cfg.train.steps, summary.eval_loss, count);
+    if (tb)
+      tb->scalars(cfg.train.steps,
+                  {{"eval/loss", summary.eval_loss}, {"eval/ppl", std::exp(summary.eval_loss)}});
+  }
   // ---- export: the final model as a Hugging Face directory ----
   if (writer) {
     const std::string out = cfg.output.dir + "/export";
@@ -309,6 +381,10 @@ TrainSummary train(const config::ExperimentConfig& config_in,
       checkpoint::save_hf_model(out, hf, model, ops, from_hf ? cfg.model.path : "");
       log::info("exported the final model ({}{}) to {}", hf.model_type,
                 lora ? ", LoRA merged" : "", out);
+      if (bottleneck > 0) {
+        peft::save_bottleneck_adapters(out + "/adapter", model, ops);
+        log::info("exported the bottleneck adapters (Tailor layout) to {}/adapter", out);
+      }
       if (lora && hf.model_type != "gpt2") {
         // The adapter applies to the base it was trained on: model.path (a config-defined base
         // has no directory of its own; export/ holds the merged model).

@@ -32,6 +32,7 @@ struct TrainSummary {
   std::string run_dir;
   std::int64_t steps = 0;
   std::vector<double> losses;        // per step
+  double eval_loss = 0.0;            // mean NLL on the validation data (0 when there is none)
   double unigram_entropy = 0.0;      // of the training tokens, nats (a floor for a unigram model)
   std::vector<ParameterValues> parameters;  // this rank's shards, when asked for
   std::int64_t parameter_numel = 0;         // elements held by this rank

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "../trainer/test_dirs.h"
 
 namespace {
@@ -132,7 +134,10 @@ TEST(Cli, TranslationExamplePreparesAndTrains) {
   const std::string common = " data.cache_dir=" + tmp / "cache" + " runtime.threads=1";
   const Result p1 = run("prepare " + cfg + common, tmp);
   ASSERT_EQ(p1.code, 0) << p1.err;
-  EXPECT_NE(p1.err.find("data: prepared 2300 documents"), std::string::npos) << p1.err;
+  EXPECT_NE(p1.err.find("data: prepared 2275 documents"), std::string::npos) << p1.err;
+  EXPECT_NE(p1.err.find("data: 25 documents are longer than data.seq_len (256 tokens): dropped"),
+            std::string::npos)
+      << p1.err;
   EXPECT_NE(p1.err.find(" MB/s"), std::string::npos) << p1.err;
   const std::string dir = p1.out.substr(0, p1.out.find('\n'));
   for (const char* f : {"tokens.bin", "loss.bin", "docs.bin", "manifest.json"})
@@ -151,6 +156,12 @@ TEST(Cli, TranslationExamplePreparesAndTrains) {
   ASSERT_EQ(t.code, 0) << t.err;
   EXPECT_NE(t.err.find("data: reusing the tokenized cache"), std::string::npos) << t.err;
   EXPECT_NE(t.err.find("step 3/3 | loss "), std::string::npos) << t.err;
+  EXPECT_NE(t.err.find("eval: loss "), std::string::npos) << t.err;
+  const std::string metrics = read_file(tmp / "run/metrics.jsonl");
+  EXPECT_NE(metrics.find("\"eval_loss\":"), std::string::npos);
+  // Loss only on the translations: far fewer loss tokens than tokens.
+  const auto first = nlohmann::json::parse(metrics.substr(0, metrics.find('\n')));
+  EXPECT_LT(first["loss_tokens"].get<std::int64_t>() * 2, first["tokens"].get<std::int64_t>());
 }
 
 TEST(Cli, BadJsonlIsOneLineExitTwoNothingWritten) {

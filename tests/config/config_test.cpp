@@ -124,6 +124,9 @@ void expect_same(const ExperimentConfig& a, const ExperimentConfig& b) {
   EXPECT_EQ(a.data.train_on_prompt, b.data.train_on_prompt);
   EXPECT_EQ(a.data.skip_invalid, b.data.skip_invalid);
   EXPECT_EQ(a.data.cache_dir, b.data.cache_dir);
+  EXPECT_EQ(a.data.valid, b.data.valid);
+  EXPECT_EQ(a.data.overlong, b.data.overlong);
+  EXPECT_EQ(a.data.valid_fraction, b.data.valid_fraction);
   EXPECT_EQ(a.train.steps, b.train.steps);
   EXPECT_EQ(a.train.seed, b.train.seed);
   EXPECT_EQ(a.train.global_batch, b.train.global_batch);
@@ -474,7 +477,8 @@ TEST(ConfigRoundTrip, JsonlDataSection) {
        std::string("data.train=[") + kTrainFile + ", {path: " + kTrainFile + ", weight: 0.5}]",
        "data.template={preset: llama3, system: \"Be brief.\\nReally\", "
        "few_shot: [{prompt: \"1+1=\", completion: \"2\"}], translation: \"{src_lang_name}: {src}\"}",
-       "data.train_on_prompt=true", "data.skip_invalid=true", "data.cache_dir=/tmp/c"});
+       "data.train_on_prompt=true", "data.skip_invalid=true", "data.cache_dir=/tmp/c",
+       "data.valid_fraction=0.25", "data.overlong=drop"});
   ASSERT_EQ(a.data.sources.size(), 2u);
   EXPECT_EQ(a.data.sources[1].weight, 0.5);
   EXPECT_EQ(a.data.prompt_template.system, "Be brief.\nReally");
@@ -771,6 +775,14 @@ const BadCase kBadCases[] = {
      {"<override 2>: data.template.translation: unknown placeholder {source} (known: {src}, {src_lang}, {tgt_lang}, {src_lang_name}, {tgt_lang_name})"}},
     {"template_translation_no_src", kBase, {"data.format=jsonl", "data.template.translation=Translate"},
      {"<override 2>: data.template.translation: no {src} placeholder (the sentence to translate)"}},
+    {"overlong_choice", kBase, {"data.overlong=cut"},
+     {"<override 1>: data.overlong: must be one of split, truncate, drop (got \"cut\")"}},
+    {"valid_file_missing", kBase, {"data.valid=no.jsonl"},
+     {"<override 1>: data.valid: file not found: no.jsonl"}},
+    {"valid_fraction_range", kBase, {"data.valid_fraction=0.7"},
+     {"<override 1>: data.valid_fraction: must be in [0, 0.5] (got 0.7)"}},
+    {"valid_both", kBase, {"data.valid=datasets/devils-dictionary/devils_dictionary.txt", "data.valid_fraction=0.1"},
+     {"<override 2>: data.valid_fraction: give data.valid (a file) or data.valid_fraction, not both"}},
     {"cache_dir_empty", kBase, {"data.cache_dir=\"\""},
      {"<override 1>: data.cache_dir: must not be empty"}},
     // ---- features this build rejects ----
@@ -782,8 +794,10 @@ const BadCase kBadCases[] = {
      {"<override 1>: parallel.tensor: must be >= 1 (got 0)"}},
     {"cuda_not_built", kBase, {"runtime.device=cuda"},
      {"<override 1>: runtime.device: this build has no CUDA backend"}},
-    {"peft_not_yet", kBase, {"peft.method=adapter"},
-     {"<override 1>: peft.method: adapter is not implemented yet in this build"}},
+    {"peft_not_yet", kBase, {"peft.method=prompt_tuning"},
+     {"<override 1>: peft.method: prompt_tuning is not implemented yet in this build"}},
+    {"adapter_width_zero", kBase, {"peft.method=adapter", "peft.bottleneck=0"},
+     {"<override 2>: peft.bottleneck: must be >= 1 (got 0)"}},
     {"lora_dropout_not_yet", kBase, {"peft.method=lora", "peft.dropout=0.1"},
      {"<override 2>: peft.dropout: LoRA dropout is not implemented yet in this build; use 0"}},
     {"lora_bad_targets", kBase, {"peft.method=lora", "peft.target_modules=[q_proj, qkv]"},

@@ -49,6 +49,8 @@ TEST(Jsonl, DetectsRecordKindsPerLine) {
 TEST(Jsonl, BadLinesNameFileLineAndReason) {
   const std::string ok = "{\"text\": \"x\"}\n";
   EXPECT_EQ(error_of(ok + "{\"text\": \"x\"\n"), "d.jsonl:2: malformed JSON at column 13");
+  EXPECT_EQ(error_of("{\"text\": \"x\", \"n\": 1e999}\n"),
+            "d.jsonl:1: malformed JSON: a number is out of range");
   EXPECT_EQ(error_of(ok + "[1, 2]\n"), "d.jsonl:2: expected a JSON object, got an array");
   EXPECT_EQ(error_of("{\"prompt\": \"q\"}\n"), "d.jsonl:1: missing field \"completion\"");
   EXPECT_EQ(error_of("{\"text\": 3}\n"), "d.jsonl:1: field \"text\" must be a string, got a number");
@@ -88,6 +90,27 @@ TEST(Jsonl, SkipInvalidCountsPerReason) {
     FAIL();
   } catch (const UserError& e) {
     EXPECT_EQ(std::string(e.what()), "d.jsonl:1: no valid records (1 lines skipped as invalid)");
+  }
+}
+
+TEST(Jsonl, ThreadsGiveTheSameRecordsAndTheFirstBadLine) {
+  std::string text;
+  for (int i = 1; i <= 1000; ++i)
+    text += i == 700 || i == 900 ? "{oops\n" : "{\"text\": \"line " + std::to_string(i) + "\"}\n";
+  for (int threads : {1, 3, 8}) {
+    SCOPED_TRACE(threads);
+    try {
+      (void)parse_jsonl(text, "d.jsonl", false, threads);
+      FAIL();
+    } catch (const UserError& e) {
+      EXPECT_EQ(std::string(e.what()), "d.jsonl:700: malformed JSON at column 2");
+    }
+    const JsonlData d = parse_jsonl(text, "d.jsonl", true, threads);
+    ASSERT_EQ(d.records.size(), 998u);
+    EXPECT_EQ(d.records[698].line, 699);
+    EXPECT_EQ(d.records[699].line, 701);
+    EXPECT_EQ(d.records[699].text, "line 701");
+    EXPECT_EQ(d.skipped.at("malformed JSON"), 2);
   }
 }
 
@@ -257,6 +280,30 @@ TEST(Corpus, MixesSourcesByWeightDeterministically) {
   EXPECT_EQ(c1.loss, c2.loss);
   spec.seed = 4;
   EXPECT_NE(build_corpus(spec, tok, stats).tokens, c1.tokens);
+}
+
+TEST(Corpus, OverlongDocumentsFollowThePolicy) {
+  const auto p = write_temp("long.jsonl", "{\"text\": \"abcdefghij\"}\n{\"text\": \"xy\"}\n");
+  CorpusSpec spec;
+  spec.format = DataFormat::kJsonl;
+  spec.sources = {{p.string(), 1.0}};
+  spec.max_doc_tokens = 5;
+  const ByteTokenizer tok;
+  CorpusStats split_stats, trunc_stats, drop_stats;
+  const TokenizedCorpus split = build_corpus(spec, tok, split_stats);
+  EXPECT_EQ(split.tokens.size(), 14u);  // 10 + EOS, 2 + EOS
+  EXPECT_EQ(split_stats.overlong, 1);
+  spec.overlong = OverlongPolicy::kTruncate;
+  const TokenizedCorpus trunc = build_corpus(spec, tok, trunc_stats);
+  EXPECT_EQ(trunc.doc_start, (std::vector<std::int64_t>{0, 5, 8}));
+  EXPECT_EQ(trunc_stats.overlong_tokens_removed, 6);
+  spec.overlong = OverlongPolicy::kDrop;
+  const TokenizedCorpus drop = build_corpus(spec, tok, drop_stats);
+  EXPECT_EQ(drop.tokens, (std::vector<std::int32_t>{'x', 'y', ByteTokenizer::kEos}));
+  EXPECT_EQ(drop_stats.overlong_tokens_removed, 11);
+  spec.max_doc_tokens = 2;
+  CorpusStats none;
+  EXPECT_THROW((void)build_corpus(spec, tok, none), UserError);
 }
 
 TEST(Corpus, ThreadCountDoesNotChangeTokens) {

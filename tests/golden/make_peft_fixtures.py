@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""Builds the PEFT LoRA fixtures of tests/checkpoint/peft_golden_test.cpp with the `peft` library.
+
+Every case is a LoRA adapter on the tiny golden LLaMA tests/golden/models/llama (written by
+make_model_fixtures.py; vocabulary 300, GQA 4/2, untied), in tests/golden/peft/<case>/:
+
+  lora_hub      peft's own adapter, as one from the Hub: LoraConfig(r=4, lora_alpha=8, q/k/v/o/
+                gate/up/down_proj, dropout 0, init_lora_weights=False), every LoRA factor then
+                re-drawn with a seeded generator (A ~ N(0, 1/in), B ~ N(0, 0.25/r), so B != 0 and
+                the adapter changes the output), written by `save_pretrained`
+  lora_rslora   the same with use_rslora=True (scale alpha / sqrt(r)) on q_proj and v_proj only
+  tailor_lora   Tailor's own export: `tailor train tests/golden/peft/tailor_lora.yaml` (LoRA r=4,
+                alpha 8, all-linear, 10 steps), its output.dir/export/adapter/ copied (written only
+                with --tailor; otherwise the committed copy is used)
+
+Each directory holds adapter_config.json + adapter_model.safetensors. The base is loaded with
+`from_pretrained` (eager attention, f32, CPU) and the adapter put on it with
+`PeftModel.from_pretrained`, which must load it with no missing or unexpected key (checked: the
+adapter state peft then holds equals the file, tensor for tensor, bitwise). peft's model then
+runs a fixed batch with labels; what it computes goes to tests/golden/peft/<case>/
+expected.safetensors (tailor_lora: expected_logits.safetensors, as for tests/golden/exports):
+
+  input_ids        i32 [B, T]     token ids, random in the vocabulary
+  labels           i32 [B, T]     input_ids with some positions -100, as given to HF
+  logits           f32 [B, T, V]
+  loss             f32 []         HF's causal-LM loss (logits[:, :-1] predict labels[:, 1:], mean)
+  grad.<name>      f32            d loss / d LoRA factor, <name> as in adapter_model.safetensors
+                                  (base_model.model.model.layers.<i>.<module>.lora_A.weight);
+                                  only the base is frozen, so these are all of peft's gradients
+
+The adapter_config.json that peft writes is normalized so that reruns give the same bytes:
+base_model_name_or_path is the repository-relative base directory and target_modules (a set in
+peft) is sorted.
+
+Usage: pip install torch transformers peft safetensors numpy
+       python3 tests/golden/make_peft_fixtures.py                       # peft cases + expected
+       python3 tests/golden/make_peft_fixtures.py --tailor build/tailor  # re-export tailor_lora too
+Run from anywhere; with --tailor the training runs under /tmp/tailor-golden-peft. Deterministic
+for fixed package versions (recorded in tests/golden/peft/VERSIONS.txt).
+"""
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import peft
+import safetensors
+import safetensors.numpy
+import safetensors.torch
+import torch
+import transformers
+from peft import LoraConfig, PeftModel, get_peft_model
+from peft.utils import get_peft_model_state_dict
+from transformers import AutoModelForCausalLM
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+OUT = os.path.join(HERE, "peft")
+BASE_REL = "tests/golden/models/llama"
+BASE = os.path.join(ROOT, BASE_REL)
+WORK = "/tmp/tailor-golden-peft"
+
+B, T = 2, 12
+MAX_BYTES = 300 * 1024
+ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# transformers 5 deprecates a name peft still calls: noise, not a loading problem.
+NOISE = ".*is_gradient_checkpointing.*"
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+# case -> (LoraConfig keyword arguments or None for Tailor's export, seed, expected file)
+CASES = {
+    "lora_hub": (dict(r=4, lora_alpha=8, target_modules=ALL), 3001, "expected.safetensors"),
+    "lora_rslora": (dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                         use_rslora=True), 3002, "expected.safetensors"),
+    "tailor_lora": (None, 3003, "expected_logits.safetensors"),
+}
+
+
+def load_base():
+    model, info = AutoModelForCausalLM.from_pretrained(
+        BASE, attn_implementation="eager", dtype=torch.float32, output_loading_info=True)
+    problems = {k: v for k, v in info.items() if v}
+    if problems:
+        raise RuntimeError(f"{BASE}: transformers did not load the base cleanly: {problems}")
+    model.train(False)
+    return model
+
+
+def make_inputs(vocab, gen):
+    ids = torch.randint(0, vocab, (B, T), generator=gen, dtype=torch.int64)
+    labels = ids.clone()
+    labels[0, :4] = -100                      # a masked prompt
+    labels[1, torch.tensor([2, 7, 11])] = -100  # scattered, incl. the last position
+    return ids, labels
+
+
+def redraw_lora(model, gen):
+    """Every LoRA factor re-drawn in named_parameters order: independent of peft's initializer."""
+    n = 0
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if ".lora_A." in name:
+                p.copy_(torch.randn(p.shape, generator=gen) / p.shape[1] ** 0.5)
+            elif ".lora_B." in name:
+                p.copy_(0.5 * torch.randn(p.shape, generator=gen) / p.shape[1] ** 0.5)
+            else:
+                assert not p.requires_grad, f"{name}: trainable but not a LoRA factor"
+                continue
+            assert p.requires_grad, name
+            n += 1
+    assert n > 0
+    return n
+
+
+def normalize_config(d):
+    path = os.path.join(d, "adapter_config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["base_model_name_or_path"] = BASE_REL
+    if isinstance(cfg.get("target_modules"), list):
+        cfg["target_modules"] = sorted(cfg["target_modules"])
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def write_peft_adapter(case, kwargs, gen):
+    d = os.path.join(OUT, case)
+    if os.path.lexists(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    config = LoraConfig(lora_dropout=0.0, init_lora_weights=False, bias="none",
+                        task_type="CAUSAL_LM", **kwargs)
+    model = get_peft_model(load_base(), config)
+    n = redraw_lora(model, gen)
+    model.train(False)
+    model.save_pretrained(d, safe_serialization=True)
+    for extra in os.listdir(d):
+        if extra not in ADAPTER_FILES:
+            os.remove(os.path.join(d, extra))
+    normalize_config(d)
+    print(f"{case}: {n} LoRA factors saved")
+    return model
+
+
+def run(cmd):
+    print("+ " + " ".join(cmd))
+    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
+def export_tailor(tailor, case):
+    run_dir = os.path.join(WORK, case)
+    if os.path.lexists(run_dir):
+        shutil.rmtree(run_dir)
+    config = os.path.relpath(os.path.join(OUT, case + ".yaml"), ROOT)
+    run([tailor, "train", config, f"output.dir={run_dir}"])
+    src = os.path.join(run_dir, "export", "adapter")
+    d = os.path.join(OUT, case)
+    if os.path.lexists(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    for name in sorted(os.listdir(src)):
+        if name not in ADAPTER_FILES:
+            raise RuntimeError(f"{src}/{name}: an adapter file this script does not know")
+        shutil.copyfile(os.path.join(src, name), os.path.join(d, name))
+
+
+def load_adapter(d):
+    """Base + adapter through PeftModel.from_pretrained; fails on any key peft did not match."""
+    base = load_base()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", message=NOISE, category=FutureWarning)
+        model = PeftModel.from_pretrained(base, d, is_trainable=True)
+    for w in caught:
+        msg = str(w.message)
+        if "missing" in msg.lower() or "unexpected" in msg.lower():
+            raise RuntimeError(f"{d}: peft did not load the adapter cleanly: {msg}")
+        print(f"  warning while loading: {msg}")
+    model.train(False)
+    # What peft now holds is exactly the file: same names, shapes and values.
+    held = get_peft_model_state_dict(model)
+    stored = safetensors.torch.load_file(os.path.join(d, "adapter_model.safetensors"))
+    if set(held) != set(stored):
+        raise RuntimeError(f"{d}: peft's adapter keys differ from the file's: "
+                           f"missing {sorted(set(held) - set(stored))}, "
+                           f"unexpected {sorted(set(stored) - set(held))}")
+    for name, t in stored.items():
+        if t.dtype != torch.float32 or not torch.equal(held[name], t):
+            raise RuntimeError(f"{d}: {name} was not loaded as stored")
+    # Every LoRA parameter of the model is an adapter tensor (nothing left at peft's init).
+    lora = [n for n, _ in model.named_parameters() if ".lora_" in n]
+    if len(lora) != len(stored):
+        raise RuntimeError(f"{d}: the model has {len(lora)} LoRA factors, the file {len(stored)}")
+    return model
+
+
+def compute(model, ids, labels):
+    model.zero_grad(set_to_none=True)
+    out = model(input_ids=ids, labels=labels, use_cache=False)
+    out.loss.backward()
+    grads = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            assert p.grad is None, name
+            continue
+        assert p.grad is not None, name
+        # In memory: ...q_proj.lora_A.default.weight; in the file: ...q_proj.lora_A.weight.
+        assert ".lora_A.default.weight" in name or ".lora_B.default.weight" in name, name
+        grads[name.replace(".default.weight", ".weight")] = p.grad.detach().clone()
+    return out.logits.detach().clone(), out.loss.detach().clone(), grads
+
+
+def fixture(case, seed, expected, memory_model=None):
+    d = os.path.join(OUT, case)
+    size = sum(os.path.getsize(os.path.join(d, n)) for n in ADAPTER_FILES)
+    assert size < MAX_BYTES, f"{d}: {size} bytes"
+    gen = torch.Generator().manual_seed(seed)
+    model = load_adapter(d)
+    ids, labels = make_inputs(model.config.vocab_size, gen)
+    logits, loss, grads = compute(model, ids, labels)
+    if memory_model is not None:  # the saved adapter reproduces the in-memory one exactly
+        logits_mem, loss_mem, _ = compute(memory_model, ids, labels)
+        assert torch.equal(logits, logits_mem) and torch.equal(loss, loss_mem), case
+    # The adapter changes the model.
+    with torch.no_grad(), model.disable_adapter():
+        base_logits = model(input_ids=ids, use_cache=False).logits
+    change = ((logits - base_logits).norm() / base_logits.norm()).item()
+    assert change > 1e-2, f"{case}: the adapter barely changes the logits ({change:.3g})"
+    # The loss is the documented one.
+    shift_logits = logits[:, :-1].reshape(-1, logits.shape[-1]).double()
+    check = torch.nn.functional.cross_entropy(shift_logits, labels[:, 1:].reshape(-1),
+                                              ignore_index=-100)
+    assert abs(check.item() - loss.item()) <= 1e-6 * abs(check.item()), (check, loss)
+    with safetensors.safe_open(os.path.join(d, "adapter_model.safetensors"), "np") as f:
+        stored = set(f.keys())
+    assert set(grads) == stored, (case, set(grads) ^ stored)
+
+    tensors = {
+        "input_ids": ids.to(torch.int32).numpy(),
+        "labels": labels.to(torch.int32).numpy(),
+        "logits": logits.numpy().astype(np.float32),
+        "loss": np.array(loss.item(), dtype=np.float32),
+    }
+    for name, g in grads.items():
+        tensors["grad." + name] = g.numpy().astype(np.float32)
+    out = os.path.join(d, expected)
+    safetensors.numpy.save_file(tensors, out)  # no metadata: its key order would vary
+    for name in ADAPTER_FILES + (expected,):
+        os.chmod(os.path.join(d, name), 0o644)
+    total = size + os.path.getsize(out)
+    assert os.path.getsize(out) < MAX_BYTES, f"{out}: too large"
+    print(f"{case}: loss {loss.item():.6f}, adapter changes the logits by {change:.3f} (rel), "
+          f"{len(grads)} gradients, {total} bytes")
+
+
+def main():
+    args = sys.argv[1:]
+    tailor = None
+    if len(args) == 2 and args[0] == "--tailor":
+        tailor = os.path.abspath(args[1])
+    elif args:
+        print(__doc__, file=sys.stderr)
+        return 2
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+    transformers.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=NOISE, category=FutureWarning)
+    os.makedirs(OUT, exist_ok=True)
+    for case, (kwargs, seed, expected) in CASES.items():
+        if kwargs is None:
+            if tailor is not None:
+                export_tailor(tailor, case)
+            fixture(case, seed, expected)
+        else:
+            gen = torch.Generator().manual_seed(seed)
+            torch.manual_seed(seed)
+            memory_model = write_peft_adapter(case, kwargs, gen)
+            fixture(case, seed + 100, expected, memory_model)
+    with open(os.path.join(OUT, "VERSIONS.txt"), "w") as f:
+        f.write("Generated by tests/golden/make_peft_fixtures.py with:\n")
+        f.write(f"python {platform.python_version()}\n")
+        f.write(f"torch {torch.__version__}\n")
+        f.write(f"transformers {transformers.__version__}\n")
+        f.write(f"peft {peft.__version__}\n")
+        f.write(f"safetensors {safetensors.__version__}\n")
+        f.write(f"numpy {np.__version__}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,6 +24,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "checkpoint/hf_model.h"
 #include "checkpoint/safetensors.h"
+#include "golden_util.h"
 #include "core/dtype.h"
 #include "model/model_test_util.h"
 
@@ -31,39 +32,16 @@ namespace tailor::checkpoint {
 namespace {
 
 using model::testing::HostBatch;
+using golden::dims;
+using golden::read_f32;
+using golden::read_i32;
+using golden::rel_error;
 
 constexpr double kLogitsTol = 1e-5;
 constexpr int kThreads = 2;
 
 std::string export_dir(const std::string& name) {
   return std::string(TAILOR_SOURCE_DIR) + "/tests/golden/exports/" + name;
-}
-
-std::vector<float> read_f32(const SafetensorsFile& f, const std::string& name) {
-  std::vector<float> out(static_cast<std::size_t>(f.info(name).numel));
-  f.read_f32(name, out);
-  return out;
-}
-
-std::vector<std::int32_t> read_i32(const SafetensorsFile& f, const std::string& name) {
-  const SafetensorsTensorInfo& info = f.info(name);
-  EXPECT_EQ(info.dtype, "I32") << name;
-  std::vector<std::int32_t> out(static_cast<std::size_t>(info.numel));
-  const std::span<const std::byte> raw = f.raw(name);
-  EXPECT_EQ(raw.size(), out.size() * sizeof(std::int32_t)) << name;
-  std::memcpy(out.data(), raw.data(), std::min(raw.size(), out.size() * sizeof(std::int32_t)));
-  return out;
-}
-
-// ||got - want|| / ||want||, in f64.
-double rel_error(std::span<const float> got, std::span<const float> want) {
-  double diff = 0.0, ref = 0.0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    const double d = static_cast<double>(got[i]) - static_cast<double>(want[i]);
-    diff += d * d;
-    ref += static_cast<double>(want[i]) * static_cast<double>(want[i]);
-  }
-  return ref > 0.0 ? std::sqrt(diff / ref) : std::sqrt(diff);
 }
 
 nlohmann::json read_json(const std::string& path) {

@@ -31,6 +31,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "checkpoint/hf_model.h"
 #include "checkpoint/safetensors.h"
+#include "golden_util.h"
 #include "model/model_test_util.h"
 #include "peft/peft_export.h"
 #include "peft/peft_import.h"
@@ -39,6 +40,10 @@ namespace tailor::checkpoint {
 namespace {
 
 using model::testing::HostBatch;
+using golden::dims;
+using golden::read_f32;
+using golden::read_i32;
+using golden::rel_error;
 
 constexpr double kLogitsTol = 1e-5;
 constexpr double kLossTol = 1e-5;
@@ -68,39 +73,6 @@ std::string adapter_dir(const Case& c) {
   return source_path(std::string("tests/golden/peft/") + c.name);
 }
 std::string expected_path(const Case& c) { return adapter_dir(c) + "/" + c.expected; }
-
-std::vector<float> read_f32(const SafetensorsFile& f, const std::string& name) {
-  std::vector<float> out(static_cast<std::size_t>(f.info(name).numel));
-  f.read_f32(name, out);
-  return out;
-}
-
-std::vector<std::int32_t> read_i32(const SafetensorsFile& f, const std::string& name) {
-  const SafetensorsTensorInfo& info = f.info(name);
-  EXPECT_EQ(info.dtype, "I32") << name;
-  std::vector<std::int32_t> out(static_cast<std::size_t>(info.numel));
-  const std::span<const std::byte> raw = f.raw(name);
-  EXPECT_EQ(raw.size(), out.size() * sizeof(std::int32_t)) << name;
-  std::memcpy(out.data(), raw.data(), std::min(raw.size(), out.size() * sizeof(std::int32_t)));
-  return out;
-}
-
-// ||got - want|| / ||want||, in f64.
-double rel_error(std::span<const float> got, std::span<const float> want) {
-  double diff = 0.0, ref = 0.0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    const double d = static_cast<double>(got[i]) - static_cast<double>(want[i]);
-    diff += d * d;
-    ref += static_cast<double>(want[i]) * static_cast<double>(want[i]);
-  }
-  return ref > 0.0 ? std::sqrt(diff / ref) : std::sqrt(diff);
-}
-
-std::vector<std::int64_t> dims(const Shape& s) {
-  std::vector<std::int64_t> out;
-  for (int i = 0; i < s.rank(); ++i) out.push_back(s[i]);
-  return out;
-}
 
 std::vector<float> to_host(backend::Ops& ops, const backend::Tensor& t, const Shape& shape) {
   backend::Buffer host(DType::kF32, shape);

@@ -193,7 +193,7 @@ HfModelConfig read_hf_config(const std::string& dir) {
   return out;
 }
 
-std::string hf_config_json(const HfModelConfig& cfg) {
+std::string hf_config_json(const HfModelConfig& cfg, const char* torch_dtype) {
   const model::ModelSpec& s = cfg.spec;
   json j;
   if (cfg.model_type == "gpt2") {
@@ -248,7 +248,7 @@ std::string hf_config_json(const HfModelConfig& cfg) {
   // null, not absent: transformers would otherwise fill in its family default (e.g. GPT-2's 50256).
   j["bos_token_id"] = cfg.bos_token_id >= 0 ? json(cfg.bos_token_id) : json(nullptr);
   j["eos_token_id"] = cfg.eos_token_id >= 0 ? json(cfg.eos_token_id) : json(nullptr);
-  j["torch_dtype"] = "float32";
+  j["torch_dtype"] = torch_dtype;
   return j.dump(2) + "\n";
 }
 

@@ -7,6 +7,7 @@
 // indices, so any TP layout loads). Vocabulary rows past vocab_size (padding) are zero.
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -14,6 +15,7 @@
 
 #include "checkpoint/hf_model.h"
 #include "checkpoint/hf_model_internal.h"
+#include "checkpoint/output_dir.h"
 #include "checkpoint/safetensors.h"
 #include "checkpoint/sharded_safetensors.h"
 
@@ -124,6 +126,13 @@ std::int64_t hf_index(const HfSpec& h, const Part& part, std::int64_t r, std::in
   return r * hf_cols + c;
 }
 
+// Rows of a part's parameter that exist in the HF tensor: vocabulary tensors are padded in Tailor
+// past HF's rows (the padding is zero and never exported).
+std::int64_t rows_in_hf(const HfSpec& h, const Part& part, std::int64_t rows) {
+  const bool whole_matrix = h.parts.size() == 1 && !part.transpose && h.shape.size() == 2;
+  return whole_matrix ? std::min(rows, h.shape[0]) : rows;
+}
+
 std::string gpt2_prefix(const ShardedSafetensors& st) {
   return st.has("transformer.wte.weight") ? "transformer." : "";
 }
@@ -157,10 +166,7 @@ void load_hf_weights(const std::string& dir, const HfModelConfig& cfg, model::Tr
       TAILOR_ASSERT(p != nullptr, "no parameter {} for {}", part.param, h.name);
       const std::int64_t rows = p->global_shape.rank() == 2 ? p->global_shape[0] : p->global_shape.numel();
       const std::int64_t cols = p->global_shape.rank() == 2 ? p->global_shape[1] : 1;
-      // Vocabulary tensors: Tailor's rows may be padded past HF's.
-      const std::int64_t hf_rows = h.parts.size() == 1 && !part.transpose && h.shape.size() == 2
-                                       ? std::min(rows, h.shape[0])
-                                       : rows;
+      const std::int64_t hf_rows = rows_in_hf(h, part, rows);
       auto& g = global[part.param];
       g.assign(static_cast<std::size_t>(rows * cols), 0.0);
       for (std::int64_t r = 0; r < hf_rows; ++r)
@@ -217,9 +223,7 @@ std::vector<HfTensor> to_hf_tensors(const HfModelConfig& cfg, const model::Trans
       }
       const std::int64_t rows = p->shape.rank() == 2 ? p->shape[0] : p->shape.numel();
       const std::int64_t cols = p->shape.rank() == 2 ? p->shape[1] : 1;
-      const std::int64_t hf_rows = h.parts.size() == 1 && !part.transpose && h.shape.size() == 2
-                                       ? std::min(rows, h.shape[0])
-                                       : rows;
+      const std::int64_t hf_rows = rows_in_hf(h, part, rows);
       for (std::int64_t r = 0; r < hf_rows; ++r)
         for (std::int64_t c = 0; c < cols; ++c)
           t.data[static_cast<std::size_t>(hf_index(h, part, r, c))] = v[r * cols + c];
@@ -229,22 +233,12 @@ std::vector<HfTensor> to_hf_tensors(const HfModelConfig& cfg, const model::Trans
   return out;
 }
 
-void save_hf_model(const std::string& out_dir, const HfModelConfig& cfg,
-                   const model::Transformer& model, backend::Ops& ops,
-                   const std::string& tokenizer_dir, bool bf16) {
-  namespace fs = std::filesystem;
-  const std::string tmp = out_dir + ".tmp";
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp, ec);
-  if (ec) throw_runtime_error("{}: cannot create: {}", tmp, ec.message());
-
-  std::vector<HfTensor> tensors = to_hf_tensors(cfg, model, ops, /*gradients=*/false);
+void write_hf_tensors(const std::string& path, std::vector<HfTensor> tensors, DType dtype,
+                      const std::map<std::string, std::string>& metadata) {
   std::sort(tensors.begin(), tensors.end(),
             [](const HfTensor& a, const HfTensor& b) { return a.name < b.name; });
   std::vector<std::vector<std::byte>> encoded;
   std::vector<SafetensorsWriteTensor> write;
-  const DType dtype = bf16 ? DType::kBF16 : DType::kF32;
   encoded.reserve(tensors.size());
   for (const HfTensor& t : tensors) {
     encoded.push_back(encode_f32(t.data, dtype));
@@ -252,37 +246,33 @@ void save_hf_model(const std::string& out_dir, const HfModelConfig& cfg,
     for (int i = 0; i < t.shape.rank(); ++i) shape.push_back(t.shape[i]);
     write.push_back({t.name, dtype, shape, encoded.back().data()});
   }
-  write_safetensors(tmp + "/model.safetensors", write, {{"format", "pt"}});
+  write_safetensors(path, write, metadata);
+}
+
+void save_hf_model(const std::string& out_dir, const HfModelConfig& cfg,
+                   const model::Transformer& model, backend::Ops& ops,
+                   const std::string& tokenizer_dir, bool bf16) {
+  namespace fs = std::filesystem;
+  const std::string tmp = begin_output_dir(out_dir);
+  write_hf_tensors(tmp + "/model.safetensors", to_hf_tensors(cfg, model, ops, /*gradients=*/false),
+                   bf16 ? DType::kBF16 : DType::kF32);
   {
-    HfModelConfig c = cfg;
-    std::string json = hf_config_json(c);
-    if (bf16) {
-      const auto pos = json.find("\"float32\"");
-      if (pos != std::string::npos) json.replace(pos, 9, "\"bfloat16\"");
-    }
     const std::string path = tmp + "/config.json";
-    std::FILE* f = std::fopen(path.c_str(), "w");
-    if (f == nullptr) throw_runtime_error("{}: cannot write", path);
-    std::fwrite(json.data(), 1, json.size(), f);
-    std::fclose(f);
+    std::ofstream f(path);
+    f << hf_config_json(cfg, bf16 ? "bfloat16" : "float32");
+    if (!f) throw_runtime_error("{}: cannot write", path);
   }
   if (!tokenizer_dir.empty()) {
     for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                              "tokenizer.model", "generation_config.json"}) {
       const fs::path src = fs::path(tokenizer_dir) / name;
-      if (fs::exists(src)) {
-        fs::copy_file(src, fs::path(tmp) / name, fs::copy_options::overwrite_existing, ec);
-        if (ec) throw_runtime_error("{}: cannot copy: {}", src.string(), ec.message());
-      }
+      if (!fs::exists(src)) continue;
+      std::error_code ec;
+      fs::copy_file(src, fs::path(tmp) / name, fs::copy_options::overwrite_existing, ec);
+      if (ec) throw_runtime_error("{}: cannot copy: {}", src.string(), ec.message());
     }
   }
-  // Replace out_dir with the finished directory.
-  const std::string old = out_dir + ".old";
-  fs::remove_all(old, ec);
-  if (fs::exists(out_dir)) fs::rename(out_dir, old, ec);
-  fs::rename(tmp, out_dir, ec);
-  if (ec) throw_runtime_error("{}: cannot rename into place: {}", out_dir, ec.message());
-  fs::remove_all(old, ec);
+  commit_output_dir(tmp, out_dir);
 }
 
 }  // namespace tailor::checkpoint

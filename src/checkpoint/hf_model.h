@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,11 @@ struct HfTensor {
 [[nodiscard]] std::vector<HfTensor> to_hf_tensors(const HfModelConfig& config,
                                                   const model::Transformer& model,
                                                   backend::Ops& ops, bool gradients);
+
+// Writes `tensors` (sorted by name, as HF writes them) to a safetensors file in `dtype` (F32,
+// BF16 or F16), atomically.
+void write_hf_tensors(const std::string& path, std::vector<HfTensor> tensors, DType dtype,
+                      const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
 
 // Writes a directory that transformers' from_pretrained loads: config.json (from `config`),
 // model.safetensors (f32, or bf16 when `bf16`), and the tokenizer files found in

@@ -83,8 +83,8 @@ int run_export(const std::string& model_dir, const std::string& checkpoint,
     throw_user_error("--checkpoint", "exporting from a Tailor checkpoint needs HDF5 checkpoints, "
                                      "which this build does not have yet; use --model DIR");
   if (format != "hf")
-    throw_user_error("--format", "{} export needs a PEFT run, which this build does not have yet; "
-                                 "use --format hf", format);
+    throw_user_error("--format", "{} adapters are written by LoRA runs (output.dir/export/adapter); "
+                                 "a model directory exports with --format hf", format);
   const checkpoint::HfModelConfig hf = checkpoint::read_hf_config(model_dir);
   backend::CpuOps ops(threads);
   model::Transformer model(hf.spec, ops, DType::kF32);

@@ -41,6 +41,8 @@ namespace {
 
 using model::testing::HostBatch;
 using golden::dims;
+using golden::GoldenBatch;
+using golden::make_batch;
 using golden::read_f32;
 using golden::read_i32;
 using golden::rel_error;
@@ -82,35 +84,6 @@ std::vector<float> to_host(backend::Ops& ops, const backend::Tensor& t, const Sh
 
 // The fixture's batch in Tailor's form: HF shifts labels inside the model (logits[:, t] predict
 // labels[:, t + 1]); Tailor's targets are already shifted, the last position carries no loss.
-struct GoldenBatch {
-  std::int64_t b = 0, t = 0;
-  std::int64_t count = 0;  // targets that carry loss
-  std::unique_ptr<HostBatch> host;
-};
-
-GoldenBatch make_batch(const SafetensorsFile& expected) {
-  GoldenBatch g;
-  const std::vector<std::int64_t>& shape = expected.info("input_ids").shape;
-  EXPECT_EQ(shape.size(), 2u);
-  g.b = shape[0];
-  g.t = shape[1];
-  const std::vector<std::int32_t> ids = read_i32(expected, "input_ids");
-  const std::vector<std::int32_t> labels = read_i32(expected, "labels");
-  std::vector<std::int32_t> targets(ids.size()), positions(ids.size());
-  for (std::int64_t r = 0; r < g.b; ++r) {
-    for (std::int64_t c = 0; c < g.t; ++c) {
-      const auto i = static_cast<std::size_t>(r * g.t + c);
-      targets[i] = c + 1 < g.t ? labels[i + 1] : -100;
-      positions[i] = static_cast<std::int32_t>(c);
-      if (targets[i] != -100) ++g.count;
-    }
-  }
-  g.host = std::make_unique<HostBatch>(g.b, g.t, ids, targets, positions,
-                                       std::vector<std::int32_t>(ids.size(), 0));
-  g.host->batch.doc_ids = backend::Tensor{};  // absent: one document per row
-  return g;
-}
-
 struct TempDir {
   std::string path;
   explicit TempDir(const std::string& tag)

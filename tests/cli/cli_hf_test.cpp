@@ -187,6 +187,15 @@ TEST(CliHf, LoraFineTuneOfAModelDirectoryExportsAnAdapterThatContinues) {
   ASSERT_EQ(r.code, 0) << r.err;
   const auto second = read_jsonl(tmp / "run2/metrics.jsonl");
   EXPECT_LT(second.front()["loss"].get<double>(), first.front()["loss"].get<double>() - 0.01);
+
+  // score --adapter applies it: on text of the training domain it lowers the NLL.
+  write(tmp / "d.jsonl", R"({"text": "ABASEMENT, n.  A decent and customary mental attitude in the presence of wealth of power."})" "\n");
+  auto nll = [&](const std::string& extra) {
+    const Result s = run("score --model " + tmp / "model" + " --data " + tmp / "d.jsonl" + extra, tmp);
+    EXPECT_EQ(s.code, 0) << s.err;
+    return nlohmann::json::parse(s.out.substr(s.out.rfind('{')))["nll"].get<double>();
+  };
+  EXPECT_LT(nll(" --adapter " + tmp / "run/export/adapter"), nll("") - 0.01);
 }
 
 }  // namespace

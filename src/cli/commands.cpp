@@ -51,11 +51,12 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
   }
   const bool writer = world == nullptr || world->rank() == 0;
   const trainer::TrainSummary summary = trainer::train(cfg, std::move(world));
-  if (!writer) return 0;
+  const int code = summary.stopped ? static_cast<int>(ExitCode::kStopRequested) : 0;
+  if (!writer) return code;
   std::error_code ec;
   const auto abs = std::filesystem::absolute(summary.run_dir, ec);
   std::printf("run directory: %s\n", ec ? summary.run_dir.c_str() : abs.c_str());
-  return 0;
+  return code;
 }
 
 int run_score(const std::string& model_dir, const std::string& adapter_dir,

@@ -315,6 +315,7 @@ void read_train(SchemaReader& r, TrainConfig& t) {
     r.mark_bad("train.resume");
   }
   r.read_int("log_every", t.log_every, kAtLeast1);
+  r.read_int("max_skipped_steps", t.max_skipped_steps, kAtLeast1);
   r.end_section();
 }
 
@@ -364,6 +365,7 @@ void read_checkpoint(SchemaReader& r, CheckpointConfig& c) {
   r.begin_section("checkpoint");
   r.read_int("every_steps", c.every_steps, kAtLeast0);
   r.read_int("keep_last", c.keep_last, kAtLeast1);
+  r.read_int("keep_every", c.keep_every, kAtLeast0);
   r.end_section();
 }
 
@@ -380,6 +382,7 @@ void read_runtime(SchemaReader& r, RuntimeConfig& rt) {
   r.read_int("threads", rt.threads, kAtLeast0);
   r.read_choice("dtype", rt.dtype, {"f32", "f64"});
   r.read_choice("log_level", rt.log_level, {"debug", "info", "warn", "error"});
+  r.read_float("watchdog_s", rt.watchdog_s, kNonNegative);
   r.end_section();
 }
 
@@ -538,11 +541,6 @@ void resolve_train(SchemaReader& r, ExperimentConfig& c) {
                           "!= 0)",
                           t.global_batch, dp, t.micro_batch));
   }
-  if (r.is_set("train.resume") && r.is_ok("train.resume") && t.resume != "auto" &&
-      t.resume != "never") {
-    r.problem("train.resume",
-              "resuming from a checkpoint is not implemented yet in this build; use auto or never");
-  }
   if (r.is_set("schedule.warmup_steps") && r.is_ok("schedule.warmup_steps") &&
       r.is_ok("train.steps") && c.schedule.warmup_steps >= t.steps) {
     r.problem("schedule.warmup_steps",
@@ -560,9 +558,6 @@ void check_optimizer(SchemaReader& r, const ExperimentConfig& c) {
 
 // Features this build does not have yet: accepted by the schema, rejected here.
 void check_build_limits(SchemaReader& r, const ExperimentConfig& c) {
-  if (c.checkpoint.every_steps > 0) {
-    r.problem("checkpoint.every_steps", "checkpoints are not implemented yet in this build; use 0");
-  }
 #ifndef TAILOR_HAVE_CUDA
   if (c.runtime.device == "cuda") r.problem("runtime.device", "this build has no CUDA backend");
 #endif

@@ -91,8 +91,9 @@ struct TrainConfig {
   std::uint64_t seed = 0;
   std::int64_t global_batch = 0;         // required: sequences per optimizer step
   std::int64_t micro_batch = 0;          // 0 (`auto`): global_batch / parallel.data
-  std::string resume = "auto";           // auto | never | PATH
+  std::string resume = "auto";           // auto | never | PATH (a checkpoints/step_<N> directory)
   std::int64_t log_every = 1;            // progress line and metrics.jsonl record every N steps
+  std::int64_t max_skipped_steps = 5;    // stop after this many consecutive non-finite steps
 };
 
 struct OptimizerConfig {
@@ -114,8 +115,10 @@ struct ScheduleConfig {
 };
 
 struct CheckpointConfig {
-  std::int64_t every_steps = 0;          // 0: no periodic checkpoints
-  std::int64_t keep_last = 3;            // >= 1
+  std::int64_t every_steps = 0;          // 0: no periodic checkpoints (the last step is saved
+                                         // whenever every_steps > 0, and on a stop request)
+  std::int64_t keep_last = 3;            // >= 1: newest committed checkpoints kept
+  std::int64_t keep_every = 0;           // also keep steps that are multiples of this (0: none)
 };
 
 struct ParallelConfig {
@@ -128,6 +131,7 @@ struct RuntimeConfig {
   std::int64_t threads = 0;              // CPU threads per rank (0: all cores / ranks)
   std::string dtype = "f32";             // compute dtype on the CPU: f32 | f64
   std::string log_level = "info";        // debug | info | warn | error
+  double watchdog_s = 600.0;             // a step collective stuck this long ends the job (0: off)
 };
 
 struct PeftConfig {
@@ -184,5 +188,13 @@ class ConfigError : public UserError {
 // The resolved config (every key, defaults filled) as YAML that load_config_text accepts and that
 // round-trips to an equal ExperimentConfig. Written to every run directory.
 [[nodiscard]] std::string to_yaml(const ExperimentConfig& config);
+
+// Resuming: the keys that differ between a checkpoint's config and the current one, as lines
+// "key.path: <saved> in the checkpoint, <now> now", leaving out the keys a resumed run may change
+// (resume_mutable_keys: steps, logging and checkpoint cadence, layout, threads, output and cache
+// directories; a name ending in '.' stands for its whole section).
+[[nodiscard]] std::vector<std::string> resume_conflicts(const ExperimentConfig& saved,
+                                                        const ExperimentConfig& now);
+[[nodiscard]] std::vector<std::string> resume_mutable_keys();
 
 }  // namespace tailor::config

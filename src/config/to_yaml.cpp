@@ -178,6 +178,7 @@ std::string to_yaml(const ExperimentConfig& c) {
   if (t.micro_batch == 0) body.line("micro_batch", "auto"); else body.num("micro_batch", t.micro_batch);
   body.str("resume", t.resume);
   body.num("log_every", t.log_every);
+  body.num("max_skipped_steps", t.max_skipped_steps);
 
   const OptimizerConfig& o = c.optimizer;
   body.section("optimizer");
@@ -203,6 +204,7 @@ std::string to_yaml(const ExperimentConfig& c) {
   body.section("checkpoint");
   body.num("every_steps", c.checkpoint.every_steps);
   body.num("keep_last", c.checkpoint.keep_last);
+  body.num("keep_every", c.checkpoint.keep_every);
 
   body.section("parallel");
   body.num("tensor", c.parallel.tensor);
@@ -214,6 +216,7 @@ std::string to_yaml(const ExperimentConfig& c) {
   body.num("threads", rt.threads);
   body.str("dtype", rt.dtype);
   body.str("log_level", rt.log_level);
+  body.num("watchdog_s", rt.watchdog_s);
 
   body.section("peft");
   body.str("method", c.peft.method);

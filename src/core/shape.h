@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 
@@ -21,6 +22,21 @@ class Shape {
       TAILOR_ASSERT(d >= 0, "negative dimension {}", d);
       dims_[static_cast<std::size_t>(rank_++)] = d;
     }
+  }
+
+  // From a dimension list of any length <= kMaxRank (e.g. read from a file).
+  template <typename Range>
+  [[nodiscard]] static Shape of(const Range& dims) {
+    Shape s;
+    for (auto d : dims) {
+      TAILOR_ASSERT(s.rank_ < kMaxRank, "rank > {}", kMaxRank);
+      TAILOR_ASSERT(d >= 0, "negative dimension {}", d);
+      s.dims_[static_cast<std::size_t>(s.rank_++)] = static_cast<std::int64_t>(d);
+    }
+    return s;
+  }
+  [[nodiscard]] std::vector<std::int64_t> dims() const {
+    return {dims_.begin(), dims_.begin() + rank_};
   }
 
   [[nodiscard]] int rank() const noexcept { return rank_; }

@@ -1,7 +1,6 @@
 // Tokenized cache: key, binary files, manifest, tmp + rename (see token_cache.h).
 #include "data/token_cache.h"
 
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -12,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/sha256.h"
 #include "data/jsonl_dataset.h"
 
 namespace tailor::data {
@@ -21,39 +21,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr int kFormatVersion = 1;
-
-std::string to_hex(const unsigned char* p, unsigned n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string s;
-  for (unsigned i = 0; i < n; ++i) {
-    s += kDigits[p[i] >> 4];
-    s += kDigits[p[i] & 15];
-  }
-  return s;
-}
-
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) {
-    if (ctx_ == nullptr || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1)
-      throw_runtime_error("OpenSSL: cannot start a SHA-256 digest");
-  }
-  ~Sha256() { EVP_MD_CTX_free(ctx_); }
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  void update(const void* p, std::size_t n) {
-    if (EVP_DigestUpdate(ctx_, p, n) != 1) throw_runtime_error("OpenSSL: SHA-256 update failed");
-  }
-  std::string hex() {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned n = 0;
-    if (EVP_DigestFinal_ex(ctx_, md, &n) != 1) throw_runtime_error("OpenSSL: SHA-256 failed");
-    return to_hex(md, n);
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
 
 template <typename T>
 void write_binary(const fs::path& path, const std::vector<T>& v) {
@@ -99,24 +66,6 @@ std::optional<CachedCorpus> try_load(const fs::path& dir, const json& inputs) {
 }
 
 }  // namespace
-
-std::string sha256_hex(std::string_view bytes) {
-  Sha256 h;
-  h.update(bytes.data(), bytes.size());
-  return h.hex();
-}
-
-std::string sha256_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw_user_error(path, "cannot read");
-  Sha256 h;
-  std::vector<char> buf(1 << 20);
-  while (f) {
-    f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    h.update(buf.data(), static_cast<std::size_t>(f.gcount()));
-  }
-  return h.hex();
-}
 
 std::string tokenizer_fingerprint(const std::string& model_dir) {
   if (model_dir.empty()) return "byte";

@@ -16,6 +16,8 @@
 
 #include "data/corpus_builder.h"
 
+#include "core/sha256.h"
+
 namespace tailor::data {
 
 struct CachedCorpus {
@@ -26,10 +28,9 @@ struct CachedCorpus {
   double build_seconds = 0.0;
 };
 
-// SHA-256 (hex) of a file's contents; UserError when unreadable.
-[[nodiscard]] std::string sha256_file(const std::string& path);
-// SHA-256 (hex) of bytes.
-[[nodiscard]] std::string sha256_hex(std::string_view bytes);
+// SHA-256 helpers (sha256_file, sha256_hex) live in core/sha256.h.
+using tailor::sha256_file;
+using tailor::sha256_hex;
 
 // "byte" for the byte tokenizer; for a model directory, the hashes of its tokenizer files.
 [[nodiscard]] std::string tokenizer_fingerprint(const std::string& model_dir);

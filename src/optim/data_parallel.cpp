@@ -35,7 +35,7 @@ DataParallelOptimizer::DataParallelOptimizer(backend::Ops& ops, model::Parameter
       const std::int64_t lo = std::max(off, shard_begin_);
       const std::int64_t hi = std::min(off + prm.shape.numel(), shard_end_);
       if (lo >= hi) continue;
-      slices_.push_back({params.trainable_values().flat_slice(lo, hi),
+      slices_.push_back({prm.name, lo - off, params.trainable_values().flat_slice(lo, hi),
                          shard_grad_.tensor().flat_slice(lo - shard_begin_, hi - shard_begin_),
                          prm.decay, 1.0 / static_cast<double>(prm.replicas)});
     }

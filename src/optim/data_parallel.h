@@ -44,6 +44,10 @@ class DataParallelOptimizer {
 
   [[nodiscard]] std::int64_t state_numel() const noexcept { return optimizer_->state_numel(); }
   [[nodiscard]] bool sharded() const noexcept { return spec_.zero; }
+  // The slices this rank updates (whole trainable parameters, or its ZeRO range of them) and the
+  // optimizer holding their state: what a checkpoint saves and restores.
+  [[nodiscard]] const std::vector<ParamSlice>& slices() const noexcept { return slices_; }
+  [[nodiscard]] Optimizer& optimizer() noexcept { return *optimizer_; }
 
  private:
   backend::Ops* ops_;

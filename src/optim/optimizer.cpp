@@ -7,7 +7,7 @@ std::vector<ParamSlice> whole_parameters(model::ParameterSet& params) {
   for (model::Parameter& p : params.all()) {
     if (!p.trainable || p.grad.data == nullptr) continue;
     const std::int64_t n = p.shape.numel();
-    out.push_back({p.value.view(Shape{n}), p.grad.view(Shape{n}), p.decay,
+    out.push_back({p.name, 0, p.value.view(Shape{n}), p.grad.view(Shape{n}), p.decay,
                    1.0 / static_cast<double>(p.replicas)});
   }
   return out;
@@ -43,6 +43,15 @@ class AdamW final : public Optimizer {
     }
   }
   [[nodiscard]] std::int64_t steps_taken() const noexcept override { return steps_; }
+  void set_steps_taken(std::int64_t steps) noexcept override { steps_ = steps; }
+  [[nodiscard]] std::vector<StateTensor> state() const override {
+    std::vector<StateTensor> out;
+    for (std::size_t i = 0; i < slices_.size(); ++i) {
+      out.push_back({"exp_avg", i, m_[i].tensor()});
+      out.push_back({"exp_avg_sq", i, v_[i].tensor()});
+    }
+    return out;
+  }
   [[nodiscard]] std::int64_t state_numel() const noexcept override { return numel_; }
 
  private:
@@ -87,6 +96,13 @@ class Sgd final : public Optimizer {
     }
   }
   [[nodiscard]] std::int64_t steps_taken() const noexcept override { return steps_; }
+  void set_steps_taken(std::int64_t steps) noexcept override { steps_ = steps; }
+  [[nodiscard]] std::vector<StateTensor> state() const override {
+    std::vector<StateTensor> out;
+    for (std::size_t i = 0; i < slices_.size(); ++i)
+      if (!momentum_[i].empty()) out.push_back({"momentum", i, momentum_[i].tensor()});
+    return out;
+  }
   [[nodiscard]] std::int64_t state_numel() const noexcept override { return numel_; }
 
  private:

@@ -19,6 +19,8 @@
 namespace tailor::optim {
 
 struct ParamSlice {
+  std::string name;            // the parameter's canonical name
+  std::int64_t flat_begin = 0; // offset of this slice within the parameter's local elements
   backend::Tensor value;       // 1-D view
   backend::Tensor grad;        // 1-D view, same length
   bool decay = true;
@@ -37,12 +39,23 @@ struct OptimizerSpec {
   double momentum = 0.0;       // sgd
 };
 
+// A state tensor of one slice (checkpoints save and restore these).
+struct StateTensor {
+  std::string kind;            // exp_avg, exp_avg_sq (AdamW); momentum (SGD)
+  std::size_t slice = 0;       // index into the optimizer's slices
+  backend::Tensor value;       // same length as the slice
+};
+
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
   // One update of every slice from its gradient, at learning rate lr.
   virtual void step(double lr) = 0;
   [[nodiscard]] virtual std::int64_t steps_taken() const noexcept = 0;
+  // Restores the update count (bias correction) after loading state from a checkpoint.
+  virtual void set_steps_taken(std::int64_t steps) noexcept = 0;
+  // Every state tensor, slice by slice.
+  [[nodiscard]] virtual std::vector<StateTensor> state() const = 0;
   // Elements of optimizer state held by this rank.
   [[nodiscard]] virtual std::int64_t state_numel() const noexcept = 0;
 };

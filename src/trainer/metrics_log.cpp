@@ -7,11 +7,12 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "trainer/run_dir.h"
 
 namespace tailor::trainer {
 
-MetricsLog::MetricsLog(const std::string& path) : path_(path) {
-  file_ = std::fopen(path.c_str(), "w");
+MetricsLog::MetricsLog(const std::string& path, bool append) : path_(path) {
+  file_ = std::fopen(path.c_str(), append ? "a" : "w");
   if (file_ == nullptr) throw_runtime_error("{}: cannot write: {}", path, std::strerror(errno));
 }
 
@@ -47,6 +48,24 @@ void MetricsLog::write(const StepRecord& record) {
   const std::string line = to_json(record) + "\n";
   if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0)
     throw_runtime_error("{}: write failed: {}", path_, std::strerror(errno));
+}
+
+void truncate_metrics(const std::string& path, std::int64_t step) {
+  std::FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return;
+  std::string kept, line;
+  for (int c = std::fgetc(f); c != EOF; c = std::fgetc(f)) {
+    if (c != '\n') {
+      line += static_cast<char>(c);
+      continue;
+    }
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.is_object() && j.value("step", std::int64_t{-1}) <= step)
+      kept += line + "\n";
+    line.clear();
+  }
+  std::fclose(f);
+  write_file_atomic(path, kept);
 }
 
 }  // namespace tailor::trainer

@@ -22,8 +22,8 @@ struct StepRecord {
 
 class MetricsLog {
  public:
-  // Truncates (creates) the file.
-  explicit MetricsLog(const std::string& path);
+  // Truncates (creates) the file; with `append`, continues it (a resumed run).
+  explicit MetricsLog(const std::string& path, bool append = false);
   ~MetricsLog();
   MetricsLog(const MetricsLog&) = delete;
   MetricsLog& operator=(const MetricsLog&) = delete;
@@ -38,5 +38,8 @@ class MetricsLog {
   std::string path_;
   std::FILE* file_ = nullptr;
 };
+
+// Resuming at `step`: keeps the records of steps <= step (a torn last line is dropped), atomically.
+void truncate_metrics(const std::string& path, std::int64_t step);
 
 }  // namespace tailor::trainer

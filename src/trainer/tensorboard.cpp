@@ -279,7 +279,7 @@ void TensorBoardWriter::write_record(const std::string& data) {
     throw_runtime_error("{}: write failed: {}", path_, std::strerror(errno));
 }
 
-std::vector<TbEvent> read_event_file(const std::string& path) {
+std::vector<TbEvent> read_event_file(const std::string& path, bool allow_torn_tail) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw_user_error(path, "cannot read");
   std::string bytes;
@@ -298,6 +298,9 @@ std::vector<TbEvent> read_event_file(const std::string& path) {
     return v;
   };
   while (pos < all.size()) {
+    // A process killed mid-write leaves a partial last record: readers that resume stop there.
+    if (allow_torn_tail && (all.size() - pos < 12 ||
+                            u32(pos + 8) != masked_crc32c(all.substr(pos, 8)))) break;
     if (all.size() - pos < 12) throw_user_error(path, "truncated record header at byte {}", pos);
     const std::string_view len_bytes = all.substr(pos, 8);
     if (u32(pos + 8) != masked_crc32c(len_bytes))
@@ -305,8 +308,10 @@ std::vector<TbEvent> read_event_file(const std::string& path) {
     std::uint64_t len = 0;
     for (std::size_t i = 0; i < 8; ++i)
       len |= static_cast<std::uint64_t>(static_cast<unsigned char>(len_bytes[i])) << (8 * i);
-    if (len > all.size() - pos - 12 || all.size() - pos - 12 - len < 4)
+    if (len > all.size() - pos - 12 || all.size() - pos - 12 - len < 4) {
+      if (allow_torn_tail) break;
       throw_user_error(path, "truncated record at byte {}", pos);
+    }
     const std::string_view data = all.substr(pos + 12, len);
     if (u32(pos + 12 + len) != masked_crc32c(data))
       throw_user_error(path, "data CRC mismatch in the record at byte {}", pos);
@@ -335,6 +340,35 @@ void remove_event_files(const std::string& dir) {
     std::filesystem::remove(p, ec);
     if (ec) throw_runtime_error("{}: cannot remove: {}", p, ec.message());
   }
+}
+
+}  // namespace tailor::trainer
+
+namespace tailor::trainer {
+
+void truncate_event_files(const std::string& dir, std::int64_t max_step) {
+  std::vector<TbEvent> kept;
+  const std::vector<std::string> files = list_event_files(dir);
+  for (const std::string& f : files)
+    for (TbEvent& e : read_event_file(f, /*allow_torn_tail=*/true))
+      if (e.file_version.empty() && e.step <= max_step) kept.push_back(std::move(e));
+  if (files.empty()) return;
+  // One new file with the kept events (original wall times), then the old files go.
+  const std::string tmp = dir + "/.truncated.tmp";
+  {
+    std::string bytes = tfrecord_frame(encode_file_version_event(kept.empty() ? 0.0 : kept.front().wall_time));
+    for (const TbEvent& e : kept) {
+      std::vector<std::pair<std::string, double>> values;
+      for (const auto& [tag, v] : e.scalars) values.emplace_back(tag, static_cast<double>(v));
+      bytes += tfrecord_frame(encode_scalars_event(e.wall_time, e.step, values));
+    }
+    std::FILE* out = std::fopen(tmp.c_str(), "wb");
+    if (out == nullptr || std::fwrite(bytes.data(), 1, bytes.size(), out) != bytes.size() ||
+        std::fclose(out) != 0)
+      throw_runtime_error("{}: cannot write", tmp);
+  }
+  for (const std::string& f : files) std::filesystem::remove(f);
+  std::filesystem::rename(tmp, files.front());
 }
 
 }  // namespace tailor::trainer

@@ -76,12 +76,17 @@ class TensorBoardWriter {
 
 // Reads an event file written by TensorBoardWriter: every frame's two CRCs are verified and every
 // Event decoded (unknown fields skipped). UserError "path: reason" on a damaged file.
-[[nodiscard]] std::vector<TbEvent> read_event_file(const std::string& path);
+// With allow_torn_tail, a partial last record (a process killed mid-write) ends the file instead.
+[[nodiscard]] std::vector<TbEvent> read_event_file(const std::string& path,
+                                                   bool allow_torn_tail = false);
 
 // The event files (`events.out.tfevents.*`) directly in `dir`, sorted by name; none if `dir` is
 // missing.
 [[nodiscard]] std::vector<std::string> list_event_files(const std::string& dir);
 // Deletes them (a fresh run starts with an empty tb/, as metrics.jsonl starts empty).
 void remove_event_files(const std::string& dir);
+// Resuming at `max_step`: rewrites the event files of `dir` as one file holding the scalar events
+// of steps <= max_step (their wall times kept); later events and torn records are dropped.
+void truncate_event_files(const std::string& dir, std::int64_t max_step);
 
 }  // namespace tailor::trainer

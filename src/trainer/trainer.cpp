@@ -3,9 +3,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <csignal>
 #include <cmath>
 #include <filesystem>
-#include <optional>
 #include <optional>
 
 #include <fmt/ranges.h>
@@ -13,6 +14,7 @@
 
 #include "backend/cpu/cpu_ops.h"
 #include "checkpoint/hf_model.h"
+#include "checkpoint/training_checkpoint.h"
 #include "comm/process_grid.h"
 #include "core/logging.h"
 #include "data/byte_tokenizer.h"
@@ -22,12 +24,15 @@
 #include "optim/data_parallel.h"
 #include "peft/peft_export.h"
 #include "peft/peft_import.h"
+#include "trainer/checkpointing.h"
 #include "trainer/from_config.h"
 #include "trainer/metrics_log.h"
 #include "trainer/tensorboard.h"
 #include "trainer/prepare.h"
 #include "trainer/progress.h"
 #include "trainer/run_dir.h"
+#include "trainer/stop_signals.h"
+#include "trainer/watchdog.h"
 
 namespace tailor::trainer {
 namespace {
@@ -126,6 +131,66 @@ void resolve_layout(config::ExperimentConfig& cfg, const model::ModelSpec& spec,
                     "train.micro_batch ({})",
                     t.global_batch, par.data, t.micro_batch);
 }
+
+
+// Where training starts: the checkpoint directory to resume from (train.resume), or none. World
+// rank 0 decides (it verifies checksums) and the others follow.
+std::optional<std::string> resume_point(const config::ExperimentConfig& cfg,
+                                        comm::Communicator& world) {
+  const std::string ckdir = cfg.output.dir + "/checkpoints";
+  const std::string& mode = cfg.train.resume;
+  double step = -1.0;
+  if (world.rank() == 0) {
+    if (mode == "never") {
+      const auto existing = checkpoint::list_checkpoints(ckdir);
+      TAILOR_CHECK_USER(existing.empty(), ckdir,
+                        "holds checkpoints of an earlier run (newest: step {}); set "
+                        "train.resume=auto to continue it, or choose another output.dir",
+                        existing.empty() ? 0 : existing.back().step);
+    } else if (mode == "auto") {
+      std::vector<std::string> rejected;
+      const auto found = checkpoint::find_resumable(ckdir, &rejected);
+      for (const std::string& r : rejected) log::warn("skipping a checkpoint that does not verify: {}", r);
+      if (found) step = static_cast<double>(found->step);
+    } else {
+      const checkpoint::Manifest m = checkpoint::read_manifest(mode);
+      checkpoint::verify_checkpoint(mode, m);
+      step = static_cast<double>(m.step);
+    }
+  }
+  step = world.all_reduce_max(step);
+  if (step < 0) return std::nullopt;
+  if (mode != "auto") return mode;
+  return ckdir + "/step_" + std::to_string(static_cast<std::int64_t>(step));
+}
+
+// Testing hooks (docs/checkpoints.md): TAILOR_FAULT_KILL_AFTER_STEP=K[:rank] kills that rank
+// (SIGKILL) right after step K (and its checkpoint, if one is due); TAILOR_FAULT_NAN_STEPS=a,b,...
+// poisons the last rank's gradients with NaN at those steps.
+struct FaultHooks {
+  std::int64_t kill_after = -1;
+  int kill_rank = 0;
+  std::vector<std::int64_t> nan_steps;
+
+  static FaultHooks from_env() {
+    FaultHooks h;
+    if (const char* v = std::getenv("TAILOR_FAULT_KILL_AFTER_STEP")) {
+      h.kill_after = std::atoll(v);
+      if (const char* c = std::strchr(v, ':')) h.kill_rank = std::atoi(c + 1);
+    }
+    if (const char* v = std::getenv("TAILOR_FAULT_NAN_STEPS"))
+      for (const char* p = v; *p != 0;) {
+        h.nan_steps.push_back(std::atoll(p));
+        const char* c = std::strchr(p, ',');
+        if (c == nullptr) break;
+        p = c + 1;
+      }
+    return h;
+  }
+  [[nodiscard]] bool nan_at(std::int64_t step) const {
+    return std::find(nan_steps.begin(), nan_steps.end(), step) != nan_steps.end();
+  }
+};
 
 }  // namespace
 
@@ -235,17 +300,52 @@ TrainSummary train(const config::ExperimentConfig& config_in,
                                          {cfg.optimizer.zero == 1, 1 << 22});
   const optim::ScheduleSpec schedule = schedule_spec_from_config(cfg);
 
+  // ---- resume from a checkpoint (verified and checked against this config before anything is
+  // written) ----
+  CheckpointContext ckpt;
+  ckpt.cfg = &cfg;
+  ckpt.model = &model;
+  ckpt.optimizer = &optimizer;
+  ckpt.grid = &grid;
+  ckpt.ops = &ops;
+  ckpt.determinism_backend = ops.describe();
+  ckpt.base_identity = cfg.peft.method != "none" ? base_model_identity(cfg) : "";
+  ckpt.data_fingerprint = std::filesystem::path(cached.dir).filename().string();
+  checkpoint::RankState run_state;
+  run_state.seed = cfg.train.seed;
+  const std::optional<std::string> resume_dir = resume_point(cfg, grid.world());
+  bool continuing_run_dir = false;
+  if (resume_dir) {
+    const auto t_load = Clock::now();
+    const checkpoint::Manifest manifest = checkpoint::read_manifest(*resume_dir);
+    run_state = load_training_checkpoint(ckpt, *resume_dir, manifest);
+    std::error_code ec;
+    continuing_run_dir = std::filesystem::equivalent(
+        std::filesystem::path(*resume_dir).parent_path(), cfg.output.dir + "/checkpoints", ec);
+    log::info("resumed from {} in {:.2f} s: step {}, {} optimizer updates, {} skipped steps",
+              *resume_dir, seconds_since(t_load), run_state.step, manifest.optimizer_steps,
+              run_state.skipped_steps);
+  }
+  const std::int64_t start_step = run_state.step;
+
   // ---- run directory (world rank 0 only) ----
   TrainSummary summary;
   summary.run_dir = cfg.output.dir;
+  summary.start_step = start_step;
   summary.unigram_entropy = unigram_entropy(corpus.tokens, tokenizer->vocab_size());
   std::unique_ptr<MetricsLog> metrics;
   std::unique_ptr<TensorBoardWriter> tb;
   if (writer) {
     create_run_dir(cfg.output.dir);
     write_file_atomic(cfg.output.dir + "/config.resolved.yaml", config::to_yaml(cfg));
-    metrics = std::make_unique<MetricsLog>(cfg.output.dir + "/metrics.jsonl");
-    remove_event_files(cfg.output.dir + "/tb");  // a fresh run: tb/ restarts as metrics.jsonl does
+    const std::string metrics_path = cfg.output.dir + "/metrics.jsonl";
+    if (continuing_run_dir) {  // logs continue from the checkpoint's step
+      truncate_metrics(metrics_path, start_step);
+      truncate_event_files(cfg.output.dir + "/tb", start_step);
+    } else {
+      remove_event_files(cfg.output.dir + "/tb");  // a fresh run: tb/ restarts as metrics.jsonl does
+    }
+    metrics = std::make_unique<MetricsLog>(metrics_path, continuing_run_dir);
     tb = std::make_unique<TensorBoardWriter>(cfg.output.dir + "/tb");
   }
 
@@ -298,8 +398,14 @@ TrainSummary train(const config::ExperimentConfig& config_in,
   mbs.reserve(mine.size());
   for (std::size_t i = 0; i < mine.size(); ++i) mbs.emplace_back(micro, cfg.data.seq_len);
   const auto t_loop = Clock::now();
-  for (std::int64_t step = 0; step < cfg.train.steps; ++step) {
+  const StopSignals signals;
+  Watchdog watchdog(cfg.runtime.watchdog_s, grid.world().rank());
+  const FaultHooks faults = FaultHooks::from_env();
+  const bool poison_rank = grid.world().rank() == grid.world().size() - 1;
+  bool stopped = false;
+  for (std::int64_t step = start_step; step < cfg.train.steps; ++step) {
     const auto t_step = Clock::now();
+    watchdog.arm(fmt::format("step {}: forward and backward", step + 1));
     const double lr = optim::learning_rate(schedule, step);
     // Global batch `step` is sequences [step*G, (step+1)*G); micro-batch u is its u-th slice.
     std::int64_t local_tokens = 0;
@@ -313,12 +419,32 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     const double dscale = loss_tokens > 0 ? 1.0 / static_cast<double>(loss_tokens) : 0.0;
     for (auto& mb : mbs) loss_sum += model.forward_backward(mb.batch, dscale);
     model.finish_gradients();
+    if (poison_rank && faults.nan_at(step + 1) && model.params().trainable_numel() > 0)
+      ops.fill(model.params().flat_grads().flat_slice(0, 1), std::nan(""));
+    watchdog.arm(fmt::format("step {}: gradient reduction and optimizer update", step + 1));
     const double loss = grid.dp().all_reduce_sum(loss_sum) * dscale;
-    const double grad_norm = optimizer.step(lr, cfg.optimizer.grad_clip);
-    if (!std::isfinite(loss) || !std::isfinite(grad_norm))
-      throw_runtime_error("step {}: loss or gradient is not finite (loss {}, grad norm {}); lower "
-                          "optimizer.lr or check the data",
-                          step + 1, loss, grad_norm);
+    // A non-finite loss or gradient on any rank skips the update on every rank: the loss is
+    // agreed on here, the gradient norm is global (the optimizer skips a non-finite one itself).
+    const bool bad_loss = grid.world().any(!std::isfinite(loss));
+    const double grad_norm = bad_loss ? std::nan("") : optimizer.step(lr, cfg.optimizer.grad_clip);
+    if (bad_loss || !std::isfinite(grad_norm)) {
+      ++run_state.skipped_steps;
+      ++run_state.consecutive_skips;
+      log::warn("step {}: loss {} / gradient norm {} is not finite: update skipped on every rank "
+                "({} in a row, {} in total; the run stops after train.max_skipped_steps = {})",
+                step + 1, loss, grad_norm, run_state.consecutive_skips, run_state.skipped_steps,
+                cfg.train.max_skipped_steps);
+      if (run_state.consecutive_skips >= cfg.train.max_skipped_steps)
+        throw_runtime_error("step {}: {} consecutive steps had a non-finite loss or gradient; "
+                            "stopping (lower optimizer.lr, check the data, or resume from the "
+                            "last checkpoint)",
+                            step + 1, run_state.consecutive_skips);
+    } else {
+      run_state.consecutive_skips = 0;
+    }
+    watchdog.arm(fmt::format("step {}: stop-request agreement", step + 1));
+    const bool stop = grid.world().any(StopSignals::requested());
+    watchdog.disarm();
 
     const double dt = seconds_since(t_step);
     StepRecord rec;
@@ -345,8 +471,34 @@ TrainSummary train(const config::ExperimentConfig& config_in,
       log::info("{}", progress_line(rec.step, cfg.train.steps, loss, lr, grad_norm,
                                     rec.tokens_per_s, elapsed, eta));
     }
+    // ---- checkpoint: every checkpoint.every_steps, at the end, and when asked to stop ----
+    run_state.step = step + 1;
+    run_state.data_cursor = (step + 1) * g_batch;
+    const std::int64_t every = cfg.checkpoint.every_steps;
+    if (stop || (every > 0 && ((step + 1) % every == 0 || last))) {
+      const auto t_save = Clock::now();
+      const std::string dir = save_training_checkpoint(ckpt, run_state);
+      log::info("checkpoint: saved {} in {:.2f} s", dir, seconds_since(t_save));
+    }
+    if (faults.kill_after == step + 1 && faults.kill_rank == grid.world().rank()) {
+      log::warn("TAILOR_FAULT_KILL_AFTER_STEP: killing rank {} after step {}", faults.kill_rank,
+                step + 1);
+      std::raise(SIGKILL);
+    }
+    if (stop) {
+      log::warn("stopped on request (signal) after step {}; the checkpoint is saved: run the same "
+                "command to resume (exit code 3)",
+                step + 1);
+      stopped = true;
+      break;
+    }
   }
-  summary.steps = cfg.train.steps;
+  summary.steps = run_state.step;
+  summary.skipped_steps = run_state.skipped_steps;
+  if (stopped) {
+    summary.stopped = true;
+    return summary;
+  }
   // ---- evaluation on the validation sequences (in order; DP rank d takes d, d+D, ...) ----
   if (valid_packed) {
     MicroBatch mb(1, cfg.data.seq_len);
@@ -404,7 +556,7 @@ TrainSummary train(const config::ExperimentConfig& config_in,
       summary.parameters.push_back(std::move(v));
     }
   }
-  log::info("done: {} steps in {}; run directory {}", cfg.train.steps,
+  log::info("done: {} steps in {}; run directory {}", cfg.train.steps - start_step,
             format_duration(seconds_since(t_start)), cfg.output.dir);
   return summary;
 }

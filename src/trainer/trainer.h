@@ -30,8 +30,11 @@ struct TrainOptions {
 
 struct TrainSummary {
   std::string run_dir;
-  std::int64_t steps = 0;
-  std::vector<double> losses;        // per step
+  std::int64_t start_step = 0;       // > 0 when resumed from a checkpoint
+  std::int64_t steps = 0;            // the step reached
+  std::int64_t skipped_steps = 0;    // updates skipped for a non-finite loss or gradient
+  bool stopped = false;              // stopped on request after saving (exit code 3)
+  std::vector<double> losses;        // per step run by this call
   double eval_loss = 0.0;            // mean NLL on the validation data (0 when there is none)
   double unigram_entropy = 0.0;      // of the training tokens, nats (a floor for a unigram model)
   std::vector<ParameterValues> parameters;  // this rank's shards, when asked for

@@ -1,0 +1,542 @@
+#include "checkpoint/training_checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "backend/tensor.h"
+#include "core/error.h"
+#include "core/logging.h"
+#include "core/sha256.h"
+
+namespace tailor::checkpoint {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+void fsync_path(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  if (fd < 0) throw_runtime_error("{}: cannot open to sync: {}", path, std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) throw_runtime_error("{}: fsync failed: {}", path, std::strerror(err));
+}
+
+void write_text_synced(const std::string& path, const std::string& text) {
+  {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f << text;
+    f.flush();
+    if (!f) throw_runtime_error("{}: cannot write (disk full?)", path);
+  }
+  fsync_path(path, false);
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw_user_error(path, "cannot read");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::string step_name(std::int64_t step) { return "step_" + std::to_string(step); }
+
+// step_<N> -> N; nullopt for other names (step_<N>.tmp, latest, ...).
+std::optional<std::int64_t> parse_step_dir(const std::string& name) {
+  if (name.rfind("step_", 0) != 0 || name.size() == 5 || name.size() > 24) return std::nullopt;
+  std::int64_t v = 0;
+  for (std::size_t i = 5; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return std::nullopt;
+    v = v * 10 + (name[i] - '0');
+  }
+  return v;
+}
+
+bool bare_file_name(const std::string& n) {
+  return !n.empty() && n.size() < 256 && n.find('/') == std::string::npos &&
+         n.find('\\') == std::string::npos && n.front() != '.' && n.find('\0') == std::string::npos;
+}
+
+ManifestFile describe_file(const std::string& dir, const std::string& name) {
+  const std::string path = dir + "/" + name;
+  return {name, static_cast<std::uint64_t>(fs::file_size(path)), sha256_file(path)};
+}
+
+// Writes one HDF5 file of pieces with its root attributes, then fsyncs it.
+void write_h5(const std::string& path, const std::vector<TensorPiece>& pieces,
+              const std::vector<std::pair<std::string, std::int64_t>>& attrs,
+              const std::string& kind, int rank) {
+  h5::File f = h5::File::create(path);
+  f.set_attr("format", std::string("tailor-checkpoint"));
+  f.set_attr("kind", kind);
+  for (const auto& [k, v] : attrs) f.set_attr(k, v);
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    if (i == pieces.size() / 2) {
+      fault_point("shard", rank);
+      if (const char* e = std::getenv("TAILOR_FAULT_SAVE");
+          e != nullptr && std::string(e) == "enospc:" + std::to_string(rank))
+        throw_runtime_error("{}: cannot write dataset {}: No space left on device", path,
+                            pieces[i].name);
+    }
+    f.write_tensor(pieces[i].name, pieces[i].data, pieces[i].placement);
+  }
+  f.close();
+  fault_point("fsync", rank);
+  fsync_path(path, false);
+}
+
+json manifest_to_json(const Manifest& m) {
+  json files = json::array();
+  for (const ManifestFile& f : m.files)
+    files.push_back({{"name", f.name}, {"bytes", f.bytes}, {"sha256", f.sha256}});
+  return {{"format", "tailor-checkpoint"},
+          {"format_version", m.format_version},
+          {"step", m.step},
+          {"layout", {{"tensor", m.tensor}, {"data", m.data}, {"world", m.world}, {"zero", m.zero}}},
+          {"dtype", m.dtype},
+          {"optimizer", {{"name", m.optimizer}, {"steps", m.optimizer_steps}}},
+          {"config", {{"file", "config.yaml"}, {"sha256", m.config_sha256}}},
+          {"determinism", m.determinism},
+          {"peft", {{"method", m.peft_method}, {"base_model", m.base_model},
+                    {"base_identity", m.base_identity}}},
+          {"data", {{"fingerprint", m.data_fingerprint}}},
+          {"files", files}};
+}
+
+json rank_state_to_json(const RankState& s) {
+  return {{"rank", s.rank},
+          {"tp_rank", s.tp_rank},
+          {"dp_rank", s.dp_rank},
+          {"step", s.step},
+          {"data_cursor", s.data_cursor},
+          {"skipped_steps", s.skipped_steps},
+          {"consecutive_skips", s.consecutive_skips},
+          {"rng", {{"generator", "philox4x32-10"}, {"seed", s.seed}}}};
+}
+
+// Elements of target placement pt's flat range whose global index lies inside `stored` (the
+// stored tensor's global shape): what the checkpoint must supply.
+std::int64_t covered_elements(const h5::Placement& pt, const Shape& stored) {
+  const int r = pt.local_shape.rank();
+  const std::int64_t cols = pt.local_shape[r - 1];
+  const auto off = [&](int d) { return pt.shard_dim == d ? pt.shard_offset : 0; };
+  std::int64_t n = 0;
+  for (std::int64_t row = pt.flat_begin / cols; row * cols < pt.flat_end; ++row) {
+    std::int64_t rem = row;
+    bool inside = true;
+    for (int d = r - 2; d >= 0; --d) {
+      const std::int64_t i = rem % pt.local_shape[d];
+      rem /= pt.local_shape[d];
+      if (i + off(d) >= stored[d]) inside = false;
+    }
+    if (!inside) continue;
+    const std::int64_t c1 = std::min(cols, stored[r - 1] - off(r - 1));
+    const std::int64_t lo = std::max(pt.flat_begin, row * cols);
+    const std::int64_t hi = std::min(pt.flat_end, row * cols + c1);
+    n += std::max<std::int64_t>(0, hi - lo);
+  }
+  return n;
+}
+
+}  // namespace
+
+void fault_point(const char* point, int rank) {
+  const char* e = std::getenv("TAILOR_FAULT_SAVE");
+  if (e == nullptr) return;
+  std::string spec(e);
+  int target = 0;
+  if (const auto colon = spec.find(':'); colon != std::string::npos) {
+    target = std::atoi(spec.c_str() + colon + 1);
+    spec.resize(colon);
+  }
+  if (spec == point && target == rank) {
+    log::warn("TAILOR_FAULT_SAVE: killing rank {} at save point '{}'", rank, point);
+    std::raise(SIGKILL);
+  }
+}
+
+std::int64_t copy_overlap(const h5::Placement& ps, const void* src, const h5::Placement& pt,
+                          void* dst, std::size_t elem_bytes) {
+  const int r = ps.local_shape.rank();
+  TAILOR_ASSERT(r == pt.local_shape.rank() && r >= 1, "rank {} vs {}", r, pt.local_shape.rank());
+  const std::int64_t ls = ps.local_shape[r - 1], lt = pt.local_shape[r - 1];
+  const auto off = [](const h5::Placement& p, int d) { return p.shard_dim == d ? p.shard_offset : 0; };
+  const std::int64_t shift = off(ps, r - 1) - off(pt, r - 1);  // target col = source col + shift
+  const auto* s = static_cast<const char*>(src);
+  auto* d = static_cast<char*>(dst);
+  std::int64_t copied = 0;
+  for (std::int64_t row = ps.flat_begin / ls; row * ls < ps.flat_end; ++row) {
+    std::int64_t rem = row, trow = 0, stride = 1;
+    bool inside = true;
+    for (int k = r - 2; k >= 0 && inside; --k) {
+      const std::int64_t i = rem % ps.local_shape[k];
+      rem /= ps.local_shape[k];
+      const std::int64_t t = i + off(ps, k) - off(pt, k);
+      inside = t >= 0 && t < pt.local_shape[k];
+      trow += t * stride;
+      stride *= pt.local_shape[k];
+    }
+    if (!inside) continue;
+    const std::int64_t c0 = std::max(ps.flat_begin, row * ls) - row * ls;
+    const std::int64_t c1 = std::min(ps.flat_end, (row + 1) * ls) - row * ls;
+    const std::int64_t t0 = std::max<std::int64_t>(c0 + shift, 0);
+    const std::int64_t t1 = std::min(c1 + shift, lt);
+    const std::int64_t f0 = std::max(trow * lt + t0, pt.flat_begin);
+    const std::int64_t f1 = std::min(trow * lt + t1, pt.flat_end);
+    if (f1 <= f0) continue;
+    const std::int64_t s0 = row * ls + (f0 - trow * lt - shift) - ps.flat_begin;
+    std::memcpy(d + static_cast<std::size_t>(f0 - pt.flat_begin) * elem_bytes,
+                s + static_cast<std::size_t>(s0) * elem_bytes,
+                static_cast<std::size_t>(f1 - f0) * elem_bytes);
+    copied += f1 - f0;
+  }
+  return copied;
+}
+
+std::string save_checkpoint(const SaveRequest& req, comm::Communicator& world) {
+  const int rank = world.rank();
+  const std::string name = step_name(req.step);
+  const std::string final_dir = req.checkpoints_dir + "/" + name;
+  const std::string tmp = final_dir + ".tmp";
+  std::string error;
+  const auto agree = [&](const char* what) {
+    if (world.any(!error.empty())) {
+      if (rank == 0) {
+        std::error_code ec;
+        fs::remove_all(tmp, ec);
+      }
+      throw_runtime_error("checkpoint {} failed ({}): {}", name, what,
+                          error.empty() ? std::string("on another rank") : error);
+    }
+  };
+  // 1. A fresh step_<N>.tmp/.
+  if (rank == 0) {
+    try {
+      std::error_code ec;
+      fs::create_directories(req.checkpoints_dir, ec);
+      fs::remove_all(tmp, ec);
+      if (!fs::create_directory(tmp, ec) || ec)
+        throw_runtime_error("{}: cannot create: {}", tmp, ec.message());
+    } catch (const Error& e) {
+      error = e.what();
+    }
+  }
+  agree("creating the directory");
+  // 2. Every rank writes its files and records their sizes and hashes.
+  std::vector<std::string> mine;
+  try {
+    if (req.write_model) {
+      const std::string f = fmt::format("model-tp{}-of-{}.h5", req.tp_rank, req.tp_size);
+      write_h5(tmp + "/" + f, req.model,
+               {{"step", req.step}, {"tp_rank", req.tp_rank}, {"tp_size", req.tp_size}}, "model",
+               rank);
+      mine.push_back(f);
+    }
+    if (req.write_optimizer) {
+      const std::string f = fmt::format("optim-tp{}-dp{}-of-{}x{}.h5", req.tp_rank, req.dp_rank,
+                                        req.tp_size, req.dp_size);
+      write_h5(tmp + "/" + f, req.optimizer,
+               {{"step", req.step}, {"tp_rank", req.tp_rank}, {"tp_size", req.tp_size},
+                {"dp_rank", req.dp_rank}, {"dp_size", req.dp_size}},
+               "optimizer", rank);
+      mine.push_back(f);
+    }
+    const std::string sf = fmt::format("state-rank{}.json", rank);
+    write_text_synced(tmp + "/" + sf, rank_state_to_json(req.state).dump(2) + "\n");
+    mine.push_back(sf);
+    if (rank == 0) {
+      write_text_synced(tmp + "/config.yaml", req.config_yaml);
+      mine.push_back("config.yaml");
+    }
+    json list = json::array();
+    for (const std::string& f : mine) {
+      const ManifestFile mf = describe_file(tmp, f);
+      list.push_back({{"name", mf.name}, {"bytes", mf.bytes}, {"sha256", mf.sha256}});
+    }
+    write_text_synced(tmp + fmt::format("/.files-rank{}.json", rank), list.dump() + "\n");
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  agree("writing");
+  // 3. Rank 0: manifest, rename, latest, retention.
+  std::string warning;
+  if (rank == 0) {
+    try {
+      Manifest m = req.manifest;
+      m.step = req.step;
+      m.config_sha256 = sha256_hex(req.config_yaml);
+      for (int r = 0; r < world.size(); ++r) {
+        const std::string lf = tmp + fmt::format("/.files-rank{}.json", r);
+        for (const json& e : json::parse(read_text(lf)))
+          m.files.push_back({e.at("name").get<std::string>(), e.at("bytes").get<std::uint64_t>(),
+                             e.at("sha256").get<std::string>()});
+        fs::remove(lf);
+      }
+      std::sort(m.files.begin(), m.files.end(),
+                [](const ManifestFile& a, const ManifestFile& b) { return a.name < b.name; });
+      fault_point("manifest", rank);
+      write_text_synced(tmp + "/manifest.json", manifest_to_json(m).dump(2) + "\n");
+      fsync_path(tmp, true);
+      fault_point("rename", rank);
+      std::error_code ec;
+      if (fs::exists(final_dir)) {  // the same step saved before (an earlier attempt): replace it
+        fs::remove_all(final_dir + ".old", ec);
+        fs::rename(final_dir, final_dir + ".old", ec);
+        if (ec) throw_runtime_error("{}: cannot move aside: {}", final_dir, ec.message());
+      }
+      fs::rename(tmp, final_dir, ec);
+      if (ec) throw_runtime_error("{}: cannot rename into place: {}", final_dir, ec.message());
+      fs::remove_all(final_dir + ".old", ec);
+      fsync_path(req.checkpoints_dir, true);
+      fault_point("latest", rank);
+      const std::string link_tmp = req.checkpoints_dir + "/.latest.tmp";
+      fs::remove(link_tmp, ec);
+      fs::create_directory_symlink(name, link_tmp, ec);
+      if (ec) throw_runtime_error("{}: cannot create: {}", link_tmp, ec.message());
+      fs::rename(link_tmp, req.checkpoints_dir + "/latest", ec);
+      if (ec) throw_runtime_error("{}/latest: cannot replace: {}", req.checkpoints_dir, ec.message());
+      fsync_path(req.checkpoints_dir, true);
+    } catch (const Error& e) {
+      error = e.what();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    if (error.empty()) {
+      try {
+        prune_checkpoints(req.checkpoints_dir, req.keep_last, req.keep_every);
+      } catch (const Error& e) {
+        warning = e.what();  // the checkpoint is committed; a failed prune only costs disk
+      }
+    }
+  }
+  agree("committing");
+  if (!warning.empty()) log::warn("checkpoint retention: {}", warning);
+  return final_dir;
+}
+
+std::vector<CheckpointRef> list_checkpoints(const std::string& checkpoints_dir) {
+  std::vector<CheckpointRef> out;
+  std::error_code ec;
+  if (!fs::is_directory(checkpoints_dir, ec)) return out;
+  for (const auto& e : fs::directory_iterator(checkpoints_dir, ec)) {
+    if (!e.is_directory() || e.is_symlink()) continue;
+    if (const auto step = parse_step_dir(e.path().filename().string()))
+      out.push_back({e.path().string(), *step});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const CheckpointRef& a, const CheckpointRef& b) { return a.step < b.step; });
+  return out;
+}
+
+std::optional<std::string> latest_checkpoint(const std::string& checkpoints_dir) {
+  std::error_code ec;
+  const fs::path link = fs::path(checkpoints_dir) / "latest";
+  if (!fs::is_symlink(link, ec)) return std::nullopt;
+  const fs::path target = fs::read_symlink(link, ec);
+  if (ec || !parse_step_dir(target.filename().string())) return std::nullopt;
+  return (fs::path(checkpoints_dir) / target.filename()).string();
+}
+
+Manifest read_manifest(const std::string& dir) {
+  const std::string path = dir + "/manifest.json";
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw_user_error(path, "missing (not a committed checkpoint)");
+  const json j = json::parse(read_text(path), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) throw_user_error(path, "not valid JSON");
+  Manifest m;
+  try {
+    if (j.value("format", "") != "tailor-checkpoint")
+      throw_user_error(path, "not a Tailor checkpoint manifest");
+    m.format_version = j.at("format_version").get<int>();
+    if (m.format_version != kCheckpointFormatVersion)
+      throw_user_error(path, "format version {} is not supported by this build (it reads {})",
+                       m.format_version, kCheckpointFormatVersion);
+    m.step = j.at("step").get<std::int64_t>();
+    const json& l = j.at("layout");
+    m.tensor = l.at("tensor").get<int>();
+    m.data = l.at("data").get<int>();
+    m.world = l.at("world").get<int>();
+    m.zero = l.at("zero").get<bool>();
+    if (m.step < 0 || m.tensor < 1 || m.data < 1 || m.world != m.tensor * m.data)
+      throw_user_error(path, "inconsistent step or layout");
+    m.dtype = j.at("dtype").get<std::string>();
+    m.optimizer = j.at("optimizer").at("name").get<std::string>();
+    m.optimizer_steps = j.at("optimizer").at("steps").get<std::int64_t>();
+    m.config_sha256 = j.at("config").at("sha256").get<std::string>();
+    m.determinism = j.at("determinism").get<std::map<std::string, std::string>>();
+    m.peft_method = j.at("peft").at("method").get<std::string>();
+    m.base_model = j.at("peft").at("base_model").get<std::string>();
+    m.base_identity = j.at("peft").at("base_identity").get<std::string>();
+    m.data_fingerprint = j.at("data").at("fingerprint").get<std::string>();
+    for (const json& f : j.at("files")) {
+      ManifestFile mf{f.at("name").get<std::string>(), f.at("bytes").get<std::uint64_t>(),
+                      f.at("sha256").get<std::string>()};
+      if (!bare_file_name(mf.name))
+        throw_user_error(path, "names a file outside the checkpoint directory: '{}'", mf.name);
+      if (mf.sha256.size() != 64) throw_user_error(path, "file {}: malformed sha256", mf.name);
+      m.files.push_back(std::move(mf));
+    }
+  } catch (const json::exception& e) {
+    throw_user_error(path, "malformed manifest: {}", e.what());
+  }
+  if (std::none_of(m.files.begin(), m.files.end(),
+                   [](const ManifestFile& f) { return f.name == "config.yaml"; }))
+    throw_user_error(path, "lists no config.yaml");
+  return m;
+}
+
+void verify_checkpoint(const std::string& dir, const Manifest& manifest) {
+  for (const ManifestFile& f : manifest.files) {
+    const std::string path = dir + "/" + f.name;
+    std::error_code ec;
+    if (fs::is_symlink(path, ec)) throw_user_error(path, "is a symbolic link (refused)");
+    if (!fs::is_regular_file(path, ec)) throw_user_error(path, "missing");
+    const auto bytes = static_cast<std::uint64_t>(fs::file_size(path, ec));
+    if (bytes != f.bytes)
+      throw_user_error(path, "{} bytes, the manifest says {} (truncated or replaced)", bytes,
+                       f.bytes);
+    if (sha256_file(path) != f.sha256)
+      throw_user_error(path, "SHA-256 differs from the manifest (the file is damaged)");
+  }
+}
+
+std::optional<CheckpointRef> find_resumable(const std::string& checkpoints_dir,
+                                            std::vector<std::string>* rejected) {
+  std::vector<CheckpointRef> candidates = list_checkpoints(checkpoints_dir);
+  std::reverse(candidates.begin(), candidates.end());
+  if (const auto latest = latest_checkpoint(checkpoints_dir)) {
+    const auto it = std::find_if(candidates.begin(), candidates.end(),
+                                 [&](const CheckpointRef& c) { return c.dir == *latest; });
+    if (it != candidates.end()) std::rotate(candidates.begin(), it, it + 1);
+  }
+  for (const CheckpointRef& c : candidates) {
+    try {
+      const Manifest m = read_manifest(c.dir);
+      if (m.step != c.step)
+        throw_user_error(c.dir + "/manifest.json", "says step {}, the directory step {}", m.step,
+                         c.step);
+      verify_checkpoint(c.dir, m);
+      return c;
+    } catch (const UserError& e) {
+      if (rejected) rejected->push_back(e.what());
+    }
+  }
+  return std::nullopt;
+}
+
+void prune_checkpoints(const std::string& checkpoints_dir, std::int64_t keep_last,
+                       std::int64_t keep_every) {
+  std::error_code ec;
+  // Leftovers of interrupted saves and prunes.
+  for (const auto& e : fs::directory_iterator(checkpoints_dir, ec)) {
+    const std::string n = e.path().filename().string();
+    const auto ends = [&](const std::string& s) {
+      return n.size() > s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0;
+    };
+    if (n.rfind("step_", 0) == 0 && (ends(".tmp") || ends(".deleting") || ends(".old")))
+      fs::remove_all(e.path(), ec);
+  }
+  if (keep_last <= 0) return;
+  const std::vector<CheckpointRef> all = list_checkpoints(checkpoints_dir);
+  const std::optional<std::string> latest = latest_checkpoint(checkpoints_dir);
+  const std::size_t n = all.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    const CheckpointRef& c = all[i];
+    const bool recent = i + static_cast<std::size_t>(keep_last) >= n;
+    const bool milestone = keep_every > 0 && c.step % keep_every == 0;
+    if (recent || milestone || (latest && *latest == c.dir)) continue;
+    const std::string doomed = c.dir + ".deleting";
+    fs::rename(c.dir, doomed, ec);
+    if (ec) throw_runtime_error("{}: cannot remove: {}", c.dir, ec.message());
+    fault_point("prune", 0);
+    fs::remove_all(doomed, ec);
+  }
+}
+
+RankState read_rank_state(const std::string& dir, int rank) {
+  const std::string path = dir + fmt::format("/state-rank{}.json", rank);
+  const json j = json::parse(read_text(path), nullptr, false);
+  if (j.is_discarded()) throw_user_error(path, "not valid JSON");
+  RankState s;
+  try {
+    s.rank = j.at("rank").get<int>();
+    s.tp_rank = j.at("tp_rank").get<int>();
+    s.dp_rank = j.at("dp_rank").get<int>();
+    s.step = j.at("step").get<std::int64_t>();
+    s.data_cursor = j.at("data_cursor").get<std::int64_t>();
+    s.skipped_steps = j.at("skipped_steps").get<std::int64_t>();
+    s.consecutive_skips = j.at("consecutive_skips").get<std::int64_t>();
+    s.seed = j.at("rng").at("seed").get<std::uint64_t>();
+  } catch (const json::exception& e) {
+    throw_user_error(path, "malformed: {}", e.what());
+  }
+  return s;
+}
+
+CheckpointReader::CheckpointReader(const std::string& dir, const Manifest& manifest,
+                                   const std::string& prefix)
+    : dir_(dir) {
+  for (const ManifestFile& mf : manifest.files) {
+    if (mf.name.rfind(prefix, 0) != 0) continue;
+    files_.push_back(h5::File::open(dir + "/" + mf.name));
+    for (h5::DatasetInfo& info : files_.back().list())
+      index_[info.path].push_back({files_.size() - 1, std::move(info)});
+  }
+}
+
+std::vector<std::string> CheckpointReader::names() const {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : index_) out.push_back(k);
+  return out;
+}
+
+void CheckpointReader::read(const std::string& name, const h5::Placement& target,
+                            const backend::Tensor& out) {
+  const auto it = index_.find(name);
+  if (it == index_.end()) throw_user_error(dir_, "tensor {} is missing from the checkpoint", name);
+  const Shape& stored = it->second.front().info.placement.global_shape;
+  const Shape& want = target.global_shape;
+  bool same_shape = stored.rank() == want.rank();
+  for (int d = 1; same_shape && d < want.rank(); ++d) same_shape = stored[d] == want[d];
+  if (!same_shape)
+    throw_user_error(dir_, "tensor {}: shape {} in the checkpoint, {} in the model", name,
+                     stored.str(), want.str());
+  std::memset(out.data, 0, out.bytes());
+  std::int64_t copied = 0;
+  for (const Source& s : it->second) {
+    const h5::Placement& ps = s.info.placement;
+    if (!(ps.global_shape == stored))
+      throw_user_error(files_[s.file].path(), "tensor {}: global shape {} differs from {}", name,
+                       ps.global_shape.str(), stored.str());
+    if (s.info.dtype != out.dtype)
+      throw_user_error(files_[s.file].path(), "tensor {} is {}, the run trains in {}", name,
+                       dtype_name(s.info.dtype), dtype_name(out.dtype));
+    // Skip pieces whose slab cannot meet the target's (both split on the same dimension).
+    if (ps.shard_dim >= 0 && ps.shard_dim == target.shard_dim) {
+      const std::int64_t a0 = ps.shard_offset, a1 = a0 + ps.local_shape[ps.shard_dim];
+      const std::int64_t b0 = target.shard_offset, b1 = b0 + target.local_shape[target.shard_dim];
+      if (a1 <= b0 || b1 <= a0) continue;
+    }
+    backend::Buffer buf(s.info.dtype, Shape{ps.flat_end - ps.flat_begin});
+    files_[s.file].read(s.info.path, buf.tensor());
+    copied += copy_overlap(ps, buf.tensor().data, target, out.data, dtype_size(out.dtype));
+  }
+  const std::int64_t expected = covered_elements(target, stored);
+  if (copied != expected)
+    throw_user_error(dir_, "tensor {}: the checkpoint holds {} of the {} elements this rank needs",
+                     name, copied, expected);
+}
+
+}  // namespace tailor::checkpoint

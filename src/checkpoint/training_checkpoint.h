@@ -1,0 +1,164 @@
+// Training checkpoints: the directory layout of ARCHITECTURE.md (Contracts), written atomically by
+// all ranks together, verified before use, loadable under another TP/DP layout.
+//
+//   checkpoints/step_<N>/
+//     model-tp<t>-of-<T>.h5            this TP rank's parameter shards (written by DP rank 0)
+//     optim-tp<t>-dp<d>-of-<T>x<D>.h5  optimizer state: one group per kind (exp_avg, exp_avg_sq,
+//                                      momentum); the whole trainable shard per TP rank, or each
+//                                      DP rank's ZeRO range of it (flat ranges)
+//     state-rank<r>.json               per-rank counters: step, data cursor, skipped steps, RNG
+//     config.yaml                      the resolved config the run was trained with
+//     manifest.json                    format version, step, layout, config hash, determinism
+//                                      record, PEFT base identity, SHA-256 and size of every file
+//   checkpoints/latest -> step_<N>     a symlink, replaced atomically after the directory is whole
+//
+// A tensor replicated over TP ranks (norms, replicated KV heads, replicated LoRA factors) is saved
+// once, by the first rank of its replica group (tp rank % replicas == 0). A PEFT run saves only
+// its trainable tensors; the frozen base is named in the manifest.
+//
+// Save sequence (every step of it survives a crash at any point; see docs/checkpoints.md): rank 0
+// creates step_<N>.tmp/; every rank writes and fsyncs its files and a list of their hashes; the
+// ranks agree that all writes succeeded; rank 0 writes manifest.json, fsyncs, renames
+// step_<N>.tmp -> step_<N>, fsyncs checkpoints/, replaces `latest`, then prunes. A failed write on
+// any rank (disk full) fails the save on every rank: the .tmp directory is removed and `latest`
+// still names the previous checkpoint.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backend/tensor.h"
+#include "checkpoint/h5.h"
+#include "comm/communicator.h"
+
+namespace tailor::checkpoint {
+
+inline constexpr int kCheckpointFormatVersion = 1;
+
+// A contiguous run of one parameter's local (TP-shard) elements and its host values.
+struct TensorPiece {
+  std::string name;          // dataset path: canonical name, or "<kind>/<name>" for optimizer state
+  h5::Placement placement;
+  backend::Tensor data;      // placement.flat_end - placement.flat_begin elements
+};
+
+struct ManifestFile {
+  std::string name;          // bare file name inside the checkpoint directory
+  std::uint64_t bytes = 0;
+  std::string sha256;
+};
+
+struct Manifest {
+  int format_version = kCheckpointFormatVersion;
+  std::int64_t step = 0;
+  int tensor = 1, data = 1, world = 1;
+  bool zero = false;
+  std::string dtype;                         // f32 | f64 | bf16: model tensors as trained
+  std::string optimizer;                     // adamw | sgd
+  std::int64_t optimizer_steps = 0;          // updates applied (skipped steps excluded)
+  std::string config_sha256;                 // of config.yaml
+  std::map<std::string, std::string> determinism;  // backend, threads, build, host ...
+  std::string peft_method = "none";
+  std::string base_model;                    // PEFT: the frozen base's directory ("" = seeded init)
+  std::string base_identity;                 // PEFT: hash identifying the base
+  std::string data_fingerprint;              // the tokenized corpus' cache key
+  std::vector<ManifestFile> files;
+};
+
+// Per-rank counters (state-rank<r>.json).
+struct RankState {
+  int rank = 0, tp_rank = 0, dp_rank = 0;
+  std::int64_t step = 0;
+  std::int64_t data_cursor = 0;              // global sequence index of the next batch
+  std::int64_t skipped_steps = 0;            // non-finite steps skipped so far
+  std::int64_t consecutive_skips = 0;
+  std::uint64_t seed = 0;                    // the counter-based RNG's key (its counters derive
+                                             // from step and element indices: no other state)
+};
+
+// Everything one rank contributes to a save.
+struct SaveRequest {
+  std::string checkpoints_dir;               // <output.dir>/checkpoints
+  std::int64_t step = 0;
+  int tp_rank = 0, tp_size = 1, dp_rank = 0, dp_size = 1;
+  bool write_model = false;                  // DP rank 0 of each TP group
+  std::vector<TensorPiece> model;
+  bool write_optimizer = false;
+  std::vector<TensorPiece> optimizer;        // names "<kind>/<param name>"
+  RankState state;
+  // World rank 0 only:
+  Manifest manifest;                         // files and step are filled in by save
+  std::string config_yaml;
+  std::int64_t keep_last = 0;                // retention (0: keep all)
+  std::int64_t keep_every = 0;               // also keep steps that are multiples of this
+};
+
+// Writes a checkpoint collectively (every rank of `world` calls it). Returns the committed
+// directory. On a failure on any rank every rank throws RuntimeError and `latest` is unchanged.
+std::string save_checkpoint(const SaveRequest& request, comm::Communicator& world);
+
+// Committed checkpoint directories (step_<N>, no suffix) under `checkpoints_dir`, by step.
+struct CheckpointRef {
+  std::string dir;
+  std::int64_t step = 0;
+};
+[[nodiscard]] std::vector<CheckpointRef> list_checkpoints(const std::string& checkpoints_dir);
+// The directory `latest` names, if it exists.
+[[nodiscard]] std::optional<std::string> latest_checkpoint(const std::string& checkpoints_dir);
+
+// Reads and checks manifest.json (format, version, file names inside the directory). UserError
+// "dir/manifest.json: reason".
+[[nodiscard]] Manifest read_manifest(const std::string& dir);
+// Checks every file of the manifest: present, its size, its SHA-256. UserError "dir/file: reason".
+void verify_checkpoint(const std::string& dir, const Manifest& manifest);
+
+// The checkpoint `train.resume: auto` continues from: `latest` when it verifies, else the newest
+// committed one that does. Each rejected candidate is described in `rejected` (one line each).
+[[nodiscard]] std::optional<CheckpointRef> find_resumable(const std::string& checkpoints_dir,
+                                                          std::vector<std::string>* rejected);
+
+// Removes committed checkpoints beyond the newest `keep_last` (0: none removed), except multiples
+// of `keep_every` and the one `latest` names; leftover .tmp directories of steps other than
+// `in_progress` go too.
+void prune_checkpoints(const std::string& checkpoints_dir, std::int64_t keep_last,
+                       std::int64_t keep_every);
+
+[[nodiscard]] RankState read_rank_state(const std::string& dir, int rank);
+
+// Reads tensors of a checkpoint under any layout: for a target placement (this rank's shard and
+// flat range), the pieces of every file that overlap it are copied in. Elements the checkpoint
+// holds in no file are an error, except vocabulary padding rows (a global dim 0 larger than the
+// stored one), which stay zero.
+class CheckpointReader {
+ public:
+  // Opens the files of `manifest` whose name starts with `prefix` ("model-" or "optim-").
+  CheckpointReader(const std::string& dir, const Manifest& manifest, const std::string& prefix);
+  [[nodiscard]] bool has(const std::string& name) const { return index_.count(name) > 0; }
+  // Fills `out` (host, target.flat_end - target.flat_begin elements, the stored dtype).
+  void read(const std::string& name, const h5::Placement& target, const backend::Tensor& out);
+  [[nodiscard]] std::vector<std::string> names() const;
+
+ private:
+  struct Source {
+    std::size_t file;
+    h5::DatasetInfo info;
+  };
+  std::string dir_;
+  std::vector<h5::File> files_;
+  std::map<std::string, std::vector<Source>> index_;
+};
+
+// Copies the elements of piece `src` (placement ps) that fall in target placement pt's flat range
+// into `dst` (laid out as pt's range). Returns the number of elements copied. Exposed for tests.
+std::int64_t copy_overlap(const h5::Placement& ps, const void* src, const h5::Placement& pt,
+                          void* dst, std::size_t elem_bytes);
+
+// Fault injection for tests (TAILOR_FAULT_SAVE=<point>[:rank]): the process kills itself with
+// SIGKILL at that point of the save sequence; "enospc" makes the rank's shard write fail as if the
+// disk were full. Points: shard, fsync, manifest, rename, latest, prune.
+void fault_point(const char* point, int rank);
+
+}  // namespace tailor::checkpoint

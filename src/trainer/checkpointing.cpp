@@ -1,0 +1,223 @@
+#include "trainer/checkpointing.h"
+
+#include <sys/utsname.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "core/error.h"
+#include "core/logging.h"
+#include "core/sha256.h"
+
+namespace tailor::trainer {
+namespace {
+
+namespace fs = std::filesystem;
+using checkpoint::TensorPiece;
+using checkpoint::h5::Placement;
+
+Placement placement_of(const model::Parameter& p, std::int64_t begin, std::int64_t end) {
+  Placement pl;
+  pl.global_shape = p.global_shape.rank() == 0 ? p.shape : p.global_shape;
+  pl.local_shape = p.shape;
+  pl.shard_dim = p.shard_dim;
+  pl.shard_offset = p.shard_offset;
+  pl.flat_begin = begin;
+  pl.flat_end = end;
+  return pl;
+}
+
+// A tensor replicated over TP ranks is saved by the first rank of its replica group (ranks
+// sharing a KV head are contiguous; norms and replicated LoRA factors have replicas = T).
+bool saved_here(const model::Parameter& p, int tp_rank) { return tp_rank % p.replicas == 0; }
+
+// The parameters a checkpoint holds: all of them, or only the trainable ones of a PEFT run.
+bool checkpointed(const model::Parameter& p, bool peft) { return p.trainable || !peft; }
+
+bool is_peft(const config::ExperimentConfig& cfg) { return cfg.peft.method != "none"; }
+
+std::map<std::string, std::string> determinism_record(const CheckpointContext& ctx) {
+  utsname u{};
+  uname(&u);
+  std::string cpu;
+  std::ifstream info("/proc/cpuinfo");
+  for (std::string line; std::getline(info, line);)
+    if (line.rfind("model name", 0) == 0) {
+      cpu = line.substr(line.find(':') + 2);
+      break;
+    }
+  return {{"backend", ctx.determinism_backend},
+          {"dtype", ctx.cfg->runtime.dtype},
+          {"layout", fmt::format("tensor {} x data {}{}", ctx.grid->tp_size(), ctx.grid->dp_size(),
+                                 ctx.cfg->optimizer.zero ? " (ZeRO-1)" : "")},
+          {"build", fmt::format("compiler {}", __VERSION__)},
+          {"machine", fmt::format("{} {} ({})", u.sysname, u.machine, cpu)},
+          {"hardware_threads", std::to_string(std::thread::hardware_concurrency())}};
+}
+
+}  // namespace
+
+std::string base_model_identity(const config::ExperimentConfig& cfg) {
+  if (cfg.model.path.empty())
+    return sha256_hex(fmt::format("seeded init: seed {}", cfg.train.seed));
+  Sha256 h;
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(cfg.model.path)) {
+    const std::string n = e.path().filename().string();
+    if (n == "config.json" || n.ends_with(".safetensors")) files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const fs::path& f : files) {
+    const std::string n = f.filename().string();
+    h.update(n.data(), n.size());
+    const auto size = static_cast<std::uint64_t>(fs::file_size(f));
+    h.update(&size, sizeof size);
+    std::ifstream in(f, std::ios::binary);
+    std::uint64_t header = 0;
+    std::string bytes;
+    if (n == "config.json") {
+      std::stringstream ss;
+      ss << in.rdbuf();
+      bytes = ss.str();
+    } else if (in.read(reinterpret_cast<char*>(&header), 8) && header < (100u << 20)) {
+      bytes.resize(header);
+      in.read(bytes.data(), static_cast<std::streamsize>(header));
+    }
+    h.update(bytes.data(), bytes.size());
+  }
+  return h.hex();
+}
+
+std::string save_training_checkpoint(const CheckpointContext& ctx,
+                                     const checkpoint::RankState& state) {
+  const config::ExperimentConfig& cfg = *ctx.cfg;
+  comm::ProcessGrid& grid = *ctx.grid;
+  checkpoint::SaveRequest req;
+  req.checkpoints_dir = cfg.output.dir + "/checkpoints";
+  req.step = state.step;
+  req.tp_rank = grid.tp_rank();
+  req.tp_size = grid.tp_size();
+  req.dp_rank = grid.dp_rank();
+  req.dp_size = grid.dp_size();
+  const bool peft = is_peft(cfg);
+  req.write_model = grid.dp_rank() == 0;
+  if (req.write_model)
+    for (const model::Parameter& p : ctx.model->params().all())
+      if (checkpointed(p, peft) && saved_here(p, grid.tp_rank()))
+        req.model.push_back({p.name, placement_of(p, 0, p.shape.numel()), p.value});
+  // Optimizer state: every DP rank's ZeRO range, or DP rank 0's copy of the whole.
+  optim::DataParallelOptimizer& opt = *ctx.optimizer;
+  req.write_optimizer = opt.sharded() || grid.dp_rank() == 0;
+  if (req.write_optimizer) {
+    const auto& slices = opt.slices();
+    for (const optim::StateTensor& st : opt.optimizer().state()) {
+      const optim::ParamSlice& s = slices[st.slice];
+      const model::Parameter& p = ctx.model->params().at(s.name);
+      if (!saved_here(p, grid.tp_rank())) continue;
+      req.optimizer.push_back({st.kind + "/" + p.name,
+                               placement_of(p, s.flat_begin, s.flat_begin + s.value.numel()),
+                               st.value});
+    }
+  }
+  req.state = state;
+  req.state.rank = grid.world().rank();
+  req.state.tp_rank = grid.tp_rank();
+  req.state.dp_rank = grid.dp_rank();
+  if (grid.world().rank() == 0) {
+    checkpoint::Manifest& m = req.manifest;
+    m.tensor = grid.tp_size();
+    m.data = grid.dp_size();
+    m.world = grid.world().size();
+    m.zero = opt.sharded();
+    m.dtype = cfg.runtime.dtype;
+    m.optimizer = cfg.optimizer.name;
+    m.optimizer_steps = opt.optimizer().steps_taken();
+    m.determinism = determinism_record(ctx);
+    m.peft_method = cfg.peft.method;
+    if (peft) {
+      m.base_model = cfg.model.path;
+      m.base_identity = ctx.base_identity;
+    }
+    m.data_fingerprint = ctx.data_fingerprint;
+    req.config_yaml = config::to_yaml(cfg);
+    req.keep_last = cfg.checkpoint.keep_last;
+    req.keep_every = cfg.checkpoint.keep_every;
+  }
+  return checkpoint::save_checkpoint(req, grid.world());
+}
+
+checkpoint::RankState load_training_checkpoint(const CheckpointContext& ctx,
+                                               const std::string& dir,
+                                               const checkpoint::Manifest& manifest) {
+  const config::ExperimentConfig& cfg = *ctx.cfg;
+  comm::ProcessGrid& grid = *ctx.grid;
+  // The run being continued must be the same run: same config (but for the keys that may
+  // change), same base model, same data, same optimizer.
+  const std::string cfg_path = dir + "/config.yaml";
+  std::ifstream f(cfg_path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const std::string text = ss.str();
+  config::ExperimentConfig saved;
+  try {
+    saved = config::load_config_text(text, cfg_path);
+  } catch (const config::ConfigError& e) {
+    throw_user_error(cfg_path, "the checkpoint's config does not load: {}", e.problems().front());
+  }
+  const std::vector<std::string> conflicts = config::resume_conflicts(saved, cfg);
+  if (!conflicts.empty())
+    throw_user_error(dir, "cannot resume with a different {} (only steps, logging, checkpoint "
+                          "cadence, layout and threads may change; see docs/checkpoints.md)",
+                     conflicts.front());
+  if (is_peft(cfg) && manifest.base_identity != ctx.base_identity)
+    throw_user_error(dir, "the base model differs from the one this adapter checkpoint was trained "
+                          "on ({})", manifest.base_model.empty() ? "seeded init" : manifest.base_model);
+  if (manifest.data_fingerprint != ctx.data_fingerprint)
+    throw_user_error(dir, "the training data changed since this checkpoint (tokenized cache {} then, "
+                          "{} now); resume needs the same data",
+                     manifest.data_fingerprint, ctx.data_fingerprint);
+  const std::string here = fmt::format("tensor {} x data {}{}", grid.tp_size(), grid.dp_size(),
+                                       ctx.optimizer->sharded() ? " (ZeRO-1)" : "");
+  const auto rec = manifest.determinism.find("layout");
+  if (rec != manifest.determinism.end() && rec->second != here)
+    log::warn("resuming a {} checkpoint as {}: tensors are resharded exactly, but reductions "
+              "now sum in another order, so losses will not be bitwise those of the original layout",
+              rec->second, here);
+
+  // Model tensors.
+  const bool peft = is_peft(cfg);
+  {
+    checkpoint::CheckpointReader reader(dir, manifest, "model-");
+    for (model::Parameter& p : ctx.model->params().all()) {
+      if (!checkpointed(p, peft)) continue;
+      reader.read(p.name, placement_of(p, 0, p.shape.numel()), p.value.view(Shape{p.shape.numel()}));
+    }
+  }
+  // Optimizer state, slice by slice.
+  {
+    checkpoint::CheckpointReader reader(dir, manifest, "optim-");
+    optim::DataParallelOptimizer& opt = *ctx.optimizer;
+    const auto& slices = opt.slices();
+    for (const optim::StateTensor& st : opt.optimizer().state()) {
+      const optim::ParamSlice& s = slices[st.slice];
+      const model::Parameter& p = ctx.model->params().at(s.name);
+      reader.read(st.kind + "/" + p.name,
+                  placement_of(p, s.flat_begin, s.flat_begin + s.value.numel()), st.value);
+    }
+    opt.optimizer().set_steps_taken(manifest.optimizer_steps);
+  }
+  // Counters: every rank saved the same ones; rank 0's file exists under any layout.
+  checkpoint::RankState state = checkpoint::read_rank_state(dir, 0);
+  TAILOR_CHECK_USER(state.step == manifest.step, dir + "/state-rank0.json",
+                    "step {} differs from the manifest's {}", state.step, manifest.step);
+  TAILOR_CHECK_USER(state.data_cursor == manifest.step * cfg.train.global_batch,
+                    dir + "/state-rank0.json", "data cursor {} is not step {} x {} sequences",
+                    state.data_cursor, manifest.step, cfg.train.global_batch);
+  return state;
+}
+
+}  // namespace tailor::trainer

@@ -108,6 +108,15 @@ class Ops {
                                   const Tensor& doc_ids, double scale, const Tensor& dq,
                                   const Tensor& dk, const Tensor& dv) = 0;
 
+  // ---- attention over a KV cache (generation) ----------------------------------------------
+  // New queries against the keys and values of every token a row has seen. q: [B, Tq, Hq, Dh];
+  // k, v: [B, S, Hkv, Dh] the cache, the new tokens' keys and values already written into it;
+  // start: i32 [B]. Query t of row b sits at position start[b] + t (< S) and attends to the keys
+  // j <= start[b] + t of its row, causally, with the same GQA rule as attention_forward.
+  // out: [B, Tq, Hq, Dh]. Inference only: no log-sum-exp is saved.
+  virtual void attention_cached(const Tensor& q, const Tensor& k, const Tensor& v,
+                                const Tensor& start, double scale, const Tensor& out) = 0;
+
   // ---- MLP activations ---------------------------------------------------------------------
   // out = silu(gate) * up, all [N, F].
   virtual void swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) = 0;

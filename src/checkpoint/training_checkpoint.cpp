@@ -397,19 +397,47 @@ Manifest read_manifest(const std::string& dir) {
   return m;
 }
 
+namespace {
+
+// One manifest file against the disk: "" when it verifies, else why not; `bytes` gets its size.
+std::string file_problem(const std::string& dir, const ManifestFile& f, std::uint64_t& bytes) {
+  const std::string path = dir + "/" + f.name;
+  std::error_code ec;
+  bytes = 0;
+  if (fs::is_symlink(path, ec)) return "is a symbolic link (refused)";
+  if (!fs::is_regular_file(path, ec)) return "missing";
+  bytes = static_cast<std::uint64_t>(fs::file_size(path, ec));
+  if (bytes != f.bytes)
+    return fmt::format("{} bytes, the manifest says {} (truncated or replaced)", bytes, f.bytes);
+  if (sha256_file(path) != f.sha256) return "SHA-256 differs from the manifest (the file is damaged)";
+  return "";
+}
+
+}  // namespace
+
 void verify_checkpoint(const std::string& dir, const Manifest& manifest) {
   for (const ManifestFile& f : manifest.files) {
-    const std::string path = dir + "/" + f.name;
-    std::error_code ec;
-    if (fs::is_symlink(path, ec)) throw_user_error(path, "is a symbolic link (refused)");
-    if (!fs::is_regular_file(path, ec)) throw_user_error(path, "missing");
-    const auto bytes = static_cast<std::uint64_t>(fs::file_size(path, ec));
-    if (bytes != f.bytes)
-      throw_user_error(path, "{} bytes, the manifest says {} (truncated or replaced)", bytes,
-                       f.bytes);
-    if (sha256_file(path) != f.sha256)
-      throw_user_error(path, "SHA-256 differs from the manifest (the file is damaged)");
+    std::uint64_t bytes = 0;
+    const std::string problem = file_problem(dir, f, bytes);
+    if (!problem.empty()) throw UserError(dir + "/" + f.name, problem);
   }
+}
+
+std::vector<FileCheck> check_checkpoint_files(const std::string& dir, const Manifest& manifest) {
+  std::vector<FileCheck> out;
+  for (const ManifestFile& f : manifest.files) {
+    FileCheck c;
+    c.name = f.name;
+    try {
+      c.problem = file_problem(dir, f, c.bytes);
+    } catch (const UserError& e) {  // unreadable (sha256_file): a problem of this file only
+      c.problem = e.reason();
+    } catch (const Error& e) {
+      c.problem = e.what();
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
 }
 
 std::optional<CheckpointRef> find_resumable(const std::string& checkpoints_dir,

@@ -115,6 +115,15 @@ struct CheckpointRef {
 // Checks every file of the manifest: present, its size, its SHA-256. UserError "dir/file: reason".
 void verify_checkpoint(const std::string& dir, const Manifest& manifest);
 
+// The same checks, file by file, without stopping at the first bad one (`tailor inspect`).
+struct FileCheck {
+  std::string name;          // as in the manifest
+  std::uint64_t bytes = 0;   // on disk (0 when missing)
+  std::string problem;       // "" when the file verifies, else the reason
+};
+[[nodiscard]] std::vector<FileCheck> check_checkpoint_files(const std::string& dir,
+                                                            const Manifest& manifest);
+
 // The checkpoint `train.resume: auto` continues from: `latest` when it verifies, else the newest
 // committed one that does. Each rejected candidate is described in `rejected` (one line each).
 [[nodiscard]] std::optional<CheckpointRef> find_resumable(const std::string& checkpoints_dir,

@@ -9,14 +9,20 @@
 #include <optional>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "backend/cpu/cpu_ops.h"
 #include "checkpoint/hf_model.h"
+#include "checkpoint/inspect.h"
 #include "config/config.h"
 #include "data/tokenizer.h"
+#include "eval/metrics.h"
+#include "eval/generate.h"
+#include "eval/generation_prompt.h"
 #include "eval/score.h"
 #include "peft/peft_import.h"
 #include "core/logging.h"
+#include "trainer/checkpointing.h"
 #include "trainer/plot.h"
 #include "trainer/prepare.h"
 #include "trainer/trainer.h"
@@ -59,30 +65,182 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
   return code;
 }
 
+namespace {
+
+// A Hugging Face model directory (+ a PEFT LoRA adapter directory) on the CPU in f32, with its
+// tokenizer: what `score` and `generate` run.
+struct CpuModel {
+  checkpoint::HfModelConfig hf;
+  std::unique_ptr<data::Tokenizer> tokenizer;
+  std::unique_ptr<backend::CpuOps> ops;
+  std::optional<model::LoraSpec> lora;
+  std::unique_ptr<model::Transformer> model;
+};
+
+CpuModel load_cpu_model(const std::string& model_dir, const std::string& adapter_dir,
+                        int threads) {
+  CpuModel m;
+  m.hf = checkpoint::read_hf_config(model_dir);
+  m.tokenizer = data::load_tokenizer(model_dir);
+  m.ops = std::make_unique<backend::CpuOps>(threads);
+  if (!adapter_dir.empty()) m.lora = peft::read_peft_lora_config(adapter_dir);
+  m.model = std::make_unique<model::Transformer>(m.hf.spec, *m.ops, DType::kF32, nullptr,
+                                                 m.lora ? &*m.lora : nullptr);
+  checkpoint::load_hf_weights(model_dir, m.hf, *m.model, *m.ops);
+  if (m.lora) peft::load_peft_lora_weights(adapter_dir, *m.model, *m.ops);
+  return m;
+}
+
+}  // namespace
+
 int run_score(const std::string& model_dir, const std::string& adapter_dir,
               const std::string& data_path, int threads) {
-  const checkpoint::HfModelConfig hf = checkpoint::read_hf_config(model_dir);
-  const auto tokenizer = data::load_tokenizer(model_dir);
-  backend::CpuOps ops(threads);
-  std::optional<model::LoraSpec> lora;
-  if (!adapter_dir.empty()) lora = peft::read_peft_lora_config(adapter_dir);
-  model::Transformer model(hf.spec, ops, DType::kF32, nullptr, lora ? &*lora : nullptr);
-  checkpoint::load_hf_weights(model_dir, hf, model, ops);
-  if (lora) peft::load_peft_lora_weights(adapter_dir, model, ops);
-  log::info("scoring {} with {} ({})", data_path, model_dir, hf.spec.summary());
-  const eval::ScoreResult r = eval::score_jsonl(model, *tokenizer, data_path);
+  const CpuModel m = load_cpu_model(model_dir, adapter_dir, threads);
+  log::info("scoring {} with {} ({})", data_path, model_dir, m.hf.spec.summary());
+  const eval::ScoreResult r = eval::score_jsonl(*m.model, *m.tokenizer, data_path);
   std::printf("%s\n", fmt::format(R"({{"records": {}, "tokens": {}, "nll": {}, "ppl": {}}})",
                                    r.records, r.tokens, r.nll, r.ppl)
                            .c_str());
   return 0;
 }
 
+namespace {
+
+// The options of `generate` that need no model, checked (UserError naming the flag).
+eval::GenerateOptions generate_options(const GenerateArgs& a) {
+  eval::GenerateOptions o;
+  TAILOR_CHECK_USER(a.max_new_tokens >= 1, "--max-new-tokens", "{} must be at least 1",
+                    a.max_new_tokens);
+  TAILOR_CHECK_USER(a.batch_size >= 1, "--batch-size", "{} must be at least 1", a.batch_size);
+  o.max_new_tokens = a.max_new_tokens;
+  o.sampling = {a.temperature, a.top_k, a.top_p, a.seed};
+  if (const std::string problem = eval::sampling_problem(o.sampling); !problem.empty())
+    throw UserError("", problem);
+  for (const std::string& s : a.stop) TAILOR_CHECK_USER(!s.empty(), "--stop", "empty stop string");
+  o.stop_strings = a.stop;
+  return o;
+}
+
+// Stops and length limits from the model: its EOS ids and the template's end of turn; the
+// positions it has (and a sliding window, which Tailor does not implement) bound every row.
+void add_model_limits(eval::GenerateOptions& o, const CpuModel& m, data::ChatPreset preset) {
+  o.stop_ids = eval::response_end_ids(preset, *m.tokenizer);
+  if (m.hf.eos_token_id >= 0 &&
+      std::find(o.stop_ids.begin(), o.stop_ids.end(), m.hf.eos_token_id) == o.stop_ids.end())
+    o.stop_ids.push_back(m.hf.eos_token_id);
+  o.max_length = m.hf.spec.max_position_embeddings;
+  if (m.hf.sliding_window > 0) o.max_length = std::min(o.max_length, m.hf.sliding_window);
+}
+
+// The records' prompts as token ids, checked against the model (UserError at `where`).
+std::vector<eval::GenerationPrompt> generation_prompts(const std::vector<data::Record>& records,
+                                                       const std::string& source,
+                                                       const data::TemplateSpec& tmpl,
+                                                       const CpuModel& m, std::int64_t max_len) {
+  std::vector<eval::GenerationPrompt> out;
+  for (const data::Record& r : records) {
+    const std::string where = r.line > 0 ? fmt::format("{}:{}", source, r.line) : source;
+    eval::GenerationPrompt p = eval::generation_prompt(r, tmpl, *m.tokenizer);
+    TAILOR_CHECK_USER(!p.ids.empty(), where, "the prompt is empty");
+    TAILOR_CHECK_USER(static_cast<std::int64_t>(p.ids.size()) < max_len, where,
+                      "the prompt has {} tokens; the model reads at most {}", p.ids.size(),
+                      max_len);
+    for (std::int32_t id : p.ids)
+      TAILOR_CHECK_USER(id < m.hf.spec.vocab_size, where,
+                        "token id {} is outside the model's vocabulary ({})", id,
+                        m.hf.spec.vocab_size);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+// One --prompts record's output line.
+std::string completion_json(const eval::GenerationPrompt& p, const eval::Completion& c) {
+  nlohmann::ordered_json j;
+  j["prompt"] = p.prompt;
+  j["completion"] = c.text;
+  j["tokens"] = c.tokens.size();
+  if (p.reference) j["reference"] = *p.reference;
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// One prompt: its text goes to stdout as it is generated.
+void stream_completion(CpuModel& m, const eval::GenerationPrompt& prompt,
+                       const eval::GenerateOptions& o) {
+  const auto print = [](std::size_t, std::string_view piece) {
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+  };
+  const std::vector<std::vector<std::int32_t>> one = {prompt.ids};
+  const auto c = eval::generate(*m.model, m.tokenizer.get(), one, o, print);
+  std::printf("\n");
+  log::info("{} tokens ({})", c[0].tokens.size(), eval::finish_reason_name(c[0].finish));
+}
+
+// Records: batches of `batch` prompts, one JSON line per record in order, flushed per batch.
+void write_completions(CpuModel& m, const std::vector<eval::GenerationPrompt>& prompts,
+                       const eval::GenerateOptions& o, std::int64_t batch) {
+  const auto step = static_cast<std::size_t>(batch);
+  for (std::size_t first = 0; first < prompts.size(); first += step) {
+    const std::size_t end = std::min(prompts.size(), first + step);
+    std::vector<std::vector<std::int32_t>> ids;
+    for (std::size_t i = first; i < end; ++i) ids.push_back(prompts[i].ids);
+    // Each record draws from its own stream: the tokens do not depend on the batch size.
+    const auto c = eval::generate(*m.model, m.tokenizer.get(), ids, o, {}, first);
+    for (std::size_t i = first; i < end; ++i)
+      std::printf("%s\n", completion_json(prompts[i], c[i - first]).c_str());
+    std::fflush(stdout);
+  }
+}
+
+}  // namespace
+
+int run_generate(const GenerateArgs& a) {
+  const std::optional<data::ChatPreset> preset = data::parse_chat_preset(a.template_name);
+  TAILOR_CHECK_USER(preset.has_value(), "--template",
+                    "unknown template \"{}\" (plain, llama3, chatml, mistral)", a.template_name);
+  eval::GenerateOptions o = generate_options(a);
+  std::vector<data::Record> records;
+  if (a.prompts_path.empty()) {
+    data::Record r;
+    r.kind = data::RecordKind::kPromptCompletion;
+    r.prompt = a.prompt;
+    records.push_back(std::move(r));
+  } else {
+    records = eval::read_generation_records(a.prompts_path);
+  }
+  CpuModel m = load_cpu_model(a.model_dir, a.adapter_dir, a.threads);
+  add_model_limits(o, m, *preset);
+  for (const std::string& special : data::chat_preset_special_tokens(*preset))
+    if (!m.tokenizer->token_to_id(special))
+      log::warn("--template {}: the tokenizer has no token {}; it is encoded as plain text",
+                a.template_name, special);
+  data::TemplateSpec tmpl;
+  tmpl.preset = *preset;
+  tmpl.system = a.system;
+  const std::vector<eval::GenerationPrompt> prompts = generation_prompts(
+      records, a.prompts_path.empty() ? "--prompt" : a.prompts_path, tmpl, m, o.max_length);
+  log::info("generating with {} ({})", a.model_dir, m.hf.spec.summary());
+
+  if (a.prompts_path.empty()) {
+    stream_completion(m, prompts.front(), o);
+  } else {
+    write_completions(m, prompts, o, a.batch_size);
+  }
+  return 0;
+}
+
 int run_export(const std::string& model_dir, const std::string& checkpoint,
                const std::string& format, const std::string& out_dir, const std::string& dtype,
                int threads) {
-  if (!checkpoint.empty())
-    throw_user_error("--checkpoint", "exporting from a Tailor checkpoint needs HDF5 checkpoints, "
-                                     "which this build does not have yet; use --model DIR");
+  if (!checkpoint.empty()) {
+    trainer::CheckpointExport options;
+    options.format = format;
+    options.bf16 = dtype == "bf16";
+    options.threads = threads;
+    trainer::export_checkpoint(checkpoint::resolve_checkpoint_dir(checkpoint), out_dir, options);
+    return 0;
+  }
   if (format != "hf")
     throw_user_error("--format", "{} adapters are written by LoRA runs (output.dir/export/adapter); "
                                  "a model directory exports with --format hf", format);
@@ -95,11 +253,55 @@ int run_export(const std::string& model_dir, const std::string& checkpoint,
   return 0;
 }
 
+int run_inspect(const std::string& path) {
+  const checkpoint::Inspection ins = checkpoint::inspect_checkpoint(checkpoint::resolve_checkpoint_dir(path));
+  std::fputs(checkpoint::format_inspection(ins).c_str(), stdout);
+  std::fflush(stdout);
+  if (!ins.problems.empty()) throw UserError(ins.problems.front().where, ins.problems.front().reason);
+  return 0;
+}
+
 int run_plot(const std::string& run_dir, const std::string& out_path) {
   if (!out_path.empty() && !out_path.ends_with(".svg"))
     throw_user_error("--out", "{}: only SVG is written (name it FILE.svg; `rsvg-convert -o x.png "
                               "FILE.svg` makes a PNG)", out_path);
   std::printf("%s\n", trainer::plot_run(run_dir, out_path).c_str());
+  return 0;
+}
+
+namespace {
+
+// The human part of `tailor metrics`: one row per metric, then the sacreBLEU signatures.
+void print_metrics_table(const eval::CorpusMetrics& m) {
+  const eval::BleuResult& b = m.bleu;
+  fmt::print("{:<12} {:>8}  {}\n", "metric", "score", "detail");
+  fmt::print("{:<12} {:>8.2f}  {:.1f}/{:.1f}/{:.1f}/{:.1f} (BP = {:.3f} ratio = {:.3f} hyp_len = {} "
+             "ref_len = {})\n",
+             "BLEU", b.score, b.precisions[0], b.precisions[1], b.precisions[2], b.precisions[3],
+             b.bp, b.ratio, b.sys_len, b.ref_len);
+  fmt::print("{:<12} {:>8.2f}\n", "chrF2", m.chrf.score);
+  fmt::print("{:<12} {:>8.2f}\n", "chrF2++", m.chrf_pp.score);
+  fmt::print("{:<12} {:>8.4f}  F-measure, mean over {} sentences\n", "ROUGE-L", m.rouge_l,
+             m.sentences);
+  fmt::print("{:<12} {:>8.4f}  SQuAD-normalized: {:.4f}\n", "exact match", m.exact_match,
+             m.exact_match_squad);
+  fmt::print("BLEU|{}\nchrF2|{}\nchrF2++|{}\n", b.signature, m.chrf.signature, m.chrf_pp.signature);
+}
+
+}  // namespace
+
+int run_metrics(const std::string& hyp_path, const std::vector<std::string>& ref_paths) {
+  const std::vector<std::string> hyps = eval::read_sentences(hyp_path);
+  TAILOR_CHECK_USER(!hyps.empty(), hyp_path, "no lines to score");
+  std::vector<std::vector<std::string>> refs;
+  for (const std::string& path : ref_paths) {
+    refs.push_back(eval::read_sentences(path));
+    TAILOR_CHECK_USER(refs.back().size() == hyps.size(), path, "{} lines, but {} has {}",
+                      refs.back().size(), hyp_path, hyps.size());
+  }
+  const eval::CorpusMetrics m = eval::compute_metrics(hyps, refs);
+  print_metrics_table(m);
+  fmt::print("{}\n", eval::metrics_json(m));
   return 0;
 }
 

@@ -2,6 +2,7 @@
 // errors propagate to main(), which turns them into one line and the contract's exit code.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,12 +28,52 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
 int run_score(const std::string& model_dir, const std::string& adapter_dir,
               const std::string& data_path, int threads);
 
-// tailor export --model DIR --format hf --out DIR [--dtype f32|bf16]
+// tailor export (--model DIR | --checkpoint PATH) [--format hf|peft] --out DIR [--dtype f32|bf16]:
+// a model directory re-exported, or a training checkpoint (step_<N>, or a checkpoints/ or run
+// directory's latest) exported as the trainer exports at the end of a run
+// (trainer::export_checkpoint; any TP layout, optimizer files never read).
 int run_export(const std::string& model_dir, const std::string& checkpoint, const std::string& format,
                const std::string& out_dir, const std::string& dtype, int threads);
+
+// tailor inspect PATH (step_<N>, or a checkpoints/ or run directory: its latest): prints the
+// checkpoint's step, layout, dtype, optimizer, PEFT base, determinism record, every file with its
+// size and whether its SHA-256 verifies, and every tensor with its global shape, dtype and the
+// files and hyperslabs holding it (checkpoint/inspect.h), then a summary line. Exit 0 when
+// everything verifies; otherwise the report is still printed and the first problem is thrown
+// (UserError `path: reason`, exit 2).
+int run_inspect(const std::string& path);
 
 // tailor plot RUN_DIR [--out FILE.svg]: draws RUN_DIR/metrics.jsonl (loss, eval metrics, learning
 // rate, grad norm against step) as an SVG, RUN_DIR/plot.svg by default; prints the path written.
 int run_plot(const std::string& run_dir, const std::string& out_path);
+
+// tailor metrics --hyp FILE --ref FILE [--ref FILE ...]: corpus BLEU, chrF, chrF++ (sacreBLEU),
+// ROUGE-L (rouge-score) and exact match of the hypothesis lines against one or more reference
+// files, line by line (eval/metrics.h). Prints a short table and, as the last line on stdout,
+// {"bleu":..,"chrf":..,"chrf_pp":..,"rouge_l":..,"exact_match":..,"sentences":N,
+// "bleu_signature":"..","chrf_signature":"..", ...}. An unreadable file or a line-count mismatch
+// is a user error `path: reason`.
+int run_metrics(const std::string& hyp_path, const std::vector<std::string>& ref_paths);
+
+// tailor generate --model DIR [--adapter DIR] (--prompt TEXT | --prompts FILE.jsonl) ...: greedy
+// or sampled generation with a KV cache (eval/generate.h), prompts rendered with a training
+// template (eval/generation_prompt.h). A single --prompt streams its completion to stdout as it
+// is generated; --prompts writes one JSON line per record, in order: {"prompt": ...,
+// "completion": ..., "tokens": N} (+ "reference" when the record carries an answer).
+struct GenerateArgs {
+  std::string model_dir, adapter_dir;
+  std::string prompt, prompts_path;  // exactly one of them
+  std::int64_t max_new_tokens = 128;
+  double temperature = 0.0;          // 0: greedy
+  std::int64_t top_k = 0;
+  double top_p = 1.0;
+  std::uint64_t seed = 0;
+  std::vector<std::string> stop;     // stop strings
+  std::string template_name = "plain";
+  std::string system;
+  std::int64_t batch_size = 8;       // --prompts records per batch
+  int threads = 0;
+};
+int run_generate(const GenerateArgs& args);
 
 }  // namespace tailor::cli

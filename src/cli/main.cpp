@@ -86,18 +86,66 @@ int main(int argc, char** argv) {
   CLI::App* exp = app.add_subcommand("export", "write a model as a Hugging Face directory");
   auto* src = exp->add_option_group("source");
   src->add_option("--model", model_dir, "Hugging Face model directory to re-export");
-  src->add_option("--checkpoint", checkpoint_path, "Tailor checkpoint to export");
+  src->add_option("--checkpoint", checkpoint_path,
+                  "Tailor checkpoint to export: step_<N>, or a checkpoints/ or run directory (its "
+                  "latest)");
   src->require_option(1);
-  exp->add_option("--format", format, "hf (peft: for PEFT runs)")->check(CLI::IsMember({"hf", "peft"}));
+  exp->add_option("--format", format,
+                  "hf (default; a PEFT run's checkpoint: the merged model + adapter/) or peft (a "
+                  "LoRA run's checkpoint: the adapter alone)")
+      ->check(CLI::IsMember({"hf", "peft"}));
   exp->add_option("--out", out_dir, "output directory")->required();
   exp->add_option("--dtype", dtype, "f32 or bf16 weights")->check(CLI::IsMember({"f32", "bf16"}));
   exp->add_option("--threads", threads, "CPU threads (0: all cores)");
+
+  tailor::cli::GenerateArgs gen;
+  CLI::App* generate = app.add_subcommand(
+      "generate", "generate text from a Hugging Face model directory (KV cache; greedy or sampled)");
+  generate->add_option("--model", gen.model_dir, "model directory (config.json, *.safetensors, tokenizer)")
+      ->required();
+  generate->add_option("--adapter", gen.adapter_dir, "PEFT LoRA adapter directory to apply");
+  auto* prompts = generate->add_option_group("prompts");
+  prompts->add_option("--prompt", gen.prompt, "one prompt; its completion streams to stdout");
+  prompts->add_option("--prompts", gen.prompts_path,
+                      "JSONL records ({\"prompt\"}, {\"messages\"}, {\"src\", ...}, {\"text\"}); "
+                      "one JSON line out per record");
+  prompts->require_option(1);
+  generate->add_option("--max-new-tokens", gen.max_new_tokens, "tokens to generate at most (128)");
+  generate->add_option("--temperature", gen.temperature, "0: greedy (default); > 0: sample");
+  generate->add_option("--top-k", gen.top_k, "sample from the k most likely tokens (0: all)");
+  generate->add_option("--top-p", gen.top_p, "sample from the smallest set reaching p (1: all)");
+  generate->add_option("--seed", gen.seed, "seed of the sampling (the same seed, the same text)");
+  generate->add_option("--stop", gen.stop, "stop when the text contains one of these (cut there)");
+  generate->add_option("--template", gen.template_name,
+                       "prompt template of training: plain (default), llama3, chatml, mistral");
+  generate->add_option("--system", gen.system, "system prompt for the template");
+  generate->add_option("--batch-size", gen.batch_size, "--prompts records generated together (8)");
+  generate->add_option("--threads", gen.threads, "CPU threads (0: all cores)");
+
+  std::string inspect_path;
+  CLI::App* inspect = app.add_subcommand(
+      "inspect", "describe a training checkpoint (layout, files and their SHA-256, tensors and "
+                 "where they are stored); exit 2 when a file does not verify");
+  inspect->add_option("path", inspect_path,
+                      "checkpoint directory (step_<N>), or a checkpoints/ or run directory "
+                      "(its latest)")
+      ->required();
 
   std::string run_dir, plot_out;
   CLI::App* plot = app.add_subcommand(
       "plot", "draw a run's metrics.jsonl (loss, eval metrics, learning rate) as an SVG image");
   plot->add_option("run_dir", run_dir, "run directory (output.dir of the config)")->required();
   plot->add_option("--out", plot_out, "SVG file to write (default RUN_DIR/plot.svg)");
+
+  std::string hyp_path;
+  std::vector<std::string> ref_paths;
+  CLI::App* metrics = app.add_subcommand(
+      "metrics", "corpus BLEU, chrF, chrF++ (as sacreBLEU), ROUGE-L (as rouge-score) and exact "
+                 "match of hypothesis lines against reference lines");
+  metrics->add_option("--hyp", hyp_path, "hypotheses, one sentence per line")->required();
+  metrics->add_option("--ref", ref_paths, "references, line by line with --hyp (repeat for more)")
+      ->required()
+      ->take_all();
 
   try {
     app.parse(argc, argv);
@@ -134,7 +182,10 @@ int main(int argc, char** argv) {
     if (prepare->parsed()) return tailor::cli::run_prepare(config_path, overrides);
     if (train->parsed()) return tailor::cli::run_train(config_path, overrides, std::move(world));
     if (score->parsed()) return tailor::cli::run_score(model_dir, adapter_dir, data_path, threads);
+    if (generate->parsed()) return tailor::cli::run_generate(gen);
     if (plot->parsed()) return tailor::cli::run_plot(run_dir, plot_out);
+    if (inspect->parsed()) return tailor::cli::run_inspect(inspect_path);
+    if (metrics->parsed()) return tailor::cli::run_metrics(hyp_path, ref_paths);
     if (exp->parsed())
       return tailor::cli::run_export(model_dir, checkpoint_path, format, out_dir, dtype, threads);
   } catch (const tailor::config::ConfigError& e) {

@@ -316,6 +316,7 @@ void read_train(SchemaReader& r, TrainConfig& t) {
   }
   r.read_int("log_every", t.log_every, kAtLeast1);
   r.read_int("max_skipped_steps", t.max_skipped_steps, kAtLeast1);
+  r.read_int("eval_every", t.eval_every, kAtLeast0);
   r.end_section();
 }
 

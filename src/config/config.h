@@ -94,6 +94,7 @@ struct TrainConfig {
   std::string resume = "auto";           // auto | never | PATH (a checkpoints/step_<N> directory)
   std::int64_t log_every = 1;            // progress line and metrics.jsonl record every N steps
   std::int64_t max_skipped_steps = 5;    // stop after this many consecutive non-finite steps
+  std::int64_t eval_every = 0;           // validation loss every N steps (0: at the end only)
 };
 
 struct OptimizerConfig {

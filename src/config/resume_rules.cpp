@@ -13,11 +13,12 @@ namespace {
 // Keys (or sections, ending in '.') that may differ from the checkpoint's config: how long to
 // train, how often to log and save, where and with what layout and threads to run. Everything else
 // (model, data, seed, batch, optimizer, schedule shape, PEFT, dtype) defines the run being continued.
+// ZeRO sharding is part of the layout: its state reshards like the rest.
 const char* const kMutable[] = {
     "output.dir",       "train.steps",         "train.resume",      "train.log_every",
     "train.micro_batch", "train.max_skipped_steps", "checkpoint.",   "parallel.",
     "runtime.threads",  "runtime.log_level",   "runtime.watchdog_s", "runtime.device",
-    "data.cache_dir",
+    "data.cache_dir",   "optimizer.zero",      "train.eval_every",
 };
 
 bool is_mutable(const std::string& key) {

@@ -179,6 +179,7 @@ std::string to_yaml(const ExperimentConfig& c) {
   body.str("resume", t.resume);
   body.num("log_every", t.log_every);
   body.num("max_skipped_steps", t.max_skipped_steps);
+  body.num("eval_every", t.eval_every);
 
   const OptimizerConfig& o = c.optimizer;
   body.section("optimizer");

@@ -122,6 +122,46 @@ DecoderLayer::DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index,
   }
 }
 
+LayerActivations DecoderLayer::allocate_activations(std::vector<backend::Buffer>& storage,
+                                                    DType dtype, std::int64_t batch,
+                                                    std::int64_t seq) const {
+  const std::int64_t n = batch * seq;
+  const std::int64_t d = spec_->hidden_size;
+  const std::int64_t f = tp_.ffn;
+  const std::int64_t qd = tp_.q_dim(spec_->head_dim);
+  const std::int64_t kvd = tp_.kv_dim(spec_->head_dim);
+  const bool layer_norm = spec_->norm == NormType::kLayerNorm;
+  auto make = [&](Shape shape) {
+    storage.emplace_back(dtype, shape);
+    return storage.back().tensor();
+  };
+  LayerActivations l;
+  l.h1 = make(Shape{n, d});
+  if (layer_norm) l.mean1 = make(Shape{n});
+  l.rstd1 = make(Shape{n});
+  l.q = make(Shape{n, qd});
+  l.k = make(Shape{n, kvd});
+  l.v = make(Shape{n, kvd});
+  l.attn = make(Shape{n, qd});
+  l.lse = make(Shape{batch, tp_.q_heads, seq});
+  l.x_mid = make(Shape{n, d});
+  l.h2 = make(Shape{n, d});
+  if (layer_norm) l.mean2 = make(Shape{n});
+  l.rstd2 = make(Shape{n});
+  if (spec_->mlp == MlpType::kSwiGLU) l.gate = make(Shape{n, f});
+  l.up = make(Shape{n, f});
+  l.act = make(Shape{n, f});
+  if (lora_ != nullptr)
+    for (auto& u : l.lora_u) u = make(Shape{n, lora_->rank});
+  if (bottleneck_ > 0)
+    for (int k = 0; k < 2; ++k) {
+      l.adapter_in[k] = make(Shape{n, d});
+      l.adapter_pre[k] = make(Shape{n, bottleneck_});
+      l.adapter_act[k] = make(Shape{n, bottleneck_});
+    }
+  return l;
+}
+
 DecoderLayer::Adapter DecoderLayer::make_adapter(ParameterSet& params, const std::string& name,
                                                  std::int64_t width) {
   const std::int64_t d = spec_->hidden_size;
@@ -246,15 +286,10 @@ void DecoderLayer::norm_backward(Ops& ops, const Norm& n, const Tensor& dy, cons
   }
 }
 
-void DecoderLayer::forward(Ops& ops, const LayerContext& ctx, const Tensor& x, const Tensor& y,
-                           const LayerActivations& act, const LayerScratch& scratch) const {
+void DecoderLayer::project_qkv(Ops& ops, const LayerContext& ctx, const Tensor& x,
+                               const LayerActivations& act) const {
   const ModelSpec& s = *spec_;
   const std::int64_t n_tok = ctx.batch * ctx.seq;
-  const std::int64_t hq = tp_.q_heads, hkv = tp_.kv_heads;
-  const Shape q4{ctx.batch, ctx.seq, hq, s.head_dim};
-  const Shape kv4{ctx.batch, ctx.seq, hkv, s.head_dim};
-
-  // Attention block.
   norm_forward(ops, norm1_, x, act.h1, act.mean1, act.rstd1);
   linear_forward(ops, act.h1, *q_.weight, q_.bias, act.q);
   linear_forward(ops, act.h1, *k_.weight, k_.bias, act.k);
@@ -263,12 +298,16 @@ void DecoderLayer::forward(Ops& ops, const LayerContext& ctx, const Tensor& x, c
   lora_forward(ops, k_, act.h1, act, act.k);
   lora_forward(ops, v_, act.h1, act, act.v);
   if (s.position == PositionType::kRope) {
-    ops.rope_forward(act.q.view(Shape{n_tok, hq, s.head_dim}), ctx.positions, ctx.inv_freq);
-    ops.rope_forward(act.k.view(Shape{n_tok, hkv, s.head_dim}), ctx.positions, ctx.inv_freq);
+    ops.rope_forward(act.q.view(Shape{n_tok, tp_.q_heads, s.head_dim}), ctx.positions,
+                     ctx.inv_freq);
+    ops.rope_forward(act.k.view(Shape{n_tok, tp_.kv_heads, s.head_dim}), ctx.positions,
+                     ctx.inv_freq);
   }
-  ops.attention_forward(act.q.view(q4), act.k.view(kv4), act.v.view(kv4), ctx.doc_ids,
-                        1.0 / std::sqrt(static_cast<double>(s.head_dim)), act.attn.view(q4),
-                        act.lse);
+}
+
+void DecoderLayer::finish_forward(Ops& ops, const LayerContext& ctx, const Tensor& x,
+                                  const Tensor& y, const LayerActivations& act,
+                                  const LayerScratch& scratch) const {
   // x_mid = x + attn Wo^T (+ bo), summed over the TP group (through an adapter if present).
   if (bottleneck_ > 0) {
     row_parallel_forward(ops, ctx, act.attn, o_, Tensor{}, act.adapter_in[0], scratch.partial, act);
@@ -281,7 +320,7 @@ void DecoderLayer::forward(Ops& ops, const LayerContext& ctx, const Tensor& x, c
   norm_forward(ops, norm2_, act.x_mid, act.h2, act.mean2, act.rstd2);
   linear_forward(ops, act.h2, *up_.weight, up_.bias, act.up);
   lora_forward(ops, up_, act.h2, act, act.up);
-  if (s.mlp == MlpType::kSwiGLU) {
+  if (spec_->mlp == MlpType::kSwiGLU) {
     linear_forward(ops, act.h2, *gate_.weight, gate_.bias, act.gate);
     lora_forward(ops, gate_, act.h2, act, act.gate);
     ops.swiglu_forward(act.gate, act.up, act.act);
@@ -294,6 +333,40 @@ void DecoderLayer::forward(Ops& ops, const LayerContext& ctx, const Tensor& x, c
   } else {
     row_parallel_forward(ops, ctx, act.act, down_, act.x_mid, y, scratch.partial, act);
   }
+}
+
+void DecoderLayer::forward(Ops& ops, const LayerContext& ctx, const Tensor& x, const Tensor& y,
+                           const LayerActivations& act, const LayerScratch& scratch) const {
+  const ModelSpec& s = *spec_;
+  const Shape q4{ctx.batch, ctx.seq, tp_.q_heads, s.head_dim};
+  const Shape kv4{ctx.batch, ctx.seq, tp_.kv_heads, s.head_dim};
+  project_qkv(ops, ctx, x, act);
+  ops.attention_forward(act.q.view(q4), act.k.view(kv4), act.v.view(kv4), ctx.doc_ids,
+                        1.0 / std::sqrt(static_cast<double>(s.head_dim)), act.attn.view(q4),
+                        act.lse);
+  finish_forward(ops, ctx, x, y, act, scratch);
+}
+
+void DecoderLayer::forward_cached(Ops& ops, const LayerContext& ctx, const Tensor& x,
+                                  const Tensor& y, const LayerActivations& act,
+                                  const LayerScratch& scratch, const LayerCache& cache) const {
+  const ModelSpec& s = *spec_;
+  const std::int64_t t = ctx.seq;
+  const std::int64_t cap = cache.k.shape[1];
+  const Shape q4{ctx.batch, t, tp_.q_heads, s.head_dim};
+  project_qkv(ops, ctx, x, act);
+  // Row b's new keys and values go to cache indices [start[b], start[b] + T).
+  const std::int64_t kvd = tp_.kv_dim(s.head_dim);
+  const Tensor k_rows = cache.k.view(Shape{ctx.batch * cap, kvd});
+  const Tensor v_rows = cache.v.view(Shape{ctx.batch * cap, kvd});
+  for (std::int64_t b = 0; b < ctx.batch; ++b) {
+    const std::int64_t at = b * cap + cache.start_host[static_cast<std::size_t>(b)];
+    ops.copy(k_rows.row_slice(at, at + t), act.k.row_slice(b * t, (b + 1) * t));
+    ops.copy(v_rows.row_slice(at, at + t), act.v.row_slice(b * t, (b + 1) * t));
+  }
+  ops.attention_cached(act.q.view(q4), cache.k, cache.v, cache.start,
+                       1.0 / std::sqrt(static_cast<double>(s.head_dim)), act.attn.view(q4));
+  finish_forward(ops, ctx, x, y, act, scratch);
 }
 
 void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,

@@ -10,7 +10,9 @@
 //   y = x2 + m Wd^T
 //
 // Forward saves what backward needs in LayerActivations; backward takes dy and turns it into dx in
-// place, accumulating (+=) parameter gradients.
+// place, accumulating (+=) parameter gradients. forward_cached() is the inference variant: the
+// same computation, but the attention reads the keys and values of earlier tokens from a KV
+// cache (kv_cache.h) instead of recomputing them.
 //
 // Tensor parallelism (Megatron): q/k/v and gate/up are column-parallel (this rank's heads and MLP
 // columns), o and down row-parallel. The conjugate mappings, with X replicated on every rank:
@@ -20,7 +22,10 @@
 // after the all-reduce; norms are replicated and their gradients agree on every rank.
 #pragma once
 
+#include <cstdint>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "backend/ops.h"
 #include "comm/communicator.h"
@@ -38,6 +43,14 @@ struct LayerContext {
   backend::Tensor doc_ids;           // i32 [B*T] or absent
   backend::Tensor inv_freq;          // f32 [Dh/2] (RoPE)
   comm::Communicator* tp = nullptr;  // tensor-parallel group
+};
+
+// One layer's slice of a KV cache during inference (Transformer::extend).
+struct LayerCache {
+  backend::Tensor k, v;                      // [B, S, Hkv, Dh] keys and values of the row's tokens
+  backend::Tensor start;                     // i32 [B]: cache index (= position) of each row's
+                                             // first new token
+  std::span<const std::int64_t> start_host;  // the same values, on the host
 };
 
 // Saved activations of one layer for one micro-batch (views into buffers owned by the model).
@@ -77,11 +90,24 @@ class DecoderLayer {
   // Module index (into LayerActivations::lora_u) of each linear, in the order q k v o gate up down.
   static constexpr int kNumLinears = 7;
 
+  // Buffers (appended to `storage`, which owns them) for this layer's activations of B rows of
+  // T tokens.
+  [[nodiscard]] LayerActivations allocate_activations(std::vector<backend::Buffer>& storage,
+                                                      DType dtype, std::int64_t batch,
+                                                      std::int64_t seq) const;
+
   // x: [N, D] input; y: [N, D] output (distinct buffers).
   // `scratch.partial` is used for the row-parallel sums.
   void forward(backend::Ops& ops, const LayerContext& ctx, const backend::Tensor& x,
                const backend::Tensor& y, const LayerActivations& act,
                const LayerScratch& scratch) const;
+  // Inference. x: [N, D] the new tokens, B rows of T (ctx.positions: their positions); y: [N, D].
+  // Their keys and values are written into `cache` at indices start[b] + t, then each attends to
+  // indices <= its own of its row. `act` and `scratch` are scratch space (one set may serve every
+  // layer): nothing is kept for backward.
+  void forward_cached(backend::Ops& ops, const LayerContext& ctx, const backend::Tensor& x,
+                      const backend::Tensor& y, const LayerActivations& act,
+                      const LayerScratch& scratch, const LayerCache& cache) const;
   // x: the forward input; dy: [N, D] gradient of the output, replaced by the gradient of x.
   void backward(backend::Ops& ops, const LayerContext& ctx, const backend::Tensor& x,
                 const LayerActivations& act, const LayerScratch& scratch,
@@ -138,6 +164,14 @@ class DecoderLayer {
                             const Linear& l, const backend::Tensor& residual,
                             const backend::Tensor& y, const backend::Tensor& partial,
                             const LayerActivations& act) const;
+
+  // The two halves of forward around the attention itself: norm1, q/k/v (+ LoRA), RoPE; then
+  // the o projection, the MLP block and their adapters, from act.attn to y.
+  void project_qkv(backend::Ops& ops, const LayerContext& ctx, const backend::Tensor& x,
+                   const LayerActivations& act) const;
+  void finish_forward(backend::Ops& ops, const LayerContext& ctx, const backend::Tensor& x,
+                      const backend::Tensor& y, const LayerActivations& act,
+                      const LayerScratch& scratch) const;
 
   void norm_forward(backend::Ops& ops, const Norm& n, const backend::Tensor& x,
                     const backend::Tensor& y, const backend::Tensor& mean,

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/rng.h"
+#include "model/inference_state.h"
 
 namespace tailor::model {
 
@@ -138,33 +139,8 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   const bool swiglu = spec_.mlp == MlpType::kSwiGLU;
   a->storage.reserve(static_cast<std::size_t>(spec_.num_layers) * 16 + 32);
   for (int i = 0; i <= spec_.num_layers; ++i) a->resid.push_back(a->make(dtype_, Shape{n, d}));
-  for (int i = 0; i < spec_.num_layers; ++i) {
-    LayerActivations l;
-    l.h1 = a->make(dtype_, Shape{n, d});
-    if (layer_norm) l.mean1 = a->make(dtype_, Shape{n});
-    l.rstd1 = a->make(dtype_, Shape{n});
-    l.q = a->make(dtype_, Shape{n, qd});
-    l.k = a->make(dtype_, Shape{n, kvd});
-    l.v = a->make(dtype_, Shape{n, kvd});
-    l.attn = a->make(dtype_, Shape{n, qd});
-    l.lse = a->make(dtype_, Shape{batch, layout_.q_heads, seq});
-    l.x_mid = a->make(dtype_, Shape{n, d});
-    l.h2 = a->make(dtype_, Shape{n, d});
-    if (layer_norm) l.mean2 = a->make(dtype_, Shape{n});
-    l.rstd2 = a->make(dtype_, Shape{n});
-    if (swiglu) l.gate = a->make(dtype_, Shape{n, f});
-    l.up = a->make(dtype_, Shape{n, f});
-    l.act = a->make(dtype_, Shape{n, f});
-    if (lora_)
-      for (auto& u : l.lora_u) u = a->make(dtype_, Shape{n, lora_->rank});
-    if (bottleneck_ > 0)
-      for (int k = 0; k < 2; ++k) {
-        l.adapter_in[k] = a->make(dtype_, Shape{n, d});
-        l.adapter_pre[k] = a->make(dtype_, Shape{n, bottleneck_});
-        l.adapter_act[k] = a->make(dtype_, Shape{n, bottleneck_});
-      }
-    a->layers.push_back(l);
-  }
+  for (const DecoderLayer& layer : layers_)
+    a->layers.push_back(layer.allocate_activations(a->storage, dtype_, batch, seq));
   a->final_h = a->make(dtype_, Shape{n, d});
   if (layer_norm) a->final_mean = a->make(dtype_, Shape{n});
   a->final_rstd = a->make(dtype_, Shape{n});
@@ -207,14 +183,28 @@ LayerContext Transformer::context(const Batch& b) const {
 }
 
 void Transformer::embed(const Batch& b) {
-  Tensor x0 = acts_->resid[0];
+  // scratch.d_h is free during the forward pass.
+  embed_tokens(b.ids, b.positions, acts_->resid[0], acts_->scratch.d_h);
+}
+
+void Transformer::embed_tokens(const Tensor& ids, const Tensor& positions, const Tensor& x0,
+                               const Tensor& tmp) {
   // Vocab-parallel lookup: each rank fills the rows of its ids, zeros elsewhere; sum over ranks.
-  ops_->embedding_forward(embed_tokens_->value, b.ids, layout_.vocab_begin, x0);
+  ops_->embedding_forward(embed_tokens_->value, ids, layout_.vocab_begin, x0);
   if (tensor_parallel()) tp_->all_reduce(x0, comm::ReduceOp::kSum);
   if (embed_positions_ != nullptr) {
-    Tensor tmp = acts_->scratch.d_h;  // free during the forward pass
-    ops_->embedding_forward(embed_positions_->value, b.positions, 0, tmp);
+    ops_->embedding_forward(embed_positions_->value, positions, 0, tmp);
     ops_->add(x0, tmp, 1.0);
+  }
+}
+
+void Transformer::final_norm(const Tensor& x, const Tensor& y, const Tensor& mean,
+                             const Tensor& rstd) {
+  if (spec_.norm == NormType::kRmsNorm) {
+    ops_->rmsnorm_forward(x, final_norm_w_->value, spec_.norm_eps, y, rstd);
+  } else {
+    ops_->layernorm_forward(x, final_norm_w_->value, final_norm_b_->value, spec_.norm_eps, y, mean,
+                            rstd);
   }
 }
 
@@ -241,13 +231,7 @@ void Transformer::run_forward(const Batch& b) {
   embed(b);
   for (std::size_t i = 0; i < layers_.size(); ++i)
     layers_[i].forward(*ops_, ctx, a.resid[i], a.resid[i + 1], a.layers[i], a.scratch);
-  const Tensor& xl = a.resid.back();
-  if (spec_.norm == NormType::kRmsNorm) {
-    ops_->rmsnorm_forward(xl, final_norm_w_->value, spec_.norm_eps, a.final_h, a.final_rstd);
-  } else {
-    ops_->layernorm_forward(xl, final_norm_w_->value, final_norm_b_->value, spec_.norm_eps,
-                            a.final_h, a.final_mean, a.final_rstd);
-  }
+  final_norm(a.resid.back(), a.final_h, a.final_mean, a.final_rstd);
   // logits = h W_head^T: [N, V_local]
   ops_->gemm(a.final_h, false, lm_head_->value, true, a.logits, 1.0, 0.0);
 }

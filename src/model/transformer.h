@@ -11,17 +11,23 @@
 // decoder_layer.h): vocab-parallel embedding and LM head (rows [vocab_begin, vocab_begin + V/T)),
 // the vocab-parallel cross-entropy (only a max, a sum and the target logit per token cross the
 // group; full logits are never gathered), column/row-parallel attention and MLP.
+//
+// Inference (generation): extend() runs new tokens through the same layers, reading the keys and
+// values of earlier tokens from a KvCache (kv_cache.h), and returns the last position's logits.
+// It keeps its own scratch buffers (one set shared by all layers) apart from training's.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <vector>
 
 #include "backend/ops.h"
 #include "comm/communicator.h"
 #include "model/decoder_layer.h"
+#include "model/kv_cache.h"
 #include "model/lora.h"
 #include "model/model_spec.h"
 #include "model/parameters.h"
@@ -79,8 +85,35 @@ class Transformer {
   // ranks share. A no-op without such heads.
   void finish_gradients();
 
+  // ---- inference with a KV cache (generation) ---------------------------------------------
+  // A cache for `batch` rows of up to `capacity` tokens each. Generation runs on one rank: a
+  // model split over TP > 1 ranks is refused (UserError).
+  [[nodiscard]] KvCache make_kv_cache(std::int64_t batch, std::int64_t capacity) const;
+
+  // Runs T new tokens per row through the model and appends them to `cache` (B = cache.batch()).
+  // ids: i32 [B*T], ids in [0, spec().vocab_size); row b's first counts[b] tokens (0 <= counts[b]
+  // <= T) are real, the rest padding. Token t of row b sits at position cache.length(b) + t
+  // (which must stay below max_position_embeddings with learned positions) and attends to every
+  // earlier token of its row. Row b then holds counts[b] more tokens (the padding's keys and
+  // values lie past its length and are overwritten later). The cache needs room for T more
+  // tokens in every row.
+  // Returns the logits of each row's last real token: [B, padded vocab] in the model's dtype
+  // (columns >= spec().vocab_size are vocabulary padding: ignore them; a row with counts[b] = 0
+  // is idle and its logits are meaningless), valid until the next call.
+  // Prefill is extend() on an empty cache; decoding is extend() with T = 1.
+  [[nodiscard]] backend::Tensor extend(KvCache& cache, const backend::Tensor& ids,
+                                       std::span<const std::int64_t> counts);
+
  private:
   struct Activations;
+  struct InferenceState;
+  void ensure_inference_state(std::int64_t batch, std::int64_t seq);
+  // x0 [N, D] = token embedding of ids (+ learned position embedding, using tmp [N, D]).
+  void embed_tokens(const backend::Tensor& ids, const backend::Tensor& positions,
+                    const backend::Tensor& x0, const backend::Tensor& tmp);
+  // The final RMSNorm / LayerNorm of x [N, D] into y (mean only for LayerNorm).
+  void final_norm(const backend::Tensor& x, const backend::Tensor& y, const backend::Tensor& mean,
+                  const backend::Tensor& rstd);
   void ensure_activations(std::int64_t batch, std::int64_t seq);
   void embed(const Batch& batch);
   void run_forward(const Batch& batch);       // up to the logits
@@ -108,6 +141,7 @@ class Transformer {
   Parameter* lm_head_ = nullptr;          // == embed_tokens_ when tied
   backend::Buffer inv_freq_;              // f32 [Dh/2]
   std::unique_ptr<Activations> acts_;
+  std::unique_ptr<InferenceState> infer_;
 };
 
 // Number of targets that carry loss (!= kIgnoreIndex) in a host i32 tensor.

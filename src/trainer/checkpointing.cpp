@@ -6,12 +6,19 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
+#include "backend/cpu/cpu_ops.h"
+#include "checkpoint/hf_model.h"
 #include "core/error.h"
 #include "core/logging.h"
 #include "core/sha256.h"
+#include "peft/peft_export.h"
+#include "peft/peft_import.h"
+#include "trainer/from_config.h"
+#include "trainer/prepare.h"
 
 namespace tailor::trainer {
 namespace {
@@ -59,7 +66,125 @@ std::map<std::string, std::string> determinism_record(const CheckpointContext& c
           {"hardware_threads", std::to_string(std::thread::hardware_concurrency())}};
 }
 
+// The config a checkpoint was trained with (its config.yaml). With `any_data`, paths of data
+// files that no longer resolve (relative to another working directory, moved) are set aside: the
+// model does not depend on them.
+config::ExperimentConfig read_checkpoint_config(const std::string& dir, bool any_data) {
+  const std::string cfg_path = dir + "/config.yaml";
+  std::ifstream f(cfg_path);
+  if (!f) throw_user_error(cfg_path, "cannot read");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const std::string text = ss.str();
+  try {
+    return config::load_config_text(text, cfg_path);
+  } catch (const config::ConfigError& e) {
+    if (any_data) {
+      try {
+        return config::load_config_text(text, cfg_path,
+                                        {"data.train=" + cfg_path, "data.valid=\"\""});
+      } catch (const config::ConfigError&) {
+      }
+    }
+    throw_user_error(cfg_path, "the checkpoint's config does not load: {}", e.problems().front());
+  }
+}
+
 }  // namespace
+
+std::string hf_model_type(const config::ModelConfig& m) {
+  if (m.norm == "rmsnorm" && m.position == "rope" && m.mlp == "swiglu") return "llama";
+  if (m.norm == "layernorm" && m.position == "learned" && m.mlp == "gelu" && m.attention_bias &&
+      m.mlp_bias && m.tie_embeddings && m.num_kv_heads == m.num_heads)
+    return "gpt2";
+  return "";
+}
+
+void load_model_tensors(const std::string& dir, const checkpoint::Manifest& manifest,
+                        model::Transformer& model, bool peft) {
+  checkpoint::CheckpointReader reader(dir, manifest, "model-");
+  for (model::Parameter& p : model.params().all()) {
+    if (!checkpointed(p, peft)) continue;
+    reader.read(p.name, placement_of(p, 0, p.shape.numel()), p.value.view(Shape{p.shape.numel()}));
+  }
+}
+
+void export_checkpoint(const std::string& dir, const std::string& out_dir,
+                       const CheckpointExport& options) {
+  const checkpoint::Manifest manifest = checkpoint::read_manifest(dir);
+  {  // config.yaml and the model files must verify; optimizer files are not read at all
+    checkpoint::Manifest needed = manifest;
+    std::erase_if(needed.files, [](const checkpoint::ManifestFile& f) {
+      return f.name != "config.yaml" && f.name.rfind("model-", 0) != 0;
+    });
+    checkpoint::verify_checkpoint(dir, needed);
+  }
+  const config::ExperimentConfig cfg = read_checkpoint_config(dir, true);
+  const bool peft = is_peft(cfg);
+  TAILOR_CHECK_USER(options.format == "hf" || cfg.peft.method == "lora", "--format",
+                    "peft writes LoRA adapters; this checkpoint's run used peft.method {} (use "
+                    "--format hf)", cfg.peft.method);
+
+  // The model as the trainer builds it, on one rank.
+  checkpoint::HfModelConfig hf;
+  const bool from_hf = !cfg.model.path.empty();
+  if (from_hf) {
+    hf = checkpoint::read_hf_config(cfg.model.path);
+  } else {
+    hf.spec = model_spec_from_config(cfg.model);
+    hf.model_type = hf_model_type(cfg.model);
+    const std::unique_ptr<data::Tokenizer> tokenizer = tokenizer_from_config(cfg);
+    hf.bos_token_id = tokenizer->bos_token_id().value_or(-1);
+    hf.eos_token_id = tokenizer->eos_token_id().value_or(-1);
+  }
+  TAILOR_CHECK_USER(!hf.model_type.empty(), dir,
+                    "this architecture (norm/position/MLP mix) matches no Hugging Face family: "
+                    "nothing to export");
+  if (peft && manifest.base_identity != base_model_identity(cfg))
+    throw_user_error(dir, "the base model differs from the one this adapter checkpoint was trained "
+                          "on ({})", manifest.base_model.empty() ? "seeded init" : manifest.base_model);
+  backend::CpuOps ops(options.threads);
+  std::optional<model::LoraSpec> lora;
+  if (cfg.peft.method == "lora") {
+    lora.emplace();
+    lora->rank = cfg.peft.rank;
+    lora->alpha = cfg.peft.alpha;
+    lora->rslora = cfg.peft.use_rslora;
+    lora->targets = cfg.peft.target_modules;
+    if (!cfg.peft.adapter.empty()) lora = peft::read_peft_lora_config(cfg.peft.adapter);
+  }
+  const std::int64_t bottleneck = cfg.peft.method == "adapter" ? cfg.peft.bottleneck : 0;
+  model::Transformer model(hf.spec, ops, compute_dtype_from_config(cfg.runtime), nullptr,
+                           lora ? &*lora : nullptr, bottleneck);
+  if (peft) {  // the frozen base; the checkpoint holds the trainable tensors only
+    if (from_hf) {
+      log::info("loading the {} base from {}", hf.model_type, cfg.model.path);
+      checkpoint::load_hf_weights(cfg.model.path, hf, model, ops);
+    } else {
+      model.init_parameters(cfg.train.seed);
+    }
+  }
+  load_model_tensors(dir, manifest, model, peft);
+  log::info("loaded step {} of {} ({}; trained as tensor {} x data {})", manifest.step, dir,
+            hf.spec.summary(), manifest.tensor, manifest.data);
+
+  const std::string base_dir = from_hf ? cfg.model.path : "";
+  if (options.format == "peft") {
+    peft::save_peft_lora(out_dir, hf, model, ops, base_dir);
+    log::info("exported the LoRA adapter (PEFT format) to {}", out_dir);
+    return;
+  }
+  checkpoint::save_hf_model(out_dir, hf, model, ops, base_dir, options.bf16);
+  log::info("exported the model ({}{}) to {}", hf.model_type, lora ? ", LoRA merged" : "", out_dir);
+  if (bottleneck > 0) {
+    peft::save_bottleneck_adapters(out_dir + "/adapter", model, ops);
+    log::info("exported the bottleneck adapters (Tailor layout) to {}/adapter", out_dir);
+  }
+  if (lora && hf.model_type != "gpt2") {
+    peft::save_peft_lora(out_dir + "/adapter", hf, model, ops, base_dir);
+    log::info("exported the LoRA adapter (PEFT format) to {}/adapter", out_dir);
+  }
+}
 
 std::string base_model_identity(const config::ExperimentConfig& cfg) {
   if (cfg.model.path.empty())
@@ -157,17 +282,7 @@ checkpoint::RankState load_training_checkpoint(const CheckpointContext& ctx,
   comm::ProcessGrid& grid = *ctx.grid;
   // The run being continued must be the same run: same config (but for the keys that may
   // change), same base model, same data, same optimizer.
-  const std::string cfg_path = dir + "/config.yaml";
-  std::ifstream f(cfg_path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  const std::string text = ss.str();
-  config::ExperimentConfig saved;
-  try {
-    saved = config::load_config_text(text, cfg_path);
-  } catch (const config::ConfigError& e) {
-    throw_user_error(cfg_path, "the checkpoint's config does not load: {}", e.problems().front());
-  }
+  const config::ExperimentConfig saved = read_checkpoint_config(dir, false);
   const std::vector<std::string> conflicts = config::resume_conflicts(saved, cfg);
   if (!conflicts.empty())
     throw_user_error(dir, "cannot resume with a different {} (only steps, logging, checkpoint "
@@ -189,14 +304,7 @@ checkpoint::RankState load_training_checkpoint(const CheckpointContext& ctx,
               rec->second, here);
 
   // Model tensors.
-  const bool peft = is_peft(cfg);
-  {
-    checkpoint::CheckpointReader reader(dir, manifest, "model-");
-    for (model::Parameter& p : ctx.model->params().all()) {
-      if (!checkpointed(p, peft)) continue;
-      reader.read(p.name, placement_of(p, 0, p.shape.numel()), p.value.view(Shape{p.shape.numel()}));
-    }
-  }
+  load_model_tensors(dir, manifest, *ctx.model, is_peft(cfg));
   // Optimizer state, slice by slice.
   {
     checkpoint::CheckpointReader reader(dir, manifest, "optim-");

@@ -38,6 +38,31 @@ std::string save_training_checkpoint(const CheckpointContext& ctx,
 checkpoint::RankState load_training_checkpoint(const CheckpointContext& ctx, const std::string& dir,
                                                const checkpoint::Manifest& manifest);
 
+// Loads the model tensors of a checkpoint (any TP layout) into `model` (this rank's shards of any
+// layout, TP = 1 included): every parameter, or only the trainable ones when `peft` (the frozen
+// base must be in place already). Opens the model files only, never the optimizer's. UserError
+// "dir: reason" for missing tensors, shapes or dtypes that do not fit.
+void load_model_tensors(const std::string& dir, const checkpoint::Manifest& manifest,
+                        model::Transformer& model, bool peft);
+
+// `tailor export --checkpoint DIR`: rebuilds the model of DIR's config.yaml on the CPU with TP = 1
+// as the trainer does (a PEFT run's base from model.path, or the seeded init of a config-defined
+// base, which must still be the one the checkpoint was trained on), loads the checkpoint's model
+// tensors and writes what the trainer writes at the end of a run: with format "hf", a Hugging
+// Face directory at out_dir (LoRA merged; + out_dir/adapter: the LoRA adapter in PEFT format, or
+// the bottleneck adapters); with format "peft", only the LoRA adapter at out_dir. Verifies
+// config.yaml and the model files against the manifest first; never reads optimizer files.
+struct CheckpointExport {
+  std::string format = "hf";   // hf | peft
+  bool bf16 = false;           // hf weights in bf16 (default f32)
+  int threads = 0;             // CPU threads (0: all cores)
+};
+void export_checkpoint(const std::string& dir, const std::string& out_dir,
+                       const CheckpointExport& options);
+
+// The Hugging Face family a config-defined architecture exports as ("" when none).
+[[nodiscard]] std::string hf_model_type(const config::ModelConfig& m);
+
 // The identity of a PEFT run's frozen base: SHA-256 over the base directory's config.json and its
 // safetensors headers and sizes (cheap, unlike hashing every weight), or of the seeded
 // initialization of a config-defined base.

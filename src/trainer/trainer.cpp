@@ -84,15 +84,6 @@ struct MicroBatch {
 
 namespace {
 
-// The Hugging Face family a config-defined architecture can be exported as ("" when none).
-std::string export_type(const config::ModelConfig& m) {
-  if (m.norm == "rmsnorm" && m.position == "rope" && m.mlp == "swiglu") return "llama";
-  if (m.norm == "layernorm" && m.position == "learned" && m.mlp == "gelu" && m.attention_bias &&
-      m.mlp_bias && m.tie_embeddings && m.num_kv_heads == m.num_heads)
-    return "gpt2";
-  return "";
-}
-
 // CPU threads per rank: the config's, or the cores shared among the ranks of this node.
 int threads_per_rank(const config::ExperimentConfig& cfg, int world_size) {
   if (cfg.runtime.threads > 0) return static_cast<int>(cfg.runtime.threads);
@@ -166,10 +157,13 @@ std::optional<std::string> resume_point(const config::ExperimentConfig& cfg,
 
 // Testing hooks (docs/checkpoints.md): TAILOR_FAULT_KILL_AFTER_STEP=K[:rank] kills that rank
 // (SIGKILL) right after step K (and its checkpoint, if one is due); TAILOR_FAULT_NAN_STEPS=a,b,...
-// poisons the last rank's gradients with NaN at those steps.
+// poisons the last rank's gradients with NaN at those steps; TAILOR_FAULT_HANG_AT_STEP=K[:rank]
+// makes that rank stop responding inside step K (the watchdog's test).
 struct FaultHooks {
   std::int64_t kill_after = -1;
   int kill_rank = 0;
+  std::int64_t hang_at = -1;
+  int hang_rank = 0;
   std::vector<std::int64_t> nan_steps;
 
   static FaultHooks from_env() {
@@ -177,6 +171,10 @@ struct FaultHooks {
     if (const char* v = std::getenv("TAILOR_FAULT_KILL_AFTER_STEP")) {
       h.kill_after = std::atoll(v);
       if (const char* c = std::strchr(v, ':')) h.kill_rank = std::atoi(c + 1);
+    }
+    if (const char* v = std::getenv("TAILOR_FAULT_HANG_AT_STEP")) {
+      h.hang_at = std::atoll(v);
+      if (const char* c = std::strchr(v, ':')) h.hang_rank = std::atoi(c + 1);
     }
     if (const char* v = std::getenv("TAILOR_FAULT_NAN_STEPS"))
       for (const char* p = v; *p != 0;) {
@@ -208,7 +206,7 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     hf = checkpoint::read_hf_config(cfg.model.path);
   } else {
     hf.spec = model_spec_from_config(cfg.model);
-    hf.model_type = export_type(cfg.model);
+    hf.model_type = hf_model_type(cfg.model);
   }
   const model::ModelSpec& spec = hf.spec;
   resolve_layout(cfg, spec, world->size());
@@ -397,6 +395,28 @@ TrainSummary train(const config::ExperimentConfig& config_in,
   std::vector<MicroBatch> mbs;
   mbs.reserve(mine.size());
   for (std::size_t i = 0; i < mine.size(); ++i) mbs.emplace_back(micro, cfg.data.seq_len);
+  // ---- evaluation on the validation sequences (in order; DP rank d takes d, d+D, ...) ----
+  const auto evaluate = [&](std::int64_t at_step) {
+    MicroBatch mb(1, cfg.data.seq_len);
+    const auto t = static_cast<std::size_t>(cfg.data.seq_len);
+    double nll = 0.0;
+    std::int64_t count = 0;
+    for (std::int64_t s = d_rank; s < valid_packed->size(); s += d_size) {
+      valid_packed->fill(s, {mb.ids.ptr<std::int32_t>(), t}, {mb.targets.ptr<std::int32_t>(), t},
+                         {mb.positions.ptr<std::int32_t>(), t}, {mb.doc_ids.ptr<std::int32_t>(), t});
+      count += model::count_loss_targets(mb.batch.targets);
+      nll += model.forward(mb.batch);
+    }
+    nll = grid.dp().all_reduce_sum(nll);
+    count = grid.dp().all_reduce_sum(count);
+    const double loss = count > 0 ? nll / static_cast<double>(count) : 0.0;
+    log::info("eval at step {}: loss {:.4f}, perplexity {:.3f} over {} tokens of {} validation "
+              "sequences",
+              at_step, loss, std::exp(loss), count, valid_packed->size());
+    if (metrics) metrics->write_eval(at_step, loss, count);
+    if (tb) tb->scalars(at_step, {{"eval/loss", loss}, {"eval/ppl", std::exp(loss)}});
+    return loss;
+  };
   const auto t_loop = Clock::now();
   const StopSignals signals;
   Watchdog watchdog(cfg.runtime.watchdog_s, grid.world().rank());
@@ -406,6 +426,8 @@ TrainSummary train(const config::ExperimentConfig& config_in,
   for (std::int64_t step = start_step; step < cfg.train.steps; ++step) {
     const auto t_step = Clock::now();
     watchdog.arm(fmt::format("step {}: forward and backward", step + 1));
+    if (faults.hang_at == step + 1 && faults.hang_rank == grid.world().rank())
+      std::this_thread::sleep_for(std::chrono::hours(1));
     const double lr = optim::learning_rate(schedule, step);
     // Global batch `step` is sequences [step*G, (step+1)*G); micro-batch u is its u-th slice.
     std::int64_t local_tokens = 0;
@@ -471,6 +493,8 @@ TrainSummary train(const config::ExperimentConfig& config_in,
       log::info("{}", progress_line(rec.step, cfg.train.steps, loss, lr, grad_norm,
                                     rec.tokens_per_s, elapsed, eta));
     }
+    if (valid_packed && cfg.train.eval_every > 0 && (step + 1) % cfg.train.eval_every == 0)
+      summary.eval_loss = evaluate(step + 1);
     // ---- checkpoint: every checkpoint.every_steps, at the end, and when asked to stop ----
     run_state.step = step + 1;
     run_state.data_cursor = (step + 1) * g_batch;
@@ -499,28 +523,10 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     summary.stopped = true;
     return summary;
   }
-  // ---- evaluation on the validation sequences (in order; DP rank d takes d, d+D, ...) ----
-  if (valid_packed) {
-    MicroBatch mb(1, cfg.data.seq_len);
-    const auto t = static_cast<std::size_t>(cfg.data.seq_len);
-    double nll = 0.0;
-    std::int64_t count = 0;
-    for (std::int64_t s = d_rank; s < valid_packed->size(); s += d_size) {
-      valid_packed->fill(s, {mb.ids.ptr<std::int32_t>(), t}, {mb.targets.ptr<std::int32_t>(), t},
-                         {mb.positions.ptr<std::int32_t>(), t}, {mb.doc_ids.ptr<std::int32_t>(), t});
-      count += model::count_loss_targets(mb.batch.targets);
-      nll += model.forward(mb.batch);
-    }
-    nll = grid.dp().all_reduce_sum(nll);
-    count = grid.dp().all_reduce_sum(count);
-    summary.eval_loss = count > 0 ? nll / static_cast<double>(count) : 0.0;
-    log::info("eval: loss {:.4f}, perplexity {:.3f} over {} tokens of {} validation sequences",
-              summary.eval_loss, std::exp(summary.eval_loss), count, valid_packed->size());
-    if (metrics) metrics->write_eval(cfg.train.steps, summary.eval_loss, count);
-    if (tb)
-      tb->scalars(cfg.train.steps,
-                  {{"eval/loss", summary.eval_loss}, {"eval/ppl", std::exp(summary.eval_loss)}});
-  }
+  // ---- final evaluation (unless the last step already evaluated) ----
+  if (valid_packed && !(cfg.train.eval_every > 0 && cfg.train.steps % cfg.train.eval_every == 0 &&
+                        start_step < cfg.train.steps))
+    summary.eval_loss = evaluate(cfg.train.steps);
   // ---- export: the final model as a Hugging Face directory ----
   if (writer) {
     const std::string out = cfg.output.dir + "/export";

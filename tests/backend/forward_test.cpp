@@ -367,6 +367,64 @@ INSTANTIATE_TEST_SUITE_P(
                                                   AttnCase{2, 90, 3, 1, 40, Docs::kPacked})),
     param_name<AttnCase>);
 
+// ---- attention over a KV cache ----------------------------------------------------------------
+struct CachedCase {
+  I64 b, tq, cap, hq, hkv, dh;
+  [[nodiscard]] std::string name() const { return dims({b, tq, cap, hq, hkv, dh}, "BTSQKD"); }
+  friend void PrintTo(const CachedCase& c, std::ostream* os) { *os << c.name(); }
+};
+
+class AttentionCachedTest : public ::testing::TestWithParam<std::tuple<DType, CachedCase>> {};
+
+TEST_P(AttentionCachedTest, MatchesReference) {
+  const auto [dt, c] = GetParam();
+  HostTensor q(dt, Shape{c.b, c.tq, c.hq, c.dh});
+  HostTensor k(dt, Shape{c.b, c.cap, c.hkv, c.dh});
+  HostTensor v(dt, Shape{c.b, c.cap, c.hkv, c.dh});
+  HostTensor out(dt, Shape{c.b, c.tq, c.hq, c.dh});
+  HostTensor start(DType::kI32, Shape{c.b});
+  q.normal(9, 1);
+  k.normal(9, 2);
+  v.normal(9, 3);
+  start.integers(9, 4, 0, c.cap - c.tq + 1);  // rows at different positions
+  const double scale = 1.0 / std::sqrt(static_cast<double>(c.dh));
+  Vec want(static_cast<std::size_t>(out.numel()));
+  ref::attention_cached(q.values(), k.values(), v.values(), as_i32(start), c.b, c.tq, c.cap, c.hq,
+                        c.hkv, c.dh, scale, want);
+  shared_ops().attention_cached(q.t(), k.t(), v.t(), start.t(), scale, out.t());
+  EXPECT_LE(rel_error(out.values(), want), 2 * fwd_tol(dt));
+  EXPECT_TRUE(out.guards_ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Ops, AttentionCachedTest,
+    ::testing::Combine(kDtypes, ::testing::Values(CachedCase{1, 1, 1, 1, 1, 4},
+                                                  CachedCase{3, 1, 9, 4, 2, 8},
+                                                  CachedCase{2, 5, 17, 6, 2, 5},
+                                                  CachedCase{2, 1, 70, 4, 4, 16},
+                                                  CachedCase{1, 40, 90, 3, 1, 40})),
+    param_name<CachedCase>);
+
+// A prompt run through the cache from position 0 gets what the training forward computes.
+TEST(AttentionCached, PrefillEqualsCausalAttention) {
+  const I64 b = 2, t = 23, hq = 4, hkv = 2, dh = 8;
+  HostTensor q(DType::kF32, Shape{b, t, hq, dh});
+  HostTensor k(DType::kF32, Shape{b, t, hkv, dh});
+  HostTensor v(DType::kF32, Shape{b, t, hkv, dh});
+  HostTensor want(DType::kF32, Shape{b, t, hq, dh});
+  HostTensor got(DType::kF32, Shape{b, t, hq, dh});
+  HostTensor lse(DType::kF32, Shape{b, hq, t});
+  HostTensor start(DType::kI32, Shape{b});
+  q.normal(5, 1);
+  k.normal(5, 2);
+  v.normal(5, 3);
+  start.set_values({0.0, 0.0});
+  const double scale = 0.3;
+  shared_ops().attention_forward(q.t(), k.t(), v.t(), absent(), scale, want.t(), lse.t());
+  shared_ops().attention_cached(q.t(), k.t(), v.t(), start.t(), scale, got.t());
+  EXPECT_LE(rel_error(got.values(), want.values()), 1e-7);
+}
+
 // ---- cross-entropy ----------------------------------------------------------------------------
 struct CeCase {
   I64 n, vocab, valid;

@@ -113,6 +113,37 @@ inline void attention(const Vec& q, const Vec& k, const Vec& v,
     }
 }
 
+// Attention of new queries q [B, Tq, Hq, Dh] over a cache k, v [B, S, Hkv, Dh]: query t of row
+// b attends to the keys j <= start[b] + t of its row.
+inline void attention_cached(const Vec& q, const Vec& k, const Vec& v,
+                             const std::vector<std::int32_t>& start, I64 batch, I64 tq, I64 cap,
+                             I64 hq, I64 hkv, I64 dh, double scale, Vec& out) {
+  const I64 group = hq / hkv;
+  for (I64 b = 0; b < batch; ++b)
+    for (I64 h = 0; h < hq; ++h)
+      for (I64 t = 0; t < tq; ++t) {
+        const I64 keys = start[static_cast<std::size_t>(b)] + t + 1;
+        Vec s(static_cast<std::size_t>(keys));
+        double mx = -std::numeric_limits<double>::infinity();
+        for (I64 j = 0; j < keys; ++j) {
+          double dotp = 0;
+          for (I64 c = 0; c < dh; ++c)
+            dotp += at(q, ((b * tq + t) * hq + h) * dh + c) *
+                    at(k, ((b * cap + j) * hkv + h / group) * dh + c);
+          at(s, j) = dotp * scale;
+          mx = std::max(mx, at(s, j));
+        }
+        double l = 0;
+        for (I64 j = 0; j < keys; ++j) l += std::exp(at(s, j) - mx);
+        for (I64 c = 0; c < dh; ++c) {
+          double o = 0;
+          for (I64 j = 0; j < keys; ++j)
+            o += std::exp(at(s, j) - mx) / l * at(v, ((b * cap + j) * hkv + h / group) * dh + c);
+          at(out, ((b * tq + t) * hq + h) * dh + c) = o;
+        }
+      }
+}
+
 inline double silu(double x) { return x / (1.0 + std::exp(-x)); }
 inline double gelu_tanh(double x) {
   const double c = std::sqrt(2.0 / std::acos(-1.0));

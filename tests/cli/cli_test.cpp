@@ -156,7 +156,7 @@ TEST(Cli, TranslationExamplePreparesAndTrains) {
   ASSERT_EQ(t.code, 0) << t.err;
   EXPECT_NE(t.err.find("data: reusing the tokenized cache"), std::string::npos) << t.err;
   EXPECT_NE(t.err.find("step 3/3 | loss "), std::string::npos) << t.err;
-  EXPECT_NE(t.err.find("eval: loss "), std::string::npos) << t.err;
+  EXPECT_NE(t.err.find("eval at step 3: loss "), std::string::npos) << t.err;
   const std::string metrics = read_file(tmp / "run/metrics.jsonl");
   EXPECT_NE(metrics.find("\"eval_loss\":"), std::string::npos);
   // Loss only on the translations: far fewer loss tokens than tokens.

@@ -177,3 +177,30 @@ TEST(Resume, RefusesAnotherRunsCheckpointBeforeWritingAnything) {
 
 }  // namespace
 }  // namespace tailor::trainer
+
+namespace tailor::trainer {
+namespace {
+
+TEST(EvalEvery, WritesEvalRecordsAtTheirStepsAndSurvivesResume) {
+  TempDir d;
+  const auto cfg = [&](const std::string& steps) {
+    return config_for(d.str(), {"data.valid_fraction=0.05", "train.eval_every=4", "train.steps=" + steps});
+  };
+  const TrainSummary first = train(cfg("8"));
+  const TrainSummary more = train(cfg("12"));  // resumes at 8
+  EXPECT_EQ(more.start_step, 8);
+  std::vector<std::int64_t> eval_steps;
+  double last = 0.0;
+  for (const auto& j : read_jsonl(d.str() + "/metrics.jsonl"))
+    if (j.contains("eval_loss")) {
+      eval_steps.push_back(j["step"].get<std::int64_t>());
+      last = j["eval_loss"].get<double>();
+      EXPECT_DOUBLE_EQ(j["eval_ppl"].get<double>(), std::exp(last));
+    }
+  EXPECT_EQ(eval_steps, (std::vector<std::int64_t>{4, 8, 12}));
+  EXPECT_EQ(last, more.eval_loss);
+  EXPECT_GT(first.eval_loss, 0.0);
+}
+
+}  // namespace
+}  // namespace tailor::trainer

@@ -13,9 +13,8 @@
 //    sees the block; dQ accumulates over key blocks in block order; dK and dV of the block are
 //    column sums over queries in query order. With grouped heads every query head writes its own
 //    dK / dV partial, then the partials of a kv head are added in head order.
-// Every product-sum runs through weighted_rows(): register blocks of outputs, the sum over
-// inputs in input order, so it vectorizes without reassociation, and the forward and backward
-// passes form each score with the same operations (the recomputed P is the forward's).
+// Every product-sum runs through weighted_rows() (attention_kernels.h), so the forward and
+// backward passes form each score with the same operations (the recomputed P is the forward's).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -25,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backend/cpu/attention_kernels.h"
 #include "backend/cpu/cpu_common.h"
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/fast_math.h"
@@ -34,57 +34,9 @@ namespace {
 
 constexpr std::int64_t kKeyBlock = 64;  // keys per block of the backward pass
 
-// Outputs per register block of weighted_rows: 128 bytes of accumulators.
-template <typename T>
-inline constexpr std::int64_t kOutBlock = 128 / static_cast<std::int64_t>(sizeof(T));
-
-// out[o] (=, or += with Accumulate), o in [o0, o1): sum over r in [r0, r1), in order, of
-// x[r] * m[r * stride + o]. x is indexed by r, out by o.
-template <bool Accumulate, typename T>
-inline void weighted_rows(const T* x, const T* m, std::int64_t stride, std::int64_t r0,
-                          std::int64_t r1, std::int64_t o0, std::int64_t o1, T* out) {
-  constexpr std::int64_t kB = kOutBlock<T>;
-  std::int64_t o = o0;
-  for (; o + kB <= o1; o += kB) {
-    T acc[kB] = {};
-    for (std::int64_t r = r0; r < r1; ++r) {
-      const T xr = x[r];
-      const T* row = m + r * stride + o;
-      for (std::int64_t k = 0; k < kB; ++k) acc[k] += xr * row[k];
-    }
-    for (std::int64_t k = 0; k < kB; ++k) {
-      if constexpr (Accumulate) {
-        out[o + k] += acc[k];
-      } else {
-        out[o + k] = acc[k];
-      }
-    }
-  }
-  if (o == o1) return;
-  const std::int64_t w = o1 - o;
-  T acc[kB] = {};
-  for (std::int64_t r = r0; r < r1; ++r) {
-    const T xr = x[r];
-    const T* row = m + r * stride + o;
-    for (std::int64_t k = 0; k < w; ++k) acc[k] += xr * row[k];
-  }
-  for (std::int64_t k = 0; k < w; ++k) {
-    if constexpr (Accumulate) {
-      out[o + k] += acc[k];
-    } else {
-      out[o + k] = acc[k];
-    }
-  }
-}
-
-// Per-thread scratch of a task, reused across tasks and calls (no allocation, no page faults in
-// the hot loop). Contents are undefined on entry: the tasks write before they read.
-template <typename T>
-T* task_scratch(std::size_t n) {
-  thread_local std::vector<T> buffer;
-  if (buffer.size() < n) buffer.resize(n);
-  return buffer.data();
-}
+using cpu::task_scratch;
+using cpu::transpose_head;
+using cpu::weighted_rows;
 
 struct AttnDims {
   std::int64_t batch = 0, seq = 0, hq = 0, hkv = 0, dh = 0, group = 1;
@@ -150,15 +102,6 @@ Windows doc_windows(const AttnDims& d, const Tensor& doc_ids) {
   return w;
 }
 
-// dst[c * T + t] = src[t * stride + c]: one head of K or V, transposed to [Dh, T].
-template <typename T>
-void transpose_head(const T* src, std::int64_t stride, const AttnDims& d, T* dst) {
-  for (std::int64_t t = 0; t < d.seq; ++t) {
-    const T* row = src + t * stride;
-    for (std::int64_t c = 0; c < d.dh; ++c) dst[c * d.seq + t] = row[c];
-  }
-}
-
 template <typename T>
 void forward_impl(ThreadPool& pool, const AttnDims& d, const Windows& win, const Tensor& q,
                   const Tensor& k, const Tensor& v, const Tensor& doc_ids, T scale,
@@ -179,27 +122,20 @@ void forward_impl(ThreadPool& pool, const AttnDims& d, const Windows& win, const
     T* acc = s + d.seq;        // [Dh] output accumulator
     const T* kb = pk + b * d.seq * d.kv_row + g * d.dh;
     const T* vb = pv + b * d.seq * d.kv_row + g * d.dh;
-    transpose_head(kb, d.kv_row, d, kt);
+    transpose_head(kb, d.kv_row, d.seq, d.dh, d.seq, kt);
     const std::int32_t* doc_b = doc != nullptr ? doc + b * d.seq : nullptr;
     for (std::int64_t i = 0; i < d.seq; ++i) {
       const auto wi = static_cast<std::size_t>(b * d.seq + i);
       const std::int64_t lo = win.lo[wi];
       const std::int64_t hi = i + 1;
       const std::int64_t qoff = (b * d.seq + i) * d.q_row + h * d.dh;
-      weighted_rows<false>(pq + qoff, kt, d.seq, 0, d.dh, lo, hi, s);
-      for (std::int64_t j = lo; j < hi; ++j) s[j] *= scale;
+      cpu::attention_scores(pq + qoff, kt, d.seq, d.dh, lo, hi, scale, s);
       if (doc_b != nullptr && !win.contiguous[wi]) {
         for (std::int64_t j = lo; j < hi; ++j)
           if (doc_b[j] != doc_b[i]) s[j] = kNegInf;
       }
-      const T mx = cpu::lane_max(s + lo, hi - lo);
-      for (std::int64_t j = lo; j < hi; ++j) s[j] = cpu::fast_exp(s[j] - mx);
-      const T l = cpu::lane_sum<T>(s + lo, hi - lo);
-      weighted_rows<false>(s, vb, d.kv_row, lo, hi, 0, d.dh, acc);
-      const T inv_l = T(1) / l;
-      T* oi = po + qoff;
-      for (std::int64_t c = 0; c < d.dh; ++c) oi[c] = acc[c] * inv_l;
-      pl[(b * d.hq + h) * d.seq + i] = mx + std::log(l);
+      pl[(b * d.hq + h) * d.seq + i] =
+          cpu::attention_softmax_values(s, lo, hi, vb, d.kv_row, d.dh, acc, po + qoff);
     }
   });
 }
@@ -244,8 +180,8 @@ void backward_impl(ThreadPool& pool, const AttnDims& d, const Windows& win, cons
     const T* dob = pdo + b * nt * d.q_row + h * d.dh;
     const T* ob = po + b * nt * d.q_row + h * d.dh;
     const T* lseb = pl + (b * d.hq + h) * nt;
-    transpose_head(kb, d.kv_row, d, kt);
-    transpose_head(vb, d.kv_row, d, vt);
+    transpose_head(kb, d.kv_row, d.seq, d.dh, d.seq, kt);
+    transpose_head(vb, d.kv_row, d.seq, d.dh, d.seq, vt);
     for (std::int64_t i = 0; i < nt; ++i)
       di[i] = cpu::lane_dot<T>(dob + i * d.q_row, ob + i * d.q_row, d.dh);
     std::fill(dq_acc, dq_acc + d.dh * nt, T(0));

@@ -53,6 +53,8 @@ class CpuOps final : public Ops {
                           const Tensor& out, const Tensor& lse, const Tensor& doc_ids,
                           double scale, const Tensor& dq, const Tensor& dk,
                           const Tensor& dv) override;
+  void attention_cached(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& start,
+                        double scale, const Tensor& out) override;
   void swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) override;
   void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up,
                        const Tensor& dgate, const Tensor& dup) override;

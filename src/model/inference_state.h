@@ -1,0 +1,39 @@
+// Transformer::InferenceState: the scratch buffers of Transformer::extend(). Private to
+// src/model (transformer.cpp needs the complete type to destroy it).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "backend/tensor.h"
+#include "model/decoder_layer.h"
+#include "model/transformer.h"
+
+namespace tailor::model {
+
+// Scratch of extend() for B rows of T new tokens (N = B*T).
+struct Transformer::InferenceState {
+  std::int64_t batch = 0, seq = 0;
+  std::vector<backend::Buffer> storage;
+  backend::Tensor resid[2];              // [N, D] residual stream: layer inputs/outputs in turn
+  backend::Tensor embed_tmp;             // [N, D] learned position embeddings
+  LayerActivations act;                  // one set, reused by every layer
+  LayerScratch scratch;                  // unused on one rank (row-parallel sums need TP > 1)
+  backend::Tensor last_x, last_h;        // [B, D] each row's last real token, before/after norm
+  backend::Tensor last_mean, last_rstd;  // [B]
+  backend::Tensor logits;                // [B, padded vocab]
+  backend::Buffer positions;             // i32 [N]: cache.length(b) + t
+  backend::Buffer start;                 // i32 [B]: cache.length(b)
+  std::vector<std::int64_t> start_host;  // the same, as the layers read it on the host
+
+  // positions, start and start_host for the next extend() of `cache`.
+  void set_positions(const KvCache& cache, std::span<const std::int64_t> counts);
+
+  backend::Tensor make(DType dtype, Shape shape) {
+    storage.emplace_back(dtype, shape);
+    return storage.back().tensor();
+  }
+};
+
+}  // namespace tailor::model

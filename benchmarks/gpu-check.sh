@@ -4,8 +4,11 @@
 #   benchmarks/gpu-check.sh build     # configure (CUDA ON, sm_90) and build everything, 16 cores
 #   benchmarks/gpu-check.sh test      # the gpu-labelled tests with TAILOR_REQUIRE_GPU=1 (a skip fails)
 #   benchmarks/gpu-check.sh all       # build, then test
+#   benchmarks/gpu-check.sh kernels   # only the kernel tests: builds gpu_test alone and runs it as one
+#                                     # process (one CUDA context), JSON report in kernels.json
+# A stage may also be named as `--stage NAME`.
 # Logs go to $OUT (the device tool's output folder) when set, else build-gpu/logs.
-# Later stages (kernels, bench-1b, bench-8b) arrive with the CUDA backend and GPU-performance work.
+# Later stages (bench-1b, bench-8b) arrive with the CUDA backend and GPU-performance work.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -14,11 +17,23 @@ log_dir=${OUT:-$build_dir/logs}
 mkdir -p "$log_dir"
 jobs=$(nproc)
 
+configure() {
+  cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTAILOR_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES=90
+}
+
 stage_build() {
   nvidia-smi > "$log_dir/nvidia-smi.txt" 2>&1 || true
-  { cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTAILOR_CUDA=ON \
-      -DCMAKE_CUDA_ARCHITECTURES=90 &&
-    timeout 280 cmake --build "$build_dir" -j "$jobs"; } 2>&1 | tee "$log_dir/build.log"
+  { configure && timeout 280 cmake --build "$build_dir" -j "$jobs"; } 2>&1 | tee "$log_dir/build.log"
+}
+
+# Kernel tests only (kernels/ against the CPU backend): the shortest GPU check.
+stage_kernels() {
+  nvidia-smi > "$log_dir/nvidia-smi.txt" 2>&1 || true
+  { configure && timeout 240 cmake --build "$build_dir" -j "$jobs" --target gpu_test; } 2>&1 |
+    tee "$log_dir/build-kernels.log"
+  TAILOR_REQUIRE_GPU=1 timeout 120 "$build_dir/tests/gpu/gpu_test" \
+    --gtest_output="json:$log_dir/kernels.json" 2>&1 | tee "$log_dir/test-kernels.log"
 }
 
 stage_test() {
@@ -26,9 +41,11 @@ stage_test() {
     -j "$jobs" 2>&1 | tee "$log_dir/test-gpu.log"
 }
 
+if [[ "${1:-}" == "--stage" ]]; then shift; fi
 case "${1:-all}" in
   build) stage_build ;;
   test) stage_test ;;
+  kernels) stage_kernels ;;
   all) stage_build && stage_test ;;
-  *) echo "usage: $0 build|test|all" >&2; exit 2 ;;
+  *) echo "usage: $0 [--stage] build|test|kernels|all" >&2; exit 2 ;;
 esac

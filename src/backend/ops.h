@@ -33,6 +33,15 @@ struct AdamWHyper {
   std::int64_t step = 1;      // 1-based step count, for bias correction
 };
 
+// Where the random numbers of a dropout mask come from (see Ops::dropout).
+struct DropoutKey {
+  std::uint64_t seed = 0;
+  std::uint64_t stream = 0;
+  std::int64_t row0 = 0;       // global row of the tensor's row 0
+  std::int64_t row_width = 0;  // columns of the global tensor
+  std::int64_t col0 = 0;       // global column of the tensor's column 0
+};
+
 class Ops {
  public:
   virtual ~Ops() = default;
@@ -127,6 +136,15 @@ class Ops {
   virtual void gelu_forward(const Tensor& x, const Tensor& out) = 0;
   // dx =
   virtual void gelu_backward(const Tensor& dout, const Tensor& x, const Tensor& dx) = 0;
+
+  // ---- dropout with counter-based masks ----------------------------------------------------
+  // dst[N, C] = src * keep / (1 - p), keep = CounterRng(key.seed, key.stream).uniform(i) >= p,
+  // where element (n, c) draws number i = (key.row0 + n) * key.row_width + key.col0 + c: its
+  // index in a global [*, row_width] tensor of which src is rows [row0, row0 + N) and columns
+  // [col0, col0 + C). So a shard, any thread count and every backend draw the same mask. The
+  // mask is linear: the backward of dropout is dropout with the same key. dst may alias src;
+  // 0 <= p < 1.
+  virtual void dropout(const Tensor& src, const Tensor& dst, double p, const DropoutKey& key) = 0;
 
   // ---- softmax cross-entropy ---------------------------------------------------------------
   // logits: [N, V]; only columns [0, valid_vocab) are real (the rest is padding, treated as -inf).

@@ -179,8 +179,9 @@ void load_hf_weights(const std::string& dir, const HfModelConfig& cfg, model::Tr
       throw_user_error(st.file_of(name), "unexpected tensor '{}' (not part of a {} model with this config.json)",
                        name, cfg.model_type);
   for (Parameter& p : model.params().all()) {
-    // Adapters are not base weights.
-    if (p.name.find(".lora_") != std::string::npos || p.name.find("_adapter.") != std::string::npos)
+    // Adapters (and prompt-tuning embeddings) are not base weights.
+    if (p.name.find(".lora_") != std::string::npos || p.name.find("_adapter.") != std::string::npos ||
+        p.name == model::kPromptEmbeddings)
       continue;
     const auto it = global.find(p.name);
     TAILOR_ASSERT(it != global.end(), "parameter {} has no Hugging Face source", p.name);

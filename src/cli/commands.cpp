@@ -15,6 +15,7 @@
 #include "checkpoint/hf_model.h"
 #include "checkpoint/inspect.h"
 #include "config/config.h"
+#include "trainer/run_dir.h"
 #include "data/tokenizer.h"
 #include "eval/metrics.h"
 #include "eval/generate.h"
@@ -67,8 +68,8 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
 
 namespace {
 
-// A Hugging Face model directory (+ a PEFT LoRA adapter directory) on the CPU in f32, with its
-// tokenizer: what `score` and `generate` run.
+// A Hugging Face model directory (+ a PEFT adapter directory: LoRA or prompt tuning) on the CPU
+// in f32, with its tokenizer: what `score` and `generate` run.
 struct CpuModel {
   checkpoint::HfModelConfig hf;
   std::unique_ptr<data::Tokenizer> tokenizer;
@@ -83,11 +84,15 @@ CpuModel load_cpu_model(const std::string& model_dir, const std::string& adapter
   m.hf = checkpoint::read_hf_config(model_dir);
   m.tokenizer = data::load_tokenizer(model_dir);
   m.ops = std::make_unique<backend::CpuOps>(threads);
-  if (!adapter_dir.empty()) m.lora = peft::read_peft_lora_config(adapter_dir);
+  const bool prompt = !adapter_dir.empty() && peft::read_peft_type(adapter_dir) == "PROMPT_TUNING";
+  const std::int64_t virtual_tokens =
+      prompt ? peft::read_peft_prompt_config(adapter_dir, m.hf.spec) : 0;
+  if (!adapter_dir.empty() && !prompt) m.lora = peft::read_peft_lora_config(adapter_dir);
   m.model = std::make_unique<model::Transformer>(m.hf.spec, *m.ops, DType::kF32, nullptr,
-                                                 m.lora ? &*m.lora : nullptr);
+                                                 m.lora ? &*m.lora : nullptr, 0, virtual_tokens);
   checkpoint::load_hf_weights(model_dir, m.hf, *m.model, *m.ops);
   if (m.lora) peft::load_peft_lora_weights(adapter_dir, *m.model, *m.ops);
+  if (prompt) peft::load_peft_prompt_weights(adapter_dir, *m.model, *m.ops);
   return m;
 }
 
@@ -218,8 +223,10 @@ int run_generate(const GenerateArgs& a) {
   data::TemplateSpec tmpl;
   tmpl.preset = *preset;
   tmpl.system = a.system;
-  const std::vector<eval::GenerationPrompt> prompts = generation_prompts(
-      records, a.prompts_path.empty() ? "--prompt" : a.prompts_path, tmpl, m, o.max_length);
+  // A prompt-tuning adapter's virtual tokens take the first positions of every row.
+  const std::vector<eval::GenerationPrompt> prompts =
+      generation_prompts(records, a.prompts_path.empty() ? "--prompt" : a.prompts_path, tmpl, m,
+                         o.max_length - m.model->virtual_tokens());
   log::info("generating with {} ({})", a.model_dir, m.hf.spec.summary());
 
   if (a.prompts_path.empty()) {
@@ -242,8 +249,9 @@ int run_export(const std::string& model_dir, const std::string& checkpoint,
     return 0;
   }
   if (format != "hf")
-    throw_user_error("--format", "{} adapters are written by LoRA runs (output.dir/export/adapter); "
-                                 "a model directory exports with --format hf", format);
+    throw_user_error("--format", "{} adapters are written by LoRA and prompt-tuning runs "
+                                 "(output.dir/export/adapter); a model directory exports with "
+                                 "--format hf", format);
   const checkpoint::HfModelConfig hf = checkpoint::read_hf_config(model_dir);
   backend::CpuOps ops(threads);
   model::Transformer model(hf.spec, ops, DType::kF32);
@@ -302,6 +310,47 @@ int run_metrics(const std::string& hyp_path, const std::vector<std::string>& ref
   const eval::CorpusMetrics m = eval::compute_metrics(hyps, refs);
   print_metrics_table(m);
   fmt::print("{}\n", eval::metrics_json(m));
+  return 0;
+}
+
+int run_eval(const std::string& config_path, const std::vector<std::string>& overrides,
+             const EvalArgs& args) {
+  const config::ExperimentConfig cfg = config::load_config(config_path, overrides);
+  trainer::EvalOptions o = args.options;
+  o.generate = !args.no_generate;
+  const trainer::EvalReport r = trainer::evaluate(cfg, o);
+  std::printf("%-12s %s\n", "model", args.options.checkpoint.empty()
+                                         ? "the config's starting model"
+                                         : fmt::format("checkpoint step {}", r.step).c_str());
+  std::printf("%-12s %.4f (perplexity %.3f, %lld tokens)\n", "dev loss", r.loss, r.ppl,
+              static_cast<long long>(r.tokens));
+  if (r.metrics) {
+    std::printf("%-12s %.2f  (%s)\n", "BLEU", r.metrics->bleu.score, r.metrics->bleu.signature.c_str());
+    std::printf("%-12s %.2f\n", "chrF2", r.metrics->chrf.score);
+    std::printf("%-12s %.2f\n", "chrF2++", r.metrics->chrf_pp.score);
+    std::printf("%-12s %.4f\n", "ROUGE-L", r.metrics->rouge_l);
+    std::printf("%-12s %.4f  (%lld records)\n", "exact match", r.metrics->exact_match,
+                static_cast<long long>(r.records));
+  }
+  std::printf("%s\n", trainer::eval_report_json(r).c_str());
+  return 0;
+}
+
+int run_prompt_search(const std::string& config_path, const std::vector<std::string>& overrides,
+                      const EvalArgs& args) {
+  const config::ExperimentConfig cfg = config::load_config(config_path, overrides);
+  const std::vector<trainer::PromptScore> ranked = trainer::prompt_search(cfg, args.options);
+  const std::string& metric = cfg.prompt_search.metric;
+  std::printf("%-4s %-24s %10s %10s\n", "rank", "prompt", "dev loss",
+              metric == "loss" ? "" : metric.c_str());
+  for (std::size_t i = 0; i < ranked.size(); ++i)
+    std::printf("%-4zu %-24s %10.4f %10s\n", i + 1, ranked[i].name.c_str(), ranked[i].loss,
+                metric == "loss" ? "" : fmt::format("{:.4f}", ranked[i].score).c_str());
+  if (!args.write_best.empty()) {
+    const config::ExperimentConfig best = trainer::with_candidate(cfg, ranked.front().name);
+    trainer::write_file_atomic(args.write_best, config::to_yaml(best));
+    std::printf("best: %s (written to %s)\n", ranked.front().name.c_str(), args.write_best.c_str());
+  }
   return 0;
 }
 

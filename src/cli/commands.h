@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "trainer/evaluation.h"
 
 namespace tailor::cli {
 
@@ -75,5 +76,21 @@ struct GenerateArgs {
   int threads = 0;
 };
 int run_generate(const GenerateArgs& args);
+
+struct EvalArgs {
+  trainer::EvalOptions options;
+  bool no_generate = false;
+  std::string write_best;  // prompt-search: the config with the best candidate
+};
+
+// tailor eval CONFIG [key=value ...] [--checkpoint P] ...: a table on stderr and, as the last line
+// on stdout, eval_report_json.
+int run_eval(const std::string& config_path, const std::vector<std::string>& overrides,
+             const EvalArgs& args);
+
+// tailor prompt-search CONFIG ...: a ranked table on stdout (best first) and, with --write-best,
+// the config with the best candidate as data.template.
+int run_prompt_search(const std::string& config_path, const std::vector<std::string>& overrides,
+                      const EvalArgs& args);
 
 }  // namespace tailor::cli

@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
       ->required();
   score->add_option("--data", data_path, "JSONL with {\"text\"} or {\"prompt\", \"completion\"}")
       ->required();
-  score->add_option("--adapter", adapter_dir, "PEFT LoRA adapter directory to apply");
+  score->add_option("--adapter", adapter_dir, "PEFT adapter directory to apply (LoRA or prompt tuning)");
   score->add_option("--threads", threads, "CPU threads (0: all cores)");
 
   CLI::App* exp = app.add_subcommand("export", "write a model as a Hugging Face directory");
@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
   src->require_option(1);
   exp->add_option("--format", format,
                   "hf (default; a PEFT run's checkpoint: the merged model + adapter/) or peft (a "
-                  "LoRA run's checkpoint: the adapter alone)")
+                  "LoRA or prompt-tuning run's checkpoint: the adapter alone)")
       ->check(CLI::IsMember({"hf", "peft"}));
   exp->add_option("--out", out_dir, "output directory")->required();
   exp->add_option("--dtype", dtype, "f32 or bf16 weights")->check(CLI::IsMember({"f32", "bf16"}));
@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
       "generate", "generate text from a Hugging Face model directory (KV cache; greedy or sampled)");
   generate->add_option("--model", gen.model_dir, "model directory (config.json, *.safetensors, tokenizer)")
       ->required();
-  generate->add_option("--adapter", gen.adapter_dir, "PEFT LoRA adapter directory to apply");
+  generate->add_option("--adapter", gen.adapter_dir, "PEFT adapter directory to apply (LoRA or prompt tuning)");
   auto* prompts = generate->add_option_group("prompts");
   prompts->add_option("--prompt", gen.prompt, "one prompt; its completion streams to stdout");
   prompts->add_option("--prompts", gen.prompts_path,
@@ -130,6 +130,34 @@ int main(int argc, char** argv) {
                       "checkpoint directory (step_<N>), or a checkpoints/ or run directory "
                       "(its latest)")
       ->required();
+
+  tailor::cli::EvalArgs ev;
+  CLI::App* evalc = app.add_subcommand(
+      "eval", "validation loss/perplexity and generation metrics (BLEU, chrF, ROUGE-L) on the dev "
+              "set, of a checkpoint or of the config's model");
+  evalc->add_option("config", config_path, "experiment YAML (data, template, model)")->required();
+  evalc->add_option("overrides", overrides, "key.path=value overrides");
+  evalc->add_option("--checkpoint", ev.options.checkpoint,
+                    "checkpoint to evaluate: step_<N>, or a checkpoints/ or run directory (latest)");
+  evalc->add_option("--data", ev.options.data, "dev JSONL (default: data.valid)");
+  evalc->add_option("--max-records", ev.options.max_records,
+                    "records generated for the metrics (0: all)");
+  evalc->add_option("--max-new-tokens", ev.options.max_new_tokens, "tokens per answer (128)");
+  evalc->add_flag("--no-generate", ev.no_generate, "loss and perplexity only");
+  evalc->add_option("--hypotheses", ev.options.hypotheses_out,
+                    "write {prompt, reference, hypothesis} JSONL here");
+  evalc->add_option("--threads", ev.options.threads, "CPU threads (0: all cores)");
+
+  CLI::App* search = app.add_subcommand(
+      "prompt-search", "rank the config's prompt_search candidates (system prompts, few-shot "
+                       "sets, templates) on the dev set, without training");
+  search->add_option("config", config_path, "experiment YAML with a prompt_search section")
+      ->required();
+  search->add_option("overrides", overrides, "key.path=value overrides");
+  search->add_option("--checkpoint", ev.options.checkpoint, "score with this checkpoint's model");
+  search->add_option("--data", ev.options.data, "dev JSONL (default: data.valid)");
+  search->add_option("--write-best", ev.write_best, "write the config with the best prompt here");
+  search->add_option("--threads", ev.options.threads, "CPU threads (0: all cores)");
 
   std::string run_dir, plot_out;
   CLI::App* plot = app.add_subcommand(
@@ -185,6 +213,8 @@ int main(int argc, char** argv) {
     if (generate->parsed()) return tailor::cli::run_generate(gen);
     if (plot->parsed()) return tailor::cli::run_plot(run_dir, plot_out);
     if (inspect->parsed()) return tailor::cli::run_inspect(inspect_path);
+    if (evalc->parsed()) return tailor::cli::run_eval(config_path, overrides, ev);
+    if (search->parsed()) return tailor::cli::run_prompt_search(config_path, overrides, ev);
     if (metrics->parsed()) return tailor::cli::run_metrics(hyp_path, ref_paths);
     if (exp->parsed())
       return tailor::cli::run_export(model_dir, checkpoint_path, format, out_dir, dtype, threads);

@@ -14,9 +14,11 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <fstream>
 #include <utility>
 
+#include "config/chat_template.h"
 #include "config/overrides.h"
 #include "config/problems.h"
 #include "config/scalars.h"
@@ -202,6 +204,50 @@ std::string translation_template_problem(std::string_view t) {
   return has_src ? "" : "no {src} placeholder (the sentence to translate)";
 }
 
+// data.template.preset (`path`): a built-in name, the path of a template file (with a '/' or
+// ending in .yaml/.yml; relative to the working directory), or a template mapping inline.
+void read_preset(SchemaReader& r, const std::string& path, Problems& problems, TemplateConfig& t) {
+  const YamlNode* node = r.read_node("preset");
+  if (node == nullptr) return;
+  if (node->is_map()) {
+    ChatTemplateConfig chat;
+    chat.name = "inline";
+    read_chat_template(*node, path, problems, chat);
+    t.preset = "inline";
+    t.chat = std::move(chat);
+    return;
+  }
+  if (node->kind == YamlNode::Kind::kScalar) {
+    const std::string& v = node->scalar;
+    if (v == "plain" || v == "llama3" || v == "chatml" || v == "mistral") {
+      t.preset = v;
+      t.chat.reset();
+      return;
+    }
+    const auto ends_with = [&](std::string_view end) {
+      return v.size() >= end.size() && v.compare(v.size() - end.size(), end.size(), end) == 0;
+    };
+    if (v.find('/') != std::string::npos || ends_with(".yaml") || ends_with(".yml")) {
+      ChatTemplateConfig chat;
+      std::string error;
+      if (!read_chat_template_file(v, problems, chat, error)) {
+        r.problem_at(node->loc, path, fmt::format("{}: {}", error, v));
+        r.mark_bad(path);
+        return;
+      }
+      t.preset = v;
+      t.chat = std::move(chat);
+      return;
+    }
+  }
+  r.problem_at(node->loc, path,
+               fmt::format("must be plain, llama3, chatml, mistral or the path of a template file "
+                           "(*.yaml; see configs/templates/) (got {})",
+                           node->kind == YamlNode::Kind::kScalar ? quote(node->scalar)
+                                                                 : describe(*node)));
+  r.mark_bad(path);
+}
+
 // data.template, read with a reader of its own whose one section is "data.template".
 void read_template(SchemaReader& r, const std::string& file, Problems& problems,
                    TemplateConfig& t) {
@@ -219,7 +265,7 @@ void read_template(SchemaReader& r, const std::string& file, Problems& problems,
   root.entries.push_back({"data.template", node->loc, *node});
   SchemaReader t_reader(root, file, problems);
   t_reader.begin_section("data.template");
-  t_reader.read_choice("preset", t.preset, {"plain", "llama3", "chatml", "mistral"});
+  read_preset(t_reader, "data.template.preset", problems, t);
   t_reader.read_string("system", t.system);
   if (const YamlNode* shots = t_reader.read_node("few_shot")) {
     if (shots->kind != YamlNode::Kind::kSequence) {
@@ -293,6 +339,7 @@ void read_data(SchemaReader& r, const std::string& file, Problems& problems, Dat
     r.mark_bad("data.cache_dir");
   }
   r.read_choice("overlong", d.overlong, {"split", "truncate", "drop"});
+  r.read_choice("packing", d.packing, {"pack", "pad"});
   if (r.read_string("valid", d.valid) && !d.valid.empty()) {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(d.valid, ec))
@@ -395,6 +442,8 @@ void read_peft(SchemaReader& r, PeftConfig& p) {
   r.read_float("dropout", p.dropout, {0.0, false, 1.0, true});
   r.read_bool("use_rslora", p.use_rslora);
   r.read_int("bottleneck", p.bottleneck, kAtLeast1);
+  r.read_int("num_virtual_tokens", p.num_virtual_tokens, kAtLeast1);
+  r.read_string("prompt_init_text", p.prompt_init_text);
   if (r.read_string("adapter", p.adapter) && !p.adapter.empty() &&
       !std::filesystem::exists(std::filesystem::path(p.adapter) / "adapter_config.json")) {
     r.problem("peft.adapter", fmt::format("no adapter_config.json in {}", p.adapter));
@@ -423,6 +472,68 @@ void read_peft(SchemaReader& r, PeftConfig& p) {
   r.end_section();
 }
 
+// prompt_search.candidates[i]: {name, preset, system, translation, few_shot_file, few_shot_count}
+// over data.template.
+void read_prompt_candidate(const YamlNode& item, const std::string& path, const std::string& file,
+                           Problems& problems, const TemplateConfig& base,
+                           PromptCandidateConfig& out) {
+  YamlNode root;
+  root.kind = YamlNode::Kind::kMap;
+  root.entries.push_back({path, item.loc, item});
+  SchemaReader c(root, file, problems);
+  c.begin_section(path);
+  out.tmpl = base;
+  c.read_string("name", out.name, Presence::kRequired);
+  read_preset(c, path + ".preset", problems, out.tmpl);
+  c.read_string("system", out.tmpl.system);
+  if (c.read_string("translation", out.tmpl.translation)) {
+    const std::string why = translation_template_problem(out.tmpl.translation);
+    if (!why.empty()) c.problem(path + ".translation", why);
+  }
+  if (c.read_string("few_shot_file", out.tmpl.few_shot_file) && !out.tmpl.few_shot_file.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(out.tmpl.few_shot_file, ec))
+      c.problem(path + ".few_shot_file", fmt::format("file not found: {}", out.tmpl.few_shot_file));
+    out.tmpl.few_shot.clear();  // a file replaces inline examples
+  }
+  if (c.read_int("few_shot_count", out.tmpl.few_shot_count, kAtLeast0) &&
+      out.tmpl.few_shot_count > 0 && out.tmpl.few_shot_file.empty())
+    c.problem(path + ".few_shot_count", "only used with few_shot_file");
+  c.end_section();
+}
+
+void read_prompt_search(SchemaReader& r, const std::string& file, Problems& problems,
+                        const DataConfig& d, PromptSearchConfig& p) {
+  r.begin_section("prompt_search");
+  r.read_choice("metric", p.metric, {"loss", "bleu", "chrf", "rouge_l", "exact_match"});
+  r.read_int("max_records", p.max_records, kAtLeast0);
+  r.read_int("max_new_tokens", p.max_new_tokens, kAtLeast1);
+  if (const YamlNode* list = r.read_node("candidates")) {
+    if (list->kind != YamlNode::Kind::kSequence || list->items.empty()) {
+      r.problem_at(list->loc, "prompt_search.candidates",
+                   fmt::format("expected a non-empty list of {{name, system, preset, ...}}, got {}",
+                               describe(*list)));
+      r.mark_bad("prompt_search.candidates");
+    } else {
+      std::set<std::string> names;
+      for (std::size_t i = 0; i < list->items.size(); ++i) {
+        const std::string path = fmt::format("prompt_search.candidates[{}]", i);
+        const YamlNode& item = list->items[i];
+        if (!item.is_map()) {
+          r.problem_at(item.loc, path, fmt::format("expected a mapping, got {}", describe(item)));
+          continue;
+        }
+        PromptCandidateConfig cand;
+        read_prompt_candidate(item, path, file, problems, d.prompt_template, cand);
+        if (!cand.name.empty() && !names.insert(cand.name).second)
+          r.problem_at(item.loc, path + ".name", fmt::format("duplicate name \"{}\"", cand.name));
+        p.candidates.push_back(std::move(cand));
+      }
+    }
+  }
+  r.end_section();
+}
+
 void read_sections(SchemaReader& r, Problems& problems, ExperimentConfig& c) {
   r.begin_section("output");
   r.read_string("dir", c.output.dir, Presence::kRequired);
@@ -436,6 +547,7 @@ void read_sections(SchemaReader& r, Problems& problems, ExperimentConfig& c) {
   read_parallel(r, c.parallel);
   read_runtime(r, c.runtime);
   read_peft(r, c.peft);
+  read_prompt_search(r, c.source, problems, c.data, c.prompt_search);
   r.end_sections();
 }
 
@@ -562,14 +674,26 @@ void check_build_limits(SchemaReader& r, const ExperimentConfig& c) {
 #ifndef TAILOR_HAVE_CUDA
   if (c.runtime.device == "cuda") r.problem("runtime.device", "this build has no CUDA backend");
 #endif
-  if (!c.peft.adapter.empty() && c.peft.method != "lora") {
-    r.problem("peft.adapter", "needs peft.method: lora");
+}
+
+// PEFT cross-field rules. Prompt tuning: every document fragment of a row opens with the virtual
+// tokens, so a row must hold them and at least one real token.
+void check_peft(SchemaReader& r, const ExperimentConfig& c) {
+  const PeftConfig& p = c.peft;
+  if (!p.adapter.empty() && p.method != "lora" && p.method != "prompt_tuning") {
+    r.problem("peft.adapter", "needs peft.method: lora or prompt_tuning");
   }
-  if (c.peft.method == "lora" && c.peft.dropout > 0.0) {
-    r.problem("peft.dropout", "LoRA dropout is not implemented yet in this build; use 0");
+  if (p.method != "prompt_tuning") {
+    if (r.is_set("peft.prompt_init_text"))
+      r.problem("peft.prompt_init_text", "only used with peft.method: prompt_tuning");
+    return;
   }
-  if (c.peft.method != "none" && c.peft.method != "lora" && c.peft.method != "adapter") {
-    r.problem("peft.method", fmt::format("{} is not implemented yet in this build", c.peft.method));
+  if (r.is_ok("peft.num_virtual_tokens") && r.is_ok("data.seq_len") &&
+      p.num_virtual_tokens >= c.data.seq_len) {
+    r.problem("peft.num_virtual_tokens",
+              fmt::format("must be < data.seq_len ({} >= {}): the virtual tokens open every "
+                          "document of a row and count toward its length",
+                          p.num_virtual_tokens, c.data.seq_len));
   }
 }
 
@@ -610,6 +734,7 @@ ExperimentConfig load_config_text(const std::string& text, const std::string& na
   resolve_train(reader, config);
   check_optimizer(reader, config);
   check_build_limits(reader, config);
+  check_peft(reader, config);
   problems.raise_if_any();
   return config;
 }

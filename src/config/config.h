@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,9 +59,32 @@ struct FewShotConfig {
   std::string completion;
 };
 
+// A chat template of data.template.preset given as a file (configs/templates/*.yaml) or inline:
+// what is written around each role's messages (src/data/template.h, ChatFormat).
+struct ChatRoleConfig {
+  std::string prefix;                    // before the content, never trained
+  std::string suffix;                    // after it: the end of turn (trained for the assistant)
+  std::string separator;                 // after the suffix, never trained
+};
+
+struct ChatTemplateConfig {
+  std::string name;                      // default: the file's stem ("custom" inline)
+  std::string bos;                       // text written once at the start ("" = none)
+  bool tokenizer_bos = false;            // open with the tokenizer's BOS id instead
+  bool trim = false;                     // strip whitespace around each message's content
+  std::string system_placement = "turn"; // turn | first_user (inside the first user turn)
+  ChatRoleConfig system, user, assistant;
+  std::string assistant_final_suffix;    // the last assistant turn's suffix (default: suffix)
+  std::string prompt_completion = "chat";  // chat | text (prompt + completion as they are)
+  std::vector<std::string> special_tokens; // tokens the tokenizer is expected to know
+};
+
 // data.template: how JSONL records become text (src/data/template.h).
 struct TemplateConfig {
-  std::string preset = "plain";          // plain | llama3 | chatml | mistral
+  std::string preset = "plain";          // plain | llama3 | chatml | mistral | PATH of a template
+                                         // file (or, in the resolved config, "custom")
+  std::optional<ChatTemplateConfig> chat;  // the template of a file or an inline mapping; used
+                                           // when preset is not a built-in name
   std::string system;                    // system prompt ("" = none)
   std::vector<FewShotConfig> few_shot;   // inline examples, shown before every prompt
   std::string few_shot_file;             // or: a JSONL file of {prompt, completion} ...
@@ -82,6 +106,7 @@ struct DataConfig {
   bool skip_invalid = false;             // jsonl: skip bad lines (counted per reason) instead of failing
   std::string cache_dir = ".cache/tailor";  // tokenized caches (tailor prepare), under the CWD
   std::string overlong = "split";        // split | truncate | drop: documents longer than seq_len
+  std::string packing = "pack";          // pack | pad: documents concatenated, or one per sequence
   std::string valid;                     // a validation file (same format and template) ...
   double valid_fraction = 0.0;           // ... or this fraction of the training documents, held out
 };
@@ -140,14 +165,35 @@ struct PeftConfig {
   // LoRA (method: lora)
   std::int64_t rank = 8;                 // r
   double alpha = 16.0;                   // scale = alpha / r (alpha / sqrt(r) with use_rslora)
-  double dropout = 0.0;                  // on the adapter input (not in this build: must be 0)
+  double dropout = 0.0;                  // on the adapter input, training batches only
   std::vector<std::string> target_modules = {"q_proj", "v_proj"};  // or [all-linear]
   bool use_rslora = false;
   // Bottleneck adapters (method: adapter): width of the down-projection.
   std::int64_t bottleneck = 64;
-  // A PEFT LoRA adapter directory to start from (continue training); its adapter_config.json
-  // sets rank, alpha, target_modules and use_rslora.
+  // Prompt tuning (method: prompt_tuning): n trainable virtual-token embeddings that open every
+  // document of a packed row (they count toward data.seq_len); initialized N(0, init_std), or
+  // from the embeddings of this text's tokens (repeated / truncated to n), as PEFT's TEXT init.
+  std::int64_t num_virtual_tokens = 20;
+  std::string prompt_init_text;
+  // A PEFT adapter directory to start from (continue training): LoRA (its adapter_config.json
+  // sets rank, alpha, dropout, target_modules and use_rslora) or prompt tuning (it sets
+  // num_virtual_tokens).
   std::string adapter;
+};
+
+// prompt_search: candidate prompts scored on the dev set without training (`tailor prompt-search`).
+// Each candidate is data.template with the candidate's keys (preset, system, translation,
+// few_shot_file, few_shot_count) applied over it.
+struct PromptCandidateConfig {
+  std::string name;
+  TemplateConfig tmpl;
+};
+
+struct PromptSearchConfig {
+  std::string metric = "loss";           // loss | bleu | chrf | rouge_l | exact_match
+  std::int64_t max_records = 0;          // dev records per candidate (0: all)
+  std::int64_t max_new_tokens = 128;     // generation metrics
+  std::vector<PromptCandidateConfig> candidates;
 };
 
 struct ExperimentConfig {
@@ -161,6 +207,7 @@ struct ExperimentConfig {
   ParallelConfig parallel;
   RuntimeConfig runtime;
   PeftConfig peft;
+  PromptSearchConfig prompt_search;
 
   std::string source;                    // the config file's path, as given
 };
@@ -181,6 +228,10 @@ class ConfigError : public UserError {
 // `file:line:col: YAML syntax error: ...`).
 [[nodiscard]] ExperimentConfig load_config(const std::string& path,
                                            const std::vector<std::string>& overrides = {});
+
+// A chat template file (configs/templates/*.yaml, docs/data.md). Throws ConfigError, each problem
+// one line `file:line:col: key: reason`.
+[[nodiscard]] ChatTemplateConfig load_chat_template(const std::string& path);
 
 // Same, from text already in memory; `name` stands for the file name in messages.
 [[nodiscard]] ExperimentConfig load_config_text(const std::string& text, const std::string& name,

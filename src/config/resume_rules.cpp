@@ -18,7 +18,7 @@ const char* const kMutable[] = {
     "output.dir",       "train.steps",         "train.resume",      "train.log_every",
     "train.micro_batch", "train.max_skipped_steps", "checkpoint.",   "parallel.",
     "runtime.threads",  "runtime.log_level",   "runtime.watchdog_s", "runtime.device",
-    "data.cache_dir",   "optimizer.zero",      "train.eval_every",
+    "data.cache_dir",   "optimizer.zero",      "train.eval_every",  "prompt_search.",
 };
 
 bool is_mutable(const std::string& key) {

@@ -98,6 +98,35 @@ class Writer {
   std::string out_;
 };
 
+// `preset: NAME`, or a template from a file or inline written out as a mapping (so the resolved
+// config does not depend on the file), each line starting with `indent`.
+std::string preset_yaml(const TemplateConfig& t, std::string_view indent) {
+  if (!t.chat) return fmt::format("{}preset: {}\n", indent, yaml_string(t.preset));
+  const ChatTemplateConfig& c = *t.chat;
+  const auto role = [](const ChatRoleConfig& r) {
+    return fmt::format("prefix: {}, suffix: {}, separator: {}", yaml_string(r.prefix),
+                       yaml_string(r.suffix), yaml_string(r.separator));
+  };
+  std::string tokens;
+  for (const std::string& tok : c.special_tokens)
+    tokens += (tokens.empty() ? "" : ", ") + yaml_string(tok);
+  std::string out = fmt::format("{}preset:\n", indent);
+  const auto line = [&](std::string_view key, const std::string& value) {
+    out += fmt::format("{}  {}: {}\n", indent, key, value);
+  };
+  line("name", yaml_string(c.name));
+  line("bos", yaml_string(c.bos));
+  line("tokenizer_bos", c.tokenizer_bos ? "true" : "false");
+  line("trim", c.trim ? "true" : "false");
+  line("system", fmt::format("{{placement: {}, {}}}", yaml_string(c.system_placement), role(c.system)));
+  line("user", fmt::format("{{{}}}", role(c.user)));
+  line("assistant", fmt::format("{{{}, final_suffix: {}}}", role(c.assistant),
+                                yaml_string(c.assistant_final_suffix)));
+  line("prompt_completion", yaml_string(c.prompt_completion));
+  line("special_tokens", fmt::format("[{}]", tokens));
+  return out;
+}
+
 }  // namespace
 
 std::string to_yaml(const ExperimentConfig& c) {
@@ -149,7 +178,7 @@ std::string to_yaml(const ExperimentConfig& c) {
   } else {
     const TemplateConfig& t = d.prompt_template;
     body.line("template", "");
-    body.raw(fmt::format("    preset: {}\n", yaml_string(t.preset)));
+    body.raw(preset_yaml(t, "    "));
     body.raw(fmt::format("    system: {}\n", yaml_string(t.system)));
     if (!t.few_shot.empty()) {
       body.raw("    few_shot:\n");
@@ -167,6 +196,7 @@ std::string to_yaml(const ExperimentConfig& c) {
   }
   body.str("cache_dir", d.cache_dir);
   body.str("overlong", d.overlong);
+  body.str("packing", d.packing);
   if (!d.valid.empty()) body.str("valid", d.valid);
   body.num("valid_fraction", d.valid_fraction);
 
@@ -232,7 +262,30 @@ std::string to_yaml(const ExperimentConfig& c) {
   }
   body.boolean("use_rslora", c.peft.use_rslora);
   body.num("bottleneck", c.peft.bottleneck);
+  if (c.peft.method == "prompt_tuning") {  // only then: older resolved configs stay the same
+    body.num("num_virtual_tokens", c.peft.num_virtual_tokens);
+    body.str("prompt_init_text", c.peft.prompt_init_text);
+  }
   if (!c.peft.adapter.empty()) body.str("adapter", c.peft.adapter);
+  if (!c.prompt_search.candidates.empty()) {
+    const PromptSearchConfig& ps = c.prompt_search;
+    body.section("prompt_search");
+    body.str("metric", ps.metric);
+    body.num("max_records", ps.max_records);
+    body.num("max_new_tokens", ps.max_new_tokens);
+    body.raw("  candidates:\n");
+    for (const PromptCandidateConfig& cand : ps.candidates) {
+      const TemplateConfig& ct = cand.tmpl;
+      body.raw(fmt::format("    - name: {}\n", yaml_string(cand.name)));
+      body.raw(preset_yaml(ct, "      "));
+      body.raw(fmt::format("      system: {}\n", yaml_string(ct.system)));
+      body.raw(fmt::format("      translation: {}\n", yaml_string(ct.translation)));
+      if (!ct.few_shot_file.empty()) {
+        body.raw(fmt::format("      few_shot_file: {}\n", yaml_string(ct.few_shot_file)));
+        body.raw(fmt::format("      few_shot_count: {}\n", ct.few_shot_count));
+      }
+    }
+  }
   return "# Tailor resolved config: every key with the value the run uses.\n" + body.take();
 }
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <numeric>
 #include <mutex>
 #include <thread>
@@ -33,7 +34,7 @@ struct DocRef {
   std::int64_t doc;
 };
 
-void append_doc(TokenizedCorpus& out, const TokenizedCorpus& in, std::int64_t doc) {
+void append_doc(TokenizedCorpus& out, CorpusView in, std::int64_t doc) {
   const auto b = static_cast<std::size_t>(in.doc_start[static_cast<std::size_t>(doc)]);
   const auto e = static_cast<std::size_t>(in.doc_start[static_cast<std::size_t>(doc) + 1]);
   out.doc_start.push_back(static_cast<std::int64_t>(out.tokens.size()));
@@ -83,14 +84,39 @@ TokenizedCorpus limit_documents(TokenizedCorpus in, const CorpusSpec& spec, Corp
 
 }  // namespace
 
+double BuildProgress::fraction() const {
+  const auto total = static_cast<double>(bytes_total.load(std::memory_order_relaxed));
+  if (total <= 0) return 0.0;
+  const auto done = static_cast<double>(bytes_parsed.load(std::memory_order_relaxed) +
+                                        bytes_tokenized.load(std::memory_order_relaxed));
+  return std::clamp(done / (2 * total), 0.0, 1.0);
+}
+
 TokenizedCorpus tokenize_records(const std::vector<Record>& records, const TemplateSpec& tmpl,
-                                 const Tokenizer& tokenizer, int threads) {
+                                 const Tokenizer& tokenizer, int threads, BuildProgress* progress,
+                                 std::int64_t source_bytes) {
   const auto n = records.size();
   std::vector<std::vector<std::int32_t>> tokens(n);
   std::vector<std::vector<std::uint8_t>> loss(n);
+  // Record i's share of the source's bytes: its cumulative share minus the one before, so the
+  // shares add up to source_bytes exactly. Counters advance every 64 records.
+  const auto share = [&](std::size_t i) {
+    return static_cast<std::int64_t>(static_cast<double>(source_bytes) * static_cast<double>(i) /
+                                     static_cast<double>(n));
+  };
   const auto work = [&](std::size_t begin, std::size_t end) {
-    for (std::size_t i = begin; i < end; ++i)
-      tokenize_record(render_record(records[i], tmpl), tmpl.preset, tokenizer, tokens[i], loss[i]);
+    std::size_t counted = begin;
+    for (std::size_t i = begin; i < end; ++i) {
+      tokenize_record(render_record(records[i], tmpl), tmpl.chat_format(), tokenizer, tokens[i],
+                      loss[i]);
+      if (progress != nullptr && ((i - begin) % 64 == 63 || i + 1 == end)) {
+        progress->records_done.fetch_add(static_cast<std::int64_t>(i + 1 - counted),
+                                         std::memory_order_relaxed);
+        progress->bytes_tokenized.fetch_add(share(i + 1) - share(counted),
+                                            std::memory_order_relaxed);
+        counted = i + 1;
+      }
+    }
   };
   const auto t = static_cast<std::size_t>(std::max(1, threads));
   if (t == 1 || n < 64) {
@@ -126,8 +152,7 @@ TokenizedCorpus tokenize_records(const std::vector<Record>& records, const Templ
   return c;
 }
 
-TrainValidSplit split_validation(const TokenizedCorpus& corpus, double fraction,
-                                 std::uint64_t seed) {
+TrainValidSplit split_validation(CorpusView corpus, double fraction, std::uint64_t seed) {
   const std::int64_t n = corpus.num_documents();
   TAILOR_ASSERT(n >= 2, "a validation split needs at least 2 documents, got {}", n);
   const auto held = std::clamp<std::int64_t>(
@@ -148,16 +173,34 @@ TokenizedCorpus build_corpus(const CorpusSpec& spec, const Tokenizer& tokenizer,
   TAILOR_ASSERT(!spec.sources.empty(), "no data sources");
   TAILOR_CHECK_USER(tokenizer.eos_token_id().has_value(), spec.sources.front().path,
                     "the tokenizer has no end-of-sequence token to close documents with");
+  BuildProgress* progress = spec.progress;
+  if (progress != nullptr) {
+    std::int64_t total = 0;
+    for (const DataSource& src : spec.sources) {
+      std::error_code ec;
+      const auto size = std::filesystem::file_size(src.path, ec);
+      total += ec ? 0 : static_cast<std::int64_t>(size);
+    }
+    progress->bytes_total = total;
+  }
   std::vector<TokenizedCorpus> parts;
   for (const DataSource& src : spec.sources) {
     const std::string text = read_data_file(src.path);
-    stats.bytes += static_cast<std::int64_t>(text.size());
+    const auto bytes = static_cast<std::int64_t>(text.size());
+    stats.bytes += bytes;
     if (spec.format == DataFormat::kText) {
       parts.push_back(tokenize_text(text, src.path, spec.split, tokenizer));
+      if (progress != nullptr) {
+        progress->records_done += parts.back().num_documents();
+        progress->bytes_parsed += bytes;
+        progress->bytes_tokenized += bytes;
+      }
     } else {
-      JsonlData data = parse_jsonl(text, src.path, spec.skip_invalid, spec.threads);
+      JsonlData data = parse_jsonl(text, src.path, spec.skip_invalid, spec.threads,
+                                   progress != nullptr ? &progress->bytes_parsed : nullptr);
       for (const auto& [kind, count] : data.skipped) stats.skipped[kind] += count;
-      parts.push_back(tokenize_records(data.records, spec.tmpl, tokenizer, spec.threads));
+      parts.push_back(
+          tokenize_records(data.records, spec.tmpl, tokenizer, spec.threads, progress, bytes));
     }
     stats.records += parts.back().num_documents();
     if (parts.back().loss.empty()) parts.back().loss.assign(parts.back().tokens.size(), 1);

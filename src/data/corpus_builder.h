@@ -7,6 +7,7 @@
 // weight 1 keeps its documents in file order.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -29,6 +30,20 @@ struct DataSource {
   double weight = 1.0;
 };
 
+// How far build_corpus has got, for a watcher on another thread (the progress line of `tailor
+// prepare`). bytes_total is set before anything moves; every source byte is counted twice, once
+// when its line is parsed and once when its record is tokenized (each record counting its share of
+// its source's bytes; text sources count whole), so the work done is (parsed + tokenized) /
+// (2 * total).
+struct BuildProgress {
+  std::atomic<std::int64_t> bytes_total{0};
+  std::atomic<std::int64_t> bytes_parsed{0};
+  std::atomic<std::int64_t> bytes_tokenized{0};
+  std::atomic<std::int64_t> records_done{0};
+
+  [[nodiscard]] double fraction() const;
+};
+
 struct CorpusSpec {
   std::vector<DataSource> sources;
   DataFormat format = DataFormat::kText;
@@ -39,6 +54,7 @@ struct CorpusSpec {
   int threads = 1;                     // tokenization
   OverlongPolicy overlong = OverlongPolicy::kSplit;
   std::int64_t max_doc_tokens = 0;     // seq_len; 0: no limit
+  BuildProgress* progress = nullptr;   // counters to advance, when watched (not part of any key)
 };
 
 struct CorpusStats {
@@ -58,12 +74,15 @@ struct TrainValidSplit {
   TokenizedCorpus train;
   TokenizedCorpus valid;
 };
-[[nodiscard]] TrainValidSplit split_validation(const TokenizedCorpus& corpus, double fraction,
+[[nodiscard]] TrainValidSplit split_validation(CorpusView corpus, double fraction,
                                                std::uint64_t seed);
 
-// Tokenizes records already parsed (`name` is used in messages), `threads` at a time.
+// Tokenizes records already parsed (`name` is used in messages), `threads` at a time. With
+// `progress`, advances records_done and bytes_tokenized (by source_bytes in all).
 [[nodiscard]] TokenizedCorpus tokenize_records(const std::vector<Record>& records,
                                                const TemplateSpec& tmpl,
-                                               const Tokenizer& tokenizer, int threads);
+                                               const Tokenizer& tokenizer, int threads,
+                                               BuildProgress* progress = nullptr,
+                                               std::int64_t source_bytes = 0);
 
 }  // namespace tailor::data

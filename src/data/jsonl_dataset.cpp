@@ -166,7 +166,7 @@ LineResult parse_line(std::string_view line, std::int64_t line_no, bool last_unt
 }  // namespace
 
 JsonlData parse_jsonl(const std::string& text, const std::string& name, bool skip_invalid,
-                      int threads) {
+                      int threads, std::atomic<std::int64_t>* bytes_parsed) {
   // Line boundaries first, then the lines are parsed in parallel blocks; results are merged in
   // line order, so the first bad line reported and the records are the same for any thread count.
   std::vector<std::string_view> lines;
@@ -179,9 +179,16 @@ JsonlData parse_jsonl(const std::string& text, const std::string& name, bool ski
   const bool last_unterminated = !text.empty() && text.back() != '\n';
   std::vector<LineResult> results(lines.size());
   const auto work = [&](std::size_t b, std::size_t e) {
-    for (std::size_t i = b; i < e; ++i)
-      results[i] = parse_line(lines[i], static_cast<std::int64_t>(i) + 1,
-                              last_unterminated && i + 1 == lines.size());
+    std::int64_t pending = 0;  // bytes not yet added to bytes_parsed (added every 256 lines)
+    for (std::size_t i = b; i < e; ++i) {
+      const bool last = last_unterminated && i + 1 == lines.size();
+      results[i] = parse_line(lines[i], static_cast<std::int64_t>(i) + 1, last);
+      pending += static_cast<std::int64_t>(lines[i].size()) + (last ? 0 : 1);
+      if (bytes_parsed != nullptr && ((i - b) % 256 == 255 || i + 1 == e)) {
+        bytes_parsed->fetch_add(pending, std::memory_order_relaxed);
+        pending = 0;
+      }
+    }
   };
   const auto t = static_cast<std::size_t>(std::max(1, threads));
   if (t == 1 || lines.size() < 256) {

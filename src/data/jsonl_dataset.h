@@ -10,6 +10,7 @@
 // left out instead and counted per reason (Invalid::kind) for the caller to report.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -43,8 +44,11 @@ struct JsonlData {
 // Parses JSONL text already in memory (`threads` at a time; the result does not depend on it);
 // `name` stands for the file in messages. No valid record at all is a UserError even with
 // skip_invalid.
+// `bytes_parsed`, when given, advances by each line's bytes as it is parsed (a progress counter
+// another thread may read).
 [[nodiscard]] JsonlData parse_jsonl(const std::string& text, const std::string& name,
-                                    bool skip_invalid, int threads = 1);
+                                    bool skip_invalid, int threads = 1,
+                                    std::atomic<std::int64_t>* bytes_parsed = nullptr);
 [[nodiscard]] JsonlData load_jsonl(const std::string& path, bool skip_invalid, int threads = 1);
 
 // Reads a whole file (UserError `path: cannot read: ...`).

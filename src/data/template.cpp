@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <utility>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -75,64 +76,94 @@ std::size_t last_assistant(const std::vector<Message>& m) {
   return m.size();
 }
 
-void render_plain(const Record& r, const TemplateSpec& spec, Segments& s) {
-  if (r.kind == RecordKind::kPromptCompletion || r.kind == RecordKind::kTranslation) {
-    if (!spec.system.empty()) s.add(spec.system + "\n\n", false);
-    for (const auto& ex : spec.few_shot) s.add(ex.prompt + ex.completion + "\n\n", false);
-    if (r.kind == RecordKind::kPromptCompletion) {
-      s.add(r.prompt, false);
-      s.add(response_text(r), true);
-    } else {
-      s.add(render_translation_prompt(spec.translation, r), false);
-      s.add(r.tgt, true);
-    }
-    return;
+// A prompt/completion or translation record as text (ChatFormat::records_as_text: plain).
+void render_as_text(const Record& r, const TemplateSpec& spec, Segments& s) {
+  if (!spec.system.empty()) s.add(spec.system + "\n\n", false);
+  for (const auto& ex : spec.few_shot) s.add(ex.prompt + ex.completion + "\n\n", false);
+  if (r.kind == RecordKind::kPromptCompletion) {
+    s.add(r.prompt, false);
+    s.add(response_text(r), true);
+  } else {
+    s.add(render_translation_prompt(spec.translation, r), false);
+    s.add(r.tgt, true);
   }
-  const std::vector<Message> m = as_messages(r, spec);
+}
+
+// The one chat renderer: every preset, built in or from a file, is a ChatFormat.
+void render_chat(const ChatFormat& f, const std::vector<Message>& m, Segments& s) {
+  s.add(f.bos, false);
   const std::size_t last = last_assistant(m);
+  std::string pending_system;  // SystemPlacement::kFirstUser: waits for the next user turn
   for (std::size_t i = 0; i < m.size(); ++i) {
+    const std::string content(f.trim ? trim(m[i].content) : std::string_view(m[i].content));
     if (m[i].role == "system") {
-      s.add(m[i].content + "\n\n", false);
+      const ChatRole& r = f.system;
+      if (f.system_placement == SystemPlacement::kFirstUser) {
+        pending_system += r.prefix + content + r.suffix + r.separator;
+      } else {
+        s.add(r.prefix + content + r.suffix + r.separator, false);
+      }
     } else if (m[i].role == "user") {
-      s.add("User: " + m[i].content + "\n", false);
-    } else {
-      s.add("Assistant: ", false);
-      s.add(i == last ? m[i].content : m[i].content + "\n", true);  // EOS closes the last one
-    }
-  }
-}
-
-void render_llama3(const std::vector<Message>& m, Segments& s) {
-  s.add("<|begin_of_text|>", false);
-  for (const auto& msg : m) {
-    const bool loss = msg.role == "assistant";
-    s.add("<|start_header_id|>" + msg.role + "<|end_header_id|>\n\n", false);
-    s.add(std::string(trim(msg.content)) + "<|eot_id|>", loss);
-  }
-}
-
-void render_chatml(const std::vector<Message>& m, Segments& s) {
-  for (const auto& msg : m) {
-    const bool loss = msg.role == "assistant";
-    s.add("<|im_start|>" + msg.role + "\n", false);
-    s.add(msg.content + "<|im_end|>", loss);
-    s.add("\n", false);
-  }
-}
-
-void render_mistral(const std::vector<Message>& m, Segments& s) {
-  s.add("<s>", false);
-  std::string pending_system;
-  for (const auto& msg : m) {
-    if (msg.role == "system") {
-      pending_system += msg.content + "\n\n";
-    } else if (msg.role == "user") {
-      s.add("[INST] " + pending_system + msg.content + " [/INST]", false);
+      const ChatRole& r = f.user;
+      s.add(r.prefix + pending_system + content + r.suffix + r.separator, false);
       pending_system.clear();
     } else {
-      s.add(msg.content + "</s>", true);
+      const ChatRole& r = f.assistant;
+      s.add(r.prefix, false);
+      s.add(content + (i == last ? f.assistant_final_suffix : r.suffix), true);
+      s.add(r.separator, false);
     }
   }
+}
+
+ChatFormat make_plain() {
+  ChatFormat f;
+  f.name = "plain";
+  f.tokenizer_bos = true;
+  f.system = {"", "\n\n", ""};
+  f.user = {"User: ", "\n", ""};
+  f.assistant = {"Assistant: ", "\n", ""};
+  f.assistant_final_suffix = "";  // the tokenizer's EOS ends the record
+  f.records_as_text = true;
+  return f;
+}
+
+ChatFormat make_llama3() {
+  ChatFormat f;
+  f.name = "llama3";
+  f.bos = "<|begin_of_text|>";
+  f.trim = true;
+  for (auto [role, name] : {std::pair{&f.system, "system"}, std::pair{&f.user, "user"},
+                            std::pair{&f.assistant, "assistant"}})
+    *role = {fmt::format("<|start_header_id|>{}<|end_header_id|>\n\n", name), "<|eot_id|>", ""};
+  f.assistant_final_suffix = "<|eot_id|>";
+  f.special_tokens = {"<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+                      "<|eot_id|>"};
+  return f;
+}
+
+ChatFormat make_chatml() {
+  ChatFormat f;
+  f.name = "chatml";
+  for (auto [role, name] : {std::pair{&f.system, "system"}, std::pair{&f.user, "user"},
+                            std::pair{&f.assistant, "assistant"}})
+    *role = {fmt::format("<|im_start|>{}\n", name), "<|im_end|>", "\n"};
+  f.assistant_final_suffix = "<|im_end|>";
+  f.special_tokens = {"<|im_start|>", "<|im_end|>"};
+  return f;
+}
+
+ChatFormat make_mistral() {
+  ChatFormat f;
+  f.name = "mistral";
+  f.bos = "<s>";
+  f.system_placement = SystemPlacement::kFirstUser;  // no system role: it opens the user turn
+  f.system = {"", "\n\n", ""};
+  f.user = {"[INST] ", " [/INST]", ""};
+  f.assistant = {"", "</s>", ""};
+  f.assistant_final_suffix = "</s>";
+  f.special_tokens = {"<s>", "</s>"};
+  return f;
 }
 
 }  // namespace
@@ -156,14 +187,19 @@ std::string_view chat_preset_name(ChatPreset preset) {
 }
 
 std::vector<std::string> chat_preset_special_tokens(ChatPreset preset) {
+  return builtin_chat_format(preset).special_tokens;
+}
+
+const ChatFormat& builtin_chat_format(ChatPreset preset) {
+  static const ChatFormat plain = make_plain(), llama3 = make_llama3(), chatml = make_chatml(),
+                          mistral = make_mistral();
   switch (preset) {
-    case ChatPreset::kLlama3:
-      return {"<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"};
-    case ChatPreset::kChatml: return {"<|im_start|>", "<|im_end|>"};
-    case ChatPreset::kMistral: return {"<s>", "</s>"};
+    case ChatPreset::kLlama3: return llama3;
+    case ChatPreset::kChatml: return chatml;
+    case ChatPreset::kMistral: return mistral;
     case ChatPreset::kPlain: break;
   }
-  return {};
+  return plain;
 }
 
 std::string translation_template_problem(std::string_view tmpl) {
@@ -208,15 +244,13 @@ std::string render_translation_prompt(std::string_view tmpl, const Record& r) {
 
 std::vector<Segment> render_record(const Record& record, const TemplateSpec& spec) {
   Segments s;
+  const ChatFormat& format = spec.chat_format();
   if (record.kind == RecordKind::kText) {
     s.add(record.text, true);
-  } else if (spec.preset == ChatPreset::kPlain) {
-    render_plain(record, spec, s);
+  } else if (format.records_as_text && record.kind != RecordKind::kChat) {
+    render_as_text(record, spec, s);
   } else {
-    const std::vector<Message> m = as_messages(record, spec);
-    if (spec.preset == ChatPreset::kLlama3) render_llama3(m, s);
-    else if (spec.preset == ChatPreset::kChatml) render_chatml(m, s);
-    else render_mistral(m, s);
+    render_chat(format, as_messages(record, spec), s);
   }
   std::vector<Segment> out = s.take();
   if (spec.train_on_prompt && out.size() > 1) return {{join_segments(out), true}};
@@ -233,9 +267,15 @@ std::string join_segments(const std::vector<Segment>& segments) {
 void tokenize_record(const std::vector<Segment>& segments, ChatPreset preset,
                      const Tokenizer& tokenizer, std::vector<std::int32_t>& tokens,
                      std::vector<std::uint8_t>& loss) {
+  tokenize_record(segments, builtin_chat_format(preset), tokenizer, tokens, loss);
+}
+
+void tokenize_record(const std::vector<Segment>& segments, const ChatFormat& format,
+                     const Tokenizer& tokenizer, std::vector<std::int32_t>& tokens,
+                     std::vector<std::uint8_t>& loss) {
   const std::optional<std::int32_t> eos = tokenizer.eos_token_id();
   TAILOR_ASSERT(eos.has_value(), "the tokenizer has no EOS (checked by the caller)");
-  if (preset == ChatPreset::kPlain) {
+  if (format.tokenizer_bos) {
     if (const auto bos = tokenizer.bos_token_id()) {
       tokens.push_back(*bos);
       loss.push_back(0);

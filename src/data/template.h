@@ -13,6 +13,8 @@
 //   chatml   <|im_start|>ROLE\nCONTENT<|im_end|>\n...
 //   mistral  <s>[INST] USER [/INST]ASSISTANT</s>[INST] ... (a system prompt opens the first user
 //            turn, followed by a blank line)
+// All four are ChatFormat values (builtin_chat_format) rendered by one renderer; a template file
+// (data.template.preset: PATH, parsed by the config module) gives a ChatFormat of its own.
 // Tokenization (tokenize_record) encodes the joined text in one piece, so the tokens are the
 // tokenizer's own for the rendered text, and maps the segments' loss flags onto them (a token
 // that straddles a boundary goes with the later segment). It adds the tokenizer's BOS for plain
@@ -39,6 +41,40 @@ enum class ChatPreset { kPlain, kLlama3, kChatml, kMistral };
 // The special tokens a preset writes, for checking that a tokenizer knows them.
 [[nodiscard]] std::vector<std::string> chat_preset_special_tokens(ChatPreset preset);
 
+// How one role's turn is written: prefix + content + suffix + separator. The prefix and the
+// separator are never trained; an assistant turn's content and suffix (its end-of-turn token)
+// are.
+struct ChatRole {
+  std::string prefix;
+  std::string suffix;
+  std::string separator;
+  bool operator==(const ChatRole&) const = default;
+};
+
+// Where the system prompt goes: a turn of its own, or inside the first user turn that follows it
+// (after the user prefix, as system prefix + content + suffix + separator; mistral).
+enum class SystemPlacement { kTurn, kFirstUser };
+
+// A chat template: everything a family's chat template writes around the messages.
+struct ChatFormat {
+  std::string name;
+  std::string bos;                  // written once before the first turn ("" = none)
+  bool tokenizer_bos = false;       // open with the tokenizer's BOS id instead (plain)
+  bool trim = false;                // strip whitespace around every message's content (llama3)
+  SystemPlacement system_placement = SystemPlacement::kTurn;
+  ChatRole system, user, assistant;
+  std::string assistant_final_suffix;  // the last assistant turn's suffix (plain: "", EOS ends it)
+  // Prompt/completion and translation records as text (system prompt and a blank line, few-shot
+  // examples each followed by a blank line, then prompt + completion as they are: plain) instead
+  // of a user turn and an assistant turn.
+  bool records_as_text = false;
+  std::vector<std::string> special_tokens;  // for checking that a tokenizer knows them
+  bool operator==(const ChatFormat&) const = default;
+};
+
+// The format of a built-in preset.
+[[nodiscard]] const ChatFormat& builtin_chat_format(ChatPreset preset);
+
 inline constexpr std::string_view kDefaultTranslationTemplate =
     "Translate from {src_lang_name} to {tgt_lang_name}:\n{src}\n";
 
@@ -49,10 +85,16 @@ struct FewShotExample {
 
 struct TemplateSpec {
   ChatPreset preset = ChatPreset::kPlain;
+  std::optional<ChatFormat> format;         // a template file's format: replaces `preset` when set
   std::string system;                       // empty: none
   std::vector<FewShotExample> few_shot;     // shown before every prompt, in this order
   std::string translation{kDefaultTranslationTemplate};
   bool train_on_prompt = false;
+
+  // The format records are rendered with: `format`, else the preset's.
+  [[nodiscard]] const ChatFormat& chat_format() const {
+    return format ? *format : builtin_chat_format(preset);
+  }
 };
 
 struct Segment {
@@ -75,6 +117,9 @@ inline constexpr std::string_view kTranslationPlaceholders[] = {
 [[nodiscard]] std::string join_segments(const std::vector<Segment>& segments);
 
 // Tokens and loss flags of one record (BOS / EOS rules above), appended to `tokens` / `loss`.
+void tokenize_record(const std::vector<Segment>& segments, const ChatFormat& format,
+                     const Tokenizer& tokenizer, std::vector<std::int32_t>& tokens,
+                     std::vector<std::uint8_t>& loss);
 void tokenize_record(const std::vector<Segment>& segments, ChatPreset preset,
                      const Tokenizer& tokenizer, std::vector<std::int32_t>& tokens,
                      std::vector<std::uint8_t>& loss);

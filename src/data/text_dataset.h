@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,26 @@ struct TokenizedCorpus {
   std::vector<std::uint8_t> loss;
   std::vector<std::int64_t> doc_start;
   std::int64_t num_documents() const noexcept {
+    return static_cast<std::int64_t>(doc_start.size()) - 1;
+  }
+};
+
+// The same data, read-only and not owned: a TokenizedCorpus, or the memory-mapped files of the
+// tokenized cache (token_cache.h). Whoever made the view keeps the data alive.
+struct CorpusView {
+  std::span<const std::int32_t> tokens;
+  std::span<const std::uint8_t> loss;       // empty: all 1
+  std::span<const std::int64_t> doc_start;  // with the final sentinel
+
+  CorpusView() = default;
+  CorpusView(std::span<const std::int32_t> t, std::span<const std::uint8_t> l,
+             std::span<const std::int64_t> d)
+      : tokens(t), loss(l), doc_start(d) {}
+  CorpusView(const TokenizedCorpus& c)  // NOLINT(google-explicit-constructor): a view of it
+      : tokens(c.tokens), loss(c.loss), doc_start(c.doc_start) {}
+  CorpusView(TokenizedCorpus&&) = delete;  // would dangle
+
+  [[nodiscard]] std::int64_t num_documents() const noexcept {
     return static_cast<std::int64_t>(doc_start.size()) - 1;
   }
 };

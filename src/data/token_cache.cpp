@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/sha256.h"
 #include "data/jsonl_dataset.h"
+#include "data/mapped_file.h"
 
 namespace tailor::data {
 namespace {
@@ -30,42 +31,68 @@ void write_binary(const fs::path& path, const std::vector<T>& v) {
   if (!f) throw_runtime_error("cannot write {}", path.string());
 }
 
+// The three files of a cache, mapped.
+struct CacheFiles {
+  MappedFile tokens, loss, docs;
+};
+
+// `path` mapped when it holds exactly `count` values of T.
 template <typename T>
-bool read_binary(const fs::path& path, std::vector<T>& v, std::size_t count) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return false;
-  v.resize(count);
-  f.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(count * sizeof(T)));
-  return static_cast<std::size_t>(f.gcount()) == count * sizeof(T) && f.peek() == EOF;
+std::optional<MappedFile> map_exactly(const fs::path& path, std::size_t count) {
+  std::optional<MappedFile> f = MappedFile::open(path.string());
+  if (!f || f->size() != count * sizeof(T)) return std::nullopt;
+  return f;
 }
 
-// The cache in `dir` when it is complete and matches `inputs`.
+// Everything a chat format writes (a built-in preset and a template file with the same strings
+// share a cache).
+json chat_format_json(const ChatFormat& f) {
+  const auto role = [](const ChatRole& r) { return json::array({r.prefix, r.suffix, r.separator}); };
+  return {{"bos", f.bos},
+          {"tokenizer_bos", f.tokenizer_bos},
+          {"trim", f.trim},
+          {"system_in_first_user", f.system_placement == SystemPlacement::kFirstUser},
+          {"system", role(f.system)},
+          {"user", role(f.user)},
+          {"assistant", role(f.assistant)},
+          {"assistant_final_suffix", f.assistant_final_suffix},
+          {"records_as_text", f.records_as_text}};
+}
+
+// The cache in `dir` when it is complete and, unless `inputs` is null, matches `inputs`.
 std::optional<CachedCorpus> try_load(const fs::path& dir, const json& inputs) {
   std::ifstream mf(dir / "manifest.json");
   if (!mf) return std::nullopt;
   const json m = json::parse(mf, nullptr, false);
   if (m.is_discarded() || m.value("format_version", 0) != kFormatVersion ||
-      m.value("inputs", json()) != inputs)
+      (!inputs.is_null() && m.value("inputs", json()) != inputs))
     return std::nullopt;
   CachedCorpus c;
   const auto n_tokens = m.value("tokens", std::size_t{0});
   const auto n_docs = m.value("documents", std::size_t{0});
-  if (!read_binary(dir / "tokens.bin", c.corpus.tokens, n_tokens) ||
-      !read_binary(dir / "loss.bin", c.corpus.loss, n_tokens) ||
-      !read_binary(dir / "docs.bin", c.corpus.doc_start, n_docs + 1))
-    return std::nullopt;
+  auto tokens = map_exactly<std::int32_t>(dir / "tokens.bin", n_tokens);
+  auto loss = map_exactly<std::uint8_t>(dir / "loss.bin", n_tokens);
+  auto docs = map_exactly<std::int64_t>(dir / "docs.bin", n_docs + 1);
+  if (!tokens || !loss || !docs) return std::nullopt;
+  auto files = std::make_shared<const CacheFiles>(
+      CacheFiles{std::move(*tokens), std::move(*loss), std::move(*docs)});
+  c.corpus = CorpusView(files->tokens.as<std::int32_t>(), files->loss.as<std::uint8_t>(),
+                        files->docs.as<std::int64_t>());
+  c.storage = std::move(files);
   c.stats.records = m.value("records", std::int64_t{0});
   c.stats.bytes = m.value("source_bytes", std::int64_t{0});
   c.stats.overlong = m.value("overlong", std::int64_t{0});
   c.stats.overlong_tokens_removed = m.value("overlong_tokens_removed", std::int64_t{0});
-  for (const auto& [k, v] : m.value("skipped", json::object()).items())
-    c.stats.skipped[k] = v.get<std::int64_t>();
+  const json skipped = m.value("skipped", json::object());  // named: items() views it
+  for (const auto& [k, v] : skipped.items()) c.stats.skipped[k] = v.get<std::int64_t>();
   c.dir = dir.string();
   c.reused = true;
   return c;
 }
 
 }  // namespace
+
+std::optional<CachedCorpus> open_cache(const std::string& dir) { return try_load(dir, json()); }
 
 std::string tokenizer_fingerprint(const std::string& model_dir) {
   if (model_dir.empty()) return "byte";
@@ -97,7 +124,7 @@ std::string cache_inputs_json(const CorpusSpec& spec, const std::string& tokeniz
     const TemplateSpec& t = spec.tmpl;
     json shots = json::array();
     for (const auto& ex : t.few_shot) shots.push_back({ex.prompt, ex.completion});
-    j["template"] = {{"preset", chat_preset_name(t.preset)}, {"system", t.system},
+    j["template"] = {{"preset", chat_format_json(t.chat_format())}, {"system", t.system},
                      {"few_shot", shots},  {"translation", t.translation},
                      {"train_on_prompt", t.train_on_prompt}};
     j["skip_invalid"] = spec.skip_invalid;
@@ -118,11 +145,10 @@ CachedCorpus load_or_build_cache(const CorpusSpec& spec, const Tokenizer& tokeni
   fs::remove_all(dir, ec);  // an incomplete or damaged cache under this key
 
   const auto t0 = std::chrono::steady_clock::now();
-  CachedCorpus c;
-  c.corpus = build_corpus(spec, tokenizer, c.stats);
-  c.build_seconds =
+  CorpusStats stats;
+  const TokenizedCorpus built = build_corpus(spec, tokenizer, stats);
+  const double build_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  c.dir = dir.string();
 
   fs::create_directories(cache_dir, ec);
   if (ec) throw_user_error(cache_dir, "data.cache_dir: cannot create: {}", ec.message());
@@ -130,40 +156,37 @@ CachedCorpus load_or_build_cache(const CorpusSpec& spec, const Tokenizer& tokeni
   fs::remove_all(tmp, ec);
   fs::create_directories(tmp, ec);
   if (ec) throw_user_error(tmp.string(), "cannot create: {}", ec.message());
-  write_binary(tmp / "tokens.bin", c.corpus.tokens);
-  write_binary(tmp / "loss.bin", c.corpus.loss);
-  write_binary(tmp / "docs.bin", c.corpus.doc_start);
+  write_binary(tmp / "tokens.bin", built.tokens);
+  write_binary(tmp / "loss.bin", built.loss);
+  write_binary(tmp / "docs.bin", built.doc_start);
   json m;
   m["format_version"] = kFormatVersion;
   m["inputs"] = inputs;
   json paths = json::array();
   for (const DataSource& s : spec.sources) paths.push_back(s.path);
   m["source_paths"] = paths;  // informational: the key uses contents, not paths
-  m["tokens"] = c.corpus.tokens.size();
-  m["documents"] = c.corpus.num_documents();
-  m["records"] = c.stats.records;
-  m["source_bytes"] = c.stats.bytes;
-  m["skipped"] = c.stats.skipped;
-  m["overlong"] = c.stats.overlong;
-  m["overlong_tokens_removed"] = c.stats.overlong_tokens_removed;
+  m["tokens"] = built.tokens.size();
+  m["documents"] = built.num_documents();
+  m["records"] = stats.records;
+  m["source_bytes"] = stats.bytes;
+  m["skipped"] = stats.skipped;
+  m["overlong"] = stats.overlong;
+  m["overlong_tokens_removed"] = stats.overlong_tokens_removed;
   {
     std::ofstream mf(tmp / "manifest.json");
     mf << m.dump(2) << "\n";
     if (!mf) throw_runtime_error("cannot write {}", (tmp / "manifest.json").string());
   }
   fs::rename(tmp, dir, ec);
-  if (ec) {
-    // Another process finished the same cache first (or a stale one is in the way): keep theirs
-    // when it is valid, else replace it.
-    fs::remove_all(tmp, ec);
-    if (auto hit = try_load(dir, inputs)) {
-      hit->reused = false;
-      hit->build_seconds = c.build_seconds;
-      return std::move(*hit);
-    }
-    throw_runtime_error("cannot move the new cache into place at {}", dir.string());
-  }
-  return c;
+  // Another process may have finished the same cache first (the rename then fails): theirs is
+  // the same. Either way the corpus is read back from the files, mapped, and the vectors built
+  // here are freed.
+  if (ec) fs::remove_all(tmp, ec);
+  std::optional<CachedCorpus> c = try_load(dir, inputs);
+  if (!c) throw_runtime_error("cannot move the new cache into place at {}", dir.string());
+  c->reused = false;
+  c->build_seconds = build_seconds;
+  return std::move(*c);
 }
 
 }  // namespace tailor::data

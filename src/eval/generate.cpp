@@ -208,12 +208,24 @@ std::vector<Completion> generate(model::Transformer& model, const data::Tokenize
   for (const std::string& s : o.stop_strings) TAILOR_ASSERT(!s.empty(), "empty stop string");
   if (prompts.empty()) return {};
   const auto b = static_cast<std::int64_t>(prompts.size());
+  // Prompt tuning: the virtual tokens open every row (positions 0..n-1, as in training), so the
+  // prompt and its completion have n positions fewer.
+  const std::int64_t nv = model.virtual_tokens();
+  GenerateOptions row_limits = o;
+  if (nv > 0 && row_limits.max_length > 0) row_limits.max_length -= nv;
   std::vector<std::int64_t> counts;  // real tokens per row in the next extend()
-  std::vector<Row> rows = start_rows(prompts, tokenizer, o, counts);
+  std::vector<Row> rows = start_rows(prompts, tokenizer, row_limits, counts);
   const std::int64_t t = *std::max_element(counts.begin(), counts.end());
   const bool want_text = tokenizer != nullptr && (sink || !o.stop_strings.empty());
 
-  model::KvCache cache = model.make_kv_cache(b, t + o.max_new_tokens);
+  model::KvCache cache = model.make_kv_cache(b, nv + t + o.max_new_tokens);
+  if (nv > 0) {
+    std::vector<std::int32_t> virt(static_cast<std::size_t>(b * nv));
+    for (std::int64_t i = 0; i < b * nv; ++i)
+      virt[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(-1 - i % nv);
+    const std::vector<std::int64_t> all(static_cast<std::size_t>(b), nv);
+    (void)model.extend(cache, backend::Tensor{virt.data(), DType::kI32, Shape{b * nv}}, all);
+  }
   std::vector<std::int32_t> ids = padded_prompts(prompts, t);
   backend::Tensor logits =
       model.extend(cache, backend::Tensor{ids.data(), DType::kI32, Shape{b * t}}, counts);

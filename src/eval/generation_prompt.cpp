@@ -142,7 +142,7 @@ GenerationPrompt generation_prompt(const data::Record& record, const data::Templ
   data::TemplateSpec s = spec;
   s.train_on_prompt = false;
   const data::Record q = with_marked_answer(record, p.reference);
-  const bool plain = q.kind == data::RecordKind::kText || s.preset == data::ChatPreset::kPlain;
+  const bool plain = q.kind == data::RecordKind::kText || s.chat_format().tokenizer_bos;
   if (plain)
     if (const auto bos = tokenizer.bos_token_id()) p.ids.push_back(*bos);
   const std::string text = q.kind == data::RecordKind::kText ? q.text : rendered_prompt(q, s);

@@ -66,9 +66,12 @@ ScoreResult score_jsonl(model::Transformer& model, const data::Tokenizer& tokeni
     const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) throw_user_error(where, "not valid JSON");
     const Encoded e = encode_record(j, tokenizer, where);
-    const auto n = static_cast<std::int64_t>(e.ids.size()) - 1;  // inputs/targets per row
+    // Prompt tuning: the virtual tokens open the row (positions 0..nv-1), as in training.
+    const std::int64_t nv = model.virtual_tokens();
+    const auto n = nv + static_cast<std::int64_t>(e.ids.size()) - 1;  // inputs/targets per row
     if (n > spec.max_position_embeddings)
-      throw_user_error(where, "the record has {} tokens, more than the model's {} positions", n + 1,
+      throw_user_error(where, "the record has {} tokens{}, more than the model's {} positions",
+                       n + 1 - nv, nv > 0 ? fmt::format(" (+ {} virtual)", nv) : "",
                        spec.max_position_embeddings);
     for (std::int32_t id : e.ids)
       if (id < 0 || id >= spec.vocab_size)
@@ -77,10 +80,17 @@ ScoreResult score_jsonl(model::Transformer& model, const data::Tokenizer& tokeni
         positions(DType::kI32, Shape{n});
     std::int64_t scored = 0;
     for (std::int64_t t = 0; t < n; ++t) {
-      ids.ptr<std::int32_t>()[t] = e.ids[static_cast<std::size_t>(t)];
       positions.ptr<std::int32_t>()[t] = static_cast<std::int32_t>(t);
-      const bool counts = t + 1 >= e.first_scored;
-      targets.ptr<std::int32_t>()[t] = counts ? e.ids[static_cast<std::size_t>(t + 1)] : backend::kIgnoreIndex;
+      if (t < nv) {  // virtual token t; the record's own first token is never scored
+        ids.ptr<std::int32_t>()[t] = static_cast<std::int32_t>(-1 - t);
+        targets.ptr<std::int32_t>()[t] = backend::kIgnoreIndex;
+        continue;
+      }
+      const std::int64_t i = t - nv;  // index into the record's tokens
+      ids.ptr<std::int32_t>()[t] = e.ids[static_cast<std::size_t>(i)];
+      const bool counts = i + 1 >= e.first_scored;
+      targets.ptr<std::int32_t>()[t] =
+          counts ? e.ids[static_cast<std::size_t>(i + 1)] : backend::kIgnoreIndex;
       scored += counts;
     }
     const model::Batch b{1, n, ids.tensor(), targets.tensor(), positions.tensor(), backend::Tensor{}};

@@ -3,8 +3,9 @@
 // Records are {"text": ...} (every token after the first is predicted) or {"prompt": ...,
 // "completion": ...} (only the completion's tokens and the closing EOS are scored). Each record
 // is [BOS] + tokens + [EOS] and is scored on its own (no packing), so the result is exactly
-// exp(mean NLL over the scored tokens), the perplexity of ARCHITECTURE.md. Bad records are a
-// UserError `file:line: reason`.
+// exp(mean NLL over the scored tokens), the perplexity of ARCHITECTURE.md. With a prompt-tuning
+// model the virtual tokens open each record (positions 0..n-1), as in training; they are not
+// scored. Bad records are a UserError `file:line: reason`.
 #pragma once
 
 #include <cstdint>

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "core/rng.h"
+
 namespace tailor::model {
 
 using backend::Ops;
@@ -87,6 +89,13 @@ DecoderLayer::DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index,
                    mb);
   q_.index = 0, k_.index = 1, v_.index = 2, o_.index = 3, gate_.index = 4, up_.index = 5,
   down_.index = 6;
+  // Names and input layouts (the dropout masks of LoRA are drawn at global input indices).
+  for (Linear* l : {&q_, &k_, &v_, &gate_, &up_}) l->in_global = d;
+  q_.name = p + "self_attn.q_proj", k_.name = p + "self_attn.k_proj",
+  v_.name = p + "self_attn.v_proj", o_.name = p + "self_attn.o_proj";
+  gate_.name = p + "mlp.gate_proj", up_.name = p + "mlp.up_proj", down_.name = p + "mlp.down_proj";
+  o_.in_begin = tp.q_head_begin * dh, o_.in_global = spec.q_dim();
+  down_.in_begin = tp.ffn_begin, down_.in_global = spec.intermediate_size;
   if (lora != nullptr || bottleneck > 0) {
     // The base is frozen: no gradient, no optimizer state.
     for (Linear* l : {&q_, &k_, &v_, &o_, &gate_, &up_, &down_}) {
@@ -223,38 +232,76 @@ void DecoderLayer::add_lora(ParameterSet& params, Linear& l, const std::string& 
   }
 }
 
-void DecoderLayer::lora_forward(Ops& ops, const Linear& l, const Tensor& x,
-                                const LayerActivations& act, const Tensor& y) const {
+bool DecoderLayer::lora_dropout_on(const LayerContext& ctx) const {
+  return lora_ != nullptr && lora_->dropout > 0.0 && ctx.step >= 0;
+}
+
+backend::DropoutKey DecoderLayer::lora_dropout_key(const LayerContext& ctx, const Linear& l) const {
+  // One stream per (step, linear): masks of different steps and modules are independent; within
+  // one, element (token, column) draws its number at its index in the step's global input.
+  backend::DropoutKey k;
+  k.seed = ctx.seed;
+  k.stream = stream_id(fmt::format("lora_dropout/{}/{}", ctx.step, l.name));
+  k.row0 = ctx.first_token;
+  k.row_width = l.in_global;
+  k.col0 = l.in_begin;
+  return k;
+}
+
+void DecoderLayer::lora_forward(Ops& ops, const LayerContext& ctx, const Linear& l,
+                                const Tensor& x, const LayerActivations& act,
+                                const LayerScratch& sc, const Tensor& y) const {
   if (l.lora_a == nullptr) return;
   const Tensor& u = act.lora_u[l.index];
-  ops.gemm(x, false, l.lora_a->value, true, u, 1.0, 0.0);                  // u = x A^T   [N, r]
+  Tensor in = x;
+  if (lora_dropout_on(ctx)) {  // in = dropout(x) [N, in]
+    in = sc.lora_x.flat_slice(0, x.numel()).view(x.shape);
+    ops.dropout(x, in, lora_->dropout, lora_dropout_key(ctx, l));
+  }
+  ops.gemm(in, false, l.lora_a->value, true, u, 1.0, 0.0);                 // u = in A^T  [N, r]
   ops.gemm(u, false, l.lora_b->value, true, y, lora_->scale(), 1.0);       // y += s u B^T
 }
 
-void DecoderLayer::lora_backward(Ops& ops, const Linear& l, const Tensor& dy, const Tensor& x,
-                                 const LayerActivations& act, const LayerScratch& sc,
-                                 const Tensor& dx) const {
+void DecoderLayer::lora_backward(Ops& ops, const LayerContext& ctx, const Linear& l,
+                                 const Tensor& dy, const Tensor& x, const LayerActivations& act,
+                                 const LayerScratch& sc, const Tensor& dx) const {
   if (l.lora_a == nullptr) return;
   const double s = lora_->scale();
   const Tensor& u = act.lora_u[l.index];
+  const bool drop = lora_dropout_on(ctx);
   ops.gemm(dy, true, u, false, l.lora_b->grad, s, 1.0);          // dB += s dy^T u   [out, r]
   ops.gemm(dy, false, l.lora_b->value, false, sc.lora_du, s, 0.0);  // du = s dy B    [N, r]
-  ops.gemm(sc.lora_du, true, x, false, l.lora_a->grad, 1.0, 1.0);   // dA += du^T x   [r, in]
-  if (dx.data != nullptr) ops.gemm(sc.lora_du, false, l.lora_a->value, false, dx, 1.0, 1.0);
+  if (!drop) {
+    ops.gemm(sc.lora_du, true, x, false, l.lora_a->grad, 1.0, 1.0);   // dA += du^T x   [r, in]
+    if (dx.data != nullptr) ops.gemm(sc.lora_du, false, l.lora_a->value, false, dx, 1.0, 1.0);
+    return;
+  }
+  // The mask is recomputed (same key) rather than stored: dA += du^T dropout(x), and
+  // dx += dropout(du A) (dropout is linear, its own transpose).
+  const backend::DropoutKey key = lora_dropout_key(ctx, l);
+  const Tensor xd = sc.lora_x.flat_slice(0, x.numel()).view(x.shape);
+  ops.dropout(x, xd, lora_->dropout, key);
+  ops.gemm(sc.lora_du, true, xd, false, l.lora_a->grad, 1.0, 1.0);
+  if (dx.data == nullptr) return;
+  ops.gemm(sc.lora_du, false, l.lora_a->value, false, xd, 1.0, 0.0);  // xd = du A    [N, in]
+  ops.dropout(xd, xd, lora_->dropout, key);
+  ops.add(dx, xd, 1.0);
 }
 
 void DecoderLayer::row_parallel_forward(Ops& ops, const LayerContext& ctx, const Tensor& in,
                                         const Linear& l, const Tensor& residual, const Tensor& y,
-                                        const Tensor& partial, const LayerActivations& act) const {
+                                        const LayerScratch& scratch,
+                                        const LayerActivations& act) const {
   if (ctx.tp == nullptr || ctx.tp->size() == 1) {
     // y = residual + in W^T, the projection accumulated straight into the residual (absent: 0).
     if (residual.data != nullptr) ops.copy(y, residual); else ops.fill(y, 0.0);
     ops.gemm(in, false, l.weight->value, true, y, 1.0, 1.0);
-    lora_forward(ops, l, in, act, y);
+    lora_forward(ops, ctx, l, in, act, scratch, y);
   } else {
     // The LoRA partial sum joins the base partial sum before the all-reduce.
+    const Tensor& partial = scratch.partial;
     ops.gemm(in, false, l.weight->value, true, partial, 1.0, 0.0);
-    lora_forward(ops, l, in, act, partial);
+    lora_forward(ops, ctx, l, in, act, scratch, partial);
     ctx.tp->all_reduce(partial, comm::ReduceOp::kSum);
     if (residual.data != nullptr) {
       ops.copy(y, residual);
@@ -287,16 +334,16 @@ void DecoderLayer::norm_backward(Ops& ops, const Norm& n, const Tensor& dy, cons
 }
 
 void DecoderLayer::project_qkv(Ops& ops, const LayerContext& ctx, const Tensor& x,
-                               const LayerActivations& act) const {
+                               const LayerActivations& act, const LayerScratch& scratch) const {
   const ModelSpec& s = *spec_;
   const std::int64_t n_tok = ctx.batch * ctx.seq;
   norm_forward(ops, norm1_, x, act.h1, act.mean1, act.rstd1);
   linear_forward(ops, act.h1, *q_.weight, q_.bias, act.q);
   linear_forward(ops, act.h1, *k_.weight, k_.bias, act.k);
   linear_forward(ops, act.h1, *v_.weight, v_.bias, act.v);
-  lora_forward(ops, q_, act.h1, act, act.q);
-  lora_forward(ops, k_, act.h1, act, act.k);
-  lora_forward(ops, v_, act.h1, act, act.v);
+  lora_forward(ops, ctx, q_, act.h1, act, scratch, act.q);
+  lora_forward(ops, ctx, k_, act.h1, act, scratch, act.k);
+  lora_forward(ops, ctx, v_, act.h1, act, scratch, act.v);
   if (s.position == PositionType::kRope) {
     ops.rope_forward(act.q.view(Shape{n_tok, tp_.q_heads, s.head_dim}), ctx.positions,
                      ctx.inv_freq);
@@ -310,28 +357,28 @@ void DecoderLayer::finish_forward(Ops& ops, const LayerContext& ctx, const Tenso
                                   const LayerScratch& scratch) const {
   // x_mid = x + attn Wo^T (+ bo), summed over the TP group (through an adapter if present).
   if (bottleneck_ > 0) {
-    row_parallel_forward(ops, ctx, act.attn, o_, Tensor{}, act.adapter_in[0], scratch.partial, act);
+    row_parallel_forward(ops, ctx, act.attn, o_, Tensor{}, act.adapter_in[0], scratch, act);
     adapter_forward(ops, adapters_[0], 0, act, x, act.x_mid);
   } else {
-    row_parallel_forward(ops, ctx, act.attn, o_, x, act.x_mid, scratch.partial, act);
+    row_parallel_forward(ops, ctx, act.attn, o_, x, act.x_mid, scratch, act);
   }
 
   // MLP block.
   norm_forward(ops, norm2_, act.x_mid, act.h2, act.mean2, act.rstd2);
   linear_forward(ops, act.h2, *up_.weight, up_.bias, act.up);
-  lora_forward(ops, up_, act.h2, act, act.up);
+  lora_forward(ops, ctx, up_, act.h2, act, scratch, act.up);
   if (spec_->mlp == MlpType::kSwiGLU) {
     linear_forward(ops, act.h2, *gate_.weight, gate_.bias, act.gate);
-    lora_forward(ops, gate_, act.h2, act, act.gate);
+    lora_forward(ops, ctx, gate_, act.h2, act, scratch, act.gate);
     ops.swiglu_forward(act.gate, act.up, act.act);
   } else {
     ops.gelu_forward(act.up, act.act);
   }
   if (bottleneck_ > 0) {
-    row_parallel_forward(ops, ctx, act.act, down_, Tensor{}, act.adapter_in[1], scratch.partial, act);
+    row_parallel_forward(ops, ctx, act.act, down_, Tensor{}, act.adapter_in[1], scratch, act);
     adapter_forward(ops, adapters_[1], 1, act, act.x_mid, y);
   } else {
-    row_parallel_forward(ops, ctx, act.act, down_, act.x_mid, y, scratch.partial, act);
+    row_parallel_forward(ops, ctx, act.act, down_, act.x_mid, y, scratch, act);
   }
 }
 
@@ -340,7 +387,7 @@ void DecoderLayer::forward(Ops& ops, const LayerContext& ctx, const Tensor& x, c
   const ModelSpec& s = *spec_;
   const Shape q4{ctx.batch, ctx.seq, tp_.q_heads, s.head_dim};
   const Shape kv4{ctx.batch, ctx.seq, tp_.kv_heads, s.head_dim};
-  project_qkv(ops, ctx, x, act);
+  project_qkv(ops, ctx, x, act, scratch);
   ops.attention_forward(act.q.view(q4), act.k.view(kv4), act.v.view(kv4), ctx.doc_ids,
                         1.0 / std::sqrt(static_cast<double>(s.head_dim)), act.attn.view(q4),
                         act.lse);
@@ -354,7 +401,7 @@ void DecoderLayer::forward_cached(Ops& ops, const LayerContext& ctx, const Tenso
   const std::int64_t t = ctx.seq;
   const std::int64_t cap = cache.k.shape[1];
   const Shape q4{ctx.batch, t, tp_.q_heads, s.head_dim};
-  project_qkv(ops, ctx, x, act);
+  project_qkv(ops, ctx, x, act, scratch);
   // Row b's new keys and values go to cache indices [start[b], start[b] + T).
   const std::int64_t kvd = tp_.kv_dim(s.head_dim);
   const Tensor k_rows = cache.k.view(Shape{ctx.batch * cap, kvd});
@@ -387,17 +434,17 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
     d_out = sc.adapter_dp;
   }
   linear_backward(ops, d_out, act.act, *down_.weight, down_.bias, sc.d_act, 0.0);
-  lora_backward(ops, down_, d_out, act.act, act, sc, sc.d_act);
+  lora_backward(ops, ctx, down_, d_out, act.act, act, sc, sc.d_act);
   if (s.mlp == MlpType::kSwiGLU) {
     ops.swiglu_backward(sc.d_act, act.gate, act.up, sc.d_gate, sc.d_up);
     linear_backward(ops, sc.d_gate, act.h2, *gate_.weight, gate_.bias, sc.d_h, 0.0);
-    lora_backward(ops, gate_, sc.d_gate, act.h2, act, sc, sc.d_h);
+    lora_backward(ops, ctx, gate_, sc.d_gate, act.h2, act, sc, sc.d_h);
     linear_backward(ops, sc.d_up, act.h2, *up_.weight, up_.bias, sc.d_h, 1.0);
-    lora_backward(ops, up_, sc.d_up, act.h2, act, sc, sc.d_h);
+    lora_backward(ops, ctx, up_, sc.d_up, act.h2, act, sc, sc.d_h);
   } else {
     ops.gelu_backward(sc.d_act, act.up, sc.d_up);
     linear_backward(ops, sc.d_up, act.h2, *up_.weight, up_.bias, sc.d_h, 0.0);
-    lora_backward(ops, up_, sc.d_up, act.h2, act, sc, sc.d_h);
+    lora_backward(ops, ctx, up_, sc.d_up, act.h2, act, sc, sc.d_h);
   }
   if (tp) ctx.tp->all_reduce(sc.d_h, comm::ReduceOp::kSum);  // column-parallel: sum dX
   norm_backward(ops, norm2_, sc.d_h, act.x_mid, act.mean2, act.rstd2, sc.d_norm);
@@ -410,7 +457,7 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
     d_attn_out = sc.adapter_dp;
   }
   linear_backward(ops, d_attn_out, act.attn, *o_.weight, o_.bias, sc.d_attn, 0.0);
-  lora_backward(ops, o_, d_attn_out, act.attn, act, sc, sc.d_attn);
+  lora_backward(ops, ctx, o_, d_attn_out, act.attn, act, sc, sc.d_attn);
   ops.attention_backward(sc.d_attn.view(q4), act.q.view(q4), act.k.view(kv4), act.v.view(kv4),
                          act.attn.view(q4), act.lse, ctx.doc_ids,
                          1.0 / std::sqrt(static_cast<double>(s.head_dim)), sc.d_q.view(q4),
@@ -420,11 +467,11 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
     ops.rope_backward(sc.d_k.view(Shape{n_tok, hkv, s.head_dim}), ctx.positions, ctx.inv_freq);
   }
   linear_backward(ops, sc.d_q, act.h1, *q_.weight, q_.bias, sc.d_h, 0.0);
-  lora_backward(ops, q_, sc.d_q, act.h1, act, sc, sc.d_h);
+  lora_backward(ops, ctx, q_, sc.d_q, act.h1, act, sc, sc.d_h);
   linear_backward(ops, sc.d_k, act.h1, *k_.weight, k_.bias, sc.d_h, 1.0);
-  lora_backward(ops, k_, sc.d_k, act.h1, act, sc, sc.d_h);
+  lora_backward(ops, ctx, k_, sc.d_k, act.h1, act, sc, sc.d_h);
   linear_backward(ops, sc.d_v, act.h1, *v_.weight, v_.bias, sc.d_h, 1.0);
-  lora_backward(ops, v_, sc.d_v, act.h1, act, sc, sc.d_h);
+  lora_backward(ops, ctx, v_, sc.d_v, act.h1, act, sc, sc.d_h);
   if (tp) ctx.tp->all_reduce(sc.d_h, comm::ReduceOp::kSum);
   norm_backward(ops, norm1_, sc.d_h, x, act.mean1, act.rstd1, sc.d_norm);
   ops.add(dy, sc.d_norm, 1.0);  // dy is now dx

@@ -43,6 +43,11 @@ struct LayerContext {
   backend::Tensor doc_ids;           // i32 [B*T] or absent
   backend::Tensor inv_freq;          // f32 [Dh/2] (RoPE)
   comm::Communicator* tp = nullptr;  // tensor-parallel group
+  // Training batches (step >= 0): the key of LoRA dropout masks; token n of this micro-batch is
+  // token first_token + n of the step's global batch.
+  std::uint64_t seed = 0;
+  std::int64_t step = -1;
+  std::int64_t first_token = 0;
 };
 
 // One layer's slice of a KV cache during inference (Transformer::extend).
@@ -75,6 +80,7 @@ struct LayerScratch {
   backend::Tensor d_norm;            // [N, D]
   backend::Tensor partial;           // [N, D] row-parallel partial sums (TP > 1)
   backend::Tensor lora_du;           // [N, r] gradient of x A^T (LoRA)
+  backend::Tensor lora_x;            // [N * max(D, Hq*Dh, F)] LoRA dropout: dropout(x), gradient
   backend::Tensor adapter_dp;        // [N, D] gradient of an adapter's input
   backend::Tensor adapter_d1, adapter_d2;  // [N, m]
 };
@@ -120,6 +126,9 @@ class DecoderLayer {
     Parameter* lora_a = nullptr;   // [r, in] (LoRA; null when not adapted)
     Parameter* lora_b = nullptr;   // [out, r]
     int index = 0;                 // module index for saved activations
+    std::string name;              // canonical name of the linear (keys its dropout stream)
+    std::int64_t in_begin = 0;     // global column of the input's column 0 (row-parallel shard)
+    std::int64_t in_global = 0;    // the input's global width
   };
   struct Norm {
     Parameter* weight = nullptr;
@@ -152,23 +161,29 @@ class DecoderLayer {
   void add_lora(ParameterSet& params, Linear& l, const std::string& name, std::string_view module,
                 bool row_parallel, std::int64_t out, std::int64_t out_begin, std::int64_t out_global,
                 std::int64_t in, std::int64_t in_begin, std::int64_t in_global, int replicas);
-  // y += s (x A^T) B^T, saving x A^T.
-  void lora_forward(backend::Ops& ops, const Linear& l, const backend::Tensor& x,
-                    const LayerActivations& act, const backend::Tensor& y) const;
-  // dB += s dy^T u; du = s dy B; dA += du^T x; dx += du A.
-  void lora_backward(backend::Ops& ops, const Linear& l, const backend::Tensor& dy,
-                     const backend::Tensor& x, const LayerActivations& act,
-                     const LayerScratch& scratch, const backend::Tensor& dx) const;
+  // y += s (x A^T) B^T, saving u = x A^T (x: dropout(x) on training batches with dropout).
+  void lora_forward(backend::Ops& ops, const LayerContext& ctx, const Linear& l,
+                    const backend::Tensor& x, const LayerActivations& act,
+                    const LayerScratch& scratch, const backend::Tensor& y) const;
+  // dB += s dy^T u; du = s dy B; dA += du^T x; dx += du A (through the same dropout mask).
+  void lora_backward(backend::Ops& ops, const LayerContext& ctx, const Linear& l,
+                     const backend::Tensor& dy, const backend::Tensor& x,
+                     const LayerActivations& act, const LayerScratch& scratch,
+                     const backend::Tensor& dx) const;
+  // Whether this batch drops LoRA inputs, and the mask key of linear `l` for an input x [N, in].
+  [[nodiscard]] bool lora_dropout_on(const LayerContext& ctx) const;
+  [[nodiscard]] backend::DropoutKey lora_dropout_key(const LayerContext& ctx,
+                                                     const Linear& l) const;
   // y = x (+)= partial sums of a row-parallel projection over the TP group, + bias.
   void row_parallel_forward(backend::Ops& ops, const LayerContext& ctx, const backend::Tensor& in,
                             const Linear& l, const backend::Tensor& residual,
-                            const backend::Tensor& y, const backend::Tensor& partial,
+                            const backend::Tensor& y, const LayerScratch& scratch,
                             const LayerActivations& act) const;
 
   // The two halves of forward around the attention itself: norm1, q/k/v (+ LoRA), RoPE; then
   // the o projection, the MLP block and their adapters, from act.attn to y.
   void project_qkv(backend::Ops& ops, const LayerContext& ctx, const backend::Tensor& x,
-                   const LayerActivations& act) const;
+                   const LayerActivations& act, const LayerScratch& scratch) const;
   void finish_forward(backend::Ops& ops, const LayerContext& ctx, const backend::Tensor& x,
                       const backend::Tensor& y, const LayerActivations& act,
                       const LayerScratch& scratch) const;

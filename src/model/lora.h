@@ -8,6 +8,13 @@
 // the output dimension; for a row-parallel W, A is split on the input dimension and B replicated,
 // and the LoRA partial sum joins the base output before its all-reduce. The replicated factor's
 // gradient is a partial sum on each rank and is all-reduced over the TP group after backward.
+//
+// Dropout (training batches only, as PEFT): y = x W^T + s (dropout(x) A^T) B^T, a separate mask
+// per adapted linear. The mask is drawn from Philox keyed by (train.seed, step, linear name) at
+// the element's global index (token index within the step's global batch x the input's global
+// width + column), so it is the same on every TP rank for a replicated input, a TP shard draws
+// its slice of the TP=1 mask, and neither the thread count nor the micro-batch split changes it.
+// Backward recomputes the mask instead of storing the dropped input.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +28,7 @@ struct LoraSpec {
   std::int64_t rank = 8;
   double alpha = 16.0;
   bool rslora = false;
+  double dropout = 0.0;  // probability of zeroing an element of the adapter's input (training)
   std::vector<std::string> targets = {"q_proj", "v_proj"};  // or {"all-linear"}
 
   [[nodiscard]] double scale() const;

@@ -32,8 +32,10 @@ struct Transformer::Activations {
 };
 
 Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Communicator* tp,
-                         const LoraSpec* lora, std::int64_t bottleneck)
-    : spec_(spec), ops_(&ops), dtype_(dtype), bottleneck_(bottleneck) {
+                         const LoraSpec* lora, std::int64_t bottleneck,
+                         std::int64_t virtual_tokens)
+    : spec_(spec), ops_(&ops), dtype_(dtype), bottleneck_(bottleneck),
+      virtual_tokens_(virtual_tokens) {
   if (lora != nullptr) lora_ = *lora;
   spec_.check();
   if (tp == nullptr) {
@@ -66,6 +68,12 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
     // Everything outside the adapters is frozen.
     for (Parameter* p : {embed_tokens_, embed_positions_, final_norm_w_, final_norm_b_, lm_head_})
       if (p != nullptr) params_.freeze(*p);
+  }
+  if (virtual_tokens_ > 0) {
+    // Prompt tuning: the whole base is frozen; the prompt is replicated, its gradient complete
+    // on every rank (see the top of transformer.h).
+    for (Parameter& p : params_.all()) params_.freeze(p);
+    prompt_ = &params_.add(kPromptEmbeddings, Shape{virtual_tokens_, d}, true, replicated);
   }
   params_.allocate(dtype);
 
@@ -124,6 +132,23 @@ void Transformer::init_parameters_matching(std::uint64_t seed, std::string_view 
   }
 }
 
+void Transformer::init_prompt_from_tokens(std::span<const std::int32_t> ids) {
+  TAILOR_ASSERT(prompt_ != nullptr && !ids.empty(), "init_prompt_from_tokens: {} ids, {} virtual",
+                ids.size(), virtual_tokens_);
+  const std::int64_t n = virtual_tokens_;
+  Buffer rows_ids(DType::kI32, Shape{n});
+  for (std::int64_t k = 0; k < n; ++k) {
+    const std::int32_t id = ids[static_cast<std::size_t>(k) % ids.size()];
+    TAILOR_ASSERT(id >= 0 && id < spec_.vocab_size, "prompt init id {} outside the vocabulary", id);
+    rows_ids.ptr<std::int32_t>()[k] = id;
+  }
+  Buffer rows(dtype_, Shape{n, spec_.hidden_size});
+  ops_->embedding_forward(embed_tokens_->value, rows_ids.tensor(), layout_.vocab_begin,
+                          rows.tensor());
+  if (tensor_parallel()) tp_->all_reduce(rows.tensor(), comm::ReduceOp::kSum);
+  ops_->copy(prompt_->value, rows.tensor());
+}
+
 void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   if (acts_ && acts_->batch == batch && acts_->seq == seq) return;
   acts_.reset();  // free the old set first: peak memory holds one set only
@@ -163,6 +188,7 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   s.d_up = a->make(dtype_, Shape{n, f});
   s.d_act = a->make(dtype_, Shape{n, f});
   if (lora_) s.lora_du = a->make(dtype_, Shape{n, lora_->rank});
+  if (lora_ && lora_->dropout > 0.0) s.lora_x = a->make(dtype_, Shape{n * std::max({d, qd, f})});
   if (bottleneck_ > 0) {
     s.adapter_dp = a->make(dtype_, Shape{n, d});
     s.adapter_d1 = a->make(dtype_, Shape{n, bottleneck_});
@@ -179,6 +205,9 @@ LayerContext Transformer::context(const Batch& b) const {
   c.doc_ids = b.doc_ids;
   c.inv_freq = inv_freq_.tensor();
   c.tp = tp_;
+  c.seed = b.step_key.seed;
+  c.step = b.step_key.step;
+  c.first_token = b.step_key.first_row * b.seq;
   return c;
 }
 
@@ -189,9 +218,34 @@ void Transformer::embed(const Batch& b) {
 
 void Transformer::embed_tokens(const Tensor& ids, const Tensor& positions, const Tensor& x0,
                                const Tensor& tmp) {
+  Tensor token_ids = ids;
+  if (prompt_ != nullptr) {
+    const std::int64_t n = ids.numel();
+    if (token_ids_.numel() != n) {
+      token_ids_ = Buffer(DType::kI32, Shape{n});
+      prompt_ids_ = Buffer(DType::kI32, Shape{n});
+    }
+    const std::int32_t* in = ids.ptr<std::int32_t>();
+    std::int32_t* tok = token_ids_.ptr<std::int32_t>();
+    std::int32_t* row = prompt_ids_.ptr<std::int32_t>();
+    const auto outside_vocab = static_cast<std::int32_t>(layout_.padded_vocab);
+    const auto outside_prompt = static_cast<std::int32_t>(virtual_tokens_);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int32_t id = in[i];
+      TAILOR_ASSERT(id >= -virtual_tokens_, "id {}: virtual token {} of {}", id, -1 - id,
+                    virtual_tokens_);
+      tok[i] = id >= 0 ? id : outside_vocab;
+      row[i] = id >= 0 ? outside_prompt : -1 - id;
+    }
+    token_ids = token_ids_.tensor();
+  }
   // Vocab-parallel lookup: each rank fills the rows of its ids, zeros elsewhere; sum over ranks.
-  ops_->embedding_forward(embed_tokens_->value, ids, layout_.vocab_begin, x0);
+  ops_->embedding_forward(embed_tokens_->value, token_ids, layout_.vocab_begin, x0);
   if (tensor_parallel()) tp_->all_reduce(x0, comm::ReduceOp::kSum);
+  if (prompt_ != nullptr) {  // virtual tokens: their rows of the (replicated) prompt; exact: 0 + v
+    ops_->embedding_forward(prompt_->value, prompt_ids_.tensor(), 0, tmp);
+    ops_->add(x0, tmp, 1.0);
+  }
   if (embed_positions_ != nullptr) {
     ops_->embedding_forward(embed_positions_->value, positions, 0, tmp);
     ops_->add(x0, tmp, 1.0);
@@ -303,6 +357,8 @@ double Transformer::forward_backward(const Batch& b, double dscale) {
     ops_->embedding_backward(embed_tokens_->grad, b.ids, layout_.vocab_begin, a.dx);
   if (embed_positions_ != nullptr && embed_positions_->grad.data != nullptr)
     ops_->embedding_backward(embed_positions_->grad, b.positions, 0, a.dx);
+  if (prompt_ != nullptr)  // the virtual tokens' rows of dx, from the ids of embed() above
+    ops_->embedding_backward(prompt_->grad, prompt_ids_.tensor(), 0, a.dx);
   return total;
 }
 

@@ -12,6 +12,12 @@
 // the vocab-parallel cross-entropy (only a max, a sum and the target logit per token cross the
 // group; full logits are never gathered), column/row-parallel attention and MLP.
 //
+// Prompt tuning (virtual_tokens = n > 0): the whole base is frozen and the only trainable
+// parameter is `prompt_embeddings` [n, D] (PEFT's tensor name). A batch id -1 - k is virtual
+// token k: its input embedding is row k of it instead of a vocabulary row (learned positions are
+// added as for any token). The table is replicated on every TP rank; its gradient is read off the
+// residual-stream gradient, which is complete on every rank, so it needs no TP reduction.
+//
 // Inference (generation): extend() runs new tokens through the same layers, reading the keys and
 // values of earlier tokens from a KvCache (kv_cache.h), and returns the last position's logits.
 // It keeps its own scratch buffers (one set shared by all layers) apart from training's.
@@ -34,25 +40,40 @@
 
 namespace tailor::model {
 
+// Which training step a micro-batch belongs to: it keys the dropout masks (lora.h), so that a
+// resumed run draws the masks of an uninterrupted one. step < 0: not a training batch (evaluation,
+// scoring), no dropout.
+struct StepKey {
+  std::uint64_t seed = 0;       // train.seed
+  std::int64_t step = -1;       // optimizer step, 0-based
+  std::int64_t first_row = 0;   // index of the batch's row 0 within the step's global batch
+};
+
 // One micro-batch: B rows of T tokens. All i32 [B*T].
 struct Batch {
   std::int64_t batch = 0;      // B
   std::int64_t seq = 0;        // T
-  backend::Tensor ids;         // input token ids
+  backend::Tensor ids;         // input token ids; -1 - k: virtual token k (prompt tuning)
   backend::Tensor targets;     // next-token targets, backend::kIgnoreIndex where no loss
   backend::Tensor positions;   // position of each token within its document
   backend::Tensor doc_ids;     // document of each token within its row; may be absent
+  StepKey step_key = {};       // training batches: their step (dropout)
 };
+
+// Name of the prompt-tuning parameter (and of PEFT's exported tensor).
+inline constexpr const char* kPromptEmbeddings = "prompt_embeddings";
 
 class Transformer {
  public:
   // `tp`: the tensor-parallel group (nullptr: a single rank). Must outlive the model.
   // `lora`: freeze the base and add LoRA adapters (see lora.h).
   // `bottleneck` > 0: freeze the base and add Houlsby adapters of that width.
+  // `virtual_tokens` > 0: freeze the base and add that many prompt-tuning embeddings.
   Transformer(const ModelSpec& spec, backend::Ops& ops, DType dtype,
               comm::Communicator* tp = nullptr, const LoraSpec* lora = nullptr,
-              std::int64_t bottleneck = 0);
+              std::int64_t bottleneck = 0, std::int64_t virtual_tokens = 0);
   [[nodiscard]] std::int64_t bottleneck() const noexcept { return bottleneck_; }
+  [[nodiscard]] std::int64_t virtual_tokens() const noexcept { return virtual_tokens_; }
   [[nodiscard]] const LoraSpec* lora() const noexcept { return lora_ ? &*lora_ : nullptr; }
   ~Transformer();
   Transformer(const Transformer&) = delete;
@@ -71,6 +92,10 @@ class Transformer {
   // The same, for the parameters whose name contains `part` only (e.g. ".lora_" after loading a
   // pretrained base).
   void init_parameters_matching(std::uint64_t seed, std::string_view part);
+  // Prompt tuning's TEXT init (as PEFT): virtual token k starts as the embedding of
+  // ids[k % ids.size()] (the text's tokens repeated / truncated to n). Ids in [0, vocab_size).
+  // Collective over the TP group.
+  void init_prompt_from_tokens(std::span<const std::int32_t> ids);
 
   // Forward only. Returns the sum of the token losses over targets != kIgnoreIndex. When
   // `logits_out` is given ([B*T, local padded vocab], model dtype) this rank's logits are copied
@@ -91,7 +116,9 @@ class Transformer {
   [[nodiscard]] KvCache make_kv_cache(std::int64_t batch, std::int64_t capacity) const;
 
   // Runs T new tokens per row through the model and appends them to `cache` (B = cache.batch()).
-  // ids: i32 [B*T], ids in [0, spec().vocab_size); row b's first counts[b] tokens (0 <= counts[b]
+  // ids: i32 [B*T], ids in [0, spec().vocab_size) or, with prompt tuning, virtual tokens -1 - k
+  // (a generation prefills them first, at positions 0..n-1); row b's first counts[b] tokens
+  // (0 <= counts[b]
   // <= T) are real, the rest padding. Token t of row b sits at position cache.length(b) + t
   // (which must stay below max_position_embeddings with learned positions) and attends to every
   // earlier token of its row. Row b then holds counts[b] more tokens (the padding's keys and
@@ -132,6 +159,7 @@ class Transformer {
   std::unique_ptr<comm::Communicator> kv_group_;  // ranks sharing this rank's KV head
   std::optional<LoraSpec> lora_;
   std::int64_t bottleneck_ = 0;
+  std::int64_t virtual_tokens_ = 0;
   ParameterSet params_;
   std::vector<DecoderLayer> layers_;
   Parameter* embed_tokens_ = nullptr;
@@ -139,6 +167,11 @@ class Transformer {
   Parameter* final_norm_w_ = nullptr;
   Parameter* final_norm_b_ = nullptr;     // LayerNorm only
   Parameter* lm_head_ = nullptr;          // == embed_tokens_ when tied
+  Parameter* prompt_ = nullptr;           // prompt tuning only: [n, D]
+  // Prompt tuning: the batch ids split into vocabulary ids (a virtual token -> padded_vocab, which
+  // no shard holds) and prompt rows (a real token -> n, past the table), i32 [N]. Written by
+  // embed_tokens(); the training backward reads the prompt rows of the forward just run.
+  backend::Buffer token_ids_, prompt_ids_;
   backend::Buffer inv_freq_;              // f32 [Dh/2]
   std::unique_ptr<Activations> acts_;
   std::unique_ptr<InferenceState> infer_;

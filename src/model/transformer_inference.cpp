@@ -34,7 +34,8 @@ void Transformer::ensure_inference_state(std::int64_t batch, std::int64_t seq) {
   const std::int64_t n = batch * seq;
   const std::int64_t d = spec_.hidden_size;
   for (Tensor& r : st->resid) r = st->make(dtype_, Shape{n, d});
-  if (embed_positions_ != nullptr) st->embed_tmp = st->make(dtype_, Shape{n, d});
+  if (embed_positions_ != nullptr || prompt_ != nullptr)
+    st->embed_tmp = st->make(dtype_, Shape{n, d});
   st->act = layers_.front().allocate_activations(st->storage, dtype_, batch, seq);
   st->last_x = st->make(dtype_, Shape{batch, d});
   st->last_h = st->make(dtype_, Shape{batch, d});
@@ -49,8 +50,8 @@ void Transformer::ensure_inference_state(std::int64_t batch, std::int64_t seq) {
 
 namespace {
 
-void check_extend(const ModelSpec& spec, const KvCache& cache, const Tensor& ids,
-                  std::span<const std::int64_t> counts) {
+void check_extend(const ModelSpec& spec, std::int64_t virtual_tokens, const KvCache& cache,
+                  const Tensor& ids, std::span<const std::int64_t> counts) {
   const std::int64_t b = cache.batch();
   TAILOR_ASSERT(ids.dtype == DType::kI32 && ids.numel() > 0 && ids.numel() % b == 0,
                 "extend: ids {} for {} rows", ids.str(), b);
@@ -59,8 +60,8 @@ void check_extend(const ModelSpec& spec, const KvCache& cache, const Tensor& ids
   const std::int64_t t = ids.numel() / b;
   const std::int32_t* p = ids.ptr<std::int32_t>();
   for (std::int64_t i = 0; i < ids.numel(); ++i)
-    TAILOR_ASSERT(p[i] >= 0 && p[i] < spec.vocab_size, "extend: token id {} outside [0, {})", p[i],
-                  spec.vocab_size);
+    TAILOR_ASSERT(p[i] >= -virtual_tokens && p[i] < spec.vocab_size,
+                  "extend: token id {} outside [{}, {})", p[i], -virtual_tokens, spec.vocab_size);
   for (std::int64_t r = 0; r < b; ++r) {
     const std::int64_t c = counts[static_cast<std::size_t>(r)];
     const std::int64_t len = cache.length(r);
@@ -98,7 +99,7 @@ Tensor Transformer::extend(KvCache& cache, const Tensor& ids,
   TAILOR_ASSERT(!tensor_parallel(), "extend: tensor-parallel generation");
   TAILOR_ASSERT(cache.layers() == spec_.num_layers, "extend: cache of {} layers for {}",
                 cache.layers(), spec_.num_layers);
-  check_extend(spec_, cache, ids, counts);
+  check_extend(spec_, virtual_tokens_, cache, ids, counts);
   const std::int64_t b = cache.batch();
   const std::int64_t t = ids.numel() / b;
   ensure_inference_state(b, t);

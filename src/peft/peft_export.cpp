@@ -52,7 +52,7 @@ void save_peft_lora(const std::string& out_dir, const checkpoint::HfModelConfig&
   j["base_model_name_or_path"] = base_model;
   j["r"] = lora->rank;
   j["lora_alpha"] = lora->alpha;
-  j["lora_dropout"] = 0.0;
+  j["lora_dropout"] = lora->dropout;
   j["use_rslora"] = lora->rslora;
   j["bias"] = "none";
   j["fan_in_fan_out"] = false;
@@ -62,6 +62,32 @@ void save_peft_lora(const std::string& out_dir, const checkpoint::HfModelConfig&
   } else {
     j["target_modules"] = lora->targets;
   }
+  write_json(tmp + "/adapter_config.json", j);
+  checkpoint::commit_output_dir(tmp, out_dir);
+}
+
+void save_peft_prompt_tuning(const std::string& out_dir, const model::Transformer& model,
+                             backend::Ops& ops, const std::string& base_model) {
+  TAILOR_CHECK_USER(model.virtual_tokens() > 0, out_dir,
+                    "a PROMPT_TUNING export needs a prompt-tuning run (peft.method: prompt_tuning)");
+  const model::ModelSpec& spec = model.spec();
+  const std::string tmp = checkpoint::begin_output_dir(out_dir);
+  checkpoint::write_hf_tensors(tmp + "/adapter_model.safetensors",
+                               adapter_tensors(model, ops, model::kPromptEmbeddings, ""),
+                               DType::kF32);
+  nlohmann::json j;
+  j["peft_type"] = "PROMPT_TUNING";
+  j["task_type"] = "CAUSAL_LM";
+  j["base_model_name_or_path"] = base_model;
+  j["num_virtual_tokens"] = model.virtual_tokens();
+  j["token_dim"] = spec.hidden_size;
+  j["num_transformer_submodules"] = 1;
+  j["num_attention_heads"] = spec.num_heads;
+  j["num_layers"] = spec.num_layers;
+  j["prompt_tuning_init"] = "RANDOM";
+  j["prompt_tuning_init_text"] = nullptr;
+  j["tokenizer_name_or_path"] = nullptr;
+  j["inference_mode"] = true;
   write_json(tmp + "/adapter_config.json", j);
   checkpoint::commit_output_dir(tmp, out_dir);
 }

@@ -1,6 +1,7 @@
 // PEFT-format adapters: adapter_config.json + adapter_model.safetensors, as the `peft` library
 // saves and loads them (LoRA on the LLaMA family: tensor names
-// `base_model.model.<module>.lora_A.weight` [r, in] / `lora_B.weight` [out, r]).
+// `base_model.model.<module>.lora_A.weight` [r, in] / `lora_B.weight` [out, r]; prompt tuning on
+// any family: `prompt_embeddings` [n, hidden]).
 #pragma once
 
 #include <string>
@@ -17,6 +18,14 @@ namespace tailor::peft {
 void save_peft_lora(const std::string& out_dir, const checkpoint::HfModelConfig& config,
                     const model::Transformer& model, backend::Ops& ops,
                     const std::string& base_model);
+
+// Writes the model's prompt-tuning embeddings as a PEFT PROMPT_TUNING adapter: adapter_config.json
+// (task_type CAUSAL_LM, num_virtual_tokens, token_dim, num_transformer_submodules 1,
+// num_attention_heads, num_layers, prompt_tuning_init RANDOM: the tensor holds the trained values,
+// so peft never needs a tokenizer to rebuild an init) and adapter_model.safetensors with
+// `prompt_embeddings` [n, hidden] (f32). Any family, TP any (the tensor is replicated).
+void save_peft_prompt_tuning(const std::string& out_dir, const model::Transformer& model,
+                             backend::Ops& ops, const std::string& base_model);
 
 // Bottleneck adapters in Tailor's layout (PEFT has no format for them): out_dir/
 // adapter_config.json {"tailor_adapter": "bottleneck", "width": m, "placement": ["attention",

@@ -4,20 +4,86 @@
 #include <set>
 #include <sstream>
 
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/safetensors.h"
 
 namespace tailor::peft {
+namespace {
 
-model::LoraSpec read_peft_lora_config(const std::string& dir) {
-  const std::string path = dir + "/adapter_config.json";
+// dir/adapter_config.json as a JSON object (UserError naming the file otherwise).
+nlohmann::json read_adapter_json(const std::string& dir, std::string& path) {
+  path = dir + "/adapter_config.json";
   std::ifstream f(path);
   if (!f) throw_user_error(path, "cannot read (a PEFT adapter directory needs adapter_config.json)");
   std::stringstream ss;
   ss << f.rdbuf();
-  const nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
+  nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw_user_error(path, "not a JSON object");
+  return j;
+}
+
+}  // namespace
+
+std::string read_peft_type(const std::string& dir) {
+  std::string path;
+  const nlohmann::json j = read_adapter_json(dir, path);
+  return j.contains("peft_type") && j["peft_type"].is_string() ? j["peft_type"].get<std::string>()
+                                                               : "";
+}
+
+std::int64_t read_peft_prompt_config(const std::string& dir, const model::ModelSpec& spec) {
+  std::string path;
+  const nlohmann::json j = read_adapter_json(dir, path);
+  const std::string type = j.contains("peft_type") && j["peft_type"].is_string()
+                               ? j["peft_type"].get<std::string>()
+                               : "(missing)";
+  if (type != "PROMPT_TUNING")
+    throw_user_error(path, "peft_type: {} is not a prompt-tuning adapter (PROMPT_TUNING)", type);
+  auto positive = [&](const char* k) {
+    if (!j.contains(k) || !j[k].is_number_integer() || j[k].get<std::int64_t>() < 1)
+      throw_user_error(path, "{}: expected a positive integer", k);
+    return j[k].get<std::int64_t>();
+  };
+  const std::int64_t n = positive("num_virtual_tokens");
+  if (j.contains("num_transformer_submodules") && !j["num_transformer_submodules"].is_null() &&
+      j["num_transformer_submodules"] != 1)
+    throw_user_error(path, "num_transformer_submodules: {} (Tailor's decoder-only models have 1)",
+                     j["num_transformer_submodules"].dump());
+  if (j.contains("token_dim") && !j["token_dim"].is_null() &&
+      positive("token_dim") != spec.hidden_size)
+    throw_user_error(path, "token_dim: {}, but the base model's hidden size is {}",
+                     j["token_dim"].get<std::int64_t>(), spec.hidden_size);
+  return n;
+}
+
+void load_peft_prompt_weights(const std::string& dir, model::Transformer& model,
+                              backend::Ops& ops) {
+  const std::string path = dir + "/adapter_model.safetensors";
+  const checkpoint::SafetensorsFile file(path);
+  model::Parameter& p = model.params().at(model::kPromptEmbeddings);
+  const std::string name = model::kPromptEmbeddings;
+  if (!file.has(name)) throw_user_error(path, "missing tensor '{}'", name);
+  const auto& info = file.info(name);
+  const std::vector<std::int64_t> want = {p.global_shape[0], p.global_shape[1]};
+  if (info.shape != want)
+    throw_user_error(path, "tensor '{}' has shape [{}], the model needs [{}, {}]", name,
+                     fmt::format("{}", fmt::join(info.shape, ", ")), want[0], want[1]);
+  for (const auto& t : file.tensors())
+    if (t.name != name)
+      throw_user_error(path, "unexpected tensor '{}' (a prompt-tuning adapter holds {} only)",
+                       t.name, name);
+  std::vector<double> values(static_cast<std::size_t>(info.numel));
+  file.read_f64(name, values);
+  backend::Buffer host(DType::kF64, p.shape);  // replicated: every TP rank holds all of it
+  std::copy(values.begin(), values.end(), host.ptr<double>());
+  ops.copy(p.value, host.tensor());
+}
+
+model::LoraSpec read_peft_lora_config(const std::string& dir) {
+  std::string path;
+  const nlohmann::json j = read_adapter_json(dir, path);
   auto str = [&](const char* k, const std::string& def) {
     return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : def;
   };
@@ -37,6 +103,12 @@ model::LoraSpec read_peft_lora_config(const std::string& dir) {
   s.rank = j["r"].get<std::int64_t>();
   s.alpha = j.contains("lora_alpha") && j["lora_alpha"].is_number() ? j["lora_alpha"].get<double>() : 8.0;
   s.rslora = j.value("use_rslora", false);
+  if (j.contains("lora_dropout") && !j["lora_dropout"].is_null()) {
+    if (!j["lora_dropout"].is_number() || j["lora_dropout"].get<double>() < 0.0 ||
+        j["lora_dropout"].get<double>() >= 1.0)
+      throw_user_error(path, "lora_dropout: expected a number in [0, 1)");
+    s.dropout = j["lora_dropout"].get<double>();  // applies when training continues
+  }
   s.targets.clear();
   const nlohmann::json& t = j.contains("target_modules") ? j["target_modules"] : nlohmann::json();
   if (t.is_string()) {

@@ -18,6 +18,7 @@
 #include "peft/peft_export.h"
 #include "peft/peft_import.h"
 #include "trainer/from_config.h"
+#include "trainer/model_builder.h"
 #include "trainer/prepare.h"
 
 namespace tailor::trainer {
@@ -109,66 +110,64 @@ void load_model_tensors(const std::string& dir, const checkpoint::Manifest& mani
   }
 }
 
-void export_checkpoint(const std::string& dir, const std::string& out_dir,
-                       const CheckpointExport& options) {
-  const checkpoint::Manifest manifest = checkpoint::read_manifest(dir);
+CheckpointModel load_checkpoint_model(const std::string& dir, backend::Ops& ops) {
+  CheckpointModel out;
+  out.manifest = checkpoint::read_manifest(dir);
   {  // config.yaml and the model files must verify; optimizer files are not read at all
-    checkpoint::Manifest needed = manifest;
+    checkpoint::Manifest needed = out.manifest;
     std::erase_if(needed.files, [](const checkpoint::ManifestFile& f) {
       return f.name != "config.yaml" && f.name.rfind("model-", 0) != 0;
     });
     checkpoint::verify_checkpoint(dir, needed);
   }
-  const config::ExperimentConfig cfg = read_checkpoint_config(dir, true);
+  out.cfg = read_checkpoint_config(dir, true);
+  const config::ExperimentConfig& cfg = out.cfg;
   const bool peft = is_peft(cfg);
-  TAILOR_CHECK_USER(options.format == "hf" || cfg.peft.method == "lora", "--format",
-                    "peft writes LoRA adapters; this checkpoint's run used peft.method {} (use "
-                    "--format hf)", cfg.peft.method);
-
   // The model as the trainer builds it, on one rank.
-  checkpoint::HfModelConfig hf;
-  const bool from_hf = !cfg.model.path.empty();
-  if (from_hf) {
-    hf = checkpoint::read_hf_config(cfg.model.path);
-  } else {
-    hf.spec = model_spec_from_config(cfg.model);
-    hf.model_type = hf_model_type(cfg.model);
+  out.setup = model_setup(cfg);
+  checkpoint::HfModelConfig& hf = out.setup.hf;
+  if (!out.setup.from_hf) {
     const std::unique_ptr<data::Tokenizer> tokenizer = tokenizer_from_config(cfg);
     hf.bos_token_id = tokenizer->bos_token_id().value_or(-1);
     hf.eos_token_id = tokenizer->eos_token_id().value_or(-1);
   }
+  if (peft && out.manifest.base_identity != base_model_identity(cfg))
+    throw_user_error(dir, "the base model differs from the one this adapter checkpoint was trained "
+                          "on ({})",
+                     out.manifest.base_model.empty() ? "seeded init" : out.manifest.base_model);
+  out.model = build_model(cfg, out.setup, ops, nullptr, InitialWeights::kBase);
+  load_model_tensors(dir, out.manifest, *out.model, peft);
+  log::info("loaded step {} of {} ({}; trained as tensor {} x data {})", out.manifest.step, dir,
+            hf.spec.summary(), out.manifest.tensor, out.manifest.data);
+  return out;
+}
+
+void export_checkpoint(const std::string& dir, const std::string& out_dir,
+                       const CheckpointExport& options) {
+  if (options.format == "peft") {  // a usage error: before any work (and any log line)
+    const std::string method = read_checkpoint_config(dir, true).peft.method;
+    TAILOR_CHECK_USER(method == "lora" || method == "prompt_tuning", "--format",
+                      "peft writes LoRA and prompt-tuning adapters; this checkpoint's run used "
+                      "peft.method {} (use --format hf)",
+                      method);
+  }
+  backend::CpuOps ops(options.threads);
+  CheckpointModel cm = load_checkpoint_model(dir, ops);
+  const config::ExperimentConfig& cfg = cm.cfg;
+  const checkpoint::HfModelConfig& hf = cm.setup.hf;
   TAILOR_CHECK_USER(!hf.model_type.empty(), dir,
                     "this architecture (norm/position/MLP mix) matches no Hugging Face family: "
                     "nothing to export");
-  if (peft && manifest.base_identity != base_model_identity(cfg))
-    throw_user_error(dir, "the base model differs from the one this adapter checkpoint was trained "
-                          "on ({})", manifest.base_model.empty() ? "seeded init" : manifest.base_model);
-  backend::CpuOps ops(options.threads);
-  std::optional<model::LoraSpec> lora;
-  if (cfg.peft.method == "lora") {
-    lora.emplace();
-    lora->rank = cfg.peft.rank;
-    lora->alpha = cfg.peft.alpha;
-    lora->rslora = cfg.peft.use_rslora;
-    lora->targets = cfg.peft.target_modules;
-    if (!cfg.peft.adapter.empty()) lora = peft::read_peft_lora_config(cfg.peft.adapter);
-  }
-  const std::int64_t bottleneck = cfg.peft.method == "adapter" ? cfg.peft.bottleneck : 0;
-  model::Transformer model(hf.spec, ops, compute_dtype_from_config(cfg.runtime), nullptr,
-                           lora ? &*lora : nullptr, bottleneck);
-  if (peft) {  // the frozen base; the checkpoint holds the trainable tensors only
-    if (from_hf) {
-      log::info("loading the {} base from {}", hf.model_type, cfg.model.path);
-      checkpoint::load_hf_weights(cfg.model.path, hf, model, ops);
-    } else {
-      model.init_parameters(cfg.train.seed);
-    }
-  }
-  load_model_tensors(dir, manifest, model, peft);
-  log::info("loaded step {} of {} ({}; trained as tensor {} x data {})", manifest.step, dir,
-            hf.spec.summary(), manifest.tensor, manifest.data);
-
+  const bool from_hf = cm.setup.from_hf;
+  const std::optional<model::LoraSpec>& lora = cm.setup.lora;
+  const std::int64_t bottleneck = cm.setup.bottleneck;
+  model::Transformer& model = *cm.model;
   const std::string base_dir = from_hf ? cfg.model.path : "";
+  if (options.format == "peft" && cm.setup.virtual_tokens > 0) {
+    peft::save_peft_prompt_tuning(out_dir, model, ops, base_dir);
+    log::info("exported the prompt-tuning adapter (PEFT format) to {}", out_dir);
+    return;
+  }
   if (options.format == "peft") {
     peft::save_peft_lora(out_dir, hf, model, ops, base_dir);
     log::info("exported the LoRA adapter (PEFT format) to {}", out_dir);
@@ -183,6 +182,10 @@ void export_checkpoint(const std::string& dir, const std::string& out_dir,
   if (lora && hf.model_type != "gpt2") {
     peft::save_peft_lora(out_dir + "/adapter", hf, model, ops, base_dir);
     log::info("exported the LoRA adapter (PEFT format) to {}/adapter", out_dir);
+  }
+  if (cm.setup.virtual_tokens > 0) {  // out_dir holds the unchanged base
+    peft::save_peft_prompt_tuning(out_dir + "/adapter", model, ops, base_dir);
+    log::info("exported the prompt-tuning adapter (PEFT format) to {}/adapter", out_dir);
   }
 }
 

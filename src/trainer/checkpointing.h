@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "model/transformer.h"
 #include "optim/data_parallel.h"
+#include "trainer/model_builder.h"
 
 namespace tailor::trainer {
 
@@ -52,6 +53,18 @@ void load_model_tensors(const std::string& dir, const checkpoint::Manifest& mani
 // Face directory at out_dir (LoRA merged; + out_dir/adapter: the LoRA adapter in PEFT format, or
 // the bottleneck adapters); with format "peft", only the LoRA adapter at out_dir. Verifies
 // config.yaml and the model files against the manifest first; never reads optimizer files.
+// The model of checkpoint `dir` on `ops` (one rank, TP = 1), rebuilt from its config.yaml as the
+// trainer builds it (a PEFT run's base from model.path or the seeded init, which must still be the
+// one it was trained on) with the checkpoint's model tensors loaded. Verifies config.yaml and the
+// model files first; never reads optimizer files.
+struct CheckpointModel {
+  checkpoint::Manifest manifest;
+  config::ExperimentConfig cfg;
+  ModelSetup setup;
+  std::unique_ptr<model::Transformer> model;
+};
+[[nodiscard]] CheckpointModel load_checkpoint_model(const std::string& dir, backend::Ops& ops);
+
 struct CheckpointExport {
   std::string format = "hf";   // hf | peft
   bool bf16 = false;           // hf weights in bf16 (default f32)

@@ -56,6 +56,30 @@ data::TextSplit text_split_from_config(const config::DataConfig& d) {
   return data::TextSplit::kNone;
 }
 
+data::PackingMode packing_mode_from_config(const config::DataConfig& d) {
+  return d.packing == "pad" ? data::PackingMode::kPad : data::PackingMode::kPack;
+}
+
+data::ChatFormat chat_format_from_config(const config::ChatTemplateConfig& c) {
+  const auto role = [](const config::ChatRoleConfig& r) {
+    return data::ChatRole{r.prefix, r.suffix, r.separator};
+  };
+  data::ChatFormat f;
+  f.name = c.name;
+  f.bos = c.bos;
+  f.tokenizer_bos = c.tokenizer_bos;
+  f.trim = c.trim;
+  f.system_placement = c.system_placement == "first_user" ? data::SystemPlacement::kFirstUser
+                                                          : data::SystemPlacement::kTurn;
+  f.system = role(c.system);
+  f.user = role(c.user);
+  f.assistant = role(c.assistant);
+  f.assistant_final_suffix = c.assistant_final_suffix;
+  f.records_as_text = c.prompt_completion == "text";
+  f.special_tokens = c.special_tokens;
+  return f;
+}
+
 data::CorpusSpec corpus_spec_from_config(const config::ExperimentConfig& c, int threads) {
   const config::DataConfig& d = c.data;
   data::CorpusSpec spec;
@@ -72,7 +96,11 @@ data::CorpusSpec corpus_spec_from_config(const config::ExperimentConfig& c, int 
   spec.max_doc_tokens = d.seq_len;
   const config::TemplateConfig& t = d.prompt_template;
   data::TemplateSpec& tmpl = spec.tmpl;
-  tmpl.preset = data::parse_chat_preset(t.preset).value_or(data::ChatPreset::kPlain);
+  if (const auto preset = data::parse_chat_preset(t.preset)) {
+    tmpl.preset = *preset;
+  } else if (t.chat) {
+    tmpl.format = chat_format_from_config(*t.chat);
+  }
   tmpl.system = t.system;
   tmpl.translation = t.translation;
   tmpl.train_on_prompt = d.train_on_prompt;

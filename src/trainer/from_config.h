@@ -4,6 +4,7 @@
 
 #include "config/config.h"
 #include "data/corpus_builder.h"
+#include "data/packing.h"
 #include "data/text_dataset.h"
 #include "model/model_spec.h"
 #include "optim/optimizer.h"
@@ -15,6 +16,9 @@ namespace tailor::trainer {
 [[nodiscard]] optim::OptimizerSpec optimizer_spec_from_config(const config::OptimizerConfig& o);
 [[nodiscard]] optim::ScheduleSpec schedule_spec_from_config(const config::ExperimentConfig& c);
 [[nodiscard]] data::TextSplit text_split_from_config(const config::DataConfig& d);
+[[nodiscard]] data::PackingMode packing_mode_from_config(const config::DataConfig& d);
+// A chat template of data.template.preset (a file or inline) as the renderer's ChatFormat.
+[[nodiscard]] data::ChatFormat chat_format_from_config(const config::ChatTemplateConfig& c);
 // The data sources, format and prompt template of the config; reads data.template.few_shot_file
 // (its prompt/completion records) and picks few_shot_count of them by train.seed.
 [[nodiscard]] data::CorpusSpec corpus_spec_from_config(const config::ExperimentConfig& c,

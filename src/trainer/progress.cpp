@@ -1,5 +1,6 @@
 #include "trainer/progress.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -24,6 +25,34 @@ std::string progress_line(std::int64_t step, std::int64_t total, double loss, do
   return fmt::format("step {}/{} | loss {:.4f} | lr {:.2e} | grad {:.3f} | {} tok/s | {} elapsed | ETA {}",
                      step, total, loss, lr, grad_norm, format_count(tokens_per_s),
                      format_duration(elapsed_s), format_duration(eta_s));
+}
+
+std::string prepare_progress_line(double fraction, std::int64_t records, double mb_total,
+                                  double elapsed_s) {
+  const double f = std::isfinite(fraction) ? std::clamp(fraction, 0.0, 1.0) : 0.0;
+  const double mb = f * mb_total;
+  const double rate = elapsed_s > 0 ? mb / elapsed_s : 0.0;
+  const double eta = f > 0 ? elapsed_s * (1 - f) / f : -1.0;
+  return fmt::format("data: {:.0f}% | {} records | {:.1f}/{:.1f} MB | {:.1f} MB/s | ETA {}",
+                     std::floor(100 * f), format_count(static_cast<double>(records)), mb, mb_total,
+                     rate, format_duration(eta));
+}
+
+bool PrepareProgressPolicy::should_print(double fraction, double elapsed_s) {
+  constexpr double kQuiet = 0.5;     // seconds before the first line
+  constexpr double kRedraw = 0.25;   // seconds between two drawings on a terminal
+  if (elapsed_s < kQuiet || fraction >= 1.0) return false;  // the summary line reports the end
+  if (terminal_) {
+    if (printed_ && elapsed_s - last_s_ < kRedraw) return false;
+    last_s_ = elapsed_s;
+    printed_ = true;
+    return true;
+  }
+  const int tenth = static_cast<int>(std::floor(10 * fraction));
+  if (tenth <= last_tenth_) return false;
+  last_tenth_ = tenth;
+  printed_ = true;
+  return true;
 }
 
 }  // namespace tailor::trainer

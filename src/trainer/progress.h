@@ -1,5 +1,6 @@
 // The progress line printed every `train.log_every` steps:
 //   step 40/300 | loss 2.1834 | lr 2.94e-03 | grad 0.812 | 41.2k tok/s | 0:12 elapsed | ETA 1:18
+// and the one of data preparation.
 #pragma once
 
 #include <cstdint>
@@ -15,5 +16,29 @@ namespace tailor::trainer {
 [[nodiscard]] std::string progress_line(std::int64_t step, std::int64_t total, double loss,
                                         double lr, double grad_norm, double tokens_per_s,
                                         double elapsed_s, double eta_s);
+
+// The live line of data preparation (`tailor prepare`, or `tailor train` building its cache):
+//   data: 41% | 12.3k records | 164.2/400.0 MB | 35.1 MB/s | ETA 0:07
+// `fraction` of the work is done after `elapsed_s`; MB done is fraction * mb_total.
+[[nodiscard]] std::string prepare_progress_line(double fraction, std::int64_t records,
+                                                double mb_total, double elapsed_s);
+
+// When to print that line: on a terminal, redrawn in place at most every 0.25 s; otherwise (a log
+// file) once each time another tenth of the work is done, so logs stay readable. Nothing in the
+// first 0.5 s: quick preparations print only their summary line.
+class PrepareProgressPolicy {
+ public:
+  explicit PrepareProgressPolicy(bool terminal) : terminal_(terminal) {}
+  // Whether to print now; remembers what was printed.
+  [[nodiscard]] bool should_print(double fraction, double elapsed_s);
+  [[nodiscard]] bool terminal() const noexcept { return terminal_; }
+  [[nodiscard]] bool printed() const noexcept { return printed_; }
+
+ private:
+  bool terminal_;
+  bool printed_ = false;
+  double last_s_ = 0.0;  // terminal: when it was last drawn
+  int last_tenth_ = 0;   // log: the last tenth printed
+};
 
 }  // namespace tailor::trainer

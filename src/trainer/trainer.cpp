@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <optional>
+#include <span>
 
 #include <fmt/ranges.h>
 #include <thread>
@@ -26,6 +27,7 @@
 #include "peft/peft_import.h"
 #include "trainer/checkpointing.h"
 #include "trainer/from_config.h"
+#include "trainer/model_builder.h"
 #include "trainer/metrics_log.h"
 #include "trainer/tensorboard.h"
 #include "trainer/prepare.h"
@@ -45,7 +47,7 @@ double seconds_since(Clock::time_point t0) {
 
 // Entropy (nats) of the token frequency distribution: the loss of the best model that ignores
 // context. A model that learned anything beyond letter frequencies goes below it.
-double unigram_entropy(const std::vector<std::int32_t>& tokens, std::int64_t vocab) {
+double unigram_entropy(std::span<const std::int32_t> tokens, std::int64_t vocab) {
   std::vector<double> counts(static_cast<std::size_t>(vocab), 0.0);
   for (std::int32_t t : tokens) counts[static_cast<std::size_t>(t)] += 1.0;
   const auto n = static_cast<double>(tokens.size());
@@ -200,14 +202,9 @@ TrainSummary train(const config::ExperimentConfig& config_in,
   const bool writer = world->rank() == 0;
 
   // ---- model definition: a Hugging Face directory, or the config's own architecture ----
-  checkpoint::HfModelConfig hf;
-  const bool from_hf = !cfg.model.path.empty();
-  if (from_hf) {
-    hf = checkpoint::read_hf_config(cfg.model.path);
-  } else {
-    hf.spec = model_spec_from_config(cfg.model);
-    hf.model_type = hf_model_type(cfg.model);
-  }
+  ModelSetup setup = model_setup(cfg);
+  checkpoint::HfModelConfig& hf = setup.hf;
+  const bool from_hf = setup.from_hf;
   const model::ModelSpec& spec = hf.spec;
   resolve_layout(cfg, spec, world->size());
   TAILOR_CHECK_USER(spec.position != model::PositionType::kLearned ||
@@ -256,13 +253,21 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     vcfg.data.sources = {{cfg.data.valid, 1.0}};
     valid_cached = prepare_once(vcfg);
   }
-  const data::TokenizedCorpus& corpus = valid_corpus ? train_part : cached.corpus;
-  const data::PackedSequences packed(corpus, cfg.data.seq_len, cfg.data.train);
+  const data::CorpusView corpus = valid_corpus ? data::CorpusView(train_part) : cached.corpus;
+  // Prompt tuning: the virtual tokens open every document of a row (packing.h).
+  const std::int64_t n_virtual = setup.virtual_tokens;
+  // data.packing: pad puts each document in sequences of its own, padded (packing.h).
+  const data::PackingMode packing = packing_mode_from_config(cfg.data);
+  const std::int32_t pad_id = data::pad_token_id(tokenizer->eos_token_id().value_or(-1));
+  const data::PackedSequences packed(corpus, cfg.data.seq_len, cfg.data.train, n_virtual, packing,
+                                     pad_id);
   std::optional<data::PackedSequences> valid_packed;
   if (valid_corpus)
-    valid_packed.emplace(*valid_corpus, cfg.data.seq_len, "data.valid_fraction");
+    valid_packed.emplace(*valid_corpus, cfg.data.seq_len, "data.valid_fraction", n_virtual,
+                         packing, pad_id);
   else if (valid_cached)
-    valid_packed.emplace(valid_cached->corpus, cfg.data.seq_len, cfg.data.valid);
+    valid_packed.emplace(valid_cached->corpus, cfg.data.seq_len, cfg.data.valid, n_virtual,
+                         packing, pad_id);
   data::DataOrder order(packed.size(), cfg.train.seed);
 
   // ---- parallel layout, backend and model ----
@@ -270,29 +275,11 @@ TrainSummary train(const config::ExperimentConfig& config_in,
                          static_cast<int>(cfg.parallel.data));
   backend::CpuOps ops(threads_per_rank(cfg, grid.world().size()));
   const DType dtype = compute_dtype_from_config(cfg.runtime);
-  std::optional<model::LoraSpec> lora;
-  if (cfg.peft.method == "lora") {
-    lora.emplace();
-    lora->rank = cfg.peft.rank;
-    lora->alpha = cfg.peft.alpha;
-    lora->rslora = cfg.peft.use_rslora;
-    lora->targets = cfg.peft.target_modules;
-    if (!cfg.peft.adapter.empty()) lora = peft::read_peft_lora_config(cfg.peft.adapter);
-  }
-  const std::int64_t bottleneck = cfg.peft.method == "adapter" ? cfg.peft.bottleneck : 0;
-  model::Transformer model(spec, ops, dtype, &grid.tp(), lora ? &*lora : nullptr, bottleneck);
-  if (from_hf) {
-    log::info("loading {} weights from {}", hf.model_type, cfg.model.path);
-    checkpoint::load_hf_weights(cfg.model.path, hf, model, ops);
-  } else {
-    model.init_parameters(cfg.train.seed);
-  }
-  if (from_hf && lora) model.init_parameters_matching(cfg.train.seed, ".lora_");
-  if (from_hf && bottleneck > 0) model.init_parameters_matching(cfg.train.seed, "_adapter.");
-  if (!cfg.peft.adapter.empty()) {
-    log::info("loading the LoRA adapter {}", cfg.peft.adapter);
-    peft::load_peft_lora_weights(cfg.peft.adapter, model, ops);
-  }
+  const std::optional<model::LoraSpec>& lora = setup.lora;
+  const std::int64_t bottleneck = setup.bottleneck;
+  const std::unique_ptr<model::Transformer> model_owner =
+      build_model(cfg, setup, ops, &grid.tp(), InitialWeights::kStart);
+  model::Transformer& model = *model_owner;
   optim::DataParallelOptimizer optimizer(ops, model.params(), grid.dp(), grid.tp(),
                                          optimizer_spec_from_config(cfg.optimizer),
                                          {cfg.optimizer.zero == 1, 1 << 22});
@@ -358,6 +345,15 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     log::info("peft: bottleneck adapters of width {} after attention and MLP: {:.0f} trainable "
               "parameters ({:.3f}% of {:.2f}M)",
               bottleneck, trainable, 100.0 * trainable / total, total / 1e6);
+  }
+  if (n_virtual > 0) {
+    const auto trainable = static_cast<double>(model.params().trainable_numel());
+    const auto total = static_cast<double>(spec.num_parameters());
+    log::info("peft: prompt tuning, {} virtual tokens opening every document: {:.0f} trainable "
+              "parameters ({:.4f}% of {:.2f}M); gradients and optimizer state for the frozen base "
+              "saved: {:.1f} MB",
+              n_virtual, trainable, 100.0 * trainable / total, total / 1e6,
+              3.0 * (total - trainable) * static_cast<double>(dtype_size(dtype)) / 1e6);
   }
   if (lora) {
     const std::int64_t trainable =
@@ -433,6 +429,7 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     std::int64_t local_tokens = 0;
     for (std::size_t i = 0; i < mine.size(); ++i) {
       mbs[i].fill(packed, order, step * g_batch + mine[i] * micro);
+      mbs[i].batch.step_key = {cfg.train.seed, step, mine[i] * micro};  // keys dropout masks
       local_tokens += model::count_loss_targets(mbs[i].batch.targets);
     }
     const std::int64_t loss_tokens = grid.dp().all_reduce_sum(local_tokens);
@@ -488,7 +485,7 @@ TrainSummary train(const config::ExperimentConfig& config_in,
                                {"train/grad_norm", grad_norm},
                                {"train/tokens_per_s", rec.tokens_per_s}});
       const double elapsed = seconds_since(t_loop);
-      const double eta = elapsed / static_cast<double>(step + 1) *
+      const double eta = elapsed / static_cast<double>(step + 1 - start_step) *
                          static_cast<double>(cfg.train.steps - step - 1);
       log::info("{}", progress_line(rec.step, cfg.train.steps, loss, lr, grad_norm,
                                     rec.tokens_per_s, elapsed, eta));
@@ -548,6 +545,10 @@ TrainSummary train(const config::ExperimentConfig& config_in,
         // has no directory of its own; export/ holds the merged model).
         peft::save_peft_lora(out + "/adapter", hf, model, ops, from_hf ? cfg.model.path : "");
         log::info("exported the LoRA adapter (PEFT format) to {}/adapter", out);
+      }
+      if (n_virtual > 0) {  // export/ holds the unchanged base
+        peft::save_peft_prompt_tuning(out + "/adapter", model, ops, from_hf ? cfg.model.path : "");
+        log::info("exported the prompt-tuning adapter (PEFT format) to {}/adapter", out);
       }
     }
   }

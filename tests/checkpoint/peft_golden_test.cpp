@@ -11,6 +11,12 @@
 // loads the base and then the adapter, runs the same batch on the CPU in f32 and must agree:
 // normwise relative error < 1e-5 on logits and loss, < 1e-4 on every LoRA gradient. Writing the
 // loaded adapter back (save_peft_lora) gives the same tensors bitwise.
+//
+// Prompt tuning (PromptTuningConfig): prompt_llama / prompt_gpt2 are peft's own prompts on the
+// tiny LLaMA / GPT-2, tailor_prompt Tailor's export (`tailor train
+// tests/golden/peft/tailor_prompt.yaml`) that peft loaded cleanly; Tailor runs each fixture row as
+// one document opened by the virtual tokens and must give peft's logits (all n + T positions) and
+// loss within 1e-5 and its prompt_embeddings gradient within 1e-4.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -31,6 +37,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "checkpoint/hf_model.h"
 #include "checkpoint/safetensors.h"
+#include "core/error.h"
 #include "golden_util.h"
 #include "model/model_test_util.h"
 #include "peft/peft_export.h"
@@ -279,6 +286,172 @@ TEST(PeftGoldenConfig, AdapterConfigsReadAsPeftWroteThem) {
   for (const char* m :
        {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"})
     EXPECT_TRUE(own.targets_module(m)) << m;
+}
+
+// ---- prompt tuning ---------------------------------------------------------------------------
+// peft prepends the virtual tokens to every row: a Tailor row holding one document opens with
+// them at positions 0..n-1 (ids -1 - k), so the two compute the same thing. The fixtures record
+// logits at all n + T positions, peft's loss (the virtual positions carry no label) and the
+// gradient of prompt_embeddings.
+struct PromptCase {
+  const char* name;
+  const char* base;      // repository-relative base model directory
+  const char* expected;
+};
+
+void PrintTo(const PromptCase& c, std::ostream* os) { *os << c.name; }
+
+const PromptCase kPromptCases[] = {
+    {"prompt_llama", "tests/golden/models/llama", "expected.safetensors"},
+    {"prompt_gpt2", "tests/golden/models/gpt2", "expected.safetensors"},
+    {"tailor_prompt", "tests/golden/models/llama", "expected_logits.safetensors"}};
+
+struct LoadedPrompt {
+  HfModelConfig cfg;
+  std::int64_t n = 0;
+  backend::CpuOps ops{kThreads};
+  std::unique_ptr<model::Transformer> model;
+
+  LoadedPrompt(const std::string& base, const std::string& adapter) : cfg(read_hf_config(base)) {
+    EXPECT_EQ(peft::read_peft_type(adapter), "PROMPT_TUNING");
+    n = peft::read_peft_prompt_config(adapter, cfg.spec);
+    model = std::make_unique<model::Transformer>(cfg.spec, ops, DType::kF32, nullptr, nullptr, 0,
+                                                 n);
+    load_hf_weights(base, cfg, *model, ops);
+    peft::load_peft_prompt_weights(adapter, *model, ops);
+  }
+};
+
+// The fixture's rows with the virtual tokens in front; target i is peft's label i + 1.
+struct PromptBatch {
+  std::int64_t b = 0, t = 0;  // t: n + the fixture's T
+  std::int64_t count = 0;
+  std::unique_ptr<HostBatch> host;
+};
+
+PromptBatch prompt_batch(const SafetensorsFile& expected, std::int64_t n) {
+  PromptBatch g;
+  const std::vector<std::int64_t>& shape = expected.info("input_ids").shape;
+  g.b = shape[0];
+  const std::int64_t t0 = shape[1];
+  g.t = n + t0;
+  const std::vector<std::int32_t> ids = read_i32(expected, "input_ids");
+  const std::vector<std::int32_t> labels = read_i32(expected, "labels");
+  std::vector<std::int32_t> row_ids, targets, positions;
+  for (std::int64_t r = 0; r < g.b; ++r) {
+    std::vector<std::int32_t> full_labels(static_cast<std::size_t>(n), -100);
+    for (std::int64_t k = 0; k < n; ++k) row_ids.push_back(static_cast<std::int32_t>(-1 - k));
+    for (std::int64_t c = 0; c < t0; ++c) {
+      row_ids.push_back(ids[static_cast<std::size_t>(r * t0 + c)]);
+      full_labels.push_back(labels[static_cast<std::size_t>(r * t0 + c)]);
+    }
+    for (std::int64_t i = 0; i < g.t; ++i) {
+      const std::int32_t target = i + 1 < g.t ? full_labels[static_cast<std::size_t>(i + 1)] : -100;
+      targets.push_back(target);
+      positions.push_back(static_cast<std::int32_t>(i));
+      if (target != -100) ++g.count;
+    }
+  }
+  g.host = std::make_unique<HostBatch>(g.b, g.t, row_ids, targets, positions,
+                                       std::vector<std::int32_t>{});
+  return g;
+}
+
+class PeftPromptGolden : public ::testing::TestWithParam<PromptCase> {
+ protected:
+  const char* name() const { return GetParam().name; }
+  std::string dir() const { return source_path(std::string("tests/golden/peft/") + name()); }
+  std::string base() const { return source_path(GetParam().base); }
+  std::string expected_file() const { return dir() + "/" + GetParam().expected; }
+};
+
+TEST_P(PeftPromptGolden, LogitsLossAndPromptGradientMatchPeft) {
+  LoadedPrompt m(base(), dir());
+  const SafetensorsFile expected(expected_file());
+  PromptBatch g = prompt_batch(expected, m.n);
+  ASSERT_GT(g.count, 0);
+  const std::int64_t v = m.cfg.spec.vocab_size;
+  const std::int64_t pv = m.cfg.spec.padded_vocab();
+  ASSERT_EQ(expected.info("logits").shape, (std::vector<std::int64_t>{g.b, g.t, v}));
+
+  backend::Buffer logits(DType::kF32, Shape{g.b * g.t, pv});
+  const backend::Tensor logits_out = logits.tensor();
+  const double sum = m.model->forward(g.host->batch, &logits_out);
+  std::vector<float> got(static_cast<std::size_t>(g.b * g.t * v));
+  for (std::int64_t r = 0; r < g.b * g.t; ++r)
+    std::copy_n(logits.ptr<float>() + r * pv, v, got.begin() + r * v);
+  const double logits_err = rel_error(got, read_f32(expected, "logits"));
+  const double want_loss = static_cast<double>(read_f32(expected, "loss").at(0));
+  const double loss = sum / static_cast<double>(g.count);
+  const double loss_err = std::abs(loss - want_loss) / std::abs(want_loss);
+  EXPECT_LT(logits_err, kLogitsTol);
+  EXPECT_LT(loss_err, kLossTol);
+
+  m.model->params().zero_grad(m.ops);
+  const double sum2 = m.model->forward_backward(g.host->batch, 1.0 / static_cast<double>(g.count));
+  m.model->finish_gradients();
+  EXPECT_EQ(sum2, sum);
+  const model::Parameter& p = m.model->params().at(model::kPromptEmbeddings);
+  ASSERT_EQ(dims(p.global_shape), expected.info("grad.prompt_embeddings").shape);
+  const double grad_err =
+      rel_error(to_host(m.ops, p.grad, p.shape), read_f32(expected, "grad.prompt_embeddings"));
+  EXPECT_LT(grad_err, kGradTol);
+  for (const model::Parameter& q : m.model->params().all())
+    EXPECT_EQ(q.trainable, q.name == model::kPromptEmbeddings) << q.name;
+  std::printf("[peft golden] %-13s logits rel %.3e  loss %.7f vs %.7f rel %.3e  prompt grad rel "
+              "%.3e\n",
+              name(), logits_err, loss, want_loss, loss_err, grad_err);
+}
+
+// Import then export: the same tensor bytes, and a config that reads back to the same n.
+TEST_P(PeftPromptGolden, AdapterRoundTripsBitwise) {
+  LoadedPrompt m(base(), dir());
+  const TempDir tmp(name());
+  const std::string out = tmp.path + "/adapter";
+  peft::save_peft_prompt_tuning(out, *m.model, m.ops, GetParam().base);
+  const SafetensorsFile original(dir() + "/adapter_model.safetensors");
+  const SafetensorsFile written(out + "/adapter_model.safetensors");
+  EXPECT_EQ(written.names(), original.names());
+  const std::string n = model::kPromptEmbeddings;
+  EXPECT_EQ(written.info(n).dtype, "F32");
+  EXPECT_EQ(written.info(n).shape, original.info(n).shape);
+  const std::span<const std::byte> x = original.raw(n), y = written.raw(n);
+  ASSERT_EQ(x.size(), y.size());
+  EXPECT_EQ(std::memcmp(x.data(), y.data(), x.size()), 0);
+  EXPECT_EQ(peft::read_peft_prompt_config(out, m.cfg.spec), m.n);
+}
+
+std::string prompt_case_name(const ::testing::TestParamInfo<PromptCase>& p) {
+  return p.param.name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Prompts, PeftPromptGolden, ::testing::ValuesIn(kPromptCases),
+                         prompt_case_name);
+
+// A prompt-tuning adapter is not a LoRA adapter, and the reverse, and a base of another width is
+// refused: one line naming the file.
+TEST(PeftPromptGoldenConfig, MismatchesAreUserErrors) {
+  const std::string prompt = source_path("tests/golden/peft/prompt_llama");
+  const std::string lora = source_path("tests/golden/peft/lora_hub");
+  const HfModelConfig llama = read_hf_config(base_dir());
+  const HfModelConfig gpt2 = read_hf_config(source_path("tests/golden/models/gpt2"));
+  EXPECT_THROW((void)peft::read_peft_lora_config(prompt), UserError);
+  try {
+    (void)peft::read_peft_prompt_config(lora, llama.spec);
+    ADD_FAILURE() << "no error";
+  } catch (const UserError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              lora + "/adapter_config.json: peft_type: LORA is not a prompt-tuning adapter "
+                     "(PROMPT_TUNING)");
+  }
+  try {
+    (void)peft::read_peft_prompt_config(prompt, gpt2.spec);
+    ADD_FAILURE() << "no error";
+  } catch (const UserError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              prompt +
+                  "/adapter_config.json: token_dim: 64, but the base model's hidden size is 32");
+  }
 }
 
 }  // namespace

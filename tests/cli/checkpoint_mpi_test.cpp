@@ -123,6 +123,31 @@ TEST(CheckpointMpi, ACrashAtAnyPointOfTheSaveResumesFromAVerifiedCheckpoint) {
   }
 }
 
+TEST(CheckpointMpi, ADiskFullOnOneRankFailsTheSaveEverywhereAndKeepsLatest) {
+  TempDir tmp;
+  write(tmp / "cfg.yaml", config("constant"));
+  const std::string out = tmp / "run";
+  const std::string layout = "parallel.data=2 optimizer.zero=1 checkpoint.keep_last=1";
+  ASSERT_EQ(run(train_cmd(2, tmp / "cfg.yaml", out, layout + " train.steps=2"), tmp.str()).code, 0);
+  const std::string before = read_file(out + "/checkpoints/step_2/manifest.json");
+  // Rank 1's shard write fails as on a full disk while saving step 4.
+  const Result full = run("TAILOR_FAULT_SAVE=enospc:1 " +
+                              train_cmd(2, tmp / "cfg.yaml", out, layout + " train.steps=4"),
+                          tmp.str());
+  EXPECT_EQ(full.code, 1) << full.err;
+  EXPECT_NE(full.err.find("checkpoint step_4 failed (writing)"), std::string::npos) << full.err;
+  EXPECT_NE(full.err.find("No space left on device"), std::string::npos) << full.err;
+  EXPECT_EQ(fs::read_symlink(out + "/checkpoints/latest"), "step_2");
+  EXPECT_EQ(read_file(out + "/checkpoints/step_2/manifest.json"), before);
+  EXPECT_FALSE(fs::exists(out + "/checkpoints/step_4.tmp"));
+  EXPECT_FALSE(fs::exists(out + "/checkpoints/step_4"));
+  // With space again, the same command resumes from step 2 and finishes.
+  const Result again = run(train_cmd(2, tmp / "cfg.yaml", out, layout + " train.steps=4"), tmp.str());
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_NE(again.err.find("resumed from"), std::string::npos);
+  EXPECT_EQ(fs::read_symlink(out + "/checkpoints/latest"), "step_4");
+}
+
 TEST(CheckpointMpi, ResumingUnderAnotherLayoutContinuesTheSameRun) {
   TempDir tmp;
   write(tmp / "cfg.yaml", config());

@@ -164,6 +164,53 @@ TEST(Cli, TranslationExamplePreparesAndTrains) {
   EXPECT_LT(first["loss_tokens"].get<std::int64_t>() * 2, first["tokens"].get<std::int64_t>());
 }
 
+// configs/chat-example.yaml (llama3 preset, system prompt, loss on the answers only) prepares and
+// trains; the shipped configs/templates/llama3.yaml is the same template, so it reuses the cache.
+TEST(Cli, ChatExamplePreparesAndTrains) {
+  TempDir tmp;
+  const std::string cfg = TAILOR_SOURCE_DIR "/configs/chat-example.yaml";
+  const std::string common = " data.cache_dir=" + tmp / "cache" + " runtime.threads=1";
+  const Result p = run("prepare " + cfg + common, tmp);
+  ASSERT_EQ(p.code, 0) << p.err;
+  EXPECT_NE(p.err.find("data: prepared 200 documents"), std::string::npos) << p.err;
+  EXPECT_NE(p.err.find("the tokenizer has no token <|eot_id|>"), std::string::npos) << p.err;
+  const Result t = run("train " + cfg + common +
+                           " data.template.preset=configs/templates/llama3.yaml train.steps=3"
+                           " schedule.warmup_steps=0 output.dir=" + tmp / "run",
+                       tmp);
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_NE(t.err.find("data: reusing the tokenized cache"), std::string::npos) << t.err;
+  EXPECT_NE(t.err.find("step 3/3 | loss "), std::string::npos) << t.err;
+  EXPECT_NE(t.err.find("eval at step 3: loss "), std::string::npos) << t.err;
+  const std::string metrics = read_file(tmp / "run/metrics.jsonl");
+  const auto first = nlohmann::json::parse(metrics.substr(0, metrics.find('\n')));
+  EXPECT_LT(first["loss_tokens"].get<std::int64_t>() * 3, first["tokens"].get<std::int64_t>());
+  // The resolved config carries the template file's contents, not its path.
+  const std::string resolved = read_file(tmp / "run/config.resolved.yaml");
+  EXPECT_NE(resolved.find("bos: \"<|begin_of_text|>\""), std::string::npos) << resolved;
+  // data.packing: pad: one sequence per training chat (190 of 200; 10 held out).
+  const Result pad = run("train " + cfg + common + " data.packing=pad train.steps=2"
+                         " schedule.warmup_steps=0 output.dir=" + tmp / "run_pad",
+                         tmp);
+  ASSERT_EQ(pad.code, 0) << pad.err;
+  EXPECT_NE(pad.err.find("190 documents, 65113 tokens, 190 sequences of 512"), std::string::npos)
+      << pad.err;
+  EXPECT_NE(pad.err.find("step 2/2 | loss "), std::string::npos) << pad.err;
+}
+
+TEST(Cli, BadChatTemplateFileIsOneLineExitTwo) {
+  TempDir tmp;
+  write(tmp / "tmpl.yaml", "name: mine\nuser:\n  prefix: \"Q: \"\nasistant:\n  prefix: \"A: \"\n");
+  const std::string args = " " TAILOR_SOURCE_DIR "/configs/chat-example.yaml data.template.preset=" +
+                           tmp / "tmpl.yaml" + " output.dir=" + tmp / "run";
+  for (const char* cmd : {"validate", "train"}) {
+    const Result r = run(cmd + args, tmp);
+    EXPECT_EQ(r.code, 2);
+    EXPECT_EQ(r.err, tmp / "tmpl.yaml" + ":4:1: asistant: unknown key (did you mean \"assistant\"?)\n");
+    EXPECT_FALSE(std::filesystem::exists(tmp / "run"));
+  }
+}
+
 TEST(Cli, BadJsonlIsOneLineExitTwoNothingWritten) {
   TempDir tmp;
   write(tmp / "bad.jsonl", "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": \"a\"}\n");

@@ -348,6 +348,24 @@ TEST(ConfigLoad, EmptySectionsReadAsDefaults) {
   EXPECT_EQ(c.peft.method, "none");
 }
 
+TEST(ConfigLoad, PeftDropoutAndPromptTuningKeys) {
+  const ExperimentConfig lora =
+      load_config_text(kBase, "cfg.yaml", {"peft.method=lora", "peft.dropout=0.1"});
+  EXPECT_EQ(lora.peft.dropout, 0.1);
+  const ExperimentConfig pt = load_config_text(kBase, "cfg.yaml", {"peft.method=prompt_tuning"});
+  EXPECT_EQ(pt.peft.num_virtual_tokens, 20);
+  EXPECT_EQ(pt.peft.prompt_init_text, "");
+  const ExperimentConfig text = load_config_text(
+      kBase, "cfg.yaml",
+      {"peft.method=prompt_tuning", "peft.num_virtual_tokens=8", "peft.prompt_init_text=\"Translate: \""});
+  EXPECT_EQ(text.peft.num_virtual_tokens, 8);
+  EXPECT_EQ(text.peft.prompt_init_text, "Translate: ");
+  expect_same(text, load_config_text(to_yaml(text), "cfg.yaml"));
+  EXPECT_EQ(load_config_text(to_yaml(text), "cfg.yaml").peft.prompt_init_text, "Translate: ");
+  // Other methods' resolved configs do not mention the prompt-tuning keys.
+  EXPECT_EQ(to_yaml(lora).find("num_virtual_tokens"), std::string::npos);
+}
+
 TEST(ConfigLoad, Gpt2FamilyDefaults) {
   const ExperimentConfig c = load_config_text(kBase, "cfg.yaml", {"model.family=gpt2"});
   EXPECT_EQ(c.model.family, "gpt2");
@@ -759,7 +777,8 @@ const BadCase kBadCases[] = {
     {"template_not_mapping", kBase, {"data.format=jsonl", "data.template=chatml"},
      {"<override 2>: data.template: expected a mapping (preset, system, few_shot, ...), got \"chatml\""}},
     {"template_bad_preset", kBase, {"data.format=jsonl", "data.template.preset=llama2"},
-     {"<override 2>: data.template.preset: must be one of plain, llama3, chatml, mistral (got \"llama2\")"}},
+     {"<override 2>: data.template.preset: must be plain, llama3, chatml, mistral or the path of a "
+      "template file (*.yaml; see configs/templates/) (got \"llama2\")"}},
     {"template_unknown_key", kBase, {"data.format=jsonl", "data.template.sytem=hi"},
      {"<override 2>: data.template.sytem: unknown key (did you mean \"system\"?)"}},
     {"template_few_shot_not_list", kBase, {"data.format=jsonl", "data.template.few_shot=3"},
@@ -777,6 +796,8 @@ const BadCase kBadCases[] = {
      {"<override 2>: data.template.translation: no {src} placeholder (the sentence to translate)"}},
     {"overlong_choice", kBase, {"data.overlong=cut"},
      {"<override 1>: data.overlong: must be one of split, truncate, drop (got \"cut\")"}},
+    {"packing_choice", kBase, {"data.packing=padded"},
+     {"<override 1>: data.packing: must be one of pack, pad (got \"padded\")"}},
     {"valid_file_missing", kBase, {"data.valid=no.jsonl"},
      {"<override 1>: data.valid: file not found: no.jsonl"}},
     {"valid_fraction_range", kBase, {"data.valid_fraction=0.7"},
@@ -798,12 +819,18 @@ const BadCase kBadCases[] = {
      {"<override 1>: parallel.tensor: must be >= 1 (got 0)"}},
     {"cuda_not_built", kBase, {"runtime.device=cuda"},
      {"<override 1>: runtime.device: this build has no CUDA backend"}},
-    {"peft_not_yet", kBase, {"peft.method=prompt_tuning"},
-     {"<override 1>: peft.method: prompt_tuning is not implemented yet in this build"}},
+    {"prompt_tokens_fill_the_row", kBase, {"peft.method=prompt_tuning", "peft.num_virtual_tokens=64", "data.seq_len=64"},
+     {"<override 2>: peft.num_virtual_tokens: must be < data.seq_len (64 >= 64): the virtual tokens open every document of a row and count toward its length"}},
+    {"prompt_tokens_zero", kBase, {"peft.method=prompt_tuning", "peft.num_virtual_tokens=0"},
+     {"<override 2>: peft.num_virtual_tokens: must be >= 1 (got 0)"}},
+    {"prompt_text_without_prompt_tuning", kBase, {"peft.method=lora", "peft.prompt_init_text=Hello"},
+     {"<override 2>: peft.prompt_init_text: only used with peft.method: prompt_tuning"}},
+    {"adapter_with_bottleneck", kBase, {"peft.method=adapter", "peft.adapter=tests/golden/peft/lora_hub"},
+     {"<override 2>: peft.adapter: needs peft.method: lora or prompt_tuning"}},
     {"adapter_width_zero", kBase, {"peft.method=adapter", "peft.bottleneck=0"},
      {"<override 2>: peft.bottleneck: must be >= 1 (got 0)"}},
-    {"lora_dropout_not_yet", kBase, {"peft.method=lora", "peft.dropout=0.1"},
-     {"<override 2>: peft.dropout: LoRA dropout is not implemented yet in this build; use 0"}},
+    {"lora_dropout_one", kBase, {"peft.method=lora", "peft.dropout=1"},
+     {"<override 2>: peft.dropout: must be in [0, 1) (got 1)"}},
     {"lora_bad_targets", kBase, {"peft.method=lora", "peft.target_modules=[q_proj, qkv]"},
      {"<override 2>: peft.target_modules: must be a non-empty list of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj or all-linear"}},
     {"lora_rank_zero", kBase, {"peft.method=lora", "peft.rank=0"},

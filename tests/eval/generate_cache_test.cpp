@@ -173,6 +173,38 @@ TEST(GenerateCache, AdaptersChangeTheGeneration) {
   EXPECT_TRUE(changed);
 }
 
+// Prompt tuning: generate() prefills the virtual tokens (positions 0..n-1) before every prompt;
+// each greedy token is what the training forward picks on [virtual tokens, prompt, tokens so far].
+TEST(GenerateCache, PromptTuningMatchesRecomputation) {
+  for (const model::ModelSpec& spec :
+       {roomy(model::testing::tiny_llama()), roomy(model::testing::tiny_gpt2())}) {
+    backend::CpuOps ops(2);
+    constexpr std::int64_t kVirtual = 4;
+    Transformer m(spec, ops, DType::kF32, nullptr, nullptr, 0, kVirtual);
+    m.init_parameters(11);
+    redraw(m, model::kPromptEmbeddings, 12, 1.0);
+    GenerateOptions o;
+    o.max_new_tokens = 8;
+    const std::vector<Completion> got = generate(m, nullptr, std::span(kPrompts), o);
+    for (std::size_t r = 0; r < kPrompts.size(); ++r) {
+      std::vector<std::int32_t> seq = {-1, -2, -3, -4};
+      seq.insert(seq.end(), kPrompts[r].begin(), kPrompts[r].end());
+      ASSERT_EQ(got[r].tokens.size(), 8u);
+      for (const std::int32_t token : got[r].tokens) {
+        EXPECT_EQ(greedy_token(recomputed_last_logits(m, seq)), token) << "row " << r;
+        seq.push_back(token);
+      }
+    }
+    // The prompt is on the inference path: another prompt, other tokens.
+    redraw(m, model::kPromptEmbeddings, 13, 1.0);
+    const std::vector<Completion> other = generate(m, nullptr, std::span(kPrompts), o);
+    bool changed = false;
+    for (std::size_t r = 0; r < kPrompts.size(); ++r)
+      changed = changed || other[r].tokens != got[r].tokens;
+    EXPECT_TRUE(changed);
+  }
+}
+
 // Inference keeps its own buffers: a training step between generations changes nothing.
 TEST(GenerateCache, TrainingForwardBetweenGenerationsChangesNothing) {
   const model::ModelSpec spec = roomy(model::testing::tiny_llama());

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Builds the PEFT LoRA fixtures of tests/checkpoint/peft_golden_test.cpp with the `peft` library.
+"""Builds the PEFT fixtures of tests/checkpoint/peft_golden_test.cpp with the `peft` library.
 
 Every case is a LoRA adapter on the tiny golden LLaMA tests/golden/models/llama (written by
 make_model_fixtures.py; vocabulary 300, GQA 4/2, untied), in tests/golden/peft/<case>/:
@@ -12,6 +12,21 @@ make_model_fixtures.py; vocabulary 300, GQA 4/2, untied), in tests/golden/peft/<
   tailor_lora   Tailor's own export: `tailor train tests/golden/peft/tailor_lora.yaml` (LoRA r=4,
                 alpha 8, all-linear, 10 steps), its output.dir/export/adapter/ copied (written only
                 with --tailor; otherwise the committed copy is used)
+
+Prompt tuning (PromptTuningConfig, CAUSAL_LM; peft prepends the virtual tokens, so each row is
+one document whose virtual tokens sit at positions 0..n-1, as in a Tailor row):
+
+  prompt_llama  peft's own adapter on the tiny LLaMA: 5 virtual tokens, prompt_embeddings re-drawn
+                with a seeded generator (N(0, 0.5^2)), written by `save_pretrained`
+  prompt_gpt2   the same on the tiny GPT-2 (tests/golden/models/gpt2: learned positions are added
+                to the virtual tokens too, tied embeddings)
+  tailor_prompt Tailor's own export: `tailor train tests/golden/peft/tailor_prompt.yaml` (prompt
+                tuning, 4 virtual tokens from a text, 10 steps), its export/adapter/ copied (written
+                only with --tailor)
+
+For these, expected*.safetensors holds input_ids / labels [B, T] as given to peft (without the
+virtual tokens), logits f32 [B, n + T, V] (the virtual positions included), the loss (peft's:
+the virtual positions carry label -100) and grad.prompt_embeddings [n, hidden].
 
 Each directory holds adapter_config.json + adapter_model.safetensors. The base is loaded with
 `from_pretrained` (eager attention, f32, CPU) and the adapter put on it with
@@ -34,7 +49,8 @@ peft) is sorted.
 
 Usage: pip install torch transformers peft safetensors numpy
        python3 tests/golden/make_peft_fixtures.py                       # peft cases + expected
-       python3 tests/golden/make_peft_fixtures.py --tailor build/tailor  # re-export tailor_lora too
+       python3 tests/golden/make_peft_fixtures.py --tailor build/tailor  # re-export tailor_lora and
+                                                                         # tailor_prompt too
 Run from anywhere; with --tailor the training runs under /tmp/tailor-golden-peft. Deterministic
 for fixed package versions (recorded in tests/golden/peft/VERSIONS.txt).
 """
@@ -53,7 +69,7 @@ import safetensors.numpy
 import safetensors.torch
 import torch
 import transformers
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import LoraConfig, PeftModel, PromptTuningConfig, get_peft_model
 from peft.utils import get_peft_model_state_dict
 from transformers import AutoModelForCausalLM
 
@@ -71,6 +87,15 @@ ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_pro
 NOISE = ".*is_gradient_checkpointing.*"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
+# Prompt tuning cases: case -> (base, num_virtual_tokens or None for Tailor's export, seed,
+# expected file).
+PROMPT_CASES = {
+    "prompt_llama": ("tests/golden/models/llama", 5, 3011, "expected.safetensors"),
+    "prompt_gpt2": ("tests/golden/models/gpt2", 5, 3012, "expected.safetensors"),
+    "tailor_prompt": ("tests/golden/models/llama", None, 3013, "expected_logits.safetensors"),
+}
+PROMPT_PARAM = "prompt_encoder.default.embedding.weight"  # in memory; "prompt_embeddings" on disk
+
 # case -> (LoraConfig keyword arguments or None for Tailor's export, seed, expected file)
 CASES = {
     "lora_hub": (dict(r=4, lora_alpha=8, target_modules=ALL), 3001, "expected.safetensors"),
@@ -80,12 +105,12 @@ CASES = {
 }
 
 
-def load_base():
+def load_base(base=BASE):
     model, info = AutoModelForCausalLM.from_pretrained(
-        BASE, attn_implementation="eager", dtype=torch.float32, output_loading_info=True)
+        base, attn_implementation="eager", dtype=torch.float32, output_loading_info=True)
     problems = {k: v for k, v in info.items() if v}
     if problems:
-        raise RuntimeError(f"{BASE}: transformers did not load the base cleanly: {problems}")
+        raise RuntimeError(f"{base}: transformers did not load the base cleanly: {problems}")
     model.train(False)
     return model
 
@@ -116,11 +141,11 @@ def redraw_lora(model, gen):
     return n
 
 
-def normalize_config(d):
+def normalize_config(d, base_rel=BASE_REL):
     path = os.path.join(d, "adapter_config.json")
     with open(path) as f:
         cfg = json.load(f)
-    cfg["base_model_name_or_path"] = BASE_REL
+    cfg["base_model_name_or_path"] = base_rel
     if isinstance(cfg.get("target_modules"), list):
         cfg["target_modules"] = sorted(cfg["target_modules"])
     with open(path, "w") as f:
@@ -258,6 +283,112 @@ def fixture(case, seed, expected, memory_model=None):
           f"{len(grads)} gradients, {total} bytes")
 
 
+# ---- prompt tuning ----------------------------------------------------------------------------
+
+def write_prompt_adapter(case, base_rel, n, gen):
+    d = os.path.join(OUT, case)
+    if os.path.lexists(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    config = PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=n)
+    model = get_peft_model(load_base(os.path.join(ROOT, base_rel)), config)
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    assert trainable == [PROMPT_PARAM], trainable
+    with torch.no_grad():
+        p = dict(model.named_parameters())[PROMPT_PARAM]
+        p.copy_(0.5 * torch.randn(p.shape, generator=gen))
+    model.train(False)
+    model.save_pretrained(d, safe_serialization=True)
+    for extra in os.listdir(d):
+        if extra not in ADAPTER_FILES:
+            os.remove(os.path.join(d, extra))
+    normalize_config(d, base_rel)
+    print(f"{case}: prompt of {n} virtual tokens saved")
+    return model
+
+
+def load_prompt_adapter(d, base_rel):
+    """Base + prompt adapter through PeftModel.from_pretrained: clean, and exactly the file."""
+    base = load_base(os.path.join(ROOT, base_rel))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", message=NOISE, category=FutureWarning)
+        # peft refuses is_trainable=True for prompt learning adapters: loaded for inference, then
+        # the prompt alone is made to require a gradient.
+        model = PeftModel.from_pretrained(base, d)
+    for w in caught:
+        msg = str(w.message)
+        if "missing" in msg.lower() or "unexpected" in msg.lower():
+            raise RuntimeError(f"{d}: peft did not load the adapter cleanly: {msg}")
+        print(f"  warning while loading: {msg}")
+    model.train(False)
+    for name, p in model.named_parameters():
+        p.requires_grad_(name == PROMPT_PARAM)
+    held = get_peft_model_state_dict(model)
+    stored = safetensors.torch.load_file(os.path.join(d, "adapter_model.safetensors"))
+    if set(held) != {"prompt_embeddings"} or set(stored) != {"prompt_embeddings"}:
+        raise RuntimeError(f"{d}: expected prompt_embeddings only: peft holds {sorted(held)}, "
+                           f"the file {sorted(stored)}")
+    t = stored["prompt_embeddings"]
+    if t.dtype != torch.float32 or not torch.equal(held["prompt_embeddings"], t):
+        raise RuntimeError(f"{d}: prompt_embeddings was not loaded as stored")
+    if not torch.equal(dict(model.named_parameters())[PROMPT_PARAM].detach(), t):
+        raise RuntimeError(f"{d}: the model's prompt is not the file's")
+    return model
+
+
+def compute_prompt(model, ids, labels):
+    model.zero_grad(set_to_none=True)
+    out = model(input_ids=ids, labels=labels, use_cache=False)
+    out.loss.backward()
+    for name, p in model.named_parameters():
+        if name != PROMPT_PARAM:
+            assert p.grad is None, name
+    grad = dict(model.named_parameters())[PROMPT_PARAM].grad.detach().clone()
+    return out.logits.detach().clone(), out.loss.detach().clone(), grad
+
+
+def fixture_prompt(case, base_rel, seed, expected, memory_model=None):
+    d = os.path.join(OUT, case)
+    size = sum(os.path.getsize(os.path.join(d, n)) for n in ADAPTER_FILES)
+    assert size < MAX_BYTES, f"{d}: {size} bytes"
+    gen = torch.Generator().manual_seed(seed)
+    model = load_prompt_adapter(d, base_rel)
+    n = model.peft_config["default"].num_virtual_tokens
+    ids, labels = make_inputs(model.config.vocab_size, gen)
+    logits, loss, grad = compute_prompt(model, ids, labels)
+    assert logits.shape == (B, n + T, model.config.vocab_size), logits.shape
+    if memory_model is not None:
+        logits_mem, loss_mem, _ = compute_prompt(memory_model, ids, labels)
+        assert torch.equal(logits, logits_mem) and torch.equal(loss, loss_mem), case
+    # The prompt changes the real positions' predictions.
+    with torch.no_grad(), model.disable_adapter():
+        base_logits = model(input_ids=ids, use_cache=False).logits
+    change = ((logits[:, n:] - base_logits).norm() / base_logits.norm()).item()
+    assert change > 1e-2, f"{case}: the prompt barely changes the logits ({change:.3g})"
+    # The loss is the documented one: the virtual positions carry no label.
+    full = torch.cat([torch.full((B, n), -100, dtype=labels.dtype), labels], dim=1)
+    shift_logits = logits[:, :-1].reshape(-1, logits.shape[-1]).double()
+    check = torch.nn.functional.cross_entropy(shift_logits, full[:, 1:].reshape(-1),
+                                              ignore_index=-100)
+    assert abs(check.item() - loss.item()) <= 1e-6 * abs(check.item()), (check, loss)
+    tensors = {
+        "input_ids": ids.to(torch.int32).numpy(),
+        "labels": labels.to(torch.int32).numpy(),
+        "logits": logits.numpy().astype(np.float32),
+        "loss": np.array(loss.item(), dtype=np.float32),
+        "grad.prompt_embeddings": grad.numpy().astype(np.float32),
+    }
+    out = os.path.join(d, expected)
+    safetensors.numpy.save_file(tensors, out)
+    for name in ADAPTER_FILES + (expected,):
+        os.chmod(os.path.join(d, name), 0o644)
+    total = size + os.path.getsize(out)
+    assert os.path.getsize(out) < MAX_BYTES, f"{out}: too large"
+    print(f"{case}: loss {loss.item():.6f}, the prompt changes the logits by {change:.3f} (rel), "
+          f"{total} bytes")
+
+
 def main():
     args = sys.argv[1:]
     tailor = None
@@ -281,6 +412,15 @@ def main():
             torch.manual_seed(seed)
             memory_model = write_peft_adapter(case, kwargs, gen)
             fixture(case, seed + 100, expected, memory_model)
+    for case, (base_rel, n, seed, expected) in PROMPT_CASES.items():
+        if n is None:
+            if tailor is not None:
+                export_tailor(tailor, case)
+            fixture_prompt(case, base_rel, seed, expected)
+        else:
+            gen = torch.Generator().manual_seed(seed)
+            memory_model = write_prompt_adapter(case, base_rel, n, gen)
+            fixture_prompt(case, base_rel, seed + 100, expected, memory_model)
     with open(os.path.join(OUT, "VERSIONS.txt"), "w") as f:
         f.write("Generated by tests/golden/make_peft_fixtures.py with:\n")
         f.write(f"python {platform.python_version()}\n")

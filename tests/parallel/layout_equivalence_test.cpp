@@ -50,17 +50,42 @@ std::string out_dir(const std::string& tag) {
       .string();
 }
 
-const std::vector<std::string> kLora = {"peft.method=lora", "peft.rank=3", "peft.alpha=6",
-                                        "peft.target_modules=[all-linear]"};
+// PEFT variants of the tiny model: none, LoRA, LoRA with dropout (masks drawn at global indices,
+// the same on every TP rank and for every micro-batch split), prompt tuning (a replicated prompt,
+// initialized from a text through the vocab-parallel embedding).
+enum class Peft { kNone, kLora, kLoraDropout, kPrompt };
+
+std::vector<std::string> peft_overrides(Peft peft) {
+  std::vector<std::string> o;
+  if (peft == Peft::kLora || peft == Peft::kLoraDropout)
+    o = {"peft.method=lora", "peft.rank=3", "peft.alpha=6", "peft.target_modules=[all-linear]"};
+  if (peft == Peft::kLoraDropout) o.emplace_back("peft.dropout=0.2");
+  // SGD without clipping: a gradient off by a factor (a wrong TP sum) changes the update, where
+  // AdamW and clipping would hide it.
+  if (peft == Peft::kPrompt)
+    o = {"peft.method=prompt_tuning", "peft.num_virtual_tokens=4",
+         "peft.prompt_init_text=\"The \"", "optimizer.name=sgd", "optimizer.lr=0.5",
+         "optimizer.grad_clip=0"};
+  return o;
+}
+
+const char* peft_tag(Peft peft) {
+  switch (peft) {
+    case Peft::kLora: return "_lora";
+    case Peft::kLoraDropout: return "_lora_dropout";
+    case Peft::kPrompt: return "_prompt";
+    default: return "";
+  }
+}
 
 // The single-process reference, computed on every rank.
-const TrainSummary& reference(int kv, bool lora = false) {
-  static std::map<std::pair<int, bool>, TrainSummary> cache;
-  auto it = cache.find({kv, lora});
+const TrainSummary& reference(int kv, Peft peft = Peft::kNone) {
+  static std::map<std::pair<int, Peft>, TrainSummary> cache;
+  auto it = cache.find({kv, peft});
   if (it == cache.end()) {
-    auto cfg = tiny(out_dir(fmt::format("ref{}{}-r{}", kv, lora ? "l" : "", world().rank())), kv,
-                    lora ? kLora : std::vector<std::string>{});
-    it = cache.emplace(std::make_pair(kv, lora), train(cfg, nullptr, {true})).first;
+    auto cfg = tiny(out_dir(fmt::format("ref{}{}-r{}", kv, peft_tag(peft), world().rank())), kv,
+                    peft_overrides(peft));
+    it = cache.emplace(std::make_pair(kv, peft), train(cfg, nullptr, {true})).first;
     std::filesystem::remove_all(cfg.output.dir);
   }
   return it->second;
@@ -105,7 +130,7 @@ struct Layout {
   int tensor;
   bool zero;
   int kv;
-  bool lora = false;
+  Peft peft = Peft::kNone;
 };
 
 class LayoutEquivalence : public ::testing::TestWithParam<Layout> {};
@@ -114,13 +139,15 @@ TEST_P(LayoutEquivalence, MatchesSingleProcess) {
   const Layout l = GetParam();
   const int p = world().size();
   if (p % l.tensor != 0) GTEST_SKIP() << "TP " << l.tensor << " does not divide " << p;
-  const std::string tag = fmt::format("t{}{}kv{}{}", l.tensor, l.zero ? "z" : "", l.kv, l.lora ? "l" : "");
+  const std::string tag =
+      fmt::format("t{}{}kv{}{}", l.tensor, l.zero ? "z" : "", l.kv, peft_tag(l.peft));
   std::vector<std::string> overrides = {fmt::format("parallel.tensor={}", l.tensor),
                                         fmt::format("optimizer.zero={}", l.zero ? 1 : 0)};
-  if (l.lora) overrides.insert(overrides.end(), kLora.begin(), kLora.end());
+  const std::vector<std::string> peft = peft_overrides(l.peft);
+  overrides.insert(overrides.end(), peft.begin(), peft.end());
   auto cfg = tiny(out_dir(tag), l.kv, overrides);
   const TrainSummary got = train(cfg, fresh_world(), {true});
-  expect_same_training(got, reference(l.kv, l.lora), 1e-10);
+  expect_same_training(got, reference(l.kv, l.peft), 1e-10);
   if (world().rank() == 0) std::filesystem::remove_all(cfg.output.dir);
 }
 
@@ -128,13 +155,28 @@ INSTANTIATE_TEST_SUITE_P(
     Layouts, LayoutEquivalence,
     ::testing::Values(Layout{1, false, 2}, Layout{1, true, 2}, Layout{2, false, 2},
                       Layout{2, true, 2}, Layout{4, false, 2}, Layout{4, false, 1},
-                      Layout{4, false, 4}, Layout{2, false, 1}, Layout{2, false, 2, true},
-                      Layout{4, false, 1, true}, Layout{1, true, 2, true}),
+                      Layout{4, false, 4}, Layout{2, false, 1}, Layout{2, false, 2, Peft::kLora},
+                      Layout{4, false, 1, Peft::kLora}, Layout{1, true, 2, Peft::kLora},
+                      Layout{1, false, 2, Peft::kLoraDropout},
+                      Layout{2, false, 2, Peft::kLoraDropout},
+                      Layout{4, false, 1, Peft::kLoraDropout}, Layout{1, false, 2, Peft::kPrompt},
+                      Layout{2, false, 2, Peft::kPrompt}, Layout{4, false, 1, Peft::kPrompt},
+                      Layout{2, true, 2, Peft::kPrompt}),
     [](const auto& param_info) {
       const Layout& l = param_info.param;
       return "tp" + std::to_string(l.tensor) + (l.zero ? "_zero" : "") + "_kv" +
-             std::to_string(l.kv) + (l.lora ? "_lora" : "");
+             std::to_string(l.kv) + peft_tag(l.peft);
     });
+
+// The dropout layouts above are not vacuous: the masks change the run (from step 2 on: B starts
+// at zero, so the first loss is the base's either way).
+TEST(LoraDropout, ChangesTheTrainingRun) {
+  const TrainSummary& plain = reference(2, Peft::kLora);
+  const TrainSummary& dropped = reference(2, Peft::kLoraDropout);
+  ASSERT_EQ(plain.losses.size(), dropped.losses.size());
+  EXPECT_EQ(plain.losses.front(), dropped.losses.front());
+  EXPECT_GT(rel(dropped.losses.back(), plain.losses.back()), 1e-6);
+}
 
 TEST(Zero1, EqualsUnshardedAdamW) {
   const int p = world().size();

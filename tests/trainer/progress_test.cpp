@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <vector>
 
 #include "trainer/metrics_log.h"
 #include "trainer/progress.h"
@@ -25,6 +26,42 @@ TEST(Progress, Counts) {
 TEST(Progress, Line) {
   EXPECT_EQ(progress_line(40, 300, 2.18342, 2.94e-3, 0.8123, 41234, 12, 78),
             "step 40/300 | loss 2.1834 | lr 2.94e-03 | grad 0.812 | 41.2k tok/s | 0:12 elapsed | ETA 1:18");
+}
+
+TEST(Progress, PrepareLine) {
+  EXPECT_EQ(prepare_progress_line(0.41, 12345, 400.0, 4.6752),
+            "data: 41% | 12.3k records | 164.0/400.0 MB | 35.1 MB/s | ETA 0:07");
+  EXPECT_EQ(prepare_progress_line(0.0, 0, 1.5, 0.7),
+            "data: 0% | 0 records | 0.0/1.5 MB | 0.0 MB/s | ETA --");
+  EXPECT_EQ(prepare_progress_line(0.999, 2'300'000, 8000, 3661),  // never rounds up to 100%
+            "data: 99% | 2.30M records | 7992.0/8000.0 MB | 2.2 MB/s | ETA 0:04");
+  EXPECT_EQ(prepare_progress_line(1.7, 1, 2.0, 0.0),  // clamped; no rate yet
+            "data: 100% | 1 records | 2.0/2.0 MB | 0.0 MB/s | ETA 0:00");
+}
+
+TEST(Progress, PrepareLineOnATerminalAtMostFourTimesASecond) {
+  PrepareProgressPolicy p(/*terminal=*/true);
+  EXPECT_FALSE(p.should_print(0.2, 0.3));  // quiet at first
+  EXPECT_TRUE(p.should_print(0.3, 0.5));
+  EXPECT_FALSE(p.should_print(0.31, 0.6));
+  EXPECT_FALSE(p.should_print(0.32, 0.74));
+  EXPECT_TRUE(p.should_print(0.33, 0.75));
+  EXPECT_TRUE(p.should_print(0.33, 1.0));  // redrawn even without progress (rate, ETA change)
+  EXPECT_FALSE(p.should_print(1.0, 2.0));  // the summary line reports the end
+  EXPECT_TRUE(p.printed());
+}
+
+TEST(Progress, PrepareLineInALogEveryTenth) {
+  PrepareProgressPolicy p(/*terminal=*/false);
+  std::vector<double> printed;
+  for (int i = 0; i <= 1000; ++i) {
+    const double f = i / 1000.0;
+    if (p.should_print(f, 0.5 + 10 * f)) printed.push_back(f);
+  }
+  EXPECT_EQ(printed, (std::vector<double>{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9}));
+  PrepareProgressPolicy quick(false);
+  for (int i = 0; i <= 10; ++i) EXPECT_FALSE(quick.should_print(i / 10.0, i * 0.04));
+  EXPECT_FALSE(quick.printed());
 }
 
 TEST(MetricsLog, JsonHasContractKeysAndRoundTripDigits) {

@@ -110,6 +110,27 @@ TEST(Resume, LoraCheckpointHoldsOnlyTheAdapterAndResumesBitwise) {
   EXPECT_FALSE(manifest.base_identity.empty());
 }
 
+// Dropout masks are keyed by (seed, step, linear, global index): the resumed steps draw the masks
+// the uninterrupted run drew, and a different micro-batch split (resume with another
+// train.micro_batch) would draw them too.
+TEST(Resume, LoraDropoutResumesBitwise) {
+  expect_resume_is_exact(
+      {}, "peft: {method: lora, rank: 4, alpha: 8, dropout: 0.1, target_modules: [all-linear]}\n");
+}
+
+// Prompt embeddings are ordinary trainable parameters: the checkpoint holds them alone and the
+// run resumes bit for bit.
+TEST(Resume, PromptTuningCheckpointHoldsOnlyThePromptAndResumesBitwise) {
+  const std::string prompt = "peft: {method: prompt_tuning, num_virtual_tokens: 4}\n";
+  expect_resume_is_exact({}, prompt);
+  TempDir d;
+  (void)train(config_for(d.str(), {"train.steps=4"}, prompt));
+  const std::string step = d.str() + "/checkpoints/step_4";
+  checkpoint::CheckpointReader reader(step, checkpoint::read_manifest(step), "model-");
+  EXPECT_EQ(reader.names(), std::vector<std::string>{"prompt_embeddings"});
+  EXPECT_EQ(checkpoint::read_manifest(step).peft_method, "prompt_tuning");
+}
+
 TEST(Resume, NonFiniteStepsAreSkippedAndTooManyStopTheRun) {
   TempDir d;
   ::setenv("TAILOR_FAULT_NAN_STEPS", "3", 1);

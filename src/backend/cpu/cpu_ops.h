@@ -60,6 +60,7 @@ class CpuOps final : public Ops {
                        const Tensor& dgate, const Tensor& dup) override;
   void gelu_forward(const Tensor& x, const Tensor& out) override;
   void gelu_backward(const Tensor& dout, const Tensor& x, const Tensor& dx) override;
+  void dropout(const Tensor& src, const Tensor& dst, double p, const DropoutKey& key) override;
   void cross_entropy(const Tensor& logits, const Tensor& targets, std::int64_t valid_vocab,
                      const Tensor& losses, const Tensor& dlogits, double dscale) override;
   void ce_local_max(const Tensor& logits, std::int64_t valid_cols, const Tensor& row_max) override;

@@ -1,0 +1,226 @@
+#include "trainer/evaluation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "backend/cpu/cpu_ops.h"
+#include "checkpoint/inspect.h"
+#include "core/logging.h"
+#include "data/corpus_builder.h"
+#include "data/packing.h"
+#include "eval/generate.h"
+#include "eval/generation_prompt.h"
+#include "trainer/checkpointing.h"
+#include "trainer/from_config.h"
+#include "trainer/model_builder.h"
+#include "trainer/prepare.h"
+
+namespace tailor::trainer {
+namespace {
+
+// The model under evaluation, with the tokenizer it was trained with.
+struct LoadedModel {
+  std::unique_ptr<backend::CpuOps> ops;
+  std::unique_ptr<model::Transformer> model;
+  std::unique_ptr<data::Tokenizer> tokenizer;
+  std::int64_t step = 0;
+};
+
+LoadedModel load_model(const config::ExperimentConfig& cfg, const EvalOptions& o) {
+  LoadedModel m;
+  m.ops = std::make_unique<backend::CpuOps>(o.threads > 0 ? o.threads
+                                                          : static_cast<int>(cfg.runtime.threads));
+  if (!o.checkpoint.empty()) {
+    CheckpointModel cm = load_checkpoint_model(checkpoint::resolve_checkpoint_dir(o.checkpoint), *m.ops);
+    m.model = std::move(cm.model);
+    m.tokenizer = tokenizer_from_config(cm.cfg);
+    m.step = cm.manifest.step;
+    if (cm.cfg.data.tokenizer != cfg.data.tokenizer || cm.cfg.model.path != cfg.model.path)
+      log::warn("the checkpoint was trained with data.tokenizer {} / model.path '{}'; evaluating "
+                "with its tokenizer",
+                cm.cfg.data.tokenizer, cm.cfg.model.path);
+  } else {
+    const ModelSetup setup = model_setup(cfg);
+    m.model = build_model(cfg, setup, *m.ops, nullptr, InitialWeights::kStart);
+    m.tokenizer = tokenizer_from_config(cfg);
+  }
+  return m;
+}
+
+std::string dev_path(const config::ExperimentConfig& cfg, const EvalOptions& o) {
+  const std::string path = o.data.empty() ? cfg.data.valid : o.data;
+  TAILOR_CHECK_USER(!path.empty(), cfg.source,
+                    "data.valid: evaluation needs dev data (data.valid, or --data FILE.jsonl)");
+  return path;
+}
+
+// Mean NLL over the loss-carrying tokens of the dev records (packed as training packs them).
+std::pair<double, std::int64_t> dev_loss(LoadedModel& m, const config::ExperimentConfig& cfg,
+                                         const std::string& path, int threads) {
+  data::CorpusSpec spec = corpus_spec_from_config(cfg, std::max(1, threads));
+  spec.sources = {{path, 1.0}};
+  spec.format = data::DataFormat::kJsonl;
+  data::CorpusStats stats;
+  const data::TokenizedCorpus corpus = data::build_corpus(spec, *m.tokenizer, stats);
+  const data::PackedSequences packed(
+      corpus, cfg.data.seq_len, path, m.model->virtual_tokens(), packing_mode_from_config(cfg.data),
+      data::pad_token_id(m.tokenizer->eos_token_id().value_or(-1)));
+  const std::int64_t t = cfg.data.seq_len;
+  const Shape s{t};
+  backend::Buffer ids(DType::kI32, s), targets(DType::kI32, s), positions(DType::kI32, s),
+      docs(DType::kI32, s);
+  const model::Batch batch{1, t, ids.tensor(), targets.tensor(), positions.tensor(), docs.tensor()};
+  const auto n = static_cast<std::size_t>(t);
+  double nll = 0.0;
+  std::int64_t count = 0;
+  for (std::int64_t i = 0; i < packed.size(); ++i) {
+    packed.fill(i, {ids.ptr<std::int32_t>(), n}, {targets.ptr<std::int32_t>(), n},
+                {positions.ptr<std::int32_t>(), n}, {docs.ptr<std::int32_t>(), n});
+    count += model::count_loss_targets(batch.targets);
+    nll += m.model->forward(batch);
+  }
+  return {count > 0 ? nll / static_cast<double>(count) : 0.0, count};
+}
+
+struct Generated {
+  std::vector<std::string> prompts, hypotheses, references;
+};
+
+// Greedy generation for the records with a reference, with the config's template.
+Generated generate_dev(LoadedModel& m, const config::ExperimentConfig& cfg, const std::string& path,
+                       const EvalOptions& o) {
+  const data::TemplateSpec tmpl = corpus_spec_from_config(cfg, 1).tmpl;
+  std::vector<eval::GenerationPrompt> prompts;
+  for (const data::Record& r : eval::read_generation_records(path)) {
+    eval::GenerationPrompt p = eval::generation_prompt(r, tmpl, *m.tokenizer);
+    if (!p.reference || p.ids.empty()) continue;
+    prompts.push_back(std::move(p));
+    if (o.max_records > 0 && static_cast<std::int64_t>(prompts.size()) >= o.max_records) break;
+  }
+  Generated g;
+  if (prompts.empty()) return g;
+  eval::GenerateOptions go;
+  go.max_new_tokens = o.max_new_tokens;
+  go.max_length = m.model->spec().max_position_embeddings;
+  go.stop_ids = eval::response_end_ids(tmpl.preset, *m.tokenizer);
+  constexpr std::size_t kBatch = 8;
+  for (std::size_t b = 0; b < prompts.size(); b += kBatch) {
+    const std::size_t e = std::min(prompts.size(), b + kBatch);
+    std::vector<std::vector<std::int32_t>> ids;
+    for (std::size_t i = b; i < e; ++i) ids.push_back(prompts[i].ids);
+    const auto out = eval::generate(*m.model, m.tokenizer.get(), ids, go, {}, b);
+    for (std::size_t i = b; i < e; ++i) {
+      g.prompts.push_back(prompts[i].prompt);
+      g.hypotheses.push_back(out[i - b].text);
+      g.references.push_back(*prompts[i].reference);
+    }
+    log::info("generated {}/{} dev answers", e, prompts.size());
+  }
+  return g;
+}
+
+void write_hypotheses(const std::string& path, const Generated& g) {
+  std::ofstream f(path);
+  for (std::size_t i = 0; i < g.hypotheses.size(); ++i)
+    f << nlohmann::json{{"prompt", g.prompts[i]},
+                        {"reference", g.references[i]},
+                        {"hypothesis", g.hypotheses[i]}}
+             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+      << "\n";
+  if (!f) throw_runtime_error("{}: cannot write", path);
+}
+
+double metric_value(const eval::CorpusMetrics& m, const std::string& name) {
+  if (name == "bleu") return m.bleu.score;
+  if (name == "chrf") return m.chrf.score;
+  if (name == "rouge_l") return m.rouge_l;
+  return m.exact_match;
+}
+
+}  // namespace
+
+std::string eval_report_json(const EvalReport& r) {
+  nlohmann::ordered_json j;
+  j["step"] = r.step;
+  j["eval_loss"] = r.loss;
+  j["eval_ppl"] = r.ppl;
+  j["eval_tokens"] = r.tokens;
+  j["records"] = r.records;
+  if (r.metrics) {
+    const nlohmann::ordered_json m = nlohmann::ordered_json::parse(eval::metrics_json(*r.metrics));
+    for (const auto& [k, v] : m.items()) j[k] = v;
+  }
+  return j.dump();
+}
+
+EvalReport evaluate(const config::ExperimentConfig& cfg, const EvalOptions& o) {
+  const std::string path = dev_path(cfg, o);
+  LoadedModel m = load_model(cfg, o);
+  EvalReport r;
+  r.step = m.step;
+  std::tie(r.loss, r.tokens) = dev_loss(m, cfg, path, o.threads);
+  r.ppl = std::exp(r.loss);
+  log::info("eval: loss {:.4f}, perplexity {:.3f} over {} tokens of {}", r.loss, r.ppl, r.tokens, path);
+  if (o.generate) {
+    const Generated g = generate_dev(m, cfg, path, o);
+    r.records = static_cast<std::int64_t>(g.hypotheses.size());
+    if (!g.hypotheses.empty()) {
+      const std::vector<std::vector<std::string>> refs{g.references};
+      r.metrics = eval::compute_metrics(g.hypotheses, refs);
+      if (!o.hypotheses_out.empty()) write_hypotheses(o.hypotheses_out, g);
+    } else {
+      log::warn("{}: no record carries a reference answer: no generation metrics", path);
+    }
+  }
+  return r;
+}
+
+config::ExperimentConfig with_candidate(const config::ExperimentConfig& cfg, const std::string& name) {
+  config::ExperimentConfig out = cfg;
+  for (const config::PromptCandidateConfig& c : cfg.prompt_search.candidates)
+    if (c.name == name) out.data.prompt_template = c.tmpl;
+  return out;
+}
+
+std::vector<PromptScore> prompt_search(const config::ExperimentConfig& cfg, const EvalOptions& o) {
+  const config::PromptSearchConfig& ps = cfg.prompt_search;
+  TAILOR_CHECK_USER(!ps.candidates.empty(), cfg.source,
+                    "prompt_search.candidates: list the prompts to compare (see docs/evaluation.md)");
+  const std::string path = dev_path(cfg, o);
+  LoadedModel m = load_model(cfg, o);
+  std::vector<std::pair<std::string, config::ExperimentConfig>> variants{{"base", cfg}};
+  for (const config::PromptCandidateConfig& c : ps.candidates)
+    variants.emplace_back(c.name, with_candidate(cfg, c.name));
+  EvalOptions go = o;
+  go.max_records = ps.max_records;
+  go.max_new_tokens = ps.max_new_tokens;
+  std::vector<PromptScore> out;
+  for (const auto& [name, variant] : variants) {
+    PromptScore s;
+    s.name = name;
+    s.loss = dev_loss(m, variant, path, o.threads).first;
+    if (ps.metric == "loss") {
+      s.score = s.loss;
+    } else {
+      const Generated g = generate_dev(m, variant, path, go);
+      TAILOR_CHECK_USER(!g.hypotheses.empty(), path,
+                        "prompt_search.metric {} needs records with reference answers", ps.metric);
+      const std::vector<std::vector<std::string>> refs{g.references};
+      s.metrics = eval::compute_metrics(g.hypotheses, refs);
+      s.score = metric_value(*s.metrics, ps.metric);
+    }
+    log::info("prompt '{}': dev loss {:.4f}{}", name, s.loss,
+              s.metrics ? fmt::format(", {} {:.4f}", ps.metric, s.score) : "");
+    out.push_back(std::move(s));
+  }
+  const bool lower_better = ps.metric == "loss";
+  std::stable_sort(out.begin(), out.end(), [&](const PromptScore& a, const PromptScore& b) {
+    return lower_better ? a.score < b.score : a.score > b.score;
+  });
+  return out;
+}
+
+}  // namespace tailor::trainer

@@ -1,0 +1,64 @@
+// Evaluation outside training: `tailor eval` (validation loss/perplexity and generation metrics of
+// a checkpoint, a Hugging Face directory or a config's starting model on a dev set) and
+// `tailor prompt-search` (candidate prompts ranked on the dev set, no training).
+//
+// Loss and perplexity are computed as training's eval computes them (ARCHITECTURE.md: exp of the
+// mean NLL over the loss-masked target tokens, response tokens only unless
+// data.train_on_prompt), from the dev records rendered with the config's template and packed into
+// data.seq_len sequences. Generation metrics greedy-decode every record that carries a reference
+// (the translation's tgt, the completion, the final assistant turn) with the same template and
+// score the outputs with eval/metrics.h (BLEU and chrF as sacreBLEU, ROUGE-L as rouge-score).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "eval/metrics.h"
+
+namespace tailor::trainer {
+
+struct EvalOptions {
+  std::string checkpoint;            // a checkpoint directory; "" = the config's model
+  std::string data;                  // dev JSONL; "" = data.valid
+  std::int64_t max_records = 0;      // records generated for metrics (0: all)
+  std::int64_t max_new_tokens = 128;
+  bool generate = true;              // generation metrics (records with references)
+  std::string hypotheses_out;        // JSONL of {prompt, reference, hypothesis} ("" = none)
+  int threads = 0;
+};
+
+struct EvalReport {
+  std::int64_t step = 0;             // the checkpoint's step (0 otherwise)
+  double loss = 0.0, ppl = 0.0;
+  std::int64_t tokens = 0;           // loss-carrying tokens
+  std::int64_t records = 0;
+  std::optional<eval::CorpusMetrics> metrics;  // when generated
+};
+
+// One line of JSON: {"step", "eval_loss", "eval_ppl", "eval_tokens", "records", and the metrics
+// of metrics_json when generated}.
+[[nodiscard]] std::string eval_report_json(const EvalReport& r);
+
+[[nodiscard]] EvalReport evaluate(const config::ExperimentConfig& cfg, const EvalOptions& options);
+
+struct PromptScore {
+  std::string name;
+  double loss = 0.0;                 // dev loss with this prompt
+  std::optional<eval::CorpusMetrics> metrics;
+  double score = 0.0;                // the ranking metric (loss: lower is better)
+};
+
+// Scores every prompt_search candidate (and the config's own data.template as "base") on the
+// dev set with the config's starting model (or `options.checkpoint`), best first.
+[[nodiscard]] std::vector<PromptScore> prompt_search(const config::ExperimentConfig& cfg,
+                                                     const EvalOptions& options);
+
+// The config with the named candidate's template as data.template (to write the best as a config).
+[[nodiscard]] config::ExperimentConfig with_candidate(const config::ExperimentConfig& cfg,
+                                                      const std::string& name);
+
+}  // namespace tailor::trainer

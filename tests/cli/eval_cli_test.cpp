@@ -1,0 +1,140 @@
+// `tailor eval` and `tailor prompt-search` on the translation example: the dev loss equals the one
+// training logged for the same model, the generation metrics equal `tailor metrics` (checked
+// against sacreBLEU) on the written hypotheses, prompt candidates are ranked by their loss, and
+// bad input is one line with exit 2.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "../trainer/test_dirs.h"
+
+namespace {
+
+using tailor::testing::read_file;
+using tailor::testing::read_jsonl;
+using tailor::testing::TempDir;
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+Result run(const std::string& args, const TempDir& tmp) {
+  const std::string cmd = "cd " TAILOR_SOURCE_DIR " && " TAILOR_BINARY_DIR "/tailor " + args +
+                          " >" + tmp / "stdout.txt" + " 2>" + tmp / "stderr.txt";
+  const int status = std::system(cmd.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(tmp / "stdout.txt"),
+          read_file(tmp / "stderr.txt")};
+}
+
+nlohmann::json last_json_line(const std::string& out) {
+  const auto end = out.find_last_not_of('\n');
+  const auto begin = out.rfind('\n', end);
+  return nlohmann::json::parse(out.substr(begin == std::string::npos ? 0 : begin + 1, end + 1));
+}
+
+const std::string kConfig = TAILOR_SOURCE_DIR "/configs/translation-example.yaml";
+
+TEST(EvalCli, CheckpointLossEqualsTrainingsEvalAndMetricsEqualTailorMetrics) {
+  TempDir tmp;
+  const std::string common = " data.cache_dir=" + tmp / "cache" + " runtime.threads=2";
+  const std::string run_dir = tmp / "run";
+  ASSERT_EQ(run("train " + kConfig + common + " output.dir=" + run_dir +
+                    " train.steps=6 schedule.warmup_steps=2 checkpoint.every_steps=6",
+                tmp).code,
+            0);
+  double trained_eval = 0.0;
+  for (const auto& j : read_jsonl(run_dir + "/metrics.jsonl"))
+    if (j.contains("eval_loss")) trained_eval = j["eval_loss"].get<double>();
+  const Result e = run("eval " + kConfig + common + " --checkpoint " + run_dir +
+                           " --max-records 6 --max-new-tokens 12 --hypotheses " + tmp / "hyp.jsonl",
+                       tmp);
+  ASSERT_EQ(e.code, 0) << e.err;
+  const nlohmann::json r = last_json_line(e.out);
+  EXPECT_EQ(r["step"], 6);
+  EXPECT_EQ(r["eval_loss"].get<double>(), trained_eval);  // the same computation, bit for bit
+  EXPECT_EQ(r["records"], 6);
+  // The metrics equal `tailor metrics` on the hypotheses and references written out.
+  std::ofstream hyp(tmp / "hyp.txt"), ref(tmp / "ref.txt");
+  const auto rows = read_jsonl(tmp / "hyp.jsonl");
+  ASSERT_EQ(rows.size(), 6u);
+  for (const auto& row : rows) {
+    hyp << row["hypothesis"].get<std::string>() << "\n";
+    ref << row["reference"].get<std::string>() << "\n";
+  }
+  hyp.close();
+  ref.close();
+  const Result m = run("metrics --hyp " + tmp / "hyp.txt" + " --ref " + tmp / "ref.txt", tmp);
+  ASSERT_EQ(m.code, 0) << m.err;
+  const nlohmann::json mj = last_json_line(m.out);
+  for (const char* k : {"bleu", "chrf", "chrf_pp", "rouge_l", "exact_match"})
+    EXPECT_EQ(r[k].get<double>(), mj[k].get<double>()) << k;
+  EXPECT_EQ(r["bleu_signature"], mj["bleu_signature"]);
+}
+
+TEST(EvalCli, PromptSearchRanksCandidatesByDevLoss) {
+  TempDir tmp;
+  const std::string cfg = tmp / "search.yaml";
+  std::ofstream(cfg) << read_file(kConfig)
+                     << "prompt_search:\n"
+                        "  metric: loss\n"
+                        "  candidates:\n"
+                        "    - name: terse\n"
+                        "      translation: \"{src}\\n\"\n"
+                        "    - name: with-system\n"
+                        "      system: \"You translate software messages.\"\n";
+  const std::string common = " data.cache_dir=" + tmp / "cache" + " runtime.threads=2";
+  const Result s = run("prompt-search " + cfg + common + " --write-best " + tmp / "best.yaml", tmp);
+  ASSERT_EQ(s.code, 0) << s.err;
+  // Three rows (base + 2), ranked by loss, ascending.
+  std::vector<std::pair<std::string, double>> rows;
+  std::istringstream in(s.out);
+  std::string line;
+  std::getline(in, line);  // header
+  for (int i = 0; i < 3 && std::getline(in, line); ++i) {
+    std::istringstream f(line);
+    int rank = 0;
+    std::string name;
+    double loss = 0.0;
+    f >> rank >> name >> loss;
+    EXPECT_EQ(rank, i + 1);
+    rows.emplace_back(name, loss);
+  }
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_LE(rows[0].second, rows[1].second);
+  EXPECT_LE(rows[1].second, rows[2].second);
+  // The base prompt's loss is what `tailor eval` reports for the same model (4 decimals printed).
+  const Result e = run("eval " + kConfig + common + " --no-generate", tmp);
+  ASSERT_EQ(e.code, 0) << e.err;
+  const double base = last_json_line(e.out)["eval_loss"].get<double>();
+  for (const auto& [name, loss] : rows) {
+    if (name == "base") {
+      EXPECT_NEAR(loss, base, 1e-4);
+    }
+  }
+  // The best prompt written as a config validates and carries the winner's template.
+  EXPECT_NE(s.out.find("best: " + rows[0].first), std::string::npos) << s.out;
+  EXPECT_EQ(run("validate " + tmp / "best.yaml", tmp).code, 0);
+}
+
+TEST(EvalCli, BadInputIsOneLineAndExit2) {
+  TempDir tmp;
+  const Result no_dev = run("eval " + kConfig + " 'data.valid=\"\"'", tmp);
+  EXPECT_EQ(no_dev.code, 2);
+  EXPECT_NE(no_dev.err.find("data.valid: evaluation needs dev data"), std::string::npos) << no_dev.err;
+  const Result no_ckpt = run("eval " + kConfig + " --checkpoint " + tmp / "nothing", tmp);
+  EXPECT_EQ(no_ckpt.code, 2) << no_ckpt.err;
+  const Result no_candidates = run("prompt-search " + kConfig, tmp);
+  EXPECT_EQ(no_candidates.code, 2);
+  EXPECT_NE(no_candidates.err.find("prompt_search.candidates: list the prompts to compare"),
+            std::string::npos)
+      << no_candidates.err;
+}
+
+}  // namespace

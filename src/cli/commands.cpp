@@ -96,6 +96,19 @@ CpuModel load_cpu_model(const std::string& model_dir, const std::string& adapter
   return m;
 }
 
+// The model of a Tailor checkpoint (any layout, merged onto one rank) with its run's tokenizer.
+CpuModel load_checkpoint_cpu_model(const std::string& path, int threads) {
+  CpuModel m;
+  m.ops = std::make_unique<backend::CpuOps>(threads);
+  trainer::CheckpointModel cm =
+      trainer::load_checkpoint_model(checkpoint::resolve_checkpoint_dir(path), *m.ops);
+  m.hf = cm.setup.hf;
+  m.lora = cm.setup.lora;
+  m.tokenizer = trainer::tokenizer_from_config(cm.cfg);
+  m.model = std::move(cm.model);
+  return m;
+}
+
 }  // namespace
 
 int run_score(const std::string& model_dir, const std::string& adapter_dir,
@@ -214,7 +227,10 @@ int run_generate(const GenerateArgs& a) {
   } else {
     records = eval::read_generation_records(a.prompts_path);
   }
-  CpuModel m = load_cpu_model(a.model_dir, a.adapter_dir, a.threads);
+  TAILOR_CHECK_USER(a.checkpoint.empty() || a.adapter_dir.empty(), "--adapter",
+                    "goes with --model; a checkpoint of a PEFT run already holds its adapter");
+  CpuModel m = a.checkpoint.empty() ? load_cpu_model(a.model_dir, a.adapter_dir, a.threads)
+                                     : load_checkpoint_cpu_model(a.checkpoint, a.threads);
   add_model_limits(o, m, *preset);
   for (const std::string& special : data::chat_preset_special_tokens(*preset))
     if (!m.tokenizer->token_to_id(special))
@@ -227,7 +243,8 @@ int run_generate(const GenerateArgs& a) {
   const std::vector<eval::GenerationPrompt> prompts =
       generation_prompts(records, a.prompts_path.empty() ? "--prompt" : a.prompts_path, tmpl, m,
                          o.max_length - m.model->virtual_tokens());
-  log::info("generating with {} ({})", a.model_dir, m.hf.spec.summary());
+  log::info("generating with {} ({})", a.checkpoint.empty() ? a.model_dir : a.checkpoint,
+            m.hf.spec.summary());
 
   if (a.prompts_path.empty()) {
     stream_completion(m, prompts.front(), o);

@@ -63,6 +63,7 @@ int run_metrics(const std::string& hyp_path, const std::vector<std::string>& ref
 // "completion": ..., "tokens": N} (+ "reference" when the record carries an answer).
 struct GenerateArgs {
   std::string model_dir, adapter_dir;
+  std::string checkpoint;            // a Tailor checkpoint instead of --model (+ --adapter)
   std::string prompt, prompts_path;  // exactly one of them
   std::int64_t max_new_tokens = 128;
   double temperature = 0.0;          // 0: greedy

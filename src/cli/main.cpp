@@ -101,9 +101,14 @@ int main(int argc, char** argv) {
   tailor::cli::GenerateArgs gen;
   CLI::App* generate = app.add_subcommand(
       "generate", "generate text from a Hugging Face model directory (KV cache; greedy or sampled)");
-  generate->add_option("--model", gen.model_dir, "model directory (config.json, *.safetensors, tokenizer)")
-      ->required();
-  generate->add_option("--adapter", gen.adapter_dir, "PEFT adapter directory to apply (LoRA or prompt tuning)");
+  auto* gen_source = generate->add_option_group("model");
+  gen_source->add_option("--model", gen.model_dir,
+                         "model directory (config.json, *.safetensors, tokenizer)");
+  gen_source->add_option("--checkpoint", gen.checkpoint,
+                         "Tailor checkpoint: step_<N>, or a checkpoints/ or run directory (latest)");
+  gen_source->require_option(1);
+  generate->add_option("--adapter", gen.adapter_dir,
+                       "PEFT adapter directory to apply with --model (LoRA or prompt tuning)");
   auto* prompts = generate->add_option_group("prompts");
   prompts->add_option("--prompt", gen.prompt, "one prompt; its completion streams to stdout");
   prompts->add_option("--prompts", gen.prompts_path,

@@ -76,6 +76,27 @@ TEST(EvalCli, CheckpointLossEqualsTrainingsEvalAndMetricsEqualTailorMetrics) {
   for (const char* k : {"bleu", "chrf", "chrf_pp", "rouge_l", "exact_match"})
     EXPECT_EQ(r[k].get<double>(), mj[k].get<double>()) << k;
   EXPECT_EQ(r["bleu_signature"], mj["bleu_signature"]);
+  // generate --checkpoint decodes the dev records as eval did (same weights, template, greedy).
+  const std::string dev = TAILOR_SOURCE_DIR "/datasets/gettext-translations/dev.sample.jsonl";
+  std::ofstream(tmp / "six.jsonl") << [&] {
+    std::istringstream in(read_file(dev));
+    std::string line, text;
+    for (int i = 0; i < 6 && std::getline(in, line); ++i) text += line + "\n";
+    return text;
+  }();
+  const std::string prompt = " --max-new-tokens 12";
+  const Result gen = run("generate --checkpoint " + run_dir + " --prompts " + tmp / "six.jsonl" + prompt, tmp);
+  ASSERT_EQ(gen.code, 0) << gen.err;
+  std::vector<std::string> completions;
+  std::istringstream lines(gen.out);
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty() && line.front() == '{')
+      completions.push_back(nlohmann::json::parse(line)["completion"].get<std::string>());
+  ASSERT_EQ(completions.size(), 6u) << gen.out;
+  for (std::size_t i = 0; i < 6; ++i) EXPECT_EQ(completions[i], rows[i]["hypothesis"]) << i;
+  const Result both = run("generate --checkpoint " + run_dir + " --adapter x --prompt hi", tmp);
+  EXPECT_EQ(both.code, 2);
+  EXPECT_NE(both.err.find("--adapter: goes with --model"), std::string::npos) << both.err;
 }
 
 TEST(EvalCli, PromptSearchRanksCandidatesByDevLoss) {

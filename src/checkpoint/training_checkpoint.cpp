@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -75,9 +76,11 @@ ManifestFile describe_file(const std::string& dir, const std::string& name) {
 }
 
 // Writes one HDF5 file of pieces with its root attributes, then fsyncs it.
-void write_h5(const std::string& path, const std::vector<TensorPiece>& pieces,
-              const std::vector<std::pair<std::string, std::int64_t>>& attrs,
-              const std::string& kind, int rank) {
+// Returns the file's manifest entry as a future: its SHA-256 is computed on another thread while
+// this one fsyncs the file and goes on to write the next, so hashing overlaps the I/O.
+std::future<ManifestFile> write_h5(const std::string& path, const std::vector<TensorPiece>& pieces,
+                                   const std::vector<std::pair<std::string, std::int64_t>>& attrs,
+                                   const std::string& kind, int rank) {
   h5::File f = h5::File::create(path);
   f.set_attr("format", std::string("tailor-checkpoint"));
   f.set_attr("kind", kind);
@@ -93,8 +96,14 @@ void write_h5(const std::string& path, const std::vector<TensorPiece>& pieces,
     f.write_tensor(pieces[i].name, pieces[i].data, pieces[i].placement);
   }
   f.close();
+  const fs::path p(path);
+  std::future<ManifestFile> entry = std::async(std::launch::async, [dir = p.parent_path().string(),
+                                                                    name = p.filename().string()] {
+    return describe_file(dir, name);
+  });
   fault_point("fsync", rank);
   fsync_path(path, false);
+  return entry;
 }
 
 json manifest_to_json(const Manifest& m) {
@@ -235,23 +244,22 @@ std::string save_checkpoint(const SaveRequest& req, comm::Communicator& world) {
   }
   agree("creating the directory");
   // 2. Every rank writes its files and records their sizes and hashes.
+  std::vector<std::future<ManifestFile>> shards;
   std::vector<std::string> mine;
   try {
     if (req.write_model) {
       const std::string f = fmt::format("model-tp{}-of-{}.h5", req.tp_rank, req.tp_size);
-      write_h5(tmp + "/" + f, req.model,
-               {{"step", req.step}, {"tp_rank", req.tp_rank}, {"tp_size", req.tp_size}}, "model",
-               rank);
-      mine.push_back(f);
+      shards.push_back(write_h5(tmp + "/" + f, req.model,
+                                {{"step", req.step}, {"tp_rank", req.tp_rank}, {"tp_size", req.tp_size}},
+                                "model", rank));
     }
     if (req.write_optimizer) {
       const std::string f = fmt::format("optim-tp{}-dp{}-of-{}x{}.h5", req.tp_rank, req.dp_rank,
                                         req.tp_size, req.dp_size);
-      write_h5(tmp + "/" + f, req.optimizer,
-               {{"step", req.step}, {"tp_rank", req.tp_rank}, {"tp_size", req.tp_size},
-                {"dp_rank", req.dp_rank}, {"dp_size", req.dp_size}},
-               "optimizer", rank);
-      mine.push_back(f);
+      shards.push_back(write_h5(tmp + "/" + f, req.optimizer,
+                                {{"step", req.step}, {"tp_rank", req.tp_rank}, {"tp_size", req.tp_size},
+                                 {"dp_rank", req.dp_rank}, {"dp_size", req.dp_size}},
+                                "optimizer", rank));
     }
     const std::string sf = fmt::format("state-rank{}.json", rank);
     write_text_synced(tmp + "/" + sf, rank_state_to_json(req.state).dump(2) + "\n");
@@ -260,11 +268,12 @@ std::string save_checkpoint(const SaveRequest& req, comm::Communicator& world) {
       write_text_synced(tmp + "/config.yaml", req.config_yaml);
       mine.push_back("config.yaml");
     }
+    std::vector<ManifestFile> files;
+    for (std::future<ManifestFile>& f : shards) files.push_back(f.get());
+    for (const std::string& f : mine) files.push_back(describe_file(tmp, f));
     json list = json::array();
-    for (const std::string& f : mine) {
-      const ManifestFile mf = describe_file(tmp, f);
+    for (const ManifestFile& mf : files)
       list.push_back({{"name", mf.name}, {"bytes", mf.bytes}, {"sha256", mf.sha256}});
-    }
     write_text_synced(tmp + fmt::format("/.files-rank{}.json", rank), list.dump() + "\n");
   } catch (const Error& e) {
     error = e.what();

@@ -84,7 +84,9 @@ TEST(CheckpointMpi, KillNineAndResumeEqualsTheUninterruptedRun) {
   ASSERT_EQ(run(train_cmd(4, tmp / "cfg.yaml", tmp / "full", layout), tmp.str()).code, 0);
   // Two kill points drawn at random (seeded, and printed so a failure can be replayed).
   std::mt19937 rng(static_cast<unsigned>(std::random_device{}()));
-  for (int k : {1 + static_cast<int>(rng() % 7), 1 + static_cast<int>(rng() % 7)}) {
+  const int k1 = 1 + static_cast<int>(rng() % 7);
+  const int k2 = 1 + (k1 + static_cast<int>(rng() % 6)) % 7;  // another step than k1
+  for (int k : {k1, k2}) {
     SCOPED_TRACE("killed after step " + std::to_string(k));
     const std::string out = tmp / ("killed" + std::to_string(k));
     const Result killed = run("TAILOR_FAULT_KILL_AFTER_STEP=" + std::to_string(k) + ":1 " +

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <future>
+#include <chrono>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -76,11 +76,11 @@ ManifestFile describe_file(const std::string& dir, const std::string& name) {
 }
 
 // Writes one HDF5 file of pieces with its root attributes, then fsyncs it.
-// Returns the file's manifest entry as a future: its SHA-256 is computed on another thread while
-// this one fsyncs the file and goes on to write the next, so hashing overlaps the I/O.
-std::future<ManifestFile> write_h5(const std::string& path, const std::vector<TensorPiece>& pieces,
-                                   const std::vector<std::pair<std::string, std::int64_t>>& attrs,
-                                   const std::string& kind, int rank) {
+// Writes one HDF5 file of pieces with its root attributes (into the page cache; the background
+// part of the save fsyncs and hashes it).
+void write_h5(const std::string& path, const std::vector<TensorPiece>& pieces,
+              const std::vector<std::pair<std::string, std::int64_t>>& attrs,
+              const std::string& kind, int rank) {
   h5::File f = h5::File::create(path);
   f.set_attr("format", std::string("tailor-checkpoint"));
   f.set_attr("kind", kind);
@@ -96,14 +96,6 @@ std::future<ManifestFile> write_h5(const std::string& path, const std::vector<Te
     f.write_tensor(pieces[i].name, pieces[i].data, pieces[i].placement);
   }
   f.close();
-  const fs::path p(path);
-  std::future<ManifestFile> entry = std::async(std::launch::async, [dir = p.parent_path().string(),
-                                                                    name = p.filename().string()] {
-    return describe_file(dir, name);
-  });
-  fault_point("fsync", rank);
-  fsync_path(path, false);
-  return entry;
 }
 
 json manifest_to_json(const Manifest& m) {
@@ -214,7 +206,91 @@ std::int64_t copy_overlap(const h5::Placement& ps, const void* src, const h5::Pl
   return copied;
 }
 
-std::string save_checkpoint(const SaveRequest& req, comm::Communicator& world) {
+namespace {
+
+// Rank 0's commit, once every rank's file list is in tmp: manifest, rename, latest, retention.
+// Returns a warning (a failed prune) or throws.
+std::string commit(const SaveRequest& req, int world_size, const std::string& tmp,
+                   const std::string& final_dir, const std::string& name) {
+  Manifest m = req.manifest;
+  m.step = req.step;
+  m.config_sha256 = sha256_hex(req.config_yaml);
+  for (int r = 0; r < world_size; ++r) {
+    const std::string lf = tmp + fmt::format("/.files-rank{}.json", r);
+    for (const json& e : json::parse(read_text(lf)))
+      m.files.push_back({e.at("name").get<std::string>(), e.at("bytes").get<std::uint64_t>(),
+                         e.at("sha256").get<std::string>()});
+    fs::remove(lf);
+  }
+  std::sort(m.files.begin(), m.files.end(),
+            [](const ManifestFile& a, const ManifestFile& b) { return a.name < b.name; });
+  fault_point("manifest", 0);
+  write_text_synced(tmp + "/manifest.json", manifest_to_json(m).dump(2) + "\n");
+  fsync_path(tmp, true);
+  fault_point("rename", 0);
+  std::error_code ec;
+  if (fs::exists(final_dir)) {  // the same step saved before (an earlier attempt): replace it
+    fs::remove_all(final_dir + ".old", ec);
+    fs::rename(final_dir, final_dir + ".old", ec);
+    if (ec) throw_runtime_error("{}: cannot move aside: {}", final_dir, ec.message());
+  }
+  fs::rename(tmp, final_dir, ec);
+  if (ec) throw_runtime_error("{}: cannot rename into place: {}", final_dir, ec.message());
+  fs::remove_all(final_dir + ".old", ec);
+  fsync_path(req.checkpoints_dir, true);
+  fault_point("latest", 0);
+  const std::string link_tmp = req.checkpoints_dir + "/.latest.tmp";
+  fs::remove(link_tmp, ec);
+  fs::create_directory_symlink(name, link_tmp, ec);
+  if (ec) throw_runtime_error("{}: cannot create: {}", link_tmp, ec.message());
+  fs::rename(link_tmp, req.checkpoints_dir + "/latest", ec);
+  if (ec) throw_runtime_error("{}/latest: cannot replace: {}", req.checkpoints_dir, ec.message());
+  fsync_path(req.checkpoints_dir, true);
+  try {
+    prune_checkpoints(req.checkpoints_dir, req.keep_last, req.keep_every);
+  } catch (const Error& e) {
+    return e.what();  // the checkpoint is committed; a failed prune only costs disk
+  }
+  return "";
+}
+
+}  // namespace
+
+PendingSave::~PendingSave() {
+  if (thread_.joinable()) thread_.join();
+}
+
+PendingSave& PendingSave::operator=(PendingSave&& o) noexcept {
+  if (this != &o) {
+    if (thread_.joinable()) thread_.join();
+    outcome_ = std::move(o.outcome_);
+    thread_ = std::move(o.thread_);
+    active_ = o.active_;
+    tmp_ = std::move(o.tmp_);
+    final_dir_ = std::move(o.final_dir_);
+    o.active_ = false;
+  }
+  return *this;
+}
+
+std::string PendingSave::finish(comm::Communicator& world) {
+  if (!active_) return "";
+  if (thread_.joinable()) thread_.join();
+  active_ = false;
+  const std::string error = outcome_->error, warning = outcome_->warning;
+  if (world.any(!error.empty())) {
+    if (world.rank() == 0) {
+      std::error_code ec;
+      fs::remove_all(tmp_, ec);
+    }
+    throw_runtime_error("checkpoint {} failed (committing): {}", fs::path(final_dir_).filename().string(),
+                        error.empty() ? std::string("on another rank") : error);
+  }
+  if (!warning.empty()) log::warn("checkpoint retention: {}", warning);
+  return final_dir_;
+}
+
+PendingSave begin_save(const SaveRequest& req, comm::Communicator& world) {
   const int rank = world.rank();
   const std::string name = step_name(req.step);
   const std::string final_dir = req.checkpoints_dir + "/" + name;
@@ -243,23 +319,24 @@ std::string save_checkpoint(const SaveRequest& req, comm::Communicator& world) {
     }
   }
   agree("creating the directory");
-  // 2. Every rank writes its files and records their sizes and hashes.
-  std::vector<std::future<ManifestFile>> shards;
+  // 2. Every rank writes its files (the tensors are copied out here: training may go on).
   std::vector<std::string> mine;
   try {
     if (req.write_model) {
       const std::string f = fmt::format("model-tp{}-of-{}.h5", req.tp_rank, req.tp_size);
-      shards.push_back(write_h5(tmp + "/" + f, req.model,
-                                {{"step", req.step}, {"tp_rank", req.tp_rank}, {"tp_size", req.tp_size}},
-                                "model", rank));
+      write_h5(tmp + "/" + f, req.model,
+               {{"step", req.step}, {"tp_rank", req.tp_rank}, {"tp_size", req.tp_size}}, "model",
+               rank);
+      mine.push_back(f);
     }
     if (req.write_optimizer) {
       const std::string f = fmt::format("optim-tp{}-dp{}-of-{}x{}.h5", req.tp_rank, req.dp_rank,
                                         req.tp_size, req.dp_size);
-      shards.push_back(write_h5(tmp + "/" + f, req.optimizer,
-                                {{"step", req.step}, {"tp_rank", req.tp_rank}, {"tp_size", req.tp_size},
-                                 {"dp_rank", req.dp_rank}, {"dp_size", req.dp_size}},
-                                "optimizer", rank));
+      write_h5(tmp + "/" + f, req.optimizer,
+               {{"step", req.step}, {"tp_rank", req.tp_rank}, {"tp_size", req.tp_size},
+                {"dp_rank", req.dp_rank}, {"dp_size", req.dp_size}},
+               "optimizer", rank);
+      mine.push_back(f);
     }
     const std::string sf = fmt::format("state-rank{}.json", rank);
     write_text_synced(tmp + "/" + sf, rank_state_to_json(req.state).dump(2) + "\n");
@@ -268,71 +345,70 @@ std::string save_checkpoint(const SaveRequest& req, comm::Communicator& world) {
       write_text_synced(tmp + "/config.yaml", req.config_yaml);
       mine.push_back("config.yaml");
     }
-    std::vector<ManifestFile> files;
-    for (std::future<ManifestFile>& f : shards) files.push_back(f.get());
-    for (const std::string& f : mine) files.push_back(describe_file(tmp, f));
-    json list = json::array();
-    for (const ManifestFile& mf : files)
-      list.push_back({{"name", mf.name}, {"bytes", mf.bytes}, {"sha256", mf.sha256}});
-    write_text_synced(tmp + fmt::format("/.files-rank{}.json", rank), list.dump() + "\n");
   } catch (const Error& e) {
     error = e.what();
   }
   agree("writing");
-  // 3. Rank 0: manifest, rename, latest, retention.
-  std::string warning;
-  if (rank == 0) {
+  // 3. In the background: every rank fsyncs and hashes its files and publishes their list; rank 0
+  // waits for all lists (or a failure marker), then commits. No collectives here: finish()
+  // agrees on the outcome.
+  PendingSave p;
+  p.active_ = true;
+  p.tmp_ = tmp;
+  p.final_dir_ = final_dir;
+  p.outcome_ = std::make_shared<PendingSave::Outcome>();
+  const int world_size = world.size();
+  // The request's tensors are not read here (the files hold them), so only what the commit needs
+  // is copied into the thread.
+  SaveRequest commit_req;
+  commit_req.checkpoints_dir = req.checkpoints_dir;
+  commit_req.step = req.step;
+  commit_req.manifest = req.manifest;
+  commit_req.config_yaml = req.config_yaml;
+  commit_req.keep_last = req.keep_last;
+  commit_req.keep_every = req.keep_every;
+  p.thread_ = std::thread([out = p.outcome_, req = std::move(commit_req), rank, world_size, tmp,
+                           final_dir, name, mine] {
     try {
-      Manifest m = req.manifest;
-      m.step = req.step;
-      m.config_sha256 = sha256_hex(req.config_yaml);
-      for (int r = 0; r < world.size(); ++r) {
-        const std::string lf = tmp + fmt::format("/.files-rank{}.json", r);
-        for (const json& e : json::parse(read_text(lf)))
-          m.files.push_back({e.at("name").get<std::string>(), e.at("bytes").get<std::uint64_t>(),
-                             e.at("sha256").get<std::string>()});
-        fs::remove(lf);
+      json list = json::array();
+      for (const std::string& f : mine) {
+        if (f.ends_with(".h5")) {
+          fault_point("fsync", rank);
+          fsync_path(tmp + "/" + f, false);
+        }
+        const ManifestFile mf = describe_file(tmp, f);
+        list.push_back({{"name", mf.name}, {"bytes", mf.bytes}, {"sha256", mf.sha256}});
       }
-      std::sort(m.files.begin(), m.files.end(),
-                [](const ManifestFile& a, const ManifestFile& b) { return a.name < b.name; });
-      fault_point("manifest", rank);
-      write_text_synced(tmp + "/manifest.json", manifest_to_json(m).dump(2) + "\n");
-      fsync_path(tmp, true);
-      fault_point("rename", rank);
-      std::error_code ec;
-      if (fs::exists(final_dir)) {  // the same step saved before (an earlier attempt): replace it
-        fs::remove_all(final_dir + ".old", ec);
-        fs::rename(final_dir, final_dir + ".old", ec);
-        if (ec) throw_runtime_error("{}: cannot move aside: {}", final_dir, ec.message());
+      const std::string lf = tmp + fmt::format("/.files-rank{}.json", rank);
+      write_text_synced(lf + ".part", list.dump() + "\n");
+      fs::rename(lf + ".part", lf);
+      if (rank != 0) return;
+      // Rank 0: every rank's list, or a failure marker.
+      for (;;) {
+        int present = 0;
+        for (int r = 0; r < world_size; ++r) {
+          std::error_code ec;
+          if (fs::exists(tmp + fmt::format("/.failed-rank{}", r), ec))
+            throw_runtime_error("rank {} could not finish its files", r);
+          present += fs::exists(tmp + fmt::format("/.files-rank{}.json", r), ec) ? 1 : 0;
+        }
+        if (present == world_size) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
-      fs::rename(tmp, final_dir, ec);
-      if (ec) throw_runtime_error("{}: cannot rename into place: {}", final_dir, ec.message());
-      fs::remove_all(final_dir + ".old", ec);
-      fsync_path(req.checkpoints_dir, true);
-      fault_point("latest", rank);
-      const std::string link_tmp = req.checkpoints_dir + "/.latest.tmp";
-      fs::remove(link_tmp, ec);
-      fs::create_directory_symlink(name, link_tmp, ec);
-      if (ec) throw_runtime_error("{}: cannot create: {}", link_tmp, ec.message());
-      fs::rename(link_tmp, req.checkpoints_dir + "/latest", ec);
-      if (ec) throw_runtime_error("{}/latest: cannot replace: {}", req.checkpoints_dir, ec.message());
-      fsync_path(req.checkpoints_dir, true);
-    } catch (const Error& e) {
-      error = e.what();
+      out->warning = commit(req, world_size, tmp, final_dir, name);
     } catch (const std::exception& e) {
-      error = e.what();
-    }
-    if (error.empty()) {
-      try {
-        prune_checkpoints(req.checkpoints_dir, req.keep_last, req.keep_every);
-      } catch (const Error& e) {
-        warning = e.what();  // the checkpoint is committed; a failed prune only costs disk
+      out->error = e.what();
+      if (rank != 0) {  // tell rank 0, which waits for this rank's list
+        std::ofstream(tmp + fmt::format("/.failed-rank{}", rank)) << out->error << "\n";
       }
     }
-  }
-  agree("committing");
-  if (!warning.empty()) log::warn("checkpoint retention: {}", warning);
-  return final_dir;
+  });
+  return p;
+}
+
+std::string save_checkpoint(const SaveRequest& request, comm::Communicator& world) {
+  PendingSave pending = begin_save(request, world);
+  return pending.finish(world);
 }
 
 std::vector<CheckpointRef> list_checkpoints(const std::string& checkpoints_dir) {

@@ -26,6 +26,8 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <thread>
 #include <optional>
 #include <string>
 #include <vector>
@@ -96,8 +98,40 @@ struct SaveRequest {
   std::int64_t keep_every = 0;               // also keep steps that are multiples of this
 };
 
-// Writes a checkpoint collectively (every rank of `world` calls it). Returns the committed
-// directory. On a failure on any rank every rank throws RuntimeError and `latest` is unchanged.
+// A save whose files are written (the tensors are copied out: training may change them) while
+// fsync, hashing and rank 0's commit (manifest, rename, latest, retention) run on a background
+// thread of each rank. finish() (collective) waits for it and agrees on the outcome.
+class PendingSave {
+ public:
+  PendingSave() = default;
+  PendingSave(PendingSave&&) noexcept = default;
+  PendingSave& operator=(PendingSave&& o) noexcept;  // finishes nothing: joins a running thread
+  PendingSave(const PendingSave&) = delete;
+  PendingSave& operator=(const PendingSave&) = delete;
+  ~PendingSave();  // joins without reporting
+
+  // Every rank calls it: waits, then returns the committed directory, or throws RuntimeError on
+  // every rank when any rank failed (the .tmp directory is removed, `latest` is unchanged).
+  // A no-op returning "" when nothing is pending.
+  std::string finish(comm::Communicator& world);
+  [[nodiscard]] bool active() const noexcept { return active_; }
+
+ private:
+  friend PendingSave begin_save(const SaveRequest& request, comm::Communicator& world);
+  struct Outcome {
+    std::string error, warning;
+  };
+  std::shared_ptr<Outcome> outcome_;
+  std::thread thread_;
+  bool active_ = false;
+  std::string tmp_, final_dir_;
+};
+
+// Collectively (every rank of `world`): creates step_<N>.tmp, writes every rank's files, agrees
+// that the writes succeeded (RuntimeError on every rank otherwise), and returns the pending rest.
+[[nodiscard]] PendingSave begin_save(const SaveRequest& request, comm::Communicator& world);
+
+// begin_save + finish: returns the committed directory.
 std::string save_checkpoint(const SaveRequest& request, comm::Communicator& world);
 
 // Committed checkpoint directories (step_<N>, no suffix) under `checkpoints_dir`, by step.

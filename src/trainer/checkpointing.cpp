@@ -220,8 +220,8 @@ std::string base_model_identity(const config::ExperimentConfig& cfg) {
   return h.hex();
 }
 
-std::string save_training_checkpoint(const CheckpointContext& ctx,
-                                     const checkpoint::RankState& state) {
+checkpoint::PendingSave save_training_checkpoint(const CheckpointContext& ctx,
+                                                 const checkpoint::RankState& state) {
   const config::ExperimentConfig& cfg = *ctx.cfg;
   comm::ProcessGrid& grid = *ctx.grid;
   checkpoint::SaveRequest req;
@@ -275,7 +275,7 @@ std::string save_training_checkpoint(const CheckpointContext& ctx,
     req.keep_last = cfg.checkpoint.keep_last;
     req.keep_every = cfg.checkpoint.keep_every;
   }
-  return checkpoint::save_checkpoint(req, grid.world());
+  return checkpoint::begin_save(req, grid.world());
 }
 
 checkpoint::RankState load_training_checkpoint(const CheckpointContext& ctx,

@@ -419,6 +419,14 @@ TrainSummary train(const config::ExperimentConfig& config_in,
   const FaultHooks faults = FaultHooks::from_env();
   const bool poison_rank = grid.world().rank() == grid.world().size() - 1;
   bool stopped = false;
+  // A checkpoint being committed in the background; finished before the next save and at the end.
+  checkpoint::PendingSave pending_save;
+  const auto finish_save = [&] {
+    if (!pending_save.active()) return;
+    const auto t_wait = Clock::now();
+    const std::string dir = pending_save.finish(grid.world());
+    log::info("checkpoint: committed {} (waited {:.2f} s)", dir, seconds_since(t_wait));
+  };
   for (std::int64_t step = start_step; step < cfg.train.steps; ++step) {
     const auto t_step = Clock::now();
     watchdog.arm(fmt::format("step {}: forward and backward", step + 1));
@@ -497,9 +505,13 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     run_state.data_cursor = (step + 1) * g_batch;
     const std::int64_t every = cfg.checkpoint.every_steps;
     if (stop || (every > 0 && ((step + 1) % every == 0 || last))) {
+      finish_save();  // the previous checkpoint's commit
       const auto t_save = Clock::now();
-      const std::string dir = save_training_checkpoint(ckpt, run_state);
-      log::info("checkpoint: saved {} in {:.2f} s", dir, seconds_since(t_save));
+      pending_save = save_training_checkpoint(ckpt, run_state);
+      log::info("checkpoint: wrote step {} in {:.2f} s (fsync, checksums and commit continue in "
+                "the background)",
+                step + 1, seconds_since(t_save));
+      if (stop || last) finish_save();
     }
     if (faults.kill_after == step + 1 && faults.kill_rank == grid.world().rank()) {
       log::warn("TAILOR_FAULT_KILL_AFTER_STEP: killing rank {} after step {}", faults.kill_rank,

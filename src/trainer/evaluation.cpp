@@ -94,12 +94,25 @@ Generated generate_dev(LoadedModel& m, const config::ExperimentConfig& cfg, cons
                        const EvalOptions& o) {
   const data::TemplateSpec tmpl = corpus_spec_from_config(cfg, 1).tmpl;
   std::vector<eval::GenerationPrompt> prompts;
+  // A prompt must leave room for at least one generated token within the model's positions (its
+  // virtual tokens included); longer ones are counted and skipped.
+  const std::int64_t room =
+      m.model->spec().max_position_embeddings - m.model->virtual_tokens() - 1;
+  std::int64_t too_long = 0;
   for (const data::Record& r : eval::read_generation_records(path)) {
     eval::GenerationPrompt p = eval::generation_prompt(r, tmpl, *m.tokenizer);
     if (!p.reference || p.ids.empty()) continue;
+    if (static_cast<std::int64_t>(p.ids.size()) > room) {
+      ++too_long;
+      continue;
+    }
     prompts.push_back(std::move(p));
     if (o.max_records > 0 && static_cast<std::int64_t>(prompts.size()) >= o.max_records) break;
   }
+  if (too_long > 0)
+    log::warn("{}: {} records skipped for generation: their prompts leave no room within the "
+              "model's {} positions",
+              path, too_long, m.model->spec().max_position_embeddings);
   Generated g;
   if (prompts.empty()) return g;
   eval::GenerateOptions go;

@@ -144,6 +144,25 @@ TEST(EvalCli, PromptSearchRanksCandidatesByDevLoss) {
   EXPECT_EQ(run("validate " + tmp / "best.yaml", tmp).code, 0);
 }
 
+TEST(EvalCli, PromptsTooLongForTheModelAreSkippedForGeneration) {
+  TempDir tmp;
+  std::ofstream dev(tmp / "dev.jsonl");
+  std::string words;
+  for (int i = 0; i < 80; ++i) words += "word ";
+  dev << nlohmann::json{{"src", words}, {"tgt", "Wort"}, {"src_lang", "eng_Latn"},
+                        {"tgt_lang", "deu_Latn"}}.dump() << "\n";
+  for (int i = 0; i < 10; ++i)
+    dev << nlohmann::json{{"src", "File " + std::to_string(i)}, {"tgt", "Datei " + std::to_string(i)},
+                          {"src_lang", "eng_Latn"}, {"tgt_lang", "deu_Latn"}}.dump() << "\n";
+  dev.close();
+  const Result r = run("eval " + kConfig + " data.cache_dir=" + tmp / "cache" + " --data " +
+                           tmp / "dev.jsonl" + " --max-new-tokens 2",
+                       tmp);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("1 records skipped for generation"), std::string::npos) << r.err;
+  EXPECT_EQ(last_json_line(r.out)["records"], 10);
+}
+
 TEST(EvalCli, BadInputIsOneLineAndExit2) {
   TempDir tmp;
   const Result no_dev = run("eval " + kConfig + " 'data.valid=\"\"'", tmp);

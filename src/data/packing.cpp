@@ -70,52 +70,68 @@ void PackedSequences::plan_virtual_rows() {
   }
 }
 
+std::size_t PackedSequences::write_fragment(std::int64_t p, std::int64_t take, std::int32_t doc,
+                                            std::size_t i, std::span<std::int32_t> ids,
+                                            std::span<std::int32_t> targets,
+                                            std::span<std::int32_t> positions,
+                                            std::span<std::int32_t> doc_ids) const {
+  const auto& tok = corpus_.tokens;
+  const auto& loss = corpus_.loss;
+  const std::int64_t n = virtual_tokens_;
+  const std::int64_t d = document_of(p);
+  const std::int64_t begin = corpus_.doc_start[static_cast<std::size_t>(d)];
+  const std::int64_t end = corpus_.doc_start[static_cast<std::size_t>(d + 1)];
+  const auto carries_loss = [&](std::int64_t g) {
+    return loss.empty() || loss[static_cast<std::size_t>(g)] != 0;
+  };
+  for (std::int64_t k = 0; k < n; ++k, ++i) {
+    ids[i] = virtual_token_id(k);
+    positions[i] = static_cast<std::int32_t>(k);
+    doc_ids[i] = doc;
+    // The last virtual slot predicts a document's first token.
+    const bool first = k == n - 1 && p == begin && carries_loss(p);
+    targets[i] = first ? tok[static_cast<std::size_t>(p)] : kIgnoreTarget;
+  }
+  for (std::int64_t j = 0; j < take; ++j, ++i) {
+    const std::int64_t g = p + j;
+    ids[i] = tok[static_cast<std::size_t>(g)];
+    positions[i] = static_cast<std::int32_t>(n + j);
+    doc_ids[i] = doc;
+    const bool trained = g + 1 < end && carries_loss(g + 1);
+    targets[i] = trained ? tok[static_cast<std::size_t>(g + 1)] : kIgnoreTarget;
+  }
+  return i;
+}
+
+void PackedSequences::write_padding(std::size_t i, std::int32_t id, std::int32_t doc,
+                                    std::span<std::int32_t> ids, std::span<std::int32_t> targets,
+                                    std::span<std::int32_t> positions,
+                                    std::span<std::int32_t> doc_ids) {
+  for (std::int32_t pos = 0; i < ids.size(); ++i, ++pos) {
+    ids[i] = id;
+    targets[i] = kIgnoreTarget;
+    positions[i] = pos;
+    doc_ids[i] = doc;
+  }
+}
+
 void PackedSequences::fill_virtual(std::int64_t s, std::span<std::int32_t> ids,
                                    std::span<std::int32_t> targets,
                                    std::span<std::int32_t> positions,
                                    std::span<std::int32_t> doc_ids) const {
-  const auto& tok = corpus_.tokens;
-  const auto& starts = corpus_.doc_start;
-  const auto& loss = corpus_.loss;
-  const auto total = static_cast<std::int64_t>(tok.size());
+  const auto total = static_cast<std::int64_t>(corpus_.tokens.size());
   const std::int64_t n = virtual_tokens_;
-  const auto carries_loss = [&](std::int64_t g) {
-    return loss.empty() || loss[static_cast<std::size_t>(g)] != 0;
-  };
   std::int64_t p = row_start_[static_cast<std::size_t>(s)];
   std::size_t i = 0;
   std::int32_t fragment = 0;
   const auto t_len = static_cast<std::size_t>(seq_len_);
   for (; i + static_cast<std::size_t>(n) + 1 <= t_len && p < total; ++fragment) {
-    const std::int64_t doc = document_of(p);
-    const std::int64_t begin = starts[static_cast<std::size_t>(doc)];
-    const std::int64_t end = starts[static_cast<std::size_t>(doc + 1)];
-    const std::int64_t take =
-        std::min(end - p, static_cast<std::int64_t>(t_len - i) - n);
-    for (std::int64_t k = 0; k < n; ++k, ++i) {
-      ids[i] = virtual_token_id(k);
-      positions[i] = static_cast<std::int32_t>(k);
-      doc_ids[i] = fragment;
-      // The last virtual slot predicts a document's first token.
-      const bool first = k == n - 1 && p == begin && carries_loss(p);
-      targets[i] = first ? tok[static_cast<std::size_t>(p)] : kIgnoreTarget;
-    }
-    for (std::int64_t j = 0; j < take; ++j, ++i) {
-      const std::int64_t g = p + j;
-      ids[i] = tok[static_cast<std::size_t>(g)];
-      positions[i] = static_cast<std::int32_t>(n + j);
-      doc_ids[i] = fragment;
-      const bool trained = g + 1 < end && carries_loss(g + 1);
-      targets[i] = trained ? tok[static_cast<std::size_t>(g + 1)] : kIgnoreTarget;
-    }
+    const std::int64_t end = corpus_.doc_start[static_cast<std::size_t>(document_of(p) + 1)];
+    const std::int64_t take = std::min(end - p, static_cast<std::int64_t>(t_len - i) - n);
+    i = write_fragment(p, take, fragment, i, ids, targets, positions, doc_ids);
     p += take;
   }
-  for (std::int32_t pos = 0; i < t_len; ++i, ++pos) {  // padding: no loss, attends to itself
-    ids[i] = 0;
-    targets[i] = kIgnoreTarget;
-    positions[i] = pos;
-    doc_ids[i] = fragment;
-  }
+  write_padding(i, 0, fragment, ids, targets, positions, doc_ids);  // no loss, attends to itself
 }
 
 void PackedSequences::plan_padded_rows() {
@@ -129,39 +145,11 @@ void PackedSequences::fill_padded(std::int64_t s, std::span<std::int32_t> ids,
                                   std::span<std::int32_t> targets,
                                   std::span<std::int32_t> positions,
                                   std::span<std::int32_t> doc_ids) const {
-  const auto& tok = corpus_.tokens;
-  const auto& loss = corpus_.loss;
-  const std::int64_t n = virtual_tokens_;
   const std::int64_t p = piece_start_[static_cast<std::size_t>(s)];
-  const std::int64_t doc = document_of(p);
-  const std::int64_t begin = corpus_.doc_start[static_cast<std::size_t>(doc)];
-  const std::int64_t end = corpus_.doc_start[static_cast<std::size_t>(doc + 1)];
-  const std::int64_t take = std::min(end - p, seq_len_ - n);
-  const auto carries_loss = [&](std::int64_t g) {
-    return loss.empty() || loss[static_cast<std::size_t>(g)] != 0;
-  };
-  std::size_t i = 0;
-  for (std::int64_t k = 0; k < n; ++k, ++i) {  // prompt tuning's slots, as in packing
-    ids[i] = virtual_token_id(k);
-    positions[i] = static_cast<std::int32_t>(k);
-    doc_ids[i] = 0;
-    const bool first = k == n - 1 && p == begin && carries_loss(p);
-    targets[i] = first ? tok[static_cast<std::size_t>(p)] : kIgnoreTarget;
-  }
-  for (std::int64_t j = 0; j < take; ++j, ++i) {
-    const std::int64_t g = p + j;
-    ids[i] = tok[static_cast<std::size_t>(g)];
-    positions[i] = static_cast<std::int32_t>(n + j);
-    doc_ids[i] = 0;
-    const bool trained = g + 1 < end && carries_loss(g + 1);
-    targets[i] = trained ? tok[static_cast<std::size_t>(g + 1)] : kIgnoreTarget;
-  }
-  for (std::int32_t pos = 0; i < ids.size(); ++i, ++pos) {  // padding: a document of its own
-    ids[i] = pad_id_;
-    targets[i] = kIgnoreTarget;
-    positions[i] = pos;
-    doc_ids[i] = 1;
-  }
+  const std::int64_t end = corpus_.doc_start[static_cast<std::size_t>(document_of(p) + 1)];
+  const std::int64_t take = std::min(end - p, seq_len_ - virtual_tokens_);
+  const std::size_t i = write_fragment(p, take, 0, 0, ids, targets, positions, doc_ids);
+  write_padding(i, pad_id_, 1, ids, targets, positions, doc_ids);  // padding: a document of its own
 }
 
 void PackedSequences::fill(std::int64_t s, std::span<std::int32_t> ids,

@@ -68,6 +68,16 @@ class PackedSequences {
   [[nodiscard]] std::int64_t document_of(std::int64_t token) const;
   // Prompt tuning: the first corpus token of every row, and one row's slots.
   void plan_virtual_rows();
+  // Writes a fragment at row offset i: the n virtual slots, then tokens [p, p + take) of their
+  // document (positions n, n + 1, ...), all with document id `doc`; returns the offset after it.
+  std::size_t write_fragment(std::int64_t p, std::int64_t take, std::int32_t doc, std::size_t i,
+                             std::span<std::int32_t> ids, std::span<std::int32_t> targets,
+                             std::span<std::int32_t> positions,
+                             std::span<std::int32_t> doc_ids) const;
+  // Fills the row from offset i to its end with `id`, no loss, positions from 0, document `doc`.
+  static void write_padding(std::size_t i, std::int32_t id, std::int32_t doc,
+                            std::span<std::int32_t> ids, std::span<std::int32_t> targets,
+                            std::span<std::int32_t> positions, std::span<std::int32_t> doc_ids);
   void fill_virtual(std::int64_t s, std::span<std::int32_t> ids, std::span<std::int32_t> targets,
                     std::span<std::int32_t> positions, std::span<std::int32_t> doc_ids) const;
 

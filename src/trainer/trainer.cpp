@@ -18,13 +18,11 @@
 #include "checkpoint/training_checkpoint.h"
 #include "comm/process_grid.h"
 #include "core/logging.h"
-#include "data/byte_tokenizer.h"
 #include "data/data_order.h"
 #include "data/packing.h"
 #include "model/transformer.h"
 #include "optim/data_parallel.h"
 #include "peft/peft_export.h"
-#include "peft/peft_import.h"
 #include "trainer/checkpointing.h"
 #include "trainer/from_config.h"
 #include "trainer/model_builder.h"
@@ -155,6 +153,16 @@ std::optional<std::string> resume_point(const config::ExperimentConfig& cfg,
   if (step < 0) return std::nullopt;
   if (mode != "auto") return mode;
   return ckdir + "/step_" + std::to_string(static_cast<std::int64_t>(step));
+}
+
+// Flags OR-reduced over all ranks in one collective: {a non-finite loss, a stop request}.
+struct StepAgreement {
+  bool bad_loss = false, stop = false;
+};
+StepAgreement agree_step(comm::Communicator& world, bool bad_loss, bool stop) {
+  double flags[2] = {bad_loss ? 1.0 : 0.0, stop ? 1.0 : 0.0};
+  world.all_reduce(backend::Tensor{flags, DType::kF64, Shape{2}}, comm::ReduceOp::kMax);
+  return {flags[0] > 0.0, flags[1] > 0.0};
 }
 
 // Testing hooks (docs/checkpoints.md): TAILOR_FAULT_KILL_AFTER_STEP=K[:rank] kills that rank
@@ -452,7 +460,9 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     const double loss = grid.dp().all_reduce_sum(loss_sum) * dscale;
     // A non-finite loss or gradient on any rank skips the update on every rank: the loss is
     // agreed on here, the gradient norm is global (the optimizer skips a non-finite one itself).
-    const bool bad_loss = grid.world().any(!std::isfinite(loss));
+    // One collective for both per-step agreements: skip this update, stop after this step.
+    const auto [bad_loss, stop] =
+        agree_step(grid.world(), !std::isfinite(loss), StopSignals::requested());
     const double grad_norm = bad_loss ? std::nan("") : optimizer.step(lr, cfg.optimizer.grad_clip);
     if (bad_loss || !std::isfinite(grad_norm)) {
       ++run_state.skipped_steps;
@@ -469,8 +479,6 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     } else {
       run_state.consecutive_skips = 0;
     }
-    watchdog.arm(fmt::format("step {}: stop-request agreement", step + 1));
-    const bool stop = grid.world().any(StopSignals::requested());
     watchdog.disarm();
 
     const double dt = seconds_since(t_step);

@@ -194,7 +194,9 @@ std::vector<int> rank_pids(const std::string& cfg) {
   return out;
 }
 
-TEST(CheckpointMpi, SigusrToOneRankStopsEveryRankAtTheSameStepWithExit3) {
+// Sends `signal` to one rank of a running 2-rank job: every rank saves the same step and the job
+// exits 3; the same command then continues.
+void expect_one_rank_signal_stops_the_job(int signal) {
   TempDir tmp;
   write(tmp / "cfg.yaml", config());
   const std::string out = tmp / "run";
@@ -210,7 +212,7 @@ TEST(CheckpointMpi, SigusrToOneRankStopsEveryRankAtTheSameStepWithExit3) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   const std::vector<int> pids = rank_pids(tmp / "cfg.yaml");
   ASSERT_EQ(pids.size(), 2u);
-  ::kill(pids.back(), SIGUSR1);  // one rank only
+  ::kill(pids.back(), signal);  // one rank only
   while (std::chrono::steady_clock::now() < deadline && !fs::exists(tmp / "rc.txt"))
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ASSERT_TRUE(fs::exists(tmp / "rc.txt")) << "the job did not stop";
@@ -230,6 +232,14 @@ TEST(CheckpointMpi, SigusrToOneRankStopsEveryRankAtTheSameStepWithExit3) {
                           tmp.str());
   ASSERT_EQ(more.code, 0) << more.err;
   EXPECT_EQ(read_jsonl(out + "/metrics.jsonl").back()["step"], stopped + 2);
+}
+
+TEST(CheckpointMpi, SigusrToOneRankStopsEveryRankAtTheSameStepWithExit3) {
+  expect_one_rank_signal_stops_the_job(SIGUSR1);
+}
+
+TEST(CheckpointMpi, SigtermToOneRankStopsEveryRankAtTheSameStepWithExit3) {
+  expect_one_rank_signal_stops_the_job(SIGTERM);
 }
 
 TEST(CheckpointMpi, TheWatchdogEndsAJobWhoseRankHangs) {

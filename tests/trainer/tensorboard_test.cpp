@@ -215,4 +215,31 @@ TEST(TensorBoard, MatchesWhatTensorBoardRead) {
   EXPECT_TRUE(read_bytes(written) == read_bytes(fixture)) << "event file differs from the fixture";
 }
 
+TEST(TensorBoard, ResumeTruncationDropsLaterStepsAndATornLastRecord) {
+  TempDir tmp;
+  const std::string dir = tmp / "tb";
+  {
+    tt::TensorBoardWriter w(dir, [] { return 100.0; });
+    for (std::int64_t step = 1; step <= 6; ++step) w.scalars(step, {{"train/loss", 1.0 / step}});
+  }
+  // A process killed mid-write leaves half a record at the end.
+  const std::string file = tt::list_event_files(dir).front();
+  const std::string torn = tt::tfrecord_frame(tt::encode_scalars_event(100.0, 7, {{"train/loss", 0.1}}));
+  write_bytes(file, read_bytes(file) + torn.substr(0, torn.size() / 2));
+  EXPECT_THROW((void)tt::read_event_file(file), tailor::UserError);
+
+  tt::truncate_event_files(dir, 4);
+  const std::vector<std::string> files = tt::list_event_files(dir);
+  ASSERT_EQ(files.size(), 1u);
+  std::vector<std::int64_t> steps;
+  for (const tt::TbEvent& e : tt::read_event_file(files.front()))  // strict: no torn record left
+    if (e.file_version.empty()) {
+      steps.push_back(e.step);
+      EXPECT_EQ(e.wall_time, 100.0);
+      ASSERT_EQ(e.scalars.size(), 1u);
+      EXPECT_FLOAT_EQ(e.scalars[0].second, static_cast<float>(1.0 / static_cast<double>(e.step)));
+    }
+  EXPECT_EQ(steps, (std::vector<std::int64_t>{1, 2, 3, 4}));
+}
+
 }  // namespace

@@ -2,7 +2,10 @@
 # GPU checks for the reference node (one H100, no network; see ../shared/PLATFORMS.md), in stages
 # of at most 5 minutes each so a lent machine's time is spent on one short, prepared script:
 #   benchmarks/gpu-check.sh build     # configure (CUDA ON, sm_90) and build everything, 16 cores
-#   benchmarks/gpu-check.sh test      # the gpu-labelled tests with TAILOR_REQUIRE_GPU=1 (a skip fails)
+#   benchmarks/gpu-check.sh test      # the gpu-labelled tests with TAILOR_REQUIRE_GPU=1 (a skip fails):
+#                                     # kernels, CudaOps, GPU training (bf16 vs CPU f32, f32 mode,
+#                                     # run-to-run identity), TP=2 on one GPU; JUnit in tests.xml
+#   benchmarks/gpu-check.sh tests     # build only what the gpu tests need, then test (one stage)
 #   benchmarks/gpu-check.sh all       # build, then test
 #   benchmarks/gpu-check.sh kernels   # only the kernel tests: builds gpu_test alone and runs it as one
 #                                     # process (one CUDA context), JSON report in kernels.json
@@ -37,8 +40,20 @@ stage_kernels() {
 }
 
 stage_test() {
-  TAILOR_REQUIRE_GPU=1 timeout 280 ctest --test-dir "$build_dir" -L gpu --output-on-failure \
-    -j "$jobs" 2>&1 | tee "$log_dir/test-gpu.log"
+  # The kernel tests as one process (one CUDA context instead of one per test case), then the
+  # other gpu-labelled tests one at a time (they share the GPU and each owns a context).
+  TAILOR_REQUIRE_GPU=1 timeout 120 "$build_dir/tests/gpu/gpu_test" \
+    --gtest_output="json:$log_dir/kernels.json" 2>&1 | tee "$log_dir/test-kernels.log"
+  TAILOR_REQUIRE_GPU=1 timeout 240 ctest --test-dir "$build_dir" -L gpu -E '^kernel[.]' \
+    --output-on-failure --output-junit "$log_dir/tests.xml" 2>&1 | tee "$log_dir/test-gpu.log"
+}
+
+# Build the gpu-labelled test programs only (and the CLI), then run them.
+stage_tests() {
+  nvidia-smi > "$log_dir/nvidia-smi.txt" 2>&1 || true
+  { configure && timeout 200 cmake --build "$build_dir" -j "$jobs" \
+      --target gpu_test gpu_train_test gpu_tp_test tailor; } 2>&1 | tee "$log_dir/build-tests.log"
+  stage_test
 }
 
 if [[ "${1:-}" == "--stage" ]]; then shift; fi
@@ -46,6 +61,7 @@ case "${1:-all}" in
   build) stage_build ;;
   test) stage_test ;;
   kernels) stage_kernels ;;
+  tests) stage_tests ;;
   all) stage_build && stage_test ;;
-  *) echo "usage: $0 [--stage] build|test|kernels|all" >&2; exit 2 ;;
+  *) echo "usage: $0 [--stage] build|test|tests|kernels|all" >&2; exit 2 ;;
 esac

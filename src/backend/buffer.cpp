@@ -1,3 +1,4 @@
+#include <atomic>
 #include <cstring>
 #include <new>
 
@@ -6,13 +7,50 @@
 namespace tailor::backend {
 namespace {
 constexpr std::align_val_t kAlign{64};
+std::atomic<DeviceMemory*> g_device_memory{nullptr};
+}  // namespace
+
+void set_device_memory(DeviceMemory* memory) noexcept { g_device_memory.store(memory); }
+
+DeviceMemory& device_memory() {
+  DeviceMemory* m = g_device_memory.load();
+  TAILOR_ASSERT(m != nullptr, "device memory used before a device backend was created");
+  return *m;
+}
+
+bool has_device_memory() noexcept { return g_device_memory.load() != nullptr; }
+
+void copy_bytes(const Tensor& dst, const Tensor& src) {
+  TAILOR_ASSERT(dst.bytes() == src.bytes(), "copy_bytes: {} into {}", src.str(), dst.str());
+  const std::size_t n = dst.bytes();
+  if (n == 0 || dst.data == src.data) return;
+  const bool d_host = dst.device == Device::kCpu, s_host = src.device == Device::kCpu;
+  if (d_host && s_host) {
+    std::memmove(dst.data, src.data, n);
+  } else if (d_host) {
+    device_memory().to_host(dst.data, src.data, n);
+  } else if (s_host) {
+    device_memory().from_host(dst.data, src.data, n);
+  } else {
+    device_memory().on_device(dst.data, src.data, n);
+  }
 }
 
 Buffer::Buffer(DType dtype, Shape shape, Device device)
     : dtype_(dtype), shape_(shape), device_(device) {
-  TAILOR_ASSERT(device == Device::kCpu, "device buffers are allocated by the CUDA context");
   bytes_ = static_cast<std::size_t>(shape.numel()) * dtype_size(dtype);
   if (bytes_ == 0) return;
+  if (device == Device::kCuda) {
+    DeviceMemory& m = device_memory();
+    data_ = m.allocate(bytes_);
+    try {
+      m.zero(data_, bytes_);
+    } catch (...) {
+      m.release(data_);
+      throw;
+    }
+    return;
+  }
   try {
     data_ = ::operator new(bytes_, kAlign);
   } catch (const std::bad_alloc&) {
@@ -25,7 +63,13 @@ Buffer::Buffer(DType dtype, Shape shape, Device device)
 Buffer::~Buffer() { release(); }
 
 void Buffer::release() noexcept {
-  if (data_ != nullptr) ::operator delete(data_, kAlign);
+  if (data_ != nullptr) {
+    if (device_ == Device::kCuda) {
+      if (DeviceMemory* m = g_device_memory.load()) m->release(data_);
+    } else {
+      ::operator delete(data_, kAlign);
+    }
+  }
   data_ = nullptr;
   bytes_ = 0;
 }

@@ -6,7 +6,12 @@
 // Conventions, for every op:
 //  - Tensors are contiguous row-major. "[N, D]" means any tensor whose rows() == N, cols() == D.
 //  - Floating-point tensors of one call share one dtype (f32 or f64 on the CPU); ids, positions and
-//    targets are i32.
+//    targets are i32. With 16-bit storage (bf16 on CUDA) the exceptions are the accumulators, which
+//    are accum_dtype (f32): statistics (rstd, mean, lse, losses, row_max, stats), parameter
+//    gradients (dw, db, dtable, dbias, the c of a weight-gradient gemm, the y of add) and
+//    optimizer state. Every op computes in f32 or better and rounds once on store.
+//  - Every tensor of a call lives on the backend's device(), except copy's, which also moves
+//    data between host memory and the device. Host code never dereferences device memory.
 //  - Activation gradients are written (`=`); parameter gradients are accumulated (`+=`) so that
 //    micro-batches of one optimizer step add up into the same buffer. Each signature says which.
 //  - Reductions are computed in fixed blocks and summed in block order: results do not depend on
@@ -48,6 +53,10 @@ class Ops {
   [[nodiscard]] virtual Device device() const noexcept = 0;
   // Human-readable description (backend, BLAS library and its thread count).
   [[nodiscard]] virtual std::string describe() const = 0;
+  // A zero-filled buffer on this backend's device.
+  [[nodiscard]] Buffer alloc(DType dtype, Shape shape) const { return Buffer(dtype, shape, device()); }
+  // Waits until all queued work has finished (a no-op where ops run synchronously).
+  virtual void synchronize() {}
 
   // ---- dense linear algebra ----------------------------------------------------------------
   // c = alpha * op(a) @ op(b) + beta * c, where op(x) = x^T when trans_x.
@@ -57,7 +66,8 @@ class Ops {
 
   // ---- elementwise and reductions ----------------------------------------------------------
   virtual void fill(const Tensor& x, double value) = 0;
-  // dst = src, same numel; converts between f32, f64 and bf16.
+  // dst = src, same numel; converts between f32, f64 and bf16. dst and src may be on different
+  // devices (host memory and this backend's device); such a copy is complete when it returns.
   virtual void copy(const Tensor& dst, const Tensor& src) = 0;
   // y += alpha * x (same shape).
   virtual void add(const Tensor& y, const Tensor& x, double alpha) = 0;

@@ -34,11 +34,13 @@ struct Tensor {
   [[nodiscard]] std::int64_t rows() const noexcept { return shape.rows(); }
   [[nodiscard]] std::int64_t cols() const noexcept { return shape.cols(); }
 
-  // Typed pointer; asserts the dtype matches.
+  // Typed pointer to host memory; asserts the dtype matches and that the tensor is on the CPU
+  // (device memory is reached through Ops::copy only).
   template <typename T>
   [[nodiscard]] T* ptr() const {
     TAILOR_ASSERT(dtype == DTypeOf<T>::value, "tensor is {}, asked for {}", dtype_name(dtype),
                   dtype_name(DTypeOf<T>::value));
+    TAILOR_ASSERT(device == Device::kCpu, "host access to device tensor {}", str());
     return static_cast<T*>(data);
   }
 
@@ -66,8 +68,32 @@ struct Tensor {
   }
 };
 
-// Owning storage. CPU memory comes from aligned operator new; device memory from the device
-// context of the CUDA backend (which registers an allocator here).
+// Device memory as the backend that owns the device provides it (the CUDA context, or the CPU
+// emulation of a device in tests). Registered once per process; Buffers on Device::kCuda and the
+// communicators' host staging use it.
+class DeviceMemory {
+ public:
+  virtual ~DeviceMemory() = default;
+  // `bytes` > 0; throws RuntimeError when the device is out of memory.
+  [[nodiscard]] virtual void* allocate(std::size_t bytes) = 0;
+  virtual void release(void* p) noexcept = 0;
+  virtual void zero(void* p, std::size_t bytes) = 0;
+  // Blocking copies between host and device memory, ordered after all work queued so far.
+  virtual void to_host(void* host, const void* device, std::size_t bytes) = 0;
+  virtual void from_host(void* device, const void* host, std::size_t bytes) = 0;
+  virtual void on_device(void* dst, const void* src, std::size_t bytes) = 0;
+};
+// Installs (or, with nullptr, removes) the device memory provider. Buffers allocated through one
+// provider must be released before another is installed.
+void set_device_memory(DeviceMemory* memory) noexcept;
+// The installed provider; throws InternalError when there is none.
+[[nodiscard]] DeviceMemory& device_memory();
+[[nodiscard]] bool has_device_memory() noexcept;
+// Copies dst.bytes() raw bytes from src (same size) wherever each lives; blocking.
+void copy_bytes(const Tensor& dst, const Tensor& src);
+
+// Owning storage, zero-filled. CPU memory comes from aligned operator new; device memory from the
+// installed DeviceMemory.
 class Buffer {
  public:
   Buffer() = default;

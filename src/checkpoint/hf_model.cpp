@@ -208,8 +208,6 @@ std::vector<HfTensor> to_hf_tensors(const HfModelConfig& cfg, const model::Trans
       const backend::Tensor src = gradients ? p->grad : p->value;
       TAILOR_ASSERT(src.data != nullptr, "parameter {} has no {}", p->name, gradients ? "gradient" : "value");
       backend::Buffer host(DType::kF32, p->shape);
-      ops.copy(host.tensor(), src);
-      float* v = host.ptr<float>();
       // A LoRA-adapted weight is exported merged: W + s B A.
       const std::string stem = part.param.ends_with(".weight")
                                    ? part.param.substr(0, part.param.size() - 7)
@@ -217,11 +215,19 @@ std::vector<HfTensor> to_hf_tensors(const HfModelConfig& cfg, const model::Trans
       const Parameter* la = model.params().find(stem + ".lora_A.weight");
       const Parameter* lb = model.params().find(stem + ".lora_B.weight");
       if (!gradients && la != nullptr && lb != nullptr && model.lora() != nullptr) {
-        backend::Buffer a(DType::kF32, la->shape), b(DType::kF32, lb->shape);
+        // In f32 on the model's device.
+        const backend::Buffer w = ops.alloc(DType::kF32, p->shape);
+        const backend::Buffer a = ops.alloc(DType::kF32, la->shape);
+        const backend::Buffer b = ops.alloc(DType::kF32, lb->shape);
+        ops.copy(w.tensor(), src);
         ops.copy(a.tensor(), la->value);
         ops.copy(b.tensor(), lb->value);
-        ops.gemm(b.tensor(), false, a.tensor(), false, host.tensor(), model.lora()->scale(), 1.0);
+        ops.gemm(b.tensor(), false, a.tensor(), false, w.tensor(), model.lora()->scale(), 1.0);
+        ops.copy(host.tensor(), w.tensor());
+      } else {
+        ops.copy(host.tensor(), src);
       }
+      const float* v = host.ptr<float>();
       const std::int64_t rows = p->shape.rank() == 2 ? p->shape[0] : p->shape.numel();
       const std::int64_t cols = p->shape.rank() == 2 ? p->shape[1] : 1;
       const std::int64_t hf_rows = rows_in_hf(h, part, rows);

@@ -615,6 +615,12 @@ std::vector<std::string> CheckpointReader::names() const {
   return out;
 }
 
+DType CheckpointReader::dtype(const std::string& name) const {
+  const auto it = index_.find(name);
+  if (it == index_.end()) throw_user_error(dir_, "tensor {} is missing from the checkpoint", name);
+  return it->second.front().info.dtype;
+}
+
 void CheckpointReader::read(const std::string& name, const h5::Placement& target,
                             const backend::Tensor& out) {
   const auto it = index_.find(name);

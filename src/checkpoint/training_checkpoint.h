@@ -180,6 +180,8 @@ class CheckpointReader {
   // Opens the files of `manifest` whose name starts with `prefix` ("model-" or "optim-").
   CheckpointReader(const std::string& dir, const Manifest& manifest, const std::string& prefix);
   [[nodiscard]] bool has(const std::string& name) const { return index_.count(name) > 0; }
+  // The stored dtype of a tensor (UserError when it is missing).
+  [[nodiscard]] DType dtype(const std::string& name) const;
   // Fills `out` (host, target.flat_end - target.flat_begin elements, the stored dtype).
   void read(const std::string& name, const h5::Placement& target, const backend::Tensor& out);
   [[nodiscard]] std::vector<std::string> names() const;

@@ -24,6 +24,7 @@
 #include "peft/peft_import.h"
 #include "core/logging.h"
 #include "trainer/checkpointing.h"
+#include "trainer/device.h"
 #include "trainer/plot.h"
 #include "trainer/prepare.h"
 #include "trainer/trainer.h"
@@ -68,27 +69,41 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
 
 namespace {
 
-// A Hugging Face model directory (+ a PEFT adapter directory: LoRA or prompt tuning) on the CPU
-// in f32, with its tokenizer: what `score` and `generate` run.
+// A Hugging Face model directory (+ a PEFT adapter directory: LoRA or prompt tuning), with its
+// tokenizer, on the device --device picks (bf16 on a GPU, f32 on the CPU): what `score` and
+// `generate` run.
 struct CpuModel {
   checkpoint::HfModelConfig hf;
   std::unique_ptr<data::Tokenizer> tokenizer;
-  std::unique_ptr<backend::CpuOps> ops;
+  std::unique_ptr<backend::Ops> ops;
   std::optional<model::LoraSpec> lora;
   std::unique_ptr<model::Transformer> model;
 };
 
+// The backend of --device (auto: a GPU when one is visible).
+std::unique_ptr<backend::Ops> device_ops(const std::string& device, int threads,
+                                         config::RuntimeConfig* runtime = nullptr) {
+  config::RuntimeConfig r;
+  r.device = device;
+  r.threads = threads;
+  if (runtime != nullptr) *runtime = r;
+  return trainer::make_ops(r, threads, "--device");
+}
+
 CpuModel load_cpu_model(const std::string& model_dir, const std::string& adapter_dir,
-                        int threads) {
+                        int threads, const std::string& device) {
   CpuModel m;
   m.hf = checkpoint::read_hf_config(model_dir);
   m.tokenizer = data::load_tokenizer(model_dir);
-  m.ops = std::make_unique<backend::CpuOps>(threads);
+  config::RuntimeConfig runtime;
+  m.ops = device_ops(device, threads, &runtime);
   const bool prompt = !adapter_dir.empty() && peft::read_peft_type(adapter_dir) == "PROMPT_TUNING";
   const std::int64_t virtual_tokens =
       prompt ? peft::read_peft_prompt_config(adapter_dir, m.hf.spec) : 0;
   if (!adapter_dir.empty() && !prompt) m.lora = peft::read_peft_lora_config(adapter_dir);
-  m.model = std::make_unique<model::Transformer>(m.hf.spec, *m.ops, DType::kF32, nullptr,
+  m.model = std::make_unique<model::Transformer>(m.hf.spec, *m.ops,
+                                                 trainer::compute_dtype(runtime, m.ops->device()),
+                                                 nullptr,
                                                  m.lora ? &*m.lora : nullptr, 0, virtual_tokens);
   checkpoint::load_hf_weights(model_dir, m.hf, *m.model, *m.ops);
   if (m.lora) peft::load_peft_lora_weights(adapter_dir, *m.model, *m.ops);
@@ -97,9 +112,10 @@ CpuModel load_cpu_model(const std::string& model_dir, const std::string& adapter
 }
 
 // The model of a Tailor checkpoint (any layout, merged onto one rank) with its run's tokenizer.
-CpuModel load_checkpoint_cpu_model(const std::string& path, int threads) {
+CpuModel load_checkpoint_cpu_model(const std::string& path, int threads,
+                                   const std::string& device) {
   CpuModel m;
-  m.ops = std::make_unique<backend::CpuOps>(threads);
+  m.ops = device_ops(device, threads);
   trainer::CheckpointModel cm =
       trainer::load_checkpoint_model(checkpoint::resolve_checkpoint_dir(path), *m.ops);
   m.hf = cm.setup.hf;
@@ -112,8 +128,8 @@ CpuModel load_checkpoint_cpu_model(const std::string& path, int threads) {
 }  // namespace
 
 int run_score(const std::string& model_dir, const std::string& adapter_dir,
-              const std::string& data_path, int threads) {
-  const CpuModel m = load_cpu_model(model_dir, adapter_dir, threads);
+              const std::string& data_path, int threads, const std::string& device) {
+  const CpuModel m = load_cpu_model(model_dir, adapter_dir, threads, device);
   log::info("scoring {} with {} ({})", data_path, model_dir, m.hf.spec.summary());
   const eval::ScoreResult r = eval::score_jsonl(*m.model, *m.tokenizer, data_path);
   std::printf("%s\n", fmt::format(R"({{"records": {}, "tokens": {}, "nll": {}, "ppl": {}}})",
@@ -229,8 +245,9 @@ int run_generate(const GenerateArgs& a) {
   }
   TAILOR_CHECK_USER(a.checkpoint.empty() || a.adapter_dir.empty(), "--adapter",
                     "goes with --model; a checkpoint of a PEFT run already holds its adapter");
-  CpuModel m = a.checkpoint.empty() ? load_cpu_model(a.model_dir, a.adapter_dir, a.threads)
-                                     : load_checkpoint_cpu_model(a.checkpoint, a.threads);
+  CpuModel m = a.checkpoint.empty()
+                   ? load_cpu_model(a.model_dir, a.adapter_dir, a.threads, a.device)
+                   : load_checkpoint_cpu_model(a.checkpoint, a.threads, a.device);
   add_model_limits(o, m, *preset);
   for (const std::string& special : data::chat_preset_special_tokens(*preset))
     if (!m.tokenizer->token_to_id(special))

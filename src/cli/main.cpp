@@ -82,6 +82,9 @@ int main(int argc, char** argv) {
       ->required();
   score->add_option("--adapter", adapter_dir, "PEFT adapter directory to apply (LoRA or prompt tuning)");
   score->add_option("--threads", threads, "CPU threads (0: all cores)");
+  std::string score_device = "auto";
+  score->add_option("--device", score_device, "auto (a GPU when visible) | cpu | cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
 
   CLI::App* exp = app.add_subcommand("export", "write a model as a Hugging Face directory");
   auto* src = exp->add_option_group("source");
@@ -126,6 +129,8 @@ int main(int argc, char** argv) {
   generate->add_option("--system", gen.system, "system prompt for the template");
   generate->add_option("--batch-size", gen.batch_size, "--prompts records generated together (8)");
   generate->add_option("--threads", gen.threads, "CPU threads (0: all cores)");
+  generate->add_option("--device", gen.device, "auto (a GPU when visible) | cpu | cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
 
   std::string inspect_path;
   CLI::App* inspect = app.add_subcommand(
@@ -152,6 +157,8 @@ int main(int argc, char** argv) {
   evalc->add_option("--hypotheses", ev.options.hypotheses_out,
                     "write {prompt, reference, hypothesis} JSONL here");
   evalc->add_option("--threads", ev.options.threads, "CPU threads (0: all cores)");
+  evalc->add_option("--device", ev.options.device, "auto (a GPU when visible) | cpu | cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
 
   CLI::App* search = app.add_subcommand(
       "prompt-search", "rank the config's prompt_search candidates (system prompts, few-shot "
@@ -163,6 +170,8 @@ int main(int argc, char** argv) {
   search->add_option("--data", ev.options.data, "dev JSONL (default: data.valid)");
   search->add_option("--write-best", ev.write_best, "write the config with the best prompt here");
   search->add_option("--threads", ev.options.threads, "CPU threads (0: all cores)");
+  search->add_option("--device", ev.options.device, "auto (a GPU when visible) | cpu | cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
 
   std::string run_dir, plot_out;
   CLI::App* plot = app.add_subcommand(
@@ -214,7 +223,8 @@ int main(int argc, char** argv) {
     }
     if (prepare->parsed()) return tailor::cli::run_prepare(config_path, overrides);
     if (train->parsed()) return tailor::cli::run_train(config_path, overrides, std::move(world));
-    if (score->parsed()) return tailor::cli::run_score(model_dir, adapter_dir, data_path, threads);
+    if (score->parsed()) return tailor::cli::run_score(model_dir, adapter_dir, data_path, threads,
+                                                         score_device);
     if (generate->parsed()) return tailor::cli::run_generate(gen);
     if (plot->parsed()) return tailor::cli::run_plot(run_dir, plot_out);
     if (inspect->parsed()) return tailor::cli::run_inspect(inspect_path);

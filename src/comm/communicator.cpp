@@ -25,12 +25,12 @@ bool Communicator::any(bool v) { return all_reduce_max(v ? 1.0 : 0.0) > 0.0; }
 
 void SelfCommunicator::reduce_scatter(const backend::Tensor& in, const backend::Tensor& out) {
   TAILOR_ASSERT(in.numel() == out.numel() && in.dtype == out.dtype, "reduce_scatter shapes");
-  if (in.data != out.data) std::memcpy(out.data, in.data, in.bytes());
+  backend::copy_bytes(out, in);
 }
 
 void SelfCommunicator::all_gather(const backend::Tensor& in, const backend::Tensor& out) {
   TAILOR_ASSERT(in.numel() == out.numel() && in.dtype == out.dtype, "all_gather shapes");
-  if (in.data != out.data) std::memcpy(out.data, in.data, in.bytes());
+  backend::copy_bytes(out, in);
 }
 
 std::unique_ptr<Communicator> SelfCommunicator::split(int, int) {

@@ -1,9 +1,10 @@
 // Communicator: the collectives Tailor's SPMD ranks use, over typed tensors.
 //
-// Implementations: MpiCommunicator (host memory, MPI), SelfCommunicator (a group of one: every
-// collective is a copy), and, with the CUDA backend, NCCL. All ranks of a group must call the same
-// collectives in the same order with the same shapes and dtypes. Reductions are sums (or max);
-// f32, f64 and i32 tensors are supported.
+// Implementations: MpiCommunicator (MPI over host memory; device tensors are staged through the
+// host), SelfCommunicator (a group of one: every collective is a copy), and, with the CUDA
+// backend, NCCL. All ranks of a group must call the same collectives in the same order with the
+// same shapes and dtypes. Reductions are sums (or max) over f32, f64, i32 and bf16 tensors (MPI
+// sums bf16 in f32 and rounds once).
 #pragma once
 
 #include <cstdint>

@@ -35,6 +35,44 @@ int count(const backend::Tensor& t) {
   return static_cast<int>(t.numel());
 }
 
+// A host tensor MPI can reduce standing for `t`: t itself when it is host f32, f64 or i32;
+// otherwise a host copy (device memory staged through the host, bf16 widened to f32 so that sums
+// are formed in f32 and rounded once). store() writes the result back.
+class HostStage {
+ public:
+  HostStage(const backend::Tensor& t, bool load) : t_(t) {
+    const bool narrow = t.dtype == DType::kBF16;
+    if (t.device == backend::Device::kCpu && !narrow) {
+      host_ = t;
+      return;
+    }
+    raw_ = backend::Buffer(t.dtype, t.shape);  // t's bytes on the host
+    if (narrow) wide_ = backend::Buffer(DType::kF32, t.shape);
+    host_ = narrow ? wide_.tensor() : raw_.tensor();
+    if (!load) return;
+    backend::copy_bytes(raw_.tensor(), t);
+    if (narrow) {
+      const auto* b = static_cast<const BF16*>(raw_.data());
+      float* f = wide_.ptr<float>();
+      for (std::int64_t i = 0; i < t.numel(); ++i) f[i] = bf16_to_float(b[i]);
+    }
+  }
+  [[nodiscard]] const backend::Tensor& host() const noexcept { return host_; }
+  void store() {
+    if (host_.data == t_.data) return;
+    if (!wide_.empty()) {
+      auto* b = static_cast<BF16*>(raw_.data());
+      const float* f = wide_.ptr<float>();
+      for (std::int64_t i = 0; i < t_.numel(); ++i) b[i] = float_to_bf16(f[i]);
+    }
+    backend::copy_bytes(t_, raw_.tensor());
+  }
+
+ private:
+  backend::Tensor t_, host_;
+  backend::Buffer raw_, wide_;
+};
+
 }  // namespace
 
 MpiCommunicator::MpiCommunicator(MPI_Comm comm) : comm_(comm) {
@@ -53,28 +91,41 @@ MpiCommunicator::~MpiCommunicator() {
 std::string MpiCommunicator::describe() const { return fmt::format("MPI, {} ranks", size_); }
 
 void MpiCommunicator::all_reduce(const backend::Tensor& x, ReduceOp op) {
-  TAILOR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, x.data, count(x), mpi_type(x.dtype),
+  HostStage s(x, true);
+  const backend::Tensor& h = s.host();
+  TAILOR_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, h.data, count(h), mpi_type(h.dtype),
                                  op == ReduceOp::kSum ? MPI_SUM : MPI_MAX, comm_));
+  s.store();
 }
 
 void MpiCommunicator::reduce_scatter(const backend::Tensor& in, const backend::Tensor& out) {
   TAILOR_ASSERT(in.numel() == out.numel() * size_ && in.dtype == out.dtype,
                 "reduce_scatter: {} elements in, {} out, {} ranks", in.numel(), out.numel(), size_);
-  TAILOR_MPI_CHECK(MPI_Reduce_scatter_block(in.data, out.data, count(out), mpi_type(in.dtype),
+  HostStage si(in, true), so(out, false);
+  const backend::Tensor &hi = si.host(), &ho = so.host();
+  TAILOR_MPI_CHECK(MPI_Reduce_scatter_block(hi.data, ho.data, count(ho), mpi_type(hi.dtype),
                                             MPI_SUM, comm_));
+  so.store();
 }
 
 void MpiCommunicator::all_gather(const backend::Tensor& in, const backend::Tensor& out) {
   TAILOR_ASSERT(out.numel() == in.numel() * size_ && in.dtype == out.dtype,
                 "all_gather: {} elements in, {} out, {} ranks", in.numel(), out.numel(), size_);
-  const bool in_place = static_cast<const char*>(in.data) ==
-                        static_cast<const char*>(out.data) + in.bytes() * static_cast<std::size_t>(rank_);
-  TAILOR_MPI_CHECK(MPI_Allgather(in_place ? MPI_IN_PLACE : in.data, count(in), mpi_type(in.dtype),
-                                 out.data, count(in), mpi_type(in.dtype), comm_));
+  // Staged tensors are copies: `in` is read before `out` is written, so in place is fine too.
+  HostStage si(in, true), so(out, false);
+  const backend::Tensor &hi = si.host(), &ho = so.host();
+  const bool in_place = static_cast<const char*>(hi.data) ==
+                        static_cast<const char*>(ho.data) + hi.bytes() * static_cast<std::size_t>(rank_);
+  TAILOR_MPI_CHECK(MPI_Allgather(in_place ? MPI_IN_PLACE : hi.data, count(hi), mpi_type(hi.dtype),
+                                 ho.data, count(hi), mpi_type(hi.dtype), comm_));
+  so.store();
 }
 
 void MpiCommunicator::broadcast(const backend::Tensor& x, int root) {
-  TAILOR_MPI_CHECK(MPI_Bcast(x.data, count(x), mpi_type(x.dtype), root, comm_));
+  HostStage s(x, true);
+  const backend::Tensor& h = s.host();
+  TAILOR_MPI_CHECK(MPI_Bcast(h.data, count(h), mpi_type(h.dtype), root, comm_));
+  s.store();
 }
 
 void MpiCommunicator::barrier() { TAILOR_MPI_CHECK(MPI_Barrier(comm_)); }

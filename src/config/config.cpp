@@ -6,6 +6,9 @@
 // this build cannot honour yet (checkpoints, parallelism, CUDA, PEFT) are problems like any other.
 #include "config/config.h"
 
+#include <cstdlib>
+#include <string_view>
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -428,7 +431,7 @@ void read_runtime(SchemaReader& r, RuntimeConfig& rt) {
   r.begin_section("runtime");
   r.read_choice("device", rt.device, {"auto", "cpu", "cuda"});
   r.read_int("threads", rt.threads, kAtLeast0);
-  r.read_choice("dtype", rt.dtype, {"f32", "f64"});
+  r.read_choice("dtype", rt.dtype, {"auto", "f32", "f64", "bf16"});
   r.read_choice("log_level", rt.log_level, {"debug", "info", "warn", "error"});
   r.read_float("watchdog_s", rt.watchdog_s, kNonNegative);
   r.end_section();
@@ -672,8 +675,17 @@ void check_optimizer(SchemaReader& r, const ExperimentConfig& c) {
 // Features this build does not have yet: accepted by the schema, rejected here.
 void check_build_limits(SchemaReader& r, const ExperimentConfig& c) {
 #ifndef TAILOR_HAVE_CUDA
-  if (c.runtime.device == "cuda") r.problem("runtime.device", "this build has no CUDA backend");
+  // (TAILOR_EMULATE_CUDA=1 is the testing hook that emulates the device on the CPU.)
+  const char* emulate = std::getenv("TAILOR_EMULATE_CUDA");
+  if (c.runtime.device == "cuda" && (emulate == nullptr || std::string_view(emulate) != "1"))
+    r.problem("runtime.device", "this build has no CUDA backend");
 #endif
+  if (r.is_ok("runtime.dtype") && r.is_ok("runtime.device")) {
+    if (c.runtime.device == "cpu" && c.runtime.dtype == "bf16")
+      r.problem("runtime.dtype", "bf16 needs runtime.device cuda (the CPU computes in f32 or f64)");
+    if (c.runtime.device == "cuda" && c.runtime.dtype == "f64")
+      r.problem("runtime.dtype", "f64 runs on the CPU only (runtime.device: cpu)");
+  }
 }
 
 // PEFT cross-field rules. Prompt tuning: every document fragment of a row opens with the virtual

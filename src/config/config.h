@@ -155,7 +155,7 @@ struct ParallelConfig {
 struct RuntimeConfig {
   std::string device = "auto";           // auto | cpu | cuda
   std::int64_t threads = 0;              // CPU threads per rank (0: all cores / ranks)
-  std::string dtype = "f32";             // compute dtype on the CPU: f32 | f64
+  std::string dtype = "auto";            // auto (bf16 on CUDA, f32 on the CPU) | f32 | f64 | bf16
   std::string log_level = "info";        // debug | info | warn | error
   double watchdog_s = 600.0;             // a step collective stuck this long ends the job (0: off)
 };

@@ -26,6 +26,12 @@ enum class DType : std::uint8_t { kF32, kF64, kBF16, kF16, kI32 };
 }
 
 [[nodiscard]] std::string_view dtype_name(DType t) noexcept;
+
+// The type that accumulates what a tensor of storage type t feeds: f32 for the 16-bit types
+// (gradients of parameters, norm and softmax statistics, losses, master weights), t otherwise.
+[[nodiscard]] constexpr DType accum_dtype(DType t) noexcept {
+  return t == DType::kBF16 || t == DType::kF16 ? DType::kF32 : t;
+}
 // Parses "f32|f64|bf16|f16|i32"; returns false on anything else.
 bool parse_dtype(std::string_view text, DType& out) noexcept;
 

@@ -132,7 +132,8 @@ DecoderLayer::DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index,
 }
 
 LayerActivations DecoderLayer::allocate_activations(std::vector<backend::Buffer>& storage,
-                                                    DType dtype, std::int64_t batch,
+                                                    DType dtype, backend::Device device,
+                                                    std::int64_t batch,
                                                     std::int64_t seq) const {
   const std::int64_t n = batch * seq;
   const std::int64_t d = spec_->hidden_size;
@@ -140,33 +141,34 @@ LayerActivations DecoderLayer::allocate_activations(std::vector<backend::Buffer>
   const std::int64_t qd = tp_.q_dim(spec_->head_dim);
   const std::int64_t kvd = tp_.kv_dim(spec_->head_dim);
   const bool layer_norm = spec_->norm == NormType::kLayerNorm;
-  auto make = [&](Shape shape) {
-    storage.emplace_back(dtype, shape);
+  const DType stat = accum_dtype(dtype);  // norm statistics, log-sum-exp
+  auto make = [&](Shape shape, DType t) {
+    storage.emplace_back(t, shape, device);
     return storage.back().tensor();
   };
   LayerActivations l;
-  l.h1 = make(Shape{n, d});
-  if (layer_norm) l.mean1 = make(Shape{n});
-  l.rstd1 = make(Shape{n});
-  l.q = make(Shape{n, qd});
-  l.k = make(Shape{n, kvd});
-  l.v = make(Shape{n, kvd});
-  l.attn = make(Shape{n, qd});
-  l.lse = make(Shape{batch, tp_.q_heads, seq});
-  l.x_mid = make(Shape{n, d});
-  l.h2 = make(Shape{n, d});
-  if (layer_norm) l.mean2 = make(Shape{n});
-  l.rstd2 = make(Shape{n});
-  if (spec_->mlp == MlpType::kSwiGLU) l.gate = make(Shape{n, f});
-  l.up = make(Shape{n, f});
-  l.act = make(Shape{n, f});
+  l.h1 = make(Shape{n, d}, dtype);
+  if (layer_norm) l.mean1 = make(Shape{n}, stat);
+  l.rstd1 = make(Shape{n}, stat);
+  l.q = make(Shape{n, qd}, dtype);
+  l.k = make(Shape{n, kvd}, dtype);
+  l.v = make(Shape{n, kvd}, dtype);
+  l.attn = make(Shape{n, qd}, dtype);
+  l.lse = make(Shape{batch, tp_.q_heads, seq}, stat);
+  l.x_mid = make(Shape{n, d}, dtype);
+  l.h2 = make(Shape{n, d}, dtype);
+  if (layer_norm) l.mean2 = make(Shape{n}, stat);
+  l.rstd2 = make(Shape{n}, stat);
+  if (spec_->mlp == MlpType::kSwiGLU) l.gate = make(Shape{n, f}, dtype);
+  l.up = make(Shape{n, f}, dtype);
+  l.act = make(Shape{n, f}, dtype);
   if (lora_ != nullptr)
-    for (auto& u : l.lora_u) u = make(Shape{n, lora_->rank});
+    for (auto& u : l.lora_u) u = make(Shape{n, lora_->rank}, dtype);
   if (bottleneck_ > 0)
     for (int k = 0; k < 2; ++k) {
-      l.adapter_in[k] = make(Shape{n, d});
-      l.adapter_pre[k] = make(Shape{n, bottleneck_});
-      l.adapter_act[k] = make(Shape{n, bottleneck_});
+      l.adapter_in[k] = make(Shape{n, d}, dtype);
+      l.adapter_pre[k] = make(Shape{n, bottleneck_}, dtype);
+      l.adapter_act[k] = make(Shape{n, bottleneck_}, dtype);
     }
   return l;
 }

@@ -99,7 +99,8 @@ class DecoderLayer {
   // Buffers (appended to `storage`, which owns them) for this layer's activations of B rows of
   // T tokens.
   [[nodiscard]] LayerActivations allocate_activations(std::vector<backend::Buffer>& storage,
-                                                      DType dtype, std::int64_t batch,
+                                                      DType dtype, backend::Device device,
+                                                      std::int64_t batch,
                                                       std::int64_t seq) const;
 
   // x: [N, D] input; y: [N, D] output (distinct buffers).

@@ -23,15 +23,20 @@ struct Transformer::InferenceState {
   backend::Tensor last_x, last_h;        // [B, D] each row's last real token, before/after norm
   backend::Tensor last_mean, last_rstd;  // [B]
   backend::Tensor logits;                // [B, padded vocab]
-  backend::Buffer positions;             // i32 [N]: cache.length(b) + t
-  backend::Buffer start;                 // i32 [B]: cache.length(b)
+  backend::Buffer logits_host;           // the same on the host (device models only)
+  backend::Buffer positions_host;        // i32 [N]: cache.length(b) + t
+  backend::Buffer start_host_i32;        // i32 [B]: cache.length(b)
+  backend::Buffer positions, start;      // the same on the model's device
   std::vector<std::int64_t> start_host;  // the same, as the layers read it on the host
 
-  // positions, start and start_host for the next extend() of `cache`.
+  // positions, start and start_host for the next extend() of `cache` (on the host; the caller
+  // uploads them).
   void set_positions(const KvCache& cache, std::span<const std::int64_t> counts);
 
+  backend::Device device = backend::Device::kCpu;
+
   backend::Tensor make(DType dtype, Shape shape) {
-    storage.emplace_back(dtype, shape);
+    storage.emplace_back(dtype, shape, device);
     return storage.back().tensor();
   }
 };

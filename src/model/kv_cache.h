@@ -21,7 +21,8 @@ namespace tailor::model {
 class KvCache {
  public:
   // `batch` rows of up to `capacity` tokens for a model of `spec` whose rank holds `layout`.
-  KvCache(const ModelSpec& spec, const TpLayout& layout, DType dtype, std::int64_t batch,
+  KvCache(const ModelSpec& spec, const TpLayout& layout, DType dtype, backend::Device device,
+          std::int64_t batch,
           std::int64_t capacity);
 
   [[nodiscard]] std::int64_t batch() const noexcept { return batch_; }

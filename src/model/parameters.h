@@ -65,9 +65,10 @@ class ParameterSet {
   Parameter& add(std::string name, Shape shape, bool decay, ShardSpec shard = {});
   // Marks a parameter frozen (no gradient, no optimizer state). Before allocate().
   void freeze(Parameter& p);
-  // Creates the flat value and gradient buffers (zero-filled) and points every parameter at its
-  // slice. Called once, after the last add() / freeze().
-  void allocate(DType dtype);
+  // Creates the flat value buffer (dtype) and gradient buffer (accum_dtype(dtype): f32 for bf16
+  // weights), zero-filled, on `device`, and points every parameter at its slice. Called once,
+  // after the last add() / freeze().
+  void allocate(DType dtype, backend::Device device);
 
   [[nodiscard]] std::deque<Parameter>& all() noexcept { return params_; }
   [[nodiscard]] const std::deque<Parameter>& all() const noexcept { return params_; }

@@ -24,9 +24,12 @@ struct Transformer::Activations {
   Tensor row_max, ce_stats;                // [N], [2, N]: vocab-parallel cross-entropy
   Tensor dx;                               // [N, D] gradient of the residual stream
   LayerScratch scratch;
+  // The batch on the device (absent on the CPU, where the host batch is used as it is).
+  Buffer ids, targets, positions, doc_ids;  // i32 [N]
+  backend::Device device = backend::Device::kCpu;
 
   Tensor make(DType dtype, Shape shape) {
-    storage.emplace_back(dtype, shape);
+    storage.emplace_back(dtype, shape, device);
     return storage.back().tensor();
   }
 };
@@ -34,7 +37,8 @@ struct Transformer::Activations {
 Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Communicator* tp,
                          const LoraSpec* lora, std::int64_t bottleneck,
                          std::int64_t virtual_tokens)
-    : spec_(spec), ops_(&ops), dtype_(dtype), bottleneck_(bottleneck),
+    : spec_(spec), ops_(&ops), dtype_(dtype), stat_dtype_(accum_dtype(dtype)),
+      device_(ops.device()), bottleneck_(bottleneck),
       virtual_tokens_(virtual_tokens) {
   if (lora != nullptr) lora_ = *lora;
   spec_.check();
@@ -75,7 +79,7 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
     for (Parameter& p : params_.all()) params_.freeze(p);
     prompt_ = &params_.add(kPromptEmbeddings, Shape{virtual_tokens_, d}, true, replicated);
   }
-  params_.allocate(dtype);
+  params_.allocate(dtype, device_);
 
   if (t > 1) {
     // Collective over the TP group: every rank splits, even when it shares no KV head.
@@ -84,8 +88,9 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
 
   if (spec_.position == PositionType::kRope) {
     const std::vector<float> f = spec_.rope_inv_freq();
-    inv_freq_ = Buffer(DType::kF32, Shape{static_cast<std::int64_t>(f.size())});
-    std::copy(f.begin(), f.end(), inv_freq_.ptr<float>());
+    std::vector<float> host = f;
+    inv_freq_ = ops_->alloc(DType::kF32, Shape{static_cast<std::int64_t>(f.size())});
+    ops_->copy(inv_freq_.tensor(), Tensor{host.data(), DType::kF32, inv_freq_.shape()});
   }
 }
 
@@ -142,8 +147,10 @@ void Transformer::init_prompt_from_tokens(std::span<const std::int32_t> ids) {
     TAILOR_ASSERT(id >= 0 && id < spec_.vocab_size, "prompt init id {} outside the vocabulary", id);
     rows_ids.ptr<std::int32_t>()[k] = id;
   }
-  Buffer rows(dtype_, Shape{n, spec_.hidden_size});
-  ops_->embedding_forward(embed_tokens_->value, rows_ids.tensor(), layout_.vocab_begin,
+  const Buffer ids_dev = ops_->alloc(DType::kI32, Shape{n});
+  ops_->copy(ids_dev.tensor(), rows_ids.tensor());
+  const Buffer rows = ops_->alloc(dtype_, Shape{n, spec_.hidden_size});
+  ops_->embedding_forward(embed_tokens_->value, ids_dev.tensor(), layout_.vocab_begin,
                           rows.tensor());
   if (tensor_parallel()) tp_->all_reduce(rows.tensor(), comm::ReduceOp::kSum);
   ops_->copy(prompt_->value, rows.tensor());
@@ -155,6 +162,7 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   auto a = std::make_unique<Activations>();
   a->batch = batch;
   a->seq = seq;
+  a->device = device_;
   const std::int64_t n = batch * seq;
   const std::int64_t d = spec_.hidden_size;
   const std::int64_t f = layout_.ffn;
@@ -165,15 +173,19 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   a->storage.reserve(static_cast<std::size_t>(spec_.num_layers) * 16 + 32);
   for (int i = 0; i <= spec_.num_layers; ++i) a->resid.push_back(a->make(dtype_, Shape{n, d}));
   for (const DecoderLayer& layer : layers_)
-    a->layers.push_back(layer.allocate_activations(a->storage, dtype_, batch, seq));
+    a->layers.push_back(layer.allocate_activations(a->storage, dtype_, device_, batch, seq));
   a->final_h = a->make(dtype_, Shape{n, d});
-  if (layer_norm) a->final_mean = a->make(dtype_, Shape{n});
-  a->final_rstd = a->make(dtype_, Shape{n});
+  if (layer_norm) a->final_mean = a->make(stat_dtype_, Shape{n});
+  a->final_rstd = a->make(stat_dtype_, Shape{n});
   a->logits = a->make(dtype_, Shape{n, layout_.vocab});
-  a->losses = a->make(dtype_, Shape{n});
+  a->losses = a->make(stat_dtype_, Shape{n});
   if (tensor_parallel()) {
-    a->row_max = a->make(dtype_, Shape{n});
-    a->ce_stats = a->make(dtype_, Shape{2, n});
+    a->row_max = a->make(stat_dtype_, Shape{n});
+    a->ce_stats = a->make(stat_dtype_, Shape{2, n});
+  }
+  if (device_ != backend::Device::kCpu) {
+    for (Buffer* buf : {&a->ids, &a->targets, &a->positions, &a->doc_ids})
+      *buf = Buffer(DType::kI32, Shape{n}, device_);
   }
   a->dx = a->make(dtype_, Shape{n, d});
   LayerScratch& s = a->scratch;
@@ -211,23 +223,40 @@ LayerContext Transformer::context(const Batch& b) const {
   return c;
 }
 
-void Transformer::embed(const Batch& b) {
-  // scratch.d_h is free during the forward pass.
-  embed_tokens(b.ids, b.positions, acts_->resid[0], acts_->scratch.d_h);
+Batch Transformer::on_device(const Batch& b) {
+  if (device_ == backend::Device::kCpu) return b;
+  Activations& a = *acts_;
+  Batch d = b;
+  const auto upload = [&](const Buffer& dst, const Tensor& src) {
+    ops_->copy(dst.tensor(), src);
+    return dst.tensor();
+  };
+  d.ids = upload(a.ids, b.ids);
+  d.targets = upload(a.targets, b.targets);
+  d.positions = upload(a.positions, b.positions);
+  if (b.doc_ids.data != nullptr) d.doc_ids = upload(a.doc_ids, b.doc_ids);
+  return d;
 }
 
-void Transformer::embed_tokens(const Tensor& ids, const Tensor& positions, const Tensor& x0,
-                               const Tensor& tmp) {
+void Transformer::embed(const Batch& host, const Batch& dev) {
+  // scratch.d_h is free during the forward pass.
+  embed_tokens(host.ids, dev.ids, dev.positions, acts_->resid[0], acts_->scratch.d_h);
+}
+
+void Transformer::embed_tokens(const Tensor& host_ids, const Tensor& ids, const Tensor& positions,
+                               const Tensor& x0, const Tensor& tmp) {
   Tensor token_ids = ids;
   if (prompt_ != nullptr) {
     const std::int64_t n = ids.numel();
     if (token_ids_.numel() != n) {
-      token_ids_ = Buffer(DType::kI32, Shape{n});
-      prompt_ids_ = Buffer(DType::kI32, Shape{n});
+      token_ids_host_ = Buffer(DType::kI32, Shape{n});
+      prompt_ids_host_ = Buffer(DType::kI32, Shape{n});
+      token_ids_ = ops_->alloc(DType::kI32, Shape{n});
+      prompt_ids_ = ops_->alloc(DType::kI32, Shape{n});
     }
-    const std::int32_t* in = ids.ptr<std::int32_t>();
-    std::int32_t* tok = token_ids_.ptr<std::int32_t>();
-    std::int32_t* row = prompt_ids_.ptr<std::int32_t>();
+    const std::int32_t* in = host_ids.ptr<std::int32_t>();
+    std::int32_t* tok = token_ids_host_.ptr<std::int32_t>();
+    std::int32_t* row = prompt_ids_host_.ptr<std::int32_t>();
     const auto outside_vocab = static_cast<std::int32_t>(layout_.padded_vocab);
     const auto outside_prompt = static_cast<std::int32_t>(virtual_tokens_);
     for (std::int64_t i = 0; i < n; ++i) {
@@ -237,6 +266,8 @@ void Transformer::embed_tokens(const Tensor& ids, const Tensor& positions, const
       tok[i] = id >= 0 ? id : outside_vocab;
       row[i] = id >= 0 ? outside_prompt : -1 - id;
     }
+    ops_->copy(token_ids_.tensor(), token_ids_host_.tensor());
+    ops_->copy(prompt_ids_.tensor(), prompt_ids_host_.tensor());
     token_ids = token_ids_.tensor();
   }
   // Vocab-parallel lookup: each rank fills the rows of its ids, zeros elsewhere; sum over ranks.
@@ -277,17 +308,19 @@ void check_batch(const Batch& b, const ModelSpec& spec) {
 
 }  // namespace
 
-void Transformer::run_forward(const Batch& b) {
-  check_batch(b, spec_);
-  ensure_activations(b.batch, b.seq);
+Batch Transformer::run_forward(const Batch& host) {
+  check_batch(host, spec_);
+  ensure_activations(host.batch, host.seq);
   Activations& a = *acts_;
+  const Batch b = on_device(host);
   const LayerContext ctx = context(b);
-  embed(b);
+  embed(host, b);
   for (std::size_t i = 0; i < layers_.size(); ++i)
     layers_[i].forward(*ops_, ctx, a.resid[i], a.resid[i + 1], a.layers[i], a.scratch);
   final_norm(a.resid.back(), a.final_h, a.final_mean, a.final_rstd);
   // logits = h W_head^T: [N, V_local]
   ops_->gemm(a.final_h, false, lm_head_->value, true, a.logits, 1.0, 0.0);
+  return b;
 }
 
 void Transformer::loss(const Batch& b, bool with_grad, double dscale) {
@@ -306,9 +339,15 @@ void Transformer::loss(const Batch& b, bool with_grad, double dscale) {
                   a.losses, dlogits, dscale);
 }
 
-double Transformer::sum_losses() const {
+double Transformer::sum_losses() {
   // Serial sum in f64 in token order: deterministic, and N is small next to the GEMMs.
-  const Tensor& l = acts_->losses;
+  Tensor l = acts_->losses;
+  Buffer host;
+  if (l.device != backend::Device::kCpu) {
+    host = Buffer(l.dtype, l.shape);
+    ops_->copy(host.tensor(), l);
+    l = host.tensor();
+  }
   double total = 0.0;
   if (l.dtype == DType::kF64) {
     const double* p = l.ptr<double>();
@@ -320,15 +359,15 @@ double Transformer::sum_losses() const {
   return total;
 }
 
-double Transformer::forward(const Batch& b, const Tensor* logits_out) {
-  run_forward(b);
+double Transformer::forward(const Batch& host, const Tensor* logits_out) {
+  const Batch b = run_forward(host);
   if (logits_out != nullptr) ops_->copy(*logits_out, acts_->logits);
   loss(b, /*with_grad=*/false, 0.0);
   return sum_losses();
 }
 
-double Transformer::forward_backward(const Batch& b, double dscale) {
-  run_forward(b);
+double Transformer::forward_backward(const Batch& host, double dscale) {
+  const Batch b = run_forward(host);
   Activations& a = *acts_;
   // Fused loss and its gradient: logits are overwritten by dscale * (softmax - onehot).
   loss(b, /*with_grad=*/true, dscale);

@@ -49,7 +49,8 @@ struct StepKey {
   std::int64_t first_row = 0;   // index of the batch's row 0 within the step's global batch
 };
 
-// One micro-batch: B rows of T tokens. All i32 [B*T].
+// One micro-batch: B rows of T tokens. All i32 [B*T], in host memory (the model uploads them to
+// its device).
 struct Batch {
   std::int64_t batch = 0;      // B
   std::int64_t seq = 0;        // T
@@ -98,8 +99,8 @@ class Transformer {
   void init_prompt_from_tokens(std::span<const std::int32_t> ids);
 
   // Forward only. Returns the sum of the token losses over targets != kIgnoreIndex. When
-  // `logits_out` is given ([B*T, local padded vocab], model dtype) this rank's logits are copied
-  // into it.
+  // `logits_out` is given ([B*T, local padded vocab], any float dtype, host or device memory)
+  // this rank's logits are copied into it.
   double forward(const Batch& batch, const backend::Tensor* logits_out = nullptr);
 
   // Forward and backward of one micro-batch: parameter gradients += dscale * d(sum of token
@@ -124,7 +125,8 @@ class Transformer {
   // earlier token of its row. Row b then holds counts[b] more tokens (the padding's keys and
   // values lie past its length and are overwritten later). The cache needs room for T more
   // tokens in every row.
-  // Returns the logits of each row's last real token: [B, padded vocab] in the model's dtype
+  // Returns the logits of each row's last real token: [B, padded vocab] in host memory, in
+  // accum_dtype of the model's dtype
   // (columns >= spec().vocab_size are vocabulary padding: ignore them; a row with counts[b] = 0
   // is idle and its logits are meaningless), valid until the next call.
   // Prefill is extend() on an empty cache; decoding is extend() with T = 1.
@@ -136,23 +138,30 @@ class Transformer {
   struct InferenceState;
   void ensure_inference_state(std::int64_t batch, std::int64_t seq);
   // x0 [N, D] = token embedding of ids (+ learned position embedding, using tmp [N, D]).
-  void embed_tokens(const backend::Tensor& ids, const backend::Tensor& positions,
-                    const backend::Tensor& x0, const backend::Tensor& tmp);
+  // host_ids: the same ids on the host (read for prompt tuning's split).
+  void embed_tokens(const backend::Tensor& host_ids, const backend::Tensor& ids,
+                    const backend::Tensor& positions, const backend::Tensor& x0,
+                    const backend::Tensor& tmp);
   // The final RMSNorm / LayerNorm of x [N, D] into y (mean only for LayerNorm).
   void final_norm(const backend::Tensor& x, const backend::Tensor& y, const backend::Tensor& mean,
                   const backend::Tensor& rstd);
   void ensure_activations(std::int64_t batch, std::int64_t seq);
-  void embed(const Batch& batch);
-  void run_forward(const Batch& batch);       // up to the logits
+  // The batch's tensors on the model's device (the host batch itself on the CPU).
+  [[nodiscard]] Batch on_device(const Batch& host);
+  void embed(const Batch& host, const Batch& dev);
+  // Up to the logits; returns the batch on the device.
+  Batch run_forward(const Batch& host);
   // Losses (and, with dlogits, their gradient in place of the logits) of the current logits.
   void loss(const Batch& batch, bool with_grad, double dscale);
-  [[nodiscard]] double sum_losses() const;
+  [[nodiscard]] double sum_losses();
   [[nodiscard]] bool tensor_parallel() const noexcept { return layout_.size > 1; }
   LayerContext context(const Batch& batch) const;
 
   ModelSpec spec_;
   backend::Ops* ops_;
   DType dtype_;
+  DType stat_dtype_;                      // norm statistics and losses: accum_dtype(dtype_)
+  backend::Device device_;
   std::unique_ptr<comm::Communicator> own_tp_;  // when no group was given
   comm::Communicator* tp_;
   TpLayout layout_;
@@ -171,7 +180,8 @@ class Transformer {
   // Prompt tuning: the batch ids split into vocabulary ids (a virtual token -> padded_vocab, which
   // no shard holds) and prompt rows (a real token -> n, past the table), i32 [N]. Written by
   // embed_tokens(); the training backward reads the prompt rows of the forward just run.
-  backend::Buffer token_ids_, prompt_ids_;
+  backend::Buffer token_ids_, prompt_ids_;            // on the device
+  backend::Buffer token_ids_host_, prompt_ids_host_;  // the same, computed on the host
   backend::Buffer inv_freq_;              // f32 [Dh/2]
   std::unique_ptr<Activations> acts_;
   std::unique_ptr<InferenceState> infer_;

@@ -22,7 +22,7 @@ KvCache Transformer::make_kv_cache(std::int64_t batch, std::int64_t capacity) co
                      "tensor-parallel generation is not supported (this model is split over {} "
                      "ranks); generate on one rank (parallel.tensor: 1)",
                      layout_.size);
-  return KvCache(spec_, layout_, dtype_, batch, capacity);
+  return KvCache(spec_, layout_, dtype_, device_, batch, capacity);
 }
 
 void Transformer::ensure_inference_state(std::int64_t batch, std::int64_t seq) {
@@ -31,19 +31,24 @@ void Transformer::ensure_inference_state(std::int64_t batch, std::int64_t seq) {
   auto st = std::make_unique<InferenceState>();
   st->batch = batch;
   st->seq = seq;
+  st->device = device_;
   const std::int64_t n = batch * seq;
   const std::int64_t d = spec_.hidden_size;
   for (Tensor& r : st->resid) r = st->make(dtype_, Shape{n, d});
   if (embed_positions_ != nullptr || prompt_ != nullptr)
     st->embed_tmp = st->make(dtype_, Shape{n, d});
-  st->act = layers_.front().allocate_activations(st->storage, dtype_, batch, seq);
+  st->act = layers_.front().allocate_activations(st->storage, dtype_, device_, batch, seq);
   st->last_x = st->make(dtype_, Shape{batch, d});
   st->last_h = st->make(dtype_, Shape{batch, d});
-  if (spec_.norm == NormType::kLayerNorm) st->last_mean = st->make(dtype_, Shape{batch});
-  st->last_rstd = st->make(dtype_, Shape{batch});
+  if (spec_.norm == NormType::kLayerNorm) st->last_mean = st->make(stat_dtype_, Shape{batch});
+  st->last_rstd = st->make(stat_dtype_, Shape{batch});
   st->logits = st->make(dtype_, Shape{batch, layout_.vocab});
-  st->positions = Buffer(DType::kI32, Shape{n});
-  st->start = Buffer(DType::kI32, Shape{batch});
+  if (device_ != backend::Device::kCpu || dtype_ != stat_dtype_)
+    st->logits_host = Buffer(stat_dtype_, Shape{batch, layout_.vocab});
+  st->positions_host = Buffer(DType::kI32, Shape{n});
+  st->start_host_i32 = Buffer(DType::kI32, Shape{batch});
+  st->positions = Buffer(DType::kI32, Shape{n}, device_);
+  st->start = Buffer(DType::kI32, Shape{batch}, device_);
   st->start_host.assign(static_cast<std::size_t>(batch), 0);
   infer_ = std::move(st);
 }
@@ -81,8 +86,8 @@ void check_extend(const ModelSpec& spec, std::int64_t virtual_tokens, const KvCa
 // learned position table may end there; padding's outputs are never used).
 void Transformer::InferenceState::set_positions(const KvCache& cache,
                                                 std::span<const std::int64_t> counts) {
-  std::int32_t* pos = positions.ptr<std::int32_t>();
-  std::int32_t* first = start.ptr<std::int32_t>();
+  std::int32_t* pos = positions_host.ptr<std::int32_t>();
+  std::int32_t* first = start_host_i32.ptr<std::int32_t>();
   for (std::int64_t r = 0; r < batch; ++r) {
     const std::int64_t len = cache.length(r);
     start_host[static_cast<std::size_t>(r)] = len;
@@ -106,7 +111,16 @@ Tensor Transformer::extend(KvCache& cache, const Tensor& ids,
   InferenceState& st = *infer_;
 
   st.set_positions(cache, counts);
-  embed_tokens(ids, st.positions.tensor(), st.resid[0], st.embed_tmp);
+  ops_->copy(st.positions.tensor(), st.positions_host.tensor());
+  ops_->copy(st.start.tensor(), st.start_host_i32.tensor());
+  Tensor dev_ids = ids;
+  Buffer ids_buf;
+  if (device_ != backend::Device::kCpu) {
+    ids_buf = ops_->alloc(DType::kI32, ids.shape);
+    ops_->copy(ids_buf.tensor(), ids);
+    dev_ids = ids_buf.tensor();
+  }
+  embed_tokens(ids, dev_ids, st.positions.tensor(), st.resid[0], st.embed_tmp);
   LayerContext ctx;
   ctx.batch = b;
   ctx.seq = t;
@@ -128,7 +142,9 @@ Tensor Transformer::extend(KvCache& cache, const Tensor& ids,
   final_norm(st.last_x, st.last_h, st.last_mean, st.last_rstd);
   ops_->gemm(st.last_h, false, lm_head_->value, true, st.logits, 1.0, 0.0);  // [B, V]
   cache.advance(counts);
-  return st.logits;
+  if (st.logits_host.empty()) return st.logits;
+  ops_->copy(st.logits_host.tensor(), st.logits);
+  return st.logits_host.tensor();
 }
 
 }  // namespace tailor::model

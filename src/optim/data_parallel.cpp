@@ -25,9 +25,10 @@ DataParallelOptimizer::DataParallelOptimizer(backend::Ops& ops, model::Parameter
     shard_size_ = (p + d - 1) / d;
     shard_begin_ = std::min(p, dp.rank() * shard_size_);
     shard_end_ = std::min(p, shard_begin_ + shard_size_);
-    const DType dtype = params.flat_values().dtype;
-    padded_ = Buffer(dtype, Shape{shard_size_ * d});
-    shard_grad_ = Buffer(dtype, Shape{shard_size_});
+    // Gradient dtype (f32 under bf16 weights): the updated values travel through it too, exactly.
+    const DType dtype = params.flat_grads().dtype;
+    padded_ = ops.alloc(dtype, Shape{shard_size_ * d});
+    shard_grad_ = ops.alloc(dtype, Shape{shard_size_});
     // The pieces of each parameter that fall in [shard_begin, shard_end).
     for (model::Parameter& prm : params.all()) {
       if (!prm.trainable || prm.grad.data == nullptr) continue;

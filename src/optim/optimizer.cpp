@@ -17,14 +17,39 @@ namespace {
 
 using backend::Buffer;
 
+// Master weights: a slice whose values are stored in a narrower type than its gradient (bf16
+// weights, f32 gradients) is updated in an f32 copy, from which the weights are rounded after
+// every step; small updates accumulate in the master instead of vanishing in bf16.
+Buffer make_master(backend::Ops& ops, const ParamSlice& s) {
+  if (s.value.dtype == s.grad.dtype) return Buffer();
+  Buffer master = ops.alloc(s.grad.dtype, s.value.shape);
+  ops.copy(master.tensor(), s.value);
+  return master;
+}
+
+// The tensor the update is computed in: the master when there is one.
+backend::Tensor update_target(const Buffer& master, const ParamSlice& s) {
+  return master.empty() ? s.value : master.tensor();
+}
+
+void publish(backend::Ops& ops, const Buffer& master, const ParamSlice& s) {
+  if (!master.empty()) ops.copy(s.value, master.tensor());
+}
+
+void append_master_state(std::vector<StateTensor>& out, const std::vector<Buffer>& master) {
+  for (std::size_t i = 0; i < master.size(); ++i)
+    if (!master[i].empty()) out.push_back({"master", i, master[i].tensor()});
+}
+
 class AdamW final : public Optimizer {
  public:
   AdamW(const OptimizerSpec& spec, backend::Ops& ops, std::vector<ParamSlice> slices)
       : spec_(spec), ops_(&ops), slices_(std::move(slices)) {
     for (const ParamSlice& s : slices_) {
-      m_.emplace_back(s.value.dtype, s.value.shape);
-      v_.emplace_back(s.value.dtype, s.value.shape);
-      numel_ += 2 * s.value.numel();
+      m_.push_back(ops.alloc(s.grad.dtype, s.value.shape));
+      v_.push_back(ops.alloc(s.grad.dtype, s.value.shape));
+      master_.push_back(make_master(ops, s));
+      numel_ += (master_.back().empty() ? 2 : 3) * s.value.numel();
     }
   }
 
@@ -39,7 +64,8 @@ class AdamW final : public Optimizer {
       h.eps = spec_.eps;
       h.weight_decay = s.decay ? spec_.weight_decay : 0.0;
       h.step = steps_;
-      ops_->adamw_update(s.value, s.grad, m_[i].tensor(), v_[i].tensor(), h);
+      ops_->adamw_update(update_target(master_[i], s), s.grad, m_[i].tensor(), v_[i].tensor(), h);
+      publish(*ops_, master_[i], s);
     }
   }
   [[nodiscard]] std::int64_t steps_taken() const noexcept override { return steps_; }
@@ -50,6 +76,7 @@ class AdamW final : public Optimizer {
       out.push_back({"exp_avg", i, m_[i].tensor()});
       out.push_back({"exp_avg_sq", i, v_[i].tensor()});
     }
+    append_master_state(out, master_);
     return out;
   }
   [[nodiscard]] std::int64_t state_numel() const noexcept override { return numel_; }
@@ -58,7 +85,7 @@ class AdamW final : public Optimizer {
   OptimizerSpec spec_;
   backend::Ops* ops_;
   std::vector<ParamSlice> slices_;
-  std::vector<Buffer> m_, v_;
+  std::vector<Buffer> m_, v_, master_;
   std::int64_t steps_ = 0;
   std::int64_t numel_ = 0;
 };
@@ -70,8 +97,10 @@ class Sgd final : public Optimizer {
   Sgd(const OptimizerSpec& spec, backend::Ops& ops, std::vector<ParamSlice> slices)
       : spec_(spec), ops_(&ops), slices_(std::move(slices)) {
     for (const ParamSlice& s : slices_) {
-      momentum_.emplace_back(spec_.momentum > 0.0 ? Buffer(s.value.dtype, s.value.shape) : Buffer());
-      numel_ += spec_.momentum > 0.0 ? s.value.numel() : 0;
+      momentum_.push_back(spec_.momentum > 0.0 ? ops.alloc(s.grad.dtype, s.value.shape) : Buffer());
+      master_.push_back(make_master(ops, s));
+      numel_ += (spec_.momentum > 0.0 ? s.value.numel() : 0) +
+                (master_.back().empty() ? 0 : s.value.numel());
     }
   }
 
@@ -79,10 +108,11 @@ class Sgd final : public Optimizer {
     ++steps_;
     for (std::size_t i = 0; i < slices_.size(); ++i) {
       const ParamSlice& s = slices_[i];
+      const backend::Tensor p = update_target(master_[i], s);
       const double wd = s.decay ? spec_.weight_decay : 0.0;
-      if (wd > 0.0) ops_->scale(s.value, 1.0 - lr * wd);
+      if (wd > 0.0) ops_->scale(p, 1.0 - lr * wd);
       if (momentum_[i].empty()) {
-        ops_->add(s.value, s.grad, -lr);
+        ops_->add(p, s.grad, -lr);
       } else {
         const backend::Tensor buf = momentum_[i].tensor();
         if (steps_ == 1) {
@@ -91,8 +121,9 @@ class Sgd final : public Optimizer {
           ops_->scale(buf, spec_.momentum);
           ops_->add(buf, s.grad, 1.0);
         }
-        ops_->add(s.value, buf, -lr);
+        ops_->add(p, buf, -lr);
       }
+      publish(*ops_, master_[i], s);
     }
   }
   [[nodiscard]] std::int64_t steps_taken() const noexcept override { return steps_; }
@@ -101,6 +132,7 @@ class Sgd final : public Optimizer {
     std::vector<StateTensor> out;
     for (std::size_t i = 0; i < slices_.size(); ++i)
       if (!momentum_[i].empty()) out.push_back({"momentum", i, momentum_[i].tensor()});
+    append_master_state(out, master_);
     return out;
   }
   [[nodiscard]] std::int64_t state_numel() const noexcept override { return numel_; }
@@ -109,7 +141,7 @@ class Sgd final : public Optimizer {
   OptimizerSpec spec_;
   backend::Ops* ops_;
   std::vector<ParamSlice> slices_;
-  std::vector<Buffer> momentum_;
+  std::vector<Buffer> momentum_, master_;
   std::int64_t steps_ = 0;
   std::int64_t numel_ = 0;
 };

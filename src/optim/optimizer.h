@@ -5,7 +5,9 @@
 // that falls in this rank's range of the flat parameter vector under ZeRO-1 (see zero.h). State
 // (moments) is allocated per slice, so it exists only for what this rank updates; weight decay
 // applies only to slices of parameters marked `decay` (matrices and embeddings, never norms or
-// biases).
+// biases). State has the gradient's dtype; a slice whose values are narrower than its gradient
+// (bf16 weights, f32 gradients) also gets f32 master weights, updated in place of the values,
+// which are rounded from them after every step.
 #pragma once
 
 #include <cstdint>
@@ -41,7 +43,8 @@ struct OptimizerSpec {
 
 // A state tensor of one slice (checkpoints save and restore these).
 struct StateTensor {
-  std::string kind;            // exp_avg, exp_avg_sq (AdamW); momentum (SGD)
+  std::string kind;            // exp_avg, exp_avg_sq (AdamW); momentum (SGD); master (f32
+                               // master weights of a slice stored in bf16)
   std::size_t slice = 0;       // index into the optimizer's slices
   backend::Tensor value;       // same length as the slice
 };

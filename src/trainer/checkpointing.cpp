@@ -48,6 +48,30 @@ bool checkpointed(const model::Parameter& p, bool peft) { return p.trainable || 
 
 bool is_peft(const config::ExperimentConfig& cfg) { return cfg.peft.method != "none"; }
 
+// The checkpoint writer reads host memory: a device tensor is copied into `staging` (which must
+// outlive the synchronous write) and its host copy given instead.
+backend::Tensor host_view(backend::Ops& ops, const backend::Tensor& t,
+                          std::vector<backend::Buffer>& staging) {
+  if (t.device == backend::Device::kCpu) return t;
+  staging.emplace_back(t.dtype, t.shape);
+  ops.copy(staging.back().tensor(), t);
+  return staging.back().tensor();
+}
+
+// Reads a stored tensor into dst wherever it lives, converting the stored dtype to dst's (a bf16
+// checkpoint evaluated in f32 on the CPU, an f32 one continued in bf16 on a GPU).
+void read_into(checkpoint::CheckpointReader& reader, backend::Ops& ops, const std::string& name,
+               const Placement& placement, const backend::Tensor& dst) {
+  const DType stored = reader.dtype(name);
+  if (dst.device == backend::Device::kCpu && stored == dst.dtype) {
+    reader.read(name, placement, dst);
+    return;
+  }
+  backend::Buffer host(stored, dst.shape);
+  reader.read(name, placement, host.tensor());
+  ops.copy(dst, host.tensor());
+}
+
 std::map<std::string, std::string> determinism_record(const CheckpointContext& ctx) {
   utsname u{};
   uname(&u);
@@ -102,11 +126,12 @@ std::string hf_model_type(const config::ModelConfig& m) {
 }
 
 void load_model_tensors(const std::string& dir, const checkpoint::Manifest& manifest,
-                        model::Transformer& model, bool peft) {
+                        model::Transformer& model, backend::Ops& ops, bool peft) {
   checkpoint::CheckpointReader reader(dir, manifest, "model-");
   for (model::Parameter& p : model.params().all()) {
     if (!checkpointed(p, peft)) continue;
-    reader.read(p.name, placement_of(p, 0, p.shape.numel()), p.value.view(Shape{p.shape.numel()}));
+    read_into(reader, ops, p.name, placement_of(p, 0, p.shape.numel()),
+              p.value.view(Shape{p.shape.numel()}));
   }
 }
 
@@ -136,7 +161,7 @@ CheckpointModel load_checkpoint_model(const std::string& dir, backend::Ops& ops)
                           "on ({})",
                      out.manifest.base_model.empty() ? "seeded init" : out.manifest.base_model);
   out.model = build_model(cfg, out.setup, ops, nullptr, InitialWeights::kBase);
-  load_model_tensors(dir, out.manifest, *out.model, peft);
+  load_model_tensors(dir, out.manifest, *out.model, ops, peft);
   log::info("loaded step {} of {} ({}; trained as tensor {} x data {})", out.manifest.step, dir,
             hf.spec.summary(), out.manifest.tensor, out.manifest.data);
   return out;
@@ -232,11 +257,13 @@ checkpoint::PendingSave save_training_checkpoint(const CheckpointContext& ctx,
   req.dp_rank = grid.dp_rank();
   req.dp_size = grid.dp_size();
   const bool peft = is_peft(cfg);
+  std::vector<backend::Buffer> staging;  // host copies of device tensors, until written
   req.write_model = grid.dp_rank() == 0;
   if (req.write_model)
     for (const model::Parameter& p : ctx.model->params().all())
       if (checkpointed(p, peft) && saved_here(p, grid.tp_rank()))
-        req.model.push_back({p.name, placement_of(p, 0, p.shape.numel()), p.value});
+        req.model.push_back({p.name, placement_of(p, 0, p.shape.numel()),
+                             host_view(*ctx.ops, p.value, staging)});
   // Optimizer state: every DP rank's ZeRO range, or DP rank 0's copy of the whole.
   optim::DataParallelOptimizer& opt = *ctx.optimizer;
   req.write_optimizer = opt.sharded() || grid.dp_rank() == 0;
@@ -248,7 +275,7 @@ checkpoint::PendingSave save_training_checkpoint(const CheckpointContext& ctx,
       if (!saved_here(p, grid.tp_rank())) continue;
       req.optimizer.push_back({st.kind + "/" + p.name,
                                placement_of(p, s.flat_begin, s.flat_begin + s.value.numel()),
-                               st.value});
+                               host_view(*ctx.ops, st.value, staging)});
     }
   }
   req.state = state;
@@ -261,7 +288,7 @@ checkpoint::PendingSave save_training_checkpoint(const CheckpointContext& ctx,
     m.data = grid.dp_size();
     m.world = grid.world().size();
     m.zero = opt.sharded();
-    m.dtype = cfg.runtime.dtype;
+    m.dtype = std::string(dtype_name(ctx.model->dtype()));
     m.optimizer = cfg.optimizer.name;
     m.optimizer_steps = opt.optimizer().steps_taken();
     m.determinism = determinism_record(ctx);
@@ -307,17 +334,25 @@ checkpoint::RankState load_training_checkpoint(const CheckpointContext& ctx,
               rec->second, here);
 
   // Model tensors.
-  load_model_tensors(dir, manifest, *ctx.model, is_peft(cfg));
-  // Optimizer state, slice by slice.
+  load_model_tensors(dir, manifest, *ctx.model, *ctx.ops, is_peft(cfg));
+  // Optimizer state, slice by slice. Master weights a checkpoint lacks (it was trained in f32 and
+  // continues in bf16) start from its stored weights, exactly.
   {
     checkpoint::CheckpointReader reader(dir, manifest, "optim-");
+    std::optional<checkpoint::CheckpointReader> weights;
     optim::DataParallelOptimizer& opt = *ctx.optimizer;
     const auto& slices = opt.slices();
     for (const optim::StateTensor& st : opt.optimizer().state()) {
       const optim::ParamSlice& s = slices[st.slice];
       const model::Parameter& p = ctx.model->params().at(s.name);
-      reader.read(st.kind + "/" + p.name,
-                  placement_of(p, s.flat_begin, s.flat_begin + s.value.numel()), st.value);
+      const Placement where = placement_of(p, s.flat_begin, s.flat_begin + s.value.numel());
+      const std::string name = st.kind + "/" + p.name;
+      if (st.kind == "master" && !reader.has(name)) {
+        if (!weights) weights.emplace(dir, manifest, "model-");
+        read_into(*weights, *ctx.ops, p.name, where, st.value);
+        continue;
+      }
+      read_into(reader, *ctx.ops, name, where, st.value);
     }
     opt.optimizer().set_steps_taken(manifest.optimizer_steps);
   }

@@ -46,7 +46,7 @@ checkpoint::RankState load_training_checkpoint(const CheckpointContext& ctx, con
 // base must be in place already). Opens the model files only, never the optimizer's. UserError
 // "dir: reason" for missing tensors, shapes or dtypes that do not fit.
 void load_model_tensors(const std::string& dir, const checkpoint::Manifest& manifest,
-                        model::Transformer& model, bool peft);
+                        model::Transformer& model, backend::Ops& ops, bool peft);
 
 // `tailor export --checkpoint DIR`: rebuilds the model of DIR's config.yaml on the CPU with TP = 1
 // as the trainer does (a PEFT run's base from model.path, or the seeded init of a config-defined

@@ -14,6 +14,7 @@
 #include "eval/generate.h"
 #include "eval/generation_prompt.h"
 #include "trainer/checkpointing.h"
+#include "trainer/device.h"
 #include "trainer/from_config.h"
 #include "trainer/model_builder.h"
 #include "trainer/prepare.h"
@@ -23,7 +24,7 @@ namespace {
 
 // The model under evaluation, with the tokenizer it was trained with.
 struct LoadedModel {
-  std::unique_ptr<backend::CpuOps> ops;
+  std::unique_ptr<backend::Ops> ops;
   std::unique_ptr<model::Transformer> model;
   std::unique_ptr<data::Tokenizer> tokenizer;
   std::int64_t step = 0;
@@ -31,8 +32,11 @@ struct LoadedModel {
 
 LoadedModel load_model(const config::ExperimentConfig& cfg, const EvalOptions& o) {
   LoadedModel m;
-  m.ops = std::make_unique<backend::CpuOps>(o.threads > 0 ? o.threads
-                                                          : static_cast<int>(cfg.runtime.threads));
+  config::RuntimeConfig runtime = cfg.runtime;
+  runtime.device = o.device;
+  if (runtime.dtype == "f64" && o.device != "cpu") runtime.dtype = "auto";
+  m.ops = make_ops(runtime, o.threads > 0 ? o.threads : static_cast<int>(cfg.runtime.threads),
+                   "--device");
   if (!o.checkpoint.empty()) {
     CheckpointModel cm = load_checkpoint_model(checkpoint::resolve_checkpoint_dir(o.checkpoint), *m.ops);
     m.model = std::move(cm.model);

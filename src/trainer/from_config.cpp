@@ -120,8 +120,4 @@ data::CorpusSpec corpus_spec_from_config(const config::ExperimentConfig& c, int 
   return spec;
 }
 
-DType compute_dtype_from_config(const config::RuntimeConfig& r) {
-  return r.dtype == "f64" ? DType::kF64 : DType::kF32;
-}
-
 }  // namespace tailor::trainer

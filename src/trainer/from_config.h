@@ -23,6 +23,5 @@ namespace tailor::trainer {
 // (its prompt/completion records) and picks few_shot_count of them by train.seed.
 [[nodiscard]] data::CorpusSpec corpus_spec_from_config(const config::ExperimentConfig& c,
                                                        int threads);
-[[nodiscard]] DType compute_dtype_from_config(const config::RuntimeConfig& r);
 
 }  // namespace tailor::trainer

@@ -1,5 +1,7 @@
 #include "trainer/model_builder.h"
 
+#include "trainer/device.h"
+
 #include "core/logging.h"
 #include "peft/peft_import.h"
 #include "trainer/checkpointing.h"
@@ -60,7 +62,7 @@ std::unique_ptr<model::Transformer> build_model(const config::ExperimentConfig& 
                                                 const ModelSetup& s, backend::Ops& ops,
                                                 comm::Communicator* tp, InitialWeights weights) {
   auto model = std::make_unique<model::Transformer>(s.hf.spec, ops,
-                                                    compute_dtype_from_config(cfg.runtime), tp,
+                                                    compute_dtype(cfg.runtime, ops.device()), tp,
                                                     s.lora ? &*s.lora : nullptr, s.bottleneck,
                                                     s.virtual_tokens);
   const bool peft = cfg.peft.method != "none";

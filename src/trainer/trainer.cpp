@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "backend/cpu/cpu_ops.h"
+#include "trainer/device.h"
 #include "checkpoint/hf_model.h"
 #include "checkpoint/training_checkpoint.h"
 #include "comm/process_grid.h"
@@ -281,14 +282,20 @@ TrainSummary train(const config::ExperimentConfig& config_in,
   // ---- parallel layout, backend and model ----
     comm::ProcessGrid grid(std::move(world), static_cast<int>(cfg.parallel.tensor),
                          static_cast<int>(cfg.parallel.data));
-  backend::CpuOps ops(threads_per_rank(cfg, grid.world().size()));
-  const DType dtype = compute_dtype_from_config(cfg.runtime);
+  const std::unique_ptr<backend::Ops> ops_owner =
+      make_ops(cfg.runtime, threads_per_rank(cfg, grid.world().size()), cfg.source);
+  backend::Ops& ops = *ops_owner;
+  const DType dtype = compute_dtype(cfg.runtime, ops.device());
   const std::optional<model::LoraSpec>& lora = setup.lora;
   const std::int64_t bottleneck = setup.bottleneck;
+  // Device tensors travel over NCCL when every rank has its own GPU (host scalars stay on MPI).
+  const DeviceComms device_comms = device_communicators(ops, grid);
+  comm::Communicator& tp_comm = device_comms.tp ? *device_comms.tp : grid.tp();
+  comm::Communicator& dp_comm = device_comms.dp ? *device_comms.dp : grid.dp();
   const std::unique_ptr<model::Transformer> model_owner =
-      build_model(cfg, setup, ops, &grid.tp(), InitialWeights::kStart);
+      build_model(cfg, setup, ops, &tp_comm, InitialWeights::kStart);
   model::Transformer& model = *model_owner;
-  optim::DataParallelOptimizer optimizer(ops, model.params(), grid.dp(), grid.tp(),
+  optim::DataParallelOptimizer optimizer(ops, model.params(), dp_comm, tp_comm,
                                          optimizer_spec_from_config(cfg.optimizer),
                                          {cfg.optimizer.zero == 1, 1 << 22});
   const optim::ScheduleSpec schedule = schedule_spec_from_config(cfg);
@@ -346,7 +353,10 @@ TrainSummary train(const config::ExperimentConfig& config_in,
   log::info("data: {} ({} documents, {} tokens, {} sequences of {}; unigram entropy {:.4f} nats)",
             cfg.data.train, corpus.num_documents(), corpus.tokens.size(), packed.size(),
             cfg.data.seq_len, summary.unigram_entropy);
-  log::info("backend: {}, {}", ops.describe(), dtype_name(dtype));
+  log::info("backend: {}, {}{}", ops.describe(), dtype_name(dtype),
+            dtype == DType::kBF16 ? " (f32 master weights, gradients and optimizer state)" : "");
+  if (grid.world().size() > 1 && ops.device() != backend::Device::kCpu)
+    log::info("collectives of device tensors: {}", device_comms.describe);
   if (bottleneck > 0) {
     const auto trainable = static_cast<double>(model.params().trainable_numel());
     const auto total = static_cast<double>(spec.num_parameters());

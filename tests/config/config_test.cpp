@@ -328,7 +328,7 @@ TEST(ConfigLoad, Defaults) {
   EXPECT_EQ(c.parallel.data, 0);  // auto: world size / parallel.tensor
   EXPECT_EQ(c.runtime.device, "auto");
   EXPECT_EQ(c.runtime.threads, 0);
-  EXPECT_EQ(c.runtime.dtype, "f32");
+  EXPECT_EQ(c.runtime.dtype, "auto");
   EXPECT_EQ(c.runtime.log_level, "info");
   EXPECT_EQ(c.peft.method, "none");
   EXPECT_EQ(defaults.model.family, c.model.family);
@@ -817,8 +817,8 @@ const BadCase kBadCases[] = {
      {"<override 1>: runtime.watchdog_s: must be >= 0 (got -1)"}},
     {"tensor_parallel_zero", kBase, {"parallel.tensor=0"},
      {"<override 1>: parallel.tensor: must be >= 1 (got 0)"}},
-    {"cuda_not_built", kBase, {"runtime.device=cuda"},
-     {"<override 1>: runtime.device: this build has no CUDA backend"}},
+    {"bf16_on_the_cpu", kBase, {"runtime.device=cpu", "runtime.dtype=bf16"},
+     {"<override 2>: runtime.dtype: bf16 needs runtime.device cuda (the CPU computes in f32 or f64)"}},
     {"prompt_tokens_fill_the_row", kBase, {"peft.method=prompt_tuning", "peft.num_virtual_tokens=64", "data.seq_len=64"},
      {"<override 2>: peft.num_virtual_tokens: must be < data.seq_len (64 >= 64): the virtual tokens open every document of a row and count toward its length"}},
     {"prompt_tokens_zero", kBase, {"peft.method=prompt_tuning", "peft.num_virtual_tokens=0"},

@@ -36,7 +36,7 @@ TEST(Schedule, LinearAndConstant) {
 void two_params(model::ParameterSet& ps) {
   (void)ps.add("w", Shape{2}, /*decay=*/true);
   (void)ps.add("b", Shape{1}, /*decay=*/false);
-  ps.allocate(DType::kF64);
+  ps.allocate(DType::kF64, backend::Device::kCpu);
   ps.at("w").value.ptr<double>()[0] = 1.0;
   ps.at("w").value.ptr<double>()[1] = -2.0;
   ps.at("b").value.ptr<double>()[0] = 0.5;

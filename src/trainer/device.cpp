@@ -1,0 +1,102 @@
+#include "trainer/device.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "backend/cpu/cpu_ops.h"
+#include "backend/emulated_device_ops.h"
+#include "core/error.h"
+#include "core/logging.h"
+
+#ifdef TAILOR_HAVE_CUDA
+#include "backend/cuda/context.h"
+#include "backend/cuda/cuda_ops.h"
+#include "comm/nccl_communicator.h"
+#endif
+
+namespace tailor::trainer {
+namespace {
+
+int local_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"})
+    if (const char* v = std::getenv(name)) return std::max(0, std::atoi(v));
+  return 0;
+}
+
+}  // namespace
+
+int visible_gpus() {
+  if (backend::cuda_emulation_requested()) return 1;
+#ifdef TAILOR_HAVE_CUDA
+  return backend::cuda::CudaContext::device_count();
+#else
+  return 0;
+#endif
+}
+
+DType compute_dtype(const config::RuntimeConfig& r, backend::Device device) {
+  if (device == backend::Device::kCpu) return r.dtype == "f64" ? DType::kF64 : DType::kF32;
+  return r.dtype == "f32" ? DType::kF32 : DType::kBF16;
+}
+
+std::unique_ptr<backend::Ops> make_ops(const config::RuntimeConfig& r, int threads,
+                                       const std::string& where) {
+  const int gpus = visible_gpus();
+  const bool cuda = r.device == "cuda" || (r.device == "auto" && gpus > 0);
+  if (!cuda) {
+    if (r.dtype == "bf16")
+      throw_user_error(where, "runtime.dtype bf16 needs a GPU and none is visible (runtime.device "
+                              "{}); use f32 on the CPU",
+                       r.device);
+    return std::make_unique<backend::CpuOps>(threads);
+  }
+  if (gpus == 0)
+    throw_user_error(where, "runtime.device is cuda but no GPU is visible{}",
+#ifdef TAILOR_HAVE_CUDA
+                     " (check nvidia-smi and CUDA_VISIBLE_DEVICES)"
+#else
+                     " (this build has no CUDA backend)"
+#endif
+    );
+  if (r.dtype == "f64")
+    throw_user_error(where, "runtime.dtype f64 runs on the CPU only (runtime.device: cpu)");
+  if (backend::cuda_emulation_requested()) {
+    log::warn("TAILOR_EMULATE_CUDA=1: the CUDA backend is emulated on the CPU (a testing hook)");
+    return std::make_unique<backend::EmulatedDeviceOps>(threads);
+  }
+#ifdef TAILOR_HAVE_CUDA
+  return std::make_unique<backend::cuda::CudaOps>(local_rank() % gpus);
+#else
+  (void)local_rank;
+  TAILOR_ASSERT(false, "unreachable: no GPU without CUDA");
+  return nullptr;
+#endif
+}
+
+DeviceComms device_communicators(backend::Ops& ops, comm::ProcessGrid& grid) {
+  DeviceComms out;
+  out.describe = "MPI";
+  if (ops.device() == backend::Device::kCpu) return out;
+  out.describe = "MPI (device tensors staged through host memory)";
+#ifdef TAILOR_HAVE_CUDA
+  auto* cuda = dynamic_cast<backend::cuda::CudaOps*>(&ops);
+  int local_ranks = 1;
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE", "LOCAL_WORLD_SIZE"})
+    if (const char* v = std::getenv(name)) {
+      local_ranks = std::max(1, std::atoi(v));
+      break;
+    }
+  // NCCL refuses two ranks on one GPU; every rank must agree before any creates a communicator.
+  const bool own_gpu = cuda != nullptr && local_ranks <= visible_gpus();
+  const bool no_nccl = std::getenv("TAILOR_NO_NCCL") != nullptr;
+  if (grid.world().any(!own_gpu || no_nccl)) return out;
+  out.tp = comm::NcclCommunicator::create(grid.tp(), cuda->stream());
+  out.dp = comm::NcclCommunicator::create(grid.dp(), cuda->stream());
+  out.describe = out.dp->describe();
+#else
+  (void)grid;
+#endif
+  return out;
+}
+
+}  // namespace tailor::trainer

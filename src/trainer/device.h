@@ -1,0 +1,43 @@
+// Which backend a run computes on, from runtime.device and runtime.dtype.
+//
+//   runtime.device: auto  -> CUDA when this build has it and a GPU is visible, else the CPU
+//   runtime.dtype:  auto  -> bf16 on CUDA (f32 master weights), f32 on the CPU
+//
+// A rank picks its GPU from its local rank (OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID, modulo the
+// visible devices; launch/bind-gpu.sh narrows CUDA_VISIBLE_DEVICES to one instead). The testing
+// hook TAILOR_EMULATE_CUDA=1 stands the CPU emulation of the device (emulated_device_ops.h) in for
+// a GPU.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "backend/ops.h"
+#include "comm/process_grid.h"
+#include "config/config.h"
+
+namespace tailor::trainer {
+
+// The compute dtype of a model on `device` under runtime.dtype: f32 or f64 on the CPU (a bf16
+// config is computed in f32 there: loading bf16 tensors widens them exactly), bf16 or f32 on CUDA.
+[[nodiscard]] DType compute_dtype(const config::RuntimeConfig& r, backend::Device device);
+
+// The backend of a training run. UserError when runtime.device is cuda and no GPU is visible,
+// or runtime.dtype cannot run on the device picked.
+[[nodiscard]] std::unique_ptr<backend::Ops> make_ops(const config::RuntimeConfig& r, int threads,
+                                                     const std::string& where);
+
+// Communicators for device tensors: the model's tensor-parallel group and the optimizer's
+// data-parallel group. NCCL when the backend is a real GPU and every rank of the job has a GPU of
+// its own (ranks per node <= visible GPUs, agreed over the world); otherwise null, and the MPI
+// groups of the grid serve (device tensors staged through host memory). Collective over the world.
+struct DeviceComms {
+  std::unique_ptr<comm::Communicator> tp, dp;
+  std::string describe;  // "NCCL ..." or "MPI (device tensors staged through host memory)"
+};
+[[nodiscard]] DeviceComms device_communicators(backend::Ops& ops, comm::ProcessGrid& grid);
+
+// GPUs this process can use (0 in a build without CUDA or without a driver; 1 under emulation).
+[[nodiscard]] int visible_gpus();
+
+}  // namespace tailor::trainer

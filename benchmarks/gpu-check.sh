@@ -11,7 +11,9 @@
 #                                     # process (one CUDA context), JSON report in kernels.json
 # A stage may also be named as `--stage NAME`.
 # Logs go to $OUT (the device tool's output folder) when set, else build-gpu/logs.
-# Later stages (bench-1b, bench-8b) arrive with the CUDA backend and GPU-performance work.
+#   benchmarks/gpu-check.sh bench-1b  # training throughput, Llama-3.2-1B shapes: Tailor full and
+#                                     # LoRA vs HF torch.compile (train_step_compare.py), JSON
+#   benchmarks/gpu-check.sh bench-8b  # LoRA on Llama-3.1-8B shapes, T=2048, B=1 and 2, vs HF+PEFT
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -56,12 +58,21 @@ stage_tests() {
   stage_test
 }
 
+# Throughput against the Hugging Face references on this warm machine (build stage first).
+stage_bench() {
+  { configure && timeout 120 cmake --build "$build_dir" -j "$jobs" --target tailor_bench_train_step; } \
+    2>&1 | tee "$log_dir/build-bench.log"
+  timeout 280 python3 benchmarks/train_step_compare.py --stage "$1" --build "$build_dir" \
+    --out "$log_dir" 2>&1 | tee "$log_dir/$1.log"
+}
+
 if [[ "${1:-}" == "--stage" ]]; then shift; fi
 case "${1:-all}" in
   build) stage_build ;;
   test) stage_test ;;
   kernels) stage_kernels ;;
   tests) stage_tests ;;
+  bench-1b|bench-8b) stage_bench "$1" ;;
   all) stage_build && stage_test ;;
-  *) echo "usage: $0 [--stage] build|test|tests|kernels|all" >&2; exit 2 ;;
+  *) echo "usage: $0 [--stage] build|test|tests|kernels|bench-1b|bench-8b|all" >&2; exit 2 ;;
 esac

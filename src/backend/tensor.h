@@ -82,6 +82,8 @@ class DeviceMemory {
   virtual void to_host(void* host, const void* device, std::size_t bytes) = 0;
   virtual void from_host(void* device, const void* host, std::size_t bytes) = 0;
   virtual void on_device(void* dst, const void* src, std::size_t bytes) = 0;
+  // The most bytes of Buffers allocated at once so far (0 where not tracked).
+  [[nodiscard]] virtual std::size_t peak_bytes() const { return 0; }
 };
 // Installs (or, with nullptr, removes) the device memory provider. Buffers allocated through one
 // provider must be released before another is installed.

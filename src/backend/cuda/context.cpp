@@ -148,6 +148,15 @@ void CudaContext::release(void* p) noexcept {
   if (cudaFreeAsync(p, stream_.get()) != cudaSuccess) (void)cudaGetLastError();
 }
 
+std::size_t CudaContext::peak_bytes() const {
+  cuuint64_t high = 0;
+  if (cudaMemPoolGetAttribute(pool_.get(), cudaMemPoolAttrUsedMemHigh, &high) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return static_cast<std::size_t>(high);
+}
+
 void CudaContext::zero(void* p, std::size_t bytes) {
   if (bytes == 0) return;
   TAILOR_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_.get()));

@@ -58,6 +58,10 @@ class CudaContext final : public backend::DeviceMemory {
   // retries once, then throws RuntimeError naming the request and the device's free/total memory.
   [[nodiscard]] void* allocate(std::size_t bytes) override;
   void release(void* p) noexcept override;
+  // High watermark of the pool's memory in use (cudaMemPoolAttrUsedMemHigh): the peak of the
+  // Buffers' bytes, as torch.cuda.max_memory_allocated counts tensors; the cuBLASLt workspace
+  // and kernel scratch (a few tens of MiB) come on top.
+  [[nodiscard]] std::size_t peak_bytes() const override;
   void zero(void* p, std::size_t bytes) override;                        // async, on the stream
   void to_host(void* host, const void* device, std::size_t bytes) override;    // blocking
   void from_host(void* device, const void* host, std::size_t bytes) override;  // blocking

@@ -149,7 +149,7 @@ void CudaContext::release(void* p) noexcept {
 }
 
 std::size_t CudaContext::peak_bytes() const {
-  cuuint64_t high = 0;
+  std::uint64_t high = 0;  // the attribute is a cuuint64_t (64 bits)
   if (cudaMemPoolGetAttribute(pool_.get(), cudaMemPoolAttrUsedMemHigh, &high) != cudaSuccess) {
     (void)cudaGetLastError();
     return 0;

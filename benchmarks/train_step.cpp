@@ -77,7 +77,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string preset = "tiny", device = "auto", dtype = "auto";
+  std::string preset = "tiny", device = "auto", dtype = "auto", recompute = "none";
   std::int64_t batch = 2, seq = 128, lora_rank = 0;
   int threads = 0, warmup = 2, steps = 5;
   double peak_tflops = 989.0;  // H100 SXM dense bf16
@@ -89,6 +89,8 @@ int main(int argc, char** argv) {
   app.add_option("--device", device, "auto | cpu | cuda");
   app.add_option("--dtype", dtype, "auto | f32 | bf16");
   app.add_option("--threads", threads, "CPU threads (0: all)");
+  app.add_option("--recompute", recompute, "activation recomputation: none | selective | full")
+      ->check(CLI::IsMember({"none", "selective", "full"}));
   app.add_option("--warmup", warmup);
   app.add_option("--steps", steps);
   app.add_option("--peak-tflops", peak_tflops, "the MFU denominator (989: H100 dense bf16)");
@@ -111,6 +113,9 @@ int main(int argc, char** argv) {
     }
     model::Transformer model(spec, *ops, compute, nullptr, lora ? &*lora : nullptr);
     model.init_parameters(0);
+    model.set_recompute(recompute == "full"        ? model::Recompute::kFull
+                        : recompute == "selective" ? model::Recompute::kSelective
+                                                   : model::Recompute::kNone);
     optim::OptimizerSpec ospec;
     ospec.weight_decay = 0.1;
     comm::SelfCommunicator self_dp, self_tp;
@@ -164,6 +169,8 @@ int main(int argc, char** argv) {
     j["batch"] = batch;
     j["seq"] = seq;
     j["lora_rank"] = lora_rank;
+    j["recompute"] = recompute;
+    j["activation_gib"] = static_cast<double>(model.activation_bytes()) / (1024.0 * 1024.0 * 1024.0);
     j["step_times_s"] = times;
     j["step_s"] = step_s;
     j["tokens_per_s"] = tokens_per_s;

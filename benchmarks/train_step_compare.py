@@ -9,7 +9,8 @@ memory and the ratios the GPU-performance issue sets as targets, and writes all 
     python3 benchmarks/train_step_compare.py --stage bench-8b ...
 
 bench-1b: Llama-3.2-1B shapes, B=8, T=1024: Tailor full and LoRA r=16; HF torch.compile full and
-LoRA (the bar); HF eager too with --with-eager. bench-8b: Llama-3.1-8B shapes, T=2048, LoRA r=16
+LoRA (the bar); HF eager too with --with-eager; Tailor with activation recomputation (selective,
+full) with --with-recompute. bench-8b: Llama-3.1-8B shapes, T=2048, LoRA r=16
 at B=1 and B=2, Tailor against HF+PEFT eager. Each system runs in its own process, one after the
 other, so each starts with an empty GPU.
 """
@@ -41,6 +42,8 @@ def main():
     ap.add_argument("--build", default="build-gpu")
     ap.add_argument("--out", default=".")
     ap.add_argument("--with-eager", action="store_true")
+    ap.add_argument("--with-recompute", action="store_true",
+                    help="also Tailor full fine-tuning with train.recompute selective and full")
     ap.add_argument("--timeout", type=int, default=150, help="seconds per run")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
@@ -54,6 +57,9 @@ def main():
                  ("tailor lora", [tailor, *shape, "--device", "cuda", "--lora-rank", "16"]),
                  ("hf-compile full", [*hf, *shape, "--compile"]),
                  ("hf-compile lora", [*hf, *shape, "--compile", "--lora-rank", "16"])]
+        if a.with_recompute:
+            runs += [(f"tailor full rc={m}", [tailor, *shape, "--device", "cuda", "--recompute", m])
+                     for m in ("selective", "full")]
         if a.with_eager:
             runs += [("hf-eager full", [*hf, *shape]),
                      ("hf-eager lora", [*hf, *shape, "--lora-rank", "16"])]

@@ -367,6 +367,7 @@ void read_train(SchemaReader& r, TrainConfig& t) {
   r.read_int("log_every", t.log_every, kAtLeast1);
   r.read_int("max_skipped_steps", t.max_skipped_steps, kAtLeast1);
   r.read_int("eval_every", t.eval_every, kAtLeast0);
+  r.read_choice("recompute", t.recompute, {"none", "selective", "full"});
   r.end_section();
 }
 

@@ -120,6 +120,9 @@ struct TrainConfig {
   std::int64_t log_every = 1;            // progress line and metrics.jsonl record every N steps
   std::int64_t max_skipped_steps = 5;    // stop after this many consecutive non-finite steps
   std::int64_t eval_every = 0;           // validation loss every N steps (0: at the end only)
+  // Activation recomputation: none | selective (norm outputs and the MLP activation are
+  // recomputed in backward) | full (each layer's forward is rerun from its input in backward).
+  std::string recompute = "none";
 };
 
 struct OptimizerConfig {

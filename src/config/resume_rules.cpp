@@ -19,6 +19,7 @@ const char* const kMutable[] = {
     "train.micro_batch", "train.max_skipped_steps", "checkpoint.",   "parallel.",
     "runtime.threads",  "runtime.log_level",   "runtime.watchdog_s", "runtime.device",
     "data.cache_dir",   "optimizer.zero",      "train.eval_every",  "prompt_search.",
+    "train.recompute",
 };
 
 bool is_mutable(const std::string& key) {

@@ -210,6 +210,7 @@ std::string to_yaml(const ExperimentConfig& c) {
   body.num("log_every", t.log_every);
   body.num("max_skipped_steps", t.max_skipped_steps);
   body.num("eval_every", t.eval_every);
+  body.str("recompute", t.recompute);
 
   const OptimizerConfig& o = c.optimizer;
   body.section("optimizer");

@@ -133,8 +133,8 @@ DecoderLayer::DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index,
 
 LayerActivations DecoderLayer::allocate_activations(std::vector<backend::Buffer>& storage,
                                                     DType dtype, backend::Device device,
-                                                    std::int64_t batch,
-                                                    std::int64_t seq) const {
+                                                    std::int64_t batch, std::int64_t seq,
+                                                    const LayerActivations* shared) const {
   const std::int64_t n = batch * seq;
   const std::int64_t d = spec_->hidden_size;
   const std::int64_t f = tp_.ffn;
@@ -147,7 +147,7 @@ LayerActivations DecoderLayer::allocate_activations(std::vector<backend::Buffer>
     return storage.back().tensor();
   };
   LayerActivations l;
-  l.h1 = make(Shape{n, d}, dtype);
+  l.h1 = shared != nullptr ? shared->h1 : make(Shape{n, d}, dtype);
   if (layer_norm) l.mean1 = make(Shape{n}, stat);
   l.rstd1 = make(Shape{n}, stat);
   l.q = make(Shape{n, qd}, dtype);
@@ -156,12 +156,12 @@ LayerActivations DecoderLayer::allocate_activations(std::vector<backend::Buffer>
   l.attn = make(Shape{n, qd}, dtype);
   l.lse = make(Shape{batch, tp_.q_heads, seq}, stat);
   l.x_mid = make(Shape{n, d}, dtype);
-  l.h2 = make(Shape{n, d}, dtype);
+  l.h2 = shared != nullptr ? shared->h2 : make(Shape{n, d}, dtype);
   if (layer_norm) l.mean2 = make(Shape{n}, stat);
   l.rstd2 = make(Shape{n}, stat);
   if (spec_->mlp == MlpType::kSwiGLU) l.gate = make(Shape{n, f}, dtype);
   l.up = make(Shape{n, f}, dtype);
-  l.act = make(Shape{n, f}, dtype);
+  l.act = shared != nullptr ? shared->act : make(Shape{n, f}, dtype);
   if (lora_ != nullptr)
     for (auto& u : l.lora_u) u = make(Shape{n, lora_->rank}, dtype);
   if (bottleneck_ > 0)
@@ -394,6 +394,23 @@ void DecoderLayer::forward(Ops& ops, const LayerContext& ctx, const Tensor& x, c
                         1.0 / std::sqrt(static_cast<double>(s.head_dim)), act.attn.view(q4),
                         act.lse);
   finish_forward(ops, ctx, x, y, act, scratch);
+}
+
+void DecoderLayer::recompute(Ops& ops, const LayerContext& ctx, const Tensor& x,
+                             const LayerActivations& act, const LayerScratch& scratch,
+                             Recompute mode, const Tensor& y_scratch) const {
+  if (mode == Recompute::kFull) {
+    forward(ops, ctx, x, y_scratch, act, scratch);
+    return;
+  }
+  if (mode != Recompute::kSelective) return;
+  norm_forward(ops, norm1_, x, act.h1, act.mean1, act.rstd1);
+  norm_forward(ops, norm2_, act.x_mid, act.h2, act.mean2, act.rstd2);
+  if (spec_->mlp == MlpType::kSwiGLU) {
+    ops.swiglu_forward(act.gate, act.up, act.act);
+  } else {
+    ops.gelu_forward(act.up, act.act);
+  }
 }
 
 void DecoderLayer::forward_cached(Ops& ops, const LayerContext& ctx, const Tensor& x,

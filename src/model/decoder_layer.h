@@ -71,6 +71,15 @@ struct LayerActivations {
   backend::Tensor adapter_in[2], adapter_pre[2], adapter_act[2];
 };
 
+// Activation recomputation (train.recompute): what backward recomputes instead of keeping.
+//   kNone: every layer keeps all of its LayerActivations.
+//   kSelective: the norm outputs h1, h2 and the MLP activation act are one buffer set shared by all
+//     layers; backward recomputes them from the kept inputs (x, x_mid, gate/up): elementwise work.
+//   kFull: one LayerActivations serves all layers; backward reruns the layer's forward from its
+//     input x (kept by the model as the residual stream) before its backward.
+// The recomputation runs the same ops on the same inputs, so results are bit-identical.
+enum class Recompute : std::uint8_t { kNone, kSelective, kFull };
+
 // Scratch space for backward, shared by all layers.
 struct LayerScratch {
   backend::Tensor d_h;               // [N, D]
@@ -97,11 +106,17 @@ class DecoderLayer {
   static constexpr int kNumLinears = 7;
 
   // Buffers (appended to `storage`, which owns them) for this layer's activations of B rows of
-  // T tokens.
-  [[nodiscard]] LayerActivations allocate_activations(std::vector<backend::Buffer>& storage,
-                                                      DType dtype, backend::Device device,
-                                                      std::int64_t batch,
-                                                      std::int64_t seq) const;
+  // T tokens. With `shared_norm_act`, h1, h2 and act are that set's instead (Recompute::kSelective).
+  [[nodiscard]] LayerActivations allocate_activations(
+      std::vector<backend::Buffer>& storage, DType dtype, backend::Device device,
+      std::int64_t batch, std::int64_t seq,
+      const LayerActivations* shared_norm_act = nullptr) const;
+
+  // Before backward under recomputation: restores what `mode` did not keep in `act` (kFull: the
+  // whole forward of input x, its output written to y_scratch [N, D]).
+  void recompute(backend::Ops& ops, const LayerContext& ctx, const backend::Tensor& x,
+                 const LayerActivations& act, const LayerScratch& scratch, Recompute mode,
+                 const backend::Tensor& y_scratch) const;
 
   // x: [N, D] input; y: [N, D] output (distinct buffers).
   // `scratch.partial` is used for the row-parallel sums.

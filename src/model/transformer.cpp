@@ -23,6 +23,7 @@ struct Transformer::Activations {
   Tensor losses;                           // [N] per-token loss
   Tensor row_max, ce_stats;                // [N], [2, N]: vocab-parallel cross-entropy
   Tensor dx;                               // [N, D] gradient of the residual stream
+  Tensor recompute_out;                    // [N, D] output of a recomputed layer (kFull)
   LayerScratch scratch;
   // The batch on the device (absent on the CPU, where the host batch is used as it is).
   Buffer ids, targets, positions, doc_ids;  // i32 [N]
@@ -172,8 +173,24 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   const bool swiglu = spec_.mlp == MlpType::kSwiGLU;
   a->storage.reserve(static_cast<std::size_t>(spec_.num_layers) * 16 + 32);
   for (int i = 0; i <= spec_.num_layers; ++i) a->resid.push_back(a->make(dtype_, Shape{n, d}));
-  for (const DecoderLayer& layer : layers_)
-    a->layers.push_back(layer.allocate_activations(a->storage, dtype_, device_, batch, seq));
+  if (recompute_ == Recompute::kFull) {
+    // One set for every layer; each layer's forward is rerun from its input before its backward.
+    const LayerActivations one =
+        layers_.front().allocate_activations(a->storage, dtype_, device_, batch, seq);
+    a->layers.assign(layers_.size(), one);
+    a->recompute_out = a->make(dtype_, Shape{n, d});
+  } else {
+    LayerActivations shared;
+    if (recompute_ == Recompute::kSelective) {
+      shared.h1 = a->make(dtype_, Shape{n, d});
+      shared.h2 = a->make(dtype_, Shape{n, d});
+      shared.act = a->make(dtype_, Shape{n, f});
+    }
+    for (const DecoderLayer& layer : layers_)
+      a->layers.push_back(layer.allocate_activations(
+          a->storage, dtype_, device_, batch, seq,
+          recompute_ == Recompute::kSelective ? &shared : nullptr));
+  }
   a->final_h = a->make(dtype_, Shape{n, d});
   if (layer_norm) a->final_mean = a->make(stat_dtype_, Shape{n});
   a->final_rstd = a->make(stat_dtype_, Shape{n});
@@ -389,8 +406,12 @@ double Transformer::forward_backward(const Batch& host, double dscale) {
   }
 
   const LayerContext ctx = context(b);
-  for (std::size_t i = layers_.size(); i-- > 0;)
+  for (std::size_t i = layers_.size(); i-- > 0;) {
+    if (recompute_ != Recompute::kNone)
+      layers_[i].recompute(*ops_, ctx, a.resid[i], a.layers[i], a.scratch, recompute_,
+                           a.recompute_out);
     layers_[i].backward(*ops_, ctx, a.resid[i], a.layers[i], a.scratch, a.dx);
+  }
 
   if (embed_tokens_->grad.data != nullptr)
     ops_->embedding_backward(embed_tokens_->grad, b.ids, layout_.vocab_begin, a.dx);
@@ -398,6 +419,19 @@ double Transformer::forward_backward(const Batch& host, double dscale) {
     ops_->embedding_backward(embed_positions_->grad, b.positions, 0, a.dx);
   if (prompt_ != nullptr)  // the virtual tokens' rows of dx, from the ids of embed() above
     ops_->embedding_backward(prompt_->grad, prompt_ids_.tensor(), 0, a.dx);
+  return total;
+}
+
+void Transformer::set_recompute(Recompute mode) {
+  if (mode == recompute_) return;
+  recompute_ = mode;
+  acts_.reset();
+}
+
+std::int64_t Transformer::activation_bytes() const {
+  if (!acts_) return 0;
+  std::int64_t total = 0;
+  for (const Buffer& b : acts_->storage) total += static_cast<std::int64_t>(b.tensor().bytes());
   return total;
 }
 

@@ -107,6 +107,13 @@ class Transformer {
   // losses)/d(parameter). Returns the sum of the token losses.
   double forward_backward(const Batch& batch, double dscale);
 
+  // Activation recomputation for training (decoder_layer.h); frees the current activations.
+  void set_recompute(Recompute mode);
+  [[nodiscard]] Recompute recompute() const noexcept { return recompute_; }
+  // Bytes of the training activations and backward scratch currently allocated (0 before the
+  // first forward).
+  [[nodiscard]] std::int64_t activation_bytes() const;
+
   // After the last micro-batch of a step: sums the partial gradients of KV heads that several TP
   // ranks share. A no-op without such heads.
   void finish_gradients();
@@ -184,6 +191,7 @@ class Transformer {
   backend::Buffer token_ids_host_, prompt_ids_host_;  // the same, computed on the host
   backend::Buffer inv_freq_;              // f32 [Dh/2]
   std::unique_ptr<Activations> acts_;
+  Recompute recompute_ = Recompute::kNone;
   std::unique_ptr<InferenceState> infer_;
 };
 

@@ -295,6 +295,9 @@ TrainSummary train(const config::ExperimentConfig& config_in,
   const std::unique_ptr<model::Transformer> model_owner =
       build_model(cfg, setup, ops, &tp_comm, InitialWeights::kStart);
   model::Transformer& model = *model_owner;
+  model.set_recompute(cfg.train.recompute == "full"        ? model::Recompute::kFull
+                      : cfg.train.recompute == "selective" ? model::Recompute::kSelective
+                                                           : model::Recompute::kNone);
   optim::DataParallelOptimizer optimizer(ops, model.params(), dp_comm, tp_comm,
                                          optimizer_spec_from_config(cfg.optimizer),
                                          {cfg.optimizer.zero == 1, 1 << 22});
@@ -463,6 +466,10 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     double loss_sum = 0.0;
     const double dscale = loss_tokens > 0 ? 1.0 / static_cast<double>(loss_tokens) : 0.0;
     for (auto& mb : mbs) loss_sum += model.forward_backward(mb.batch, dscale);
+    if (step == start_step)
+      log::info("activations: {:.1f} MB per micro-batch of {} x {} (train.recompute: {})",
+                static_cast<double>(model.activation_bytes()) / 1e6, micro, cfg.data.seq_len,
+                cfg.train.recompute);
     model.finish_gradients();
     if (poison_rank && faults.nan_at(step + 1) && model.params().trainable_numel() > 0)
       ops.fill(model.params().flat_grads().flat_slice(0, 1), std::nan(""));

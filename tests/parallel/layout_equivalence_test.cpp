@@ -245,6 +245,28 @@ TEST(EmulatedDevice, Bf16TensorParallelTracksOneRank) {
   if (world().rank() == 0) std::filesystem::remove_all(tp.output.dir);
 }
 
+// Full recomputation reruns each layer's forward, row-parallel all-reduces included, in backward:
+// under TP the result is bit-identical to keeping the activations.
+TEST(Recompute, FullUnderTensorParallelChangesNoBit) {
+  const int p = world().size();
+  if (p % 2 != 0) GTEST_SKIP();
+  const std::vector<std::string> tp = {"parallel.tensor=2", "train.steps=6", "peft.method=lora",
+                                       "peft.rank=3", "peft.dropout=0.2",
+                                       "peft.target_modules=[all-linear]"};
+  std::vector<std::string> full = tp;
+  full.emplace_back("train.recompute=full");
+  const TrainSummary a = train(tiny(out_dir("rc-none"), 2, tp), fresh_world(), {true});
+  const TrainSummary b = train(tiny(out_dir("rc-full"), 2, full), fresh_world(), {true});
+  EXPECT_EQ(b.losses, a.losses);
+  ASSERT_EQ(b.parameters.size(), a.parameters.size());
+  for (std::size_t k = 0; k < a.parameters.size(); ++k)
+    EXPECT_EQ(b.parameters[k].values, a.parameters[k].values) << a.parameters[k].name;
+  if (world().rank() == 0) {
+    std::filesystem::remove_all(out_dir("rc-none"));
+    std::filesystem::remove_all(out_dir("rc-full"));
+  }
+}
+
 TEST(Memory, TensorParallelShardsShrinkPerRankParameters) {
   const int p = world().size();
   auto cfg = tiny(out_dir("mem"), 4, {"parallel.tensor=" + std::to_string(p), "train.steps=2", "schedule.warmup_steps=0"});

@@ -166,6 +166,16 @@ TEST_F(EmulatedDevice, F32CpuCheckpointContinuesInBf16OnTheDevice) {
         << i;
 }
 
+TEST_F(EmulatedDevice, Bf16RecomputationChangesNoBit) {
+  TempDir dir;
+  const TrainSummary none = run(dir / "none", {"runtime.device=cuda"});
+  const TrainSummary sel = run(dir / "sel", {"runtime.device=cuda", "train.recompute=selective"});
+  const TrainSummary full = run(dir / "full", {"runtime.device=cuda", "train.recompute=full"});
+  ASSERT_EQ(none.losses.size(), 6u);
+  EXPECT_EQ(sel.losses, none.losses);
+  EXPECT_EQ(full.losses, none.losses);
+}
+
 TEST_F(EmulatedDevice, ConfigErrorsNameTheKey) {
   TempDir dir;
   try {

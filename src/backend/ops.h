@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "backend/tensor.h"
@@ -75,6 +76,16 @@ class Ops {
   virtual void scale(const Tensor& x, double alpha) = 0;
   // sum of x^2 accumulated in f64.
   [[nodiscard]] virtual double sum_squares(const Tensor& x) = 0;
+  // sum over i of weights[i] * sum_squares(xs[i]) (the local part of a global gradient norm).
+  // This default adds tensor by tensor in order; a device backend batches the reductions and
+  // returns to the host once.
+  [[nodiscard]] virtual double weighted_sum_squares(std::span<const Tensor> xs,
+                                                    std::span<const double> weights) {
+    TAILOR_ASSERT(xs.size() == weights.size(), "{} tensors, {} weights", xs.size(), weights.size());
+    double total = 0.0;
+    for (std::size_t i = 0; i < xs.size(); ++i) total += weights[i] * sum_squares(xs[i]);
+    return total;
+  }
   // y[N, D] += bias[D] broadcast over rows.
   virtual void add_bias(const Tensor& y, const Tensor& bias) = 0;
   // dbias[D] += column sums of dy[N, D].

@@ -1,11 +1,19 @@
 #include "optim/grad_norm.h"
 
+#include <vector>
+
 namespace tailor::optim {
 
 double local_grad_sum_squares(backend::Ops& ops, std::span<const ParamSlice> slices) {
-  double total = 0.0;
-  for (const ParamSlice& s : slices) total += s.norm_weight * ops.sum_squares(s.grad);
-  return total;
+  std::vector<backend::Tensor> grads;
+  std::vector<double> weights;
+  grads.reserve(slices.size());
+  weights.reserve(slices.size());
+  for (const ParamSlice& s : slices) {
+    grads.push_back(s.grad);
+    weights.push_back(s.norm_weight);
+  }
+  return ops.weighted_sum_squares(grads, weights);
 }
 
 double clip_to_norm(backend::Ops& ops, std::span<const ParamSlice> slices, double norm,

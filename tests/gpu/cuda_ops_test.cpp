@@ -338,6 +338,30 @@ TEST_P(CudaOpsTest, SumSquares) {
   EXPECT_EQ(gpu_->sum_squares(gpu_->alloc(st(), Shape{0}).tensor()), 0.0);
 }
 
+// The grad norm's batched form: many f32 tensors (more than one launch's worth), runs of equal
+// weights, an empty tensor; one value back, equal to the CPU's tensor-by-tensor sum to rounding.
+TEST_F(CudaOpsPlain, WeightedSumSquaresBatchesManyTensors) {
+  std::vector<std::vector<float>> host;
+  std::vector<Buffer> bufs;
+  std::vector<backend::Tensor> cpu_views, gpu_views;
+  std::vector<double> weights;
+  for (int i = 0; i < 300; ++i) {
+    const std::int64_t n = i == 17 ? 0 : 1 + (i * 7919) % 5000;
+    host.push_back(random_normal(n, 5, static_cast<std::uint64_t>(i)));
+    weights.push_back(i < 100 ? 1.0 : (i < 250 ? 0.5 : 0.25));
+  }
+  for (std::size_t i = 0; i < host.size(); ++i) {
+    const auto n = static_cast<std::int64_t>(host[i].size());
+    bufs.push_back(dev(host[i], Shape{n}, DType::kF32));
+    cpu_views.push_back(backend::Tensor{host[i].data(), DType::kF32, Shape{n}});
+    gpu_views.push_back(bufs.back().tensor());
+  }
+  const double want = cpu_ops().weighted_sum_squares(cpu_views, weights);
+  const double got = gpu_->weighted_sum_squares(gpu_views, weights);
+  EXPECT_NEAR(got, want, 1e-12 * want);
+  EXPECT_EQ(gpu_->weighted_sum_squares(gpu_views, weights), got) << "not repeatable";
+}
+
 TEST_P(CudaOpsTest, BiasForwardAndBackward) {
   const std::int64_t rows = 13, cols = 37;
   std::vector<float> y = input(rows * cols, 1), bias = input(cols, 2), dy = input(rows * cols, 3);

@@ -326,6 +326,55 @@ double CudaOps::sum_squares(const Tensor& x) {
   return total;
 }
 
+double CudaOps::weighted_sum_squares(std::span<const Tensor> xs,
+                                     std::span<const double> weights) {
+  constexpr std::string_view kOp = "weighted_sum_squares";
+  TAILOR_ASSERT(xs.size() == weights.size(), "{}: {} tensors, {} weights", kOp, xs.size(),
+                weights.size());
+  for (const Tensor& x : xs)
+    if (x.dtype != DType::kF32) return Ops::weighted_sum_squares(xs, weights);
+  // Consecutive tensors of equal weight form a group (1 / replicas: a few distinct values).
+  struct Group {
+    std::size_t begin, end;
+    double weight;
+  };
+  std::vector<kernels::SumSquaresTensor> ts;
+  std::vector<Group> groups;
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    detail::check_storage(kOp, xs[i]);
+    if (xs[i].numel() == 0) continue;  // adds nothing
+    const std::size_t at = ts.size();
+    ts.push_back({as<const float>(xs[i]), xs[i].numel()});
+    if (groups.empty() || groups.back().weight != weights[i] ||
+        groups.back().end - groups.back().begin ==
+            static_cast<std::size_t>(kernels::kSumSquaresTensorsPerLaunch)) {
+      groups.push_back({at, at + 1, weights[i]});
+    } else {
+      groups.back().end = at + 1;
+    }
+  }
+  if (groups.empty()) return 0.0;
+  std::size_t ws_bytes = 0;
+  for (const Group& g : groups)
+    ws_bytes = std::max(ws_bytes, kernels::sum_squares_workspace_bytes(
+                                      ts.data() + g.begin, static_cast<int>(g.end - g.begin)));
+  detail::Carver size(nullptr);
+  (void)size.take<double>(groups.size() * sizeof(double));
+  (void)size.take<char>(ws_bytes);
+  detail::Carver carve(context_->scratch(size.total()));
+  auto* outs = carve.take<double>(groups.size() * sizeof(double));
+  void* ws = carve.take<char>(ws_bytes);
+  for (std::size_t g = 0; g < groups.size(); ++g)
+    kernels::sum_squares(ts.data() + groups[g].begin,
+                         static_cast<int>(groups[g].end - groups[g].begin), ws, outs + g, stream());
+  context_->check_launch();
+  std::vector<double> host(groups.size());
+  context_->to_host(host.data(), outs, host.size() * sizeof(double));
+  double total = 0.0;
+  for (std::size_t g = 0; g < groups.size(); ++g) total += groups[g].weight * host[g];
+  return total;
+}
+
 void CudaOps::add_bias(const Tensor& y, const Tensor& bias) {
   constexpr std::string_view kOp = "add_bias";
   detail::check_storage(kOp, y);

@@ -59,6 +59,10 @@ class CudaOps final : public Ops {
   void add(const Tensor& y, const Tensor& x, double alpha) override;
   void scale(const Tensor& x, double alpha) override;
   double sum_squares(const Tensor& x) override;
+  // f32 tensors in groups of equal weight, one multi-tensor launch per group of up to
+  // kernels::kSumSquaresTensorsPerLaunch, one copy to the host for all groups.
+  double weighted_sum_squares(std::span<const Tensor> xs,
+                              std::span<const double> weights) override;
   void add_bias(const Tensor& y, const Tensor& bias) override;
   void bias_backward(const Tensor& dbias, const Tensor& dy) override;
   void embedding_forward(const Tensor& table, const Tensor& ids, std::int64_t vocab_begin,

@@ -118,6 +118,15 @@ TEST_F(EmulatedDevice, Bf16TracksCpuF32LossesWithinTwoPercent) {
   EXPECT_LT(b.losses.back(), b.losses.front() - 0.5) << "bf16 training must still learn";
 }
 
+// A copy of an 8-step run directory as if the run had crashed after its step-4 checkpoint.
+void copy_rewound_to_step_4(const std::string& from, const std::string& to) {
+  fs::copy(from, to, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  const std::string ck = to + "/checkpoints";
+  fs::remove_all(ck + "/step_8");
+  fs::remove(ck + "/latest");
+  fs::create_directory_symlink("step_4", ck + "/latest");
+}
+
 TEST_F(EmulatedDevice, Bf16CheckpointHoldsMasterWeightsAndResumesExactly) {
   TempDir dir;
   const std::vector<std::string> o = {"runtime.device=cuda", "train.steps=8",
@@ -134,11 +143,7 @@ TEST_F(EmulatedDevice, Bf16CheckpointHoldsMasterWeightsAndResumesExactly) {
   EXPECT_EQ(model.dtype("model.layers.0.self_attn.q_proj.weight"), DType::kBF16);
 
   // Continue a copy of the run from step 4: the same losses, bit for bit.
-  fs::copy(dir / "a", dir / "b", fs::copy_options::recursive | fs::copy_options::copy_symlinks);
-  const std::string ck = dir / "b/checkpoints";
-  fs::remove_all(ck + "/step_8");
-  fs::remove(ck + "/latest");
-  fs::create_directory_symlink("step_4", ck + "/latest");
+  copy_rewound_to_step_4(dir / "a", dir / "b");
   const TrainSummary resumed = run(dir / "b", o);
   EXPECT_EQ(resumed.start_step, 4);
   ASSERT_EQ(resumed.losses.size(), 4u);
@@ -153,11 +158,7 @@ TEST_F(EmulatedDevice, F32CpuCheckpointContinuesInBf16OnTheDevice) {
   cpu.push_back("runtime.device=cpu");
   dev.push_back("runtime.device=cuda");
   const TrainSummary reference = run(dir / "a", cpu);
-  fs::copy(dir / "a", dir / "b", fs::copy_options::recursive | fs::copy_options::copy_symlinks);
-  const std::string ck = dir / "b/checkpoints";
-  fs::remove_all(ck + "/step_8");
-  fs::remove(ck + "/latest");
-  fs::create_directory_symlink("step_4", ck + "/latest");
+  copy_rewound_to_step_4(dir / "a", dir / "b");
   const TrainSummary moved = run(dir / "b", dev);
   EXPECT_EQ(moved.start_step, 4);
   ASSERT_EQ(moved.losses.size(), 4u);

@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backend/attention_dims.h"
 #include "backend/cpu/attention_kernels.h"
 #include "backend/cpu/cpu_common.h"
 #include "backend/cpu/cpu_ops.h"
@@ -47,18 +48,13 @@ struct AttnDims {
 AttnDims check_attention(std::string_view op, const Tensor& q, const Tensor& k, const Tensor& v,
                          const Tensor& out, const Tensor& lse, const Tensor& doc_ids) {
   cpu::check_cpu(op, q);
-  TAILOR_ASSERT(q.shape.rank() == 4 && k.shape.rank() == 4 && v.shape.rank() == 4,
-                "{}: q {}, k {}, v {} must be [B, T, H, Dh]", op, q.shape.str(), k.shape.str(),
-                v.shape.str());
+  const AttentionDims g = attention_dims(op, q, k, v, /*same_length=*/true);
   AttnDims d;
-  d.batch = q.shape[0];
-  d.seq = q.shape[1];
-  d.hq = q.shape[2];
-  d.dh = q.shape[3];
-  d.hkv = k.shape[2];
-  TAILOR_ASSERT(k.shape == v.shape && k.shape[0] == d.batch && k.shape[1] == d.seq &&
-                    k.shape[3] == d.dh && d.hkv > 0 && d.hq % d.hkv == 0,
-                "{}: q {} with k {}, v {}", op, q.shape.str(), k.shape.str(), v.shape.str());
+  d.batch = g.batch;
+  d.seq = g.seq;
+  d.hq = g.hq;
+  d.dh = g.dh;
+  d.hkv = g.hkv;
   cpu::check_dtype(op, k, q.dtype);
   cpu::check_dtype(op, v, q.dtype);
   cpu::check_like(op, q, out);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "backend/attention_dims.h"
 #include "backend/cpu/attention_kernels.h"
 #include "backend/cpu/cpu_common.h"
 #include "backend/cpu/cpu_ops.h"
@@ -26,18 +27,14 @@ struct CachedDims {
 CachedDims check_cached(std::string_view op, const Tensor& q, const Tensor& k, const Tensor& v,
                         const Tensor& start, const Tensor& out) {
   cpu::check_cpu(op, q);
-  TAILOR_ASSERT(q.shape.rank() == 4 && k.shape.rank() == 4 && v.shape == k.shape,
-                "{}: q {}, k {}, v {} must be [B, T, H, Dh]", op, q.shape.str(), k.shape.str(),
-                v.shape.str());
+  const AttentionDims g = attention_dims(op, q, k, v, /*same_length=*/false);
   CachedDims d;
-  d.batch = q.shape[0];
-  d.tq = q.shape[1];
-  d.hq = q.shape[2];
-  d.dh = q.shape[3];
-  d.cap = k.shape[1];
-  d.hkv = k.shape[2];
-  TAILOR_ASSERT(k.shape[0] == d.batch && k.shape[3] == d.dh && d.hkv > 0 && d.hq % d.hkv == 0,
-                "{}: q {} with cache k {}", op, q.shape.str(), k.shape.str());
+  d.batch = g.batch;
+  d.tq = g.seq;
+  d.hq = g.hq;
+  d.dh = g.dh;
+  d.cap = g.keys;
+  d.hkv = g.hkv;
   cpu::check_dtype(op, k, q.dtype);
   cpu::check_dtype(op, v, q.dtype);
   cpu::check_like(op, q, out);

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "backend/attention_dims.h"
 #include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/cuda_ops_common.h"
 #include "kernels/attention.cuh"
@@ -31,18 +32,13 @@ struct AttnDims {
 AttnDims check_attention(std::string_view op, const Tensor& q, const Tensor& k, const Tensor& v,
                          const Tensor& out, const Tensor& lse, const Tensor& doc_ids) {
   detail::check_storage(op, q);
-  TAILOR_ASSERT(q.shape.rank() == 4 && k.shape.rank() == 4 && v.shape.rank() == 4,
-                "{}: q {}, k {}, v {} must be [B, T, H, Dh]", op, q.shape.str(), k.shape.str(),
-                v.shape.str());
+  const AttentionDims g = attention_dims(op, q, k, v, /*same_length=*/true);
   AttnDims d;
-  d.batch = q.shape[0];
-  d.seq = q.shape[1];
-  d.hq = q.shape[2];
-  d.dh = q.shape[3];
-  d.hkv = k.shape[2];
-  TAILOR_ASSERT(k.shape == v.shape && k.shape[0] == d.batch && k.shape[1] == d.seq &&
-                    k.shape[3] == d.dh && d.hkv > 0 && d.hq % d.hkv == 0,
-                "{}: q {} with k {}, v {}", op, q.shape.str(), k.shape.str(), v.shape.str());
+  d.batch = g.batch;
+  d.seq = g.seq;
+  d.hq = g.hq;
+  d.dh = g.dh;
+  d.hkv = g.hkv;
   detail::check_dtype(op, k, q.dtype);
   detail::check_dtype(op, v, q.dtype);
   detail::check_like(op, q, out);
@@ -333,19 +329,14 @@ void CudaOps::attention_cached(const Tensor& q, const Tensor& k, const Tensor& v
                                const Tensor& start, double scale, const Tensor& out) {
   constexpr std::string_view kOp = "attention_cached";
   detail::check_storage(kOp, q);
-  TAILOR_ASSERT(q.shape.rank() == 4 && k.shape.rank() == 4 && v.shape == k.shape,
-                "{}: q {}, k {}, v {} must be [B, T, H, Dh]", kOp, q.shape.str(), k.shape.str(),
-                v.shape.str());
+  const AttentionDims g = attention_dims(kOp, q, k, v, /*same_length=*/false);
   kernels::AttentionCachedShape s;
-  s.batch = q.shape[0];
-  s.queries = q.shape[1];
-  s.heads = q.shape[2];
-  s.head_dim = q.shape[3];
-  s.capacity = k.shape[1];
-  s.kv_heads = k.shape[2];
-  TAILOR_ASSERT(k.shape[0] == s.batch && k.shape[3] == s.head_dim && s.kv_heads > 0 &&
-                    s.heads % s.kv_heads == 0,
-                "{}: q {} with cache k {}", kOp, q.shape.str(), k.shape.str());
+  s.batch = g.batch;
+  s.queries = g.seq;
+  s.heads = g.hq;
+  s.head_dim = g.dh;
+  s.capacity = g.keys;
+  s.kv_heads = g.hkv;
   detail::check_dtype(kOp, k, q.dtype);
   detail::check_dtype(kOp, v, q.dtype);
   detail::check_like(kOp, q, out);

@@ -3,7 +3,7 @@
 //    full fine-tuning and each PEFT method (ARCHITECTURE.md's bar);
 //  - the f32 CUDA mode (TF32 off) follows the CPU within 1e-4 per step;
 //  - two GPU runs of one config give the same losses bit for bit (deterministic kernels, fixed
-//    GEMM algorithms).
+//    GEMM algorithms), and a run resumed from a checkpoint continues bit for bit.
 // The same runs pass on the emulated device in CI (tests/trainer/emulated_device_test.cpp), which
 // checks everything but the kernels and cuBLASLt.
 #include <gtest/gtest.h>
@@ -112,6 +112,26 @@ TEST(GpuTrainingModes, TwoRunsAreBitwiseEqual) {
   const TrainSummary b = run(dir / "b", {"runtime.device=cuda", "train.steps=10"});
   ASSERT_EQ(a.losses.size(), 10u);
   EXPECT_EQ(a.losses, b.losses);
+}
+
+// bf16 with f32 master weights saved and restored: a run resumed from its step-4 checkpoint ends
+// with the uninterrupted run's losses, bit for bit.
+TEST(GpuTrainingModes, ResumeIsBitwise) {
+  TAILOR_REQUIRE_GPU_OR_SKIP();
+  TempDir dir;
+  const std::vector<std::string> o = {"runtime.device=cuda", "train.steps=8",
+                                      "checkpoint.every_steps=4", "checkpoint.keep_last=5"};
+  const TrainSummary full = run(dir / "a", o);
+  namespace fs = std::filesystem;
+  fs::copy(dir / "a", dir / "b", fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  const std::string ck = dir / "b/checkpoints";
+  fs::remove_all(ck + "/step_8");
+  fs::remove(ck + "/latest");
+  fs::create_directory_symlink("step_4", ck + "/latest");
+  const TrainSummary resumed = run(dir / "b", o);
+  ASSERT_EQ(full.losses.size(), 8u);
+  ASSERT_EQ(resumed.losses.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(resumed.losses[i], full.losses[4 + i]) << i;
 }
 
 }  // namespace

@@ -61,8 +61,11 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
     embed_positions_ = &params_.add("model.embed_positions.weight",
                                     Shape{spec_.max_position_embeddings, d}, true, replicated);
   layers_.reserve(static_cast<std::size_t>(spec_.num_layers));
-  for (int i = 0; i < spec_.num_layers; ++i)
+  std::vector<std::size_t> layer_first_param;  // index in params_.all() of each layer's first
+  for (int i = 0; i < spec_.num_layers; ++i) {
+    layer_first_param.push_back(params_.all().size());
     layers_.emplace_back(spec_, layout_, i, params_, lora_ ? &*lora_ : nullptr, bottleneck_);
+  }
   final_norm_w_ = &params_.add("model.norm.weight", Shape{d}, false, replicated);
   if (spec_.norm == NormType::kLayerNorm)
     final_norm_b_ = &params_.add("model.norm.bias", Shape{d}, false, replicated);
@@ -81,6 +84,22 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
     prompt_ = &params_.add(kPromptEmbeddings, Shape{virtual_tokens_, d}, true, replicated);
   }
   params_.allocate(dtype, device_);
+
+  // Parameters are laid out in the order added (embeddings, layers, final norm, head, prompt) and
+  // backward finishes them in reverse, so after layer i everything from its first trainable
+  // gradient on is final — unless a gradient is completed later (TP sums, the prompt).
+  bool suffix_final = prompt_ == nullptr;
+  for (const Parameter& p : params_.all())
+    if (p.trainable && p.grad_sum != GradSum::kNone) suffix_final = false;
+  if (suffix_final) {
+    const auto& all = params_.all();
+    for (std::size_t first : layer_first_param) {
+      std::int64_t off = params_.trainable_numel();
+      for (std::size_t k = first; k < all.size(); ++k)
+        if (all[k].trainable) off = std::min(off, all[k].offset - params_.trainable_begin());
+      ready_offset_.push_back(off);
+    }
+  }
 
   if (t > 1) {
     // Collective over the TP group: every rank splits, even when it shares no KV head.
@@ -383,7 +402,9 @@ double Transformer::forward(const Batch& host, const Tensor* logits_out) {
   return sum_losses();
 }
 
-double Transformer::forward_backward(const Batch& host, double dscale) {
+double Transformer::forward_backward(const Batch& host, double dscale,
+                                     const std::function<void(std::int64_t)>& grads_ready) {
+  const bool announce = grads_ready && !ready_offset_.empty();
   const Batch b = run_forward(host);
   Activations& a = *acts_;
   // Fused loss and its gradient: logits are overwritten by dscale * (softmax - onehot).
@@ -411,6 +432,7 @@ double Transformer::forward_backward(const Batch& host, double dscale) {
       layers_[i].recompute(*ops_, ctx, a.resid[i], a.layers[i], a.scratch, recompute_,
                            a.recompute_out);
     layers_[i].backward(*ops_, ctx, a.resid[i], a.layers[i], a.scratch, a.dx);
+    if (announce) grads_ready(ready_offset_[i]);
   }
 
   if (embed_tokens_->grad.data != nullptr)
@@ -419,6 +441,7 @@ double Transformer::forward_backward(const Batch& host, double dscale) {
     ops_->embedding_backward(embed_positions_->grad, b.positions, 0, a.dx);
   if (prompt_ != nullptr)  // the virtual tokens' rows of dx, from the ids of embed() above
     ops_->embedding_backward(prompt_->grad, prompt_ids_.tensor(), 0, a.dx);
+  if (announce) grads_ready(0);
   return total;
 }
 

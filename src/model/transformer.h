@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -105,7 +106,13 @@ class Transformer {
 
   // Forward and backward of one micro-batch: parameter gradients += dscale * d(sum of token
   // losses)/d(parameter). Returns the sum of the token losses.
-  double forward_backward(const Batch& batch, double dscale);
+  // `grads_ready` (the last micro-batch of a step): called during backward, after each layer,
+  // with an offset into the flat gradient from which every gradient is final, decreasing, then
+  // with 0 at the end — so data-parallel buckets can be reduced while backward still runs. Not
+  // called for models whose gradients are completed after backward (TP sums of shared KV heads
+  // or LoRA factors: finish_gradients) or by the embeddings only (prompt tuning).
+  double forward_backward(const Batch& batch, double dscale,
+                          const std::function<void(std::int64_t)>& grads_ready = {});
 
   // Activation recomputation for training (decoder_layer.h); frees the current activations.
   void set_recompute(Recompute mode);
@@ -178,6 +185,9 @@ class Transformer {
   std::int64_t virtual_tokens_ = 0;
   ParameterSet params_;
   std::vector<DecoderLayer> layers_;
+  // ready_offset_[i]: gradients at flat offsets >= this are final once layer i's backward is done
+  // (empty when grads_ready cannot be honoured, see forward_backward).
+  std::vector<std::int64_t> ready_offset_;
   Parameter* embed_tokens_ = nullptr;
   Parameter* embed_positions_ = nullptr;  // learned positions only
   Parameter* final_norm_w_ = nullptr;

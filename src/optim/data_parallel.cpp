@@ -44,16 +44,30 @@ DataParallelOptimizer::DataParallelOptimizer(backend::Ops& ops, model::Parameter
   optimizer_ = make_optimizer(optimizer, ops, slices_);
 }
 
+// Buckets end at P, P - B, P - 2B, ...: the order backward finishes gradients in.
+void DataParallelOptimizer::reduce_buckets_from(std::int64_t offset) {
+  const Tensor grads = params_->flat_grads();
+  if (reduced_from_ < 0) reduced_from_ = params_->trainable_numel();
+  while (reduced_from_ > 0) {
+    const std::int64_t begin = std::max<std::int64_t>(0, reduced_from_ - spec_.bucket_elements);
+    if (begin < offset) break;
+    dp_->all_reduce(grads.flat_slice(begin, reduced_from_), comm::ReduceOp::kSum);
+    reduced_from_ = begin;
+  }
+}
+
+std::function<void(std::int64_t)> DataParallelOptimizer::overlap_hook() {
+  if (spec_.zero || dp_->size() == 1) return {};
+  return [this](std::int64_t offset) { reduce_buckets_from(offset); };
+}
+
 double DataParallelOptimizer::step(double lr, double max_norm) {
   const Tensor grads = params_->flat_grads();
   const std::int64_t p = params_->trainable_numel();
   double sum_sq = 0.0;
   if (!spec_.zero) {
-    if (dp_->size() > 1) {
-      for (std::int64_t end = p; end > 0; end -= spec_.bucket_elements)
-        dp_->all_reduce(grads.flat_slice(std::max<std::int64_t>(0, end - spec_.bucket_elements), end),
-                        comm::ReduceOp::kSum);
-    }
+    if (dp_->size() > 1) reduce_buckets_from(0);
+    reduced_from_ = -1;
     sum_sq = tp_->all_reduce_sum(local_grad_sum_squares(*ops_, slices_));
   } else {
     // Reduce-scatter over a padded copy (the tail beyond P is zero).

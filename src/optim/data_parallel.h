@@ -16,6 +16,7 @@
 // different pieces (TP, and DP under ZeRO).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -42,6 +43,15 @@ class DataParallelOptimizer {
   // Returns the global gradient norm before clipping.
   double step(double lr, double max_norm);
 
+  // Overlap of the DP reduction with backward (unsharded, DP > 1): the callback to pass to the
+  // last micro-batch's Transformer::forward_backward. Called with an offset from which all
+  // gradients are final, it starts the all-reduce of every bucket lying wholly past it; step()
+  // reduces whatever is left. Buckets are the same as without overlap and each is reduced once,
+  // from final gradients, so the result is the same bits; over NCCL (its own stream) the
+  // reductions run while the GPU still computes earlier layers' gradients. Empty when there is
+  // nothing to overlap (ZeRO, DP = 1).
+  [[nodiscard]] std::function<void(std::int64_t)> overlap_hook();
+
   [[nodiscard]] std::int64_t state_numel() const noexcept { return optimizer_->state_numel(); }
   [[nodiscard]] bool sharded() const noexcept { return spec_.zero; }
   // The slices this rank updates (whole trainable parameters, or its ZeRO range of them) and the
@@ -57,6 +67,9 @@ class DataParallelOptimizer {
   DataParallelSpec spec_;
   std::vector<ParamSlice> slices_;
   std::unique_ptr<Optimizer> optimizer_;
+  // Unsharded: buckets [reduced_from_, P) have been all-reduced this step.
+  std::int64_t reduced_from_ = -1;  // -1: none yet
+  void reduce_buckets_from(std::int64_t offset);
   // ZeRO-1 only.
   std::int64_t shard_size_ = 0, shard_begin_ = 0, shard_end_ = 0;
   backend::Buffer padded_, shard_grad_;

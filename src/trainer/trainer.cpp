@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <span>
 
@@ -300,7 +301,9 @@ TrainSummary train(const config::ExperimentConfig& config_in,
                                                            : model::Recompute::kNone);
   optim::DataParallelOptimizer optimizer(ops, model.params(), dp_comm, tp_comm,
                                          optimizer_spec_from_config(cfg.optimizer),
-                                         {cfg.optimizer.zero == 1, 1 << 22});
+                                         {cfg.optimizer.zero == 1, options.dp_bucket_elements > 0
+                                                                       ? options.dp_bucket_elements
+                                                                       : 1 << 22});
   const optim::ScheduleSpec schedule = schedule_spec_from_config(cfg);
 
   // ---- resume from a checkpoint (verified and checked against this config before anything is
@@ -448,6 +451,7 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     const std::string dir = pending_save.finish(grid.world());
     log::info("checkpoint: committed {} (waited {:.2f} s)", dir, seconds_since(t_wait));
   };
+  const std::function<void(std::int64_t)> overlap = optimizer.overlap_hook();
   for (std::int64_t step = start_step; step < cfg.train.steps; ++step) {
     const auto t_step = Clock::now();
     watchdog.arm(fmt::format("step {}: forward and backward", step + 1));
@@ -463,16 +467,21 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     }
     const std::int64_t loss_tokens = grid.dp().all_reduce_sum(local_tokens);
     model.params().zero_grad(ops);
+    // Testing hook: a NaN accumulated into this rank's gradient (before backward, so that it
+    // reaches the data-parallel reduction however early that starts).
+    if (poison_rank && faults.nan_at(step + 1) && model.params().trainable_numel() > 0)
+      ops.fill(model.params().flat_grads().flat_slice(0, 1), std::nan(""));
     double loss_sum = 0.0;
     const double dscale = loss_tokens > 0 ? 1.0 / static_cast<double>(loss_tokens) : 0.0;
-    for (auto& mb : mbs) loss_sum += model.forward_backward(mb.batch, dscale);
+    // The last micro-batch reduces gradient buckets as its backward finishes them.
+    for (std::size_t i = 0; i < mbs.size(); ++i)
+      loss_sum += model.forward_backward(mbs[i].batch, dscale,
+                                         i + 1 == mbs.size() ? overlap : nullptr);
     if (step == start_step)
       log::info("activations: {:.1f} MB per micro-batch of {} x {} (train.recompute: {})",
                 static_cast<double>(model.activation_bytes()) / 1e6, micro, cfg.data.seq_len,
                 cfg.train.recompute);
     model.finish_gradients();
-    if (poison_rank && faults.nan_at(step + 1) && model.params().trainable_numel() > 0)
-      ops.fill(model.params().flat_grads().flat_slice(0, 1), std::nan(""));
     watchdog.arm(fmt::format("step {}: gradient reduction and optimizer update", step + 1));
     const double loss = grid.dp().all_reduce_sum(loss_sum) * dscale;
     // A non-finite loss or gradient on any rank skips the update on every rank: the loss is

@@ -267,6 +267,23 @@ TEST(Recompute, FullUnderTensorParallelChangesNoBit) {
   }
 }
 
+// Data-parallel buckets reduced while backward runs: with buckets of 100 elements most of them
+// start after a layer's backward instead of after the whole step. Gradients reduced before they
+// are final would leave the ranks apart or off the single-process run by far more than 1e-10.
+TEST(OverlappedReduction, SmallBucketsMatchTheSingleProcessRun) {
+  for (const Peft peft : {Peft::kNone, Peft::kLora}) {
+    std::vector<std::string> o = peft_overrides(peft);
+    o.emplace_back("parallel.tensor=1");
+    auto cfg = tiny(out_dir(fmt::format("overlap{}", peft_tag(peft))), 2, o);
+    TrainOptions options;
+    options.keep_parameters = true;
+    options.dp_bucket_elements = 100;
+    const TrainSummary got = train(cfg, fresh_world(), options);
+    expect_same_training(got, reference(2, peft), 1e-10);
+    if (world().rank() == 0) std::filesystem::remove_all(cfg.output.dir);
+  }
+}
+
 TEST(Memory, TensorParallelShardsShrinkPerRankParameters) {
   const int p = world().size();
   auto cfg = tiny(out_dir("mem"), 4, {"parallel.tensor=" + std::to_string(p), "train.steps=2", "schedule.warmup_steps=0"});

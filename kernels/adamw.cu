@@ -13,6 +13,7 @@ namespace tailor::kernels {
 namespace {
 
 using detail::from_float;
+using detail::to_float;
 
 constexpr unsigned kThreads = 256;
 constexpr std::int64_t kChunk = 8 * kThreads;  // elements per block
@@ -24,6 +25,8 @@ struct AdamWBatch {
   const float* grad[kAdamWTensorsPerLaunch];
   float* m[kAdamWTensorsPerLaunch];
   float* v[kAdamWTensorsPerLaunch];
+  std::uint16_t* m16[kAdamWTensorsPerLaunch];  // bf16 moments (then m, v are null)
+  std::uint16_t* v16[kAdamWTensorsPerLaunch];
   std::int64_t numel[kAdamWTensorsPerLaunch];
   int first_block[kAdamWTensorsPerLaunch + 1];  // block numbers of tensor i: [first[i], first[i+1])
   int count;
@@ -64,17 +67,25 @@ __global__ void adamw_kernel(const AdamWBatch batch, const AdamWScalars k,
   const float* __restrict__ pg = batch.grad[t];
   float* __restrict__ pm = batch.m[t];
   float* __restrict__ pv = batch.v[t];
+  std::uint16_t* __restrict__ pm16 = batch.m16[t];
+  std::uint16_t* __restrict__ pv16 = batch.v16[t];
   const float scale = grad_scale != nullptr ? *grad_scale : 1.0f;
   for (std::int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
     const float g = grad_scale != nullptr ? pg[i] * scale : pg[i];
     const float p = pp[i] * k.decay;
-    const float m_old = pm[i];
+    const float m_old = pm16 != nullptr ? to_float(pm16[i]) : pm[i];
+    const float v_old = pv16 != nullptr ? to_float(pv16[i]) : pv[i];
     const float mi = k.small_w1 ? m_old + k.w1 * (g - m_old) : g - (g - m_old) * k.w1c;
-    const float vi = pv[i] * k.b2 + k.w2 * g * g;
+    const float vi = v_old * k.b2 + k.w2 * g * g;
     const float denom = sqrtf(vi) / k.bc2_sqrt + k.eps;
     const float p_new = p + k.neg_step * mi / denom;
-    pm[i] = mi;
-    pv[i] = vi;
+    if (pm16 != nullptr) {
+      pm16[i] = from_float<std::uint16_t>(mi);
+      pv16[i] = from_float<std::uint16_t>(vi);
+    } else {
+      pm[i] = mi;
+      pv[i] = vi;
+    }
     pp[i] = p_new;
     if (pmodel != nullptr) pmodel[i] = from_float<std::uint16_t>(p_new);
   }
@@ -113,14 +124,18 @@ void adamw_update(const AdamWTensor* tensors, int count, const AdamWParams& para
       const AdamWTensor& t = tensors[i];
       TAILOR_ASSERT(t.numel >= 0, "adamw_update: tensor {} has {} elements", i, t.numel);
       if (t.numel == 0) continue;
-      TAILOR_ASSERT(t.master != nullptr && t.grad != nullptr && t.m != nullptr && t.v != nullptr,
-                    "adamw_update: tensor {} lacks a buffer", i);
+      const bool f32_moments = t.m != nullptr && t.v != nullptr && t.m16 == nullptr && t.v16 == nullptr;
+      const bool bf16_moments = t.m16 != nullptr && t.v16 != nullptr && t.m == nullptr && t.v == nullptr;
+      TAILOR_ASSERT(t.master != nullptr && t.grad != nullptr && (f32_moments || bf16_moments),
+                    "adamw_update: tensor {} lacks a buffer (or has both f32 and bf16 moments)", i);
       const int b = batch.count++;
       batch.master[b] = t.master;
       batch.model[b] = t.model;
       batch.grad[b] = t.grad;
       batch.m[b] = t.m;
       batch.v[b] = t.v;
+      batch.m16[b] = t.m16;
+      batch.v16[b] = t.v16;
       batch.numel[b] = t.numel;
       batch.first_block[b] = static_cast<int>(blocks);
       blocks += (t.numel + kChunk - 1) / kChunk;

@@ -26,6 +26,10 @@ struct AdamWTensor {
   float* m = nullptr;              // f32 first moment
   float* v = nullptr;              // f32 second moment
   std::int64_t numel = 0;
+  // bf16 moments instead of m and v (optimizer.moments: bf16): read and widened to f32, updated
+  // in f32, rounded to bf16 once on store. Set these or m and v, not both.
+  std::uint16_t* m16 = nullptr;
+  std::uint16_t* v16 = nullptr;
 };
 
 // The hyperparameters of one parameter group (tensors with different weight decay go in

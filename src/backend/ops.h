@@ -199,7 +199,8 @@ class Ops {
 
   // ---- optimizer ---------------------------------------------------------------------------
   // AdamW as torch.optim.AdamW computes it (decoupled decay first, then the bias-corrected
-  // update). param, grad, m, v: same shape and dtype.
+  // update). param, grad, m, v: same shape and dtype; on CUDA m and v may instead both be bf16
+  // (optimizer.moments: bf16), widened to f32 for the update and rounded once on store.
   virtual void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m,
                             const Tensor& v, const AdamWHyper& hyper) = 0;
 };

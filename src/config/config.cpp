@@ -402,6 +402,7 @@ void read_optimizer(SchemaReader& r, OptimizerConfig& o) {
   r.read_float("grad_clip", o.grad_clip, kNonNegative);
   std::int64_t zero = o.zero;
   if (r.read_int("zero", zero, {0, 1})) o.zero = static_cast<int>(zero);
+  r.read_choice("moments", o.moments, {"f32", "bf16"});
   r.end_section();
 }
 
@@ -670,6 +671,12 @@ void check_optimizer(SchemaReader& r, const ExperimentConfig& c) {
   if (r.is_set("optimizer.momentum") && r.is_ok("optimizer.momentum") &&
       r.is_ok("optimizer.name") && o.name != "sgd") {
     r.problem("optimizer.momentum", "only used by sgd");
+  }
+  if (r.is_ok("optimizer.moments") && o.moments == "bf16") {
+    if (r.is_ok("optimizer.name") && o.name != "adamw")
+      r.problem("optimizer.moments", "bf16 moments are AdamW's (optimizer.name is " + o.name + ")");
+    else if (r.is_ok("runtime.device") && c.runtime.device == "cpu")
+      r.problem("optimizer.moments", "bf16 moments need runtime.device cuda (the CPU keeps f32)");
   }
 }
 

@@ -135,6 +135,7 @@ struct OptimizerConfig {
   double momentum = 0.0;                 // sgd only
   double grad_clip = 1.0;                // global-norm clipping; 0 disables
   int zero = 0;                          // 0 | 1 (ZeRO-1 sharding over the DP group)
+  std::string moments = "f32";           // f32 | bf16 (AdamW moments; bf16 on CUDA only)
 };
 
 struct ScheduleConfig {

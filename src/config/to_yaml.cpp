@@ -226,6 +226,7 @@ std::string to_yaml(const ExperimentConfig& c) {
   }
   body.num("grad_clip", o.grad_clip);
   body.num("zero", std::int64_t{o.zero});
+  body.str("moments", o.moments);
 
   const ScheduleConfig& s = c.schedule;
   body.section("schedule");

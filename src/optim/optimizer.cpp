@@ -46,8 +46,9 @@ class AdamW final : public Optimizer {
   AdamW(const OptimizerSpec& spec, backend::Ops& ops, std::vector<ParamSlice> slices)
       : spec_(spec), ops_(&ops), slices_(std::move(slices)) {
     for (const ParamSlice& s : slices_) {
-      m_.push_back(ops.alloc(s.grad.dtype, s.value.shape));
-      v_.push_back(ops.alloc(s.grad.dtype, s.value.shape));
+      const DType moments = spec_.bf16_moments ? DType::kBF16 : s.grad.dtype;
+      m_.push_back(ops.alloc(moments, s.value.shape));
+      v_.push_back(ops.alloc(moments, s.value.shape));
       master_.push_back(make_master(ops, s));
       numel_ += (master_.back().empty() ? 2 : 3) * s.value.numel();
     }

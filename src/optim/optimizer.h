@@ -39,6 +39,7 @@ struct OptimizerSpec {
   double eps = 1e-8;
   double weight_decay = 0.0;
   double momentum = 0.0;       // sgd
+  bool bf16_moments = false;   // adamw: moments stored in bf16 (CUDA backend)
 };
 
 // A state tensor of one slice (checkpoints save and restore these).

@@ -35,6 +35,7 @@ optim::OptimizerSpec optimizer_spec_from_config(const config::OptimizerConfig& o
   s.eps = o.eps;
   s.weight_decay = o.weight_decay;
   s.momentum = o.momentum;
+  s.bf16_moments = o.moments == "bf16";
   return s;
 }
 

@@ -287,6 +287,9 @@ TrainSummary train(const config::ExperimentConfig& config_in,
       make_ops(cfg.runtime, threads_per_rank(cfg, grid.world().size()), cfg.source);
   backend::Ops& ops = *ops_owner;
   const DType dtype = compute_dtype(cfg.runtime, ops.device());
+  TAILOR_CHECK_USER(cfg.optimizer.moments != "bf16" || ops.device() != backend::Device::kCpu,
+                    cfg.source, "optimizer.moments bf16 needs a GPU (runtime.device {} ran on the "
+                    "CPU, which keeps f32 moments)", cfg.runtime.device);
   const std::optional<model::LoraSpec>& lora = setup.lora;
   const std::int64_t bottleneck = setup.bottleneck;
   // Device tensors travel over NCCL when every rank has its own GPU (host scalars stay on MPI).

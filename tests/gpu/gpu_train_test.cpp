@@ -80,7 +80,8 @@ TEST_P(GpuTraining, Bf16TracksCpuF32) {
 }
 
 std::string method_name(const ::testing::TestParamInfo<std::vector<std::string>>& info) {
-  static const char* const kNames[] = {"full", "lora_dropout", "prompt_tuning", "adapter", "gpt2"};
+  static const char* const kNames[] = {"full",    "lora_dropout", "prompt_tuning",
+                                       "adapter", "gpt2",         "bf16_moments"};
   return kNames[info.index];
 }
 
@@ -93,7 +94,8 @@ INSTANTIATE_TEST_SUITE_P(
                       std::vector<std::string>{"peft.method=prompt_tuning",
                                                "peft.num_virtual_tokens=8"},
                       std::vector<std::string>{"peft.method=adapter", "peft.bottleneck=16"},
-                      std::vector<std::string>{"model.family=gpt2", "model.num_kv_heads=4"}),
+                      std::vector<std::string>{"model.family=gpt2", "model.num_kv_heads=4"},
+                      std::vector<std::string>{"optimizer.moments=bf16"}),
     method_name);
 
 TEST(GpuTrainingModes, F32ModeFollowsTheCpu) {

@@ -167,6 +167,31 @@ TEST_F(EmulatedDevice, F32CpuCheckpointContinuesInBf16OnTheDevice) {
         << i;
 }
 
+// optimizer.moments: bf16 — the moments are stored in bf16 (updated in f32, rounded once): the
+// run still tracks the CPU's f32 run, the checkpoint holds bf16 moments and f32 master weights,
+// and resuming from it is exact.
+TEST_F(EmulatedDevice, Bf16MomentsTrackF32AndResumeExactly) {
+  TempDir dir;
+  const TrainSummary cpu = run(dir / "cpu", {"runtime.device=cpu", "train.steps=8"});
+  const std::vector<std::string> o = {"runtime.device=cuda", "optimizer.moments=bf16",
+                                      "train.steps=8", "checkpoint.every_steps=4",
+                                      "checkpoint.keep_last=5"};
+  const TrainSummary full = run(dir / "a", o);
+  ASSERT_EQ(full.losses.size(), 8u);
+  for (std::size_t i = 0; i < 8; ++i)
+    EXPECT_LE(std::abs(full.losses[i] - cpu.losses[i]) / cpu.losses[i], 2e-2) << "step " << i + 1;
+  const std::string step4 = dir / "a/checkpoints/step_4";
+  checkpoint::CheckpointReader optim(step4, checkpoint::read_manifest(step4), "optim-");
+  const std::string w = "model.layers.1.mlp.down_proj.weight";
+  EXPECT_EQ(optim.dtype("exp_avg/" + w), DType::kBF16);
+  EXPECT_EQ(optim.dtype("exp_avg_sq/" + w), DType::kBF16);
+  EXPECT_EQ(optim.dtype("master/" + w), DType::kF32);
+  copy_rewound_to_step_4(dir / "a", dir / "b");
+  const TrainSummary resumed = run(dir / "b", o);
+  ASSERT_EQ(resumed.losses.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(resumed.losses[i], full.losses[4 + i]) << i;
+}
+
 TEST_F(EmulatedDevice, Bf16RecomputationChangesNoBit) {
   TempDir dir;
   const TrainSummary none = run(dir / "none", {"runtime.device=cuda"});
@@ -190,6 +215,12 @@ TEST_F(EmulatedDevice, ConfigErrorsNameTheKey) {
     FAIL() << "bf16 on the CPU was accepted";
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("runtime.dtype"), std::string::npos) << e.what();
+  }
+  try {
+    (void)run(dir / "z", {"runtime.device=cpu", "optimizer.moments=bf16"});
+    FAIL() << "bf16 moments on the CPU were accepted";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("optimizer.moments"), std::string::npos) << e.what();
   }
 }
 

@@ -436,16 +436,25 @@ void CudaOps::adamw_update(const Tensor& param, const Tensor& grad, const Tensor
   const std::int64_t n = param.numel();
   detail::check_accum(kOp, param, n);
   detail::check_accum(kOp, grad, n);
-  detail::check_accum(kOp, m, n);
-  detail::check_accum(kOp, v, n);
+  // Moments f32, or both bf16 (optimizer.moments: bf16).
+  const bool bf16_moments = m.dtype == DType::kBF16;
+  detail::check_dtype(kOp, m, bf16_moments ? DType::kBF16 : DType::kF32);
+  detail::check_dtype(kOp, v, m.dtype);
+  detail::check_numel(kOp, m, n);
+  detail::check_numel(kOp, v, n);
   TAILOR_ASSERT(hyper.step >= 1, "{}: step {} (1-based)", kOp, hyper.step);
   if (n == 0) return;
   kernels::AdamWTensor t;
   t.master = as<float>(param);
   t.model = nullptr;
   t.grad = as<const float>(grad);
-  t.m = as<float>(m);
-  t.v = as<float>(v);
+  if (bf16_moments) {
+    t.m16 = as<std::uint16_t>(m);
+    t.v16 = as<std::uint16_t>(v);
+  } else {
+    t.m = as<float>(m);
+    t.v = as<float>(v);
+  }
   t.numel = n;
   kernels::AdamWParams params;
   params.lr = hyper.lr;

@@ -54,9 +54,17 @@ model::ModelSpec preset_spec(const std::string& name) {
     s.head_dim = 128;
     s.intermediate_size = 14336;
     s.rope_theta = 500000.0;
+  } else if (name == "small") {  // a CPU-sized LLaMA: 8 layers, hidden 512, vocab 8192 (30M)
+    s.vocab_size = 8192;
+    s.hidden_size = 512;
+    s.num_layers = 8;
+    s.num_heads = 8;
+    s.num_kv_heads = 4;
+    s.head_dim = 64;
+    s.intermediate_size = 1408;
   } else {
-    TAILOR_CHECK_USER(name == "tiny", "--preset", "unknown preset {} (llama-3.2-1b, llama-3.1-8b, tiny)",
-                      name);
+    TAILOR_CHECK_USER(name == "tiny", "--preset",
+                      "unknown preset {} (llama-3.2-1b, llama-3.1-8b, small, tiny)", name);
     s.vocab_size = 512;
     s.hidden_size = 128;
     s.num_layers = 2;
@@ -82,7 +90,7 @@ int main(int argc, char** argv) {
   int threads = 0, warmup = 2, steps = 5;
   double peak_tflops = 989.0;  // H100 SXM dense bf16
   CLI::App app{"Time training steps of a LLaMA-shaped model"};
-  app.add_option("--preset", preset, "llama-3.2-1b | llama-3.1-8b | tiny");
+  app.add_option("--preset", preset, "llama-3.2-1b | llama-3.1-8b | small | tiny");
   app.add_option("--batch", batch, "sequences per step (B)");
   app.add_option("--seq", seq, "tokens per sequence (T)");
   app.add_option("--lora-rank", lora_rank, "LoRA on all linear layers with this rank (0: full)");

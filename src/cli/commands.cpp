@@ -120,7 +120,7 @@ CpuModel load_checkpoint_cpu_model(const std::string& path, int threads,
       trainer::load_checkpoint_model(checkpoint::resolve_checkpoint_dir(path), *m.ops);
   m.hf = cm.setup.hf;
   m.lora = cm.setup.lora;
-  m.tokenizer = trainer::tokenizer_from_config(cm.cfg);
+  m.tokenizer = std::move(cm.tokenizer);
   m.model = std::move(cm.model);
   return m;
 }

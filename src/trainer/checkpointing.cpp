@@ -151,10 +151,10 @@ CheckpointModel load_checkpoint_model(const std::string& dir, backend::Ops& ops)
   // The model as the trainer builds it, on one rank.
   out.setup = model_setup(cfg);
   checkpoint::HfModelConfig& hf = out.setup.hf;
+  out.tokenizer = tokenizer_from_config(cfg);
   if (!out.setup.from_hf) {
-    const std::unique_ptr<data::Tokenizer> tokenizer = tokenizer_from_config(cfg);
-    hf.bos_token_id = tokenizer->bos_token_id().value_or(-1);
-    hf.eos_token_id = tokenizer->eos_token_id().value_or(-1);
+    hf.bos_token_id = out.tokenizer->bos_token_id().value_or(-1);
+    hf.eos_token_id = out.tokenizer->eos_token_id().value_or(-1);
   }
   if (peft && out.manifest.base_identity != base_model_identity(cfg))
     throw_user_error(dir, "the base model differs from the one this adapter checkpoint was trained "

@@ -11,6 +11,7 @@
 #include "checkpoint/training_checkpoint.h"
 #include "comm/process_grid.h"
 #include "config/config.h"
+#include "data/tokenizer.h"
 #include "model/transformer.h"
 #include "optim/data_parallel.h"
 #include "trainer/model_builder.h"
@@ -64,6 +65,7 @@ struct CheckpointModel {
   config::ExperimentConfig cfg;
   ModelSetup setup;
   std::unique_ptr<model::Transformer> model;
+  std::unique_ptr<data::Tokenizer> tokenizer;  // the run's (data.tokenizer)
 };
 [[nodiscard]] CheckpointModel load_checkpoint_model(const std::string& dir, backend::Ops& ops);
 

@@ -34,13 +34,15 @@ LoadedModel load_model(const config::ExperimentConfig& cfg, const EvalOptions& o
   LoadedModel m;
   config::RuntimeConfig runtime = cfg.runtime;
   runtime.device = o.device;
-  if (runtime.dtype == "f64" && o.device != "cpu") runtime.dtype = "auto";
+  // A run trained in f64 on the CPU is evaluated on a GPU in its default precision.
+  const bool gpu = o.device == "cuda" || (o.device == "auto" && visible_gpus() > 0);
+  if (gpu && runtime.dtype == "f64") runtime.dtype = "auto";
   m.ops = make_ops(runtime, o.threads > 0 ? o.threads : static_cast<int>(cfg.runtime.threads),
                    "--device");
   if (!o.checkpoint.empty()) {
     CheckpointModel cm = load_checkpoint_model(checkpoint::resolve_checkpoint_dir(o.checkpoint), *m.ops);
     m.model = std::move(cm.model);
-    m.tokenizer = tokenizer_from_config(cm.cfg);
+    m.tokenizer = std::move(cm.tokenizer);
     m.step = cm.manifest.step;
     if (cm.cfg.data.tokenizer != cfg.data.tokenizer || cm.cfg.model.path != cfg.model.path)
       log::warn("the checkpoint was trained with data.tokenizer {} / model.path '{}'; evaluating "

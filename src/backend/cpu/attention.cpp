@@ -39,8 +39,8 @@ using cpu::task_scratch;
 using cpu::transpose_head;
 using cpu::weighted_rows;
 
-struct AttnDims {
-  std::int64_t batch = 0, seq = 0, hq = 0, hkv = 0, dh = 0, group = 1;
+struct AttnDims : AttentionDims {
+  std::int64_t group = 1;
   std::int64_t q_row = 0;   // Hq * Dh: stride between tokens in q / out
   std::int64_t kv_row = 0;  // Hkv * Dh: stride between tokens in k / v
 };
@@ -48,13 +48,8 @@ struct AttnDims {
 AttnDims check_attention(std::string_view op, const Tensor& q, const Tensor& k, const Tensor& v,
                          const Tensor& out, const Tensor& lse, const Tensor& doc_ids) {
   cpu::check_cpu(op, q);
-  const AttentionDims g = attention_dims(op, q, k, v, /*same_length=*/true);
   AttnDims d;
-  d.batch = g.batch;
-  d.seq = g.seq;
-  d.hq = g.hq;
-  d.dh = g.dh;
-  d.hkv = g.hkv;
+  static_cast<AttentionDims&>(d) = attention_dims(op, q, k, v, /*same_length=*/true);
   cpu::check_dtype(op, k, q.dtype);
   cpu::check_dtype(op, v, q.dtype);
   cpu::check_like(op, q, out);

@@ -23,22 +23,14 @@ using detail::as;
 
 static_assert(kernels::kCeIgnoreIndex == kIgnoreIndex, "one ignore index for every backend");
 
-struct AttnDims {
-  std::int64_t batch = 0, seq = 0, hq = 0, hkv = 0, dh = 0;
-};
+using AttnDims = AttentionDims;
 
 // The checks of CpuOps's attention: q [B, T, Hq, Dh], k and v [B, T, Hkv, Dh], Hq % Hkv == 0,
 // out like q, lse f32 [B, Hq, T], doc_ids i32 [B, T] when present.
 AttnDims check_attention(std::string_view op, const Tensor& q, const Tensor& k, const Tensor& v,
                          const Tensor& out, const Tensor& lse, const Tensor& doc_ids) {
   detail::check_storage(op, q);
-  const AttentionDims g = attention_dims(op, q, k, v, /*same_length=*/true);
-  AttnDims d;
-  d.batch = g.batch;
-  d.seq = g.seq;
-  d.hq = g.hq;
-  d.dh = g.dh;
-  d.hkv = g.hkv;
+  const AttnDims d = attention_dims(op, q, k, v, /*same_length=*/true);
   detail::check_dtype(op, k, q.dtype);
   detail::check_dtype(op, v, q.dtype);
   detail::check_like(op, q, out);

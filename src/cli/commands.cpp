@@ -25,6 +25,7 @@
 #include "core/logging.h"
 #include "trainer/checkpointing.h"
 #include "trainer/device.h"
+#include "trainer/from_config.h"
 #include "trainer/plot.h"
 #include "trainer/prepare.h"
 #include "trainer/trainer.h"
@@ -157,8 +158,8 @@ eval::GenerateOptions generate_options(const GenerateArgs& a) {
 
 // Stops and length limits from the model: its EOS ids and the template's end of turn; the
 // positions it has (and a sliding window, which Tailor does not implement) bound every row.
-void add_model_limits(eval::GenerateOptions& o, const CpuModel& m, data::ChatPreset preset) {
-  o.stop_ids = eval::response_end_ids(preset, *m.tokenizer);
+void add_model_limits(eval::GenerateOptions& o, const CpuModel& m, const data::ChatFormat& format) {
+  o.stop_ids = eval::response_end_ids(format, *m.tokenizer);
   if (m.hf.eos_token_id >= 0 &&
       std::find(o.stop_ids.begin(), o.stop_ids.end(), m.hf.eos_token_id) == o.stop_ids.end())
     o.stop_ids.push_back(m.hf.eos_token_id);
@@ -230,9 +231,19 @@ void write_completions(CpuModel& m, const std::vector<eval::GenerationPrompt>& p
 }  // namespace
 
 int run_generate(const GenerateArgs& a) {
-  const std::optional<data::ChatPreset> preset = data::parse_chat_preset(a.template_name);
-  TAILOR_CHECK_USER(preset.has_value(), "--template",
-                    "unknown template \"{}\" (plain, llama3, chatml, mistral)", a.template_name);
+  // --template: a built-in preset, or a template file (configs/templates/*.yaml, or the one a run
+  // was trained with).
+  data::TemplateSpec tmpl;
+  if (const std::optional<data::ChatPreset> preset = data::parse_chat_preset(a.template_name)) {
+    tmpl.preset = *preset;
+  } else {
+    TAILOR_CHECK_USER(std::filesystem::is_regular_file(a.template_name), "--template",
+                      "unknown template \"{}\" (plain, llama3, chatml, mistral, or a template "
+                      "file such as configs/templates/chatml.yaml)",
+                      a.template_name);
+    tmpl.format = trainer::chat_format_from_config(config::load_chat_template(a.template_name));
+  }
+  tmpl.system = a.system;
   eval::GenerateOptions o = generate_options(a);
   std::vector<data::Record> records;
   if (a.prompts_path.empty()) {
@@ -248,14 +259,11 @@ int run_generate(const GenerateArgs& a) {
   CpuModel m = a.checkpoint.empty()
                    ? load_cpu_model(a.model_dir, a.adapter_dir, a.threads, a.device)
                    : load_checkpoint_cpu_model(a.checkpoint, a.threads, a.device);
-  add_model_limits(o, m, *preset);
-  for (const std::string& special : data::chat_preset_special_tokens(*preset))
+  add_model_limits(o, m, tmpl.chat_format());
+  for (const std::string& special : tmpl.chat_format().special_tokens)
     if (!m.tokenizer->token_to_id(special))
       log::warn("--template {}: the tokenizer has no token {}; it is encoded as plain text",
                 a.template_name, special);
-  data::TemplateSpec tmpl;
-  tmpl.preset = *preset;
-  tmpl.system = a.system;
   // A prompt-tuning adapter's virtual tokens take the first positions of every row.
   const std::vector<eval::GenerationPrompt> prompts =
       generation_prompts(records, a.prompts_path.empty() ? "--prompt" : a.prompts_path, tmpl, m,

@@ -151,29 +151,24 @@ GenerationPrompt generation_prompt(const data::Record& record, const data::Templ
   return p;
 }
 
-std::vector<std::int32_t> response_end_ids(data::ChatPreset preset,
+std::vector<std::int32_t> response_end_ids(const data::ChatFormat& format,
                                            const data::Tokenizer& tokenizer) {
   std::vector<std::int32_t> ids;
   if (const auto eos = tokenizer.eos_token_id()) ids.push_back(*eos);
-  const char* end_of_turn = nullptr;
-  switch (preset) {
-    case data::ChatPreset::kLlama3:
-      end_of_turn = "<|eot_id|>";
-      break;
-    case data::ChatPreset::kChatml:
-      end_of_turn = "<|im_end|>";
-      break;
-    case data::ChatPreset::kMistral:
-      end_of_turn = "</s>";
-      break;
-    case data::ChatPreset::kPlain:
-      break;
-  }
-  if (end_of_turn != nullptr)
-    if (const auto id = tokenizer.token_to_id(end_of_turn);
+  for (const std::string& special : format.special_tokens) {
+    const bool ends_turn = format.assistant.suffix.find(special) != std::string::npos ||
+                           format.assistant_final_suffix.find(special) != std::string::npos;
+    if (!ends_turn) continue;
+    if (const auto id = tokenizer.token_to_id(special);
         id && std::find(ids.begin(), ids.end(), *id) == ids.end())
       ids.push_back(*id);
+  }
   return ids;
+}
+
+std::vector<std::int32_t> response_end_ids(data::ChatPreset preset,
+                                           const data::Tokenizer& tokenizer) {
+  return response_end_ids(data::builtin_chat_format(preset), tokenizer);
 }
 
 }  // namespace tailor::eval

@@ -39,8 +39,11 @@ struct GenerationPrompt {
                                                  const data::TemplateSpec& spec,
                                                  const data::Tokenizer& tokenizer);
 
-// The ids that end a response under `preset`: the tokenizer's EOS and the preset's end-of-turn
-// token (<|eot_id|>, <|im_end|>, </s>) when the tokenizer knows it.
+// The ids that end a response under a chat format: the tokenizer's EOS and every special token of
+// the format that closes an assistant turn (in its suffix or final suffix: <|eot_id|>,
+// <|im_end|>, </s>) when the tokenizer knows it.
+[[nodiscard]] std::vector<std::int32_t> response_end_ids(const data::ChatFormat& format,
+                                                         const data::Tokenizer& tokenizer);
 [[nodiscard]] std::vector<std::int32_t> response_end_ids(data::ChatPreset preset,
                                                          const data::Tokenizer& tokenizer);
 

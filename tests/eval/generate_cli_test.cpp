@@ -153,6 +153,23 @@ TEST_F(GenerateCli, TemplatesChangeThePrompt) {
   EXPECT_NE(plain.out, chat.out);
 }
 
+// A template file renders and stops as the built-in preset of the same name (the files in
+// configs/templates/ reproduce transformers' chat templates, as the presets do).
+TEST_F(GenerateCli, TemplateFilesEqualTheBuiltInPresets) {
+  write(tmp_ / "in.jsonl", "{\"prompt\": \"Hi\"}\n{\"messages\": [{\"role\": \"user\", "
+                           "\"content\": \"Hello there\"}]}\n");
+  const std::string args = model_arg() + "--prompts " + tmp_ / "in.jsonl" +
+                           " --max-new-tokens 8 --system 'Be brief.' --template ";
+  for (const char* name : {"llama3", "chatml", "mistral", "plain"}) {
+    SCOPED_TRACE(name);
+    const Result builtin = run(args + name, tmp_);
+    const Result file = run(args + TAILOR_SOURCE_DIR + "/configs/templates/" + name + ".yaml", tmp_);
+    ASSERT_EQ(builtin.code, 0) << builtin.err;
+    ASSERT_EQ(file.code, 0) << file.err;
+    EXPECT_EQ(file.out, builtin.out);
+  }
+}
+
 TEST_F(GenerateCli, BadInputIsOneLineAndExitTwo) {
   write(tmp_ / "bad.jsonl", "{\"prompt\": \"ok\"}\n{\"prompt\": 3}\n");
   std::string long_text;

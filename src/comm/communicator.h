@@ -26,6 +26,12 @@ class Communicator {
 
   // x = op over ranks of x (in place).
   virtual void all_reduce(const backend::Tensor& x, ReduceOp op) = 0;
+  // Starts the same all-reduce; x must not be read or written until wait(). Where collectives
+  // run on a stream of their own (NCCL) this returns at once and work queued afterwards is not
+  // ordered after the reduction until wait(), so it overlaps compute; elsewhere it is all_reduce.
+  virtual void all_reduce_start(const backend::Tensor& x, ReduceOp op) { all_reduce(x, op); }
+  // Orders all work queued after this call after every collective started so far.
+  virtual void wait() {}
   // out (n / size elements) = rank's slice of the sum of in (n elements, n % size == 0).
   virtual void reduce_scatter(const backend::Tensor& in, const backend::Tensor& out) = 0;
   // out (size * n elements) = concatenation over ranks of in (n elements), in rank order.

@@ -91,8 +91,8 @@ struct NcclCommunicator::Impl {
   void make_streams() {
     int least = 0, greatest = 0;
     TAILOR_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
-    // Highest priority: a gradient reduction overlapping backward compute should not queue
-    // behind it.
+    // Highest priority: a gradient reduction started during backward (all_reduce_start) should
+    // not queue behind the backward kernels it overlaps.
     TAILOR_CUDA_CHECK(cudaStreamCreateWithPriority(&stream, cudaStreamNonBlocking, greatest));
     TAILOR_CUDA_CHECK(cudaEventCreateWithFlags(&compute_done, cudaEventDisableTiming));
     TAILOR_CUDA_CHECK(cudaEventCreateWithFlags(&nccl_done, cudaEventDisableTiming));
@@ -146,6 +146,29 @@ void NcclCommunicator::begin() {
 void NcclCommunicator::end() {
   TAILOR_CUDA_CHECK(cudaEventRecord(impl_->nccl_done, impl_->stream));
   TAILOR_CUDA_CHECK(cudaStreamWaitEvent(compute_, impl_->nccl_done, 0));
+  pending_ = false;  // the wait covers everything queued earlier on the NCCL stream
+}
+
+void NcclCommunicator::all_reduce_start(const backend::Tensor& x, ReduceOp op) {
+  check_tensor("all_reduce_start", x);
+  if (!on_device(x)) {
+    all_reduce(x, op);
+    return;
+  }
+  const auto count = static_cast<std::size_t>(x.numel());
+  if (count == 0) return;
+  begin();
+  TAILOR_NCCL_CHECK(ncclAllReduce(x.data, x.data, count, nccl_type(x.dtype), nccl_op(op),
+                                  impl_->comm, impl_->stream),
+                    impl_->comm);
+  pending_ = true;
+}
+
+void NcclCommunicator::wait() {
+  if (!pending_) return;
+  TAILOR_CUDA_CHECK(cudaEventRecord(impl_->nccl_done, impl_->stream));
+  TAILOR_CUDA_CHECK(cudaStreamWaitEvent(compute_, impl_->nccl_done, 0));
+  pending_ = false;
 }
 
 void* NcclCommunicator::staging(std::size_t bytes) {

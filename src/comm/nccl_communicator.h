@@ -59,6 +59,10 @@ class NcclCommunicator final : public Communicator {
   // In place when `in` is this rank's slot of `out`.
   void all_gather(const backend::Tensor& in, const backend::Tensor& out) override;
   void broadcast(const backend::Tensor& x, int root) override;
+  // Device tensors: queued on the NCCL stream after the compute stream's work so far; the compute
+  // stream is not made to wait until wait() (or the next blocking collective).
+  void all_reduce_start(const backend::Tensor& x, ReduceOp op) override;
+  void wait() override;
   // An all-reduce of one element, then waits for the NCCL stream.
   void barrier() override;
   [[nodiscard]] std::unique_ptr<Communicator> split(int color, int key) override;
@@ -82,6 +86,7 @@ class NcclCommunicator final : public Communicator {
   std::unique_ptr<Impl> impl_;
   cudaStream_t compute_;
   int device_ = 0;
+  bool pending_ = false;  // started collectives the compute stream does not wait for yet
   int rank_ = 0;
   int size_ = 1;
 };

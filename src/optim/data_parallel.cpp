@@ -51,7 +51,8 @@ void DataParallelOptimizer::reduce_buckets_from(std::int64_t offset) {
   while (reduced_from_ > 0) {
     const std::int64_t begin = std::max<std::int64_t>(0, reduced_from_ - spec_.bucket_elements);
     if (begin < offset) break;
-    dp_->all_reduce(grads.flat_slice(begin, reduced_from_), comm::ReduceOp::kSum);
+    // Over NCCL this runs beside the rest of backward; step() waits for it.
+    dp_->all_reduce_start(grads.flat_slice(begin, reduced_from_), comm::ReduceOp::kSum);
     reduced_from_ = begin;
   }
 }
@@ -66,7 +67,10 @@ double DataParallelOptimizer::step(double lr, double max_norm) {
   const std::int64_t p = params_->trainable_numel();
   double sum_sq = 0.0;
   if (!spec_.zero) {
-    if (dp_->size() > 1) reduce_buckets_from(0);
+    if (dp_->size() > 1) {
+      reduce_buckets_from(0);
+      dp_->wait();
+    }
     reduced_from_ = -1;
     sum_sq = tp_->all_reduce_sum(local_grad_sum_squares(*ops_, slices_));
   } else {

@@ -720,6 +720,12 @@ TEST_F(CudaOpsPlain, NcclCommunicatorOfOneRank) {
     EXPECT_EQ(host(a.tensor()), x);
     nccl->all_reduce(a.tensor(), comm::ReduceOp::kMax);
     EXPECT_EQ(host(a.tensor()), x);
+    // Started without making the compute stream wait; wait() orders the next op after it.
+    gpu_->scale(a.tensor(), 4.0);
+    nccl->all_reduce_start(a.tensor(), comm::ReduceOp::kSum);
+    nccl->wait();
+    gpu_->scale(a.tensor(), 0.25);
+    EXPECT_EQ(host(a.tensor()), x);
 
     const Buffer bf = dev(x, Shape{n}, DType::kBF16);
     nccl->all_reduce(bf.tensor(), comm::ReduceOp::kSum);

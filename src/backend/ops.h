@@ -203,6 +203,14 @@ class Ops {
   // (optimizer.moments: bf16), widened to f32 for the update and rounded once on store.
   virtual void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m,
                             const Tensor& v, const AdamWHyper& hyper) = 0;
+  // The same update of f32 master weights, then weights = master rounded to weights' dtype (bf16
+  // model weights). This default is the two ops; a backend may fuse them (one pass over memory).
+  virtual void adamw_update_master(const Tensor& master, const Tensor& grad, const Tensor& m,
+                                   const Tensor& v, const AdamWHyper& hyper,
+                                   const Tensor& weights) {
+    adamw_update(master, grad, m, v, hyper);
+    copy(weights, master);
+  }
 };
 
 }  // namespace tailor::backend

@@ -65,8 +65,12 @@ class AdamW final : public Optimizer {
       h.eps = spec_.eps;
       h.weight_decay = s.decay ? spec_.weight_decay : 0.0;
       h.step = steps_;
-      ops_->adamw_update(update_target(master_[i], s), s.grad, m_[i].tensor(), v_[i].tensor(), h);
-      publish(*ops_, master_[i], s);
+      if (master_[i].empty()) {
+        ops_->adamw_update(s.value, s.grad, m_[i].tensor(), v_[i].tensor(), h);
+      } else {  // update the f32 master, round the weights from it (one kernel on CUDA)
+        ops_->adamw_update_master(master_[i].tensor(), s.grad, m_[i].tensor(), v_[i].tensor(), h,
+                                  s.value);
+      }
     }
   }
   [[nodiscard]] std::int64_t steps_taken() const noexcept override { return steps_; }

@@ -670,6 +670,30 @@ TEST_F(CudaOpsPlain, AdamWMatchesCpu) {
   expect_close("adamw v", gv.tensor(), v, 1e-6);
 }
 
+// The fused master update writes the bf16 weights in the same kernel: the same bits as the update
+// followed by a rounding copy.
+TEST_F(CudaOpsPlain, FusedMasterUpdateEqualsUpdateThenCopy) {
+  const std::int64_t n = 5003;
+  const std::vector<float> p = random_normal(n, 3, 1), g = random_normal(n, 3, 2);
+  const Buffer master_a = dev(p, Shape{n}, DType::kF32), master_b = dev(p, Shape{n}, DType::kF32);
+  const Buffer grad = dev(g, Shape{n}, DType::kF32);
+  const Buffer ma = gpu_->alloc(DType::kF32, Shape{n}), va = gpu_->alloc(DType::kF32, Shape{n});
+  const Buffer mb = gpu_->alloc(DType::kF32, Shape{n}), vb = gpu_->alloc(DType::kF32, Shape{n});
+  const Buffer wa = gpu_->alloc(DType::kBF16, Shape{n}), wb = gpu_->alloc(DType::kBF16, Shape{n});
+  backend::AdamWHyper h;
+  h.lr = 1e-2;
+  h.weight_decay = 0.1;
+  for (std::int64_t step = 1; step <= 2; ++step) {
+    h.step = step;
+    gpu_->adamw_update_master(master_a.tensor(), grad.tensor(), ma.tensor(), va.tensor(), h,
+                              wa.tensor());
+    gpu_->adamw_update(master_b.tensor(), grad.tensor(), mb.tensor(), vb.tensor(), h);
+    gpu_->copy(wb.tensor(), master_b.tensor());
+  }
+  EXPECT_EQ(host(wa.tensor()), host(wb.tensor()));
+  EXPECT_EQ(host(master_a.tensor()), host(master_b.tensor()));
+}
+
 // optimizer.moments: bf16 — the reference is the CPU update in f32 on the widened moments, rounded
 // to bf16 after every step (what the kernel computes).
 TEST_F(CudaOpsPlain, AdamWWithBf16MomentsMatchesCpu) {

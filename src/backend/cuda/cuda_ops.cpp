@@ -432,6 +432,23 @@ void CudaOps::dropout(const Tensor& src, const Tensor& dst, double p, const Drop
 
 void CudaOps::adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m,
                            const Tensor& v, const AdamWHyper& hyper) {
+  adamw_launch(param, grad, m, v, hyper, Tensor{});
+}
+
+void CudaOps::adamw_update_master(const Tensor& master, const Tensor& grad, const Tensor& m,
+                                  const Tensor& v, const AdamWHyper& hyper,
+                                  const Tensor& weights) {
+  if (weights.dtype != DType::kBF16) {  // f32 weights have no rounded copy to write
+    Ops::adamw_update_master(master, grad, m, v, hyper, weights);
+    return;
+  }
+  detail::check_storage("adamw_update_master", weights);
+  detail::check_numel("adamw_update_master", weights, master.numel());
+  adamw_launch(master, grad, m, v, hyper, weights);
+}
+
+void CudaOps::adamw_launch(const Tensor& param, const Tensor& grad, const Tensor& m,
+                           const Tensor& v, const AdamWHyper& hyper, const Tensor& weights) {
   constexpr std::string_view kOp = "adamw_update";
   const std::int64_t n = param.numel();
   detail::check_accum(kOp, param, n);
@@ -446,7 +463,7 @@ void CudaOps::adamw_update(const Tensor& param, const Tensor& grad, const Tensor
   if (n == 0) return;
   kernels::AdamWTensor t;
   t.master = as<float>(param);
-  t.model = nullptr;
+  t.model = weights.data != nullptr ? as<std::uint16_t>(weights) : nullptr;
   t.grad = as<const float>(grad);
   if (bf16_moments) {
     t.m16 = as<std::uint16_t>(m);

@@ -59,6 +59,16 @@ class CudaOps final : public Ops {
   void add(const Tensor& y, const Tensor& x, double alpha) override;
   void scale(const Tensor& x, double alpha) override;
   double sum_squares(const Tensor& x) override;
+  // One kernel: the f32 master update writes the bf16 weights as it goes.
+  void adamw_update_master(const Tensor& master, const Tensor& grad, const Tensor& m,
+                           const Tensor& v, const AdamWHyper& hyper,
+                           const Tensor& weights) override;
+ private:
+  // adamw_update with an optional bf16 weights copy written by the same kernel.
+  void adamw_launch(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                    const AdamWHyper& hyper, const Tensor& weights);
+
+ public:
   // f32 tensors in groups of equal weight, one multi-tensor launch per group of up to
   // kernels::kSumSquaresTensorsPerLaunch, one copy to the host for all groups.
   double weighted_sum_squares(std::span<const Tensor> xs,

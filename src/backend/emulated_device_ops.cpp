@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "backend/host_convert.h"
+
 namespace tailor::backend {
 namespace {
 
@@ -36,19 +38,14 @@ class HostViews {
                     w.src.str());
     }
     Temp w{t, Buffer(DType::kF32, t.shape)};
-    const auto* b = static_cast<const BF16*>(t.data);
-    float* f = w.wide.ptr<float>();
-    for (std::int64_t i = 0; i < t.numel(); ++i) f[i] = bf16_to_float(b[i]);
+    convert_host(w.wide.data(), DType::kF32, t.data, DType::kBF16, 0, t.numel());
     temps_.push_back(std::move(w));
     return temps_.back().wide.tensor();
   }
 
   void store() {
-    for (Temp& w : temps_) {
-      auto* b = static_cast<BF16*>(w.src.data);
-      const float* f = w.wide.ptr<float>();
-      for (std::int64_t i = 0; i < w.src.numel(); ++i) b[i] = float_to_bf16(f[i]);
-    }
+    for (Temp& w : temps_)
+      convert_host(w.src.data, DType::kBF16, w.wide.data(), DType::kF32, 0, w.src.numel());
     temps_.clear();
   }
 

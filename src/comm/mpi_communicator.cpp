@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "backend/host_convert.h"
+
 namespace tailor::comm {
 namespace {
 
@@ -51,20 +53,13 @@ class HostStage {
     host_ = narrow ? wide_.tensor() : raw_.tensor();
     if (!load) return;
     backend::copy_bytes(raw_.tensor(), t);
-    if (narrow) {
-      const auto* b = static_cast<const BF16*>(raw_.data());
-      float* f = wide_.ptr<float>();
-      for (std::int64_t i = 0; i < t.numel(); ++i) f[i] = bf16_to_float(b[i]);
-    }
+    if (narrow) backend::convert_host(wide_.data(), DType::kF32, raw_.data(), DType::kBF16, 0, t.numel());
   }
   [[nodiscard]] const backend::Tensor& host() const noexcept { return host_; }
   void store() {
     if (host_.data == t_.data) return;
-    if (!wide_.empty()) {
-      auto* b = static_cast<BF16*>(raw_.data());
-      const float* f = wide_.ptr<float>();
-      for (std::int64_t i = 0; i < t_.numel(); ++i) b[i] = float_to_bf16(f[i]);
-    }
+    if (!wide_.empty())
+      backend::convert_host(raw_.data(), DType::kBF16, wide_.data(), DType::kF32, 0, t_.numel());
     backend::copy_bytes(t_, raw_.tensor());
   }
 

@@ -27,6 +27,7 @@ struct Transformer::InferenceState {
   backend::Buffer positions_host;        // i32 [N]: cache.length(b) + t
   backend::Buffer start_host_i32;        // i32 [B]: cache.length(b)
   backend::Buffer positions, start;      // the same on the model's device
+  backend::Buffer ids;                   // i32 [N]: the new tokens on the device (device models)
   std::vector<std::int64_t> start_host;  // the same, as the layers read it on the host
 
   // positions, start and start_host for the next extend() of `cache` (on the host; the caller

@@ -27,6 +27,7 @@ struct Transformer::Activations {
   LayerScratch scratch;
   // The batch on the device (absent on the CPU, where the host batch is used as it is).
   Buffer ids, targets, positions, doc_ids;  // i32 [N]
+  Buffer losses_host;                       // the losses read back from the device
   backend::Device device = backend::Device::kCpu;
 
   Tensor make(DType dtype, Shape shape) {
@@ -222,6 +223,7 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   if (device_ != backend::Device::kCpu) {
     for (Buffer* buf : {&a->ids, &a->targets, &a->positions, &a->doc_ids})
       *buf = Buffer(DType::kI32, Shape{n}, device_);
+    a->losses_host = Buffer(stat_dtype_, Shape{n});
   }
   a->dx = a->make(dtype_, Shape{n, d});
   LayerScratch& s = a->scratch;
@@ -375,14 +377,12 @@ void Transformer::loss(const Batch& b, bool with_grad, double dscale) {
                   a.losses, dlogits, dscale);
 }
 
-double Transformer::sum_losses() {
+double Transformer::sum_losses() const {
   // Serial sum in f64 in token order: deterministic, and N is small next to the GEMMs.
   Tensor l = acts_->losses;
-  Buffer host;
   if (l.device != backend::Device::kCpu) {
-    host = Buffer(l.dtype, l.shape);
-    ops_->copy(host.tensor(), l);
-    l = host.tensor();
+    ops_->copy(acts_->losses_host.tensor(), l);
+    l = acts_->losses_host.tensor();
   }
   double total = 0.0;
   if (l.dtype == DType::kF64) {

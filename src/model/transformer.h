@@ -167,7 +167,7 @@ class Transformer {
   Batch run_forward(const Batch& host);
   // Losses (and, with dlogits, their gradient in place of the logits) of the current logits.
   void loss(const Batch& batch, bool with_grad, double dscale);
-  [[nodiscard]] double sum_losses();
+  [[nodiscard]] double sum_losses() const;
   [[nodiscard]] bool tensor_parallel() const noexcept { return layout_.size > 1; }
   LayerContext context(const Batch& batch) const;
 

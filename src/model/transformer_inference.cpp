@@ -48,6 +48,7 @@ void Transformer::ensure_inference_state(std::int64_t batch, std::int64_t seq) {
   st->positions_host = Buffer(DType::kI32, Shape{n});
   st->start_host_i32 = Buffer(DType::kI32, Shape{batch});
   st->positions = Buffer(DType::kI32, Shape{n}, device_);
+  if (device_ != backend::Device::kCpu) st->ids = Buffer(DType::kI32, Shape{n}, device_);
   st->start = Buffer(DType::kI32, Shape{batch}, device_);
   st->start_host.assign(static_cast<std::size_t>(batch), 0);
   infer_ = std::move(st);
@@ -114,11 +115,9 @@ Tensor Transformer::extend(KvCache& cache, const Tensor& ids,
   ops_->copy(st.positions.tensor(), st.positions_host.tensor());
   ops_->copy(st.start.tensor(), st.start_host_i32.tensor());
   Tensor dev_ids = ids;
-  Buffer ids_buf;
-  if (device_ != backend::Device::kCpu) {
-    ids_buf = ops_->alloc(DType::kI32, ids.shape);
-    ops_->copy(ids_buf.tensor(), ids);
-    dev_ids = ids_buf.tensor();
+  if (!st.ids.empty()) {
+    dev_ids = st.ids.view(ids.shape);
+    ops_->copy(dev_ids, ids);
   }
   embed_tokens(ids, dev_ids, st.positions.tensor(), st.resid[0], st.embed_tmp);
   LayerContext ctx;

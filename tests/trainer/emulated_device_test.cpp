@@ -22,6 +22,7 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "test_dirs.h"
+#include "trainer/device.h"
 #include "trainer/trainer.h"
 
 namespace tailor::trainer {
@@ -221,6 +222,24 @@ TEST_F(EmulatedDevice, ConfigErrorsNameTheKey) {
     FAIL() << "bf16 moments on the CPU were accepted";
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("optimizer.moments"), std::string::npos) << e.what();
+  }
+}
+
+// Backend selection without the emulation hook: auto falls back to the CPU in f32 when no GPU is
+// visible; an explicit cuda is a user error naming the place, before anything runs.
+TEST(DeviceSelection, AutoIsTheCpuAndCudaIsRefusedWithoutAGpu) {
+  if (visible_gpus() > 0) GTEST_SKIP() << "a GPU is visible";
+  config::RuntimeConfig r;
+  const std::unique_ptr<backend::Ops> ops = make_ops(r, 1, "cfg.yaml");
+  EXPECT_EQ(ops->device(), backend::Device::kCpu);
+  EXPECT_EQ(compute_dtype(r, ops->device()), DType::kF32);
+  r.device = "cuda";
+  try {
+    (void)make_ops(r, 1, "--device");
+    FAIL() << "runtime.device cuda without a GPU was accepted";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("--device"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("no GPU is visible"), std::string::npos) << e.what();
   }
 }
 

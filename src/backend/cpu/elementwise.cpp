@@ -11,45 +11,11 @@
 
 #include "backend/cpu/cpu_common.h"
 #include "backend/cpu/cpu_ops.h"
+#include "backend/host_convert.h"
 
 namespace tailor::backend {
 namespace {
 
-// dst[i] = src[i] for i in [begin, end), converted. A conversion to bf16 rounds through f32,
-// as PyTorch's does (f64 -> f32 -> bf16).
-template <typename Dst, typename Src>
-void convert_block(Dst* dst, const Src* src, std::int64_t begin, std::int64_t end) {
-  for (std::int64_t i = begin; i < end; ++i) {
-    if constexpr (std::is_same_v<Dst, Src>) {
-      dst[i] = src[i];
-    } else if constexpr (std::is_same_v<Dst, BF16>) {
-      dst[i] = float_to_bf16(static_cast<float>(src[i]));
-    } else if constexpr (std::is_same_v<Src, BF16>) {
-      dst[i] = static_cast<Dst>(bf16_to_float(src[i]));
-    } else {
-      dst[i] = static_cast<Dst>(src[i]);
-    }
-  }
-}
-
-// Calls fn(T{}) for T in {float, double, BF16}.
-template <typename Fn>
-void dispatch_convertible(std::string_view op, DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::kF32:
-      fn(float{});
-      return;
-    case DType::kF64:
-      fn(double{});
-      return;
-    case DType::kBF16:
-      fn(BF16{});
-      return;
-    default:
-      break;
-  }
-  TAILOR_ASSERT(false, "{}: cannot convert {}", op, dtype_name(dtype));
-}
 
 }  // namespace
 
@@ -100,15 +66,8 @@ void CpuOps::copy(const Tensor& dst, const Tensor& src) {
     });
     return;
   }
-  dispatch_convertible(kOp, dst.dtype, [&](auto dtag) {
-    using Dst = decltype(dtag);
-    dispatch_convertible(kOp, src.dtype, [&](auto stag) {
-      using Src = decltype(stag);
-      auto* d = static_cast<Dst*>(dst.data);
-      const auto* s = static_cast<const Src*>(src.data);
-      pool_.parallel_for(n, cpu::kElemBlock,
-                         [&](std::int64_t b, std::int64_t e) { convert_block(d, s, b, e); });
-    });
+  pool_.parallel_for(n, cpu::kElemBlock, [&](std::int64_t b, std::int64_t e) {
+    convert_host(dst.data, dst.dtype, src.data, src.dtype, b, e);
   });
 }
 

@@ -14,6 +14,7 @@
 
 #include "backend/cuda/cuda_ops_common.h"
 #include "backend/cuda/gemm.h"
+#include "backend/host_convert.h"
 #include "kernels/adamw.cuh"
 #include "kernels/cast.cuh"
 #include "kernels/cuda_check.cuh"
@@ -24,54 +25,6 @@ namespace tailor::backend::cuda {
 namespace {
 
 using detail::as;
-
-// ---- host-side conversion (copies that change dtype while crossing host <-> device) ---------
-
-// dst[i] = src[i] converted, as CpuOps::copy converts: to bf16 through f32 (f64 -> f32 -> bf16,
-// as PyTorch does).
-template <typename Dst, typename Src>
-void convert_n(Dst* dst, const Src* src, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i) {
-    if constexpr (std::is_same_v<Dst, Src>) {
-      dst[i] = src[i];
-    } else if constexpr (std::is_same_v<Dst, BF16>) {
-      dst[i] = float_to_bf16(static_cast<float>(src[i]));
-    } else if constexpr (std::is_same_v<Src, BF16>) {
-      dst[i] = static_cast<Dst>(bf16_to_float(src[i]));
-    } else {
-      dst[i] = static_cast<Dst>(src[i]);
-    }
-  }
-}
-
-template <typename Fn>
-void dispatch_convertible(DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::kF32:
-      fn(float{});
-      return;
-    case DType::kF64:
-      fn(double{});
-      return;
-    case DType::kBF16:
-      fn(BF16{});
-      return;
-    default:
-      break;
-  }
-  TAILOR_ASSERT(false, "copy: cannot convert {}", dtype_name(dtype));
-}
-
-// Converts n elements between two host buffers.
-void convert_host(void* dst, DType dst_type, const void* src, DType src_type, std::int64_t n) {
-  dispatch_convertible(dst_type, [&](auto dtag) {
-    using Dst = decltype(dtag);
-    dispatch_convertible(src_type, [&](auto stag) {
-      using Src = decltype(stag);
-      convert_n(static_cast<Dst*>(dst), static_cast<const Src*>(src), n);
-    });
-  });
-}
 
 // Elements converted per host staging round (bounds the temporary host memory of a conversion).
 constexpr std::int64_t kStageElems = std::int64_t{1} << 24;
@@ -225,7 +178,7 @@ void CudaOps::copy(const Tensor& dst, const Tensor& src) {
   const std::size_t dst_size = dtype_size(dst.dtype);
   const std::size_t src_size = dtype_size(src.dtype);
   if (!dst_dev && !src_dev) {
-    convert_host(dst.data, dst.dtype, src.data, src.dtype, n);
+    convert_host(dst.data, dst.dtype, src.data, src.dtype, 0, n);
     return;
   }
   const DType staged = dst_dev ? dst.dtype : src.dtype;  // the device side's dtype, on the host
@@ -236,11 +189,11 @@ void CudaOps::copy(const Tensor& dst, const Tensor& src) {
     auto* d = static_cast<char*>(dst.data) + static_cast<std::size_t>(begin) * dst_size;
     const auto* s = static_cast<const char*>(src.data) + static_cast<std::size_t>(begin) * src_size;
     if (dst_dev) {
-      convert_host(stage.data(), staged, s, src.dtype, count);
+      convert_host(stage.data(), staged, s, src.dtype, 0, count);
       context_->from_host(d, stage.data(), static_cast<std::size_t>(count) * dst_size);
     } else {
       context_->to_host(stage.data(), s, static_cast<std::size_t>(count) * src_size);
-      convert_host(d, dst.dtype, stage.data(), staged, count);
+      convert_host(d, dst.dtype, stage.data(), staged, 0, count);
     }
   }
   context_->check_launch();

@@ -1,10 +1,11 @@
-// Hugging Face weights <-> Tailor parameters.
+// Hugging Face weights <-> Tailor parameters, driven by the family's tensor table
+// (model/family.h).
 //
-// Each Hugging Face tensor is described by the Tailor parameters it is made of ("parts"): for the
-// LLaMA family one part with the same layout; for GPT-2, Conv1D weights are stored [in, out]
-// (transposed) and c_attn concatenates q, k, v along its output dimension. Loading builds each
-// parameter's global tensor from its HF source, then copies this rank's shard (global element
-// indices, so any TP layout loads). Vocabulary rows past vocab_size (padding) are zero.
+// Each Hugging Face tensor is described by the Tailor parameters it is made of ("parts"): one part
+// with the same layout for most, several for a fused tensor (GPT-2's c_attn), transposed for a
+// Conv1D. Loading builds each parameter's global tensor from its HF source, then copies this
+// rank's shard (global element indices, so any TP layout loads). Vocabulary rows past vocab_size
+// (padding) are zero.
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -24,92 +25,13 @@ namespace {
 
 using model::Parameter;
 
-struct Part {
-  std::string param;        // Tailor parameter name
-  bool transpose = false;   // HF stores [in, out] (Conv1D)
-  std::int64_t offset = 0;  // start along HF's output dimension (fused c_attn)
-};
+using Part = model::HfTensorPart;
+using HfSpec = model::HfTensorLayout;
 
-struct HfSpec {
-  std::string name;
-  std::vector<std::int64_t> shape;
-  std::vector<Part> parts;
-};
-
-std::vector<HfSpec> hf_specs(const HfModelConfig& cfg, const std::string& gpt2_prefix) {
-  const model::ModelSpec& s = cfg.spec;
-  const std::int64_t d = s.hidden_size, v = s.vocab_size, f = s.intermediate_size;
-  const std::int64_t qd = s.q_dim(), kvd = s.kv_dim();
-  std::vector<HfSpec> out;
-  auto same = [&](const std::string& name, std::vector<std::int64_t> shape) {
-    out.push_back({name, std::move(shape), {{name, false, 0}}});
-  };
-  if (cfg.model_type != "gpt2") {
-    same("model.embed_tokens.weight", {v, d});
-    for (std::int64_t i = 0; i < s.num_layers; ++i) {
-      const std::string p = fmt::format("model.layers.{}.", i);
-      same(p + "input_layernorm.weight", {d});
-      same(p + "self_attn.q_proj.weight", {qd, d});
-      same(p + "self_attn.k_proj.weight", {kvd, d});
-      same(p + "self_attn.v_proj.weight", {kvd, d});
-      if (s.attention_bias) {
-        same(p + "self_attn.q_proj.bias", {qd});
-        same(p + "self_attn.k_proj.bias", {kvd});
-        same(p + "self_attn.v_proj.bias", {kvd});
-      }
-      same(p + "self_attn.o_proj.weight", {d, qd});
-      if (s.o_bias) same(p + "self_attn.o_proj.bias", {d});
-      same(p + "post_attention_layernorm.weight", {d});
-      same(p + "mlp.gate_proj.weight", {f, d});
-      same(p + "mlp.up_proj.weight", {f, d});
-      same(p + "mlp.down_proj.weight", {d, f});
-      if (s.mlp_bias) {
-        same(p + "mlp.gate_proj.bias", {f});
-        same(p + "mlp.up_proj.bias", {f});
-        same(p + "mlp.down_proj.bias", {d});
-      }
-    }
-    same("model.norm.weight", {d});
-    if (!s.tie_embeddings) same("lm_head.weight", {v, d});
-    return out;
-  }
-  const std::string& t = gpt2_prefix;
-  out.push_back({t + "wte.weight", {v, d}, {{"model.embed_tokens.weight", false, 0}}});
-  out.push_back({t + "wpe.weight", {s.max_position_embeddings, d},
-                 {{"model.embed_positions.weight", false, 0}}});
-  for (std::int64_t i = 0; i < s.num_layers; ++i) {
-    const std::string h = fmt::format("{}h.{}.", t, i);
-    const std::string p = fmt::format("model.layers.{}.", i);
-    out.push_back({h + "ln_1.weight", {d}, {{p + "input_layernorm.weight"}}});
-    out.push_back({h + "ln_1.bias", {d}, {{p + "input_layernorm.bias"}}});
-    out.push_back({h + "attn.c_attn.weight", {d, 3 * d},
-                   {{p + "self_attn.q_proj.weight", true, 0},
-                    {p + "self_attn.k_proj.weight", true, d},
-                    {p + "self_attn.v_proj.weight", true, 2 * d}}});
-    out.push_back({h + "attn.c_attn.bias", {3 * d},
-                   {{p + "self_attn.q_proj.bias", false, 0},
-                    {p + "self_attn.k_proj.bias", false, d},
-                    {p + "self_attn.v_proj.bias", false, 2 * d}}});
-    out.push_back({h + "attn.c_proj.weight", {d, d}, {{p + "self_attn.o_proj.weight", true, 0}}});
-    out.push_back({h + "attn.c_proj.bias", {d}, {{p + "self_attn.o_proj.bias"}}});
-    out.push_back({h + "ln_2.weight", {d}, {{p + "post_attention_layernorm.weight"}}});
-    out.push_back({h + "ln_2.bias", {d}, {{p + "post_attention_layernorm.bias"}}});
-    out.push_back({h + "mlp.c_fc.weight", {d, f}, {{p + "mlp.up_proj.weight", true, 0}}});
-    out.push_back({h + "mlp.c_fc.bias", {f}, {{p + "mlp.up_proj.bias"}}});
-    out.push_back({h + "mlp.c_proj.weight", {f, d}, {{p + "mlp.down_proj.weight", true, 0}}});
-    out.push_back({h + "mlp.c_proj.bias", {d}, {{p + "mlp.down_proj.bias"}}});
-  }
-  out.push_back({t + "ln_f.weight", {d}, {{"model.norm.weight"}}});
-  out.push_back({t + "ln_f.bias", {d}, {{"model.norm.bias"}}});
-  return out;
-}
-
-// Buffers HF keeps in some checkpoints that are not parameters.
+// Tensors some checkpoints carry that are not parameters: the family's, and a tied head saved
+// anyway (it is the embedding again).
 bool ignorable(const std::string& name, const HfModelConfig& cfg) {
-  if (name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") ||
-      name.ends_with("rotary_emb.inv_freq"))
-    return true;
-  // A tied head saved anyway is the embedding again.
+  if (cfg.family().ignorable(name)) return true;
   return cfg.spec.tie_embeddings && name == "lm_head.weight";
 }
 
@@ -133,17 +55,14 @@ std::int64_t rows_in_hf(const HfSpec& h, const Part& part, std::int64_t rows) {
   return whole_matrix ? std::min(rows, h.shape[0]) : rows;
 }
 
-std::string gpt2_prefix(const ShardedSafetensors& st) {
-  return st.has("transformer.wte.weight") ? "transformer." : "";
-}
-
 }  // namespace
 
 void load_hf_weights(const std::string& dir, const HfModelConfig& cfg, model::Transformer& model,
                      backend::Ops& ops) {
   const ShardedSafetensors st(dir);
-  const std::string prefix = cfg.model_type == "gpt2" ? gpt2_prefix(st) : "";
-  const std::vector<HfSpec> specs = hf_specs(cfg, prefix);
+  const model::Family& family = cfg.family();
+  const std::string prefix = family.load_prefix([&](const std::string& n) { return st.has(n); });
+  const std::vector<HfSpec> specs = family.tensors(cfg.spec, prefix);
   std::set<std::string> used;
   // Global values of each Tailor parameter, assembled from its HF sources.
   std::map<std::string, std::vector<double>> global;
@@ -179,10 +98,7 @@ void load_hf_weights(const std::string& dir, const HfModelConfig& cfg, model::Tr
       throw_user_error(st.file_of(name), "unexpected tensor '{}' (not part of a {} model with this config.json)",
                        name, cfg.model_type);
   for (Parameter& p : model.params().all()) {
-    // Adapters (and prompt-tuning embeddings) are not base weights.
-    if (p.name.find(".lora_") != std::string::npos || p.name.find("_adapter.") != std::string::npos ||
-        p.name == model::kPromptEmbeddings)
-      continue;
+    if (model::is_method_param(p.role)) continue;  // a PEFT method's, not a base weight
     const auto it = global.find(p.name);
     TAILOR_ASSERT(it != global.end(), "parameter {} has no Hugging Face source", p.name);
     backend::Buffer host(DType::kF64, p.shape);
@@ -197,7 +113,8 @@ std::vector<HfTensor> to_hf_tensors(const HfModelConfig& cfg, const model::Trans
                                     backend::Ops& ops, bool gradients) {
   TAILOR_ASSERT(model.tp_layout().size == 1, "to_hf_tensors needs the whole model (TP = 1)");
   std::vector<HfTensor> out;
-  for (const HfSpec& h : hf_specs(cfg, cfg.model_type == "gpt2" ? "transformer." : "")) {
+  const model::Family& family = cfg.family();
+  for (const HfSpec& h : family.tensors(cfg.spec, family.export_prefix())) {
     HfTensor t;
     t.name = h.name;
     t.shape = h.shape.size() == 1 ? Shape{h.shape[0]} : Shape{h.shape[0], h.shape[1]};

@@ -1,10 +1,9 @@
 // Hugging Face model directories: config.json -> ModelSpec, safetensors weights -> a Transformer
 // (any tensor-parallel shard), and back.
 //
-// Families: llama (incl. Llama-3 RoPE scaling), mistral, qwen2 (q/k/v biases, no o bias), gpt2
-// (LayerNorm, learned positions, fused c_attn and Conv1D [in, out] layouts, tied head). RoPE
-// settings are read from `rope_theta`/`rope_scaling` (Hub configs) or `rope_parameters`
-// (transformers 5). Anything unsupported is a UserError naming `dir/config.json` and the key.
+// The families and their config.json keys and tensor names are described in src/model/families/
+// (model/family.h); this file drives reading, loading and writing from those descriptions.
+// Anything unsupported is a UserError naming `dir/config.json` and the key.
 #pragma once
 
 #include <cstdint>
@@ -14,17 +13,20 @@
 
 #include "backend/ops.h"
 #include "core/shape.h"
+#include "model/family.h"
 #include "model/model_spec.h"
 #include "model/transformer.h"
 
 namespace tailor::checkpoint {
 
 struct HfModelConfig {
-  std::string model_type;             // llama | mistral | qwen2 | gpt2
+  std::string model_type;             // a registered family's (model/family.h); empty: none
   model::ModelSpec spec;
-  std::int64_t sliding_window = 0;    // 0: none; sequences longer than it are refused
   std::int32_t bos_token_id = -1;     // -1: none given
   std::int32_t eos_token_id = -1;
+
+  // The family of model_type (which must be registered and not empty).
+  [[nodiscard]] const model::Family& family() const;
 };
 
 // Reads and validates `dir/config.json`.

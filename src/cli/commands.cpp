@@ -164,7 +164,8 @@ void add_model_limits(eval::GenerateOptions& o, const CpuModel& m, const data::C
       std::find(o.stop_ids.begin(), o.stop_ids.end(), m.hf.eos_token_id) == o.stop_ids.end())
     o.stop_ids.push_back(m.hf.eos_token_id);
   o.max_length = m.hf.spec.max_position_embeddings;
-  if (m.hf.sliding_window > 0) o.max_length = std::min(o.max_length, m.hf.sliding_window);
+  if (m.hf.spec.sliding_window > 0)
+    o.max_length = std::min(o.max_length, m.hf.spec.sliding_window);
 }
 
 // The records' prompts as token ids, checked against the model (UserError at `where`).

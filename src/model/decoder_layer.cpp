@@ -33,10 +33,10 @@ DecoderLayer::Linear DecoderLayer::make_column(ParameterSet& params, const std::
   const bool split = out != out_global;
   const GradSum sum = replicas > 1 ? GradSum::kKvReplicas : GradSum::kNone;
   Linear l;
-  l.weight = &params.add(name + ".weight", Shape{out, in}, /*decay=*/true,
+  l.weight = &params.add(name + ".weight", Shape{out, in}, ParamRole::kWeight,
                          {Shape{out_global, in}, split ? 0 : -1, out_begin, replicas, sum});
   if (bias)
-    l.bias = &params.add(name + ".bias", Shape{out}, /*decay=*/false,
+    l.bias = &params.add(name + ".bias", Shape{out}, ParamRole::kBias,
                          {Shape{out_global}, split ? 0 : -1, out_begin, replicas, sum});
   return l;
 }
@@ -47,19 +47,21 @@ DecoderLayer::Linear DecoderLayer::make_row(ParameterSet& params, const std::str
                                             bool bias) {
   const bool split = in != in_global;
   Linear l;
-  l.weight = &params.add(name + ".weight", Shape{out, in}, /*decay=*/true,
+  l.weight = &params.add(name + ".weight", Shape{out, in}, ParamRole::kWeight,
                          {Shape{out, in_global}, split ? 1 : -1, in_begin, split ? 1 : tp_.size});
   // The bias is added once, after the all-reduce: replicated.
-  if (bias) l.bias = &params.add(name + ".bias", Shape{out}, /*decay=*/false, {Shape{out}, -1, 0, tp_.size});
+  if (bias)
+    l.bias = &params.add(name + ".bias", Shape{out}, ParamRole::kBias, {Shape{out}, -1, 0, tp_.size});
   return l;
 }
 
 DecoderLayer::Norm DecoderLayer::make_norm(ParameterSet& params, const std::string& name) {
   const ShardSpec replicated{Shape{spec_->hidden_size}, -1, 0, tp_.size};
   Norm n;
-  n.weight = &params.add(name + ".weight", Shape{spec_->hidden_size}, /*decay=*/false, replicated);
+  n.weight = &params.add(name + ".weight", Shape{spec_->hidden_size}, ParamRole::kNormWeight,
+                         replicated);
   if (spec_->norm == NormType::kLayerNorm)
-    n.bias = &params.add(name + ".bias", Shape{spec_->hidden_size}, /*decay=*/false, replicated);
+    n.bias = &params.add(name + ".bias", Shape{spec_->hidden_size}, ParamRole::kBias, replicated);
   return n;
 }
 
@@ -178,10 +180,10 @@ DecoderLayer::Adapter DecoderLayer::make_adapter(ParameterSet& params, const std
   const std::int64_t d = spec_->hidden_size;
   const int t = tp_.size;
   Adapter a;
-  a.down_w = &params.add(name + ".down.weight", Shape{width, d}, true, {Shape{}, -1, 0, t, GradSum::kNone});
-  a.down_b = &params.add(name + ".down.bias", Shape{width}, false, {Shape{}, -1, 0, t, GradSum::kNone});
-  a.up_w = &params.add(name + ".up.weight", Shape{d, width}, true, {Shape{}, -1, 0, t, GradSum::kNone});
-  a.up_b = &params.add(name + ".up.bias", Shape{d}, false, {Shape{}, -1, 0, t, GradSum::kNone});
+  a.down_w = &params.add(name + ".down.weight", Shape{width, d}, ParamRole::kAdapterWeight, {Shape{}, -1, 0, t, GradSum::kNone});
+  a.down_b = &params.add(name + ".down.bias", Shape{width}, ParamRole::kAdapterBias, {Shape{}, -1, 0, t, GradSum::kNone});
+  a.up_w = &params.add(name + ".up.weight", Shape{d, width}, ParamRole::kAdapterOut, {Shape{}, -1, 0, t, GradSum::kNone});
+  a.up_b = &params.add(name + ".up.bias", Shape{d}, ParamRole::kAdapterBias, {Shape{}, -1, 0, t, GradSum::kNone});
   return a;
 }
 
@@ -217,19 +219,19 @@ void DecoderLayer::add_lora(ParameterSet& params, Linear& l, const std::string& 
   const GradSum tp_sum = t > 1 ? GradSum::kTensorParallel : GradSum::kNone;
   if (!row_parallel) {
     // A replicated (partial gradients from each rank's B rows); B split like W's rows.
-    l.lora_a = &params.add(name + ".lora_A.weight", Shape{r, in}, /*decay=*/true,
+    l.lora_a = &params.add(name + ".lora_A.weight", Shape{r, in}, ParamRole::kLoraA,
                            {Shape{r, in_global}, -1, 0, t, tp_sum});
     const bool split = out != out_global;
-    l.lora_b = &params.add(name + ".lora_B.weight", Shape{out, r}, /*decay=*/true,
+    l.lora_b = &params.add(name + ".lora_B.weight", Shape{out, r}, ParamRole::kAdapterOut,
                            {Shape{out_global, r}, split ? 0 : -1, out_begin, split ? replicas : t,
                             replicas > 1 ? GradSum::kKvReplicas : GradSum::kNone});
   } else {
     // A split like W's columns; B replicated (partial gradients: the sum of x_r A_r^T).
     const bool split = in != in_global;
-    l.lora_a = &params.add(name + ".lora_A.weight", Shape{r, in}, /*decay=*/true,
+    l.lora_a = &params.add(name + ".lora_A.weight", Shape{r, in}, ParamRole::kLoraA,
                            {Shape{r, in_global}, split ? 1 : -1, in_begin, split ? 1 : t,
                             GradSum::kNone});
-    l.lora_b = &params.add(name + ".lora_B.weight", Shape{out, r}, /*decay=*/true,
+    l.lora_b = &params.add(name + ".lora_B.weight", Shape{out, r}, ParamRole::kAdapterOut,
                            {Shape{out, r}, -1, 0, t, tp_sum});
   }
 }

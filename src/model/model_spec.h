@@ -41,6 +41,9 @@ struct ModelSpec {
                                       // Qwen2: false while q/k/v have biases)
   bool mlp_bias = false;              // biases on the MLP projections
   bool tie_embeddings = false;        // LM head shares the token embedding
+  // Sliding-window attention (Mistral, Qwen2 with use_sliding_window): a token attends to at most
+  // this many positions. 0: none. Training and scoring refuse sequences longer than the window.
+  std::int64_t sliding_window = 0;
   double init_std = 0.02;
   // Embedding rows and LM-head columns are padded to a multiple of vocab_multiple x TP degree;
   // padded logits are masked to -inf in the loss.

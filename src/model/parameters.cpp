@@ -11,7 +11,7 @@ std::int64_t Parameter::global_index(std::int64_t i) const noexcept {
   return shard_dim == 0 ? (shard_offset + r) * gcols + c : r * gcols + shard_offset + c;
 }
 
-Parameter& ParameterSet::add(std::string name, Shape shape, bool decay, ShardSpec shard) {
+Parameter& ParameterSet::add(std::string name, Shape shape, ParamRole role, ShardSpec shard) {
   TAILOR_ASSERT(find(name) == nullptr, "duplicate parameter {}", name);
   TAILOR_ASSERT(values_.empty(), "parameter {} added after allocate()", name);
   Parameter p;
@@ -22,7 +22,8 @@ Parameter& ParameterSet::add(std::string name, Shape shape, bool decay, ShardSpe
   p.shard_offset = shard.shard_offset;
   p.replicas = shard.replicas;
   p.grad_sum = shard.grad_sum;
-  p.decay = decay;
+  p.role = role;
+  p.decay = decays(role);
   numel_ += shape.numel();
   params_.push_back(std::move(p));
   return params_.back();

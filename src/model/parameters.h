@@ -26,6 +26,30 @@
 
 namespace tailor::model {
 
+// What a parameter is, which decides its initialization and weight decay (never its name).
+enum class ParamRole : std::uint8_t {
+  // The base model's.
+  kWeight,         // a projection matrix or position table: N(0, init_std), decayed
+  kVocabTable,     // token embedding or LM head: N(0, init_std) on real vocabulary rows, zero on
+                   // padding rows, decayed
+  kNormWeight,     // RMSNorm / LayerNorm scale: 1, not decayed
+  kBias,           // 0, not decayed
+  // A PEFT method's (not base weights: never loaded from or exported into the base model).
+  kAdapterWeight,  // a method's input-side matrix or prompt table: N(0, init_std), decayed
+  kAdapterBias,    // 0, not decayed
+  kAdapterOut,     // a method's output-side matrix (LoRA B, bottleneck up-projection): 0, so the
+                   // method starts as the identity; decayed
+  kLoraA,          // LoRA A: Kaiming-uniform U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as PEFT; decayed
+};
+// Weight decay applies to matrices and embeddings, not to norms and biases.
+[[nodiscard]] constexpr bool decays(ParamRole r) noexcept {
+  return r != ParamRole::kNormWeight && r != ParamRole::kBias && r != ParamRole::kAdapterBias;
+}
+// Added by a PEFT method rather than part of the base model.
+[[nodiscard]] constexpr bool is_method_param(ParamRole r) noexcept {
+  return r >= ParamRole::kAdapterWeight;
+}
+
 // Ranks whose partial gradients of a parameter must be summed after backward.
 enum class GradSum : std::uint8_t {
   kNone,            // the gradient is complete on this rank
@@ -49,7 +73,8 @@ struct Parameter {
   std::int64_t shard_offset = 0;
   int replicas = 1;
   GradSum grad_sum = GradSum::kNone;
-  bool decay = true;           // weight decay applies (matrices and embeddings, not norms/biases)
+  ParamRole role = ParamRole::kWeight;
+  bool decay = true;           // decays(role)
   bool trainable = true;
   std::int64_t offset = 0;     // element offset in the flat value buffer
   backend::Tensor value;       // view into the flat value buffer
@@ -62,7 +87,7 @@ struct Parameter {
 class ParameterSet {
  public:
   // Declares a parameter; storage comes with allocate(). Names must be unique.
-  Parameter& add(std::string name, Shape shape, bool decay, ShardSpec shard = {});
+  Parameter& add(std::string name, Shape shape, ParamRole role, ShardSpec shard = {});
   // Marks a parameter frozen (no gradient, no optimizer state). Before allocate().
   void freeze(Parameter& p);
   // Creates the flat value buffer (dtype) and gradient buffer (accum_dtype(dtype): f32 for bf16

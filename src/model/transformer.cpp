@@ -22,6 +22,8 @@ struct Transformer::Activations {
   Tensor logits;                           // [N, V_local]; becomes dlogits in backward
   Tensor losses;                           // [N] per-token loss
   Tensor row_max, ce_stats;                // [N], [2, N]: vocab-parallel cross-entropy
+  Tensor row_ce_stats;                     // [2, T]: the same for one row (backward_rows)
+  std::vector<double> token_losses;        // [N] on the host (forward_token_losses)
   Tensor dx;                               // [N, D] gradient of the residual stream
   Tensor recompute_out;                    // [N, D] output of a recomputed layer (kFull)
   LayerScratch scratch;
@@ -57,22 +59,25 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
   const ShardSpec vocab_shard{Shape{vp, d}, t > 1 ? 0 : -1, layout_.vocab_begin, 1, GradSum::kNone};
   const ShardSpec replicated{Shape{}, -1, 0, t, GradSum::kNone};
   embed_tokens_ =
-      &params_.add("model.embed_tokens.weight", Shape{layout_.vocab, d}, true, vocab_shard);
+      &params_.add("model.embed_tokens.weight", Shape{layout_.vocab, d}, ParamRole::kVocabTable,
+                   vocab_shard);
   if (spec_.position == PositionType::kLearned)
     embed_positions_ = &params_.add("model.embed_positions.weight",
-                                    Shape{spec_.max_position_embeddings, d}, true, replicated);
+                                    Shape{spec_.max_position_embeddings, d}, ParamRole::kWeight,
+                                    replicated);
   layers_.reserve(static_cast<std::size_t>(spec_.num_layers));
   std::vector<std::size_t> layer_first_param;  // index in params_.all() of each layer's first
   for (int i = 0; i < spec_.num_layers; ++i) {
     layer_first_param.push_back(params_.all().size());
     layers_.emplace_back(spec_, layout_, i, params_, lora_ ? &*lora_ : nullptr, bottleneck_);
   }
-  final_norm_w_ = &params_.add("model.norm.weight", Shape{d}, false, replicated);
+  final_norm_w_ = &params_.add("model.norm.weight", Shape{d}, ParamRole::kNormWeight, replicated);
   if (spec_.norm == NormType::kLayerNorm)
-    final_norm_b_ = &params_.add("model.norm.bias", Shape{d}, false, replicated);
+    final_norm_b_ = &params_.add("model.norm.bias", Shape{d}, ParamRole::kBias, replicated);
   lm_head_ = spec_.tie_embeddings
                  ? embed_tokens_
-                 : &params_.add("lm_head.weight", Shape{layout_.vocab, d}, true, vocab_shard);
+                 : &params_.add("lm_head.weight", Shape{layout_.vocab, d}, ParamRole::kVocabTable,
+                                 vocab_shard);
   if (lora_ || bottleneck_ > 0) {
     // Everything outside the adapters is frozen.
     for (Parameter* p : {embed_tokens_, embed_positions_, final_norm_w_, final_norm_b_, lm_head_})
@@ -82,7 +87,8 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
     // Prompt tuning: the whole base is frozen; the prompt is replicated, its gradient complete
     // on every rank (see the top of transformer.h).
     for (Parameter& p : params_.all()) params_.freeze(p);
-    prompt_ = &params_.add(kPromptEmbeddings, Shape{virtual_tokens_, d}, true, replicated);
+    prompt_ = &params_.add(kPromptEmbeddings, Shape{virtual_tokens_, d}, ParamRole::kAdapterWeight,
+                           replicated);
   }
   params_.allocate(dtype, device_);
 
@@ -117,29 +123,36 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
 
 Transformer::~Transformer() = default;
 
-void Transformer::init_parameters(std::uint64_t seed) { init_parameters_matching(seed, ""); }
+void Transformer::init_parameters(std::uint64_t seed) { init_parameters_where(seed, false); }
 
-void Transformer::init_parameters_matching(std::uint64_t seed, std::string_view part) {
+void Transformer::init_method_parameters(std::uint64_t seed) { init_parameters_where(seed, true); }
+
+void Transformer::init_parameters_where(std::uint64_t seed, bool methods_only) {
   for (Parameter& p : params_.all()) {
     const std::string& n = p.name;
-    if (!part.empty() && n.find(part) == std::string::npos) continue;
-    const bool is_norm_weight = n.ends_with("layernorm.weight") || n == "model.norm.weight";
-    if (is_norm_weight) {
-      ops_->fill(p.value, 1.0);
-      continue;
-    }
-    if (n.ends_with(".bias") || n.ends_with("lora_B.weight") || n.ends_with("_adapter.up.weight")) {
-      ops_->fill(p.value, 0.0);  // LoRA B = 0: training starts exactly at the base model
-      continue;
+    if (methods_only && !is_method_param(p.role)) continue;
+    switch (p.role) {
+      case ParamRole::kNormWeight:
+        ops_->fill(p.value, 1.0);
+        continue;
+      case ParamRole::kBias:
+      case ParamRole::kAdapterBias:
+      case ParamRole::kAdapterOut:  // LoRA B = 0: training starts exactly at the base model
+        ops_->fill(p.value, 0.0);
+        continue;
+      case ParamRole::kWeight:
+      case ParamRole::kVocabTable:
+      case ParamRole::kAdapterWeight:
+      case ParamRole::kLoraA:
+        break;
     }
     // Element i of the shard takes the value of its global element: a TP shard equals the
     // slice of the unsharded tensor under the same seed. Drawn in f64, converted once.
     const CounterRng rng(seed, stream_id(n));
     Buffer host(DType::kF64, p.shape);
     double* h = host.ptr<double>();
-    const bool vocab_rows = &p == embed_tokens_ || &p == lm_head_;
     const std::int64_t gcols = p.global_shape.cols();
-    if (n.ends_with("lora_A.weight")) {
+    if (p.role == ParamRole::kLoraA) {
       // Kaiming-uniform with a = sqrt(5), as PEFT: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
       const double bound = 1.0 / std::sqrt(static_cast<double>(gcols));
       for (std::int64_t i = 0; i < p.shape.numel(); ++i)
@@ -147,6 +160,7 @@ void Transformer::init_parameters_matching(std::uint64_t seed, std::string_view 
       ops_->copy(p.value, host.tensor());
       continue;
     }
+    const bool vocab_rows = p.role == ParamRole::kVocabTable;
     for (std::int64_t i = 0; i < p.shape.numel(); ++i) {
       const std::int64_t g = p.global_index(i);
       // Padding rows of the vocabulary stay zero.
@@ -219,6 +233,7 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   if (tensor_parallel()) {
     a->row_max = a->make(stat_dtype_, Shape{n});
     a->ce_stats = a->make(stat_dtype_, Shape{2, n});
+    a->row_ce_stats = a->make(stat_dtype_, Shape{2, seq});
   }
   if (device_ != backend::Device::kCpu) {
     for (Buffer* buf : {&a->ids, &a->targets, &a->positions, &a->doc_ids})
@@ -377,6 +392,27 @@ void Transformer::loss(const Batch& b, bool with_grad, double dscale) {
                   a.losses, dlogits, dscale);
 }
 
+void Transformer::row_loss(const Batch& b, std::int64_t row, bool with_grad, double dscale) {
+  Activations& a = *acts_;
+  const std::int64_t t = b.seq, first = row * t;
+  const Tensor logits = a.logits.row_slice(first, first + t);  // [T, V_local]
+  const Tensor targets = b.targets.flat_slice(first, first + t);
+  const Tensor losses = a.losses.flat_slice(first, first + t);
+  const Tensor dlogits = with_grad ? logits : Tensor{};
+  if (!tensor_parallel()) {
+    ops_->cross_entropy(logits, targets, spec_.vocab_size, losses, dlogits, dscale);
+    return;
+  }
+  const std::int64_t valid = layout_.valid_vocab(spec_.vocab_size);
+  const Tensor row_max = a.row_max.flat_slice(first, first + t);
+  ops_->ce_local_max(logits, valid, row_max);
+  tp_->all_reduce(row_max, comm::ReduceOp::kMax);
+  ops_->ce_local_sums(logits, targets, layout_.vocab_begin, valid, row_max, a.row_ce_stats);
+  tp_->all_reduce(a.row_ce_stats, comm::ReduceOp::kSum);
+  ops_->ce_finish(logits, targets, layout_.vocab_begin, valid, row_max, a.row_ce_stats, losses,
+                  dlogits, dscale);
+}
+
 double Transformer::sum_losses() const {
   // Serial sum in f64 in token order: deterministic, and N is small next to the GEMMs.
   Tensor l = acts_->losses;
@@ -404,12 +440,47 @@ double Transformer::forward(const Batch& host, const Tensor* logits_out) {
 
 double Transformer::forward_backward(const Batch& host, double dscale,
                                      const std::function<void(std::int64_t)>& grads_ready) {
-  const bool announce = grads_ready && !ready_offset_.empty();
   const Batch b = run_forward(host);
-  Activations& a = *acts_;
   // Fused loss and its gradient: logits are overwritten by dscale * (softmax - onehot).
   loss(b, /*with_grad=*/true, dscale);
   const double total = sum_losses();
+  backward_from_dlogits(b, grads_ready);
+  return total;
+}
+
+std::span<const double> Transformer::forward_token_losses(const Batch& host) {
+  const Batch b = run_forward(host);
+  loss(b, /*with_grad=*/false, 0.0);
+  Activations& a = *acts_;
+  Tensor l = a.losses;
+  if (l.device != backend::Device::kCpu) {
+    ops_->copy(a.losses_host.tensor(), l);
+    l = a.losses_host.tensor();
+  }
+  a.token_losses.resize(static_cast<std::size_t>(l.numel()));
+  for (std::int64_t i = 0; i < l.numel(); ++i)
+    a.token_losses[static_cast<std::size_t>(i)] =
+        l.dtype == DType::kF64 ? l.ptr<double>()[i] : static_cast<double>(l.ptr<float>()[i]);
+  return a.token_losses;
+}
+
+void Transformer::backward_rows(const Batch& host, std::span<const double> row_weights,
+                                const std::function<void(std::int64_t)>& grads_ready) {
+  TAILOR_ASSERT(acts_ && acts_->batch == host.batch && acts_->seq == host.seq &&
+                    static_cast<std::int64_t>(row_weights.size()) == host.batch,
+                "backward_rows: {} weights for a batch of {} after a forward of {}",
+                row_weights.size(), host.batch, acts_ ? acts_->batch : 0);
+  const Batch b = on_device(host);
+  // The loss gradient of each row, in place of its logits (the forward left them intact).
+  for (std::int64_t r = 0; r < b.batch; ++r)
+    row_loss(b, r, /*with_grad=*/true, row_weights[static_cast<std::size_t>(r)]);
+  backward_from_dlogits(b, grads_ready);
+}
+
+void Transformer::backward_from_dlogits(const Batch& b,
+                                        const std::function<void(std::int64_t)>& grads_ready) {
+  const bool announce = grads_ready && !ready_offset_.empty();
+  Activations& a = *acts_;
   const Tensor& dlogits = a.logits;
 
   // LM head (vocab-parallel): dW_head += dlogits^T h; dh = sum over ranks of dlogits W_head.
@@ -442,7 +513,6 @@ double Transformer::forward_backward(const Batch& host, double dscale,
   if (prompt_ != nullptr)  // the virtual tokens' rows of dx, from the ids of embed() above
     ops_->embedding_backward(prompt_->grad, prompt_ids_.tensor(), 0, a.dx);
   if (announce) grads_ready(0);
-  return total;
 }
 
 void Transformer::set_recompute(Recompute mode) {

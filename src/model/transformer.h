@@ -90,10 +90,10 @@ class Transformer {
   // Hugging Face LLaMA initialization: weights ~ N(0, init_std), norm weights 1, biases 0. Each
   // element is drawn from a counter-based stream keyed by (seed, parameter name, element index),
   // so any shard of a tensor can draw its own slice of the same values.
+  // The rule is the parameter's role (parameters.h), never its name.
   void init_parameters(std::uint64_t seed);
-  // The same, for the parameters whose name contains `part` only (e.g. ".lora_" after loading a
-  // pretrained base).
-  void init_parameters_matching(std::uint64_t seed, std::string_view part);
+  // The same, for the PEFT methods' parameters only (after loading a pretrained base).
+  void init_method_parameters(std::uint64_t seed);
   // Prompt tuning's TEXT init (as PEFT): virtual token k starts as the embedding of
   // ids[k % ids.size()] (the text's tokens repeated / truncated to n). Ids in [0, vocab_size).
   // Collective over the TP group.
@@ -113,6 +113,19 @@ class Transformer {
   // or LoRA factors: finish_gradients) or by the embeddings only (prompt tuning).
   double forward_backward(const Batch& batch, double dscale,
                           const std::function<void(std::int64_t)>& grads_ready = {});
+
+  // ---- two-phase training step, for objectives that weigh rows by their losses --------------
+  // (src/objective: preference objectives need each sequence's log-probability before they know
+  // its gradient weight.)
+  // Forward of a training micro-batch that keeps what backward needs. Returns the per-token
+  // losses -log p(target) [B*T] in token order (0 where the target is ignored), in f64 on the
+  // host; valid until the next forward.
+  std::span<const double> forward_token_losses(const Batch& batch);
+  // After forward_token_losses(batch): parameter gradients += sum over rows b of
+  // row_weights[b] * d(sum of row b's token losses)/d(parameter). forward_backward(batch, s) is
+  // this with every weight s, fused into one pass. `grads_ready` as for forward_backward.
+  void backward_rows(const Batch& batch, std::span<const double> row_weights,
+                     const std::function<void(std::int64_t)>& grads_ready = {});
 
   // Activation recomputation for training (decoder_layer.h); frees the current activations.
   void set_recompute(Recompute mode);
@@ -151,6 +164,7 @@ class Transformer {
   struct Activations;
   struct InferenceState;
   void ensure_inference_state(std::int64_t batch, std::int64_t seq);
+  void init_parameters_where(std::uint64_t seed, bool methods_only);
   // x0 [N, D] = token embedding of ids (+ learned position embedding, using tmp [N, D]).
   // host_ids: the same ids on the host (read for prompt tuning's split).
   void embed_tokens(const backend::Tensor& host_ids, const backend::Tensor& ids,
@@ -167,6 +181,11 @@ class Transformer {
   Batch run_forward(const Batch& host);
   // Losses (and, with dlogits, their gradient in place of the logits) of the current logits.
   void loss(const Batch& batch, bool with_grad, double dscale);
+  // The same for one row's tokens (rows [row * T, (row + 1) * T) of the logits).
+  void row_loss(const Batch& batch, std::int64_t row, bool with_grad, double dscale);
+  // Backward from the loss gradient in place of the logits to every parameter gradient.
+  void backward_from_dlogits(const Batch& batch,
+                             const std::function<void(std::int64_t)>& grads_ready);
   [[nodiscard]] double sum_losses() const;
   [[nodiscard]] bool tensor_parallel() const noexcept { return layout_.size > 1; }
   LayerContext context(const Batch& batch) const;

@@ -37,9 +37,8 @@ void save_peft_lora(const std::string& out_dir, const checkpoint::HfModelConfig&
                     const std::string& base_model) {
   const model::LoraSpec* lora = model.lora();
   TAILOR_CHECK_USER(lora != nullptr, out_dir, "--format peft needs a LoRA run (peft.method: lora)");
-  TAILOR_CHECK_USER(config.model_type != "gpt2", out_dir,
-                    "PEFT export of GPT-2 LoRA is not supported (its fused c_attn has one adapter "
-                    "in PEFT, three in Tailor); export --format hf (merged) instead");
+  const std::string unsupported = config.family().peft_lora_unsupported();
+  TAILOR_CHECK_USER(unsupported.empty(), out_dir, "{}", unsupported);
   TAILOR_ASSERT(model.tp_layout().size == 1, "PEFT export needs TP = 1");
 
   const std::string tmp = checkpoint::begin_output_dir(out_dir);

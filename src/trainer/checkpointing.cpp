@@ -1,4 +1,5 @@
 #include "trainer/checkpointing.h"
+#include "trainer/export.h"
 
 #include <sys/utsname.h>
 
@@ -117,14 +118,6 @@ config::ExperimentConfig read_checkpoint_config(const std::string& dir, bool any
 
 }  // namespace
 
-std::string hf_model_type(const config::ModelConfig& m) {
-  if (m.norm == "rmsnorm" && m.position == "rope" && m.mlp == "swiglu") return "llama";
-  if (m.norm == "layernorm" && m.position == "learned" && m.mlp == "gelu" && m.attention_bias &&
-      m.mlp_bias && m.tie_embeddings && m.num_kv_heads == m.num_heads)
-    return "gpt2";
-  return "";
-}
-
 void load_model_tensors(const std::string& dir, const checkpoint::Manifest& manifest,
                         model::Transformer& model, backend::Ops& ops, bool peft) {
   checkpoint::CheckpointReader reader(dir, manifest, "model-");
@@ -184,8 +177,6 @@ void export_checkpoint(const std::string& dir, const std::string& out_dir,
                     "this architecture (norm/position/MLP mix) matches no Hugging Face family: "
                     "nothing to export");
   const bool from_hf = cm.setup.from_hf;
-  const std::optional<model::LoraSpec>& lora = cm.setup.lora;
-  const std::int64_t bottleneck = cm.setup.bottleneck;
   model::Transformer& model = *cm.model;
   const std::string base_dir = from_hf ? cfg.model.path : "";
   if (options.format == "peft" && cm.setup.virtual_tokens > 0) {
@@ -198,20 +189,7 @@ void export_checkpoint(const std::string& dir, const std::string& out_dir,
     log::info("exported the LoRA adapter (PEFT format) to {}", out_dir);
     return;
   }
-  checkpoint::save_hf_model(out_dir, hf, model, ops, base_dir, options.bf16);
-  log::info("exported the model ({}{}) to {}", hf.model_type, lora ? ", LoRA merged" : "", out_dir);
-  if (bottleneck > 0) {
-    peft::save_bottleneck_adapters(out_dir + "/adapter", model, ops);
-    log::info("exported the bottleneck adapters (Tailor layout) to {}/adapter", out_dir);
-  }
-  if (lora && hf.model_type != "gpt2") {
-    peft::save_peft_lora(out_dir + "/adapter", hf, model, ops, base_dir);
-    log::info("exported the LoRA adapter (PEFT format) to {}/adapter", out_dir);
-  }
-  if (cm.setup.virtual_tokens > 0) {  // out_dir holds the unchanged base
-    peft::save_peft_prompt_tuning(out_dir + "/adapter", model, ops, base_dir);
-    log::info("exported the prompt-tuning adapter (PEFT format) to {}/adapter", out_dir);
-  }
+  export_hf(out_dir, cm.setup, model, ops, base_dir, options.bf16, "the model");
 }
 
 std::string base_model_identity(const config::ExperimentConfig& cfg) {

@@ -77,9 +77,6 @@ struct CheckpointExport {
 void export_checkpoint(const std::string& dir, const std::string& out_dir,
                        const CheckpointExport& options);
 
-// The Hugging Face family a config-defined architecture exports as ("" when none).
-[[nodiscard]] std::string hf_model_type(const config::ModelConfig& m);
-
 // The identity of a PEFT run's frozen base: SHA-256 over the base directory's config.json and its
 // safetensors headers and sizes (cheap, unlike hashing every weight), or of the seeded
 // initialization of a config-defined base.

@@ -13,6 +13,7 @@
 #include "data/packing.h"
 #include "eval/generate.h"
 #include "eval/generation_prompt.h"
+#include "objective/causal_lm.h"
 #include "trainer/checkpointing.h"
 #include "trainer/device.h"
 #include "trainer/from_config.h"
@@ -74,21 +75,9 @@ std::pair<double, std::int64_t> dev_loss(LoadedModel& m, const config::Experimen
   const data::PackedSequences packed(
       corpus, cfg.data.seq_len, path, m.model->virtual_tokens(), packing_mode_from_config(cfg.data),
       data::pad_token_id(m.tokenizer->eos_token_id().value_or(-1)));
-  const std::int64_t t = cfg.data.seq_len;
-  const Shape s{t};
-  backend::Buffer ids(DType::kI32, s), targets(DType::kI32, s), positions(DType::kI32, s),
-      docs(DType::kI32, s);
-  const model::Batch batch{1, t, ids.tensor(), targets.tensor(), positions.tensor(), docs.tensor()};
-  const auto n = static_cast<std::size_t>(t);
-  double nll = 0.0;
-  std::int64_t count = 0;
-  for (std::int64_t i = 0; i < packed.size(); ++i) {
-    packed.fill(i, {ids.ptr<std::int32_t>(), n}, {targets.ptr<std::int32_t>(), n},
-                {positions.ptr<std::int32_t>(), n}, {docs.ptr<std::int32_t>(), n});
-    count += model::count_loss_targets(batch.targets);
-    nll += m.model->forward(batch);
-  }
-  return {count > 0 ? nll / static_cast<double>(count) : 0.0, count};
+  comm::SelfCommunicator one_rank;
+  const objective::EvalLoss r = objective::CausalLm().evaluate(*m.model, packed, one_rank);
+  return {r.loss, r.count};
 }
 
 struct Generated {

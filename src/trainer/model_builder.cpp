@@ -11,10 +11,9 @@
 namespace tailor::trainer {
 namespace {
 
-// Prompt tuning's starting prompt: N(0, init_std) (drawn by the seeded init of a config-defined
-// model, here for a loaded base), or the embeddings of peft.prompt_init_text's tokens.
+// Prompt tuning's starting prompt from peft.prompt_init_text: the embeddings of its tokens
+// (otherwise it keeps its seeded N(0, init_std) init).
 void init_prompt(const config::ExperimentConfig& cfg, const ModelSetup& s, model::Transformer& m) {
-  if (s.from_hf) m.init_parameters_matching(cfg.train.seed, model::kPromptEmbeddings);
   const std::string& text = cfg.peft.prompt_init_text;
   if (text.empty()) return;
   const std::unique_ptr<data::Tokenizer> tokenizer = tokenizer_from_config(cfg);
@@ -38,7 +37,8 @@ ModelSetup model_setup(const config::ExperimentConfig& cfg) {
     s.hf = checkpoint::read_hf_config(cfg.model.path);
   } else {
     s.hf.spec = model_spec_from_config(cfg.model);
-    s.hf.model_type = hf_model_type(cfg.model);
+    // Exported as the first family that represents it exactly ("" when none does).
+    if (const model::Family* f = model::family_for_spec(s.hf.spec)) s.hf.model_type = f->model_type();
   }
   if (cfg.peft.method == "lora") {
     s.lora.emplace();
@@ -74,8 +74,7 @@ std::unique_ptr<model::Transformer> build_model(const config::ExperimentConfig& 
     model->init_parameters(cfg.train.seed);
   }
   if (weights == InitialWeights::kBase) return model;
-  if (s.from_hf && s.lora) model->init_parameters_matching(cfg.train.seed, ".lora_");
-  if (s.from_hf && s.bottleneck > 0) model->init_parameters_matching(cfg.train.seed, "_adapter.");
+  if (s.from_hf) model->init_method_parameters(cfg.train.seed);  // the base came from model.path
   if (s.virtual_tokens > 0) init_prompt(cfg, s, *model);
   if (!cfg.peft.adapter.empty() && s.lora) {
     log::info("loading the LoRA adapter {}", cfg.peft.adapter);

@@ -23,9 +23,11 @@
 #include "data/data_order.h"
 #include "data/packing.h"
 #include "model/transformer.h"
+#include "objective/causal_lm.h"
 #include "optim/data_parallel.h"
 #include "peft/peft_export.h"
 #include "trainer/checkpointing.h"
+#include "trainer/export.h"
 #include "trainer/from_config.h"
 #include "trainer/model_builder.h"
 #include "trainer/metrics_log.h"
@@ -221,10 +223,11 @@ TrainSummary train(const config::ExperimentConfig& config_in,
                         cfg.data.seq_len <= spec.max_position_embeddings,
                     cfg.source, "data.seq_len ({}) exceeds the model's {} learned positions",
                     cfg.data.seq_len, spec.max_position_embeddings);
-  TAILOR_CHECK_USER(hf.sliding_window == 0 || cfg.data.seq_len <= hf.sliding_window, cfg.source,
+  TAILOR_CHECK_USER(hf.spec.sliding_window == 0 || cfg.data.seq_len <= hf.spec.sliding_window,
+                    cfg.source,
                     "data.seq_len ({}) exceeds the model's sliding attention window ({}), which "
                     "Tailor does not implement yet",
-                    cfg.data.seq_len, hf.sliding_window);
+                    cfg.data.seq_len, hf.spec.sliding_window);
 
   // ---- data (user errors surface here, before anything is written) ----
   const std::unique_ptr<data::Tokenizer> tokenizer = tokenizer_from_config(cfg);
@@ -418,21 +421,14 @@ TrainSummary train(const config::ExperimentConfig& config_in,
   std::vector<MicroBatch> mbs;
   mbs.reserve(mine.size());
   for (std::size_t i = 0; i < mine.size(); ++i) mbs.emplace_back(micro, cfg.data.seq_len);
+  std::vector<const model::Batch*> step_batches;
+  for (const MicroBatch& mb : mbs) step_batches.push_back(&mb.batch);
+  objective::CausalLm obj;  // the training objective: loss, normalization, dev scoring
   // ---- evaluation on the validation sequences (in order; DP rank d takes d, d+D, ...) ----
   const auto evaluate = [&](std::int64_t at_step) {
-    MicroBatch mb(1, cfg.data.seq_len);
-    const auto t = static_cast<std::size_t>(cfg.data.seq_len);
-    double nll = 0.0;
-    std::int64_t count = 0;
-    for (std::int64_t s = d_rank; s < valid_packed->size(); s += d_size) {
-      valid_packed->fill(s, {mb.ids.ptr<std::int32_t>(), t}, {mb.targets.ptr<std::int32_t>(), t},
-                         {mb.positions.ptr<std::int32_t>(), t}, {mb.doc_ids.ptr<std::int32_t>(), t});
-      count += model::count_loss_targets(mb.batch.targets);
-      nll += model.forward(mb.batch);
-    }
-    nll = grid.dp().all_reduce_sum(nll);
-    count = grid.dp().all_reduce_sum(count);
-    const double loss = count > 0 ? nll / static_cast<double>(count) : 0.0;
+    const objective::EvalLoss dev = obj.evaluate(model, *valid_packed, grid.dp());
+    const double loss = dev.loss;
+    const std::int64_t count = dev.count;
     log::info("eval at step {}: loss {:.4f}, perplexity {:.3f} over {} tokens of {} validation "
               "sequences",
               at_step, loss, std::exp(loss), count, valid_packed->size());
@@ -462,31 +458,27 @@ TrainSummary train(const config::ExperimentConfig& config_in,
       std::this_thread::sleep_for(std::chrono::hours(1));
     const double lr = optim::learning_rate(schedule, step);
     // Global batch `step` is sequences [step*G, (step+1)*G); micro-batch u is its u-th slice.
-    std::int64_t local_tokens = 0;
     for (std::size_t i = 0; i < mine.size(); ++i) {
       mbs[i].fill(packed, order, step * g_batch + mine[i] * micro);
       mbs[i].batch.step_key = {cfg.train.seed, step, mine[i] * micro};  // keys dropout masks
-      local_tokens += model::count_loss_targets(mbs[i].batch.targets);
     }
-    const std::int64_t loss_tokens = grid.dp().all_reduce_sum(local_tokens);
+    obj.begin_step(step_batches, grid.dp());
     model.params().zero_grad(ops);
     // Testing hook: a NaN accumulated into this rank's gradient (before backward, so that it
     // reaches the data-parallel reduction however early that starts).
     if (poison_rank && faults.nan_at(step + 1) && model.params().trainable_numel() > 0)
       ops.fill(model.params().flat_grads().flat_slice(0, 1), std::nan(""));
     double loss_sum = 0.0;
-    const double dscale = loss_tokens > 0 ? 1.0 / static_cast<double>(loss_tokens) : 0.0;
     // The last micro-batch reduces gradient buckets as its backward finishes them.
     for (std::size_t i = 0; i < mbs.size(); ++i)
-      loss_sum += model.forward_backward(mbs[i].batch, dscale,
-                                         i + 1 == mbs.size() ? overlap : nullptr);
+      loss_sum += obj.micro_batch(model, mbs[i].batch, i + 1 == mbs.size() ? overlap : nullptr);
     if (step == start_step)
       log::info("activations: {:.1f} MB per micro-batch of {} x {} (train.recompute: {})",
                 static_cast<double>(model.activation_bytes()) / 1e6, micro, cfg.data.seq_len,
                 cfg.train.recompute);
     model.finish_gradients();
     watchdog.arm(fmt::format("step {}: gradient reduction and optimizer update", step + 1));
-    const double loss = grid.dp().all_reduce_sum(loss_sum) * dscale;
+    const double loss = obj.step_loss(loss_sum, grid.dp());
     // A non-finite loss or gradient on any rank skips the update on every rank: the loss is
     // agreed on here, the gradient norm is global (the optimizer skips a non-finite one itself).
     // One collective for both per-step agreements: skip this update, stop after this step.
@@ -517,7 +509,7 @@ TrainSummary train(const config::ExperimentConfig& config_in,
     rec.lr = lr;
     rec.grad_norm = grad_norm;
     rec.tokens = g_batch * cfg.data.seq_len;
-    rec.loss_tokens = loss_tokens;
+    rec.loss_tokens = obj.step_count();
     rec.step_time_s = dt;
     rec.tokens_per_s = static_cast<double>(rec.tokens) / dt;
     summary.losses.push_back(loss);
@@ -582,23 +574,8 @@ TrainSummary train(const config::ExperimentConfig& config_in,
       log::warn("no export: exporting a tensor-parallel model needs the gathered weights (coming "
                 "with checkpoint resharding); load its checkpoint with parallel.tensor=1");
     } else {
-      checkpoint::save_hf_model(out, hf, model, ops, from_hf ? cfg.model.path : "");
-      log::info("exported the final model ({}{}) to {}", hf.model_type,
-                lora ? ", LoRA merged" : "", out);
-      if (bottleneck > 0) {
-        peft::save_bottleneck_adapters(out + "/adapter", model, ops);
-        log::info("exported the bottleneck adapters (Tailor layout) to {}/adapter", out);
-      }
-      if (lora && hf.model_type != "gpt2") {
-        // The adapter applies to the base it was trained on: model.path (a config-defined base
-        // has no directory of its own; export/ holds the merged model).
-        peft::save_peft_lora(out + "/adapter", hf, model, ops, from_hf ? cfg.model.path : "");
-        log::info("exported the LoRA adapter (PEFT format) to {}/adapter", out);
-      }
-      if (n_virtual > 0) {  // export/ holds the unchanged base
-        peft::save_peft_prompt_tuning(out + "/adapter", model, ops, from_hf ? cfg.model.path : "");
-        log::info("exported the prompt-tuning adapter (PEFT format) to {}/adapter", out);
-      }
+      export_hf(out, setup, model, ops, from_hf ? cfg.model.path : "", /*bf16=*/false,
+                "the final model");
     }
   }
   summary.parameter_numel = model.params().numel();

@@ -207,12 +207,12 @@ TEST(ModelGoldenConfig, FamiliesReadAsTheirConfigsSay) {
   EXPECT_TRUE(qwen.spec.attention_bias);
   EXPECT_FALSE(qwen.spec.o_bias);
   EXPECT_FALSE(qwen.spec.mlp_bias);
-  EXPECT_EQ(qwen.sliding_window, 0);
+  EXPECT_EQ(qwen.spec.sliding_window, 0);
 
   const HfModelConfig mistral = read_hf_config(fixture_dir("mistral"));
   EXPECT_EQ(mistral.model_type, "mistral");
   EXPECT_EQ(mistral.spec.head_dim, 12);
-  EXPECT_EQ(mistral.sliding_window, 16);
+  EXPECT_EQ(mistral.spec.sliding_window, 16);
 
   const HfModelConfig gpt2 = read_hf_config(fixture_dir("gpt2"));
   EXPECT_EQ(gpt2.model_type, "gpt2");

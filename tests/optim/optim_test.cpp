@@ -34,8 +34,8 @@ TEST(Schedule, LinearAndConstant) {
 
 // Two parameters in one flat buffer: w (decayed) and b (not).
 void two_params(model::ParameterSet& ps) {
-  (void)ps.add("w", Shape{2}, /*decay=*/true);
-  (void)ps.add("b", Shape{1}, /*decay=*/false);
+  (void)ps.add("w", Shape{2}, model::ParamRole::kWeight);  // decayed
+  (void)ps.add("b", Shape{1}, model::ParamRole::kBias);    // not decayed
   ps.allocate(DType::kF64, backend::Device::kCpu);
   ps.at("w").value.ptr<double>()[0] = 1.0;
   ps.at("w").value.ptr<double>()[1] = -2.0;

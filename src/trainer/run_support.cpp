@@ -1,0 +1,144 @@
+#include "trainer/run_support.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "checkpoint/training_checkpoint.h"
+#include "core/logging.h"
+
+namespace tailor::trainer {
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+double unigram_entropy(std::span<const std::int32_t> tokens, std::int64_t vocab) {
+  std::vector<double> counts(static_cast<std::size_t>(vocab), 0.0);
+  for (std::int32_t t : tokens) counts[static_cast<std::size_t>(t)] += 1.0;
+  const auto n = static_cast<double>(tokens.size());
+  double h = 0.0;
+  for (double c : counts)
+    if (c > 0) h -= (c / n) * std::log(c / n);
+  return h;
+}
+
+MicroBatch::MicroBatch(std::int64_t rows, std::int64_t seq) {
+  const Shape s{rows * seq};
+  ids = backend::Buffer(DType::kI32, s);
+  targets = backend::Buffer(DType::kI32, s);
+  positions = backend::Buffer(DType::kI32, s);
+  doc_ids = backend::Buffer(DType::kI32, s);
+  batch = {rows, seq, ids.tensor(), targets.tensor(), positions.tensor(), doc_ids.tensor()};
+}
+
+void MicroBatch::fill(const data::PackedSequences& packed, data::DataOrder& order,
+                      std::int64_t first_g) {
+  const auto t = static_cast<std::size_t>(batch.seq);
+  for (std::int64_t r = 0; r < batch.batch; ++r) {
+    const std::int64_t s = order.sequence_at(first_g + r);
+    const auto off = static_cast<std::size_t>(r) * t;
+    packed.fill(s, {ids.ptr<std::int32_t>() + off, t}, {targets.ptr<std::int32_t>() + off, t},
+                {positions.ptr<std::int32_t>() + off, t}, {doc_ids.ptr<std::int32_t>() + off, t});
+  }
+}
+
+int threads_per_rank(const config::ExperimentConfig& cfg, int world_size) {
+  if (cfg.runtime.threads > 0) return static_cast<int>(cfg.runtime.threads);
+  int local = world_size;
+  if (const char* v = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE")) local = std::max(1, std::atoi(v));
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  return std::max(1, cores / local);
+}
+
+void resolve_layout(config::ExperimentConfig& cfg, const model::ModelSpec& spec, int world_size) {
+  auto& par = cfg.parallel;
+  const std::string where = cfg.source;
+  if (par.data == 0) {
+    TAILOR_CHECK_USER(world_size % par.tensor == 0, where,
+                      "parallel.tensor: {} does not divide the job's {} ranks", par.tensor,
+                      world_size);
+    par.data = world_size / par.tensor;
+  }
+  TAILOR_CHECK_USER(par.tensor * par.data == world_size, where,
+                    "parallel: tensor ({}) x data ({}) = {} ranks, but the job has {}",
+                    par.tensor, par.data, par.tensor * par.data, world_size);
+  const std::string problem =
+      model::tp_layout_problem(spec, static_cast<int>(par.tensor));
+  TAILOR_CHECK_USER(problem.empty(), where, "parallel.tensor: {}", problem);
+  auto& t = cfg.train;
+  if (t.micro_batch == 0) {
+    TAILOR_CHECK_USER(t.global_batch % par.data == 0, where,
+                      "train.global_batch ({}) must be a multiple of parallel.data ({})",
+                      t.global_batch, par.data);
+    t.micro_batch = t.global_batch / par.data;
+  }
+  TAILOR_CHECK_USER(t.global_batch % (par.data * t.micro_batch) == 0, where,
+                    "train.global_batch ({}) must be a multiple of parallel.data ({}) x "
+                    "train.micro_batch ({})",
+                    t.global_batch, par.data, t.micro_batch);
+}
+
+
+std::optional<std::string> resume_point(const config::ExperimentConfig& cfg,
+                                        comm::Communicator& world) {
+  const std::string ckdir = cfg.output.dir + "/checkpoints";
+  const std::string& mode = cfg.train.resume;
+  double step = -1.0;
+  if (world.rank() == 0) {
+    if (mode == "never") {
+      const auto existing = checkpoint::list_checkpoints(ckdir);
+      TAILOR_CHECK_USER(existing.empty(), ckdir,
+                        "holds checkpoints of an earlier run (newest: step {}); set "
+                        "train.resume=auto to continue it, or choose another output.dir",
+                        existing.empty() ? 0 : existing.back().step);
+    } else if (mode == "auto") {
+      std::vector<std::string> rejected;
+      const auto found = checkpoint::find_resumable(ckdir, &rejected);
+      for (const std::string& r : rejected) log::warn("skipping a checkpoint that does not verify: {}", r);
+      if (found) step = static_cast<double>(found->step);
+    } else {
+      const checkpoint::Manifest m = checkpoint::read_manifest(mode);
+      checkpoint::verify_checkpoint(mode, m);
+      step = static_cast<double>(m.step);
+    }
+  }
+  step = world.all_reduce_max(step);
+  if (step < 0) return std::nullopt;
+  if (mode != "auto") return mode;
+  return ckdir + "/step_" + std::to_string(static_cast<std::int64_t>(step));
+}
+
+StepAgreement agree_step(comm::Communicator& world, bool bad_loss, bool stop) {
+  double flags[2] = {bad_loss ? 1.0 : 0.0, stop ? 1.0 : 0.0};
+  world.all_reduce(backend::Tensor{flags, DType::kF64, Shape{2}}, comm::ReduceOp::kMax);
+  return {flags[0] > 0.0, flags[1] > 0.0};
+}
+
+FaultHooks FaultHooks::from_env() {
+  FaultHooks h;
+  if (const char* v = std::getenv("TAILOR_FAULT_KILL_AFTER_STEP")) {
+    h.kill_after = std::atoll(v);
+    if (const char* c = std::strchr(v, ':')) h.kill_rank = std::atoi(c + 1);
+  }
+  if (const char* v = std::getenv("TAILOR_FAULT_HANG_AT_STEP")) {
+    h.hang_at = std::atoll(v);
+    if (const char* c = std::strchr(v, ':')) h.hang_rank = std::atoi(c + 1);
+  }
+  if (const char* v = std::getenv("TAILOR_FAULT_NAN_STEPS"))
+    for (const char* p = v; *p != 0;) {
+      h.nan_steps.push_back(std::atoll(p));
+      const char* c = std::strchr(p, ',');
+      if (c == nullptr) break;
+      p = c + 1;
+    }
+  return h;
+}
+
+bool FaultHooks::nan_at(std::int64_t step) const {
+  return std::find(nan_steps.begin(), nan_steps.end(), step) != nan_steps.end();
+}
+
+}  // namespace tailor::trainer

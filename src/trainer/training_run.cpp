@@ -1,0 +1,425 @@
+#include "trainer/training_run.h"
+
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <thread>
+
+#include <fmt/ranges.h>
+
+#include "core/logging.h"
+#include "objective/causal_lm.h"
+#include "trainer/export.h"
+#include "trainer/from_config.h"
+#include "trainer/prepare.h"
+#include "trainer/progress.h"
+#include "trainer/run_dir.h"
+#include "trainer/stop_signals.h"
+
+namespace tailor::trainer {
+
+TrainingRun::TrainingRun(const config::ExperimentConfig& config,
+                         std::unique_ptr<comm::Communicator> world, const TrainOptions& options)
+    : cfg_(config), options_(options), t_start_(Clock::now()), world_(std::move(world)) {
+  if (!world_) world_ = std::make_unique<comm::SelfCommunicator>();
+  writer_ = world_->rank() == 0;
+}
+
+TrainingRun::~TrainingRun() = default;
+
+TrainSummary TrainingRun::run() {
+  // The model's definition first: its shape decides the layout and bounds the sequence length.
+  setup_ = model_setup(cfg_);
+  const model::ModelSpec& spec = setup_.hf.spec;
+  resolve_layout(cfg_, spec, world_->size());
+  TAILOR_CHECK_USER(spec.position != model::PositionType::kLearned ||
+                        cfg_.data.seq_len <= spec.max_position_embeddings,
+                    cfg_.source, "data.seq_len ({}) exceeds the model's {} learned positions",
+                    cfg_.data.seq_len, spec.max_position_embeddings);
+  TAILOR_CHECK_USER(spec.sliding_window == 0 || cfg_.data.seq_len <= spec.sliding_window,
+                    cfg_.source,
+                    "data.seq_len ({}) exceeds the model's sliding attention window ({}), which "
+                    "Tailor does not implement yet",
+                    cfg_.data.seq_len, spec.sliding_window);
+  build_data();
+  build_model();
+  resume();
+  open_run_dir();
+  log_setup();
+  {
+    const StopSignals signals;  // until the end of the run, export included
+    loop();
+    if (!summary_.stopped) {
+      // The final evaluation, unless the last step already evaluated.
+      if (valid_packed_ &&
+          !(cfg_.train.eval_every > 0 && cfg_.train.steps % cfg_.train.eval_every == 0 &&
+            start_step_ < cfg_.train.steps))
+        summary_.eval_loss = evaluate(cfg_.train.steps);
+      export_final();
+      collect_parameters();
+      log::info("done: {} steps in {}; run directory {}", cfg_.train.steps - start_step_,
+                format_duration(seconds_since(t_start_)), cfg_.output.dir);
+    }
+  }
+  watchdog_.reset();
+  return std::move(summary_);
+}
+
+void TrainingRun::build_data() {
+  const model::ModelSpec& spec = setup_.hf.spec;
+  tokenizer_ = tokenizer_from_config(cfg_);
+  TAILOR_CHECK_USER(tokenizer_->vocab_size() <= spec.vocab_size, cfg_.source,
+                    "data.tokenizer: the tokenizer has {} ids but the model's vocabulary has {}",
+                    tokenizer_->vocab_size(), spec.vocab_size);
+  if (!setup_.from_hf) {  // an exported config-defined model names its tokenizer's special ids
+    setup_.hf.bos_token_id = tokenizer_->bos_token_id().value_or(-1);
+    setup_.hf.eos_token_id = tokenizer_->eos_token_id().value_or(-1);
+  }
+  // World rank 0 builds the tokenized cache (tmp + rename) while the others wait, then they find
+  // it (on a shared file system; elsewhere they build their own copy).
+  comm::Communicator& world = *world_;
+  const auto prepare_once = [&](const config::ExperimentConfig& c) {
+    std::optional<data::CachedCorpus> out;
+    if (world.rank() == 0) out = prepare_data(c, *tokenizer_, threads_per_rank(c, world.size()));
+    world.barrier();
+    if (world.rank() != 0) out = prepare_data(c, *tokenizer_, threads_per_rank(c, world.size()));
+    return std::move(*out);
+  };
+  cached_ = prepare_once(cfg_);
+  // Validation data: a file of its own (prepared like the training data), or held-out documents.
+  if (cfg_.data.valid_fraction > 0.0) {
+    TAILOR_CHECK_USER(cached_->corpus.num_documents() >= 2, cfg_.data.train,
+                      "data.valid_fraction needs at least 2 documents to split, got {}",
+                      cached_->corpus.num_documents());
+    data::TrainValidSplit split =
+        data::split_validation(cached_->corpus, cfg_.data.valid_fraction, cfg_.train.seed);
+    train_part_ = std::move(split.train);
+    valid_corpus_ = std::move(split.valid);
+  } else if (!cfg_.data.valid.empty()) {
+    config::ExperimentConfig vcfg = cfg_;
+    vcfg.data.train = cfg_.data.valid;
+    vcfg.data.sources = {{cfg_.data.valid, 1.0}};
+    valid_cached_ = prepare_once(vcfg);
+  }
+  corpus_ = valid_corpus_ ? data::CorpusView(train_part_) : cached_->corpus;
+  // Prompt tuning: the virtual tokens open every document of a row (packing.h).
+  const std::int64_t n_virtual = setup_.virtual_tokens;
+  // data.packing: pad puts each document in sequences of its own, padded (packing.h).
+  const data::PackingMode packing = packing_mode_from_config(cfg_.data);
+  const std::int32_t pad_id = data::pad_token_id(tokenizer_->eos_token_id().value_or(-1));
+  packed_.emplace(corpus_, cfg_.data.seq_len, cfg_.data.train, n_virtual, packing, pad_id);
+  if (valid_corpus_)
+    valid_packed_.emplace(*valid_corpus_, cfg_.data.seq_len, "data.valid_fraction", n_virtual,
+                          packing, pad_id);
+  else if (valid_cached_)
+    valid_packed_.emplace(valid_cached_->corpus, cfg_.data.seq_len, cfg_.data.valid, n_virtual,
+                          packing, pad_id);
+  order_.emplace(packed_->size(), cfg_.train.seed);
+}
+
+void TrainingRun::build_model() {
+  grid_ = std::make_unique<comm::ProcessGrid>(std::move(world_), static_cast<int>(cfg_.parallel.tensor),
+                                              static_cast<int>(cfg_.parallel.data));
+  comm::ProcessGrid& grid = *grid_;
+  ops_ = make_ops(cfg_.runtime, threads_per_rank(cfg_, grid.world().size()), cfg_.source);
+  backend::Ops& ops = *ops_;
+  dtype_ = compute_dtype(cfg_.runtime, ops.device());
+  TAILOR_CHECK_USER(cfg_.optimizer.moments != "bf16" || ops.device() != backend::Device::kCpu,
+                    cfg_.source, "optimizer.moments bf16 needs a GPU (runtime.device {} ran on the "
+                    "CPU, which keeps f32 moments)", cfg_.runtime.device);
+  // Device tensors travel over NCCL when every rank has its own GPU (host scalars stay on MPI).
+  device_comms_ = device_communicators(ops, grid);
+  comm::Communicator& tp_comm = device_comms_.tp ? *device_comms_.tp : grid.tp();
+  comm::Communicator& dp_comm = device_comms_.dp ? *device_comms_.dp : grid.dp();
+  model_ = trainer::build_model(cfg_, setup_, ops, &tp_comm, InitialWeights::kStart);
+  model_->set_recompute(cfg_.train.recompute == "full"        ? model::Recompute::kFull
+                        : cfg_.train.recompute == "selective" ? model::Recompute::kSelective
+                                                              : model::Recompute::kNone);
+  optimizer_ = std::make_unique<optim::DataParallelOptimizer>(
+      ops, model_->params(), dp_comm, tp_comm, optimizer_spec_from_config(cfg_.optimizer),
+      optim::DataParallelSpec{cfg_.optimizer.zero == 1, options_.dp_bucket_elements > 0
+                                                            ? options_.dp_bucket_elements
+                                                            : 1 << 22});
+  schedule_ = schedule_spec_from_config(cfg_);
+  objective_ = std::make_unique<objective::CausalLm>();
+}
+
+void TrainingRun::resume() {
+  comm::ProcessGrid& grid = *grid_;
+  ckpt_.cfg = &cfg_;
+  ckpt_.model = model_.get();
+  ckpt_.optimizer = optimizer_.get();
+  ckpt_.grid = &grid;
+  ckpt_.ops = ops_.get();
+  ckpt_.determinism_backend = ops_->describe();
+  ckpt_.base_identity = cfg_.peft.method != "none" ? base_model_identity(cfg_) : "";
+  ckpt_.data_fingerprint = std::filesystem::path(cached_->dir).filename().string();
+  run_state_.seed = cfg_.train.seed;
+  const std::optional<std::string> resume_dir = resume_point(cfg_, grid.world());
+  if (resume_dir) {
+    const auto t_load = Clock::now();
+    const checkpoint::Manifest manifest = checkpoint::read_manifest(*resume_dir);
+    run_state_ = load_training_checkpoint(ckpt_, *resume_dir, manifest);
+    std::error_code ec;
+    continuing_run_dir_ = std::filesystem::equivalent(
+        std::filesystem::path(*resume_dir).parent_path(), cfg_.output.dir + "/checkpoints", ec);
+    log::info("resumed from {} in {:.2f} s: step {}, {} optimizer updates, {} skipped steps",
+              *resume_dir, seconds_since(t_load), run_state_.step, manifest.optimizer_steps,
+              run_state_.skipped_steps);
+  }
+  start_step_ = run_state_.step;
+}
+
+void TrainingRun::open_run_dir() {
+  summary_.run_dir = cfg_.output.dir;
+  summary_.start_step = start_step_;
+  summary_.unigram_entropy = unigram_entropy(corpus_.tokens, tokenizer_->vocab_size());
+  if (!writer_) return;
+  create_run_dir(cfg_.output.dir);
+  write_file_atomic(cfg_.output.dir + "/config.resolved.yaml", config::to_yaml(cfg_));
+  const std::string metrics_path = cfg_.output.dir + "/metrics.jsonl";
+  if (continuing_run_dir_) {  // logs continue from the checkpoint's step
+    truncate_metrics(metrics_path, start_step_);
+    truncate_event_files(cfg_.output.dir + "/tb", start_step_);
+  } else {
+    remove_event_files(cfg_.output.dir + "/tb");  // a fresh run: tb/ restarts as metrics.jsonl does
+  }
+  metrics_ = std::make_unique<MetricsLog>(metrics_path, continuing_run_dir_);
+  tb_ = std::make_unique<TensorBoardWriter>(cfg_.output.dir + "/tb");
+}
+
+void TrainingRun::log_setup() const {
+  const model::ModelSpec& spec = setup_.hf.spec;
+  const comm::ProcessGrid& grid = *grid_;
+  const model::Transformer& model = *model_;
+  log::info("model: {}", spec.summary());
+  log::info("data: {} ({} documents, {} tokens, {} sequences of {}; unigram entropy {:.4f} nats)",
+            cfg_.data.train, corpus_.num_documents(), corpus_.tokens.size(), packed_->size(),
+            cfg_.data.seq_len, summary_.unigram_entropy);
+  log::info("backend: {}, {}{}", ops_->describe(), dtype_name(dtype_),
+            dtype_ == DType::kBF16 ? " (f32 master weights, gradients and optimizer state)" : "");
+  if (grid.world().size() > 1 && ops_->device() != backend::Device::kCpu)
+    log::info("collectives of device tensors: {}", device_comms_.describe);
+  const double bytes = static_cast<double>(dtype_size(dtype_));
+  if (setup_.bottleneck > 0) {
+    const auto trainable = static_cast<double>(model.params().trainable_numel());
+    const auto total = static_cast<double>(spec.num_parameters());
+    log::info("peft: bottleneck adapters of width {} after attention and MLP: {:.0f} trainable "
+              "parameters ({:.3f}% of {:.2f}M)",
+              setup_.bottleneck, trainable, 100.0 * trainable / total, total / 1e6);
+  }
+  if (setup_.virtual_tokens > 0) {
+    const auto trainable = static_cast<double>(model.params().trainable_numel());
+    const auto total = static_cast<double>(spec.num_parameters());
+    log::info("peft: prompt tuning, {} virtual tokens opening every document: {:.0f} trainable "
+              "parameters ({:.4f}% of {:.2f}M); gradients and optimizer state for the frozen base "
+              "saved: {:.1f} MB",
+              setup_.virtual_tokens, trainable, 100.0 * trainable / total, total / 1e6,
+              3.0 * (total - trainable) * bytes / 1e6);
+  }
+  if (const std::optional<model::LoraSpec>& lora = setup_.lora) {
+    const std::int64_t trainable = static_cast<std::int64_t>(
+        grid.tp().all_reduce_sum(static_cast<double>(model.params().trainable_numel())));
+    const auto total = static_cast<double>(spec.num_parameters());
+    log::info("peft: LoRA r={} alpha={} on {}: {} trainable parameters ({:.3f}% of {:.2f}M); "
+              "gradients and optimizer state for the frozen base saved: {:.1f} MB",
+              lora->rank, lora->alpha, fmt::join(lora->targets, ","), trainable,
+              100.0 * static_cast<double>(trainable) / total, total / 1e6,
+              3.0 * (total - static_cast<double>(trainable)) * bytes / 1e6);
+  }
+  log::info("layout: {} ranks = tensor {} x data {}{}; per rank {:.2f}M parameters ({:.1f} MB), "
+            "{:.2f}M optimizer state ({:.1f} MB)",
+            grid.world().size(), grid.tp_size(), grid.dp_size(),
+            optimizer_->sharded() ? " (ZeRO-1)" : "",
+            static_cast<double>(model.params().numel()) / 1e6,
+            static_cast<double>(model.params().numel()) * bytes / 1e6,
+            static_cast<double>(optimizer_->state_numel()) / 1e6,
+            static_cast<double>(optimizer_->state_numel()) * bytes / 1e6);
+  log::info("training: {} steps x {} sequences ({} per micro-batch), run directory {}",
+            cfg_.train.steps, cfg_.train.global_batch, cfg_.train.micro_batch, cfg_.output.dir);
+}
+
+void TrainingRun::loop() {
+  const std::int64_t micro = cfg_.train.micro_batch;
+  const std::int64_t n_micro = cfg_.train.global_batch / micro;
+  const std::int64_t d_rank = grid_->dp_rank(), d_size = grid_->dp_size();
+  // This DP rank's micro-batches of every global batch: u = d, d + D, ...
+  for (std::int64_t u = d_rank; u < n_micro; u += d_size) mine_.push_back(u);
+  mbs_.reserve(mine_.size());
+  for (std::size_t i = 0; i < mine_.size(); ++i) mbs_.emplace_back(micro, cfg_.data.seq_len);
+  for (const MicroBatch& mb : mbs_) step_batches_.push_back(&mb.batch);
+  t_loop_ = Clock::now();
+  watchdog_ = std::make_unique<Watchdog>(cfg_.runtime.watchdog_s, grid_->world().rank());
+  faults_ = FaultHooks::from_env();
+  for (std::int64_t s = start_step_; s < cfg_.train.steps; ++s) {
+    const bool stop = step(s);
+    if (valid_packed_ && cfg_.train.eval_every > 0 && (s + 1) % cfg_.train.eval_every == 0)
+      summary_.eval_loss = evaluate(s + 1);
+    checkpoint(s, stop);
+    if (faults_.kill_after == s + 1 && faults_.kill_rank == grid_->world().rank()) {
+      log::warn("TAILOR_FAULT_KILL_AFTER_STEP: killing rank {} after step {}", faults_.kill_rank,
+                s + 1);
+      std::raise(SIGKILL);
+    }
+    if (stop) {
+      log::warn("stopped on request (signal) after step {}; the checkpoint is saved: run the same "
+                "command to resume (exit code 3)",
+                s + 1);
+      summary_.stopped = true;
+      break;
+    }
+  }
+  summary_.steps = run_state_.step;
+  summary_.skipped_steps = run_state_.skipped_steps;
+}
+
+bool TrainingRun::step(std::int64_t step) {
+  comm::ProcessGrid& grid = *grid_;
+  backend::Ops& ops = *ops_;
+  model::Transformer& model = *model_;
+  objective::Objective& obj = *objective_;
+  const std::int64_t g_batch = cfg_.train.global_batch;
+  const std::int64_t micro = cfg_.train.micro_batch;
+  const auto t_step = Clock::now();
+  watchdog_->arm(fmt::format("step {}: forward and backward", step + 1));
+  if (faults_.hang_at == step + 1 && faults_.hang_rank == grid.world().rank())
+    std::this_thread::sleep_for(std::chrono::hours(1));
+  const double lr = optim::learning_rate(schedule_, step);
+  // Global batch `step` is sequences [step*G, (step+1)*G); micro-batch u is its u-th slice.
+  for (std::size_t i = 0; i < mine_.size(); ++i) {
+    mbs_[i].fill(*packed_, *order_, step * g_batch + mine_[i] * micro);
+    mbs_[i].batch.step_key = {cfg_.train.seed, step, mine_[i] * micro};  // keys dropout masks
+  }
+  obj.begin_step(step_batches_, grid.dp());
+  model.params().zero_grad(ops);
+  // Testing hook: a NaN accumulated into this rank's gradient (before backward, so that it
+  // reaches the data-parallel reduction however early that starts).
+  const bool poison_rank = grid.world().rank() == grid.world().size() - 1;
+  if (poison_rank && faults_.nan_at(step + 1) && model.params().trainable_numel() > 0)
+    ops.fill(model.params().flat_grads().flat_slice(0, 1), std::nan(""));
+  double loss_sum = 0.0;
+  // The last micro-batch reduces gradient buckets as its backward finishes them.
+  const std::function<void(std::int64_t)> overlap = optimizer_->overlap_hook();
+  for (std::size_t i = 0; i < mbs_.size(); ++i)
+    loss_sum += obj.micro_batch(model, mbs_[i].batch, i + 1 == mbs_.size() ? overlap : nullptr);
+  if (step == start_step_)
+    log::info("activations: {:.1f} MB per micro-batch of {} x {} (train.recompute: {})",
+              static_cast<double>(model.activation_bytes()) / 1e6, micro, cfg_.data.seq_len,
+              cfg_.train.recompute);
+  model.finish_gradients();
+  watchdog_->arm(fmt::format("step {}: gradient reduction and optimizer update", step + 1));
+  const double loss = obj.step_loss(loss_sum, grid.dp());
+  // A non-finite loss or gradient on any rank skips the update on every rank: the loss is
+  // agreed on here, the gradient norm is global (the optimizer skips a non-finite one itself).
+  // One collective for both per-step agreements: skip this update, stop after this step.
+  const auto [bad_loss, stop] =
+      agree_step(grid.world(), !std::isfinite(loss), StopSignals::requested());
+  const double grad_norm =
+      bad_loss ? std::nan("") : optimizer_->step(lr, cfg_.optimizer.grad_clip);
+  if (bad_loss || !std::isfinite(grad_norm)) {
+    ++run_state_.skipped_steps;
+    ++run_state_.consecutive_skips;
+    log::warn("step {}: loss {} / gradient norm {} is not finite: update skipped on every rank "
+              "({} in a row, {} in total; the run stops after train.max_skipped_steps = {})",
+              step + 1, loss, grad_norm, run_state_.consecutive_skips, run_state_.skipped_steps,
+              cfg_.train.max_skipped_steps);
+    if (run_state_.consecutive_skips >= cfg_.train.max_skipped_steps)
+      throw_runtime_error("step {}: {} consecutive steps had a non-finite loss or gradient; "
+                          "stopping (lower optimizer.lr, check the data, or resume from the "
+                          "last checkpoint)",
+                          step + 1, run_state_.consecutive_skips);
+  } else {
+    run_state_.consecutive_skips = 0;
+  }
+  watchdog_->disarm();
+
+  const double dt = seconds_since(t_step);
+  StepRecord rec;
+  rec.step = step + 1;
+  rec.loss = loss;
+  rec.lr = lr;
+  rec.grad_norm = grad_norm;
+  rec.tokens = g_batch * cfg_.data.seq_len;
+  rec.loss_tokens = obj.step_count();
+  rec.step_time_s = dt;
+  rec.tokens_per_s = static_cast<double>(rec.tokens) / dt;
+  summary_.losses.push_back(loss);
+  const bool last = step + 1 == cfg_.train.steps;
+  if ((step + 1) % cfg_.train.log_every == 0 || last) {
+    if (metrics_) metrics_->write(rec);
+    if (tb_)
+      tb_->scalars(rec.step, {{"train/loss", loss},
+                              {"train/lr", lr},
+                              {"train/grad_norm", grad_norm},
+                              {"train/tokens_per_s", rec.tokens_per_s}});
+    const double elapsed = seconds_since(t_loop_);
+    const double eta = elapsed / static_cast<double>(step + 1 - start_step_) *
+                       static_cast<double>(cfg_.train.steps - step - 1);
+    log::info("{}", progress_line(rec.step, cfg_.train.steps, loss, lr, grad_norm,
+                                  rec.tokens_per_s, elapsed, eta));
+  }
+  return stop;
+}
+
+double TrainingRun::evaluate(std::int64_t at_step) {
+  // Data-parallel rank d scores validation sequences d, d + D, ...
+  const objective::EvalLoss dev = objective_->evaluate(*model_, *valid_packed_, grid_->dp());
+  log::info("eval at step {}: loss {:.4f}, perplexity {:.3f} over {} tokens of {} validation "
+            "sequences",
+            at_step, dev.loss, std::exp(dev.loss), dev.count, valid_packed_->size());
+  if (metrics_) metrics_->write_eval(at_step, dev.loss, dev.count);
+  if (tb_) tb_->scalars(at_step, {{"eval/loss", dev.loss}, {"eval/ppl", std::exp(dev.loss)}});
+  return dev.loss;
+}
+
+void TrainingRun::checkpoint(std::int64_t step, bool stop) {
+  // Every checkpoint.every_steps, at the end, and when asked to stop.
+  run_state_.step = step + 1;
+  run_state_.data_cursor = (step + 1) * cfg_.train.global_batch;
+  const std::int64_t every = cfg_.checkpoint.every_steps;
+  const bool last = step + 1 == cfg_.train.steps;
+  if (!(stop || (every > 0 && ((step + 1) % every == 0 || last)))) return;
+  finish_save();  // the previous checkpoint's commit
+  const auto t_save = Clock::now();
+  pending_save_ = save_training_checkpoint(ckpt_, run_state_);
+  log::info("checkpoint: wrote step {} in {:.2f} s (fsync, checksums and commit continue in "
+            "the background)",
+            step + 1, seconds_since(t_save));
+  if (stop || last) finish_save();
+}
+
+void TrainingRun::finish_save() {
+  if (!pending_save_.active()) return;
+  const auto t_wait = Clock::now();
+  const std::string dir = pending_save_.finish(grid_->world());
+  log::info("checkpoint: committed {} (waited {:.2f} s)", dir, seconds_since(t_wait));
+}
+
+void TrainingRun::export_final() {
+  if (!writer_) return;
+  const std::string out = cfg_.output.dir + "/export";
+  if (setup_.hf.model_type.empty()) {
+    log::warn("no export: this architecture (norm/position/MLP mix) matches no Hugging Face family");
+  } else if (grid_->tp_size() > 1) {
+    log::warn("no export: exporting a tensor-parallel model needs the gathered weights (coming "
+              "with checkpoint resharding); load its checkpoint with parallel.tensor=1");
+  } else {
+    export_hf(out, setup_, *model_, *ops_, setup_.from_hf ? cfg_.model.path : "",
+              /*bf16=*/false, "the final model");
+  }
+}
+
+void TrainingRun::collect_parameters() {
+  summary_.parameter_numel = model_->params().numel();
+  summary_.optimizer_state_numel = optimizer_->state_numel();
+  if (!options_.keep_parameters) return;
+  for (const model::Parameter& p : model_->params().all()) {
+    ParameterValues v{p.name, p.shape, p.global_shape, p.shard_dim, p.shard_offset, {}};
+    backend::Buffer host(DType::kF64, p.shape);
+    ops_->copy(host.tensor(), p.value);
+    v.values.assign(host.ptr<double>(), host.ptr<double>() + p.shape.numel());
+    summary_.parameters.push_back(std::move(v));
+  }
+}
+
+}  // namespace tailor::trainer

@@ -67,10 +67,18 @@ struct Loaded {
   }
 };
 
-const char* const kCases[] = {"llama",   "llama3_rope", "llama3_rope_hub", "llama_tied",
-                              "mistral", "qwen2",       "gpt2"};
+// Every fixture directory (a config.json and transformers' expected.safetensors): a new family's
+// fixture is picked up without touching this file.
+std::vector<std::string> fixture_cases() {
+  std::vector<std::string> cases;
+  for (const auto& e : fs::directory_iterator(fixture_dir("")))
+    if (fs::exists(e.path() / "config.json") && fs::exists(e.path() / "expected.safetensors"))
+      cases.push_back(e.path().filename().string());
+  std::sort(cases.begin(), cases.end());
+  return cases;
+}
 
-class ModelGolden : public ::testing::TestWithParam<const char*> {
+class ModelGolden : public ::testing::TestWithParam<std::string> {
  protected:
   std::string dir() const { return fixture_dir(GetParam()); }
 };
@@ -110,7 +118,7 @@ TEST_P(ModelGolden, LogitsAndLossMatchTransformers) {
   const double want_loss = static_cast<double>(read_f32(expected, "loss").at(0));
   const double loss_err = std::abs(loss - want_loss) / std::abs(want_loss);
   std::printf("[golden] %-16s logits rel %.3e (worst row b=%lld t=%lld: %.3e)  loss %.7f vs %.7f rel %.3e\n",
-              GetParam(), logits_err, static_cast<long long>(worst_pos / g.t),
+              GetParam().c_str(), logits_err, static_cast<long long>(worst_pos / g.t),
               static_cast<long long>(worst_pos % g.t), worst_pos_err, loss, want_loss, loss_err);
   EXPECT_LT(logits_err, kLogitsTol);
   EXPECT_LT(loss_err, kLossTol);
@@ -151,7 +159,7 @@ TEST_P(ModelGolden, GradientsMatchTransformers) {
     }
   }
   EXPECT_EQ(got_names, want_names);
-  std::printf("[golden] %-16s %zu gradients, worst rel %.3e (%s)\n", GetParam(), grads.size(), worst,
+  std::printf("[golden] %-16s %zu gradients, worst rel %.3e (%s)\n", GetParam().c_str(), grads.size(), worst,
               worst_name.c_str());
 }
 
@@ -177,9 +185,19 @@ TEST_P(ModelGolden, WeightsRoundTripBitwise) {
   EXPECT_EQ(got_names, std::set<std::string>(names.begin(), names.end()));
 }
 
-std::string case_name(const ::testing::TestParamInfo<const char*>& p) { return p.param; }
+std::string case_name(const ::testing::TestParamInfo<std::string>& p) { return p.param; }
 
-INSTANTIATE_TEST_SUITE_P(Families, ModelGolden, ::testing::ValuesIn(kCases), case_name);
+INSTANTIATE_TEST_SUITE_P(Families, ModelGolden, ::testing::ValuesIn(fixture_cases()), case_name);
+
+// A registered family without a transformers fixture would go unchecked.
+TEST(ModelGoldenFixtures, EveryRegisteredFamilyHasOne) {
+  std::set<std::string> covered;
+  for (const std::string& c : fixture_cases()) covered.insert(read_hf_config(fixture_dir(c)).model_type);
+  for (const model::Family* f : model::families())
+    EXPECT_TRUE(covered.contains(std::string(f->model_type())))
+        << "no fixture under tests/golden/models/ for family " << f->model_type();
+  EXPECT_GE(fixture_cases().size(), 7U);  // the fixtures committed today
+}
 
 // What config.json says reaches the spec (the numerics tests would also catch most of these, but
 // this names the key).
@@ -263,7 +281,7 @@ TEST(ModelGoldenReal, DownloadedModelsLoadAndRun) {
                                      config["model_type"].is_string()
                                  ? config["model_type"].get<std::string>()
                                  : "";
-    if (type != "llama" && type != "mistral" && type != "qwen2" && type != "gpt2") {
+    if (model::find_family(type) == nullptr) {
       std::printf("[golden] %s: model_type '%s' is not a supported family, skipped\n",
                   d.string().c_str(), type.c_str());
       continue;

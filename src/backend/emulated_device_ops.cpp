@@ -1,5 +1,6 @@
 #include "backend/emulated_device_ops.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -9,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "backend/host_convert.h"
+#include "core/logging.h"
 
 namespace tailor::backend {
 namespace {
@@ -99,16 +101,23 @@ Tensor as_host(const Tensor& t) { return Tensor{t.data, t.dtype, t.shape, Device
 
 }  // namespace
 
+// Host memory standing for the device's. It counts the allocations still held: a Buffer that
+// outlived its backend would otherwise free into a destroyed allocator (see ~EmulatedDeviceOps).
 class EmulatedDeviceOps::Memory final : public DeviceMemory {
  public:
   void* allocate(std::size_t bytes) override {
     try {
-      return ::operator new(bytes, kAlign);
+      void* p = ::operator new(bytes, kAlign);
+      ++live_;
+      return p;
     } catch (const std::bad_alloc&) {
       throw_runtime_error("emulated device: out of memory allocating {} bytes", bytes);
     }
   }
-  void release(void* p) noexcept override { ::operator delete(p, kAlign); }
+  void release(void* p) noexcept override {
+    ::operator delete(p, kAlign);
+    --live_;
+  }
   void zero(void* p, std::size_t bytes) override { std::memset(p, 0, bytes); }
   void to_host(void* host, const void* device, std::size_t bytes) override {
     std::memmove(host, device, bytes);
@@ -119,6 +128,10 @@ class EmulatedDeviceOps::Memory final : public DeviceMemory {
   void on_device(void* dst, const void* src, std::size_t bytes) override {
     std::memmove(dst, src, bytes);
   }
+  [[nodiscard]] std::size_t live() const noexcept { return live_; }
+
+ private:
+  std::atomic<std::size_t> live_{0};
 };
 
 bool cuda_emulation_requested() noexcept {
@@ -127,12 +140,18 @@ bool cuda_emulation_requested() noexcept {
 }
 
 EmulatedDeviceOps::EmulatedDeviceOps(int threads)
-    : memory_(std::make_unique<Memory>()), cpu_(threads) {
-  TAILOR_ASSERT(!has_device_memory(), "a device backend exists already");
-  set_device_memory(memory_.get());
+    : memory_(std::make_unique<Memory>()), cpu_(threads) {}
+
+EmulatedDeviceOps::~EmulatedDeviceOps() {
+  if (memory_->live() == 0) return;
+  // A broken ownership rule (the backend must outlive its buffers): report it, and leave the
+  // allocator alive so that those buffers' releases stay safe.
+  log::error("emulated device: {} buffers outlive the backend that allocated them",
+             memory_->live());
+  (void)memory_.release();  // NOLINT(bugprone-unused-return-value): leaked on purpose
 }
 
-EmulatedDeviceOps::~EmulatedDeviceOps() { set_device_memory(nullptr); }
+DeviceMemory* EmulatedDeviceOps::device_memory() const noexcept { return memory_.get(); }
 
 std::string EmulatedDeviceOps::describe() const {
   return fmt::format("emulated CUDA device (CPU reference, bf16 storage widened per op) over {}",

@@ -118,7 +118,8 @@ struct RunResult {
 // pattern on either side, as ops_test_util's HostTensor keeps them on the host).
 class PlacedCase {
  public:
-  // Uploads `images` (from make_inputs or widen_to_f64) through Ops::copy.
+  // Uploads `images` (from make_inputs or widen_to_f64) through Ops::copy; `c` and `ops` must
+  // outlive this.
   PlacedCase(const OpCase& c, Ops& ops, const std::vector<HostTensor>& images);
   void setup();                 // the case's setup, if any
   std::optional<double> run();  // the op, once; queued work is not waited for

@@ -7,8 +7,10 @@
 #                                     # run-to-run identity), TP=2 on one GPU; JUnit in tests.xml
 #   benchmarks/gpu-check.sh tests     # build only what the gpu tests need, then test (one stage)
 #   benchmarks/gpu-check.sh all       # build, then test
-#   benchmarks/gpu-check.sh kernels   # only the kernel tests: builds gpu_test alone and runs it as one
-#                                     # process (one CUDA context), JSON report in kernels.json
+#   benchmarks/gpu-check.sh kernels   # only the kernel tests: builds gpu_test and the op registry's
+#                                     # test, runs each as one process (one CUDA context), JSON
+#                                     # reports in kernels.json and registry.json
+#   benchmarks/gpu-check.sh ops       # the op registry's perf mode on the GPU (GB/s, TFLOP/s per op)
 # A stage may also be named as `--stage NAME`.
 # Logs go to $OUT (the device tool's output folder) when set, else build-gpu/logs.
 #   benchmarks/gpu-check.sh bench-1b  # training throughput, Llama-3.2-1B shapes: Tailor full and
@@ -35,10 +37,28 @@ stage_build() {
 # Kernel tests only (kernels/ against the CPU backend): the shortest GPU check.
 stage_kernels() {
   nvidia-smi > "$log_dir/nvidia-smi.txt" 2>&1 || true
-  { configure && timeout 240 cmake --build "$build_dir" -j "$jobs" --target gpu_test; } 2>&1 |
-    tee "$log_dir/build-kernels.log"
+  { configure && timeout 240 cmake --build "$build_dir" -j "$jobs" --target gpu_test \
+      backend_ops_test; } 2>&1 | tee "$log_dir/build-kernels.log"
   TAILOR_REQUIRE_GPU=1 timeout 120 "$build_dir/tests/gpu/gpu_test" \
     --gtest_output="json:$log_dir/kernels.json" 2>&1 | tee "$log_dir/test-kernels.log"
+  registry_cuda
+}
+
+# Every op of the registry (tests/backend/op_table.cpp) on CUDA f32 and bf16 against the CPU in
+# f64, as one process.
+registry_cuda() {
+  TAILOR_REQUIRE_GPU=1 timeout 60 "$build_dir/tests/backend/backend_ops_test" \
+    --gtest_filter='*_cuda_*' --gtest_output="json:$log_dir/registry.json" 2>&1 |
+    tee "$log_dir/test-registry.log"
+}
+
+# The registry's perf mode on the GPU (copy_widen on cuda_f32 is a plain device-to-device copy:
+# the bandwidth reference of the same run).
+stage_ops() {
+  { configure && timeout 200 cmake --build "$build_dir" -j "$jobs" --target tailor_bench_backend_ops; } \
+    2>&1 | tee "$log_dir/build-ops.log"
+  timeout 240 "$build_dir/benchmarks/tailor_bench_backend_ops" --backend cuda_f32,cuda_bf16 \
+    2>&1 | tee "$log_dir/ops.log"
 }
 
 stage_test() {
@@ -46,6 +66,7 @@ stage_test() {
   # other gpu-labelled tests one at a time (they share the GPU and each owns a context).
   TAILOR_REQUIRE_GPU=1 timeout 120 "$build_dir/tests/gpu/gpu_test" \
     --gtest_output="json:$log_dir/kernels.json" 2>&1 | tee "$log_dir/test-kernels.log"
+  registry_cuda
   TAILOR_REQUIRE_GPU=1 timeout 240 ctest --test-dir "$build_dir" -L gpu -E '^kernel[.]' \
     --output-on-failure --output-junit "$log_dir/tests.xml" 2>&1 | tee "$log_dir/test-gpu.log"
 }
@@ -54,7 +75,7 @@ stage_test() {
 stage_tests() {
   nvidia-smi > "$log_dir/nvidia-smi.txt" 2>&1 || true
   { configure && timeout 200 cmake --build "$build_dir" -j "$jobs" \
-      --target gpu_test gpu_train_test gpu_tp_test tailor; } 2>&1 | tee "$log_dir/build-tests.log"
+      --target gpu_test backend_ops_test gpu_train_test gpu_tp_test tailor; } 2>&1 | tee "$log_dir/build-tests.log"
   stage_test
 }
 
@@ -71,8 +92,9 @@ case "${1:-all}" in
   build) stage_build ;;
   test) stage_test ;;
   kernels) stage_kernels ;;
+  ops) stage_ops ;;
   tests) stage_tests ;;
   bench-1b|bench-8b) stage_bench "$1" ;;
   all) stage_build && stage_test ;;
-  *) echo "usage: $0 [--stage] build|test|tests|kernels|bench-1b|bench-8b|all" >&2; exit 2 ;;
+  *) echo "usage: $0 [--stage] build|test|tests|kernels|ops|bench-1b|bench-8b|all" >&2; exit 2 ;;
 esac

@@ -184,10 +184,10 @@ int main(int argc, char** argv) {
     j["tokens_per_s"] = tokens_per_s;
     j["flops_per_token"] = flops_per_token;
     j["mfu"] = tokens_per_s * flops_per_token / (peak_tflops * 1e12);
-    j["peak_memory_gib"] = backend::has_device_memory()
-                               ? static_cast<double>(backend::device_memory().peak_bytes()) /
-                                     (1024.0 * 1024.0 * 1024.0)
-                               : 0.0;
+    const backend::DeviceMemory* memory = ops->device_memory();
+    j["peak_memory_gib"] = memory != nullptr ? static_cast<double>(memory->peak_bytes()) /
+                                                   (1024.0 * 1024.0 * 1024.0)
+                                             : 0.0;
     j["final_loss"] = loss;
     std::printf("%s\n", j.dump().c_str());
   } catch (const Error& e) {

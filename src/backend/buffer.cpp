@@ -1,4 +1,4 @@
-#include <atomic>
+// Buffer (tensor.h) and DeviceMemory::copy_bytes (device_memory.h).
 #include <cstring>
 #include <new>
 
@@ -7,20 +7,9 @@
 namespace tailor::backend {
 namespace {
 constexpr std::align_val_t kAlign{64};
-std::atomic<DeviceMemory*> g_device_memory{nullptr};
 }  // namespace
 
-void set_device_memory(DeviceMemory* memory) noexcept { g_device_memory.store(memory); }
-
-DeviceMemory& device_memory() {
-  DeviceMemory* m = g_device_memory.load();
-  TAILOR_ASSERT(m != nullptr, "device memory used before a device backend was created");
-  return *m;
-}
-
-bool has_device_memory() noexcept { return g_device_memory.load() != nullptr; }
-
-void copy_bytes(const Tensor& dst, const Tensor& src) {
+void DeviceMemory::copy_bytes(const Tensor& dst, const Tensor& src) {
   TAILOR_ASSERT(dst.bytes() == src.bytes(), "copy_bytes: {} into {}", src.str(), dst.str());
   const std::size_t n = dst.bytes();
   if (n == 0 || dst.data == src.data) return;
@@ -28,29 +17,17 @@ void copy_bytes(const Tensor& dst, const Tensor& src) {
   if (d_host && s_host) {
     std::memmove(dst.data, src.data, n);
   } else if (d_host) {
-    device_memory().to_host(dst.data, src.data, n);
+    to_host(dst.data, src.data, n);
   } else if (s_host) {
-    device_memory().from_host(dst.data, src.data, n);
+    from_host(dst.data, src.data, n);
   } else {
-    device_memory().on_device(dst.data, src.data, n);
+    on_device(dst.data, src.data, n);
   }
 }
 
-Buffer::Buffer(DType dtype, Shape shape, Device device)
-    : dtype_(dtype), shape_(shape), device_(device) {
+Buffer::Buffer(DType dtype, Shape shape) : dtype_(dtype), shape_(shape) {
   bytes_ = static_cast<std::size_t>(shape.numel()) * dtype_size(dtype);
   if (bytes_ == 0) return;
-  if (device == Device::kCuda) {
-    DeviceMemory& m = device_memory();
-    data_ = m.allocate(bytes_);
-    try {
-      m.zero(data_, bytes_);
-    } catch (...) {
-      m.release(data_);
-      throw;
-    }
-    return;
-  }
   try {
     data_ = ::operator new(bytes_, kAlign);
   } catch (const std::bad_alloc&) {
@@ -60,12 +37,26 @@ Buffer::Buffer(DType dtype, Shape shape, Device device)
   std::memset(data_, 0, bytes_);
 }
 
+Buffer::Buffer(DType dtype, Shape shape, DeviceMemory& memory)
+    : dtype_(dtype), shape_(shape), memory_(&memory) {
+  bytes_ = static_cast<std::size_t>(shape.numel()) * dtype_size(dtype);
+  if (bytes_ == 0) return;
+  data_ = memory.allocate(bytes_);
+  try {
+    memory.zero(data_, bytes_);
+  } catch (...) {
+    memory.release(data_);
+    data_ = nullptr;
+    throw;
+  }
+}
+
 Buffer::~Buffer() { release(); }
 
 void Buffer::release() noexcept {
   if (data_ != nullptr) {
-    if (device_ == Device::kCuda) {
-      if (DeviceMemory* m = g_device_memory.load()) m->release(data_);
+    if (memory_ != nullptr) {
+      memory_->release(data_);
     } else {
       ::operator delete(data_, kAlign);
     }
@@ -75,7 +66,7 @@ void Buffer::release() noexcept {
 }
 
 Buffer::Buffer(Buffer&& o) noexcept
-    : data_(o.data_), bytes_(o.bytes_), dtype_(o.dtype_), shape_(o.shape_), device_(o.device_) {
+    : data_(o.data_), bytes_(o.bytes_), dtype_(o.dtype_), shape_(o.shape_), memory_(o.memory_) {
   o.data_ = nullptr;
   o.bytes_ = 0;
 }
@@ -87,7 +78,7 @@ Buffer& Buffer::operator=(Buffer&& o) noexcept {
     bytes_ = o.bytes_;
     dtype_ = o.dtype_;
     shape_ = o.shape_;
-    device_ = o.device_;
+    memory_ = o.memory_;
     o.data_ = nullptr;
     o.bytes_ = 0;
   }

@@ -1,8 +1,9 @@
 // The CUDA backend's contracts, emulated on the CPU: a testing hook (TAILOR_EMULATE_CUDA=1), not
 // a backend users pick.
 //
-// Buffers on Device::kCuda come from this backend's own host allocation, and Tensor::ptr() refuses
-// them, so any host code that reads device memory other than through Ops::copy fails its
+// Its buffers (Ops::alloc) come from this backend's own host allocation, labelled Device::kCuda,
+// and Tensor::ptr() refuses them, so any host code that reads device memory other than through
+// Ops::copy fails its
 // assertion; every op asserts that its tensors are device tensors (a batch or a scratch buffer
 // left on the host is caught). bf16 storage is emulated as the GPU kernels compute it: each op
 // widens its bf16 operands to f32, runs the CPU reference in f32 and rounds the results to bf16
@@ -20,13 +21,13 @@ namespace tailor::backend {
 
 class EmulatedDeviceOps final : public Ops {
  public:
-  // Installs this backend's DeviceMemory; one instance per process at a time.
   explicit EmulatedDeviceOps(int threads);
   ~EmulatedDeviceOps() override;
   EmulatedDeviceOps(const EmulatedDeviceOps&) = delete;
   EmulatedDeviceOps& operator=(const EmulatedDeviceOps&) = delete;
 
   [[nodiscard]] Device device() const noexcept override { return Device::kCuda; }
+  [[nodiscard]] DeviceMemory* device_memory() const noexcept override;
   [[nodiscard]] std::string describe() const override;
 
   void copy(const Tensor& dst, const Tensor& src) override;

@@ -54,8 +54,14 @@ class Ops {
   [[nodiscard]] virtual Device device() const noexcept = 0;
   // Human-readable description (backend, BLAS library and its thread count).
   [[nodiscard]] virtual std::string describe() const = 0;
+  // The memory of this backend's device, owned by the backend (null on the CPU, whose buffers
+  // are host memory). Every device Buffer comes from here and must not outlive the backend.
+  [[nodiscard]] virtual DeviceMemory* device_memory() const noexcept { return nullptr; }
   // A zero-filled buffer on this backend's device.
-  [[nodiscard]] Buffer alloc(DType dtype, Shape shape) const { return Buffer(dtype, shape, device()); }
+  [[nodiscard]] Buffer alloc(DType dtype, Shape shape) const {
+    DeviceMemory* memory = device_memory();
+    return memory != nullptr ? Buffer(dtype, shape, *memory) : Buffer(dtype, shape);
+  }
   // Waits until all queued work has finished (a no-op where ops run synchronously).
   virtual void synchronize() {}
 

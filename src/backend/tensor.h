@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "backend/device_memory.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/shape.h"
@@ -68,51 +69,31 @@ struct Tensor {
   }
 };
 
-// Device memory as the backend that owns the device provides it (the CUDA context, or the CPU
-// emulation of a device in tests). Registered once per process; Buffers on Device::kCuda and the
-// communicators' host staging use it.
-class DeviceMemory {
- public:
-  virtual ~DeviceMemory() = default;
-  // `bytes` > 0; throws RuntimeError when the device is out of memory.
-  [[nodiscard]] virtual void* allocate(std::size_t bytes) = 0;
-  virtual void release(void* p) noexcept = 0;
-  virtual void zero(void* p, std::size_t bytes) = 0;
-  // Blocking copies between host and device memory, ordered after all work queued so far.
-  virtual void to_host(void* host, const void* device, std::size_t bytes) = 0;
-  virtual void from_host(void* device, const void* host, std::size_t bytes) = 0;
-  virtual void on_device(void* dst, const void* src, std::size_t bytes) = 0;
-  // The most bytes of Buffers allocated at once so far (0 where not tracked).
-  [[nodiscard]] virtual std::size_t peak_bytes() const { return 0; }
-};
-// Installs (or, with nullptr, removes) the device memory provider. Buffers allocated through one
-// provider must be released before another is installed.
-void set_device_memory(DeviceMemory* memory) noexcept;
-// The installed provider; throws InternalError when there is none.
-[[nodiscard]] DeviceMemory& device_memory();
-[[nodiscard]] bool has_device_memory() noexcept;
-// Copies dst.bytes() raw bytes from src (same size) wherever each lives; blocking.
-void copy_bytes(const Tensor& dst, const Tensor& src);
-
-// Owning storage, zero-filled. CPU memory comes from aligned operator new; device memory from the
-// installed DeviceMemory.
+// Owning storage, zero-filled. Host memory comes from aligned operator new; device memory from the
+// DeviceMemory given (a backend's, through Ops::alloc), which must outlive the Buffer.
 class Buffer {
  public:
   Buffer() = default;
-  Buffer(DType dtype, Shape shape, Device device = Device::kCpu);
+  // Host memory.
+  Buffer(DType dtype, Shape shape);
+  // Memory of the device `memory` belongs to.
+  Buffer(DType dtype, Shape shape, DeviceMemory& memory);
   ~Buffer();
   Buffer(Buffer&& other) noexcept;
   Buffer& operator=(Buffer&& other) noexcept;
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
 
-  [[nodiscard]] Tensor tensor() const noexcept { return Tensor{data_, dtype_, shape_, device_}; }
+  [[nodiscard]] Tensor tensor() const noexcept { return Tensor{data_, dtype_, shape_, device()}; }
   [[nodiscard]] Tensor view(Shape s) const { return tensor().view(s); }
   [[nodiscard]] void* data() const noexcept { return data_; }
   [[nodiscard]] DType dtype() const noexcept { return dtype_; }
   [[nodiscard]] const Shape& shape() const noexcept { return shape_; }
   [[nodiscard]] std::int64_t numel() const noexcept { return shape_.numel(); }
   [[nodiscard]] bool empty() const noexcept { return data_ == nullptr; }
+  [[nodiscard]] Device device() const noexcept {
+    return memory_ == nullptr ? Device::kCpu : Device::kCuda;
+  }
   template <typename T>
   [[nodiscard]] T* ptr() const { return tensor().ptr<T>(); }
 
@@ -123,7 +104,7 @@ class Buffer {
   std::size_t bytes_ = 0;
   DType dtype_ = DType::kF32;
   Shape shape_;
-  Device device_ = Device::kCpu;
+  DeviceMemory* memory_ = nullptr;  // the allocator of device memory; null for host memory
 };
 
 }  // namespace tailor::backend

@@ -1,8 +1,8 @@
 // Communicator: the collectives Tailor's SPMD ranks use, over typed tensors.
 //
-// Implementations: MpiCommunicator (MPI over host memory; device tensors are staged through the
-// host), SelfCommunicator (a group of one: every collective is a copy), and, with the CUDA
-// backend, NCCL. All ranks of a group must call the same collectives in the same order with the
+// Implementations: MpiCommunicator (MPI over host memory), SelfCommunicator (a group of one:
+// every collective is a copy), StagedCommunicator (device tensors over one of those, staged
+// through host memory by the backend's DeviceMemory) and, with the CUDA backend, NCCL. All ranks of a group must call the same collectives in the same order with the
 // same shapes and dtypes. Reductions are sums (or max) over f32, f64, i32 and bf16 tensors (MPI
 // sums bf16 in f32 and rounds once).
 #pragma once

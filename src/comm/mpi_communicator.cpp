@@ -37,35 +37,32 @@ int count(const backend::Tensor& t) {
   return static_cast<int>(t.numel());
 }
 
-// A host tensor MPI can reduce standing for `t`: t itself when it is host f32, f64 or i32;
-// otherwise a host copy (device memory staged through the host, bf16 widened to f32 so that sums
-// are formed in f32 and rounded once). store() writes the result back.
+// A host tensor MPI can reduce standing for host tensor `t`: t itself when it is f32, f64 or i32;
+// for bf16 an f32 copy (so that sums are formed in f32 and rounded once), which store() rounds
+// back. Device tensors reach MPI staged by a StagedCommunicator.
 class HostStage {
  public:
   HostStage(const backend::Tensor& t, bool load) : t_(t) {
-    const bool narrow = t.dtype == DType::kBF16;
-    if (t.device == backend::Device::kCpu && !narrow) {
+    TAILOR_ASSERT(t.device == backend::Device::kCpu,
+                  "MPI collectives take host tensors (device ones through a StagedCommunicator): {}",
+                  t.str());
+    if (t.dtype != DType::kBF16) {
       host_ = t;
       return;
     }
-    raw_ = backend::Buffer(t.dtype, t.shape);  // t's bytes on the host
-    if (narrow) wide_ = backend::Buffer(DType::kF32, t.shape);
-    host_ = narrow ? wide_.tensor() : raw_.tensor();
-    if (!load) return;
-    backend::copy_bytes(raw_.tensor(), t);
-    if (narrow) backend::convert_host(wide_.data(), DType::kF32, raw_.data(), DType::kBF16, 0, t.numel());
+    wide_ = backend::Buffer(DType::kF32, t.shape);
+    host_ = wide_.tensor();
+    if (load) backend::convert_host(wide_.data(), DType::kF32, t.data, DType::kBF16, 0, t.numel());
   }
   [[nodiscard]] const backend::Tensor& host() const noexcept { return host_; }
   void store() {
-    if (host_.data == t_.data) return;
     if (!wide_.empty())
-      backend::convert_host(raw_.data(), DType::kBF16, wide_.data(), DType::kF32, 0, t_.numel());
-    backend::copy_bytes(t_, raw_.tensor());
+      backend::convert_host(t_.data, DType::kBF16, wide_.data(), DType::kF32, 0, t_.numel());
   }
 
  private:
   backend::Tensor t_, host_;
-  backend::Buffer raw_, wide_;
+  backend::Buffer wide_;
 };
 
 }  // namespace

@@ -134,7 +134,7 @@ DecoderLayer::DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index,
 }
 
 LayerActivations DecoderLayer::allocate_activations(std::vector<backend::Buffer>& storage,
-                                                    DType dtype, backend::Device device,
+                                                    DType dtype, const backend::Ops& ops,
                                                     std::int64_t batch, std::int64_t seq,
                                                     const LayerActivations* shared) const {
   const std::int64_t n = batch * seq;
@@ -145,7 +145,7 @@ LayerActivations DecoderLayer::allocate_activations(std::vector<backend::Buffer>
   const bool layer_norm = spec_->norm == NormType::kLayerNorm;
   const DType stat = accum_dtype(dtype);  // norm statistics, log-sum-exp
   auto make = [&](Shape shape, DType t) {
-    storage.emplace_back(t, shape, device);
+    storage.push_back(ops.alloc(t, shape));
     return storage.back().tensor();
   };
   LayerActivations l;

@@ -108,7 +108,7 @@ class DecoderLayer {
   // Buffers (appended to `storage`, which owns them) for this layer's activations of B rows of
   // T tokens. With `shared_norm_act`, h1, h2 and act are that set's instead (Recompute::kSelective).
   [[nodiscard]] LayerActivations allocate_activations(
-      std::vector<backend::Buffer>& storage, DType dtype, backend::Device device,
+      std::vector<backend::Buffer>& storage, DType dtype, const backend::Ops& ops,
       std::int64_t batch, std::int64_t seq,
       const LayerActivations* shared_norm_act = nullptr) const;
 

@@ -34,10 +34,10 @@ struct Transformer::InferenceState {
   // uploads them).
   void set_positions(const KvCache& cache, std::span<const std::int64_t> counts);
 
-  backend::Device device = backend::Device::kCpu;
+  const backend::Ops* ops = nullptr;  // allocates on the model's device
 
   backend::Tensor make(DType dtype, Shape shape) {
-    storage.emplace_back(dtype, shape, device);
+    storage.push_back(ops->alloc(dtype, shape));
     return storage.back().tensor();
   }
 };

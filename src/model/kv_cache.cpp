@@ -7,15 +7,15 @@
 namespace tailor::model {
 
 KvCache::KvCache(const ModelSpec& spec, const TpLayout& layout, DType dtype,
-                 backend::Device device, std::int64_t batch, std::int64_t capacity)
+                 const backend::Ops& ops, std::int64_t batch, std::int64_t capacity)
     : batch_(batch), capacity_(capacity), lengths_(static_cast<std::size_t>(batch), 0) {
   TAILOR_ASSERT(batch > 0 && capacity > 0, "KV cache of {} rows x {} tokens", batch, capacity);
   const Shape shape{batch, capacity, layout.kv_heads, spec.head_dim};
   keys_.reserve(static_cast<std::size_t>(spec.num_layers));
   values_.reserve(static_cast<std::size_t>(spec.num_layers));
   for (std::int64_t l = 0; l < spec.num_layers; ++l) {
-    keys_.emplace_back(dtype, shape, device);
-    values_.emplace_back(dtype, shape, device);
+    keys_.push_back(ops.alloc(dtype, shape));
+    values_.push_back(ops.alloc(dtype, shape));
   }
 }
 

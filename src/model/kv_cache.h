@@ -13,6 +13,7 @@
 #include <span>
 #include <vector>
 
+#include "backend/ops.h"
 #include "backend/tensor.h"
 #include "model/model_spec.h"
 
@@ -21,7 +22,7 @@ namespace tailor::model {
 class KvCache {
  public:
   // `batch` rows of up to `capacity` tokens for a model of `spec` whose rank holds `layout`.
-  KvCache(const ModelSpec& spec, const TpLayout& layout, DType dtype, backend::Device device,
+  KvCache(const ModelSpec& spec, const TpLayout& layout, DType dtype, const backend::Ops& ops,
           std::int64_t batch,
           std::int64_t capacity);
 

@@ -34,7 +34,7 @@ void ParameterSet::freeze(Parameter& p) {
   p.trainable = false;
 }
 
-void ParameterSet::allocate(DType dtype, backend::Device device) {
+void ParameterSet::allocate(DType dtype, const backend::Ops& ops) {
   TAILOR_ASSERT(values_.empty(), "allocate() called twice");
   std::int64_t offset = 0;
   for (Parameter& p : params_)
@@ -48,8 +48,8 @@ void ParameterSet::allocate(DType dtype, backend::Device device) {
       p.offset = offset;
       offset += p.shape.numel();
     }
-  values_ = backend::Buffer(dtype, Shape{numel_}, device);
-  grads_ = backend::Buffer(accum_dtype(dtype), Shape{numel_ - trainable_begin_}, device);
+  values_ = ops.alloc(dtype, Shape{numel_});
+  grads_ = ops.alloc(accum_dtype(dtype), Shape{numel_ - trainable_begin_});
   for (Parameter& p : params_) {
     p.value = values_.tensor().flat_slice(p.offset, p.offset + p.shape.numel()).view(p.shape);
     if (p.trainable) {

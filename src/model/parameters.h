@@ -91,9 +91,9 @@ class ParameterSet {
   // Marks a parameter frozen (no gradient, no optimizer state). Before allocate().
   void freeze(Parameter& p);
   // Creates the flat value buffer (dtype) and gradient buffer (accum_dtype(dtype): f32 for bf16
-  // weights), zero-filled, on `device`, and points every parameter at its slice. Called once,
-  // after the last add() / freeze().
-  void allocate(DType dtype, backend::Device device);
+  // weights), zero-filled, on `ops`'s device, and points every parameter at its slice. Called
+  // once, after the last add() / freeze().
+  void allocate(DType dtype, const backend::Ops& ops);
 
   [[nodiscard]] std::deque<Parameter>& all() noexcept { return params_; }
   [[nodiscard]] const std::deque<Parameter>& all() const noexcept { return params_; }

@@ -30,10 +30,10 @@ struct Transformer::Activations {
   // The batch on the device (absent on the CPU, where the host batch is used as it is).
   Buffer ids, targets, positions, doc_ids;  // i32 [N]
   Buffer losses_host;                       // the losses read back from the device
-  backend::Device device = backend::Device::kCpu;
+  const Ops* ops = nullptr;  // allocates on the model's device
 
   Tensor make(DType dtype, Shape shape) {
-    storage.emplace_back(dtype, shape, device);
+    storage.push_back(ops->alloc(dtype, shape));
     return storage.back().tensor();
   }
 };
@@ -90,7 +90,7 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
     prompt_ = &params_.add(kPromptEmbeddings, Shape{virtual_tokens_, d}, ParamRole::kAdapterWeight,
                            replicated);
   }
-  params_.allocate(dtype, device_);
+  params_.allocate(dtype, ops);
 
   // Parameters are laid out in the order added (embeddings, layers, final norm, head, prompt) and
   // backward finishes them in reverse, so after layer i everything from its first trainable
@@ -197,7 +197,7 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   auto a = std::make_unique<Activations>();
   a->batch = batch;
   a->seq = seq;
-  a->device = device_;
+  a->ops = ops_;
   const std::int64_t n = batch * seq;
   const std::int64_t d = spec_.hidden_size;
   const std::int64_t f = layout_.ffn;
@@ -210,7 +210,7 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   if (recompute_ == Recompute::kFull) {
     // One set for every layer; each layer's forward is rerun from its input before its backward.
     const LayerActivations one =
-        layers_.front().allocate_activations(a->storage, dtype_, device_, batch, seq);
+        layers_.front().allocate_activations(a->storage, dtype_, *ops_, batch, seq);
     a->layers.assign(layers_.size(), one);
     a->recompute_out = a->make(dtype_, Shape{n, d});
   } else {
@@ -222,7 +222,7 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
     }
     for (const DecoderLayer& layer : layers_)
       a->layers.push_back(layer.allocate_activations(
-          a->storage, dtype_, device_, batch, seq,
+          a->storage, dtype_, *ops_, batch, seq,
           recompute_ == Recompute::kSelective ? &shared : nullptr));
   }
   a->final_h = a->make(dtype_, Shape{n, d});
@@ -237,7 +237,7 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   }
   if (device_ != backend::Device::kCpu) {
     for (Buffer* buf : {&a->ids, &a->targets, &a->positions, &a->doc_ids})
-      *buf = Buffer(DType::kI32, Shape{n}, device_);
+      *buf = ops_->alloc(DType::kI32, Shape{n});
     a->losses_host = Buffer(stat_dtype_, Shape{n});
   }
   a->dx = a->make(dtype_, Shape{n, d});

@@ -22,7 +22,7 @@ KvCache Transformer::make_kv_cache(std::int64_t batch, std::int64_t capacity) co
                      "tensor-parallel generation is not supported (this model is split over {} "
                      "ranks); generate on one rank (parallel.tensor: 1)",
                      layout_.size);
-  return KvCache(spec_, layout_, dtype_, device_, batch, capacity);
+  return KvCache(spec_, layout_, dtype_, *ops_, batch, capacity);
 }
 
 void Transformer::ensure_inference_state(std::int64_t batch, std::int64_t seq) {
@@ -31,13 +31,13 @@ void Transformer::ensure_inference_state(std::int64_t batch, std::int64_t seq) {
   auto st = std::make_unique<InferenceState>();
   st->batch = batch;
   st->seq = seq;
-  st->device = device_;
+  st->ops = ops_;
   const std::int64_t n = batch * seq;
   const std::int64_t d = spec_.hidden_size;
   for (Tensor& r : st->resid) r = st->make(dtype_, Shape{n, d});
   if (embed_positions_ != nullptr || prompt_ != nullptr)
     st->embed_tmp = st->make(dtype_, Shape{n, d});
-  st->act = layers_.front().allocate_activations(st->storage, dtype_, device_, batch, seq);
+  st->act = layers_.front().allocate_activations(st->storage, dtype_, *ops_, batch, seq);
   st->last_x = st->make(dtype_, Shape{batch, d});
   st->last_h = st->make(dtype_, Shape{batch, d});
   if (spec_.norm == NormType::kLayerNorm) st->last_mean = st->make(stat_dtype_, Shape{batch});
@@ -47,9 +47,9 @@ void Transformer::ensure_inference_state(std::int64_t batch, std::int64_t seq) {
     st->logits_host = Buffer(stat_dtype_, Shape{batch, layout_.vocab});
   st->positions_host = Buffer(DType::kI32, Shape{n});
   st->start_host_i32 = Buffer(DType::kI32, Shape{batch});
-  st->positions = Buffer(DType::kI32, Shape{n}, device_);
-  if (device_ != backend::Device::kCpu) st->ids = Buffer(DType::kI32, Shape{n}, device_);
-  st->start = Buffer(DType::kI32, Shape{batch}, device_);
+  st->positions = ops_->alloc(DType::kI32, Shape{n});
+  if (device_ != backend::Device::kCpu) st->ids = ops_->alloc(DType::kI32, Shape{n});
+  st->start = ops_->alloc(DType::kI32, Shape{batch});
   st->start_host.assign(static_cast<std::size_t>(batch), 0);
   infer_ = std::move(st);
 }

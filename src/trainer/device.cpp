@@ -5,6 +5,7 @@
 
 #include "backend/cpu/cpu_ops.h"
 #include "backend/emulated_device_ops.h"
+#include "comm/staged_communicator.h"
 #include "core/error.h"
 #include "core/logging.h"
 
@@ -76,8 +77,8 @@ std::unique_ptr<backend::Ops> make_ops(const config::RuntimeConfig& r, int threa
 DeviceComms device_communicators(backend::Ops& ops, comm::ProcessGrid& grid) {
   DeviceComms out;
   out.describe = "MPI";
-  if (ops.device() == backend::Device::kCpu) return out;
-  out.describe = "MPI (device tensors staged through host memory)";
+  backend::DeviceMemory* memory = ops.device_memory();
+  if (memory == nullptr) return out;
 #ifdef TAILOR_HAVE_CUDA
   auto* cuda = dynamic_cast<backend::cuda::CudaOps*>(&ops);
   int local_ranks = 1;
@@ -89,13 +90,16 @@ DeviceComms device_communicators(backend::Ops& ops, comm::ProcessGrid& grid) {
   // NCCL refuses two ranks on one GPU; every rank must agree before any creates a communicator.
   const bool own_gpu = cuda != nullptr && local_ranks <= visible_gpus();
   const bool no_nccl = std::getenv("TAILOR_NO_NCCL") != nullptr;
-  if (grid.world().any(!own_gpu || no_nccl)) return out;
-  out.tp = comm::NcclCommunicator::create(grid.tp(), cuda->stream());
-  out.dp = comm::NcclCommunicator::create(grid.dp(), cuda->stream());
-  out.describe = out.dp->describe();
-#else
-  (void)grid;
+  if (!grid.world().any(!own_gpu || no_nccl)) {
+    out.tp = comm::NcclCommunicator::create(grid.tp(), cuda->stream());
+    out.dp = comm::NcclCommunicator::create(grid.dp(), cuda->stream());
+    out.describe = out.dp->describe();
+    return out;
+  }
 #endif
+  out.tp = std::make_unique<comm::StagedCommunicator>(grid.tp(), *memory);
+  out.dp = std::make_unique<comm::StagedCommunicator>(grid.dp(), *memory);
+  out.describe = "MPI (device tensors staged through host memory)";
   return out;
 }
 

@@ -29,8 +29,9 @@ namespace tailor::trainer {
 
 // Communicators for device tensors: the model's tensor-parallel group and the optimizer's
 // data-parallel group. NCCL when the backend is a real GPU and every rank of the job has a GPU of
-// its own (ranks per node <= visible GPUs, agreed over the world); otherwise null, and the MPI
-// groups of the grid serve (device tensors staged through host memory). Collective over the world.
+// its own (ranks per node <= visible GPUs, agreed over the world); otherwise the grid's groups
+// behind a StagedCommunicator (device tensors staged through host memory by the backend's
+// DeviceMemory). Null on the CPU, where the grid's groups serve. Collective over the world.
 struct DeviceComms {
   std::unique_ptr<comm::Communicator> tp, dp;
   std::string describe;  // "NCCL ..." or "MPI (device tensors staged through host memory)"

@@ -4,9 +4,12 @@
 
 #include <vector>
 
+#include "backend/emulated_device_ops.h"
 #include "backend/tensor.h"
 #include "comm/mpi_communicator.h"
 #include "comm/process_grid.h"
+#include "comm/staged_communicator.h"
+#include "core/error.h"
 #include "mpi_test_env.h"
 
 namespace tailor::comm {
@@ -85,6 +88,57 @@ TEST(Collectives, BroadcastAndScalars) {
   EXPECT_TRUE(world().any(world().rank() == p - 1));
   EXPECT_FALSE(world().any(false));
   world().barrier();
+}
+
+// Device tensors (the emulated device's memory) through a StagedCommunicator, over MPI and over a
+// group of one: the host collectives' results, bf16 summed in f32 and rounded once. The host
+// communicators themselves refuse device tensors.
+TEST(StagedCollectives, DeviceTensorsGiveTheHostResults) {
+  backend::EmulatedDeviceOps dev(1);
+  const int p = world().size();
+  const std::int64_t chunk = 5, n = chunk * p;
+  const auto value = [](int r, std::int64_t i) { return static_cast<float>(r + i % 3) + 0.5f; };
+  const auto to_device = [&](DType dtype, std::int64_t count, const Buffer& host) {
+    Buffer d = dev.alloc(dtype, Shape{count});
+    dev.copy(d.tensor(), host.tensor());
+    return d;
+  };
+  const auto to_host = [&](const Buffer& d) {
+    Buffer h(DType::kF32, d.shape());
+    dev.copy(h.tensor(), d.tensor());
+    return h;
+  };
+  const Buffer mine = filled<float>(n, value);
+  StagedCommunicator staged(world(), *dev.device_memory());
+
+  const Buffer x = to_device(DType::kBF16, n, mine);
+  staged.all_reduce(x.tensor(), ReduceOp::kSum);
+  const Buffer sum = to_host(x);
+  for (std::int64_t i = 0; i < n; ++i) {
+    float want = 0.0f;
+    for (int r = 0; r < p; ++r) want += value(r, i);
+    ASSERT_EQ(sum.ptr<float>()[i], round_to_bf16(want)) << i;
+  }
+
+  const Buffer in = to_device(DType::kF32, n, mine);
+  const Buffer slice = dev.alloc(DType::kF32, Shape{chunk});
+  const Buffer gathered = dev.alloc(DType::kF32, Shape{n});
+  staged.reduce_scatter(in.tensor(), slice.tensor());
+  staged.all_gather(slice.tensor(), gathered.tensor());
+  const Buffer all = to_host(gathered);
+  for (std::int64_t i = 0; i < n; ++i) {
+    float want = 0.0f;
+    for (int r = 0; r < p; ++r) want += value(r, i);
+    ASSERT_EQ(all.ptr<float>()[i], want) << i;
+  }
+
+  SelfCommunicator self;
+  StagedCommunicator one(self, *dev.device_memory());
+  const Buffer copy = dev.alloc(DType::kF32, Shape{n});
+  one.all_gather(in.tensor(), copy.tensor());
+  EXPECT_EQ(to_host(copy).ptr<float>()[n - 1], to_host(in).ptr<float>()[n - 1]);
+  EXPECT_THROW(self.all_gather(in.tensor(), copy.tensor()), InternalError);
+  EXPECT_THROW(world().all_reduce(x.tensor(), ReduceOp::kSum), InternalError);
 }
 
 TEST(ProcessGrid, TensorGroupsAreContiguousDataGroupsStrided) {

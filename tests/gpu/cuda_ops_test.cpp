@@ -42,13 +42,13 @@ class CudaOpsBase {
 
   // A device tensor of `dtype` holding `values` (converted by Ops::copy from a host f32 view).
   Buffer dev(const std::vector<float>& values, Shape shape, DType dtype) {
-    Buffer b(dtype, shape, Device::kCuda);
+    Buffer b = gpu_->alloc(dtype, shape);
     std::vector<float> v = values;
     gpu_->copy(b.tensor(), host_view(v, shape));
     return b;
   }
   Buffer dev_i32(std::vector<std::int32_t> values, Shape shape) {
-    Buffer b(DType::kI32, shape, Device::kCuda);
+    Buffer b = gpu_->alloc(DType::kI32, shape);
     gpu_->copy(b.tensor(), cpu_view(values, shape));
     return b;
   }
@@ -120,7 +120,7 @@ TEST_F(CudaOpsPlain, DescribesTheDeviceAndInstallsDeviceMemory) {
   const std::string d = gpu_->describe();
   EXPECT_NE(d.find("cuBLASLt"), std::string::npos) << d;
   EXPECT_NE(d.find("CUDA runtime"), std::string::npos) << d;
-  EXPECT_TRUE(backend::has_device_memory());
+  EXPECT_NE(gpu_->device_memory(), nullptr);
   EXPECT_GE(backend::cuda::CudaContext::device_count(), 1);
   const Buffer b = gpu_->alloc(DType::kF32, Shape{3, 5});  // zero-filled
   for (float v : host(b.tensor())) EXPECT_EQ(v, 0.0f);
@@ -136,7 +136,7 @@ TEST_F(CudaOpsPlain, OutOfMemoryIsARuntimeErrorNamingTheRequest) {
     EXPECT_NE(msg.find(std::to_string(kPiB)), std::string::npos) << msg;
     EXPECT_NE(msg.find("free"), std::string::npos) << msg;
   }
-  EXPECT_THROW((void)Buffer(DType::kF32, Shape{std::int64_t{1} << 48}, Device::kCuda),
+  EXPECT_THROW((void)gpu_->alloc(DType::kF32, Shape{std::int64_t{1} << 48}),
                RuntimeError);
   // The device is still usable.
   const Buffer b = dev({1.0f, 2.0f}, Shape{2}, DType::kF32);
@@ -154,7 +154,7 @@ TEST_F(CudaOpsPlain, ArgumentChecksAreInternalErrors) {
                InternalError);
   const Buffer f = dev(h, Shape{6}, DType::kF32);
   EXPECT_THROW(gpu_->add(x.tensor().view(Shape{6}), f.tensor(), 1.0), InternalError);  // bf16 += f32
-  const Buffer d = Buffer(DType::kF64, Shape{2, 3}, Device::kCuda);
+  const Buffer d = gpu_->alloc(DType::kF64, Shape{2, 3});
   EXPECT_THROW(gpu_->gemm(d.tensor(), false, d.tensor(), true, d.tensor(), 1.0, 0.0), InternalError);
 }
 
@@ -166,11 +166,11 @@ TEST(CudaOpsSyncMode, ChecksDeviceArgumentsOnTheHost) {
   ::unsetenv("TAILOR_CUDA_SYNC");
   ASSERT_TRUE(ops->context().sync_mode());
   {
-    Buffer table(DType::kF32, Shape{4, 3}, Device::kCuda);
-    Buffer ids(DType::kI32, Shape{2}, Device::kCuda);
+    Buffer table = ops->alloc(DType::kF32, Shape{4, 3});
+    Buffer ids = ops->alloc(DType::kI32, Shape{2});
     std::vector<std::int32_t> bad = {1, -3};
     ops->copy(ids.tensor(), cpu_view(bad, Shape{2}));
-    Buffer out(DType::kF32, Shape{2, 3}, Device::kCuda);
+    Buffer out = ops->alloc(DType::kF32, Shape{2, 3});
     EXPECT_THROW(ops->embedding_forward(table.tensor(), ids.tensor(), 0, out.tensor()),
                  InternalError);
     std::vector<std::int32_t> good = {1, 3};
@@ -190,14 +190,14 @@ TEST_F(CudaOpsPlain, CopyConvertsAcrossHostAndDevice) {
     const Tensor src_host{src.data(), DType::kF64, Shape{n}, Device::kCpu};
 
     // f64 host -> bf16 device -> f32 host: rounded through f32, as CpuOps and PyTorch do.
-    Buffer b(DType::kBF16, Shape{n}, Device::kCuda);
+    Buffer b = gpu_->alloc(DType::kBF16, Shape{n});
     gpu_->copy(b.tensor(), src_host);
     const std::vector<float> back = host(b.tensor());
     for (std::size_t i = 0; i < src.size(); ++i)
       ASSERT_EQ(back[i], round_to_bf16(static_cast<float>(src[i]))) << n << " " << i;
 
     // f64 host -> f32 device -> f64 host.
-    Buffer f(DType::kF32, Shape{n}, Device::kCuda);
+    Buffer f = gpu_->alloc(DType::kF32, Shape{n});
     gpu_->copy(f.tensor(), src_host);
     std::vector<double> back64(src.size());
     gpu_->copy(Tensor{back64.data(), DType::kF64, Shape{n}, Device::kCpu}, f.tensor());
@@ -205,10 +205,10 @@ TEST_F(CudaOpsPlain, CopyConvertsAcrossHostAndDevice) {
       ASSERT_EQ(back64[i], static_cast<double>(static_cast<float>(src[i])));
 
     // f32 device -> bf16 device (cast kernel) and bf16 device -> f32 device.
-    Buffer b2(DType::kBF16, Shape{n}, Device::kCuda);
+    Buffer b2 = gpu_->alloc(DType::kBF16, Shape{n});
     gpu_->copy(b2.tensor(), f.tensor());
     EXPECT_EQ(raw(b2.tensor()), raw(b.tensor()));
-    Buffer f2(DType::kF32, Shape{n}, Device::kCuda);
+    Buffer f2 = gpu_->alloc(DType::kF32, Shape{n});
     gpu_->copy(f2.tensor(), b2.tensor());
     EXPECT_EQ(host(f2.tensor()), back);
 
@@ -216,7 +216,7 @@ TEST_F(CudaOpsPlain, CopyConvertsAcrossHostAndDevice) {
     gpu_->copy(Tensor{back64.data(), DType::kF64, Shape{n}, Device::kCpu}, b.tensor());
     for (std::size_t i = 0; i < src.size(); ++i)
       ASSERT_EQ(back64[i], static_cast<double>(back[i]));
-    Buffer f3(DType::kF32, Shape{n}, Device::kCuda);
+    Buffer f3 = gpu_->alloc(DType::kF32, Shape{n});
     gpu_->copy(f3.tensor(), f.tensor());
     EXPECT_EQ(raw(f3.tensor()), raw(f.tensor()));
 

@@ -33,10 +33,10 @@ TEST(Schedule, LinearAndConstant) {
 }
 
 // Two parameters in one flat buffer: w (decayed) and b (not).
-void two_params(model::ParameterSet& ps) {
+void two_params(model::ParameterSet& ps, const backend::Ops& ops) {
   (void)ps.add("w", Shape{2}, model::ParamRole::kWeight);  // decayed
   (void)ps.add("b", Shape{1}, model::ParamRole::kBias);    // not decayed
-  ps.allocate(DType::kF64, backend::Device::kCpu);
+  ps.allocate(DType::kF64, ops);
   ps.at("w").value.ptr<double>()[0] = 1.0;
   ps.at("w").value.ptr<double>()[1] = -2.0;
   ps.at("b").value.ptr<double>()[0] = 0.5;
@@ -45,7 +45,7 @@ void two_params(model::ParameterSet& ps) {
 TEST(AdamW, TwoStepsByHandWithDecayOnlyOnMatrices) {
   backend::CpuOps ops(1);
   model::ParameterSet ps;
-  two_params(ps);
+  two_params(ps, ops);
   OptimizerSpec spec;
   spec.beta1 = 0.9;
   spec.beta2 = 0.99;
@@ -80,7 +80,7 @@ TEST(AdamW, TwoStepsByHandWithDecayOnlyOnMatrices) {
 TEST(Sgd, MomentumAndDecay) {
   backend::CpuOps ops(1);
   model::ParameterSet ps;
-  two_params(ps);
+  two_params(ps, ops);
   OptimizerSpec spec;
   spec.name = "sgd";
   spec.momentum = 0.5;
@@ -96,7 +96,7 @@ TEST(Sgd, MomentumAndDecay) {
 TEST(GradNorm, WeightedSumOfSquaresAndClipping) {
   backend::CpuOps ops(2);
   model::ParameterSet ps;
-  two_params(ps);
+  two_params(ps, ops);
   ps.at("w").grad.ptr<double>()[0] = 3.0;
   ps.at("w").grad.ptr<double>()[1] = 0.0;
   ps.at("b").grad.ptr<double>()[0] = 4.0;

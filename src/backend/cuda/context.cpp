@@ -45,8 +45,6 @@ int CudaContext::device_count() noexcept {
 }
 
 CudaContext::CudaContext(int device) : device_(device) {
-  TAILOR_ASSERT(!has_device_memory(),
-                "CUDA backend: a device backend exists already (one device context per process)");
   const int count = device_count();
   if (count == 0) throw_runtime_error("CUDA backend: no CUDA device is visible");
   if (device < 0 || device >= count)
@@ -77,12 +75,10 @@ CudaContext::CudaContext(int device) : device_(device) {
   TAILOR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   stream_.reset(stream);
 
-  set_device_memory(this);
   if (sync_mode_) log::info("CUDA backend: TAILOR_CUDA_SYNC=1, every op is synchronized and checked");
 }
 
 CudaContext::~CudaContext() {
-  if (has_device_memory() && &device_memory() == this) set_device_memory(nullptr);
   (void)cudaSetDevice(device_);
   if (scratch_ != nullptr) (void)cudaFreeAsync(scratch_, stream_.get());
   (void)cudaStreamSynchronize(stream_.get());

@@ -4,8 +4,8 @@
 // whose release threshold is "never": memory freed by one training step is reused by the next
 // instead of going back to the driver.
 //
-// It is the process's backend::DeviceMemory while it lives (installed by the constructor, removed
-// by the destructor), so Buffers on Device::kCuda and the communicators' staging allocate here.
+// It is the backend::DeviceMemory of its CudaOps (Ops::device_memory()): the Buffers that CudaOps
+// allocates, and the communicators' staging of them, go through it; it must outlive them.
 //
 // Debugging: with TAILOR_CUDA_SYNC=1 in the environment, check_launch() (which CudaOps calls after
 // every op) synchronizes the stream and reports any asynchronous error at the op that caused it,
@@ -27,8 +27,7 @@ namespace tailor::backend::cuda {
 
 class CudaContext final : public backend::DeviceMemory {
  public:
-  // Makes `device` current, creates the stream and the pool, and installs this context as the
-  // device memory provider (asserts that no other provider is installed).
+  // Makes `device` current, creates the stream and the pool.
   explicit CudaContext(int device);
   ~CudaContext() override;
   CudaContext(const CudaContext&) = delete;

@@ -35,7 +35,7 @@ class CublasLtGemm;
 
 class CudaOps final : public Ops {
  public:
-  // Creates the device context (stream, memory pool; installs it as the device memory) and the
+  // Creates the device context (stream, memory pool: this backend's device memory) and the
   // cuBLASLt GEMM on its stream.
   explicit CudaOps(int device);
   ~CudaOps() override;
@@ -45,6 +45,7 @@ class CudaOps final : public Ops {
   CudaOps& operator=(CudaOps&&) = delete;
 
   [[nodiscard]] Device device() const noexcept override { return Device::kCuda; }
+  [[nodiscard]] DeviceMemory* device_memory() const noexcept override { return context_.get(); }
   // "cuda: <GPU> (device 0, sm_90, 79.1 GiB), CUDA runtime 13.0, driver 13.0; cuBLASLt 13.x".
   [[nodiscard]] std::string describe() const override;
   void synchronize() override;

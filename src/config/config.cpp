@@ -71,6 +71,15 @@ std::optional<std::string> read_file(const std::string& path, std::string& error
   return text;
 }
 
+// A choice: one of the names of E's table (choices.h).
+template <NamedEnum E>
+bool read_choice(SchemaReader& r, std::string_view key, E& out) {
+  std::size_t index = 0;
+  if (!r.read_choice(key, names_of<E>(), index)) return false;
+  out = value_at<E>(index);
+  return true;
+}
+
 // The architecture keys a Hugging Face model directory (model.path) defines itself.
 constexpr std::string_view kArchitectureKeys[] = {
     "family", "vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim",
@@ -98,10 +107,10 @@ void read_model(SchemaReader& r, ModelConfig& m) {
     r.end_section();
     return;
   }
-  if (r.read_choice("family", m.family, {"llama", "gpt2"}) && m.family == "gpt2") {
-    m.norm = "layernorm";
-    m.position = "learned";
-    m.mlp = "gelu";
+  if (read_choice(r, "family", m.family) && m.family == ModelFamily::kGpt2) {
+    m.norm = NormKind::kLayerNorm;
+    m.position = PositionKind::kLearned;
+    m.mlp = MlpKind::kGelu;
     m.attention_bias = true;
     m.mlp_bias = true;
     m.tie_embeddings = true;
@@ -114,11 +123,11 @@ void read_model(SchemaReader& r, ModelConfig& m) {
   r.read_int("head_dim", m.head_dim, kAtLeast1);
   r.read_int("intermediate_size", m.intermediate_size, kAtLeast1, Presence::kRequired);
   r.read_int("max_position_embeddings", m.max_position_embeddings, kAtLeast1);
-  r.read_choice("norm", m.norm, {"rmsnorm", "layernorm"});
+  read_choice(r, "norm", m.norm);
   r.read_float("norm_eps", m.norm_eps, kPositive);
-  r.read_choice("position", m.position, {"rope", "learned"});
+  read_choice(r, "position", m.position);
   r.read_float("rope_theta", m.rope_theta, kPositive);
-  r.read_choice("mlp", m.mlp, {"swiglu", "gelu"});
+  read_choice(r, "mlp", m.mlp);
   r.read_bool("attention_bias", m.attention_bias);
   r.read_bool("mlp_bias", m.mlp_bias);
   r.read_bool("tie_embeddings", m.tie_embeddings);
@@ -330,10 +339,10 @@ void read_template(SchemaReader& r, const std::string& file, Problems& problems,
 void read_data(SchemaReader& r, const std::string& file, Problems& problems, DataConfig& d) {
   r.begin_section("data");
   read_train_sources(r, d);
-  r.read_choice("format", d.format, {"text", "jsonl"});
-  r.read_choice("tokenizer", d.tokenizer, {"byte", "model"});
+  read_choice(r, "format", d.format);
+  read_choice(r, "tokenizer", d.tokenizer);
   r.read_int("seq_len", d.seq_len, {2, std::nullopt}, Presence::kRequired);
-  r.read_choice("split", d.split, {"none", "paragraph", "line"});
+  read_choice(r, "split", d.split);
   read_template(r, file, problems, d.prompt_template);
   r.read_bool("train_on_prompt", d.train_on_prompt);
   r.read_bool("skip_invalid", d.skip_invalid);
@@ -341,8 +350,8 @@ void read_data(SchemaReader& r, const std::string& file, Problems& problems, Dat
     r.problem("data.cache_dir", "must not be empty");
     r.mark_bad("data.cache_dir");
   }
-  r.read_choice("overlong", d.overlong, {"split", "truncate", "drop"});
-  r.read_choice("packing", d.packing, {"pack", "pad"});
+  read_choice(r, "overlong", d.overlong);
+  read_choice(r, "packing", d.packing);
   if (r.read_string("valid", d.valid) && !d.valid.empty()) {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(d.valid, ec))
@@ -367,13 +376,13 @@ void read_train(SchemaReader& r, TrainConfig& t) {
   r.read_int("log_every", t.log_every, kAtLeast1);
   r.read_int("max_skipped_steps", t.max_skipped_steps, kAtLeast1);
   r.read_int("eval_every", t.eval_every, kAtLeast0);
-  r.read_choice("recompute", t.recompute, {"none", "selective", "full"});
+  read_choice(r, "recompute", t.recompute);
   r.end_section();
 }
 
 void read_optimizer(SchemaReader& r, OptimizerConfig& o) {
   r.begin_section("optimizer");
-  r.read_choice("name", o.name, {"adamw", "sgd"});
+  read_choice(r, "name", o.name);
   r.read_float("lr", o.lr, kPositive, Presence::kRequired);
   if (const YamlNode* betas = r.read_node("betas")) {
     bool ok = false;
@@ -402,13 +411,13 @@ void read_optimizer(SchemaReader& r, OptimizerConfig& o) {
   r.read_float("grad_clip", o.grad_clip, kNonNegative);
   std::int64_t zero = o.zero;
   if (r.read_int("zero", zero, {0, 1})) o.zero = static_cast<int>(zero);
-  r.read_choice("moments", o.moments, {"f32", "bf16"});
+  read_choice(r, "moments", o.moments);
   r.end_section();
 }
 
 void read_schedule(SchemaReader& r, ScheduleConfig& s) {
   r.begin_section("schedule");
-  r.read_choice("type", s.type, {"constant", "linear", "cosine"});
+  read_choice(r, "type", s.type);
   r.read_int("warmup_steps", s.warmup_steps, kAtLeast0);
   r.read_float("min_lr_ratio", s.min_lr_ratio, kUnitClosed);
   r.end_section();
@@ -431,17 +440,17 @@ void read_parallel(SchemaReader& r, ParallelConfig& p) {
 
 void read_runtime(SchemaReader& r, RuntimeConfig& rt) {
   r.begin_section("runtime");
-  r.read_choice("device", rt.device, {"auto", "cpu", "cuda"});
+  read_choice(r, "device", rt.device);
   r.read_int("threads", rt.threads, kAtLeast0);
-  r.read_choice("dtype", rt.dtype, {"auto", "f32", "f64", "bf16"});
-  r.read_choice("log_level", rt.log_level, {"debug", "info", "warn", "error"});
+  read_choice(r, "dtype", rt.dtype);
+  read_choice(r, "log_level", rt.log_level);
   r.read_float("watchdog_s", rt.watchdog_s, kNonNegative);
   r.end_section();
 }
 
 void read_peft(SchemaReader& r, PeftConfig& p) {
   r.begin_section("peft");
-  r.read_choice("method", p.method, {"none", "lora", "prompt_tuning", "adapter"});
+  read_choice(r, "method", p.method);
   r.read_int("rank", p.rank, kAtLeast1);
   r.read_float("alpha", p.alpha, kPositive);
   r.read_float("dropout", p.dropout, {0.0, false, 1.0, true});
@@ -510,7 +519,7 @@ void read_prompt_candidate(const YamlNode& item, const std::string& path, const 
 void read_prompt_search(SchemaReader& r, const std::string& file, Problems& problems,
                         const DataConfig& d, PromptSearchConfig& p) {
   r.begin_section("prompt_search");
-  r.read_choice("metric", p.metric, {"loss", "bleu", "chrf", "rouge_l", "exact_match"});
+  read_choice(r, "metric", p.metric);
   r.read_int("max_records", p.max_records, kAtLeast0);
   r.read_int("max_new_tokens", p.max_new_tokens, kAtLeast1);
   if (const YamlNode* list = r.read_node("candidates")) {
@@ -561,10 +570,10 @@ void resolve_model(SchemaReader& r, ExperimentConfig& c) {
   ModelConfig& m = c.model;
   if (!m.path.empty()) {
     // The tokenizer of a downloaded model is its own unless the config says otherwise.
-    if (!r.is_set("data.tokenizer")) c.data.tokenizer = "model";
+    if (!r.is_set("data.tokenizer")) c.data.tokenizer = TokenizerKind::kModel;
     return;  // the rest is checked against config.json when the model loads
   }
-  if (r.is_ok("data.tokenizer") && c.data.tokenizer == "model") {
+  if (r.is_ok("data.tokenizer") && c.data.tokenizer == TokenizerKind::kModel) {
     r.problem("data.tokenizer", "model needs model.path (a Hugging Face model directory)");
   }
   const bool heads_ok = r.is_ok("model.num_heads");
@@ -592,7 +601,7 @@ void resolve_model(SchemaReader& r, ExperimentConfig& c) {
       r.mark_bad("model.head_dim");
     }
   }
-  if (r.is_ok("model.head_dim") && r.is_ok("model.position") && m.position == "rope" &&
+  if (r.is_ok("model.head_dim") && r.is_ok("model.position") && m.position == PositionKind::kRope &&
       m.head_dim % 2 != 0) {
     r.problem("model.head_dim",
               head_dim_derived
@@ -605,11 +614,11 @@ void resolve_model(SchemaReader& r, ExperimentConfig& c) {
 
 void check_data(SchemaReader& r, const ExperimentConfig& c) {
   const DataConfig& d = c.data;
-  if (r.is_ok("data.format") && d.format == "text") {
+  if (r.is_ok("data.format") && d.format == DataFormat::kText) {
     for (const char* key : {"data.template", "data.train_on_prompt", "data.skip_invalid"})
       if (r.is_set(key)) r.problem(key, "only used with data.format: jsonl");
   }
-  if (r.is_ok("data.format") && d.format == "jsonl" && r.is_set("data.split"))
+  if (r.is_ok("data.format") && d.format == DataFormat::kJsonl && r.is_set("data.split"))
     r.problem("data.split", "only used with data.format: text");
   if (!c.model.path.empty()) return;  // checked against config.json when the model loads
   if (r.is_ok("data.seq_len") && r.is_ok("model.max_position_embeddings") &&
@@ -617,7 +626,7 @@ void check_data(SchemaReader& r, const ExperimentConfig& c) {
     r.problem("data.seq_len", fmt::format("must be <= model.max_position_embeddings ({} > {})",
                                           d.seq_len, c.model.max_position_embeddings));
   }
-  if (r.is_ok("data.tokenizer") && d.tokenizer == "byte" && r.is_ok("model.vocab_size") &&
+  if (r.is_ok("data.tokenizer") && d.tokenizer == TokenizerKind::kByte && r.is_ok("model.vocab_size") &&
       c.model.vocab_size < 257) {
     r.problem("model.vocab_size",
               fmt::format("the byte tokenizer needs at least 257 ids (256 bytes + EOS), got {}",
@@ -669,13 +678,14 @@ void resolve_train(SchemaReader& r, ExperimentConfig& c) {
 void check_optimizer(SchemaReader& r, const ExperimentConfig& c) {
   const OptimizerConfig& o = c.optimizer;
   if (r.is_set("optimizer.momentum") && r.is_ok("optimizer.momentum") &&
-      r.is_ok("optimizer.name") && o.name != "sgd") {
+      r.is_ok("optimizer.name") && o.name != OptimizerName::kSgd) {
     r.problem("optimizer.momentum", "only used by sgd");
   }
-  if (r.is_ok("optimizer.moments") && o.moments == "bf16") {
-    if (r.is_ok("optimizer.name") && o.name != "adamw")
-      r.problem("optimizer.moments", "bf16 moments are AdamW's (optimizer.name is " + o.name + ")");
-    else if (r.is_ok("runtime.device") && c.runtime.device == "cpu")
+  if (r.is_ok("optimizer.moments") && o.moments == MomentsDType::kBF16) {
+    if (r.is_ok("optimizer.name") && o.name != OptimizerName::kAdamW)
+      r.problem("optimizer.moments",
+                fmt::format("bf16 moments are AdamW's (optimizer.name is {})", o.name));
+    else if (r.is_ok("runtime.device") && c.runtime.device == RuntimeDevice::kCpu)
       r.problem("optimizer.moments", "bf16 moments need runtime.device cuda (the CPU keeps f32)");
   }
 }
@@ -685,13 +695,13 @@ void check_build_limits(SchemaReader& r, const ExperimentConfig& c) {
 #ifndef TAILOR_HAVE_CUDA
   // (TAILOR_EMULATE_CUDA=1 is the testing hook that emulates the device on the CPU.)
   const char* emulate = std::getenv("TAILOR_EMULATE_CUDA");
-  if (c.runtime.device == "cuda" && (emulate == nullptr || std::string_view(emulate) != "1"))
+  if (c.runtime.device == RuntimeDevice::kCuda && (emulate == nullptr || std::string_view(emulate) != "1"))
     r.problem("runtime.device", "this build has no CUDA backend");
 #endif
   if (r.is_ok("runtime.dtype") && r.is_ok("runtime.device")) {
-    if (c.runtime.device == "cpu" && c.runtime.dtype == "bf16")
+    if (c.runtime.device == RuntimeDevice::kCpu && c.runtime.dtype == RuntimeDType::kBF16)
       r.problem("runtime.dtype", "bf16 needs runtime.device cuda (the CPU computes in f32 or f64)");
-    if (c.runtime.device == "cuda" && c.runtime.dtype == "f64")
+    if (c.runtime.device == RuntimeDevice::kCuda && c.runtime.dtype == RuntimeDType::kF64)
       r.problem("runtime.dtype", "f64 runs on the CPU only (runtime.device: cpu)");
   }
 }
@@ -700,10 +710,10 @@ void check_build_limits(SchemaReader& r, const ExperimentConfig& c) {
 // tokens, so a row must hold them and at least one real token.
 void check_peft(SchemaReader& r, const ExperimentConfig& c) {
   const PeftConfig& p = c.peft;
-  if (!p.adapter.empty() && p.method != "lora" && p.method != "prompt_tuning") {
+  if (!p.adapter.empty() && p.method != PeftMethod::kLora && p.method != PeftMethod::kPromptTuning) {
     r.problem("peft.adapter", "needs peft.method: lora or prompt_tuning");
   }
-  if (p.method != "prompt_tuning") {
+  if (p.method != PeftMethod::kPromptTuning) {
     if (r.is_set("peft.prompt_init_text"))
       r.problem("peft.prompt_init_text", "only used with peft.method: prompt_tuning");
     return;

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "config/choices.h"
 #include "core/error.h"
 
 namespace tailor::config {
@@ -28,7 +29,7 @@ struct ModelConfig {
   // A Hugging Face model directory (config.json, *.safetensors, tokenizer files) to fine-tune.
   // When set, the architecture keys below come from its config.json and must not be given.
   std::string path;
-  std::string family = "llama";          // llama | gpt2: sets the defaults of norm/position/mlp
+  ModelFamily family = ModelFamily::kLlama;  // llama | gpt2: sets the defaults of norm/position/mlp
   std::int64_t vocab_size = 0;           // required
   std::int64_t hidden_size = 0;          // required
   std::int64_t num_layers = 0;           // required
@@ -37,11 +38,11 @@ struct ModelConfig {
   std::int64_t head_dim = 0;             // default: hidden_size / num_heads
   std::int64_t intermediate_size = 0;    // required
   std::int64_t max_position_embeddings = 2048;
-  std::string norm = "rmsnorm";          // rmsnorm | layernorm   (gpt2 default: layernorm)
+  NormKind norm = NormKind::kRmsNorm;    // rmsnorm | layernorm   (gpt2 default: layernorm)
   double norm_eps = 1e-5;
-  std::string position = "rope";         // rope | learned        (gpt2 default: learned)
+  PositionKind position = PositionKind::kRope;  // rope | learned        (gpt2 default: learned)
   double rope_theta = 10000.0;
-  std::string mlp = "swiglu";            // swiglu | gelu         (gpt2 default: gelu)
+  MlpKind mlp = MlpKind::kSwiGLU;        // swiglu | gelu         (gpt2 default: gelu)
   bool attention_bias = false;           // (gpt2 default: true)
   bool mlp_bias = false;                 // (gpt2 default: true)
   bool tie_embeddings = false;           // (gpt2 default: true)
@@ -72,10 +73,10 @@ struct ChatTemplateConfig {
   std::string bos;                       // text written once at the start ("" = none)
   bool tokenizer_bos = false;            // open with the tokenizer's BOS id instead
   bool trim = false;                     // strip whitespace around each message's content
-  std::string system_placement = "turn"; // turn | first_user (inside the first user turn)
+  SystemPlacement system_placement = SystemPlacement::kTurn;  // turn | first_user (inside the first user turn)
   ChatRoleConfig system, user, assistant;
   std::string assistant_final_suffix;    // the last assistant turn's suffix (default: suffix)
-  std::string prompt_completion = "chat";  // chat | text (prompt + completion as they are)
+  PromptCompletion prompt_completion = PromptCompletion::kChat;  // chat | text (prompt + completion as they are)
   std::vector<std::string> special_tokens; // tokens the tokenizer is expected to know
 };
 
@@ -96,17 +97,17 @@ struct DataConfig {
   std::string train;                     // required: path of the training data (the first source)
   std::vector<DataSourceConfig> sources; // data.train as sources: one {train, 1.0}, or the list
   bool train_is_list = false;            // data.train was written as a list of {path, weight}
-  std::string format = "text";           // text | jsonl (record kind detected per line)
-  std::string tokenizer = "byte";        // byte: 256 byte tokens + EOS (id 256); model: the
+  DataFormat format = DataFormat::kText; // text | jsonl (record kind detected per line)
+  TokenizerKind tokenizer = TokenizerKind::kByte;  // byte: 256 byte tokens + EOS (id 256); model: the
                                          // tokenizer files of model.path (default with it)
   std::int64_t seq_len = 0;              // required: tokens per packed sequence
-  std::string split = "none";            // none | paragraph | line: how a text file splits into documents
+  TextSplit split = TextSplit::kNone;    // none | paragraph | line: how a text file splits into documents
   TemplateConfig prompt_template;        // data.template (jsonl only)
   bool train_on_prompt = false;          // jsonl: loss on prompt tokens too (default: response only)
   bool skip_invalid = false;             // jsonl: skip bad lines (counted per reason) instead of failing
   std::string cache_dir = ".cache/tailor";  // tokenized caches (tailor prepare), under the CWD
-  std::string overlong = "split";        // split | truncate | drop: documents longer than seq_len
-  std::string packing = "pack";          // pack | pad: documents concatenated, or one per sequence
+  OverlongPolicy overlong = OverlongPolicy::kSplit;  // split | truncate | drop: documents longer than seq_len
+  PackingMode packing = PackingMode::kPack;  // pack | pad: documents concatenated, or one per sequence
   std::string valid;                     // a validation file (same format and template) ...
   double valid_fraction = 0.0;           // ... or this fraction of the training documents, held out
 };
@@ -122,11 +123,11 @@ struct TrainConfig {
   std::int64_t eval_every = 0;           // validation loss every N steps (0: at the end only)
   // Activation recomputation: none | selective (norm outputs and the MLP activation are
   // recomputed in backward) | full (each layer's forward is rerun from its input in backward).
-  std::string recompute = "none";
+  Recompute recompute = Recompute::kNone;
 };
 
 struct OptimizerConfig {
-  std::string name = "adamw";            // adamw | sgd
+  OptimizerName name = OptimizerName::kAdamW;  // adamw | sgd
   double lr = 0.0;                       // required, > 0
   double beta1 = 0.9;                    // from `betas: [b1, b2]`
   double beta2 = 0.999;
@@ -135,11 +136,11 @@ struct OptimizerConfig {
   double momentum = 0.0;                 // sgd only
   double grad_clip = 1.0;                // global-norm clipping; 0 disables
   int zero = 0;                          // 0 | 1 (ZeRO-1 sharding over the DP group)
-  std::string moments = "f32";           // f32 | bf16 (AdamW moments; bf16 on CUDA only)
+  MomentsDType moments = MomentsDType::kF32;  // f32 | bf16 (AdamW moments; bf16 on CUDA only)
 };
 
 struct ScheduleConfig {
-  std::string type = "cosine";           // constant | linear | cosine
+  ScheduleType type = ScheduleType::kCosine;  // constant | linear | cosine
   std::int64_t warmup_steps = 0;         // linear warmup from 0, must be < train.steps
   double min_lr_ratio = 0.0;             // final lr = lr * min_lr_ratio (linear and cosine)
 };
@@ -157,15 +158,15 @@ struct ParallelConfig {
 };
 
 struct RuntimeConfig {
-  std::string device = "auto";           // auto | cpu | cuda
+  RuntimeDevice device = RuntimeDevice::kAuto;  // auto | cpu | cuda
   std::int64_t threads = 0;              // CPU threads per rank (0: all cores / ranks)
-  std::string dtype = "auto";            // auto (bf16 on CUDA, f32 on the CPU) | f32 | f64 | bf16
-  std::string log_level = "info";        // debug | info | warn | error
+  RuntimeDType dtype = RuntimeDType::kAuto;  // auto (bf16 on CUDA, f32 on the CPU) | f32 | f64 | bf16
+  log::Level log_level = log::Level::kInfo;  // debug | info | warn | error
   double watchdog_s = 600.0;             // a step collective stuck this long ends the job (0: off)
 };
 
 struct PeftConfig {
-  std::string method = "none";           // none | lora | prompt_tuning | adapter
+  PeftMethod method = PeftMethod::kNone;  // none | lora | prompt_tuning | adapter
   // LoRA (method: lora)
   std::int64_t rank = 8;                 // r
   double alpha = 16.0;                   // scale = alpha / r (alpha / sqrt(r) with use_rslora)
@@ -194,7 +195,7 @@ struct PromptCandidateConfig {
 };
 
 struct PromptSearchConfig {
-  std::string metric = "loss";           // loss | bleu | chrf | rouge_l | exact_match
+  PromptMetric metric = PromptMetric::kLoss;  // loss | bleu | chrf | rouge_l | exact_match
   std::int64_t max_records = 0;          // dev records per candidate (0: all)
   std::int64_t max_new_tokens = 128;     // generation metrics
   std::vector<PromptCandidateConfig> candidates;

@@ -9,10 +9,11 @@
 // point at the right place.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
-#include <initializer_list>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,8 +61,9 @@ class SchemaReader {
   bool read_bool(std::string_view key, bool& out);
   // Required strings must also be non-empty.
   bool read_string(std::string_view key, std::string& out, Presence presence = Presence::kOptional);
-  bool read_choice(std::string_view key, std::string& out,
-                   std::initializer_list<std::string_view> choices);
+  // One of `choices`; `index` is the position of the name given.
+  bool read_choice(std::string_view key, std::span<const std::string_view> choices,
+                   std::size_t& index);
   // The raw value (nullptr when absent), for keys with a structure of their own; the caller
   // checks it and calls mark_bad() if it is wrong.
   const YamlNode* read_node(std::string_view key);

@@ -118,11 +118,12 @@ std::string preset_yaml(const TemplateConfig& t, std::string_view indent) {
   line("bos", yaml_string(c.bos));
   line("tokenizer_bos", c.tokenizer_bos ? "true" : "false");
   line("trim", c.trim ? "true" : "false");
-  line("system", fmt::format("{{placement: {}, {}}}", yaml_string(c.system_placement), role(c.system)));
+  line("system", fmt::format("{{placement: {}, {}}}", yaml_string(name_of(c.system_placement)),
+                             role(c.system)));
   line("user", fmt::format("{{{}}}", role(c.user)));
   line("assistant", fmt::format("{{{}, final_suffix: {}}}", role(c.assistant),
                                 yaml_string(c.assistant_final_suffix)));
-  line("prompt_completion", yaml_string(c.prompt_completion));
+  line("prompt_completion", yaml_string(name_of(c.prompt_completion)));
   line("special_tokens", fmt::format("[{}]", tokens));
   return out;
 }
@@ -140,7 +141,7 @@ std::string to_yaml(const ExperimentConfig& c) {
     body.str("path", m.path);
     body.num("init_std", m.init_std);
   } else {
-  body.str("family", m.family);
+  body.str("family", name_of(m.family));
   body.num("vocab_size", m.vocab_size);
   body.num("hidden_size", m.hidden_size);
   body.num("num_layers", m.num_layers);
@@ -149,11 +150,11 @@ std::string to_yaml(const ExperimentConfig& c) {
   body.num("head_dim", m.head_dim);
   body.num("intermediate_size", m.intermediate_size);
   body.num("max_position_embeddings", m.max_position_embeddings);
-  body.str("norm", m.norm);
+  body.str("norm", name_of(m.norm));
   body.num("norm_eps", m.norm_eps);
-  body.str("position", m.position);
+  body.str("position", name_of(m.position));
   body.num("rope_theta", m.rope_theta);
-  body.str("mlp", m.mlp);
+  body.str("mlp", name_of(m.mlp));
   body.boolean("attention_bias", m.attention_bias);
   body.boolean("mlp_bias", m.mlp_bias);
   body.boolean("tie_embeddings", m.tie_embeddings);
@@ -170,11 +171,11 @@ std::string to_yaml(const ExperimentConfig& c) {
   } else {
     body.str("train", d.train);
   }
-  body.str("format", d.format);
-  body.str("tokenizer", d.tokenizer);
+  body.str("format", name_of(d.format));
+  body.str("tokenizer", name_of(d.tokenizer));
   body.num("seq_len", d.seq_len);
-  if (d.format == "text") {
-    body.str("split", d.split);
+  if (d.format == DataFormat::kText) {
+    body.str("split", name_of(d.split));
   } else {
     const TemplateConfig& t = d.prompt_template;
     body.line("template", "");
@@ -195,8 +196,8 @@ std::string to_yaml(const ExperimentConfig& c) {
     body.boolean("skip_invalid", d.skip_invalid);
   }
   body.str("cache_dir", d.cache_dir);
-  body.str("overlong", d.overlong);
-  body.str("packing", d.packing);
+  body.str("overlong", name_of(d.overlong));
+  body.str("packing", name_of(d.packing));
   if (!d.valid.empty()) body.str("valid", d.valid);
   body.num("valid_fraction", d.valid_fraction);
 
@@ -210,27 +211,27 @@ std::string to_yaml(const ExperimentConfig& c) {
   body.num("log_every", t.log_every);
   body.num("max_skipped_steps", t.max_skipped_steps);
   body.num("eval_every", t.eval_every);
-  body.str("recompute", t.recompute);
+  body.str("recompute", name_of(t.recompute));
 
   const OptimizerConfig& o = c.optimizer;
   body.section("optimizer");
-  body.str("name", o.name);
+  body.str("name", name_of(o.name));
   body.num("lr", o.lr);
   body.line("betas", fmt::format("[{}, {}]", yaml_float(o.beta1), yaml_float(o.beta2)));
   body.num("eps", o.eps);
   body.num("weight_decay", o.weight_decay);
-  if (o.name == "sgd") {
+  if (o.name == OptimizerName::kSgd) {
     body.num("momentum", o.momentum);
   } else {
-    body.comment("momentum: not used by " + o.name);  // setting it would be an error
+    body.comment(fmt::format("momentum: not used by {}", o.name));  // setting it would be an error
   }
   body.num("grad_clip", o.grad_clip);
   body.num("zero", std::int64_t{o.zero});
-  body.str("moments", o.moments);
+  body.str("moments", name_of(o.moments));
 
   const ScheduleConfig& s = c.schedule;
   body.section("schedule");
-  body.str("type", s.type);
+  body.str("type", name_of(s.type));
   body.num("warmup_steps", s.warmup_steps);
   body.num("min_lr_ratio", s.min_lr_ratio);
 
@@ -245,14 +246,14 @@ std::string to_yaml(const ExperimentConfig& c) {
 
   const RuntimeConfig& rt = c.runtime;
   body.section("runtime");
-  body.str("device", rt.device);
+  body.str("device", name_of(rt.device));
   body.num("threads", rt.threads);
-  body.str("dtype", rt.dtype);
-  body.str("log_level", rt.log_level);
+  body.str("dtype", name_of(rt.dtype));
+  body.str("log_level", name_of(rt.log_level));
   body.num("watchdog_s", rt.watchdog_s);
 
   body.section("peft");
-  body.str("method", c.peft.method);
+  body.str("method", name_of(c.peft.method));
   body.num("rank", c.peft.rank);
   body.num("alpha", c.peft.alpha);
   body.num("dropout", c.peft.dropout);
@@ -264,7 +265,7 @@ std::string to_yaml(const ExperimentConfig& c) {
   }
   body.boolean("use_rslora", c.peft.use_rslora);
   body.num("bottleneck", c.peft.bottleneck);
-  if (c.peft.method == "prompt_tuning") {  // only then: older resolved configs stay the same
+  if (c.peft.method == PeftMethod::kPromptTuning) {  // only then: older resolved configs stay the same
     body.num("num_virtual_tokens", c.peft.num_virtual_tokens);
     body.str("prompt_init_text", c.peft.prompt_init_text);
   }
@@ -272,7 +273,7 @@ std::string to_yaml(const ExperimentConfig& c) {
   if (!c.prompt_search.candidates.empty()) {
     const PromptSearchConfig& ps = c.prompt_search;
     body.section("prompt_search");
-    body.str("metric", ps.metric);
+    body.str("metric", name_of(ps.metric));
     body.num("max_records", ps.max_records);
     body.num("max_new_tokens", ps.max_new_tokens);
     body.raw("  candidates:\n");

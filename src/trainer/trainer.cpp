@@ -287,7 +287,8 @@ TrainSummary train(const config::ExperimentConfig& config_in,
       make_ops(cfg.runtime, threads_per_rank(cfg, grid.world().size()), cfg.source);
   backend::Ops& ops = *ops_owner;
   const DType dtype = compute_dtype(cfg.runtime, ops.device());
-  TAILOR_CHECK_USER(cfg.optimizer.moments != "bf16" || ops.device() != backend::Device::kCpu,
+  TAILOR_CHECK_USER(cfg.optimizer.moments != config::MomentsDType::kBF16 ||
+                        ops.device() != backend::Device::kCpu,
                     cfg.source, "optimizer.moments bf16 needs a GPU (runtime.device {} ran on the "
                     "CPU, which keeps f32 moments)", cfg.runtime.device);
   const std::optional<model::LoraSpec>& lora = setup.lora;
@@ -299,9 +300,7 @@ TrainSummary train(const config::ExperimentConfig& config_in,
   const std::unique_ptr<model::Transformer> model_owner =
       build_model(cfg, setup, ops, &tp_comm, InitialWeights::kStart);
   model::Transformer& model = *model_owner;
-  model.set_recompute(cfg.train.recompute == "full"        ? model::Recompute::kFull
-                      : cfg.train.recompute == "selective" ? model::Recompute::kSelective
-                                                           : model::Recompute::kNone);
+  model.set_recompute(recompute_from_config(cfg.train));
   optim::DataParallelOptimizer optimizer(ops, model.params(), dp_comm, tp_comm,
                                          optimizer_spec_from_config(cfg.optimizer),
                                          {cfg.optimizer.zero == 1, options.dp_bucket_elements > 0
@@ -318,7 +317,7 @@ TrainSummary train(const config::ExperimentConfig& config_in,
   ckpt.grid = &grid;
   ckpt.ops = &ops;
   ckpt.determinism_backend = ops.describe();
-  ckpt.base_identity = cfg.peft.method != "none" ? base_model_identity(cfg) : "";
+  ckpt.base_identity = cfg.peft.method != config::PeftMethod::kNone ? base_model_identity(cfg) : "";
   ckpt.data_fingerprint = std::filesystem::path(cached.dir).filename().string();
   checkpoint::RankState run_state;
   run_state.seed = cfg.train.seed;

@@ -39,6 +39,14 @@ struct FloatRange {
   bool hi_open = false;
 };
 
+// The ranges most keys use.
+inline constexpr IntRange kAtLeast0{0, std::nullopt};
+inline constexpr IntRange kAtLeast1{1, std::nullopt};
+inline constexpr FloatRange kPositive{0.0, true, std::nullopt, false};      // > 0
+inline constexpr FloatRange kNonNegative{0.0, false, std::nullopt, false};  // >= 0
+inline constexpr FloatRange kUnitHalfOpen{0.0, false, 1.0, true};           // [0, 1)
+inline constexpr FloatRange kUnitClosed{0.0, false, 1.0, false};            // [0, 1]
+
 class SchemaReader {
  public:
   SchemaReader(const YamlNode& root, std::string file, Problems& problems);

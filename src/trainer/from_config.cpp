@@ -31,7 +31,8 @@ model::ModelSpec model_spec_from_config(const config::ModelConfig& m) {
 
 optim::OptimizerSpec optimizer_spec_from_config(const config::OptimizerConfig& o) {
   optim::OptimizerSpec s;
-  s.name = std::string(config::name_of(o.name));
+  s.kind = o.name == config::OptimizerName::kSgd ? optim::OptimizerKind::kSgd
+                                                 : optim::OptimizerKind::kAdamW;
   s.beta1 = o.beta1;
   s.beta2 = o.beta2;
   s.eps = o.eps;

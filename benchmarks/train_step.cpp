@@ -94,8 +94,9 @@ int main(int argc, char** argv) {
   app.add_option("--batch", batch, "sequences per step (B)");
   app.add_option("--seq", seq, "tokens per sequence (T)");
   app.add_option("--lora-rank", lora_rank, "LoRA on all linear layers with this rank (0: full)");
-  app.add_option("--device", device, "auto | cpu | cuda");
-  app.add_option("--dtype", dtype, "auto | f32 | bf16");
+  app.add_option("--device", device, "auto | cpu | cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  app.add_option("--dtype", dtype, "auto | f32 | bf16")->check(CLI::IsMember({"auto", "f32", "bf16"}));
   app.add_option("--threads", threads, "CPU threads (0: all)");
   app.add_option("--recompute", recompute, "activation recomputation: none | selective | full")
       ->check(CLI::IsMember({"none", "selective", "full"}));
@@ -108,8 +109,8 @@ int main(int argc, char** argv) {
     model::ModelSpec spec = preset_spec(preset);
     spec.max_position_embeddings = std::max<std::int64_t>(seq, 2048);
     config::RuntimeConfig rt;
-    rt.device = device;
-    rt.dtype = dtype;
+    rt.device = config::from_name<config::RuntimeDevice>(device).value();
+    rt.dtype = config::from_name<config::RuntimeDType>(dtype).value();
     const std::unique_ptr<backend::Ops> ops = trainer::make_ops(rt, threads, "--device");
     const DType compute = trainer::compute_dtype(rt, ops->device());
     std::optional<model::LoraSpec> lora;

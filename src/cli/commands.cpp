@@ -52,12 +52,9 @@ int run_prepare(const std::string& config_path, const std::vector<std::string>& 
 int run_train(const std::string& config_path, const std::vector<std::string>& overrides,
               std::unique_ptr<comm::Communicator> world) {
   const config::ExperimentConfig cfg = config::load_config(config_path, overrides);
-  log::Level level = log::Level::kInfo;
-  if (log::parse_level(cfg.runtime.log_level, level)) {
-    log::LogConfig lc = log::logging_config();
-    lc.level = level;
-    log::configure_logging(lc);
-  }
+  log::LogConfig lc = log::logging_config();
+  lc.level = cfg.runtime.log_level;
+  log::configure_logging(lc);
   const bool writer = world == nullptr || world->rank() == 0;
   const trainer::TrainSummary summary = trainer::train(cfg, std::move(world));
   const int code = summary.stopped ? static_cast<int>(ExitCode::kStopRequested) : 0;
@@ -82,7 +79,7 @@ struct CpuModel {
 };
 
 // The backend of --device (auto: a GPU when one is visible).
-std::unique_ptr<backend::Ops> device_ops(const std::string& device, int threads,
+std::unique_ptr<backend::Ops> device_ops(config::RuntimeDevice device, int threads,
                                          config::RuntimeConfig* runtime = nullptr) {
   config::RuntimeConfig r;
   r.device = device;
@@ -92,7 +89,7 @@ std::unique_ptr<backend::Ops> device_ops(const std::string& device, int threads,
 }
 
 CpuModel load_cpu_model(const std::string& model_dir, const std::string& adapter_dir,
-                        int threads, const std::string& device) {
+                        int threads, config::RuntimeDevice device) {
   CpuModel m;
   m.hf = checkpoint::read_hf_config(model_dir);
   m.tokenizer = data::load_tokenizer(model_dir);
@@ -114,7 +111,7 @@ CpuModel load_cpu_model(const std::string& model_dir, const std::string& adapter
 
 // The model of a Tailor checkpoint (any layout, merged onto one rank) with its run's tokenizer.
 CpuModel load_checkpoint_cpu_model(const std::string& path, int threads,
-                                   const std::string& device) {
+                                   config::RuntimeDevice device) {
   CpuModel m;
   m.ops = device_ops(device, threads);
   trainer::CheckpointModel cm =
@@ -129,7 +126,7 @@ CpuModel load_checkpoint_cpu_model(const std::string& path, int threads,
 }  // namespace
 
 int run_score(const std::string& model_dir, const std::string& adapter_dir,
-              const std::string& data_path, int threads, const std::string& device) {
+              const std::string& data_path, int threads, config::RuntimeDevice device) {
   const CpuModel m = load_cpu_model(model_dir, adapter_dir, threads, device);
   log::info("scoring {} with {} ({})", data_path, model_dir, m.hf.spec.summary());
   const eval::ScoreResult r = eval::score_jsonl(*m.model, *m.tokenizer, data_path);
@@ -383,12 +380,12 @@ int run_prompt_search(const std::string& config_path, const std::vector<std::str
                       const EvalArgs& args) {
   const config::ExperimentConfig cfg = config::load_config(config_path, overrides);
   const std::vector<trainer::PromptScore> ranked = trainer::prompt_search(cfg, args.options);
-  const std::string& metric = cfg.prompt_search.metric;
-  std::printf("%-4s %-24s %10s %10s\n", "rank", "prompt", "dev loss",
-              metric == "loss" ? "" : metric.c_str());
+  const bool by_loss = cfg.prompt_search.metric == config::PromptMetric::kLoss;
+  const std::string metric(config::name_of(cfg.prompt_search.metric));
+  std::printf("%-4s %-24s %10s %10s\n", "rank", "prompt", "dev loss", by_loss ? "" : metric.c_str());
   for (std::size_t i = 0; i < ranked.size(); ++i)
     std::printf("%-4zu %-24s %10.4f %10s\n", i + 1, ranked[i].name.c_str(), ranked[i].loss,
-                metric == "loss" ? "" : fmt::format("{:.4f}", ranked[i].score).c_str());
+                by_loss ? "" : fmt::format("{:.4f}", ranked[i].score).c_str());
   if (!args.write_best.empty()) {
     const config::ExperimentConfig best = trainer::with_candidate(cfg, ranked.front().name);
     trainer::write_file_atomic(args.write_best, config::to_yaml(best));

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "config/config.h"
 #include "trainer/evaluation.h"
 
 namespace tailor::cli {
@@ -27,7 +28,7 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
 // tailor score --model DIR --data FILE.jsonl: prints per-record progress to stderr and, as the
 // last line on stdout, {"records": R, "tokens": N, "nll": ..., "ppl": ...}.
 int run_score(const std::string& model_dir, const std::string& adapter_dir,
-              const std::string& data_path, int threads, const std::string& device);
+              const std::string& data_path, int threads, config::RuntimeDevice device);
 
 // tailor export (--model DIR | --checkpoint PATH) [--format hf|peft] --out DIR [--dtype f32|bf16]:
 // a model directory re-exported, or a training checkpoint (step_<N>, or a checkpoints/ or run
@@ -75,7 +76,7 @@ struct GenerateArgs {
   std::string system;
   std::int64_t batch_size = 8;       // --prompts records per batch
   int threads = 0;
-  std::string device = "auto";       // auto | cpu | cuda
+  config::RuntimeDevice device = config::RuntimeDevice::kAuto;
 };
 int run_generate(const GenerateArgs& args);
 

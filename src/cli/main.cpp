@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -27,6 +28,20 @@ constexpr const char* kVersion = "0.1.0";
 int report(const tailor::Error& e) {
   std::fprintf(stderr, "%s\n", e.what());
   return static_cast<int>(e.exit_code());
+}
+
+// --device auto|cpu|cuda, the choices of runtime.device, into `out`.
+void add_device_option(CLI::App* app, tailor::config::RuntimeDevice& out) {
+  using tailor::config::RuntimeDevice;
+  std::vector<std::string> names;
+  for (std::string_view name : tailor::config::names_of<RuntimeDevice>()) names.emplace_back(name);
+  app->add_option_function<std::string>(
+         "--device",
+         [&out](const std::string& name) {
+           out = tailor::config::from_name<RuntimeDevice>(name).value();
+         },
+         "auto (a GPU when visible) | cpu | cuda")
+      ->check(CLI::IsMember(names));
 }
 
 }  // namespace
@@ -82,9 +97,8 @@ int main(int argc, char** argv) {
       ->required();
   score->add_option("--adapter", adapter_dir, "PEFT adapter directory to apply (LoRA or prompt tuning)");
   score->add_option("--threads", threads, "CPU threads (0: all cores)");
-  std::string score_device = "auto";
-  score->add_option("--device", score_device, "auto (a GPU when visible) | cpu | cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  tailor::config::RuntimeDevice score_device = tailor::config::RuntimeDevice::kAuto;
+  add_device_option(score, score_device);
 
   CLI::App* exp = app.add_subcommand("export", "write a model as a Hugging Face directory");
   auto* src = exp->add_option_group("source");
@@ -130,8 +144,7 @@ int main(int argc, char** argv) {
   generate->add_option("--system", gen.system, "system prompt for the template");
   generate->add_option("--batch-size", gen.batch_size, "--prompts records generated together (8)");
   generate->add_option("--threads", gen.threads, "CPU threads (0: all cores)");
-  generate->add_option("--device", gen.device, "auto (a GPU when visible) | cpu | cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_device_option(generate, gen.device);
 
   std::string inspect_path;
   CLI::App* inspect = app.add_subcommand(
@@ -158,8 +171,7 @@ int main(int argc, char** argv) {
   evalc->add_option("--hypotheses", ev.options.hypotheses_out,
                     "write {prompt, reference, hypothesis} JSONL here");
   evalc->add_option("--threads", ev.options.threads, "CPU threads (0: all cores)");
-  evalc->add_option("--device", ev.options.device, "auto (a GPU when visible) | cpu | cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_device_option(evalc, ev.options.device);
 
   CLI::App* search = app.add_subcommand(
       "prompt-search", "rank the config's prompt_search candidates (system prompts, few-shot "
@@ -171,8 +183,7 @@ int main(int argc, char** argv) {
   search->add_option("--data", ev.options.data, "dev JSONL (default: data.valid)");
   search->add_option("--write-best", ev.write_best, "write the config with the best prompt here");
   search->add_option("--threads", ev.options.threads, "CPU threads (0: all cores)");
-  search->add_option("--device", ev.options.device, "auto (a GPU when visible) | cpu | cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_device_option(search, ev.options.device);
 
   std::string run_dir, plot_out;
   CLI::App* plot = app.add_subcommand(

@@ -6,9 +6,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "config/scalars.h"
 
@@ -56,16 +58,18 @@ class TemplateReader {
     return true;
   }
 
-  bool choice(const YamlEntry& e, const std::string& path, std::string& out, std::string_view a,
-              std::string_view b) {
+  template <NamedEnum E>
+  bool choice(const YamlEntry& e, const std::string& path, E& out) {
     const YamlNode& v = e.value;
-    if (v.kind != YamlNode::Kind::kScalar || (v.scalar != a && v.scalar != b)) {
+    const std::optional<E> value =
+        v.kind == YamlNode::Kind::kScalar ? from_name<E>(v.scalar) : std::nullopt;
+    if (!value) {
       problems_.add(v.loc, join(path, e.key),
-                    fmt::format("must be one of {}, {} (got {})", a, b,
+                    fmt::format("must be one of {} (got {})", fmt::join(names_of<E>(), ", "),
                                 v.kind == YamlNode::Kind::kScalar ? quote(v.scalar) : describe(v)));
       return false;
     }
-    out = v.scalar;
+    out = *value;
     return true;
   }
 
@@ -91,7 +95,7 @@ class TemplateReader {
       else if (k.key == "separator")
         string(k, rpath, out.separator);
       else if (k.key == "placement" && e.key == "system")
-        choice(k, rpath, t.system_placement, "turn", "first_user");
+        choice(k, rpath, t.system_placement);
       else if (k.key == "final_suffix" && e.key == "assistant")
         final_suffix_given = string(k, rpath, t.assistant_final_suffix);
       else
@@ -145,7 +149,7 @@ void read_chat_template(const YamlNode& node, const std::string& path, Problems&
     else if (e.key == "assistant")
       r.role(e, path, out.assistant, out, final_suffix_given);
     else if (e.key == "prompt_completion")
-      r.choice(e, path, out.prompt_completion, "chat", "text");
+      r.choice(e, path, out.prompt_completion);
     else if (e.key == "special_tokens")
       special = &e;
     else

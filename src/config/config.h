@@ -16,35 +16,38 @@
 #include <string>
 #include <vector>
 
+#include "config/choices.h"
 #include "core/error.h"
 
 namespace tailor::config {
 
+// The sections. Each key's type, range, resume rule and doc are in its section's table
+// (src/config/schema/<section>.cpp); the initializers here are the defaults. Members that are not
+// keys (derived or structural) say so.
+
 struct OutputConfig {
-  std::string dir;  // required: the run directory
+  std::string dir;
 };
 
 struct ModelConfig {
-  // A Hugging Face model directory (config.json, *.safetensors, tokenizer files) to fine-tune.
-  // When set, the architecture keys below come from its config.json and must not be given.
   std::string path;
-  std::string family = "llama";          // llama | gpt2: sets the defaults of norm/position/mlp
-  std::int64_t vocab_size = 0;           // required
-  std::int64_t hidden_size = 0;          // required
-  std::int64_t num_layers = 0;           // required
-  std::int64_t num_heads = 0;            // required
-  std::int64_t num_kv_heads = 0;         // default: num_heads
-  std::int64_t head_dim = 0;             // default: hidden_size / num_heads
-  std::int64_t intermediate_size = 0;    // required
+  ModelFamily family = ModelFamily::kLlama;
+  std::int64_t vocab_size = 0;
+  std::int64_t hidden_size = 0;
+  std::int64_t num_layers = 0;
+  std::int64_t num_heads = 0;
+  std::int64_t num_kv_heads = 0;         // 0 until resolved: num_heads
+  std::int64_t head_dim = 0;             // 0 until resolved: hidden_size / num_heads
+  std::int64_t intermediate_size = 0;
   std::int64_t max_position_embeddings = 2048;
-  std::string norm = "rmsnorm";          // rmsnorm | layernorm   (gpt2 default: layernorm)
+  NormKind norm = NormKind::kRmsNorm;    // (the gpt2 family's defaults are in schema/model.cpp)
   double norm_eps = 1e-5;
-  std::string position = "rope";         // rope | learned        (gpt2 default: learned)
+  PositionKind position = PositionKind::kRope;
   double rope_theta = 10000.0;
-  std::string mlp = "swiglu";            // swiglu | gelu         (gpt2 default: gelu)
-  bool attention_bias = false;           // (gpt2 default: true)
-  bool mlp_bias = false;                 // (gpt2 default: true)
-  bool tie_embeddings = false;           // (gpt2 default: true)
+  MlpKind mlp = MlpKind::kSwiGLU;
+  bool attention_bias = false;
+  bool mlp_bias = false;
+  bool tie_embeddings = false;
   double init_std = 0.02;
 };
 
@@ -72,10 +75,10 @@ struct ChatTemplateConfig {
   std::string bos;                       // text written once at the start ("" = none)
   bool tokenizer_bos = false;            // open with the tokenizer's BOS id instead
   bool trim = false;                     // strip whitespace around each message's content
-  std::string system_placement = "turn"; // turn | first_user (inside the first user turn)
+  SystemPlacement system_placement = SystemPlacement::kTurn;
   ChatRoleConfig system, user, assistant;
   std::string assistant_final_suffix;    // the last assistant turn's suffix (default: suffix)
-  std::string prompt_completion = "chat";  // chat | text (prompt + completion as they are)
+  PromptCompletion prompt_completion = PromptCompletion::kChat;
   std::vector<std::string> special_tokens; // tokens the tokenizer is expected to know
 };
 
@@ -93,62 +96,58 @@ struct TemplateConfig {
 };
 
 struct DataConfig {
-  std::string train;                     // required: path of the training data (the first source)
+  std::string train;                     // the first source's path
   std::vector<DataSourceConfig> sources; // data.train as sources: one {train, 1.0}, or the list
   bool train_is_list = false;            // data.train was written as a list of {path, weight}
-  std::string format = "text";           // text | jsonl (record kind detected per line)
-  std::string tokenizer = "byte";        // byte: 256 byte tokens + EOS (id 256); model: the
-                                         // tokenizer files of model.path (default with it)
-  std::int64_t seq_len = 0;              // required: tokens per packed sequence
-  std::string split = "none";            // none | paragraph | line: how a text file splits into documents
-  TemplateConfig prompt_template;        // data.template (jsonl only)
-  bool train_on_prompt = false;          // jsonl: loss on prompt tokens too (default: response only)
-  bool skip_invalid = false;             // jsonl: skip bad lines (counted per reason) instead of failing
-  std::string cache_dir = ".cache/tailor";  // tokenized caches (tailor prepare), under the CWD
-  std::string overlong = "split";        // split | truncate | drop: documents longer than seq_len
-  std::string packing = "pack";          // pack | pad: documents concatenated, or one per sequence
-  std::string valid;                     // a validation file (same format and template) ...
-  double valid_fraction = 0.0;           // ... or this fraction of the training documents, held out
+  DataFormat format = DataFormat::kText;
+  TokenizerKind tokenizer = TokenizerKind::kByte;  // (model with model.path, unless given)
+  std::int64_t seq_len = 0;
+  TextSplit split = TextSplit::kNone;
+  TemplateConfig prompt_template;        // data.template
+  bool train_on_prompt = false;
+  bool skip_invalid = false;
+  std::string cache_dir = ".cache/tailor";
+  OverlongPolicy overlong = OverlongPolicy::kSplit;
+  PackingMode packing = PackingMode::kPack;
+  std::string valid;
+  double valid_fraction = 0.0;
 };
 
 struct TrainConfig {
-  std::int64_t steps = 0;                // required, >= 1
+  std::int64_t steps = 0;
   std::uint64_t seed = 0;
-  std::int64_t global_batch = 0;         // required: sequences per optimizer step
+  std::int64_t global_batch = 0;
   std::int64_t micro_batch = 0;          // 0 (`auto`): global_batch / parallel.data
   std::string resume = "auto";           // auto | never | PATH (a checkpoints/step_<N> directory)
-  std::int64_t log_every = 1;            // progress line and metrics.jsonl record every N steps
-  std::int64_t max_skipped_steps = 5;    // stop after this many consecutive non-finite steps
-  std::int64_t eval_every = 0;           // validation loss every N steps (0: at the end only)
-  // Activation recomputation: none | selective (norm outputs and the MLP activation are
-  // recomputed in backward) | full (each layer's forward is rerun from its input in backward).
-  std::string recompute = "none";
+  std::int64_t log_every = 1;
+  std::int64_t max_skipped_steps = 5;
+  std::int64_t eval_every = 0;
+  Recompute recompute = Recompute::kNone;
 };
 
 struct OptimizerConfig {
-  std::string name = "adamw";            // adamw | sgd
-  double lr = 0.0;                       // required, > 0
+  OptimizerName name = OptimizerName::kAdamW;
+  double lr = 0.0;
   double beta1 = 0.9;                    // from `betas: [b1, b2]`
   double beta2 = 0.999;
   double eps = 1e-8;
-  double weight_decay = 0.0;             // decoupled; never applied to norms and biases
-  double momentum = 0.0;                 // sgd only
-  double grad_clip = 1.0;                // global-norm clipping; 0 disables
-  int zero = 0;                          // 0 | 1 (ZeRO-1 sharding over the DP group)
-  std::string moments = "f32";           // f32 | bf16 (AdamW moments; bf16 on CUDA only)
+  double weight_decay = 0.0;
+  double momentum = 0.0;
+  double grad_clip = 1.0;
+  int zero = 0;
+  MomentsDType moments = MomentsDType::kF32;
 };
 
 struct ScheduleConfig {
-  std::string type = "cosine";           // constant | linear | cosine
-  std::int64_t warmup_steps = 0;         // linear warmup from 0, must be < train.steps
-  double min_lr_ratio = 0.0;             // final lr = lr * min_lr_ratio (linear and cosine)
+  ScheduleType type = ScheduleType::kCosine;
+  std::int64_t warmup_steps = 0;
+  double min_lr_ratio = 0.0;
 };
 
 struct CheckpointConfig {
-  std::int64_t every_steps = 0;          // 0: no periodic checkpoints (the last step is saved
-                                         // whenever every_steps > 0, and on a stop request)
-  std::int64_t keep_last = 3;            // >= 1: newest committed checkpoints kept
-  std::int64_t keep_every = 0;           // also keep steps that are multiples of this (0: none)
+  std::int64_t every_steps = 0;
+  std::int64_t keep_last = 3;
+  std::int64_t keep_every = 0;
 };
 
 struct ParallelConfig {
@@ -157,31 +156,23 @@ struct ParallelConfig {
 };
 
 struct RuntimeConfig {
-  std::string device = "auto";           // auto | cpu | cuda
-  std::int64_t threads = 0;              // CPU threads per rank (0: all cores / ranks)
-  std::string dtype = "auto";            // auto (bf16 on CUDA, f32 on the CPU) | f32 | f64 | bf16
-  std::string log_level = "info";        // debug | info | warn | error
-  double watchdog_s = 600.0;             // a step collective stuck this long ends the job (0: off)
+  RuntimeDevice device = RuntimeDevice::kAuto;
+  std::int64_t threads = 0;              // 0: all cores / ranks
+  RuntimeDType dtype = RuntimeDType::kAuto;
+  log::Level log_level = log::Level::kInfo;
+  double watchdog_s = 600.0;
 };
 
 struct PeftConfig {
-  std::string method = "none";           // none | lora | prompt_tuning | adapter
-  // LoRA (method: lora)
-  std::int64_t rank = 8;                 // r
-  double alpha = 16.0;                   // scale = alpha / r (alpha / sqrt(r) with use_rslora)
-  double dropout = 0.0;                  // on the adapter input, training batches only
+  PeftMethod method = PeftMethod::kNone;
+  std::int64_t rank = 8;
+  double alpha = 16.0;
+  double dropout = 0.0;
   std::vector<std::string> target_modules = {"q_proj", "v_proj"};  // or [all-linear]
   bool use_rslora = false;
-  // Bottleneck adapters (method: adapter): width of the down-projection.
   std::int64_t bottleneck = 64;
-  // Prompt tuning (method: prompt_tuning): n trainable virtual-token embeddings that open every
-  // document of a packed row (they count toward data.seq_len); initialized N(0, init_std), or
-  // from the embeddings of this text's tokens (repeated / truncated to n), as PEFT's TEXT init.
   std::int64_t num_virtual_tokens = 20;
   std::string prompt_init_text;
-  // A PEFT adapter directory to start from (continue training): LoRA (its adapter_config.json
-  // sets rank, alpha, dropout, target_modules and use_rslora) or prompt tuning (it sets
-  // num_virtual_tokens).
   std::string adapter;
 };
 
@@ -194,9 +185,9 @@ struct PromptCandidateConfig {
 };
 
 struct PromptSearchConfig {
-  std::string metric = "loss";           // loss | bleu | chrf | rouge_l | exact_match
-  std::int64_t max_records = 0;          // dev records per candidate (0: all)
-  std::int64_t max_new_tokens = 128;     // generation metrics
+  PromptMetric metric = PromptMetric::kLoss;
+  std::int64_t max_records = 0;
+  std::int64_t max_new_tokens = 128;
   std::vector<PromptCandidateConfig> candidates;
 };
 
@@ -213,7 +204,7 @@ struct ExperimentConfig {
   PeftConfig peft;
   PromptSearchConfig prompt_search;
 
-  std::string source;                    // the config file's path, as given
+  std::string source;                    // the config file's path, as given (not a key)
 };
 
 // All problems found in one config, each a complete one-line message. what() joins them with
@@ -247,8 +238,9 @@ class ConfigError : public UserError {
 
 // Resuming: the keys that differ between a checkpoint's config and the current one, as lines
 // "key.path: <saved> in the checkpoint, <now> now", leaving out the keys a resumed run may change
-// (resume_mutable_keys: steps, logging and checkpoint cadence, layout, threads, output and cache
-// directories; a name ending in '.' stands for its whole section).
+// (resume_mutable_keys, "section.key" each: the rows of the schema tables marked
+// Resume::kMayChange — steps, logging and checkpoint cadence, layout, threads, output and cache
+// directories).
 [[nodiscard]] std::vector<std::string> resume_conflicts(const ExperimentConfig& saved,
                                                         const ExperimentConfig& now);
 [[nodiscard]] std::vector<std::string> resume_mutable_keys();

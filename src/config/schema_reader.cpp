@@ -226,17 +226,18 @@ bool SchemaReader::read_string(std::string_view key, std::string& out, Presence 
   return true;
 }
 
-bool SchemaReader::read_choice(std::string_view key, std::string& out,
-                               std::initializer_list<std::string_view> choices) {
+bool SchemaReader::read_choice(std::string_view key, std::span<const std::string_view> choices,
+                               std::size_t& index) {
   const YamlNode* node = lookup(key, Presence::kOptional);
   if (node == nullptr) return false;
   const bool scalar = node->kind == YamlNode::Kind::kScalar;
-  if (!scalar || std::find(choices.begin(), choices.end(), node->scalar) == choices.end()) {
+  const auto it = scalar ? std::find(choices.begin(), choices.end(), node->scalar) : choices.end();
+  if (it == choices.end()) {
     return fail(key, *node,
                 fmt::format("must be one of {} (got {})", fmt::join(choices, ", "),
                             scalar ? quote(node->scalar) : describe(*node)));
   }
-  out = node->scalar;
+  index = static_cast<std::size_t>(it - choices.begin());
   return true;
 }
 

@@ -9,10 +9,11 @@
 // point at the right place.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
-#include <initializer_list>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +39,14 @@ struct FloatRange {
   bool hi_open = false;
 };
 
+// The ranges most keys use.
+inline constexpr IntRange kAtLeast0{0, std::nullopt};
+inline constexpr IntRange kAtLeast1{1, std::nullopt};
+inline constexpr FloatRange kPositive{0.0, true, std::nullopt, false};      // > 0
+inline constexpr FloatRange kNonNegative{0.0, false, std::nullopt, false};  // >= 0
+inline constexpr FloatRange kUnitHalfOpen{0.0, false, 1.0, true};           // [0, 1)
+inline constexpr FloatRange kUnitClosed{0.0, false, 1.0, false};            // [0, 1]
+
 class SchemaReader {
  public:
   SchemaReader(const YamlNode& root, std::string file, Problems& problems);
@@ -60,8 +69,9 @@ class SchemaReader {
   bool read_bool(std::string_view key, bool& out);
   // Required strings must also be non-empty.
   bool read_string(std::string_view key, std::string& out, Presence presence = Presence::kOptional);
-  bool read_choice(std::string_view key, std::string& out,
-                   std::initializer_list<std::string_view> choices);
+  // One of `choices`; `index` is the position of the name given.
+  bool read_choice(std::string_view key, std::span<const std::string_view> choices,
+                   std::size_t& index);
   // The raw value (nullptr when absent), for keys with a structure of their own; the caller
   // checks it and calls mark_bad() if it is wrong.
   const YamlNode* read_node(std::string_view key);

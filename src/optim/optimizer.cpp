@@ -155,8 +155,7 @@ class Sgd final : public Optimizer {
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerSpec& spec, backend::Ops& ops,
                                           std::vector<ParamSlice> slices) {
-  if (spec.name == "sgd") return std::make_unique<Sgd>(spec, ops, std::move(slices));
-  TAILOR_ASSERT(spec.name == "adamw", "unknown optimizer {}", spec.name);
+  if (spec.kind == OptimizerKind::kSgd) return std::make_unique<Sgd>(spec, ops, std::move(slices));
   return std::make_unique<AdamW>(spec, ops, std::move(slices));
 }
 

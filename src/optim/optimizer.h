@@ -32,8 +32,10 @@ struct ParamSlice {
 // One slice per trainable parameter, whole.
 [[nodiscard]] std::vector<ParamSlice> whole_parameters(model::ParameterSet& params);
 
+enum class OptimizerKind { kAdamW, kSgd };
+
 struct OptimizerSpec {
-  std::string name = "adamw";  // adamw | sgd
+  OptimizerKind kind = OptimizerKind::kAdamW;
   double beta1 = 0.9;
   double beta2 = 0.999;
   double eps = 1e-8;

@@ -47,7 +47,9 @@ bool saved_here(const model::Parameter& p, int tp_rank) { return tp_rank % p.rep
 // The parameters a checkpoint holds: all of them, or only the trainable ones of a PEFT run.
 bool checkpointed(const model::Parameter& p, bool peft) { return p.trainable || !peft; }
 
-bool is_peft(const config::ExperimentConfig& cfg) { return cfg.peft.method != "none"; }
+bool is_peft(const config::ExperimentConfig& cfg) {
+  return cfg.peft.method != config::PeftMethod::kNone;
+}
 
 // The checkpoint writer reads host memory: a device tensor is copied into `staging` (which must
 // outlive the synchronous write) and its host copy given instead.
@@ -84,7 +86,7 @@ std::map<std::string, std::string> determinism_record(const CheckpointContext& c
       break;
     }
   return {{"backend", ctx.determinism_backend},
-          {"dtype", ctx.cfg->runtime.dtype},
+          {"dtype", std::string(config::name_of(ctx.cfg->runtime.dtype))},
           {"layout", fmt::format("tensor {} x data {}{}", ctx.grid->tp_size(), ctx.grid->dp_size(),
                                  ctx.cfg->optimizer.zero ? " (ZeRO-1)" : "")},
           {"build", fmt::format("compiler {}", __VERSION__)},
@@ -163,8 +165,10 @@ CheckpointModel load_checkpoint_model(const std::string& dir, backend::Ops& ops)
 void export_checkpoint(const std::string& dir, const std::string& out_dir,
                        const CheckpointExport& options) {
   if (options.format == "peft") {  // a usage error: before any work (and any log line)
-    const std::string method = read_checkpoint_config(dir, true).peft.method;
-    TAILOR_CHECK_USER(method == "lora" || method == "prompt_tuning", "--format",
+    const config::PeftMethod method = read_checkpoint_config(dir, true).peft.method;
+    TAILOR_CHECK_USER(method == config::PeftMethod::kLora ||
+                          method == config::PeftMethod::kPromptTuning,
+                      "--format",
                       "peft writes LoRA and prompt-tuning adapters; this checkpoint's run used "
                       "peft.method {} (use --format hf)",
                       method);
@@ -267,10 +271,10 @@ checkpoint::PendingSave save_training_checkpoint(const CheckpointContext& ctx,
     m.world = grid.world().size();
     m.zero = opt.sharded();
     m.dtype = std::string(dtype_name(ctx.model->dtype()));
-    m.optimizer = cfg.optimizer.name;
+    m.optimizer = std::string(config::name_of(cfg.optimizer.name));
     m.optimizer_steps = opt.optimizer().steps_taken();
     m.determinism = determinism_record(ctx);
-    m.peft_method = cfg.peft.method;
+    m.peft_method = std::string(config::name_of(cfg.peft.method));
     if (peft) {
       m.base_model = cfg.model.path;
       m.base_identity = ctx.base_identity;

@@ -36,16 +36,18 @@ int visible_gpus() {
 }
 
 DType compute_dtype(const config::RuntimeConfig& r, backend::Device device) {
-  if (device == backend::Device::kCpu) return r.dtype == "f64" ? DType::kF64 : DType::kF32;
-  return r.dtype == "f32" ? DType::kF32 : DType::kBF16;
+  if (device == backend::Device::kCpu)
+    return r.dtype == config::RuntimeDType::kF64 ? DType::kF64 : DType::kF32;
+  return r.dtype == config::RuntimeDType::kF32 ? DType::kF32 : DType::kBF16;
 }
 
 std::unique_ptr<backend::Ops> make_ops(const config::RuntimeConfig& r, int threads,
                                        const std::string& where) {
   const int gpus = visible_gpus();
-  const bool cuda = r.device == "cuda" || (r.device == "auto" && gpus > 0);
+  const bool cuda = r.device == config::RuntimeDevice::kCuda ||
+                    (r.device == config::RuntimeDevice::kAuto && gpus > 0);
   if (!cuda) {
-    if (r.dtype == "bf16")
+    if (r.dtype == config::RuntimeDType::kBF16)
       throw_user_error(where, "runtime.dtype bf16 needs a GPU and none is visible (runtime.device "
                               "{}); use f32 on the CPU",
                        r.device);
@@ -59,7 +61,7 @@ std::unique_ptr<backend::Ops> make_ops(const config::RuntimeConfig& r, int threa
                      " (this build has no CUDA backend)"
 #endif
     );
-  if (r.dtype == "f64")
+  if (r.dtype == config::RuntimeDType::kF64)
     throw_user_error(where, "runtime.dtype f64 runs on the CPU only (runtime.device: cpu)");
   if (backend::cuda_emulation_requested()) {
     log::warn("TAILOR_EMULATE_CUDA=1: the CUDA backend is emulated on the CPU (a testing hook)");

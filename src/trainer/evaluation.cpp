@@ -36,8 +36,9 @@ LoadedModel load_model(const config::ExperimentConfig& cfg, const EvalOptions& o
   config::RuntimeConfig runtime = cfg.runtime;
   runtime.device = o.device;
   // A run trained in f64 on the CPU is evaluated on a GPU in its default precision.
-  const bool gpu = o.device == "cuda" || (o.device == "auto" && visible_gpus() > 0);
-  if (gpu && runtime.dtype == "f64") runtime.dtype = "auto";
+  const bool gpu = o.device == config::RuntimeDevice::kCuda ||
+                   (o.device == config::RuntimeDevice::kAuto && visible_gpus() > 0);
+  if (gpu && runtime.dtype == config::RuntimeDType::kF64) runtime.dtype = config::RuntimeDType::kAuto;
   m.ops = make_ops(runtime, o.threads > 0 ? o.threads : static_cast<int>(cfg.runtime.threads),
                    "--device");
   if (!o.checkpoint.empty()) {
@@ -141,11 +142,16 @@ void write_hypotheses(const std::string& path, const Generated& g) {
   if (!f) throw_runtime_error("{}: cannot write", path);
 }
 
-double metric_value(const eval::CorpusMetrics& m, const std::string& name) {
-  if (name == "bleu") return m.bleu.score;
-  if (name == "chrf") return m.chrf.score;
-  if (name == "rouge_l") return m.rouge_l;
-  return m.exact_match;
+double metric_value(const eval::CorpusMetrics& m, config::PromptMetric metric) {
+  switch (metric) {
+    case config::PromptMetric::kBleu: return m.bleu.score;
+    case config::PromptMetric::kChrf: return m.chrf.score;
+    case config::PromptMetric::kRougeL: return m.rouge_l;
+    case config::PromptMetric::kExactMatch: return m.exact_match;
+    case config::PromptMetric::kLoss: break;
+  }
+  TAILOR_ASSERT(false, "prompt_search.metric {} is not a generation metric", metric);
+  return 0.0;
 }
 
 }  // namespace
@@ -210,7 +216,7 @@ std::vector<PromptScore> prompt_search(const config::ExperimentConfig& cfg, cons
     PromptScore s;
     s.name = name;
     s.loss = dev_loss(m, variant, path, o.threads).first;
-    if (ps.metric == "loss") {
+    if (ps.metric == config::PromptMetric::kLoss) {
       s.score = s.loss;
     } else {
       const Generated g = generate_dev(m, variant, path, go);
@@ -224,7 +230,7 @@ std::vector<PromptScore> prompt_search(const config::ExperimentConfig& cfg, cons
               s.metrics ? fmt::format(", {} {:.4f}", ps.metric, s.score) : "");
     out.push_back(std::move(s));
   }
-  const bool lower_better = ps.metric == "loss";
+  const bool lower_better = ps.metric == config::PromptMetric::kLoss;
   std::stable_sort(out.begin(), out.end(), [&](const PromptScore& a, const PromptScore& b) {
     return lower_better ? a.score < b.score : a.score > b.score;
   });

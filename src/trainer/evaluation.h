@@ -29,7 +29,7 @@ struct EvalOptions {
   bool generate = true;              // generation metrics (records with references)
   std::string hypotheses_out;        // JSONL of {prompt, reference, hypothesis} ("" = none)
   int threads = 0;
-  std::string device = "auto";       // auto | cpu | cuda
+  config::RuntimeDevice device = config::RuntimeDevice::kAuto;
 };
 
 struct EvalReport {

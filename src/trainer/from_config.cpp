@@ -14,11 +14,13 @@ model::ModelSpec model_spec_from_config(const config::ModelConfig& m) {
   s.head_dim = m.head_dim;
   s.intermediate_size = m.intermediate_size;
   s.max_position_embeddings = m.max_position_embeddings;
-  s.norm = m.norm == "layernorm" ? model::NormType::kLayerNorm : model::NormType::kRmsNorm;
+  s.norm = m.norm == config::NormKind::kLayerNorm ? model::NormType::kLayerNorm
+                                                   : model::NormType::kRmsNorm;
   s.norm_eps = m.norm_eps;
-  s.position = m.position == "learned" ? model::PositionType::kLearned : model::PositionType::kRope;
+  s.position = m.position == config::PositionKind::kLearned ? model::PositionType::kLearned
+                                                            : model::PositionType::kRope;
   s.rope_theta = m.rope_theta;
-  s.mlp = m.mlp == "gelu" ? model::MlpType::kGelu : model::MlpType::kSwiGLU;
+  s.mlp = m.mlp == config::MlpKind::kGelu ? model::MlpType::kGelu : model::MlpType::kSwiGLU;
   s.attention_bias = m.attention_bias;
   s.o_bias = m.attention_bias;
   s.mlp_bias = m.mlp_bias;
@@ -29,21 +31,24 @@ model::ModelSpec model_spec_from_config(const config::ModelConfig& m) {
 
 optim::OptimizerSpec optimizer_spec_from_config(const config::OptimizerConfig& o) {
   optim::OptimizerSpec s;
-  s.name = o.name;
+  s.kind = o.name == config::OptimizerName::kSgd ? optim::OptimizerKind::kSgd
+                                                 : optim::OptimizerKind::kAdamW;
   s.beta1 = o.beta1;
   s.beta2 = o.beta2;
   s.eps = o.eps;
   s.weight_decay = o.weight_decay;
   s.momentum = o.momentum;
-  s.bf16_moments = o.moments == "bf16";
+  s.bf16_moments = o.moments == config::MomentsDType::kBF16;
   return s;
 }
 
 optim::ScheduleSpec schedule_spec_from_config(const config::ExperimentConfig& c) {
   optim::ScheduleSpec s;
-  s.type = c.schedule.type == "constant" ? optim::ScheduleType::kConstant
-           : c.schedule.type == "linear" ? optim::ScheduleType::kLinear
-                                         : optim::ScheduleType::kCosine;
+  switch (c.schedule.type) {
+    case config::ScheduleType::kConstant: s.type = optim::ScheduleType::kConstant; break;
+    case config::ScheduleType::kLinear: s.type = optim::ScheduleType::kLinear; break;
+    case config::ScheduleType::kCosine: s.type = optim::ScheduleType::kCosine; break;
+  }
   s.lr = c.optimizer.lr;
   s.warmup_steps = c.schedule.warmup_steps;
   s.total_steps = c.train.steps;
@@ -52,13 +57,25 @@ optim::ScheduleSpec schedule_spec_from_config(const config::ExperimentConfig& c)
 }
 
 data::TextSplit text_split_from_config(const config::DataConfig& d) {
-  if (d.split == "paragraph") return data::TextSplit::kParagraph;
-  if (d.split == "line") return data::TextSplit::kLine;
+  switch (d.split) {
+    case config::TextSplit::kNone: return data::TextSplit::kNone;
+    case config::TextSplit::kParagraph: return data::TextSplit::kParagraph;
+    case config::TextSplit::kLine: return data::TextSplit::kLine;
+  }
   return data::TextSplit::kNone;
 }
 
+model::Recompute recompute_from_config(const config::TrainConfig& t) {
+  switch (t.recompute) {
+    case config::Recompute::kNone: return model::Recompute::kNone;
+    case config::Recompute::kSelective: return model::Recompute::kSelective;
+    case config::Recompute::kFull: return model::Recompute::kFull;
+  }
+  return model::Recompute::kNone;
+}
+
 data::PackingMode packing_mode_from_config(const config::DataConfig& d) {
-  return d.packing == "pad" ? data::PackingMode::kPad : data::PackingMode::kPack;
+  return d.packing == config::PackingMode::kPad ? data::PackingMode::kPad : data::PackingMode::kPack;
 }
 
 data::ChatFormat chat_format_from_config(const config::ChatTemplateConfig& c) {
@@ -70,13 +87,14 @@ data::ChatFormat chat_format_from_config(const config::ChatTemplateConfig& c) {
   f.bos = c.bos;
   f.tokenizer_bos = c.tokenizer_bos;
   f.trim = c.trim;
-  f.system_placement = c.system_placement == "first_user" ? data::SystemPlacement::kFirstUser
-                                                          : data::SystemPlacement::kTurn;
+  f.system_placement = c.system_placement == config::SystemPlacement::kFirstUser
+                           ? data::SystemPlacement::kFirstUser
+                           : data::SystemPlacement::kTurn;
   f.system = role(c.system);
   f.user = role(c.user);
   f.assistant = role(c.assistant);
   f.assistant_final_suffix = c.assistant_final_suffix;
-  f.records_as_text = c.prompt_completion == "text";
+  f.records_as_text = c.prompt_completion == config::PromptCompletion::kText;
   f.special_tokens = c.special_tokens;
   return f;
 }
@@ -86,14 +104,16 @@ data::CorpusSpec corpus_spec_from_config(const config::ExperimentConfig& c, int 
   data::CorpusSpec spec;
   for (const auto& src : d.sources) spec.sources.push_back({src.path, src.weight});
   if (spec.sources.empty()) spec.sources.push_back({d.train, 1.0});
-  spec.format = d.format == "jsonl" ? data::DataFormat::kJsonl : data::DataFormat::kText;
+  spec.format = d.format == config::DataFormat::kJsonl ? data::DataFormat::kJsonl : data::DataFormat::kText;
   spec.split = text_split_from_config(d);
   spec.skip_invalid = d.skip_invalid;
   spec.seed = c.train.seed;
   spec.threads = threads;
-  spec.overlong = d.overlong == "truncate" ? data::OverlongPolicy::kTruncate
-                  : d.overlong == "drop"   ? data::OverlongPolicy::kDrop
-                                           : data::OverlongPolicy::kSplit;
+  switch (d.overlong) {
+    case config::OverlongPolicy::kSplit: spec.overlong = data::OverlongPolicy::kSplit; break;
+    case config::OverlongPolicy::kTruncate: spec.overlong = data::OverlongPolicy::kTruncate; break;
+    case config::OverlongPolicy::kDrop: spec.overlong = data::OverlongPolicy::kDrop; break;
+  }
   spec.max_doc_tokens = d.seq_len;
   const config::TemplateConfig& t = d.prompt_template;
   data::TemplateSpec& tmpl = spec.tmpl;

@@ -6,6 +6,7 @@
 #include "data/corpus_builder.h"
 #include "data/packing.h"
 #include "data/text_dataset.h"
+#include "model/decoder_layer.h"
 #include "model/model_spec.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
@@ -16,6 +17,7 @@ namespace tailor::trainer {
 [[nodiscard]] optim::OptimizerSpec optimizer_spec_from_config(const config::OptimizerConfig& o);
 [[nodiscard]] optim::ScheduleSpec schedule_spec_from_config(const config::ExperimentConfig& c);
 [[nodiscard]] data::TextSplit text_split_from_config(const config::DataConfig& d);
+[[nodiscard]] model::Recompute recompute_from_config(const config::TrainConfig& t);
 [[nodiscard]] data::PackingMode packing_mode_from_config(const config::DataConfig& d);
 // A chat template of data.template.preset (a file or inline) as the renderer's ChatFormat.
 [[nodiscard]] data::ChatFormat chat_format_from_config(const config::ChatTemplateConfig& c);

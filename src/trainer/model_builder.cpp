@@ -40,7 +40,7 @@ ModelSetup model_setup(const config::ExperimentConfig& cfg) {
     // Exported as the first family that represents it exactly ("" when none does).
     if (const model::Family* f = model::family_for_spec(s.hf.spec)) s.hf.model_type = f->model_type();
   }
-  if (cfg.peft.method == "lora") {
+  if (cfg.peft.method == config::PeftMethod::kLora) {
     s.lora.emplace();
     s.lora->rank = cfg.peft.rank;
     s.lora->alpha = cfg.peft.alpha;
@@ -49,8 +49,8 @@ ModelSetup model_setup(const config::ExperimentConfig& cfg) {
     s.lora->dropout = cfg.peft.dropout;
     if (!cfg.peft.adapter.empty()) s.lora = peft::read_peft_lora_config(cfg.peft.adapter);
   }
-  s.bottleneck = cfg.peft.method == "adapter" ? cfg.peft.bottleneck : 0;
-  if (cfg.peft.method == "prompt_tuning") {
+  s.bottleneck = cfg.peft.method == config::PeftMethod::kAdapter ? cfg.peft.bottleneck : 0;
+  if (cfg.peft.method == config::PeftMethod::kPromptTuning) {
     s.virtual_tokens = cfg.peft.adapter.empty()
                            ? cfg.peft.num_virtual_tokens
                            : peft::read_peft_prompt_config(cfg.peft.adapter, s.hf.spec);
@@ -65,7 +65,7 @@ std::unique_ptr<model::Transformer> build_model(const config::ExperimentConfig& 
                                                     compute_dtype(cfg.runtime, ops.device()), tp,
                                                     s.lora ? &*s.lora : nullptr, s.bottleneck,
                                                     s.virtual_tokens);
-  const bool peft = cfg.peft.method != "none";
+  const bool peft = cfg.peft.method != config::PeftMethod::kNone;
   if (weights == InitialWeights::kBase && !peft) return model;  // the checkpoint holds it all
   if (s.from_hf) {
     log::info("loading {} weights from {}", s.hf.model_type, cfg.model.path);

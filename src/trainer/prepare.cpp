@@ -75,7 +75,7 @@ class ProgressWatcher {
 }  // namespace
 
 std::unique_ptr<data::Tokenizer> tokenizer_from_config(const config::ExperimentConfig& cfg) {
-  if (cfg.data.tokenizer == "model") return data::load_tokenizer(cfg.model.path);
+  if (cfg.data.tokenizer == config::TokenizerKind::kModel) return data::load_tokenizer(cfg.model.path);
   return std::make_unique<data::ByteTokenizer>();
 }
 
@@ -90,7 +90,8 @@ data::CachedCorpus prepare_data(const config::ExperimentConfig& cfg,
                 "text",
                 cfg.data.prompt_template.preset, special);
   const std::string tokenizer_id =
-      data::tokenizer_fingerprint(cfg.data.tokenizer == "model" ? cfg.model.path : "");
+      data::tokenizer_fingerprint(cfg.data.tokenizer == config::TokenizerKind::kModel ? cfg.model.path
+                                                                                   : "");
   data::CachedCorpus c = [&] {
     const ProgressWatcher watcher(progress);
     return data::load_or_build_cache(spec, tokenizer, tokenizer_id, cfg.data.seq_len,
@@ -99,18 +100,18 @@ data::CachedCorpus prepare_data(const config::ExperimentConfig& cfg,
   for (const auto& [reason, count] : c.stats.skipped)
     log::warn("data: skipped {} invalid line{} ({})", count, count == 1 ? "" : "s", reason);
   if (c.stats.overlong > 0) {
-    const std::string& policy = cfg.data.overlong;
+    const config::OverlongPolicy policy = cfg.data.overlong;
     const std::string message = fmt::format(
         "data: {} document{} longer than data.seq_len ({} tokens): {}{}", c.stats.overlong,
         c.stats.overlong == 1 ? " is" : "s are", cfg.data.seq_len,
-        policy == "split"  ? "split across sequences (data.overlong: split)"
-        : policy == "drop" ? "dropped (data.overlong: drop)"
-                           : "truncated (data.overlong: truncate)",
+        policy == config::OverlongPolicy::kSplit  ? "split across sequences (data.overlong: split)"
+        : policy == config::OverlongPolicy::kDrop ? "dropped (data.overlong: drop)"
+                                                  : "truncated (data.overlong: truncate)",
         c.stats.overlong_tokens_removed > 0
             ? fmt::format(", {} tokens removed", c.stats.overlong_tokens_removed)
             : std::string());
     // Splitting is what packing does with long text anyway: worth a line, not a warning.
-    if (policy == "split") log::info("{}", message);
+    if (policy == config::OverlongPolicy::kSplit) log::info("{}", message);
     else log::warn("{}", message);
   }
   const double mb = static_cast<double>(c.stats.bytes) / 1e6;

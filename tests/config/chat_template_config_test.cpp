@@ -74,13 +74,13 @@ TEST(ChatTemplateFile, ShippedFilesParse) {
     EXPECT_EQ(t.name, name);
   }
   const ChatTemplateConfig m = load_chat_template(kRoot + "/configs/templates/mistral.yaml");
-  EXPECT_EQ(m.system_placement, "first_user");
+  EXPECT_EQ(m.system_placement, SystemPlacement::kFirstUser);
   EXPECT_EQ(m.user.prefix, "[INST] ");
   EXPECT_EQ(m.assistant_final_suffix, "</s>");  // defaults to the suffix
   const ChatTemplateConfig p = load_chat_template(kRoot + "/configs/templates/plain.yaml");
   EXPECT_TRUE(p.tokenizer_bos);
   EXPECT_EQ(p.assistant_final_suffix, "");
-  EXPECT_EQ(p.prompt_completion, "text");
+  EXPECT_EQ(p.prompt_completion, PromptCompletion::kText);
 }
 
 TEST(ChatTemplateFile, ProblemsAreOneLineEachWithFileLineColumn) {
@@ -185,10 +185,10 @@ TEST(ChatTemplateFile, ResolvedConfigCarriesTheTemplateInline) {
 }
 
 TEST(DataPacking, DefaultsToPackAndRoundTrips) {
-  EXPECT_EQ(load_config_text(kConfig, "cfg.yaml").data.packing, "pack");
+  EXPECT_EQ(load_config_text(kConfig, "cfg.yaml").data.packing, PackingMode::kPack);
   const ExperimentConfig a = load_config_text(kConfig, "cfg.yaml", {"data.packing=pad"});
-  EXPECT_EQ(a.data.packing, "pad");
-  EXPECT_EQ(load_config_text(to_yaml(a), "resolved.yaml").data.packing, "pad");
+  EXPECT_EQ(a.data.packing, PackingMode::kPad);
+  EXPECT_EQ(load_config_text(to_yaml(a), "resolved.yaml").data.packing, PackingMode::kPad);
 }
 
 }  // namespace

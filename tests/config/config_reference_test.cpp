@@ -1,5 +1,7 @@
-// docs/config-reference.md cannot drift from the schema: every key the resolved config writes (the
-// config code's own list of keys and defaults) has a row in its section's table of the reference.
+// docs/config-reference.md cannot drift from the schema: every row of the schema tables
+// (src/config/schema/) has a row in its section's table of the reference, with the same type, the
+// same default and every name of a choice; and every key the resolved config writes is documented.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -7,8 +9,11 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
+#include "config/scalars.h"
+#include "config/schema.h"
 
 namespace tailor::config {
 namespace {
@@ -80,6 +85,104 @@ TEST(ConfigReference, EveryResolvedKeyIsDocumentedInItsSection) {
             << section << " in docs/config-reference.md";
       }
   EXPECT_GT(checked, 60u);
+}
+
+// The cells of a documented key's row: | `key` | type | default | constraint | meaning |.
+struct DocRow {
+  std::string type, default_value, constraint;
+};
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(' ');
+  const auto e = s.find_last_not_of(' ');
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+// "section.key" -> its row, for the keys of the first table under each "### section" (the tables
+// that follow, such as data.template's keys, document keys below a key).
+std::map<std::string, DocRow> documented_rows(const std::string& markdown) {
+  std::map<std::string, DocRow> out;
+  std::istringstream in(markdown);
+  std::string line, section;
+  bool table_done = false;
+  bool in_table = false;
+  while (std::getline(in, line)) {
+    if (line.rfind("## ", 0) == 0) section.clear();
+    if (line.rfind("### ", 0) == 0) {
+      section = line.substr(4);
+      table_done = in_table = false;
+    }
+    const bool row = line.rfind("|", 0) == 0;
+    if (in_table && !row) table_done = true;
+    in_table = row && !table_done;
+    if (section.empty() || table_done || line.rfind("| `", 0) != 0) continue;
+    std::vector<std::string> cells;
+    std::istringstream cells_in(line.substr(1));
+    for (std::string cell; std::getline(cells_in, cell, '|');) cells.push_back(trim(cell));
+    if (cells.size() < 4) continue;
+    const std::string key = cells[0].substr(1, cells[0].find('`', 1) - 1);
+    out[section + "." + key] = {cells[1], cells[2], cells[3]};
+  }
+  return out;
+}
+
+// The first `value` of a cell, without its backticks; "" when the cell has none.
+std::string first_code(const std::string& cell) {
+  const auto open = cell.find('`');
+  if (open == std::string::npos) return "";
+  const auto close = cell.find('`', open + 1);
+  return close == std::string::npos ? "" : cell.substr(open + 1, close - open - 1);
+}
+
+// The same value: equal text (the written string may be quoted: ".cache/tailor"), or numbers that
+// compare equal (`1e-5` and 1e-05, `600` and 600.0).
+bool same_value(const std::string& documented, const std::string& written) {
+  if (documented == written || "\"" + documented + "\"" == written) return true;
+  double a = 0.0;
+  double b = 0.0;
+  return parse_float(documented, a) == ParseStatus::kOk &&
+         parse_float(written, b) == ParseStatus::kOk && a == b;
+}
+
+TEST(ConfigReference, EverySchemaKeyHasARowInItsSection) {
+  const auto docs = documented_rows(read(TAILOR_SOURCE_DIR "/docs/config-reference.md"));
+  const std::vector<SchemaKey> keys = schema_keys();
+  for (const SchemaKey& k : keys) {
+    const std::string path = fmt::format("{}.{}", k.section, k.key);
+    const auto it = docs.find(path);
+    if (it == docs.end()) {
+      ADD_FAILURE() << path << " is in the schema (src/config/schema/" << k.section
+                    << ".cpp) but has no row under ### " << k.section
+                    << " in docs/config-reference.md";
+      continue;
+    }
+    const DocRow& row = it->second;
+    EXPECT_EQ(row.type, k.type) << path << ": the reference's Type column";
+    EXPECT_EQ(row.default_value == "Req.", k.required)
+        << path << ": \"Req.\" in the reference's Default column marks exactly the required keys";
+    for (std::string_view name : k.choices)
+      EXPECT_NE(row.constraint.find(fmt::format("`{}`", name)), std::string::npos)
+          << path << ": the reference does not list the choice " << name;
+    // A default documented as a value is the struct's (a default derived from other keys, such
+    // as `num_heads`, is not a value of the key's type and is left alone).
+    const std::string documented = first_code(row.default_value);
+    double number = 0.0;
+    const bool numeric = k.type == "int" || k.type == "float";
+    if (!k.required && !documented.empty() &&
+        (!numeric || parse_float(documented, number) == ParseStatus::kOk)) {
+      EXPECT_TRUE(same_value(documented, k.default_yaml))
+          << path << ": documented default `" << documented << "`, the schema's is "
+          << k.default_yaml;
+    }
+  }
+  EXPECT_GT(keys.size(), 70u);
+}
+
+TEST(ConfigReference, EveryDocumentedKeyIsInTheSchema) {
+  std::set<std::string> schema;
+  for (const SchemaKey& k : schema_keys()) schema.insert(fmt::format("{}.{}", k.section, k.key));
+  for (const auto& [path, row] : documented_rows(read(TAILOR_SOURCE_DIR "/docs/config-reference.md")))
+    EXPECT_TRUE(schema.count(path) > 0) << path << " is documented but is not a key of the schema";
 }
 
 }  // namespace

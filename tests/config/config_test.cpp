@@ -119,8 +119,8 @@ void expect_same(const ExperimentConfig& a, const ExperimentConfig& b) {
   EXPECT_EQ(a.data.tokenizer, b.data.tokenizer);
   EXPECT_EQ(a.data.seq_len, b.data.seq_len);
   EXPECT_EQ(a.data.split, b.data.split);
-  EXPECT_EQ(a.data.format == "jsonl" ? a.data.prompt_template.translation : "",
-            b.data.format == "jsonl" ? b.data.prompt_template.translation : "");
+  EXPECT_EQ(a.data.format == DataFormat::kJsonl ? a.data.prompt_template.translation : "",
+            b.data.format == DataFormat::kJsonl ? b.data.prompt_template.translation : "");
   EXPECT_EQ(a.data.train_on_prompt, b.data.train_on_prompt);
   EXPECT_EQ(a.data.skip_invalid, b.data.skip_invalid);
   EXPECT_EQ(a.data.cache_dir, b.data.cache_dir);
@@ -227,7 +227,7 @@ TEST(ConfigLoad, FullConfigValues) {
   const ExperimentConfig c = load_config_text(kFullConfig, "full.yaml");
   EXPECT_EQ(c.source, "full.yaml");
   EXPECT_EQ(c.output.dir, "runs/full");
-  EXPECT_EQ(c.model.family, "llama");
+  EXPECT_EQ(c.model.family, ModelFamily::kLlama);
   EXPECT_EQ(c.model.vocab_size, 512);
   EXPECT_EQ(c.model.hidden_size, 96);
   EXPECT_EQ(c.model.num_layers, 3);
@@ -236,27 +236,27 @@ TEST(ConfigLoad, FullConfigValues) {
   EXPECT_EQ(c.model.head_dim, 16);
   EXPECT_EQ(c.model.intermediate_size, 256);
   EXPECT_EQ(c.model.max_position_embeddings, 128);
-  EXPECT_EQ(c.model.norm, "layernorm");
+  EXPECT_EQ(c.model.norm, NormKind::kLayerNorm);
   EXPECT_EQ(c.model.norm_eps, 1.0e-6);
-  EXPECT_EQ(c.model.position, "rope");
+  EXPECT_EQ(c.model.position, PositionKind::kRope);
   EXPECT_EQ(c.model.rope_theta, 500000.0);
-  EXPECT_EQ(c.model.mlp, "gelu");
+  EXPECT_EQ(c.model.mlp, MlpKind::kGelu);
   EXPECT_TRUE(c.model.attention_bias);
   EXPECT_FALSE(c.model.mlp_bias);
   EXPECT_TRUE(c.model.tie_embeddings);
   EXPECT_EQ(c.model.init_std, 0.01);
   EXPECT_EQ(c.data.train, kTrainFile);
-  EXPECT_EQ(c.data.format, "text");
-  EXPECT_EQ(c.data.tokenizer, "byte");
+  EXPECT_EQ(c.data.format, DataFormat::kText);
+  EXPECT_EQ(c.data.tokenizer, TokenizerKind::kByte);
   EXPECT_EQ(c.data.seq_len, 64);
-  EXPECT_EQ(c.data.split, "paragraph");
+  EXPECT_EQ(c.data.split, TextSplit::kParagraph);
   EXPECT_EQ(c.train.steps, 200);
   EXPECT_EQ(c.train.seed, 18446744073709551615ULL);
   EXPECT_EQ(c.train.global_batch, 8);
   EXPECT_EQ(c.train.micro_batch, 2);
   EXPECT_EQ(c.train.resume, "never");
   EXPECT_EQ(c.train.log_every, 10);
-  EXPECT_EQ(c.optimizer.name, "sgd");
+  EXPECT_EQ(c.optimizer.name, OptimizerName::kSgd);
   EXPECT_EQ(c.optimizer.lr, 3e-4);
   EXPECT_EQ(c.optimizer.beta1, 0.85);
   EXPECT_EQ(c.optimizer.beta2, 0.95);
@@ -265,18 +265,18 @@ TEST(ConfigLoad, FullConfigValues) {
   EXPECT_EQ(c.optimizer.momentum, 0.9);
   EXPECT_EQ(c.optimizer.grad_clip, 0.0);
   EXPECT_EQ(c.optimizer.zero, 0);
-  EXPECT_EQ(c.schedule.type, "linear");
+  EXPECT_EQ(c.schedule.type, ScheduleType::kLinear);
   EXPECT_EQ(c.schedule.warmup_steps, 20);
   EXPECT_EQ(c.schedule.min_lr_ratio, 0.1);
   EXPECT_EQ(c.checkpoint.every_steps, 0);
   EXPECT_EQ(c.checkpoint.keep_last, 5);
   EXPECT_EQ(c.parallel.tensor, 1);
   EXPECT_EQ(c.parallel.data, 1);
-  EXPECT_EQ(c.runtime.device, "cpu");
+  EXPECT_EQ(c.runtime.device, RuntimeDevice::kCpu);
   EXPECT_EQ(c.runtime.threads, 2);
-  EXPECT_EQ(c.runtime.dtype, "f64");
-  EXPECT_EQ(c.runtime.log_level, "debug");
-  EXPECT_EQ(c.peft.method, "none");
+  EXPECT_EQ(c.runtime.dtype, RuntimeDType::kF64);
+  EXPECT_EQ(c.runtime.log_level, log::Level::kDebug);
+  EXPECT_EQ(c.peft.method, PeftMethod::kNone);
 }
 
 TEST(ConfigLoad, FromFile) {
@@ -291,27 +291,27 @@ TEST(ConfigLoad, FromFile) {
 TEST(ConfigLoad, Defaults) {
   const ExperimentConfig c = load_config_text(kBase, "cfg.yaml");
   const ExperimentConfig defaults;
-  EXPECT_EQ(c.model.family, "llama");
+  EXPECT_EQ(c.model.family, ModelFamily::kLlama);
   EXPECT_EQ(c.model.num_kv_heads, 4);  // = num_heads
   EXPECT_EQ(c.model.head_dim, 16);     // = 64 / 4
   EXPECT_EQ(c.model.max_position_embeddings, 2048);
-  EXPECT_EQ(c.model.norm, "rmsnorm");
+  EXPECT_EQ(c.model.norm, NormKind::kRmsNorm);
   EXPECT_EQ(c.model.norm_eps, 1e-5);
-  EXPECT_EQ(c.model.position, "rope");
+  EXPECT_EQ(c.model.position, PositionKind::kRope);
   EXPECT_EQ(c.model.rope_theta, 10000.0);
-  EXPECT_EQ(c.model.mlp, "swiglu");
+  EXPECT_EQ(c.model.mlp, MlpKind::kSwiGLU);
   EXPECT_FALSE(c.model.attention_bias);
   EXPECT_FALSE(c.model.mlp_bias);
   EXPECT_FALSE(c.model.tie_embeddings);
   EXPECT_EQ(c.model.init_std, 0.02);
-  EXPECT_EQ(c.data.format, "text");
-  EXPECT_EQ(c.data.tokenizer, "byte");
-  EXPECT_EQ(c.data.split, "none");
+  EXPECT_EQ(c.data.format, DataFormat::kText);
+  EXPECT_EQ(c.data.tokenizer, TokenizerKind::kByte);
+  EXPECT_EQ(c.data.split, TextSplit::kNone);
   EXPECT_EQ(c.train.seed, 0u);
   EXPECT_EQ(c.train.micro_batch, 0);  // auto: global_batch / parallel.data, resolved at start  // = global_batch / parallel.data
   EXPECT_EQ(c.train.resume, "auto");
   EXPECT_EQ(c.train.log_every, 1);
-  EXPECT_EQ(c.optimizer.name, "adamw");
+  EXPECT_EQ(c.optimizer.name, OptimizerName::kAdamW);
   EXPECT_EQ(c.optimizer.beta1, 0.9);
   EXPECT_EQ(c.optimizer.beta2, 0.999);
   EXPECT_EQ(c.optimizer.eps, 1e-8);
@@ -319,18 +319,18 @@ TEST(ConfigLoad, Defaults) {
   EXPECT_EQ(c.optimizer.momentum, 0.0);
   EXPECT_EQ(c.optimizer.grad_clip, 1.0);
   EXPECT_EQ(c.optimizer.zero, 0);
-  EXPECT_EQ(c.schedule.type, "cosine");
+  EXPECT_EQ(c.schedule.type, ScheduleType::kCosine);
   EXPECT_EQ(c.schedule.warmup_steps, 0);
   EXPECT_EQ(c.schedule.min_lr_ratio, 0.0);
   EXPECT_EQ(c.checkpoint.every_steps, 0);
   EXPECT_EQ(c.checkpoint.keep_last, 3);
   EXPECT_EQ(c.parallel.tensor, 1);
   EXPECT_EQ(c.parallel.data, 0);  // auto: world size / parallel.tensor
-  EXPECT_EQ(c.runtime.device, "auto");
+  EXPECT_EQ(c.runtime.device, RuntimeDevice::kAuto);
   EXPECT_EQ(c.runtime.threads, 0);
-  EXPECT_EQ(c.runtime.dtype, "auto");
-  EXPECT_EQ(c.runtime.log_level, "info");
-  EXPECT_EQ(c.peft.method, "none");
+  EXPECT_EQ(c.runtime.dtype, RuntimeDType::kAuto);
+  EXPECT_EQ(c.runtime.log_level, log::Level::kInfo);
+  EXPECT_EQ(c.peft.method, PeftMethod::kNone);
   EXPECT_EQ(defaults.model.family, c.model.family);
 }
 
@@ -343,9 +343,9 @@ TEST(ConfigLoad, QuickstartConfigValidates) {
 TEST(ConfigLoad, EmptySectionsReadAsDefaults) {
   const ExperimentConfig c =
       load_config_text(kBase + "schedule:\nruntime: {}\npeft:\n", "cfg.yaml");
-  EXPECT_EQ(c.schedule.type, "cosine");
-  EXPECT_EQ(c.runtime.device, "auto");
-  EXPECT_EQ(c.peft.method, "none");
+  EXPECT_EQ(c.schedule.type, ScheduleType::kCosine);
+  EXPECT_EQ(c.runtime.device, RuntimeDevice::kAuto);
+  EXPECT_EQ(c.peft.method, PeftMethod::kNone);
 }
 
 TEST(ConfigLoad, PeftDropoutAndPromptTuningKeys) {
@@ -368,10 +368,10 @@ TEST(ConfigLoad, PeftDropoutAndPromptTuningKeys) {
 
 TEST(ConfigLoad, Gpt2FamilyDefaults) {
   const ExperimentConfig c = load_config_text(kBase, "cfg.yaml", {"model.family=gpt2"});
-  EXPECT_EQ(c.model.family, "gpt2");
-  EXPECT_EQ(c.model.norm, "layernorm");
-  EXPECT_EQ(c.model.position, "learned");
-  EXPECT_EQ(c.model.mlp, "gelu");
+  EXPECT_EQ(c.model.family, ModelFamily::kGpt2);
+  EXPECT_EQ(c.model.norm, NormKind::kLayerNorm);
+  EXPECT_EQ(c.model.position, PositionKind::kLearned);
+  EXPECT_EQ(c.model.mlp, MlpKind::kGelu);
   EXPECT_TRUE(c.model.attention_bias);
   EXPECT_TRUE(c.model.mlp_bias);
   EXPECT_TRUE(c.model.tie_embeddings);
@@ -385,10 +385,10 @@ TEST(ConfigLoad, Gpt2FamilyDefaultsYieldToUserValues) {
           "  num_heads: 4\n  intermediate_size: 128\n  norm: rmsnorm\n  mlp_bias: false\n"
           "  position: rope\n",
       "cfg.yaml");
-  EXPECT_EQ(c.model.norm, "rmsnorm");
+  EXPECT_EQ(c.model.norm, NormKind::kRmsNorm);
   EXPECT_FALSE(c.model.mlp_bias);
-  EXPECT_EQ(c.model.position, "rope");
-  EXPECT_EQ(c.model.mlp, "gelu");
+  EXPECT_EQ(c.model.position, PositionKind::kRope);
+  EXPECT_EQ(c.model.mlp, MlpKind::kGelu);
   EXPECT_TRUE(c.model.attention_bias);
   EXPECT_TRUE(c.model.tie_embeddings);
 }
@@ -429,16 +429,16 @@ TEST(ConfigOverrides, ValuesListsAndOrder) {
   EXPECT_EQ(c.optimizer.beta1, 0.9);
   EXPECT_EQ(c.optimizer.beta2, 0.95);
   EXPECT_EQ(c.output.dir, "runs/x");
-  EXPECT_EQ(c.schedule.type, "linear");  // a section the file does not have
+  EXPECT_EQ(c.schedule.type, ScheduleType::kLinear);  // a section the file does not have
   EXPECT_TRUE(c.model.attention_bias);
   EXPECT_EQ(c.train.seed, 42u);
-  EXPECT_EQ(c.data.split, "line");
+  EXPECT_EQ(c.data.split, TextSplit::kLine);
 }
 
 TEST(ConfigOverrides, WholeSection) {
   const ExperimentConfig c =
       load_config_text(kBase, "cfg.yaml", {"optimizer={name: sgd, lr: 0.5, momentum: 0.9}"});
-  EXPECT_EQ(c.optimizer.name, "sgd");
+  EXPECT_EQ(c.optimizer.name, OptimizerName::kSgd);
   EXPECT_EQ(c.optimizer.lr, 0.5);
   EXPECT_EQ(c.optimizer.momentum, 0.9);
 }

@@ -82,7 +82,7 @@ TEST(Sgd, MomentumAndDecay) {
   model::ParameterSet ps;
   two_params(ps, ops);
   OptimizerSpec spec;
-  spec.name = "sgd";
+  spec.kind = OptimizerKind::kSgd;
   spec.momentum = 0.5;
   spec.weight_decay = 0.1;
   auto opt = make_optimizer(spec, ops, {whole_parameters(ps)[0]});

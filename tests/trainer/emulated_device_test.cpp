@@ -233,7 +233,7 @@ TEST(DeviceSelection, AutoIsTheCpuAndCudaIsRefusedWithoutAGpu) {
   const std::unique_ptr<backend::Ops> ops = make_ops(r, 1, "cfg.yaml");
   EXPECT_EQ(ops->device(), backend::Device::kCpu);
   EXPECT_EQ(compute_dtype(r, ops->device()), DType::kF32);
-  r.device = "cuda";
+  r.device = config::RuntimeDevice::kCuda;
   try {
     (void)make_ops(r, 1, "--device");
     FAIL() << "runtime.device cuda without a GPU was accepted";

@@ -1,0 +1,190 @@
+// Cross-section rules and derived values; see cross_field_rules.h. Rules that this build cannot
+// honour (CUDA without a CUDA backend) are problems like any other.
+#include "config/cross_field_rules.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string_view>
+
+#include <fmt/format.h>
+
+namespace tailor::config {
+namespace {
+
+// Fills num_kv_heads and head_dim and checks the model's shape rules.
+void resolve_model(SchemaReader& r, ExperimentConfig& c) {
+  ModelConfig& m = c.model;
+  if (!m.path.empty()) {
+    // The tokenizer of a downloaded model is its own unless the config says otherwise.
+    if (!r.is_set("data.tokenizer")) c.data.tokenizer = TokenizerKind::kModel;
+    return;  // the rest is checked against config.json when the model loads
+  }
+  if (r.is_ok("data.tokenizer") && c.data.tokenizer == TokenizerKind::kModel) {
+    r.problem("data.tokenizer", "model needs model.path (a Hugging Face model directory)");
+  }
+  const bool heads_ok = r.is_ok("model.num_heads");
+  if (!r.is_set("model.num_kv_heads")) {
+    if (heads_ok) m.num_kv_heads = m.num_heads;
+  } else if (heads_ok && r.is_ok("model.num_kv_heads") && m.num_heads % m.num_kv_heads != 0) {
+    r.problem("model.num_kv_heads", fmt::format("must divide model.num_heads ({} % {} != 0)",
+                                                m.num_heads, m.num_kv_heads));
+  }
+
+  bool head_dim_derived = false;
+  if (!r.is_set("model.head_dim")) {
+    if (heads_ok && r.is_ok("model.hidden_size")) {
+      if (m.hidden_size % m.num_heads != 0) {
+        r.problem("model.hidden_size",
+                  fmt::format("must be divisible by model.num_heads when model.head_dim is not "
+                              "set ({} % {} != 0)",
+                              m.hidden_size, m.num_heads));
+        r.mark_bad("model.head_dim");
+      } else {
+        m.head_dim = m.hidden_size / m.num_heads;
+        head_dim_derived = true;
+      }
+    } else {
+      r.mark_bad("model.head_dim");
+    }
+  }
+  if (r.is_ok("model.head_dim") && r.is_ok("model.position") && m.position == PositionKind::kRope &&
+      m.head_dim % 2 != 0) {
+    r.problem("model.head_dim",
+              head_dim_derived
+                  ? fmt::format("must be even when model.position is rope (got {} = "
+                                "model.hidden_size / model.num_heads)",
+                                m.head_dim)
+                  : fmt::format("must be even when model.position is rope (got {})", m.head_dim));
+  }
+}
+
+void check_data(SchemaReader& r, const ExperimentConfig& c) {
+  const DataConfig& d = c.data;
+  if (r.is_ok("data.format") && d.format == DataFormat::kText) {
+    for (const char* key : {"data.template", "data.train_on_prompt", "data.skip_invalid"})
+      if (r.is_set(key)) r.problem(key, "only used with data.format: jsonl");
+  }
+  if (r.is_ok("data.format") && d.format == DataFormat::kJsonl && r.is_set("data.split"))
+    r.problem("data.split", "only used with data.format: text");
+  if (!c.model.path.empty()) return;  // checked against config.json when the model loads
+  if (r.is_ok("data.seq_len") && r.is_ok("model.max_position_embeddings") &&
+      d.seq_len > c.model.max_position_embeddings) {
+    r.problem("data.seq_len", fmt::format("must be <= model.max_position_embeddings ({} > {})",
+                                          d.seq_len, c.model.max_position_embeddings));
+  }
+  if (r.is_ok("data.tokenizer") && d.tokenizer == TokenizerKind::kByte &&
+      r.is_ok("model.vocab_size") && c.model.vocab_size < 257) {
+    r.problem("model.vocab_size",
+              fmt::format("the byte tokenizer needs at least 257 ids (256 bytes + EOS), got {}",
+                          c.model.vocab_size));
+  }
+  if (r.is_ok("data.train")) {
+    for (const DataSourceConfig& src : d.sources) {
+      std::error_code ec;
+      const auto status = std::filesystem::status(src.path, ec);
+      if (ec || !std::filesystem::exists(status)) {
+        r.problem("data.train", fmt::format("file not found: {}", src.path));
+      } else if (!std::filesystem::is_regular_file(status)) {
+        r.problem("data.train", fmt::format("not a regular file: {}", src.path));
+      } else if (std::ifstream probe(src.path, std::ios::binary); !probe) {
+        r.problem("data.train", fmt::format("cannot read: {}", src.path));
+      }
+    }
+  }
+}
+
+void resolve_train(SchemaReader& r, ExperimentConfig& c) {
+  TrainConfig& t = c.train;
+  const std::int64_t dp = c.parallel.data;
+  // parallel.data or train.micro_batch `auto` (0) are resolved against the job's size when it
+  // starts (trainer); only explicit values are checked here.
+  const bool sizes_ok = r.is_ok("train.global_batch") && r.is_ok("parallel.data") && dp > 0;
+  if (t.micro_batch == 0) {
+    if (sizes_ok && t.global_batch % dp != 0) {
+      r.problem("train.global_batch", fmt::format("must be a multiple of parallel.data ({} % {} "
+                                                  "!= 0)",
+                                                  t.global_batch, dp));
+    } else if (sizes_ok) {
+      t.micro_batch = t.global_batch / dp;
+    }
+  } else if (sizes_ok && r.is_ok("train.micro_batch") &&
+             t.global_batch % (dp * t.micro_batch) != 0) {
+    r.problem("train.global_batch",
+              fmt::format("must be a multiple of parallel.data * train.micro_batch ({} % ({} * {}) "
+                          "!= 0)",
+                          t.global_batch, dp, t.micro_batch));
+  }
+  if (r.is_set("schedule.warmup_steps") && r.is_ok("schedule.warmup_steps") &&
+      r.is_ok("train.steps") && c.schedule.warmup_steps >= t.steps) {
+    r.problem("schedule.warmup_steps",
+              fmt::format("must be < train.steps ({} >= {})", c.schedule.warmup_steps, t.steps));
+  }
+}
+
+void check_optimizer(SchemaReader& r, const ExperimentConfig& c) {
+  const OptimizerConfig& o = c.optimizer;
+  if (r.is_set("optimizer.momentum") && r.is_ok("optimizer.momentum") &&
+      r.is_ok("optimizer.name") && o.name != OptimizerName::kSgd) {
+    r.problem("optimizer.momentum", "only used by sgd");
+  }
+  if (r.is_ok("optimizer.moments") && o.moments == MomentsDType::kBF16) {
+    if (r.is_ok("optimizer.name") && o.name != OptimizerName::kAdamW)
+      r.problem("optimizer.moments",
+                fmt::format("bf16 moments are AdamW's (optimizer.name is {})", o.name));
+    else if (r.is_ok("runtime.device") && c.runtime.device == RuntimeDevice::kCpu)
+      r.problem("optimizer.moments", "bf16 moments need runtime.device cuda (the CPU keeps f32)");
+  }
+}
+
+// Features this build does not have: accepted by the schema, rejected here.
+void check_build_limits(SchemaReader& r, const ExperimentConfig& c) {
+  const RuntimeConfig& rt = c.runtime;
+#ifndef TAILOR_HAVE_CUDA
+  // (TAILOR_EMULATE_CUDA=1 is the testing hook that emulates the device on the CPU.)
+  const char* emulate = std::getenv("TAILOR_EMULATE_CUDA");
+  if (rt.device == RuntimeDevice::kCuda && (emulate == nullptr || std::string_view(emulate) != "1"))
+    r.problem("runtime.device", "this build has no CUDA backend");
+#endif
+  if (r.is_ok("runtime.dtype") && r.is_ok("runtime.device")) {
+    if (rt.device == RuntimeDevice::kCpu && rt.dtype == RuntimeDType::kBF16)
+      r.problem("runtime.dtype", "bf16 needs runtime.device cuda (the CPU computes in f32 or f64)");
+    if (rt.device == RuntimeDevice::kCuda && rt.dtype == RuntimeDType::kF64)
+      r.problem("runtime.dtype", "f64 runs on the CPU only (runtime.device: cpu)");
+  }
+}
+
+// PEFT rules. Prompt tuning: every document fragment of a row opens with the virtual tokens, so a
+// row must hold them and at least one real token.
+void check_peft(SchemaReader& r, const ExperimentConfig& c) {
+  const PeftConfig& p = c.peft;
+  if (!p.adapter.empty() && p.method != PeftMethod::kLora &&
+      p.method != PeftMethod::kPromptTuning) {
+    r.problem("peft.adapter", "needs peft.method: lora or prompt_tuning");
+  }
+  if (p.method != PeftMethod::kPromptTuning) {
+    if (r.is_set("peft.prompt_init_text"))
+      r.problem("peft.prompt_init_text", "only used with peft.method: prompt_tuning");
+    return;
+  }
+  if (r.is_ok("peft.num_virtual_tokens") && r.is_ok("data.seq_len") &&
+      p.num_virtual_tokens >= c.data.seq_len) {
+    r.problem("peft.num_virtual_tokens",
+              fmt::format("must be < data.seq_len ({} >= {}): the virtual tokens open every "
+                          "document of a row and count toward its length",
+                          p.num_virtual_tokens, c.data.seq_len));
+  }
+}
+
+}  // namespace
+
+void apply_cross_field_rules(SchemaReader& r, ExperimentConfig& c) {
+  resolve_model(r, c);
+  check_data(r, c);
+  resolve_train(r, c);
+  check_optimizer(r, c);
+  check_build_limits(r, c);
+  check_peft(r, c);
+}
+
+}  // namespace tailor::config

@@ -1,0 +1,22 @@
+// The checkpoint section: how often to save and what to keep. A resumed run may change all of it.
+#include "config/schema.h"
+
+namespace tailor::config {
+
+const Section<CheckpointConfig>& checkpoint_section() {
+  using S = CheckpointConfig;
+  static const Section<S> section{
+      "checkpoint",
+      &ExperimentConfig::checkpoint,
+      {
+          {"every_steps", integer(&S::every_steps, kAtLeast0), Resume::kMayChange,
+           "save every N steps and at the last step (0: only on a stop request)"},
+          {"keep_last", integer(&S::keep_last, kAtLeast1), Resume::kMayChange,
+           "the newest N committed checkpoints are kept"},
+          {"keep_every", integer(&S::keep_every, kAtLeast0), Resume::kMayChange,
+           "also keep steps that are multiples of this (0: none)"},
+      }};
+  return section;
+}
+
+}  // namespace tailor::config

@@ -1,0 +1,27 @@
+// The runtime section: the device, precision, threads and logging of a run.
+#include "config/schema.h"
+
+namespace tailor::config {
+
+const Section<RuntimeConfig>& runtime_section() {
+  using S = RuntimeConfig;
+  static const Section<S> section{
+      "runtime",
+      &ExperimentConfig::runtime,
+      {
+          {"device", choice(&S::device), Resume::kMayChange,
+           "where to compute (auto: CUDA when built and a GPU is visible)"},
+          {"threads", integer(&S::threads, kAtLeast0), Resume::kMayChange,
+           "CPU threads per rank (0: all cores / ranks on the node)"},
+          // The dtype changes the numbers: a run continues in the one it started with.
+          {"dtype", choice(&S::dtype), Resume::kFixed,
+           "compute dtype (auto: bf16 on CUDA with f32 master weights, f32 on the CPU)"},
+          {"log_level", choice(&S::log_level), Resume::kMayChange,
+           "least severe log message printed"},
+          {"watchdog_s", real(&S::watchdog_s, kNonNegative), Resume::kMayChange,
+           "a step collective stuck this long ends the job (0: off)"},
+      }};
+  return section;
+}
+
+}  // namespace tailor::config

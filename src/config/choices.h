@@ -149,6 +149,13 @@ struct EnumNames<log::Level> {
                                                  {log::Level::kError, "error"}};
 };
 
+// objective.type: the training loss (src/objective).
+enum class ObjectiveType { kCausalLm };
+template <>
+struct EnumNames<ObjectiveType> {
+  static constexpr Named<ObjectiveType> kNames[] = {{ObjectiveType::kCausalLm, "causal_lm"}};
+};
+
 // peft.method
 enum class PeftMethod { kNone, kLora, kPromptTuning, kAdapter };
 template <>

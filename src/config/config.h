@@ -125,6 +125,13 @@ struct TrainConfig {
   Recompute recompute = Recompute::kNone;
 };
 
+// objective: what training minimizes (src/objective); it owns the loss normalization and the dev
+// score.
+struct ObjectiveConfig {
+  ObjectiveType type = ObjectiveType::kCausalLm;  // causal_lm: mean NLL of the loss-carrying
+                                                  // target tokens of each step
+};
+
 struct OptimizerConfig {
   OptimizerName name = OptimizerName::kAdamW;
   double lr = 0.0;
@@ -196,6 +203,7 @@ struct ExperimentConfig {
   ModelConfig model;
   DataConfig data;
   TrainConfig train;
+  ObjectiveConfig objective;
   OptimizerConfig optimizer;
   ScheduleConfig schedule;
   CheckpointConfig checkpoint;

@@ -13,6 +13,7 @@ const Section<OutputConfig>& output_section();
 const Section<ModelConfig>& model_section();
 const Section<DataConfig>& data_section();
 const Section<TrainConfig>& train_section();
+const Section<ObjectiveConfig>& objective_section();
 const Section<OptimizerConfig>& optimizer_section();
 const Section<ScheduleConfig>& schedule_section();
 const Section<CheckpointConfig>& checkpoint_section();
@@ -28,6 +29,7 @@ void for_each_section(F&& f) {
   f(model_section());
   f(data_section());
   f(train_section());
+  f(objective_section());
   f(optimizer_section());
   f(schedule_section());
   f(checkpoint_section());

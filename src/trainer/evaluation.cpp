@@ -13,7 +13,6 @@
 #include "data/packing.h"
 #include "eval/generate.h"
 #include "eval/generation_prompt.h"
-#include "objective/causal_lm.h"
 #include "trainer/checkpointing.h"
 #include "trainer/device.h"
 #include "trainer/from_config.h"
@@ -77,7 +76,8 @@ std::pair<double, std::int64_t> dev_loss(LoadedModel& m, const config::Experimen
       corpus, cfg.data.seq_len, path, m.model->virtual_tokens(), packing_mode_from_config(cfg.data),
       data::pad_token_id(m.tokenizer->eos_token_id().value_or(-1)));
   comm::SelfCommunicator one_rank;
-  const objective::EvalLoss r = objective::CausalLm().evaluate(*m.model, packed, one_rank);
+  const objective::EvalLoss r =
+      objective_from_config(cfg.objective)->evaluate(*m.model, packed, one_rank);
   return {r.loss, r.count};
 }
 

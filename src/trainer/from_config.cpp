@@ -1,6 +1,7 @@
 #include "trainer/from_config.h"
 
 #include "data/jsonl_dataset.h"
+#include "objective/causal_lm.h"
 
 namespace tailor::trainer {
 
@@ -139,6 +140,13 @@ data::CorpusSpec corpus_spec_from_config(const config::ExperimentConfig& c, int 
                                           c.train.seed);
   }
   return spec;
+}
+
+std::unique_ptr<objective::Objective> objective_from_config(const config::ObjectiveConfig& o) {
+  switch (o.type) {
+    case config::ObjectiveType::kCausalLm: return std::make_unique<objective::CausalLm>();
+  }
+  TAILOR_ASSERT(false, "objective.type {} has no objective", static_cast<int>(o.type));
 }
 
 }  // namespace tailor::trainer

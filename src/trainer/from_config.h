@@ -2,12 +2,15 @@
 // see the config module themselves.
 #pragma once
 
+#include <memory>
+
 #include "config/config.h"
 #include "data/corpus_builder.h"
 #include "data/packing.h"
 #include "data/text_dataset.h"
 #include "model/decoder_layer.h"
 #include "model/model_spec.h"
+#include "objective/objective.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
 
@@ -19,6 +22,9 @@ namespace tailor::trainer {
 [[nodiscard]] data::TextSplit text_split_from_config(const config::DataConfig& d);
 [[nodiscard]] model::Recompute recompute_from_config(const config::TrainConfig& t);
 [[nodiscard]] data::PackingMode packing_mode_from_config(const config::DataConfig& d);
+// The training objective of objective.type.
+[[nodiscard]] std::unique_ptr<objective::Objective> objective_from_config(
+    const config::ObjectiveConfig& o);
 // A chat template of data.template.preset (a file or inline) as the renderer's ChatFormat.
 [[nodiscard]] data::ChatFormat chat_format_from_config(const config::ChatTemplateConfig& c);
 // The data sources, format and prompt template of the config; reads data.template.few_shot_file

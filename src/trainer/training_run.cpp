@@ -8,7 +8,6 @@
 #include <fmt/ranges.h>
 
 #include "core/logging.h"
-#include "objective/causal_lm.h"
 #include "trainer/export.h"
 #include "trainer/from_config.h"
 #include "trainer/prepare.h"
@@ -124,7 +123,8 @@ void TrainingRun::build_model() {
   ops_ = make_ops(cfg_.runtime, threads_per_rank(cfg_, grid.world().size()), cfg_.source);
   backend::Ops& ops = *ops_;
   dtype_ = compute_dtype(cfg_.runtime, ops.device());
-  TAILOR_CHECK_USER(cfg_.optimizer.moments != "bf16" || ops.device() != backend::Device::kCpu,
+  TAILOR_CHECK_USER(cfg_.optimizer.moments != config::MomentsDType::kBF16 ||
+                        ops.device() != backend::Device::kCpu,
                     cfg_.source, "optimizer.moments bf16 needs a GPU (runtime.device {} ran on the "
                     "CPU, which keeps f32 moments)", cfg_.runtime.device);
   // Device tensors travel over NCCL when every rank has its own GPU (host scalars stay on MPI).
@@ -132,16 +132,14 @@ void TrainingRun::build_model() {
   comm::Communicator& tp_comm = device_comms_.tp ? *device_comms_.tp : grid.tp();
   comm::Communicator& dp_comm = device_comms_.dp ? *device_comms_.dp : grid.dp();
   model_ = trainer::build_model(cfg_, setup_, ops, &tp_comm, InitialWeights::kStart);
-  model_->set_recompute(cfg_.train.recompute == "full"        ? model::Recompute::kFull
-                        : cfg_.train.recompute == "selective" ? model::Recompute::kSelective
-                                                              : model::Recompute::kNone);
+  model_->set_recompute(recompute_from_config(cfg_.train));
   optimizer_ = std::make_unique<optim::DataParallelOptimizer>(
       ops, model_->params(), dp_comm, tp_comm, optimizer_spec_from_config(cfg_.optimizer),
       optim::DataParallelSpec{cfg_.optimizer.zero == 1, options_.dp_bucket_elements > 0
                                                             ? options_.dp_bucket_elements
                                                             : 1 << 22});
   schedule_ = schedule_spec_from_config(cfg_);
-  objective_ = std::make_unique<objective::CausalLm>();
+  objective_ = objective_from_config(cfg_.objective);
 }
 
 void TrainingRun::resume() {
@@ -152,7 +150,8 @@ void TrainingRun::resume() {
   ckpt_.grid = &grid;
   ckpt_.ops = ops_.get();
   ckpt_.determinism_backend = ops_->describe();
-  ckpt_.base_identity = cfg_.peft.method != "none" ? base_model_identity(cfg_) : "";
+  ckpt_.base_identity =
+      cfg_.peft.method != config::PeftMethod::kNone ? base_model_identity(cfg_) : "";
   ckpt_.data_fingerprint = std::filesystem::path(cached_->dir).filename().string();
   run_state_.seed = cfg_.train.seed;
   const std::optional<std::string> resume_dir = resume_point(cfg_, grid.world());

@@ -1,4 +1,5 @@
 #include "backend/emulated_device_ops.h"
+#include "core/environment.h"
 
 #include <atomic>
 #include <cstdlib>
@@ -135,8 +136,7 @@ class EmulatedDeviceOps::Memory final : public DeviceMemory {
 };
 
 bool cuda_emulation_requested() noexcept {
-  const char* v = std::getenv("TAILOR_EMULATE_CUDA");
-  return v != nullptr && std::string_view(v) == "1";
+  return env::is_one("TAILOR_EMULATE_CUDA");
 }
 
 EmulatedDeviceOps::EmulatedDeviceOps(int threads)

@@ -1,4 +1,5 @@
 #include "checkpoint/training_checkpoint.h"
+#include "core/environment.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -88,8 +89,7 @@ void write_h5(const std::string& path, const std::vector<TensorPiece>& pieces,
   for (std::size_t i = 0; i < pieces.size(); ++i) {
     if (i == pieces.size() / 2) {
       fault_point("shard", rank);
-      if (const char* e = std::getenv("TAILOR_FAULT_SAVE");
-          e != nullptr && std::string(e) == "enospc:" + std::to_string(rank))
+      if (env::get("TAILOR_FAULT_SAVE") == "enospc:" + std::to_string(rank))
         throw_runtime_error("{}: cannot write dataset {}: No space left on device", path,
                             pieces[i].name);
     }
@@ -154,9 +154,9 @@ std::int64_t covered_elements(const h5::Placement& pt, const Shape& stored) {
 }  // namespace
 
 void fault_point(const char* point, int rank) {
-  const char* e = std::getenv("TAILOR_FAULT_SAVE");
-  if (e == nullptr) return;
-  std::string spec(e);
+  std::optional<std::string> e = env::get("TAILOR_FAULT_SAVE");
+  if (!e) return;
+  std::string& spec = *e;
   int target = 0;
   if (const auto colon = spec.find(':'); colon != std::string::npos) {
     target = std::atoi(spec.c_str() + colon + 1);

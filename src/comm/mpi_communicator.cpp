@@ -1,4 +1,5 @@
 #include "comm/mpi_communicator.h"
+#include "core/environment.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -145,7 +146,7 @@ std::unique_ptr<Communicator> MpiRuntime::world() const {
 
 bool launched_by_mpi() {
   for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK", "MPI_LOCALNRANKS"})
-    if (std::getenv(v) != nullptr) return true;
+    if (env::is_set(v)) return true;
   return false;
 }
 

@@ -1,4 +1,5 @@
 #include "comm/nccl_communicator.h"
+#include "core/environment.h"
 
 #include <array>
 #include <cstdint>
@@ -50,8 +51,7 @@ void check_tensor(const char* op, const backend::Tensor& t) {
 }
 
 std::string env_or(const char* name, const char* fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::string(v) : std::string(fallback);
+  return env::get(name).value_or(fallback);
 }
 
 }  // namespace

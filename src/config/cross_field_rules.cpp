@@ -1,6 +1,7 @@
 // Cross-section rules and derived values; see cross_field_rules.h. Rules that this build cannot
 // honour (CUDA without a CUDA backend) are problems like any other.
 #include "config/cross_field_rules.h"
+#include "core/environment.h"
 
 #include <cstdlib>
 #include <filesystem>
@@ -142,8 +143,7 @@ void check_build_limits(SchemaReader& r, const ExperimentConfig& c) {
   const RuntimeConfig& rt = c.runtime;
 #ifndef TAILOR_HAVE_CUDA
   // (TAILOR_EMULATE_CUDA=1 is the testing hook that emulates the device on the CPU.)
-  const char* emulate = std::getenv("TAILOR_EMULATE_CUDA");
-  if (rt.device == RuntimeDevice::kCuda && (emulate == nullptr || std::string_view(emulate) != "1"))
+  if (rt.device == RuntimeDevice::kCuda && !env::is_one("TAILOR_EMULATE_CUDA"))
     r.problem("runtime.device", "this build has no CUDA backend");
 #endif
   if (r.is_ok("runtime.dtype") && r.is_ok("runtime.device")) {

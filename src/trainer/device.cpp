@@ -1,4 +1,5 @@
 #include "trainer/device.h"
+#include "core/environment.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -19,9 +20,8 @@ namespace tailor::trainer {
 namespace {
 
 int local_rank() {
-  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"})
-    if (const char* v = std::getenv(name)) return std::max(0, std::atoi(v));
-  return 0;
+  return env::first_integer({"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"}, 0)
+      .value_or(0);
 }
 
 }  // namespace
@@ -83,15 +83,13 @@ DeviceComms device_communicators(backend::Ops& ops, comm::ProcessGrid& grid) {
   if (memory == nullptr) return out;
 #ifdef TAILOR_HAVE_CUDA
   auto* cuda = dynamic_cast<backend::cuda::CudaOps*>(&ops);
-  int local_ranks = 1;
-  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE", "LOCAL_WORLD_SIZE"})
-    if (const char* v = std::getenv(name)) {
-      local_ranks = std::max(1, std::atoi(v));
-      break;
-    }
+  const int local_ranks =
+      env::first_integer({"OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE", "LOCAL_WORLD_SIZE"},
+                         1)
+          .value_or(1);
   // NCCL refuses two ranks on one GPU; every rank must agree before any creates a communicator.
   const bool own_gpu = cuda != nullptr && local_ranks <= visible_gpus();
-  const bool no_nccl = std::getenv("TAILOR_NO_NCCL") != nullptr;
+  const bool no_nccl = env::is_set("TAILOR_NO_NCCL");
   if (!grid.world().any(!own_gpu || no_nccl)) {
     out.tp = comm::NcclCommunicator::create(grid.tp(), cuda->stream());
     out.dp = comm::NcclCommunicator::create(grid.dp(), cuda->stream());

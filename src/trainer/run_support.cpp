@@ -1,4 +1,5 @@
 #include "trainer/run_support.h"
+#include "core/environment.h"
 
 #include <algorithm>
 #include <cmath>
@@ -48,7 +49,7 @@ void MicroBatch::fill(const data::PackedSequences& packed, data::DataOrder& orde
 int threads_per_rank(const config::ExperimentConfig& cfg, int world_size) {
   if (cfg.runtime.threads > 0) return static_cast<int>(cfg.runtime.threads);
   int local = world_size;
-  if (const char* v = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE")) local = std::max(1, std::atoi(v));
+  if (const auto n = env::first_integer({"OMPI_COMM_WORLD_LOCAL_SIZE"}, 1)) local = *n;
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
   return std::max(1, cores / local);
 }
@@ -119,16 +120,18 @@ StepAgreement agree_step(comm::Communicator& world, bool bad_loss, bool stop) {
 
 FaultHooks FaultHooks::from_env() {
   FaultHooks h;
-  if (const char* v = std::getenv("TAILOR_FAULT_KILL_AFTER_STEP")) {
-    h.kill_after = std::atoll(v);
-    if (const char* c = std::strchr(v, ':')) h.kill_rank = std::atoi(c + 1);
-  }
-  if (const char* v = std::getenv("TAILOR_FAULT_HANG_AT_STEP")) {
-    h.hang_at = std::atoll(v);
-    if (const char* c = std::strchr(v, ':')) h.hang_rank = std::atoi(c + 1);
-  }
-  if (const char* v = std::getenv("TAILOR_FAULT_NAN_STEPS"))
-    for (const char* p = v; *p != 0;) {
+  // Each is "K[:rank]" (kill, hang) or "a,b,..." (NaN steps).
+  const auto step_and_rank = [](const char* name, std::int64_t& step, int& rank) {
+    const std::optional<std::string> v = env::get(name);
+    if (!v) return;
+    step = std::atoll(v->c_str());
+    if (const auto colon = v->find(':'); colon != std::string::npos)
+      rank = std::atoi(v->c_str() + colon + 1);
+  };
+  step_and_rank("TAILOR_FAULT_KILL_AFTER_STEP", h.kill_after, h.kill_rank);
+  step_and_rank("TAILOR_FAULT_HANG_AT_STEP", h.hang_at, h.hang_rank);
+  if (const std::optional<std::string> v = env::get("TAILOR_FAULT_NAN_STEPS"))
+    for (const char* p = v->c_str(); *p != 0;) {
       h.nan_steps.push_back(std::atoll(p));
       const char* c = std::strchr(p, ',');
       if (c == nullptr) break;

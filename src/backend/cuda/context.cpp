@@ -1,4 +1,5 @@
 #include "backend/cuda/context.h"
+#include "core/environment.h"
 
 #include <cstdint>
 #include <cstdlib>
@@ -15,11 +16,6 @@ namespace {
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 constexpr std::size_t kScratchGranule = std::size_t{1} << 20;  // scratch grows in whole MiB
-
-bool env_is_one(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr && std::string_view(v) == "1";
-}
 
 std::string version_string(int v) { return fmt::format("{}.{}", v / 1000, (v % 1000) / 10); }
 
@@ -56,7 +52,7 @@ CudaContext::CudaContext(int device) : device_(device) {
   if (pools_supported == 0)
     throw_runtime_error("CUDA backend: device {} ({}) has no stream-ordered memory pools", device,
                         props_.name);
-  sync_mode_ = env_is_one("TAILOR_CUDA_SYNC");
+  sync_mode_ = env::is_one("TAILOR_CUDA_SYNC");
 
   cudaMemPoolProps pool_props{};
   pool_props.allocType = cudaMemAllocationTypePinned;

@@ -16,8 +16,7 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "core/sha256.h"
-#include "peft/peft_export.h"
-#include "peft/peft_import.h"
+#include "peft/registry.h"
 #include "trainer/from_config.h"
 #include "trainer/model_builder.h"
 #include "trainer/prepare.h"
@@ -164,10 +163,11 @@ void export_checkpoint(const std::string& dir, const std::string& out_dir,
                        const CheckpointExport& options) {
   if (options.format == "peft") {  // a usage error: before any work (and any log line)
     const std::string method = read_checkpoint_config(dir, true).peft.method;
-    TAILOR_CHECK_USER(method == "lora" || method == "prompt_tuning", "--format",
-                      "peft writes LoRA and prompt-tuning adapters; this checkpoint's run used "
-                      "peft.method {} (use --format hf)",
-                      method);
+    const peft::MethodEntry* m = peft::find_method(method);
+    TAILOR_CHECK_USER(m != nullptr && m->peft_format, "--format",
+                      "peft writes {} adapters; this checkpoint's run used peft.method {} (use "
+                      "--format hf)",
+                      peft::peft_format_methods(), method);
   }
   backend::CpuOps ops(options.threads);
   CheckpointModel cm = load_checkpoint_model(dir, ops);
@@ -179,14 +179,8 @@ void export_checkpoint(const std::string& dir, const std::string& out_dir,
   const bool from_hf = cm.setup.from_hf;
   model::Transformer& model = *cm.model;
   const std::string base_dir = from_hf ? cfg.model.path : "";
-  if (options.format == "peft" && cm.setup.virtual_tokens > 0) {
-    peft::save_peft_prompt_tuning(out_dir, model, ops, base_dir);
-    log::info("exported the prompt-tuning adapter (PEFT format) to {}", out_dir);
-    return;
-  }
   if (options.format == "peft") {
-    peft::save_peft_lora(out_dir, hf, model, ops, base_dir);
-    log::info("exported the LoRA adapter (PEFT format) to {}", out_dir);
+    cm.setup.method->save_peft(out_dir, {hf, model, ops, base_dir});
     return;
   }
   export_hf(out_dir, cm.setup, model, ops, base_dir, options.bf16, "the model");

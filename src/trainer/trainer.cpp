@@ -11,7 +11,6 @@
 #include <optional>
 #include <span>
 
-#include <fmt/ranges.h>
 #include <thread>
 
 #include "backend/cpu/cpu_ops.h"
@@ -25,7 +24,6 @@
 #include "model/transformer.h"
 #include "objective/causal_lm.h"
 #include "optim/data_parallel.h"
-#include "peft/peft_export.h"
 #include "trainer/checkpointing.h"
 #include "trainer/export.h"
 #include "trainer/from_config.h"
@@ -268,7 +266,7 @@ TrainSummary train(const config::ExperimentConfig& config_in,
   }
   const data::CorpusView corpus = valid_corpus ? data::CorpusView(train_part) : cached.corpus;
   // Prompt tuning: the virtual tokens open every document of a row (packing.h).
-  const std::int64_t n_virtual = setup.virtual_tokens;
+  const std::int64_t n_virtual = setup.virtual_tokens();
   // data.packing: pad puts each document in sequences of its own, padded (packing.h).
   const data::PackingMode packing = packing_mode_from_config(cfg.data);
   const std::int32_t pad_id = data::pad_token_id(tokenizer->eos_token_id().value_or(-1));
@@ -293,8 +291,6 @@ TrainSummary train(const config::ExperimentConfig& config_in,
   TAILOR_CHECK_USER(cfg.optimizer.moments != "bf16" || ops.device() != backend::Device::kCpu,
                     cfg.source, "optimizer.moments bf16 needs a GPU (runtime.device {} ran on the "
                     "CPU, which keeps f32 moments)", cfg.runtime.device);
-  const std::optional<model::LoraSpec>& lora = setup.lora;
-  const std::int64_t bottleneck = setup.bottleneck;
   // Device tensors travel over NCCL when every rank has its own GPU (host scalars stay on MPI).
   const DeviceComms device_comms = device_communicators(ops, grid);
   comm::Communicator& tp_comm = device_comms.tp ? *device_comms.tp : grid.tp();
@@ -369,33 +365,8 @@ TrainSummary train(const config::ExperimentConfig& config_in,
             dtype == DType::kBF16 ? " (f32 master weights, gradients and optimizer state)" : "");
   if (grid.world().size() > 1 && ops.device() != backend::Device::kCpu)
     log::info("collectives of device tensors: {}", device_comms.describe);
-  if (bottleneck > 0) {
-    const auto trainable = static_cast<double>(model.params().trainable_numel());
-    const auto total = static_cast<double>(spec.num_parameters());
-    log::info("peft: bottleneck adapters of width {} after attention and MLP: {:.0f} trainable "
-              "parameters ({:.3f}% of {:.2f}M)",
-              bottleneck, trainable, 100.0 * trainable / total, total / 1e6);
-  }
-  if (n_virtual > 0) {
-    const auto trainable = static_cast<double>(model.params().trainable_numel());
-    const auto total = static_cast<double>(spec.num_parameters());
-    log::info("peft: prompt tuning, {} virtual tokens opening every document: {:.0f} trainable "
-              "parameters ({:.4f}% of {:.2f}M); gradients and optimizer state for the frozen base "
-              "saved: {:.1f} MB",
-              n_virtual, trainable, 100.0 * trainable / total, total / 1e6,
-              3.0 * (total - trainable) * static_cast<double>(dtype_size(dtype)) / 1e6);
-  }
-  if (lora) {
-    const std::int64_t trainable =
-        static_cast<std::int64_t>(grid.tp().all_reduce_sum(static_cast<double>(model.params().trainable_numel())));
-    const auto total = static_cast<double>(spec.num_parameters());
-    const double bytes = static_cast<double>(dtype_size(dtype));
-    log::info("peft: LoRA r={} alpha={} on {}: {} trainable parameters ({:.3f}% of {:.2f}M); "
-              "gradients and optimizer state for the frozen base saved: {:.1f} MB",
-              lora->rank, lora->alpha, fmt::join(lora->targets, ","), trainable,
-              100.0 * static_cast<double>(trainable) / total, total / 1e6,
-              3.0 * (total - static_cast<double>(trainable)) * bytes / 1e6);
-  }
+  // The method's line (collective over the TP group: LoRA counts its shards on every rank).
+  if (setup.method != nullptr) log::info("{}", setup.method->summary(model, grid.tp()));
   {
     const double bytes = static_cast<double>(dtype_size(dtype));
     log::info("layout: {} ranks = tensor {} x data {}{}; per rank {:.2f}M parameters ({:.1f} MB), "

@@ -24,7 +24,8 @@ struct MethodEntry {
   std::shared_ptr<const Method> (*from_adapter)(const std::string& dir, const model::ModelSpec&);
 };
 
-// The one lookup of a `peft.method` value: its row, or nullptr ("none": full fine-tuning).
+// The one lookup of a `peft.method` value: its row, or nullptr ("none": full fine-tuning). Nothing
+// else compares peft.method's value.
 [[nodiscard]] const MethodEntry* find_method(std::string_view name);
 
 // The method the config's peft section describes (nullptr for full fine-tuning), for a base of

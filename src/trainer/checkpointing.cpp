@@ -46,7 +46,10 @@ bool saved_here(const model::Parameter& p, int tp_rank) { return tp_rank % p.rep
 // The parameters a checkpoint holds: all of them, or only the trainable ones of a PEFT run.
 bool checkpointed(const model::Parameter& p, bool peft) { return p.trainable || !peft; }
 
-bool is_peft(const config::ExperimentConfig& cfg) { return cfg.peft.method != "none"; }
+// A run with a PEFT method (peft.method's registry row; "none" has none).
+bool is_peft(const config::ExperimentConfig& cfg) {
+  return peft::find_method(cfg.peft.method) != nullptr;
+}
 
 // The checkpoint writer reads host memory: a device tensor is copied into `staging` (which must
 // outlive the synchronous write) and its host copy given instead.

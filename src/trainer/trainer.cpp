@@ -317,7 +317,7 @@ TrainSummary train(const config::ExperimentConfig& config_in,
   ckpt.grid = &grid;
   ckpt.ops = &ops;
   ckpt.determinism_backend = ops.describe();
-  ckpt.base_identity = cfg.peft.method != "none" ? base_model_identity(cfg) : "";
+  ckpt.base_identity = setup.method != nullptr ? base_model_identity(cfg) : "";
   ckpt.data_fingerprint = std::filesystem::path(cached.dir).filename().string();
   checkpoint::RankState run_state;
   run_state.seed = cfg.train.seed;

@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +26,7 @@
 #include "core/rng.h"
 #include "model/transformer.h"
 #include "optim/data_parallel.h"
+#include "peft/lora.h"
 #include "trainer/device.h"
 
 namespace {
@@ -113,14 +113,14 @@ int main(int argc, char** argv) {
     rt.dtype = config::from_name<config::RuntimeDType>(dtype).value();
     const std::unique_ptr<backend::Ops> ops = trainer::make_ops(rt, threads, "--device");
     const DType compute = trainer::compute_dtype(rt, ops->device());
-    std::optional<model::LoraSpec> lora;
-    if (lora_rank > 0) {
-      lora.emplace();
-      lora->rank = lora_rank;
-      lora->alpha = 2.0 * static_cast<double>(lora_rank);
-      lora->targets = {"all-linear"};
-    }
-    model::Transformer model(spec, *ops, compute, nullptr, lora ? &*lora : nullptr);
+    peft::LoraSpec lora;
+    lora.rank = lora_rank;
+    lora.alpha = 2.0 * static_cast<double>(lora_rank);
+    lora.targets = {"all-linear"};
+    const peft::Lora lora_method(lora);
+    std::vector<const model::Attachment*> methods;
+    if (lora_rank > 0) methods.push_back(&lora_method);
+    model::Transformer model(spec, *ops, compute, nullptr, methods);
     model.init_parameters(0);
     model.set_recompute(recompute == "full"        ? model::Recompute::kFull
                         : recompute == "selective" ? model::Recompute::kSelective
@@ -164,12 +164,12 @@ int main(int argc, char** argv) {
     const double attn = 6.0 * static_cast<double>(seq) *
                         static_cast<double>(spec.num_heads * spec.head_dim) *
                         static_cast<double>(spec.num_layers);
-    const double flops_per_token = (lora ? 4.0 : 6.0) * params + attn;
+    const double flops_per_token = (lora_rank > 0 ? 4.0 : 6.0) * params + attn;
     const double step_s = median(times);
     const double tokens_per_s = step_s > 0 ? static_cast<double>(n) / step_s : 0.0;
     nlohmann::ordered_json j;
     j["system"] = "tailor";
-    j["method"] = lora ? "lora" : "full";
+    j["method"] = lora_rank > 0 ? "lora" : "full";
     j["preset"] = preset;
     j["backend"] = ops->describe();
     j["dtype"] = std::string(dtype_name(compute));

@@ -125,21 +125,14 @@ std::vector<HfTensor> to_hf_tensors(const HfModelConfig& cfg, const model::Trans
       const backend::Tensor src = gradients ? p->grad : p->value;
       TAILOR_ASSERT(src.data != nullptr, "parameter {} has no {}", p->name, gradients ? "gradient" : "value");
       backend::Buffer host(DType::kF32, p->shape);
-      // A LoRA-adapted weight is exported merged: W + s B A.
-      const std::string stem = part.param.ends_with(".weight")
-                                   ? part.param.substr(0, part.param.size() - 7)
-                                   : part.param;
-      const Parameter* la = model.params().find(stem + ".lora_A.weight");
-      const Parameter* lb = model.params().find(stem + ".lora_B.weight");
-      if (!gradients && la != nullptr && lb != nullptr && model.lora() != nullptr) {
-        // In f32 on the model's device.
+      // A weight with linear adapters beside it (LoRA) is exported merged: W + each one's delta,
+      // in f32 on the model's device.
+      const std::vector<const model::LinearAdapter*> adapters =
+          gradients ? std::vector<const model::LinearAdapter*>{} : model.adapters_on(*p);
+      if (!adapters.empty()) {
         const backend::Buffer w = ops.alloc(DType::kF32, p->shape);
-        const backend::Buffer a = ops.alloc(DType::kF32, la->shape);
-        const backend::Buffer b = ops.alloc(DType::kF32, lb->shape);
         ops.copy(w.tensor(), src);
-        ops.copy(a.tensor(), la->value);
-        ops.copy(b.tensor(), lb->value);
-        ops.gemm(b.tensor(), false, a.tensor(), false, w.tensor(), model.lora()->scale(), 1.0);
+        for (const model::LinearAdapter* a : adapters) a->merge_into(ops, w.tensor());
         ops.copy(host.tensor(), w.tensor());
       } else {
         ops.copy(host.tensor(), src);

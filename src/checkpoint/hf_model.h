@@ -48,7 +48,8 @@ struct HfTensor {
 
 // The model's parameters (or, with `gradients`, their gradients) as Hugging Face tensors: HF
 // names and layouts (GPT-2's fused c_attn and Conv1D transposes), vocabulary padding stripped, a
-// tied head not repeated. Single-rank models only (TP = 1).
+// tied head not repeated; a weight with linear adapters beside it (LoRA) merged with them
+// (model::LinearAdapter::merge_into), its gradient not. Single-rank models only (TP = 1).
 [[nodiscard]] std::vector<HfTensor> to_hf_tensors(const HfModelConfig& config,
                                                   const model::Transformer& model,
                                                   backend::Ops& ops, bool gradients);

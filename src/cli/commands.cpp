@@ -21,7 +21,7 @@
 #include "eval/generate.h"
 #include "eval/generation_prompt.h"
 #include "eval/score.h"
-#include "peft/peft_import.h"
+#include "peft/registry.h"
 #include "core/logging.h"
 #include "trainer/checkpointing.h"
 #include "trainer/device.h"
@@ -74,7 +74,7 @@ struct CpuModel {
   checkpoint::HfModelConfig hf;
   std::unique_ptr<data::Tokenizer> tokenizer;
   std::unique_ptr<backend::Ops> ops;
-  std::optional<model::LoraSpec> lora;
+  std::shared_ptr<const peft::Method> method;  // the adapter's (nullptr: none)
   std::unique_ptr<model::Transformer> model;
 };
 
@@ -95,17 +95,13 @@ CpuModel load_cpu_model(const std::string& model_dir, const std::string& adapter
   m.tokenizer = data::load_tokenizer(model_dir);
   config::RuntimeConfig runtime;
   m.ops = device_ops(device, threads, &runtime);
-  const bool prompt = !adapter_dir.empty() && peft::read_peft_type(adapter_dir) == "PROMPT_TUNING";
-  const std::int64_t virtual_tokens =
-      prompt ? peft::read_peft_prompt_config(adapter_dir, m.hf.spec) : 0;
-  if (!adapter_dir.empty() && !prompt) m.lora = peft::read_peft_lora_config(adapter_dir);
-  m.model = std::make_unique<model::Transformer>(m.hf.spec, *m.ops,
-                                                 trainer::compute_dtype(runtime, m.ops->device()),
-                                                 nullptr,
-                                                 m.lora ? &*m.lora : nullptr, 0, virtual_tokens);
+  if (!adapter_dir.empty()) m.method = peft::method_from_adapter(adapter_dir, m.hf.spec);
+  std::vector<const model::Attachment*> attachments;
+  if (m.method != nullptr) attachments.push_back(m.method.get());
+  m.model = std::make_unique<model::Transformer>(
+      m.hf.spec, *m.ops, trainer::compute_dtype(runtime, m.ops->device()), nullptr, attachments);
   checkpoint::load_hf_weights(model_dir, m.hf, *m.model, *m.ops);
-  if (m.lora) peft::load_peft_lora_weights(adapter_dir, *m.model, *m.ops);
-  if (prompt) peft::load_peft_prompt_weights(adapter_dir, *m.model, *m.ops);
+  if (m.method != nullptr) m.method->load_adapter(adapter_dir, *m.model, *m.ops);
   return m;
 }
 
@@ -117,7 +113,7 @@ CpuModel load_checkpoint_cpu_model(const std::string& path, int threads,
   trainer::CheckpointModel cm =
       trainer::load_checkpoint_model(checkpoint::resolve_checkpoint_dir(path), *m.ops);
   m.hf = cm.setup.hf;
-  m.lora = cm.setup.lora;
+  m.method = cm.setup.method;
   m.tokenizer = std::move(cm.tokenizer);
   m.model = std::move(cm.model);
   return m;
@@ -289,9 +285,9 @@ int run_export(const std::string& model_dir, const std::string& checkpoint,
     return 0;
   }
   if (format != "hf")
-    throw_user_error("--format", "{} adapters are written by LoRA and prompt-tuning runs "
+    throw_user_error("--format", "{} adapters are written by {} runs "
                                  "(output.dir/export/adapter); a model directory exports with "
-                                 "--format hf", format);
+                                 "--format hf", format, peft::peft_format_methods());
   const checkpoint::HfModelConfig hf = checkpoint::read_hf_config(model_dir);
   backend::CpuOps ops(threads);
   model::Transformer model(hf.spec, ops, DType::kF32);

@@ -1,15 +1,23 @@
 #include "model/decoder_layer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
-
-#include "core/rng.h"
 
 namespace tailor::model {
 
 using backend::Ops;
 using backend::Tensor;
+
+namespace {
+
+// "model.layers.3.self_attn.q_proj" -> "q_proj": the module name PEFT's target_modules use.
+std::string module_name(const std::string& linear) {
+  return linear.substr(linear.rfind('.') + 1);
+}
+
+}  // namespace
 
 void linear_forward(Ops& ops, const Tensor& x, const Parameter& w, const Parameter* b,
                     const Tensor& y) {
@@ -33,6 +41,8 @@ DecoderLayer::Linear DecoderLayer::make_column(ParameterSet& params, const std::
   const bool split = out != out_global;
   const GradSum sum = replicas > 1 ? GradSum::kKvReplicas : GradSum::kNone;
   Linear l;
+  l.site = {name, module_name(name), index_, Parallel::kColumn, out, out_begin, out_global,
+            in, 0, in, replicas, tp_.size};
   l.weight = &params.add(name + ".weight", Shape{out, in}, ParamRole::kWeight,
                          {Shape{out_global, in}, split ? 0 : -1, out_begin, replicas, sum});
   if (bias)
@@ -47,6 +57,8 @@ DecoderLayer::Linear DecoderLayer::make_row(ParameterSet& params, const std::str
                                             bool bias) {
   const bool split = in != in_global;
   Linear l;
+  l.site = {name, module_name(name), index_, Parallel::kRow, out, 0, out,
+            in, in_begin, in_global, 1, tp_.size};
   l.weight = &params.add(name + ".weight", Shape{out, in}, ParamRole::kWeight,
                          {Shape{out, in_global}, split ? 1 : -1, in_begin, split ? 1 : tp_.size});
   // The bias is added once, after the all-reduce: replicated.
@@ -66,8 +78,8 @@ DecoderLayer::Norm DecoderLayer::make_norm(ParameterSet& params, const std::stri
 }
 
 DecoderLayer::DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index,
-                           ParameterSet& params, const LoraSpec* lora, std::int64_t bottleneck)
-    : spec_(&spec), tp_(tp), lora_(lora), bottleneck_(bottleneck) {
+                           ParameterSet& params, std::span<const Attachment* const> attachments)
+    : spec_(&spec), tp_(tp), index_(index) {
   const std::string p = fmt::format("model.layers.{}.", index);
   const std::int64_t d = spec.hidden_size;
   const std::int64_t dh = spec.head_dim;
@@ -89,48 +101,55 @@ DecoderLayer::DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index,
                     mb, 1);
   down_ = make_row(params, p + "mlp.down_proj", d, tp.ffn, tp.ffn_begin, spec.intermediate_size,
                    mb);
-  q_.index = 0, k_.index = 1, v_.index = 2, o_.index = 3, gate_.index = 4, up_.index = 5,
-  down_.index = 6;
-  // Names and input layouts (the dropout masks of LoRA are drawn at global input indices).
-  for (Linear* l : {&q_, &k_, &v_, &gate_, &up_}) l->in_global = d;
-  q_.name = p + "self_attn.q_proj", k_.name = p + "self_attn.k_proj",
-  v_.name = p + "self_attn.v_proj", o_.name = p + "self_attn.o_proj";
-  gate_.name = p + "mlp.gate_proj", up_.name = p + "mlp.up_proj", down_.name = p + "mlp.down_proj";
-  o_.in_begin = tp.q_head_begin * dh, o_.in_global = spec.q_dim();
-  down_.in_begin = tp.ffn_begin, down_.in_global = spec.intermediate_size;
-  if (lora != nullptr || bottleneck > 0) {
-    // The base is frozen: no gradient, no optimizer state.
-    for (Linear* l : {&q_, &k_, &v_, &o_, &gate_, &up_, &down_}) {
-      if (l->weight != nullptr) params.freeze(*l->weight);
-      if (l->bias != nullptr) params.freeze(*l->bias);
-    }
-    for (Norm* n : {&norm1_, &norm2_}) {
-      params.freeze(*n->weight);
-      if (n->bias != nullptr) params.freeze(*n->bias);
-    }
+  for (const Attachment* a : attachments) attach(params, *a);
+}
+
+void DecoderLayer::attach(ParameterSet& params, const Attachment& a) {
+  const std::string prefix = fmt::format("model.layers.{}.", index_);
+  for (int k = 0; k < 2; ++k) {
+    const BlockSite site{prefix, index_, k == 0 ? Sublayer::kAttention : Sublayer::kMlp,
+                         spec_->hidden_size, tp_.size};
+    Attached<BlockAdapter> b;
+    b.adapter = attach_owned(a, params, [&] { return a.attach_block(params, site); });
+    if (b.adapter == nullptr) continue;
+    TAILOR_ASSERT(blocks_[k].adapter == nullptr, "two block adapters after sublayer {} of layer {}",
+                  k, index_);
+    reserve_buffers(b);
+    blocks_[k] = std::move(b);
   }
-  if (bottleneck > 0) {
-    adapters_[0] = make_adapter(params, p + "attn_adapter", bottleneck);
-    adapters_[1] = make_adapter(params, p + "mlp_adapter", bottleneck);
+  for (Linear* l : {&q_, &k_, &v_, &o_, &gate_, &up_, &down_}) {
+    if (l->weight == nullptr) continue;  // no gate in a GELU MLP
+    Attached<LinearAdapter> la;
+    la.adapter = attach_owned(a, params, [&] { return a.attach_linear(params, l->site); });
+    if (la.adapter == nullptr) continue;
+    reserve_buffers(la);
+    l->adapters.push_back(std::move(la));
   }
-  if (lora != nullptr) {
-    const std::int64_t qd = tp.q_dim(dh), kvd = tp.kv_dim(dh);
-    add_lora(params, q_, p + "self_attn.q_proj", "q_proj", false, qd, tp.q_head_begin * dh,
-             spec.q_dim(), d, 0, d, 1);
-    add_lora(params, k_, p + "self_attn.k_proj", "k_proj", false, kvd, tp.kv_head_begin * dh,
-             spec.kv_dim(), d, 0, d, tp.kv_replicas);
-    add_lora(params, v_, p + "self_attn.v_proj", "v_proj", false, kvd, tp.kv_head_begin * dh,
-             spec.kv_dim(), d, 0, d, tp.kv_replicas);
-    add_lora(params, o_, p + "self_attn.o_proj", "o_proj", true, d, 0, d, qd,
-             tp.q_head_begin * dh, spec.q_dim(), 1);
-    if (gate_.weight != nullptr)
-      add_lora(params, gate_, p + "mlp.gate_proj", "gate_proj", false, tp.ffn, tp.ffn_begin,
-               spec.intermediate_size, d, 0, d, 1);
-    add_lora(params, up_, p + "mlp.up_proj", "up_proj", false, tp.ffn, tp.ffn_begin,
-             spec.intermediate_size, d, 0, d, 1);
-    add_lora(params, down_, p + "mlp.down_proj", "down_proj", true, d, 0, d, tp.ffn, tp.ffn_begin,
-             spec.intermediate_size, 1);
-  }
+}
+
+template <class Adapter>
+void DecoderLayer::reserve_buffers(Attached<Adapter>& attached) {
+  const AdapterBuffers need = attached.adapter->buffers();
+  attached.saved = saved_widths_.size();
+  attached.n_saved = need.saved.size();
+  saved_widths_.insert(saved_widths_.end(), need.saved.begin(), need.saved.end());
+  if (scratch_widths_.size() < need.scratch.size()) scratch_widths_.resize(need.scratch.size(), 0);
+  for (std::size_t i = 0; i < need.scratch.size(); ++i)
+    scratch_widths_[i] = std::max(scratch_widths_[i], need.scratch[i]);
+}
+
+template <class Adapter>
+AdapterTensors DecoderLayer::tensors(const Attached<Adapter>& a, const LayerActivations& act,
+                                     const LayerScratch& scratch) const {
+  return {std::span<const Tensor>(act.adapter).subspan(a.saved, a.n_saved), scratch.adapter};
+}
+
+std::vector<const LinearAdapter*> DecoderLayer::adapters_on(const Parameter& weight) const {
+  std::vector<const LinearAdapter*> out;
+  for (const Linear* l : {&q_, &k_, &v_, &o_, &gate_, &up_, &down_})
+    if (l->weight == &weight)
+      for (const Attached<LinearAdapter>& a : l->adapters) out.push_back(a.adapter.get());
+  return out;
 }
 
 LayerActivations DecoderLayer::allocate_activations(std::vector<backend::Buffer>& storage,
@@ -164,132 +183,25 @@ LayerActivations DecoderLayer::allocate_activations(std::vector<backend::Buffer>
   if (spec_->mlp == MlpType::kSwiGLU) l.gate = make(Shape{n, f}, dtype);
   l.up = make(Shape{n, f}, dtype);
   l.act = shared != nullptr ? shared->act : make(Shape{n, f}, dtype);
-  if (lora_ != nullptr)
-    for (auto& u : l.lora_u) u = make(Shape{n, lora_->rank}, dtype);
-  if (bottleneck_ > 0)
-    for (int k = 0; k < 2; ++k) {
-      l.adapter_in[k] = make(Shape{n, d}, dtype);
-      l.adapter_pre[k] = make(Shape{n, bottleneck_}, dtype);
-      l.adapter_act[k] = make(Shape{n, bottleneck_}, dtype);
-    }
+  for (int k = 0; k < 2; ++k)
+    if (blocks_[k].adapter != nullptr) l.block_in[k] = make(Shape{n, d}, dtype);
+  for (const std::int64_t w : saved_widths_) l.adapter.push_back(make(Shape{n, w}, dtype));
   return l;
 }
 
-DecoderLayer::Adapter DecoderLayer::make_adapter(ParameterSet& params, const std::string& name,
-                                                 std::int64_t width) {
-  const std::int64_t d = spec_->hidden_size;
-  const int t = tp_.size;
-  Adapter a;
-  a.down_w = &params.add(name + ".down.weight", Shape{width, d}, ParamRole::kAdapterWeight, {Shape{}, -1, 0, t, GradSum::kNone});
-  a.down_b = &params.add(name + ".down.bias", Shape{width}, ParamRole::kAdapterBias, {Shape{}, -1, 0, t, GradSum::kNone});
-  a.up_w = &params.add(name + ".up.weight", Shape{d, width}, ParamRole::kAdapterOut, {Shape{}, -1, 0, t, GradSum::kNone});
-  a.up_b = &params.add(name + ".up.bias", Shape{d}, ParamRole::kAdapterBias, {Shape{}, -1, 0, t, GradSum::kNone});
-  return a;
+void DecoderLayer::adapters_forward(Ops& ops, const LayerContext& ctx, const Linear& l,
+                                    const Tensor& x, const LayerActivations& act,
+                                    const LayerScratch& scratch, const Tensor& y) const {
+  for (const Attached<LinearAdapter>& a : l.adapters)
+    a.adapter->forward(ops, ctx, tensors(a, act, scratch), x, y);
 }
 
-void DecoderLayer::adapter_forward(Ops& ops, const Adapter& a, int slot,
-                                   const LayerActivations& act, const Tensor& residual,
-                                   const Tensor& out) const {
-  const Tensor& p = act.adapter_in[slot];
-  linear_forward(ops, p, *a.down_w, a.down_b, act.adapter_pre[slot]);   // [N, m]
-  ops.gelu_forward(act.adapter_pre[slot], act.adapter_act[slot]);
-  ops.copy(out, residual);
-  ops.add(out, p, 1.0);                                                   // residual + p
-  ops.gemm(act.adapter_act[slot], false, a.up_w->value, true, out, 1.0, 1.0);
-  ops.add_bias(out, a.up_b->value);
-}
-
-void DecoderLayer::adapter_backward(Ops& ops, const Adapter& a, int slot,
-                                    const LayerActivations& act, const LayerScratch& sc,
-                                    const Tensor& dy) const {
-  // dp = dy (identity path) + gradient through up(gelu(down(p))).
-  ops.copy(sc.adapter_dp, dy);
-  linear_backward(ops, dy, act.adapter_act[slot], *a.up_w, a.up_b, sc.adapter_d1, 0.0);
-  ops.gelu_backward(sc.adapter_d1, act.adapter_pre[slot], sc.adapter_d2);
-  linear_backward(ops, sc.adapter_d2, act.adapter_in[slot], *a.down_w, a.down_b, sc.adapter_dp, 1.0);
-}
-
-void DecoderLayer::add_lora(ParameterSet& params, Linear& l, const std::string& name,
-                            std::string_view module, bool row_parallel, std::int64_t out,
-                            std::int64_t out_begin, std::int64_t out_global, std::int64_t in,
-                            std::int64_t in_begin, std::int64_t in_global, int replicas) {
-  if (!lora_->targets_module(module)) return;
-  const std::int64_t r = lora_->rank;
-  const int t = tp_.size;
-  const GradSum tp_sum = t > 1 ? GradSum::kTensorParallel : GradSum::kNone;
-  if (!row_parallel) {
-    // A replicated (partial gradients from each rank's B rows); B split like W's rows.
-    l.lora_a = &params.add(name + ".lora_A.weight", Shape{r, in}, ParamRole::kLoraA,
-                           {Shape{r, in_global}, -1, 0, t, tp_sum});
-    const bool split = out != out_global;
-    l.lora_b = &params.add(name + ".lora_B.weight", Shape{out, r}, ParamRole::kAdapterOut,
-                           {Shape{out_global, r}, split ? 0 : -1, out_begin, split ? replicas : t,
-                            replicas > 1 ? GradSum::kKvReplicas : GradSum::kNone});
-  } else {
-    // A split like W's columns; B replicated (partial gradients: the sum of x_r A_r^T).
-    const bool split = in != in_global;
-    l.lora_a = &params.add(name + ".lora_A.weight", Shape{r, in}, ParamRole::kLoraA,
-                           {Shape{r, in_global}, split ? 1 : -1, in_begin, split ? 1 : t,
-                            GradSum::kNone});
-    l.lora_b = &params.add(name + ".lora_B.weight", Shape{out, r}, ParamRole::kAdapterOut,
-                           {Shape{out, r}, -1, 0, t, tp_sum});
-  }
-}
-
-bool DecoderLayer::lora_dropout_on(const LayerContext& ctx) const {
-  return lora_ != nullptr && lora_->dropout > 0.0 && ctx.step >= 0;
-}
-
-backend::DropoutKey DecoderLayer::lora_dropout_key(const LayerContext& ctx, const Linear& l) const {
-  // One stream per (step, linear): masks of different steps and modules are independent; within
-  // one, element (token, column) draws its number at its index in the step's global input.
-  backend::DropoutKey k;
-  k.seed = ctx.seed;
-  k.stream = stream_id(fmt::format("lora_dropout/{}/{}", ctx.step, l.name));
-  k.row0 = ctx.first_token;
-  k.row_width = l.in_global;
-  k.col0 = l.in_begin;
-  return k;
-}
-
-void DecoderLayer::lora_forward(Ops& ops, const LayerContext& ctx, const Linear& l,
-                                const Tensor& x, const LayerActivations& act,
-                                const LayerScratch& sc, const Tensor& y) const {
-  if (l.lora_a == nullptr) return;
-  const Tensor& u = act.lora_u[l.index];
-  Tensor in = x;
-  if (lora_dropout_on(ctx)) {  // in = dropout(x) [N, in]
-    in = sc.lora_x.flat_slice(0, x.numel()).view(x.shape);
-    ops.dropout(x, in, lora_->dropout, lora_dropout_key(ctx, l));
-  }
-  ops.gemm(in, false, l.lora_a->value, true, u, 1.0, 0.0);                 // u = in A^T  [N, r]
-  ops.gemm(u, false, l.lora_b->value, true, y, lora_->scale(), 1.0);       // y += s u B^T
-}
-
-void DecoderLayer::lora_backward(Ops& ops, const LayerContext& ctx, const Linear& l,
-                                 const Tensor& dy, const Tensor& x, const LayerActivations& act,
-                                 const LayerScratch& sc, const Tensor& dx) const {
-  if (l.lora_a == nullptr) return;
-  const double s = lora_->scale();
-  const Tensor& u = act.lora_u[l.index];
-  const bool drop = lora_dropout_on(ctx);
-  ops.gemm(dy, true, u, false, l.lora_b->grad, s, 1.0);          // dB += s dy^T u   [out, r]
-  ops.gemm(dy, false, l.lora_b->value, false, sc.lora_du, s, 0.0);  // du = s dy B    [N, r]
-  if (!drop) {
-    ops.gemm(sc.lora_du, true, x, false, l.lora_a->grad, 1.0, 1.0);   // dA += du^T x   [r, in]
-    if (dx.data != nullptr) ops.gemm(sc.lora_du, false, l.lora_a->value, false, dx, 1.0, 1.0);
-    return;
-  }
-  // The mask is recomputed (same key) rather than stored: dA += du^T dropout(x), and
-  // dx += dropout(du A) (dropout is linear, its own transpose).
-  const backend::DropoutKey key = lora_dropout_key(ctx, l);
-  const Tensor xd = sc.lora_x.flat_slice(0, x.numel()).view(x.shape);
-  ops.dropout(x, xd, lora_->dropout, key);
-  ops.gemm(sc.lora_du, true, xd, false, l.lora_a->grad, 1.0, 1.0);
-  if (dx.data == nullptr) return;
-  ops.gemm(sc.lora_du, false, l.lora_a->value, false, xd, 1.0, 0.0);  // xd = du A    [N, in]
-  ops.dropout(xd, xd, lora_->dropout, key);
-  ops.add(dx, xd, 1.0);
+void DecoderLayer::adapters_backward(Ops& ops, const LayerContext& ctx, const Linear& l,
+                                     const Tensor& dy, const Tensor& x,
+                                     const LayerActivations& act, const LayerScratch& scratch,
+                                     const Tensor& dx) const {
+  for (const Attached<LinearAdapter>& a : l.adapters)
+    a.adapter->backward(ops, ctx, tensors(a, act, scratch), dy, x, dx);
 }
 
 void DecoderLayer::row_parallel_forward(Ops& ops, const LayerContext& ctx, const Tensor& in,
@@ -300,12 +212,12 @@ void DecoderLayer::row_parallel_forward(Ops& ops, const LayerContext& ctx, const
     // y = residual + in W^T, the projection accumulated straight into the residual (absent: 0).
     if (residual.data != nullptr) ops.copy(y, residual); else ops.fill(y, 0.0);
     ops.gemm(in, false, l.weight->value, true, y, 1.0, 1.0);
-    lora_forward(ops, ctx, l, in, act, scratch, y);
+    adapters_forward(ops, ctx, l, in, act, scratch, y);
   } else {
-    // The LoRA partial sum joins the base partial sum before the all-reduce.
+    // The adapters' partial sums join the base partial sum before the all-reduce.
     const Tensor& partial = scratch.partial;
     ops.gemm(in, false, l.weight->value, true, partial, 1.0, 0.0);
-    lora_forward(ops, ctx, l, in, act, scratch, partial);
+    adapters_forward(ops, ctx, l, in, act, scratch, partial);
     ctx.tp->all_reduce(partial, comm::ReduceOp::kSum);
     if (residual.data != nullptr) {
       ops.copy(y, residual);
@@ -315,6 +227,20 @@ void DecoderLayer::row_parallel_forward(Ops& ops, const LayerContext& ctx, const
     }
   }
   if (l.bias != nullptr) ops.add_bias(y, l.bias->value);
+}
+
+void DecoderLayer::sublayer_output(Ops& ops, const LayerContext& ctx, int slot, const Tensor& in,
+                                   const Linear& l, const Tensor& residual, const Tensor& y,
+                                   const LayerActivations& act,
+                                   const LayerScratch& scratch) const {
+  const Attached<BlockAdapter>& b = blocks_[slot];
+  if (b.adapter == nullptr) {
+    row_parallel_forward(ops, ctx, in, l, residual, y, scratch, act);
+    return;
+  }
+  // p = the projection alone, kept for backward; y = residual + a(p).
+  row_parallel_forward(ops, ctx, in, l, Tensor{}, act.block_in[slot], scratch, act);
+  b.adapter->forward(ops, ctx, tensors(b, act, scratch), act.block_in[slot], residual, y);
 }
 
 void DecoderLayer::norm_forward(Ops& ops, const Norm& n, const Tensor& x, const Tensor& y,
@@ -345,9 +271,9 @@ void DecoderLayer::project_qkv(Ops& ops, const LayerContext& ctx, const Tensor& 
   linear_forward(ops, act.h1, *q_.weight, q_.bias, act.q);
   linear_forward(ops, act.h1, *k_.weight, k_.bias, act.k);
   linear_forward(ops, act.h1, *v_.weight, v_.bias, act.v);
-  lora_forward(ops, ctx, q_, act.h1, act, scratch, act.q);
-  lora_forward(ops, ctx, k_, act.h1, act, scratch, act.k);
-  lora_forward(ops, ctx, v_, act.h1, act, scratch, act.v);
+  adapters_forward(ops, ctx, q_, act.h1, act, scratch, act.q);
+  adapters_forward(ops, ctx, k_, act.h1, act, scratch, act.k);
+  adapters_forward(ops, ctx, v_, act.h1, act, scratch, act.v);
   if (s.position == PositionType::kRope) {
     ops.rope_forward(act.q.view(Shape{n_tok, tp_.q_heads, s.head_dim}), ctx.positions,
                      ctx.inv_freq);
@@ -359,31 +285,21 @@ void DecoderLayer::project_qkv(Ops& ops, const LayerContext& ctx, const Tensor& 
 void DecoderLayer::finish_forward(Ops& ops, const LayerContext& ctx, const Tensor& x,
                                   const Tensor& y, const LayerActivations& act,
                                   const LayerScratch& scratch) const {
-  // x_mid = x + attn Wo^T (+ bo), summed over the TP group (through an adapter if present).
-  if (bottleneck_ > 0) {
-    row_parallel_forward(ops, ctx, act.attn, o_, Tensor{}, act.adapter_in[0], scratch, act);
-    adapter_forward(ops, adapters_[0], 0, act, x, act.x_mid);
-  } else {
-    row_parallel_forward(ops, ctx, act.attn, o_, x, act.x_mid, scratch, act);
-  }
+  // x_mid = x + attn Wo^T (+ bo), summed over the TP group (through a block adapter if present).
+  sublayer_output(ops, ctx, 0, act.attn, o_, x, act.x_mid, act, scratch);
 
   // MLP block.
   norm_forward(ops, norm2_, act.x_mid, act.h2, act.mean2, act.rstd2);
   linear_forward(ops, act.h2, *up_.weight, up_.bias, act.up);
-  lora_forward(ops, ctx, up_, act.h2, act, scratch, act.up);
+  adapters_forward(ops, ctx, up_, act.h2, act, scratch, act.up);
   if (spec_->mlp == MlpType::kSwiGLU) {
     linear_forward(ops, act.h2, *gate_.weight, gate_.bias, act.gate);
-    lora_forward(ops, ctx, gate_, act.h2, act, scratch, act.gate);
+    adapters_forward(ops, ctx, gate_, act.h2, act, scratch, act.gate);
     ops.swiglu_forward(act.gate, act.up, act.act);
   } else {
     ops.gelu_forward(act.up, act.act);
   }
-  if (bottleneck_ > 0) {
-    row_parallel_forward(ops, ctx, act.act, down_, Tensor{}, act.adapter_in[1], scratch, act);
-    adapter_forward(ops, adapters_[1], 1, act, act.x_mid, y);
-  } else {
-    row_parallel_forward(ops, ctx, act.act, down_, act.x_mid, y, scratch, act);
-  }
+  sublayer_output(ops, ctx, 1, act.act, down_, act.x_mid, y, act, scratch);
 }
 
 void DecoderLayer::forward(Ops& ops, const LayerContext& ctx, const Tensor& x, const Tensor& y,
@@ -448,24 +364,24 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
   const bool tp = ctx.tp != nullptr && ctx.tp->size() > 1;
 
   // MLP block: y = x_mid + act Wd^T. dy flows unchanged into d x_mid (residual).
-  // Through the MLP adapter first: d(down output) = dp.
+  // Through the MLP's block adapter first: d(down output) = dp.
   Tensor d_out = dy;
-  if (bottleneck_ > 0) {
-    adapter_backward(ops, adapters_[1], 1, act, sc, dy);
-    d_out = sc.adapter_dp;
+  if (const Attached<BlockAdapter>& b = blocks_[1]; b.adapter != nullptr) {
+    b.adapter->backward(ops, ctx, tensors(b, act, sc), dy, act.block_in[1], sc.d_block);
+    d_out = sc.d_block;
   }
   linear_backward(ops, d_out, act.act, *down_.weight, down_.bias, sc.d_act, 0.0);
-  lora_backward(ops, ctx, down_, d_out, act.act, act, sc, sc.d_act);
+  adapters_backward(ops, ctx, down_, d_out, act.act, act, sc, sc.d_act);
   if (s.mlp == MlpType::kSwiGLU) {
     ops.swiglu_backward(sc.d_act, act.gate, act.up, sc.d_gate, sc.d_up);
     linear_backward(ops, sc.d_gate, act.h2, *gate_.weight, gate_.bias, sc.d_h, 0.0);
-    lora_backward(ops, ctx, gate_, sc.d_gate, act.h2, act, sc, sc.d_h);
+    adapters_backward(ops, ctx, gate_, sc.d_gate, act.h2, act, sc, sc.d_h);
     linear_backward(ops, sc.d_up, act.h2, *up_.weight, up_.bias, sc.d_h, 1.0);
-    lora_backward(ops, ctx, up_, sc.d_up, act.h2, act, sc, sc.d_h);
+    adapters_backward(ops, ctx, up_, sc.d_up, act.h2, act, sc, sc.d_h);
   } else {
     ops.gelu_backward(sc.d_act, act.up, sc.d_up);
     linear_backward(ops, sc.d_up, act.h2, *up_.weight, up_.bias, sc.d_h, 0.0);
-    lora_backward(ops, ctx, up_, sc.d_up, act.h2, act, sc, sc.d_h);
+    adapters_backward(ops, ctx, up_, sc.d_up, act.h2, act, sc, sc.d_h);
   }
   if (tp) ctx.tp->all_reduce(sc.d_h, comm::ReduceOp::kSum);  // column-parallel: sum dX
   norm_backward(ops, norm2_, sc.d_h, act.x_mid, act.mean2, act.rstd2, sc.d_norm);
@@ -473,12 +389,12 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
 
   // Attention block: x_mid = x + attn Wo^T.
   Tensor d_attn_out = dy;
-  if (bottleneck_ > 0) {
-    adapter_backward(ops, adapters_[0], 0, act, sc, dy);
-    d_attn_out = sc.adapter_dp;
+  if (const Attached<BlockAdapter>& b = blocks_[0]; b.adapter != nullptr) {
+    b.adapter->backward(ops, ctx, tensors(b, act, sc), dy, act.block_in[0], sc.d_block);
+    d_attn_out = sc.d_block;
   }
   linear_backward(ops, d_attn_out, act.attn, *o_.weight, o_.bias, sc.d_attn, 0.0);
-  lora_backward(ops, ctx, o_, d_attn_out, act.attn, act, sc, sc.d_attn);
+  adapters_backward(ops, ctx, o_, d_attn_out, act.attn, act, sc, sc.d_attn);
   ops.attention_backward(sc.d_attn.view(q4), act.q.view(q4), act.k.view(kv4), act.v.view(kv4),
                          act.attn.view(q4), act.lse, ctx.doc_ids,
                          1.0 / std::sqrt(static_cast<double>(s.head_dim)), sc.d_q.view(q4),
@@ -488,11 +404,11 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
     ops.rope_backward(sc.d_k.view(Shape{n_tok, hkv, s.head_dim}), ctx.positions, ctx.inv_freq);
   }
   linear_backward(ops, sc.d_q, act.h1, *q_.weight, q_.bias, sc.d_h, 0.0);
-  lora_backward(ops, ctx, q_, sc.d_q, act.h1, act, sc, sc.d_h);
+  adapters_backward(ops, ctx, q_, sc.d_q, act.h1, act, sc, sc.d_h);
   linear_backward(ops, sc.d_k, act.h1, *k_.weight, k_.bias, sc.d_h, 1.0);
-  lora_backward(ops, ctx, k_, sc.d_k, act.h1, act, sc, sc.d_h);
+  adapters_backward(ops, ctx, k_, sc.d_k, act.h1, act, sc, sc.d_h);
   linear_backward(ops, sc.d_v, act.h1, *v_.weight, v_.bias, sc.d_h, 1.0);
-  lora_backward(ops, ctx, v_, sc.d_v, act.h1, act, sc, sc.d_h);
+  adapters_backward(ops, ctx, v_, sc.d_v, act.h1, act, sc, sc.d_h);
   if (tp) ctx.tp->all_reduce(sc.d_h, comm::ReduceOp::kSum);
   norm_backward(ops, norm1_, sc.d_h, x, act.mean1, act.rstd1, sc.d_norm);
   ops.add(dy, sc.d_norm, 1.0);  // dy is now dx

@@ -20,35 +20,30 @@
 //   row-parallel    Y = sum_r X_r B_r:  forward all-reduce,  backward dX_r = dY B_r^T (identity)
 // so one all-reduce per block in each direction. Biases of row-parallel layers are added once,
 // after the all-reduce; norms are replicated and their gradients agree on every rank.
+//
+// PEFT methods (src/peft) attach adapters (adapter.h) while the layer is built (attachment.h):
+// beside each linear a list of linear adapters, each adding delta(x) to the linear's output before
+// any all-reduce; after each sublayer (attention, MLP) at most one block adapter on the residual
+// stream. The layer calls them at fixed points of forward and backward and knows nothing of what
+// they compute; it allocates what they declare.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "backend/ops.h"
 #include "comm/communicator.h"
-#include "model/lora.h"
+#include "model/adapter.h"
+#include "model/attachment.h"
+#include "model/layer_context.h"
 #include "model/model_spec.h"
 #include "model/parameters.h"
 
 namespace tailor::model {
-
-// Per-call inputs shared by all layers of one micro-batch.
-struct LayerContext {
-  std::int64_t batch = 0;            // B
-  std::int64_t seq = 0;              // T
-  backend::Tensor positions;         // i32 [B*T]
-  backend::Tensor doc_ids;           // i32 [B*T] or absent
-  backend::Tensor inv_freq;          // f32 [Dh/2] (RoPE)
-  comm::Communicator* tp = nullptr;  // tensor-parallel group
-  // Training batches (step >= 0): the key of LoRA dropout masks; token n of this micro-batch is
-  // token first_token + n of the step's global batch.
-  std::uint64_t seed = 0;
-  std::int64_t step = -1;
-  std::int64_t first_token = 0;
-};
 
 // One layer's slice of a KV cache during inference (Transformer::extend).
 struct LayerCache {
@@ -66,9 +61,9 @@ struct LayerActivations {
   backend::Tensor x_mid;             // [N, D]
   backend::Tensor h2, mean2, rstd2;
   backend::Tensor gate, up, act;     // [N, F] (gate unused for GELU; up is the pre-activation)
-  backend::Tensor lora_u[7];         // [N, r] x A^T per adapted linear (q, k, v, o, gate, up, down)
-  // Bottleneck adapters (attention, MLP): the sublayer output p [N, D], down(p) [N, m], gelu.
-  backend::Tensor adapter_in[2], adapter_pre[2], adapter_act[2];
+  backend::Tensor block_in[2];       // [N, D] attention / MLP output p under a block adapter
+  std::vector<backend::Tensor> adapter;  // the adapters' saved tensors, [N, w] each, in the
+                                         // layer's attach order (DecoderLayer::adapter_saved_widths)
 };
 
 // Activation recomputation (train.recompute): what backward recomputes instead of keeping.
@@ -88,22 +83,33 @@ struct LayerScratch {
   backend::Tensor d_gate, d_up, d_act;  // [N, F]
   backend::Tensor d_norm;            // [N, D]
   backend::Tensor partial;           // [N, D] row-parallel partial sums (TP > 1)
-  backend::Tensor lora_du;           // [N, r] gradient of x A^T (LoRA)
-  backend::Tensor lora_x;            // [N * max(D, Hq*Dh, F)] LoRA dropout: dropout(x), gradient
-  backend::Tensor adapter_dp;        // [N, D] gradient of an adapter's input
-  backend::Tensor adapter_d1, adapter_d2;  // [N, m]
+  backend::Tensor d_block;           // [N, D] gradient of a sublayer output under a block adapter
+  std::vector<backend::Tensor> adapter;  // the adapters' scratch slots, flat [N * w], w the widest
+                                         // request of any adapter (absent where 0)
 };
 
 class DecoderLayer {
  public:
-  // Registers this layer's parameters (canonical names) in `params`; with `lora`, the base
-  // parameters are frozen and LoRA factors added to the targeted linears.
-  // `bottleneck` > 0 adds Houlsby adapters of that width after the attention and MLP blocks.
+  // Registers this layer's parameters (canonical names) in `params`, then offers each of
+  // `attachments` this layer's sites in order — the block sites after attention and MLP, then the
+  // linears q k v o gate up down — where it adds its parameters and adapters.
   DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index, ParameterSet& params,
-               const LoraSpec* lora = nullptr, std::int64_t bottleneck = 0);
+               std::span<const Attachment* const> attachments = {});
 
-  // Module index (into LayerActivations::lora_u) of each linear, in the order q k v o gate up down.
-  static constexpr int kNumLinears = 7;
+  // What the attached adapters asked for (adapter.h): the width of each saved tensor, in attach
+  // order, and of each scratch slot (the widest request).
+  [[nodiscard]] const std::vector<std::int64_t>& adapter_saved_widths() const noexcept {
+    return saved_widths_;
+  }
+  [[nodiscard]] const std::vector<std::int64_t>& adapter_scratch_widths() const noexcept {
+    return scratch_widths_;
+  }
+  [[nodiscard]] bool has_block_adapter() const noexcept {
+    return blocks_[0].adapter != nullptr || blocks_[1].adapter != nullptr;
+  }
+  // The linear adapters attached beside the linear whose weight is `weight` (empty when none, or
+  // when it is not this layer's).
+  [[nodiscard]] std::vector<const LinearAdapter*> adapters_on(const Parameter& weight) const;
 
   // Buffers (appended to `storage`, which owns them) for this layer's activations of B rows of
   // T tokens. With `shared_norm_act`, h1, h2 and act are that set's instead (Recompute::kSelective).
@@ -136,34 +142,22 @@ class DecoderLayer {
                 const backend::Tensor& dy) const;
 
  private:
+  // An attached adapter and where its saved tensors start in LayerActivations::adapter.
+  template <class Adapter>
+  struct Attached {
+    std::unique_ptr<Adapter> adapter;
+    std::size_t saved = 0, n_saved = 0;
+  };
   struct Linear {
     Parameter* weight = nullptr;
     Parameter* bias = nullptr;     // may be null
-    Parameter* lora_a = nullptr;   // [r, in] (LoRA; null when not adapted)
-    Parameter* lora_b = nullptr;   // [out, r]
-    int index = 0;                 // module index for saved activations
-    std::string name;              // canonical name of the linear (keys its dropout stream)
-    std::int64_t in_begin = 0;     // global column of the input's column 0 (row-parallel shard)
-    std::int64_t in_global = 0;    // the input's global width
+    LinearSite site;               // name, module, TP split (what a method attaches to)
+    std::vector<Attached<LinearAdapter>> adapters;
   };
   struct Norm {
     Parameter* weight = nullptr;
     Parameter* bias = nullptr;     // LayerNorm only
   };
-  // Houlsby bottleneck adapter: a(p) = p + up(gelu(down(p))), replicated over TP ranks.
-  struct Adapter {
-    Parameter* down_w = nullptr;   // [m, D]
-    Parameter* down_b = nullptr;   // [m]
-    Parameter* up_w = nullptr;     // [D, m], zero-initialised: the adapter starts as identity
-    Parameter* up_b = nullptr;     // [D]
-  };
-  Adapter make_adapter(ParameterSet& params, const std::string& name, std::int64_t width);
-  // out = residual + p + up(gelu(down(p))), saving what backward needs (slot 0 attn, 1 MLP).
-  void adapter_forward(backend::Ops& ops, const Adapter& a, int slot, const LayerActivations& act,
-                       const backend::Tensor& residual, const backend::Tensor& out) const;
-  // dp = dy + d(adapter branch)/dp; parameter gradients +=.
-  void adapter_backward(backend::Ops& ops, const Adapter& a, int slot, const LayerActivations& act,
-                        const LayerScratch& scratch, const backend::Tensor& dy) const;
 
   // Column-parallel: rows [out_begin, out_begin + out) of a [out_global, in] weight.
   Linear make_column(ParameterSet& params, const std::string& name, std::int64_t out,
@@ -173,30 +167,36 @@ class DecoderLayer {
   Linear make_row(ParameterSet& params, const std::string& name, std::int64_t out,
                   std::int64_t in, std::int64_t in_begin, std::int64_t in_global, bool bias);
   Norm make_norm(ParameterSet& params, const std::string& name);
-  // Adds LoRA factors to `l` when the spec targets `module`. A/B shard specs per the TP rules.
-  void add_lora(ParameterSet& params, Linear& l, const std::string& name, std::string_view module,
-                bool row_parallel, std::int64_t out, std::int64_t out_begin, std::int64_t out_global,
-                std::int64_t in, std::int64_t in_begin, std::int64_t in_global, int replicas);
-  // y += s (x A^T) B^T, saving u = x A^T (x: dropout(x) on training batches with dropout).
-  void lora_forward(backend::Ops& ops, const LayerContext& ctx, const Linear& l,
-                    const backend::Tensor& x, const LayerActivations& act,
-                    const LayerScratch& scratch, const backend::Tensor& y) const;
-  // dB += s dy^T u; du = s dy B; dA += du^T x; dx += du A (through the same dropout mask).
-  void lora_backward(backend::Ops& ops, const LayerContext& ctx, const Linear& l,
-                     const backend::Tensor& dy, const backend::Tensor& x,
-                     const LayerActivations& act, const LayerScratch& scratch,
-                     const backend::Tensor& dx) const;
-  // Whether this batch drops LoRA inputs, and the mask key of linear `l` for an input x [N, in].
-  [[nodiscard]] bool lora_dropout_on(const LayerContext& ctx) const;
-  [[nodiscard]] backend::DropoutKey lora_dropout_key(const LayerContext& ctx,
-                                                     const Linear& l) const;
+  // Offers `a` every site of this layer; records what its adapters need.
+  void attach(ParameterSet& params, const Attachment& a);
+  template <class Adapter>
+  void reserve_buffers(Attached<Adapter>& attached);
+  template <class Adapter>
+  [[nodiscard]] AdapterTensors tensors(const Attached<Adapter>& a, const LayerActivations& act,
+                                       const LayerScratch& scratch) const;
+
+  // y += every adapter's delta beside linear `l` (x: its input).
+  void adapters_forward(backend::Ops& ops, const LayerContext& ctx, const Linear& l,
+                        const backend::Tensor& x, const LayerActivations& act,
+                        const LayerScratch& scratch, const backend::Tensor& y) const;
+  // Their parameter gradients +=, and dx += their input gradients (dy: the linear's output's).
+  void adapters_backward(backend::Ops& ops, const LayerContext& ctx, const Linear& l,
+                         const backend::Tensor& dy, const backend::Tensor& x,
+                         const LayerActivations& act, const LayerScratch& scratch,
+                         const backend::Tensor& dx) const;
   // y = x (+)= partial sums of a row-parallel projection over the TP group, + bias.
   void row_parallel_forward(backend::Ops& ops, const LayerContext& ctx, const backend::Tensor& in,
                             const Linear& l, const backend::Tensor& residual,
                             const backend::Tensor& y, const LayerScratch& scratch,
                             const LayerActivations& act) const;
+  // The sublayer output (row-parallel projection `l` of `in`) joins the residual stream into y,
+  // through block adapter `slot` (0 attention, 1 MLP) when one is attached.
+  void sublayer_output(backend::Ops& ops, const LayerContext& ctx, int slot,
+                       const backend::Tensor& in, const Linear& l,
+                       const backend::Tensor& residual, const backend::Tensor& y,
+                       const LayerActivations& act, const LayerScratch& scratch) const;
 
-  // The two halves of forward around the attention itself: norm1, q/k/v (+ LoRA), RoPE; then
+  // The two halves of forward around the attention itself: norm1, q/k/v (+ adapters), RoPE; then
   // the o projection, the MLP block and their adapters, from act.attn to y.
   void project_qkv(backend::Ops& ops, const LayerContext& ctx, const backend::Tensor& x,
                    const LayerActivations& act, const LayerScratch& scratch) const;
@@ -213,9 +213,9 @@ class DecoderLayer {
 
   const ModelSpec* spec_;
   TpLayout tp_;
-  const LoraSpec* lora_ = nullptr;
-  std::int64_t bottleneck_ = 0;
-  Adapter adapters_[2];
+  int index_ = 0;
+  Attached<BlockAdapter> blocks_[2];  // after attention, after the MLP
+  std::vector<std::int64_t> saved_widths_, scratch_widths_;
   Norm norm1_, norm2_;
   Linear q_, k_, v_, o_;
   Linear gate_, up_, down_;

@@ -17,9 +17,9 @@ struct Transformer::InferenceState {
   std::int64_t batch = 0, seq = 0;
   std::vector<backend::Buffer> storage;
   backend::Tensor resid[2];              // [N, D] residual stream: layer inputs/outputs in turn
-  backend::Tensor embed_tmp;             // [N, D] learned position / prompt embeddings
+  backend::Tensor embed_tmp;             // [N, D] learned position / virtual token embeddings
   LayerActivations act;                  // one set, reused by every layer
-  LayerScratch scratch;                  // unused on one rank (row-parallel sums need TP > 1)
+  LayerScratch scratch;                  // the adapters' scratch (row-parallel sums: TP > 1 only)
   backend::Tensor last_x, last_h;        // [B, D] each row's last real token, before/after norm
   backend::Tensor last_mean, last_rstd;  // [B]
   backend::Tensor logits;                // [B, padded vocab]

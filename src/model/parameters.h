@@ -1,7 +1,7 @@
 // Named parameters with their gradients, in one flat buffer per kind.
 //
 // Every parameter has its canonical Hugging Face name (`model.layers.3.self_attn.q_proj.weight`),
-// which is how optimizers, weight-decay groups, checkpoints, LoRA targets and exports address it:
+// which is how optimizers, weight-decay groups, checkpoints, PEFT targets and exports address it:
 // names over indices. Shapes are PyTorch's: a linear weight is [out, in].
 //
 // Under tensor parallelism a rank holds a shard: `shape` is the local shape, `global_shape` the
@@ -74,6 +74,8 @@ struct Parameter {
   int replicas = 1;
   GradSum grad_sum = GradSum::kNone;
   ParamRole role = ParamRole::kWeight;
+  std::string method;          // the PEFT method that added it (its peft.method: "lora"); empty
+                               // for the base model's (see attachment.h)
   bool decay = true;           // decays(role)
   bool trainable = true;
   std::int64_t offset = 0;     // element offset in the flat value buffer

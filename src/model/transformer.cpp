@@ -39,12 +39,9 @@ struct Transformer::Activations {
 };
 
 Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Communicator* tp,
-                         const LoraSpec* lora, std::int64_t bottleneck,
-                         std::int64_t virtual_tokens)
+                         const std::vector<const Attachment*>& attachments)
     : spec_(spec), ops_(&ops), dtype_(dtype), stat_dtype_(accum_dtype(dtype)),
-      device_(ops.device()), bottleneck_(bottleneck),
-      virtual_tokens_(virtual_tokens) {
-  if (lora != nullptr) lora_ = *lora;
+      device_(ops.device()) {
   spec_.check();
   if (tp == nullptr) {
     own_tp_ = std::make_unique<comm::SelfCommunicator>();
@@ -69,7 +66,7 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
   std::vector<std::size_t> layer_first_param;  // index in params_.all() of each layer's first
   for (int i = 0; i < spec_.num_layers; ++i) {
     layer_first_param.push_back(params_.all().size());
-    layers_.emplace_back(spec_, layout_, i, params_, lora_ ? &*lora_ : nullptr, bottleneck_);
+    layers_.emplace_back(spec_, layout_, i, params_, attachments);
   }
   final_norm_w_ = &params_.add("model.norm.weight", Shape{d}, ParamRole::kNormWeight, replicated);
   if (spec_.norm == NormType::kLayerNorm)
@@ -78,24 +75,32 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
                  ? embed_tokens_
                  : &params_.add("lm_head.weight", Shape{layout_.vocab, d}, ParamRole::kVocabTable,
                                  vocab_shard);
-  if (lora_ || bottleneck_ > 0) {
-    // Everything outside the adapters is frozen.
-    for (Parameter* p : {embed_tokens_, embed_positions_, final_norm_w_, final_norm_b_, lm_head_})
-      if (p != nullptr) params_.freeze(*p);
+  for (const Attachment* a : attachments) {
+    Parameter* table = attach_owned(*a, params_, [&] { return a->attach_input(params_, {d, t}); });
+    if (table == nullptr) continue;
+    TAILOR_ASSERT(virtual_table_ == nullptr && table->shape == (Shape{table->shape[0], d}),
+                  "virtual-token table {}: one [n, {}] table at most", table->name, d);
+    virtual_table_ = table;
   }
-  if (virtual_tokens_ > 0) {
-    // Prompt tuning: the whole base is frozen; the prompt is replicated, its gradient complete
-    // on every rank (see the top of transformer.h).
-    for (Parameter& p : params_.all()) params_.freeze(p);
-    prompt_ = &params_.add(kPromptEmbeddings, Shape{virtual_tokens_, d}, ParamRole::kAdapterWeight,
-                           replicated);
-  }
+  // A method that trains only its own parameters: everything of the base is frozen (no gradient,
+  // no optimizer state).
+  const bool freeze_base = std::any_of(attachments.begin(), attachments.end(),
+                                       [](const Attachment* a) { return a->freezes_base(); });
+  if (freeze_base)
+    for (Parameter& p : params_.all())
+      if (!is_method_param(p.role)) params_.freeze(p);
+  // Every layer's adapters must fit one activation set (Recompute::kFull shares layer 0's).
+  for (const DecoderLayer& layer : layers_)
+    TAILOR_ASSERT(layer.adapter_saved_widths() == layers_.front().adapter_saved_widths() &&
+                      layer.has_block_adapter() == layers_.front().has_block_adapter(),
+                  "layers with different adapters");
   params_.allocate(dtype, ops);
 
-  // Parameters are laid out in the order added (embeddings, layers, final norm, head, prompt) and
-  // backward finishes them in reverse, so after layer i everything from its first trainable
-  // gradient on is final — unless a gradient is completed later (TP sums, the prompt).
-  bool suffix_final = prompt_ == nullptr;
+  // Parameters are laid out in the order added (embeddings, layers, final norm, head, virtual
+  // tokens) and backward finishes them in reverse, so after layer i everything from its first
+  // trainable gradient on is final — unless a gradient is completed later (TP sums, the
+  // virtual-token table, whose gradient comes from the embedding step).
+  bool suffix_final = virtual_table_ == nullptr;
   for (const Parameter& p : params_.all())
     if (p.trainable && p.grad_sum != GradSum::kNone) suffix_final = false;
   if (suffix_final) {
@@ -172,23 +177,21 @@ void Transformer::init_parameters_where(std::uint64_t seed, bool methods_only) {
   }
 }
 
-void Transformer::init_prompt_from_tokens(std::span<const std::int32_t> ids) {
-  TAILOR_ASSERT(prompt_ != nullptr && !ids.empty(), "init_prompt_from_tokens: {} ids, {} virtual",
-                ids.size(), virtual_tokens_);
-  const std::int64_t n = virtual_tokens_;
-  Buffer rows_ids(DType::kI32, Shape{n});
+void Transformer::token_embeddings(std::span<const std::int32_t> ids, const Tensor& rows) {
+  const auto n = static_cast<std::int64_t>(ids.size());
+  TAILOR_ASSERT(rows.shape == (Shape{n, spec_.hidden_size}), "token_embeddings: {} ids into {}", n,
+                rows.str());
+  Buffer host(DType::kI32, Shape{n});
   for (std::int64_t k = 0; k < n; ++k) {
-    const std::int32_t id = ids[static_cast<std::size_t>(k) % ids.size()];
-    TAILOR_ASSERT(id >= 0 && id < spec_.vocab_size, "prompt init id {} outside the vocabulary", id);
-    rows_ids.ptr<std::int32_t>()[k] = id;
+    const std::int32_t id = ids[static_cast<std::size_t>(k)];
+    TAILOR_ASSERT(id >= 0 && id < spec_.vocab_size, "token id {} outside the vocabulary", id);
+    host.ptr<std::int32_t>()[k] = id;
   }
   const Buffer ids_dev = ops_->alloc(DType::kI32, Shape{n});
-  ops_->copy(ids_dev.tensor(), rows_ids.tensor());
-  const Buffer rows = ops_->alloc(dtype_, Shape{n, spec_.hidden_size});
-  ops_->embedding_forward(embed_tokens_->value, ids_dev.tensor(), layout_.vocab_begin,
-                          rows.tensor());
-  if (tensor_parallel()) tp_->all_reduce(rows.tensor(), comm::ReduceOp::kSum);
-  ops_->copy(prompt_->value, rows.tensor());
+  ops_->copy(ids_dev.tensor(), host.tensor());
+  // Vocab-parallel lookup: each rank fills the rows of its ids, zeros elsewhere; sum over ranks.
+  ops_->embedding_forward(embed_tokens_->value, ids_dev.tensor(), layout_.vocab_begin, rows);
+  if (tensor_parallel()) tp_->all_reduce(rows, comm::ReduceOp::kSum);
 }
 
 void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
@@ -252,14 +255,38 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   if (swiglu) s.d_gate = a->make(dtype_, Shape{n, f});
   s.d_up = a->make(dtype_, Shape{n, f});
   s.d_act = a->make(dtype_, Shape{n, f});
-  if (lora_) s.lora_du = a->make(dtype_, Shape{n, lora_->rank});
-  if (lora_ && lora_->dropout > 0.0) s.lora_x = a->make(dtype_, Shape{n * std::max({d, qd, f})});
-  if (bottleneck_ > 0) {
-    s.adapter_dp = a->make(dtype_, Shape{n, d});
-    s.adapter_d1 = a->make(dtype_, Shape{n, bottleneck_});
-    s.adapter_d2 = a->make(dtype_, Shape{n, bottleneck_});
-  }
+  if (layers_.front().has_block_adapter()) s.d_block = a->make(dtype_, Shape{n, d});
+  s.adapter = adapter_scratch(a->storage, n);
   acts_ = std::move(a);
+}
+
+std::vector<Tensor> Transformer::adapter_scratch(std::vector<Buffer>& storage,
+                                                std::int64_t n) const {
+  // Slot i serves every adapter of every layer (one call runs at a time): the widest request.
+  std::vector<std::int64_t> widths;
+  for (const DecoderLayer& layer : layers_) {
+    const std::vector<std::int64_t>& w = layer.adapter_scratch_widths();
+    if (widths.size() < w.size()) widths.resize(w.size(), 0);
+    for (std::size_t i = 0; i < w.size(); ++i) widths[i] = std::max(widths[i], w[i]);
+  }
+  std::vector<Tensor> slots;
+  for (const std::int64_t w : widths) {
+    if (w == 0) {
+      slots.emplace_back();
+      continue;
+    }
+    storage.push_back(ops_->alloc(dtype_, Shape{n * w}));
+    slots.push_back(storage.back().tensor());
+  }
+  return slots;
+}
+
+std::vector<const LinearAdapter*> Transformer::adapters_on(const Parameter& weight) const {
+  for (const DecoderLayer& layer : layers_) {
+    std::vector<const LinearAdapter*> found = layer.adapters_on(weight);
+    if (!found.empty()) return found;
+  }
+  return {};
 }
 
 LayerContext Transformer::context(const Batch& b) const {
@@ -299,35 +326,35 @@ void Transformer::embed(const Batch& host, const Batch& dev) {
 void Transformer::embed_tokens(const Tensor& host_ids, const Tensor& ids, const Tensor& positions,
                                const Tensor& x0, const Tensor& tmp) {
   Tensor token_ids = ids;
-  if (prompt_ != nullptr) {
+  if (virtual_table_ != nullptr) {
     const std::int64_t n = ids.numel();
+    const std::int64_t n_virtual = virtual_tokens();
     if (token_ids_.numel() != n) {
       token_ids_host_ = Buffer(DType::kI32, Shape{n});
-      prompt_ids_host_ = Buffer(DType::kI32, Shape{n});
+      virtual_ids_host_ = Buffer(DType::kI32, Shape{n});
       token_ids_ = ops_->alloc(DType::kI32, Shape{n});
-      prompt_ids_ = ops_->alloc(DType::kI32, Shape{n});
+      virtual_ids_ = ops_->alloc(DType::kI32, Shape{n});
     }
     const std::int32_t* in = host_ids.ptr<std::int32_t>();
     std::int32_t* tok = token_ids_host_.ptr<std::int32_t>();
-    std::int32_t* row = prompt_ids_host_.ptr<std::int32_t>();
+    std::int32_t* row = virtual_ids_host_.ptr<std::int32_t>();
     const auto outside_vocab = static_cast<std::int32_t>(layout_.padded_vocab);
-    const auto outside_prompt = static_cast<std::int32_t>(virtual_tokens_);
+    const auto outside_table = static_cast<std::int32_t>(n_virtual);
     for (std::int64_t i = 0; i < n; ++i) {
       const std::int32_t id = in[i];
-      TAILOR_ASSERT(id >= -virtual_tokens_, "id {}: virtual token {} of {}", id, -1 - id,
-                    virtual_tokens_);
+      TAILOR_ASSERT(id >= -n_virtual, "id {}: virtual token {} of {}", id, -1 - id, n_virtual);
       tok[i] = id >= 0 ? id : outside_vocab;
-      row[i] = id >= 0 ? outside_prompt : -1 - id;
+      row[i] = id >= 0 ? outside_table : -1 - id;
     }
     ops_->copy(token_ids_.tensor(), token_ids_host_.tensor());
-    ops_->copy(prompt_ids_.tensor(), prompt_ids_host_.tensor());
+    ops_->copy(virtual_ids_.tensor(), virtual_ids_host_.tensor());
     token_ids = token_ids_.tensor();
   }
   // Vocab-parallel lookup: each rank fills the rows of its ids, zeros elsewhere; sum over ranks.
   ops_->embedding_forward(embed_tokens_->value, token_ids, layout_.vocab_begin, x0);
   if (tensor_parallel()) tp_->all_reduce(x0, comm::ReduceOp::kSum);
-  if (prompt_ != nullptr) {  // virtual tokens: their rows of the (replicated) prompt; exact: 0 + v
-    ops_->embedding_forward(prompt_->value, prompt_ids_.tensor(), 0, tmp);
+  if (virtual_table_ != nullptr) {  // virtual tokens: their rows of the (replicated) table; 0 + v
+    ops_->embedding_forward(virtual_table_->value, virtual_ids_.tensor(), 0, tmp);
     ops_->add(x0, tmp, 1.0);
   }
   if (embed_positions_ != nullptr) {
@@ -510,8 +537,8 @@ void Transformer::backward_from_dlogits(const Batch& b,
     ops_->embedding_backward(embed_tokens_->grad, b.ids, layout_.vocab_begin, a.dx);
   if (embed_positions_ != nullptr && embed_positions_->grad.data != nullptr)
     ops_->embedding_backward(embed_positions_->grad, b.positions, 0, a.dx);
-  if (prompt_ != nullptr)  // the virtual tokens' rows of dx, from the ids of embed() above
-    ops_->embedding_backward(prompt_->grad, prompt_ids_.tensor(), 0, a.dx);
+  if (virtual_table_ != nullptr)  // the virtual tokens' rows of dx, from the ids of embed() above
+    ops_->embedding_backward(virtual_table_->grad, virtual_ids_.tensor(), 0, a.dx);
   if (announce) grads_ready(0);
 }
 

@@ -12,11 +12,13 @@
 // the vocab-parallel cross-entropy (only a max, a sum and the target logit per token cross the
 // group; full logits are never gathered), column/row-parallel attention and MLP.
 //
-// Prompt tuning (virtual_tokens = n > 0): the whole base is frozen and the only trainable
-// parameter is `prompt_embeddings` [n, D] (PEFT's tensor name). A batch id -1 - k is virtual
-// token k: its input embedding is row k of it instead of a vocabulary row (learned positions are
-// added as for any token). The table is replicated on every TP rank; its gradient is read off the
-// residual-stream gradient, which is complete on every rank, so it needs no TP reduction.
+// PEFT methods (src/peft) are attached at construction (attachment.h): they add their parameters
+// at the sites the model enumerates and the adapters that compute with them; the base is frozen
+// when a method asks. A method may also add a table of virtual-token input embeddings (prompt
+// tuning): a batch id -1 - k is virtual token k, whose input embedding is row k of that table
+// instead of a vocabulary row (learned positions are added as for any token). The table is
+// replicated on every TP rank; its gradient is read off the residual-stream gradient, which is
+// complete on every rank, so it needs no TP reduction.
 //
 // Inference (generation): extend() runs new tokens through the same layers, reading the keys and
 // values of earlier tokens from a KvCache (kv_cache.h), and returns the last position's logits.
@@ -26,22 +28,21 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
 
 #include "backend/ops.h"
 #include "comm/communicator.h"
+#include "model/attachment.h"
 #include "model/decoder_layer.h"
 #include "model/kv_cache.h"
-#include "model/lora.h"
 #include "model/model_spec.h"
 #include "model/parameters.h"
 
 namespace tailor::model {
 
-// Which training step a micro-batch belongs to: it keys the dropout masks (lora.h), so that a
+// Which training step a micro-batch belongs to: it keys adapters' dropout masks, so that a
 // resumed run draws the masks of an uninterrupted one. step < 0: not a training batch (evaluation,
 // scoring), no dropout.
 struct StepKey {
@@ -55,28 +56,28 @@ struct StepKey {
 struct Batch {
   std::int64_t batch = 0;      // B
   std::int64_t seq = 0;        // T
-  backend::Tensor ids;         // input token ids; -1 - k: virtual token k (prompt tuning)
+  backend::Tensor ids;         // input token ids; -1 - k: virtual token k (virtual_tokens())
   backend::Tensor targets;     // next-token targets, backend::kIgnoreIndex where no loss
   backend::Tensor positions;   // position of each token within its document
   backend::Tensor doc_ids;     // document of each token within its row; may be absent
   StepKey step_key = {};       // training batches: their step (dropout)
 };
 
-// Name of the prompt-tuning parameter (and of PEFT's exported tensor).
-inline constexpr const char* kPromptEmbeddings = "prompt_embeddings";
-
 class Transformer {
  public:
   // `tp`: the tensor-parallel group (nullptr: a single rank). Must outlive the model.
-  // `lora`: freeze the base and add LoRA adapters (see lora.h).
-  // `bottleneck` > 0: freeze the base and add Houlsby adapters of that width.
-  // `virtual_tokens` > 0: freeze the base and add that many prompt-tuning embeddings.
+  // `attachments`: the PEFT methods to attach (attachment.h), offered every site in order; they
+  // need not outlive the model (the adapters they return hold what they need).
   Transformer(const ModelSpec& spec, backend::Ops& ops, DType dtype,
-              comm::Communicator* tp = nullptr, const LoraSpec* lora = nullptr,
-              std::int64_t bottleneck = 0, std::int64_t virtual_tokens = 0);
-  [[nodiscard]] std::int64_t bottleneck() const noexcept { return bottleneck_; }
-  [[nodiscard]] std::int64_t virtual_tokens() const noexcept { return virtual_tokens_; }
-  [[nodiscard]] const LoraSpec* lora() const noexcept { return lora_ ? &*lora_ : nullptr; }
+              comm::Communicator* tp = nullptr,
+              const std::vector<const Attachment*>& attachments = {});
+  // Virtual token ids the model reads (-1 - k for k < virtual_tokens()): the rows of an attached
+  // input table, 0 without one.
+  [[nodiscard]] std::int64_t virtual_tokens() const noexcept {
+    return virtual_table_ != nullptr ? virtual_table_->shape[0] : 0;
+  }
+  // The linear adapters beside the linear whose weight is `weight` (an export merges them).
+  [[nodiscard]] std::vector<const LinearAdapter*> adapters_on(const Parameter& weight) const;
   ~Transformer();
   Transformer(const Transformer&) = delete;
   Transformer& operator=(const Transformer&) = delete;
@@ -94,10 +95,9 @@ class Transformer {
   void init_parameters(std::uint64_t seed);
   // The same, for the PEFT methods' parameters only (after loading a pretrained base).
   void init_method_parameters(std::uint64_t seed);
-  // Prompt tuning's TEXT init (as PEFT): virtual token k starts as the embedding of
-  // ids[k % ids.size()] (the text's tokens repeated / truncated to n). Ids in [0, vocab_size).
-  // Collective over the TP group.
-  void init_prompt_from_tokens(std::span<const std::int32_t> ids);
+  // rows [n, D] (on the model's device) = the input embeddings of token ids [n] (host, each in
+  // [0, vocab_size)), e.g. to start virtual tokens from real ones. Collective over the TP group.
+  void token_embeddings(std::span<const std::int32_t> ids, const backend::Tensor& rows);
 
   // Forward only. Returns the sum of the token losses over targets != kIgnoreIndex. When
   // `logits_out` is given ([B*T, local padded vocab], any float dtype, host or device memory)
@@ -110,7 +110,8 @@ class Transformer {
   // with an offset into the flat gradient from which every gradient is final, decreasing, then
   // with 0 at the end — so data-parallel buckets can be reduced while backward still runs. Not
   // called for models whose gradients are completed after backward (TP sums of shared KV heads
-  // or LoRA factors: finish_gradients) or by the embeddings only (prompt tuning).
+  // or replicated adapter factors: finish_gradients) or by the embeddings only (a virtual-token
+  // table).
   double forward_backward(const Batch& batch, double dscale,
                           const std::function<void(std::int64_t)>& grads_ready = {});
 
@@ -144,7 +145,7 @@ class Transformer {
   [[nodiscard]] KvCache make_kv_cache(std::int64_t batch, std::int64_t capacity) const;
 
   // Runs T new tokens per row through the model and appends them to `cache` (B = cache.batch()).
-  // ids: i32 [B*T], ids in [0, spec().vocab_size) or, with prompt tuning, virtual tokens -1 - k
+  // ids: i32 [B*T], ids in [0, spec().vocab_size) or virtual tokens -1 - k (virtual_tokens())
   // (a generation prefills them first, at positions 0..n-1); row b's first counts[b] tokens
   // (0 <= counts[b]
   // <= T) are real, the rest padding. Token t of row b sits at position cache.length(b) + t
@@ -166,7 +167,7 @@ class Transformer {
   void ensure_inference_state(std::int64_t batch, std::int64_t seq);
   void init_parameters_where(std::uint64_t seed, bool methods_only);
   // x0 [N, D] = token embedding of ids (+ learned position embedding, using tmp [N, D]).
-  // host_ids: the same ids on the host (read for prompt tuning's split).
+  // host_ids: the same ids on the host (read for the virtual tokens' split).
   void embed_tokens(const backend::Tensor& host_ids, const backend::Tensor& ids,
                     const backend::Tensor& positions, const backend::Tensor& x0,
                     const backend::Tensor& tmp);
@@ -174,6 +175,9 @@ class Transformer {
   void final_norm(const backend::Tensor& x, const backend::Tensor& y, const backend::Tensor& mean,
                   const backend::Tensor& rstd);
   void ensure_activations(std::int64_t batch, std::int64_t seq);
+  // The adapters' scratch slots for N = n tokens (LayerScratch::adapter), appended to `storage`.
+  [[nodiscard]] std::vector<backend::Tensor> adapter_scratch(std::vector<backend::Buffer>& storage,
+                                                             std::int64_t n) const;
   // The batch's tensors on the model's device (the host batch itself on the CPU).
   [[nodiscard]] Batch on_device(const Batch& host);
   void embed(const Batch& host, const Batch& dev);
@@ -199,9 +203,6 @@ class Transformer {
   comm::Communicator* tp_;
   TpLayout layout_;
   std::unique_ptr<comm::Communicator> kv_group_;  // ranks sharing this rank's KV head
-  std::optional<LoraSpec> lora_;
-  std::int64_t bottleneck_ = 0;
-  std::int64_t virtual_tokens_ = 0;
   ParameterSet params_;
   std::vector<DecoderLayer> layers_;
   // ready_offset_[i]: gradients at flat offsets >= this are final once layer i's backward is done
@@ -212,12 +213,12 @@ class Transformer {
   Parameter* final_norm_w_ = nullptr;
   Parameter* final_norm_b_ = nullptr;     // LayerNorm only
   Parameter* lm_head_ = nullptr;          // == embed_tokens_ when tied
-  Parameter* prompt_ = nullptr;           // prompt tuning only: [n, D]
-  // Prompt tuning: the batch ids split into vocabulary ids (a virtual token -> padded_vocab, which
-  // no shard holds) and prompt rows (a real token -> n, past the table), i32 [N]. Written by
-  // embed_tokens(); the training backward reads the prompt rows of the forward just run.
-  backend::Buffer token_ids_, prompt_ids_;            // on the device
-  backend::Buffer token_ids_host_, prompt_ids_host_;  // the same, computed on the host
+  Parameter* virtual_table_ = nullptr;    // [n, D] virtual tokens' input embeddings (a method's)
+  // With a virtual-token table: the batch ids split into vocabulary ids (a virtual token ->
+  // padded_vocab, which no shard holds) and table rows (a real token -> n, past the table), i32
+  // [N]. Written by embed_tokens(); the training backward reads the rows of the forward just run.
+  backend::Buffer token_ids_, virtual_ids_;             // on the device
+  backend::Buffer token_ids_host_, virtual_ids_host_;  // the same, computed on the host
   backend::Buffer inv_freq_;              // f32 [Dh/2]
   std::unique_ptr<Activations> acts_;
   Recompute recompute_ = Recompute::kNone;

@@ -1,8 +1,8 @@
 // Transformer inference with a KV cache: extend() and its scratch buffers.
 //
 // The layers run forward_cached(), the training forward with the attention reading the cache, so
-// every family, LoRA (unmerged) and bottleneck adapters go through the very code that training
-// uses. Only the rows whose logits are asked for (each row's last real token) pass through the
+// every family and every attached adapter (LoRA unmerged, bottleneck adapters) go through the
+// very code that training uses. Only the rows whose logits are asked for (each row's last real token) pass through the
 // final norm and the LM head: a [B, D] x [D, V] product instead of [B*T, D] x [D, V].
 #include <algorithm>
 #include <vector>
@@ -35,9 +35,10 @@ void Transformer::ensure_inference_state(std::int64_t batch, std::int64_t seq) {
   const std::int64_t n = batch * seq;
   const std::int64_t d = spec_.hidden_size;
   for (Tensor& r : st->resid) r = st->make(dtype_, Shape{n, d});
-  if (embed_positions_ != nullptr || prompt_ != nullptr)
+  if (embed_positions_ != nullptr || virtual_table_ != nullptr)
     st->embed_tmp = st->make(dtype_, Shape{n, d});
   st->act = layers_.front().allocate_activations(st->storage, dtype_, *ops_, batch, seq);
+  st->scratch.adapter = adapter_scratch(st->storage, n);
   st->last_x = st->make(dtype_, Shape{batch, d});
   st->last_h = st->make(dtype_, Shape{batch, d});
   if (spec_.norm == NormType::kLayerNorm) st->last_mean = st->make(stat_dtype_, Shape{batch});
@@ -105,7 +106,7 @@ Tensor Transformer::extend(KvCache& cache, const Tensor& ids,
   TAILOR_ASSERT(!tensor_parallel(), "extend: tensor-parallel generation");
   TAILOR_ASSERT(cache.layers() == spec_.num_layers, "extend: cache of {} layers for {}",
                 cache.layers(), spec_.num_layers);
-  check_extend(spec_, virtual_tokens_, cache, ids, counts);
+  check_extend(spec_, virtual_tokens(), cache, ids, counts);
   const std::int64_t b = cache.batch();
   const std::int64_t t = ids.numel() / b;
   ensure_inference_state(b, t);

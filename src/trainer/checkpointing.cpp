@@ -16,8 +16,7 @@
 #include "core/error.h"
 #include "core/logging.h"
 #include "core/sha256.h"
-#include "peft/peft_export.h"
-#include "peft/peft_import.h"
+#include "peft/registry.h"
 #include "trainer/from_config.h"
 #include "trainer/model_builder.h"
 #include "trainer/prepare.h"
@@ -47,8 +46,9 @@ bool saved_here(const model::Parameter& p, int tp_rank) { return tp_rank % p.rep
 // The parameters a checkpoint holds: all of them, or only the trainable ones of a PEFT run.
 bool checkpointed(const model::Parameter& p, bool peft) { return p.trainable || !peft; }
 
+// A run with a PEFT method (peft.method's registry row; "none" has none).
 bool is_peft(const config::ExperimentConfig& cfg) {
-  return cfg.peft.method != config::PeftMethod::kNone;
+  return peft::find_method(config::name_of(cfg.peft.method)) != nullptr;
 }
 
 // The checkpoint writer reads host memory: a device tensor is copied into `staging` (which must
@@ -165,13 +165,12 @@ CheckpointModel load_checkpoint_model(const std::string& dir, backend::Ops& ops)
 void export_checkpoint(const std::string& dir, const std::string& out_dir,
                        const CheckpointExport& options) {
   if (options.format == "peft") {  // a usage error: before any work (and any log line)
-    const config::PeftMethod method = read_checkpoint_config(dir, true).peft.method;
-    TAILOR_CHECK_USER(method == config::PeftMethod::kLora ||
-                          method == config::PeftMethod::kPromptTuning,
-                      "--format",
-                      "peft writes LoRA and prompt-tuning adapters; this checkpoint's run used "
-                      "peft.method {} (use --format hf)",
-                      method);
+    const std::string method(config::name_of(read_checkpoint_config(dir, true).peft.method));
+    const peft::MethodEntry* m = peft::find_method(method);
+    TAILOR_CHECK_USER(m != nullptr && m->peft_format, "--format",
+                      "peft writes {} adapters; this checkpoint's run used peft.method {} (use "
+                      "--format hf)",
+                      peft::peft_format_methods(), method);
   }
   backend::CpuOps ops(options.threads);
   CheckpointModel cm = load_checkpoint_model(dir, ops);
@@ -183,14 +182,8 @@ void export_checkpoint(const std::string& dir, const std::string& out_dir,
   const bool from_hf = cm.setup.from_hf;
   model::Transformer& model = *cm.model;
   const std::string base_dir = from_hf ? cfg.model.path : "";
-  if (options.format == "peft" && cm.setup.virtual_tokens > 0) {
-    peft::save_peft_prompt_tuning(out_dir, model, ops, base_dir);
-    log::info("exported the prompt-tuning adapter (PEFT format) to {}", out_dir);
-    return;
-  }
   if (options.format == "peft") {
-    peft::save_peft_lora(out_dir, hf, model, ops, base_dir);
-    log::info("exported the LoRA adapter (PEFT format) to {}", out_dir);
+    cm.setup.method->save_peft(out_dir, {hf, model, ops, base_dir});
     return;
   }
   export_hf(out_dir, cm.setup, model, ops, base_dir, options.bf16, "the model");

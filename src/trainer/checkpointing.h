@@ -53,8 +53,8 @@ void load_model_tensors(const std::string& dir, const checkpoint::Manifest& mani
 // as the trainer does (a PEFT run's base from model.path, or the seeded init of a config-defined
 // base, which must still be the one the checkpoint was trained on), loads the checkpoint's model
 // tensors and writes what the trainer writes at the end of a run: with format "hf", a Hugging
-// Face directory at out_dir (LoRA merged; + out_dir/adapter: the LoRA adapter in PEFT format, or
-// the bottleneck adapters); with format "peft", only the LoRA adapter at out_dir. Verifies
+// Face directory at out_dir (linear adapters merged; + out_dir/adapter: the method's adapter, in
+// PEFT format where it has one); with format "peft", only that adapter at out_dir. Verifies
 // config.yaml and the model files against the manifest first; never reads optimizer files.
 // The model of checkpoint `dir` on `ops` (one rank, TP = 1), rebuilt from its config.yaml as the
 // trainer builds it (a PEFT run's base from model.path or the seeded init, which must still be the

@@ -1,6 +1,6 @@
 // The export chain, written once for the end of training and `tailor export --format hf`: the
-// model as a Hugging Face directory (LoRA merged; the unchanged base under prompt tuning) and each
-// PEFT method's adapter in its own format under `adapter/`.
+// model as a Hugging Face directory (linear adapters such as LoRA merged; the unchanged base
+// otherwise) and the PEFT method's adapter in its own format under `adapter/`.
 #pragma once
 
 #include <string>

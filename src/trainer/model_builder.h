@@ -5,23 +5,29 @@
 
 #include <cstdint>
 #include <memory>
-#include <optional>
+#include <vector>
 
 #include "backend/ops.h"
 #include "checkpoint/hf_model.h"
 #include "comm/communicator.h"
 #include "config/config.h"
-#include "model/lora.h"
 #include "model/transformer.h"
+#include "peft/method.h"
 
 namespace tailor::trainer {
 
 struct ModelSetup {
   checkpoint::HfModelConfig hf;        // spec, family, special ids (from model.path)
   bool from_hf = false;                // model.path given
-  std::optional<model::LoraSpec> lora; // peft.method lora (peft.adapter's config when given)
-  std::int64_t bottleneck = 0;         // peft.method adapter
-  std::int64_t virtual_tokens = 0;     // peft.method prompt_tuning (peft.adapter's when given)
+  // peft.method's (with peft.adapter's settings when given); nullptr for full fine-tuning.
+  std::shared_ptr<const peft::Method> method;
+
+  // What the model is built with (model::Transformer's attachments).
+  [[nodiscard]] std::vector<const model::Attachment*> attachments() const;
+  // Virtual-token slots that open every document (prompt tuning), 0 otherwise.
+  [[nodiscard]] std::int64_t virtual_tokens() const {
+    return method != nullptr ? method->virtual_tokens() : 0;
+  }
 };
 
 // Reads the definition (model.path's config.json or the config's keys); no weights.

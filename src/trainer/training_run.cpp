@@ -5,8 +5,6 @@
 #include <filesystem>
 #include <thread>
 
-#include <fmt/ranges.h>
-
 #include "core/logging.h"
 #include "trainer/export.h"
 #include "trainer/from_config.h"
@@ -102,7 +100,7 @@ void TrainingRun::build_data() {
   }
   corpus_ = valid_corpus_ ? data::CorpusView(train_part_) : cached_->corpus;
   // Prompt tuning: the virtual tokens open every document of a row (packing.h).
-  const std::int64_t n_virtual = setup_.virtual_tokens;
+  const std::int64_t n_virtual = setup_.virtual_tokens();
   // data.packing: pad puts each document in sequences of its own, padded (packing.h).
   const data::PackingMode packing = packing_mode_from_config(cfg_.data);
   const std::int32_t pad_id = data::pad_token_id(tokenizer_->eos_token_id().value_or(-1));
@@ -150,8 +148,7 @@ void TrainingRun::resume() {
   ckpt_.grid = &grid;
   ckpt_.ops = ops_.get();
   ckpt_.determinism_backend = ops_->describe();
-  ckpt_.base_identity =
-      cfg_.peft.method != config::PeftMethod::kNone ? base_model_identity(cfg_) : "";
+  ckpt_.base_identity = setup_.method != nullptr ? base_model_identity(cfg_) : "";
   ckpt_.data_fingerprint = std::filesystem::path(cached_->dir).filename().string();
   run_state_.seed = cfg_.train.seed;
   const std::optional<std::string> resume_dir = resume_point(cfg_, grid.world());
@@ -199,33 +196,9 @@ void TrainingRun::log_setup() const {
             dtype_ == DType::kBF16 ? " (f32 master weights, gradients and optimizer state)" : "");
   if (grid.world().size() > 1 && ops_->device() != backend::Device::kCpu)
     log::info("collectives of device tensors: {}", device_comms_.describe);
+  // The method's line (collective over the TP group: LoRA counts its shards on every rank).
+  if (setup_.method != nullptr) log::info("{}", setup_.method->summary(model, grid.tp()));
   const double bytes = static_cast<double>(dtype_size(dtype_));
-  if (setup_.bottleneck > 0) {
-    const auto trainable = static_cast<double>(model.params().trainable_numel());
-    const auto total = static_cast<double>(spec.num_parameters());
-    log::info("peft: bottleneck adapters of width {} after attention and MLP: {:.0f} trainable "
-              "parameters ({:.3f}% of {:.2f}M)",
-              setup_.bottleneck, trainable, 100.0 * trainable / total, total / 1e6);
-  }
-  if (setup_.virtual_tokens > 0) {
-    const auto trainable = static_cast<double>(model.params().trainable_numel());
-    const auto total = static_cast<double>(spec.num_parameters());
-    log::info("peft: prompt tuning, {} virtual tokens opening every document: {:.0f} trainable "
-              "parameters ({:.4f}% of {:.2f}M); gradients and optimizer state for the frozen base "
-              "saved: {:.1f} MB",
-              setup_.virtual_tokens, trainable, 100.0 * trainable / total, total / 1e6,
-              3.0 * (total - trainable) * bytes / 1e6);
-  }
-  if (const std::optional<model::LoraSpec>& lora = setup_.lora) {
-    const std::int64_t trainable = static_cast<std::int64_t>(
-        grid.tp().all_reduce_sum(static_cast<double>(model.params().trainable_numel())));
-    const auto total = static_cast<double>(spec.num_parameters());
-    log::info("peft: LoRA r={} alpha={} on {}: {} trainable parameters ({:.3f}% of {:.2f}M); "
-              "gradients and optimizer state for the frozen base saved: {:.1f} MB",
-              lora->rank, lora->alpha, fmt::join(lora->targets, ","), trainable,
-              100.0 * static_cast<double>(trainable) / total, total / 1e6,
-              3.0 * (total - static_cast<double>(trainable)) * bytes / 1e6);
-  }
   log::info("layout: {} ranks = tensor {} x data {}{}; per rank {:.2f}M parameters ({:.1f} MB), "
             "{:.2f}M optimizer state ({:.1f} MB)",
             grid.world().size(), grid.tp_size(), grid.dp_size(),

@@ -10,7 +10,7 @@
 // Tailor builds the model from the base's config.json and the adapter's adapter_config.json,
 // loads the base and then the adapter, runs the same batch on the CPU in f32 and must agree:
 // normwise relative error < 1e-5 on logits and loss, < 1e-4 on every LoRA gradient. Writing the
-// loaded adapter back (save_peft_lora) gives the same tensors bitwise.
+// loaded adapter back (peft::Lora::save_peft) gives the same tensors bitwise.
 //
 // Prompt tuning (PromptTuningConfig): prompt_llama / prompt_gpt2 are peft's own prompts on the
 // tiny LLaMA / GPT-2, tailor_prompt Tailor's export (`tailor train
@@ -40,8 +40,9 @@
 #include "core/error.h"
 #include "golden_util.h"
 #include "model/model_test_util.h"
-#include "peft/peft_export.h"
-#include "peft/peft_import.h"
+#include "peft/adapter_files.h"
+#include "peft/lora.h"
+#include "peft/prompt_tuning.h"
 
 namespace tailor::checkpoint {
 namespace {
@@ -108,15 +109,17 @@ struct TempDir {
 // The base with one adapter, loaded as a user evaluating or continuing a Hub adapter would.
 struct Loaded {
   HfModelConfig cfg;
-  model::LoraSpec lora;
+  peft::LoraSpec lora;
+  peft::Lora method;
   backend::CpuOps ops{kThreads};
   std::unique_ptr<model::Transformer> model;
 
   explicit Loaded(const std::string& adapter)
-      : cfg(read_hf_config(base_dir())), lora(peft::read_peft_lora_config(adapter)) {
-    model = std::make_unique<model::Transformer>(cfg.spec, ops, DType::kF32, nullptr, &lora);
+      : cfg(read_hf_config(base_dir())), lora(peft::read_peft_lora_config(adapter)), method(lora) {
+    model = std::make_unique<model::Transformer>(cfg.spec, ops, DType::kF32, nullptr,
+                                                 std::vector<const model::Attachment*>{&method});
     load_hf_weights(base_dir(), cfg, *model, ops);
-    peft::load_peft_lora_weights(adapter, *model, ops);
+    method.load_adapter(adapter, *model, ops);
   }
 };
 
@@ -234,7 +237,7 @@ TEST_P(PeftGolden, AdapterRoundTripsBitwise) {
 
   const TempDir tmp(name());
   const std::string out = tmp.path + "/adapter";
-  peft::save_peft_lora(out, m.cfg, *m.model, m.ops, "tests/golden/models/llama");
+  m.method.save_peft(out, {m.cfg, *m.model, m.ops, "tests/golden/models/llama"});
   const SafetensorsFile written(out + "/adapter_model.safetensors");
   const std::vector<std::string> a = original.names(), b = written.names();
   EXPECT_EQ(std::set<std::string>(a.begin(), a.end()), std::set<std::string>(b.begin(), b.end()));
@@ -247,7 +250,7 @@ TEST_P(PeftGolden, AdapterRoundTripsBitwise) {
     EXPECT_EQ(std::memcmp(x.data(), y.data(), x.size()), 0) << n << " differs";
   }
   // And what it wrote reads back to the same LoRA settings.
-  const model::LoraSpec again = peft::read_peft_lora_config(out);
+  const peft::LoraSpec again = peft::read_peft_lora_config(out);
   EXPECT_EQ(again.rank, m.lora.rank);
   EXPECT_EQ(again.alpha, m.lora.alpha);
   EXPECT_EQ(again.rslora, m.lora.rslora);
@@ -260,7 +263,7 @@ INSTANTIATE_TEST_SUITE_P(Adapters, PeftGolden, ::testing::ValuesIn(kCases), case
 
 // What adapter_config.json says reaches the LoraSpec.
 TEST(PeftGoldenConfig, AdapterConfigsReadAsPeftWroteThem) {
-  const model::LoraSpec hub = peft::read_peft_lora_config(adapter_dir(kCases[0]));
+  const peft::LoraSpec hub = peft::read_peft_lora_config(adapter_dir(kCases[0]));
   EXPECT_EQ(hub.rank, 4);
   EXPECT_EQ(hub.alpha, 8.0);
   EXPECT_FALSE(hub.rslora);
@@ -269,7 +272,7 @@ TEST(PeftGoldenConfig, AdapterConfigsReadAsPeftWroteThem) {
        {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"})
     EXPECT_TRUE(hub.targets_module(m)) << m;
 
-  const model::LoraSpec rs = peft::read_peft_lora_config(adapter_dir(kCases[1]));
+  const peft::LoraSpec rs = peft::read_peft_lora_config(adapter_dir(kCases[1]));
   EXPECT_EQ(rs.rank, 4);
   EXPECT_EQ(rs.alpha, 8.0);
   EXPECT_TRUE(rs.rslora);
@@ -279,7 +282,7 @@ TEST(PeftGoldenConfig, AdapterConfigsReadAsPeftWroteThem) {
   for (const char* m : {"k_proj", "o_proj", "gate_proj", "up_proj", "down_proj"})
     EXPECT_FALSE(rs.targets_module(m)) << m;
 
-  const model::LoraSpec own = peft::read_peft_lora_config(adapter_dir(kCases[2]));
+  const peft::LoraSpec own = peft::read_peft_lora_config(adapter_dir(kCases[2]));
   EXPECT_EQ(own.rank, 4);
   EXPECT_EQ(own.alpha, 8.0);
   EXPECT_FALSE(own.rslora);
@@ -309,16 +312,18 @@ const PromptCase kPromptCases[] = {
 struct LoadedPrompt {
   HfModelConfig cfg;
   std::int64_t n = 0;
+  std::unique_ptr<peft::PromptTuning> method;
   backend::CpuOps ops{kThreads};
   std::unique_ptr<model::Transformer> model;
 
   LoadedPrompt(const std::string& base, const std::string& adapter) : cfg(read_hf_config(base)) {
     EXPECT_EQ(peft::read_peft_type(adapter), "PROMPT_TUNING");
     n = peft::read_peft_prompt_config(adapter, cfg.spec);
-    model = std::make_unique<model::Transformer>(cfg.spec, ops, DType::kF32, nullptr, nullptr, 0,
-                                                 n);
+    method = std::make_unique<peft::PromptTuning>(n);
+    model = std::make_unique<model::Transformer>(
+        cfg.spec, ops, DType::kF32, nullptr, std::vector<const model::Attachment*>{method.get()});
     load_hf_weights(base, cfg, *model, ops);
-    peft::load_peft_prompt_weights(adapter, *model, ops);
+    method->load_adapter(adapter, *model, ops);
   }
 };
 
@@ -391,13 +396,13 @@ TEST_P(PeftPromptGolden, LogitsLossAndPromptGradientMatchPeft) {
   const double sum2 = m.model->forward_backward(g.host->batch, 1.0 / static_cast<double>(g.count));
   m.model->finish_gradients();
   EXPECT_EQ(sum2, sum);
-  const model::Parameter& p = m.model->params().at(model::kPromptEmbeddings);
+  const model::Parameter& p = m.model->params().at(peft::kPromptEmbeddings);
   ASSERT_EQ(dims(p.global_shape), expected.info("grad.prompt_embeddings").shape);
   const double grad_err =
       rel_error(to_host(m.ops, p.grad, p.shape), read_f32(expected, "grad.prompt_embeddings"));
   EXPECT_LT(grad_err, kGradTol);
   for (const model::Parameter& q : m.model->params().all())
-    EXPECT_EQ(q.trainable, q.name == model::kPromptEmbeddings) << q.name;
+    EXPECT_EQ(q.trainable, q.name == peft::kPromptEmbeddings) << q.name;
   std::printf("[peft golden] %-13s logits rel %.3e  loss %.7f vs %.7f rel %.3e  prompt grad rel "
               "%.3e\n",
               name(), logits_err, loss, want_loss, loss_err, grad_err);
@@ -408,11 +413,11 @@ TEST_P(PeftPromptGolden, AdapterRoundTripsBitwise) {
   LoadedPrompt m(base(), dir());
   const TempDir tmp(name());
   const std::string out = tmp.path + "/adapter";
-  peft::save_peft_prompt_tuning(out, *m.model, m.ops, GetParam().base);
+  m.method->save_peft(out, {m.cfg, *m.model, m.ops, GetParam().base});
   const SafetensorsFile original(dir() + "/adapter_model.safetensors");
   const SafetensorsFile written(out + "/adapter_model.safetensors");
   EXPECT_EQ(written.names(), original.names());
-  const std::string n = model::kPromptEmbeddings;
+  const std::string n = peft::kPromptEmbeddings;
   EXPECT_EQ(written.info(n).dtype, "F32");
   EXPECT_EQ(written.info(n).shape, original.info(n).shape);
   const std::span<const std::byte> x = original.raw(n), y = written.raw(n);

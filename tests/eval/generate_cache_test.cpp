@@ -20,6 +20,9 @@
 #include "eval/generate.h"
 #include "generate_test_util.h"
 #include "model/model_test_util.h"
+#include "peft/bottleneck.h"
+#include "peft/lora.h"
+#include "peft/prompt_tuning.h"
 
 namespace tailor::eval {
 namespace {
@@ -130,11 +133,12 @@ TEST(GenerateCache, UnmergedLoraMatchesRecomputation) {
   for (const model::ModelSpec& spec :
        {roomy(model::testing::tiny_llama()), roomy(model::testing::tiny_gpt2())}) {
     backend::CpuOps ops(2);
-    model::LoraSpec lora;
+    peft::LoraSpec lora;
     lora.rank = 2;
     lora.alpha = 4.0;
     lora.targets = {"all-linear"};
-    Transformer m(spec, ops, DType::kF32, nullptr, &lora);
+    const peft::Lora method(lora);
+    Transformer m(spec, ops, DType::kF32, nullptr, {&method});
     m.init_parameters(7);
     redraw(m, ".lora_B.", 8, 0.3);
     expect_cache_matches_recompute(m, kPrompts, 12);
@@ -145,7 +149,8 @@ TEST(GenerateCache, BottleneckAdaptersMatchRecomputation) {
   for (const model::ModelSpec& spec :
        {roomy(model::testing::tiny_llama()), roomy(model::testing::tiny_gpt2())}) {
     backend::CpuOps ops(2);
-    Transformer m(spec, ops, DType::kF32, nullptr, nullptr, /*bottleneck=*/3);
+    const peft::Bottleneck adapters(/*width=*/3);
+    Transformer m(spec, ops, DType::kF32, nullptr, {&adapters});
     m.init_parameters(9);
     redraw(m, "_adapter.up.", 10, 0.3);
     expect_cache_matches_recompute(m, kPrompts, 12);
@@ -158,7 +163,8 @@ TEST(GenerateCache, AdaptersChangeTheGeneration) {
   backend::CpuOps ops(1);
   Transformer base(spec, ops, DType::kF32);
   base.init_parameters(9);
-  Transformer adapted(spec, ops, DType::kF32, nullptr, nullptr, /*bottleneck=*/3);
+  const peft::Bottleneck adapters(/*width=*/3);
+  Transformer adapted(spec, ops, DType::kF32, nullptr, {&adapters});
   adapted.init_parameters(9);
   GenerateOptions o;
   o.max_new_tokens = 12;
@@ -180,9 +186,10 @@ TEST(GenerateCache, PromptTuningMatchesRecomputation) {
        {roomy(model::testing::tiny_llama()), roomy(model::testing::tiny_gpt2())}) {
     backend::CpuOps ops(2);
     constexpr std::int64_t kVirtual = 4;
-    Transformer m(spec, ops, DType::kF32, nullptr, nullptr, 0, kVirtual);
+    const peft::PromptTuning prompt(kVirtual);
+    Transformer m(spec, ops, DType::kF32, nullptr, {&prompt});
     m.init_parameters(11);
-    redraw(m, model::kPromptEmbeddings, 12, 1.0);
+    redraw(m, peft::kPromptEmbeddings, 12, 1.0);
     GenerateOptions o;
     o.max_new_tokens = 8;
     const std::vector<Completion> got = generate(m, nullptr, std::span(kPrompts), o);
@@ -196,7 +203,7 @@ TEST(GenerateCache, PromptTuningMatchesRecomputation) {
       }
     }
     // The prompt is on the inference path: another prompt, other tokens.
-    redraw(m, model::kPromptEmbeddings, 13, 1.0);
+    redraw(m, peft::kPromptEmbeddings, 13, 1.0);
     const std::vector<Completion> other = generate(m, nullptr, std::span(kPrompts), o);
     bool changed = false;
     for (std::size_t r = 0; r < kPrompts.size(); ++r)

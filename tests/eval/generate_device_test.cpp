@@ -13,6 +13,7 @@
 #include "backend/emulated_device_ops.h"
 #include "eval/generate.h"
 #include "model/model_test_util.h"
+#include "peft/prompt_tuning.h"
 
 namespace tailor::eval {
 namespace {
@@ -21,7 +22,10 @@ using model::Transformer;
 
 std::vector<Completion> run(backend::Ops& ops, DType dtype, std::int64_t virtual_tokens,
                             const GenerateOptions& o) {
-  Transformer m(model::testing::tiny_llama(), ops, dtype, nullptr, nullptr, 0, virtual_tokens);
+  const peft::PromptTuning prompt(virtual_tokens);
+  std::vector<const model::Attachment*> methods;
+  if (virtual_tokens > 0) methods.push_back(&prompt);
+  Transformer m(model::testing::tiny_llama(), ops, dtype, nullptr, methods);
   m.init_parameters(11);
   const std::vector<std::vector<std::int32_t>> prompts = {{5, 9, 2, 7, 3}, {8}, {4, 1, 10}};
   return generate(m, nullptr, std::span(prompts), o);

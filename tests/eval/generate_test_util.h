@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <fstream>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,7 +16,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "checkpoint/hf_model.h"
 #include "model/transformer.h"
-#include "peft/peft_import.h"
+#include "peft/lora.h"
 
 namespace tailor::eval::testing {
 
@@ -29,7 +28,7 @@ inline std::string source_path(const std::string& rel) {
 struct LoadedModel {
   checkpoint::HfModelConfig hf;
   std::unique_ptr<backend::CpuOps> ops;
-  std::optional<model::LoraSpec> lora;
+  std::unique_ptr<peft::Lora> lora;
   std::unique_ptr<model::Transformer> model;
 };
 
@@ -38,11 +37,14 @@ inline LoadedModel load_model(const std::string& model_dir, const std::string& a
   LoadedModel m;
   m.hf = checkpoint::read_hf_config(model_dir);
   m.ops = std::make_unique<backend::CpuOps>(threads);
-  if (!adapter_dir.empty()) m.lora = peft::read_peft_lora_config(adapter_dir);
-  m.model = std::make_unique<model::Transformer>(m.hf.spec, *m.ops, DType::kF32, nullptr,
-                                                 m.lora ? &*m.lora : nullptr);
+  std::vector<const model::Attachment*> methods;
+  if (!adapter_dir.empty()) {
+    m.lora = std::make_unique<peft::Lora>(peft::read_peft_lora_config(adapter_dir));
+    methods.push_back(m.lora.get());
+  }
+  m.model = std::make_unique<model::Transformer>(m.hf.spec, *m.ops, DType::kF32, nullptr, methods);
   checkpoint::load_hf_weights(model_dir, m.hf, *m.model, *m.ops);
-  if (m.lora) peft::load_peft_lora_weights(adapter_dir, *m.model, *m.ops);
+  if (m.lora) m.lora->load_adapter(adapter_dir, *m.model, *m.ops);
   return m;
 }
 

@@ -12,6 +12,7 @@
 #include "data/byte_tokenizer.h"
 #include "eval/score.h"
 #include "model/model_test_util.h"
+#include "peft/prompt_tuning.h"
 
 namespace tailor::eval {
 namespace {
@@ -21,7 +22,8 @@ TEST(ScorePromptTuning, VirtualTokensOpenEveryRecord) {
   spec.vocab_size = 257;  // the byte tokenizer's ids
   spec.max_position_embeddings = 32;
   backend::CpuOps ops(1);
-  model::Transformer m(spec, ops, DType::kF64, nullptr, nullptr, 0, 3);
+  const peft::PromptTuning prompt(3);
+  model::Transformer m(spec, ops, DType::kF64, nullptr, {&prompt});
   m.init_parameters(5);
   const std::string path = (std::filesystem::temp_directory_path() /
                             ("tailor-score-prompt-" + std::to_string(::getpid()) + ".jsonl"))

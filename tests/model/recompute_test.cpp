@@ -12,6 +12,8 @@
 
 #include "backend/cpu/cpu_ops.h"
 #include "model/model_test_util.h"
+#include "peft/bottleneck.h"
+#include "peft/lora.h"
 
 namespace tailor::model {
 namespace {
@@ -31,12 +33,17 @@ struct Result {
 
 Result run(const Case& c, Recompute mode) {
   backend::CpuOps ops(2);
-  LoraSpec lora;
+  peft::LoraSpec lora;
   lora.rank = 2;
   lora.dropout = 0.25;
   lora.targets = {"all-linear"};
+  const peft::Lora lora_method(lora);
+  const peft::Bottleneck adapters(c.bottleneck);
+  std::vector<const Attachment*> methods;
+  if (c.lora) methods.push_back(&lora_method);
+  if (c.bottleneck > 0) methods.push_back(&adapters);
   Transformer m(c.gpt2 ? testing::tiny_gpt2() : testing::tiny_llama(), ops, DType::kF32, nullptr,
-                c.lora ? &lora : nullptr, c.bottleneck);
+                methods);
   m.init_parameters(7);
   // B != 0 (it starts at zero): the adapters carry signal, so their recomputation is checked.
   for (Parameter& p : m.params().all())

@@ -10,6 +10,7 @@
 
 #include "backend/cpu/cpu_ops.h"
 #include "model_test_util.h"
+#include "peft/lora.h"
 
 namespace tailor::model {
 namespace {
@@ -46,11 +47,14 @@ class RowLossGradient : public ::testing::TestWithParam<bool> {};
 
 TEST_P(RowLossGradient, WeightedBackwardMatchesCentralDifferences) {
   backend::CpuOps ops(2);
-  LoraSpec lora;
+  peft::LoraSpec lora;
   lora.rank = 2;
   lora.targets = {"all-linear"};
   const bool with_lora = GetParam();
-  Transformer m(testing::tiny_llama(), ops, DType::kF64, nullptr, with_lora ? &lora : nullptr);
+  const peft::Lora lora_method(lora);
+  std::vector<const Attachment*> methods;
+  if (with_lora) methods.push_back(&lora_method);
+  Transformer m(testing::tiny_llama(), ops, DType::kF64, nullptr, methods);
   m.init_parameters(11);
   for (Parameter& p : m.params().all())  // LoRA B away from zero: A's gradient is not zero
     if (p.role == ParamRole::kAdapterOut)

@@ -11,6 +11,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "model/model_test_util.h"
 #include "mpi_test_env.h"
+#include "peft/lora.h"
 
 namespace tailor::model {
 namespace {
@@ -31,10 +32,12 @@ class RowLossTp : public ::testing::TestWithParam<bool> {};
 TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
   const std::unique_ptr<comm::Communicator> tp = world().split(0, world().rank());
   backend::CpuOps ops(1);
-  LoraSpec lora;
+  peft::LoraSpec lora;
   lora.rank = 2;
   lora.targets = {"all-linear"};
-  const LoraSpec* l = GetParam() ? &lora : nullptr;
+  const peft::Lora lora_method(lora);
+  std::vector<const Attachment*> l;
+  if (GetParam()) l.push_back(&lora_method);
   Transformer sharded(testing::tiny_llama(), ops, DType::kF64, tp.get(), l);
   Transformer single(testing::tiny_llama(), ops, DType::kF64, nullptr, l);
   for (Transformer* m : {&sharded, &single}) {

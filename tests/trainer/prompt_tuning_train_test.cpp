@@ -13,7 +13,7 @@
 #include "config/config.h"
 #include "data/byte_tokenizer.h"
 #include "model/transformer.h"
-#include "peft/peft_import.h"
+#include "peft/prompt_tuning.h"
 #include "test_dirs.h"
 #include "trainer/checkpointing.h"
 #include "trainer/from_config.h"
@@ -51,17 +51,18 @@ TEST(PromptTuningTraining, OnlyThePromptChangesAndTheLossFalls) {
   // The same base, seeded as the run seeded it, and the text init of its prompt.
   backend::CpuOps ops(1);
   const model::ModelSpec spec = model_spec_from_config(cfg.model);
-  model::Transformer start(spec, ops, DType::kF64, nullptr, nullptr, 0, 6);
+  const peft::PromptTuning prompt(6);
+  model::Transformer start(spec, ops, DType::kF64, nullptr, {&prompt});
   start.init_parameters(cfg.train.seed);
   const data::ByteTokenizer tok;
-  start.init_prompt_from_tokens(tok.encode("The "));
+  peft::PromptTuning::init_from_tokens(start, tok.encode("The "));
   ASSERT_EQ(s.parameters.size(), start.params().all().size());
   for (const ParameterValues& v : s.parameters) {
     const model::Parameter& p = start.params().at(v.name);
     ASSERT_EQ(static_cast<std::int64_t>(v.values.size()), p.shape.numel()) << v.name;
     const bool same = std::memcmp(v.values.data(), p.value.ptr<double>(),
                                   v.values.size() * sizeof(double)) == 0;
-    if (v.name == model::kPromptEmbeddings) {
+    if (v.name == peft::kPromptEmbeddings) {
       EXPECT_FALSE(same) << "the prompt did not train";
     } else {
       EXPECT_TRUE(same) << v.name << " changed: the base must stay frozen";
@@ -81,11 +82,11 @@ TEST(PromptTuningTraining, OnlyThePromptChangesAndTheLossFalls) {
   EXPECT_EQ(j["num_layers"], 2);
   EXPECT_EQ(peft::read_peft_prompt_config(adapter, spec), 6);
   const checkpoint::SafetensorsFile st(adapter + "/adapter_model.safetensors");
-  EXPECT_EQ(st.names(), std::vector<std::string>{model::kPromptEmbeddings});
+  EXPECT_EQ(st.names(), std::vector<std::string>{peft::kPromptEmbeddings});
   std::vector<float> exported(6 * 32);
-  st.read_f32(model::kPromptEmbeddings, exported);
+  st.read_f32(peft::kPromptEmbeddings, exported);
   for (const ParameterValues& v : s.parameters) {
-    if (v.name != model::kPromptEmbeddings) continue;
+    if (v.name != peft::kPromptEmbeddings) continue;
     for (std::size_t i = 0; i < exported.size(); ++i)
       EXPECT_EQ(exported[i], static_cast<float>(v.values[i])) << i;
   }
@@ -115,12 +116,12 @@ TEST(PromptTuningTraining, ContinuesFromAnExportedAdapter) {
                               "peft.adapter=" + d / "a/export/adapter"});
   backend::CpuOps ops(1);
   const ModelSetup setup = model_setup(cont);
-  EXPECT_EQ(setup.virtual_tokens, 6);  // the adapter's, not peft.num_virtual_tokens
+  EXPECT_EQ(setup.virtual_tokens(), 6);  // the adapter's, not peft.num_virtual_tokens
   const std::unique_ptr<model::Transformer> m =
       build_model(cont, setup, ops, nullptr, InitialWeights::kStart);
-  const model::Parameter& p = m->params().at(model::kPromptEmbeddings);
+  const model::Parameter& p = m->params().at(peft::kPromptEmbeddings);
   for (const ParameterValues& v : first.parameters) {
-    if (v.name != model::kPromptEmbeddings) continue;
+    if (v.name != peft::kPromptEmbeddings) continue;
     ASSERT_EQ(static_cast<std::int64_t>(v.values.size()), p.shape.numel());
     for (std::size_t i = 0; i < v.values.size(); ++i)  // f32 through the file
       EXPECT_EQ(p.value.ptr<double>()[i], static_cast<double>(static_cast<float>(v.values[i])));

@@ -1,4 +1,4 @@
-// LoRA dropout (lora.h): off on batches that train nothing; p = 0 changes no bit; on a training
+// LoRA dropout (peft/lora.h): off on batches that train nothing; p = 0 changes no bit; on a training
 // batch the gradients match central differences of the same masked loss (f64); the masks
 // depend on (seed, step, linear, global token and column) only, so splitting a global batch into
 // micro-batches gives the same losses and gradients.
@@ -9,10 +9,14 @@
 #include <vector>
 
 #include "backend/cpu/cpu_ops.h"
-#include "model_test_util.h"
+#include "model/model_test_util.h"
+#include "peft/lora.h"
 
 namespace tailor::model {
 namespace {
+
+using peft::Lora;
+using peft::LoraSpec;
 
 using testing::HostBatch;
 using testing::sample_batch;
@@ -58,8 +62,10 @@ TEST(LoraDropout, ZeroProbabilityAndEvaluationBatchesChangeNoBit) {
   backend::CpuOps ops(2);
   const ModelSpec s = testing::tiny_llama();
   const LoraSpec none = lora_with_dropout(0.0), some = lora_with_dropout(0.3);
-  Transformer a(s, ops, DType::kF64, nullptr, &none);
-  Transformer b(s, ops, DType::kF64, nullptr, &some);
+  const Lora a_method(none);
+  Transformer a(s, ops, DType::kF64, nullptr, {&a_method});
+  const Lora b_method(some);
+  Transformer b(s, ops, DType::kF64, nullptr, {&b_method});
   init(a);
   init(b);
   auto eval_batch = sample_batch();
@@ -80,7 +86,8 @@ TEST(LoraDropout, ZeroProbabilityAndEvaluationBatchesChangeNoBit) {
 TEST(LoraDropout, MasksFollowTheStepAndRepeatForIt) {
   backend::CpuOps ops(2);
   const LoraSpec spec = lora_with_dropout(0.3);
-  Transformer m(testing::tiny_llama(), ops, DType::kF64, nullptr, &spec);
+  const Lora m_method(spec);
+  Transformer m(testing::tiny_llama(), ops, DType::kF64, nullptr, {&m_method});
   init(m);
   auto hb = sample_batch();
   const Result eval = train_pass(m, ops, hb.batch);
@@ -104,7 +111,8 @@ class LoraDropoutGradient : public ::testing::TestWithParam<Case> {};
 TEST_P(LoraDropoutGradient, MatchesCentralDifferencesOfTheMaskedLoss) {
   backend::CpuOps ops(2);
   const LoraSpec spec = lora_with_dropout(0.25);
-  Transformer m(GetParam().spec, ops, DType::kF64, nullptr, &spec);
+  const Lora m_method(spec);
+  Transformer m(GetParam().spec, ops, DType::kF64, nullptr, {&m_method});
   init(m);
   auto hb = sample_batch();
   hb.batch.step_key = {17, 2, 0};  // forward() on this batch draws the same masks
@@ -135,7 +143,8 @@ HostBatch row_of(const HostBatch& hb, std::int64_t r) {
 TEST(LoraDropout, MicroBatchSplitDrawsTheSameMasks) {
   backend::CpuOps ops(2);
   const LoraSpec spec = lora_with_dropout(0.4);
-  Transformer m(testing::tiny_llama(), ops, DType::kF64, nullptr, &spec);
+  const Lora m_method(spec);
+  Transformer m(testing::tiny_llama(), ops, DType::kF64, nullptr, {&m_method});
   init(m);
   auto whole = sample_batch();
   whole.batch.step_key = {3, 7, 0};

@@ -6,7 +6,8 @@
 #include <cstring>
 
 #include "backend/cpu/cpu_ops.h"
-#include "model_test_util.h"
+#include "model/model_test_util.h"
+#include "peft/bottleneck.h"
 
 namespace tailor::model {
 namespace {
@@ -17,7 +18,8 @@ TEST(Adapter, StartsAsTheIdentityWithTheBaseFrozen) {
   backend::CpuOps ops(2);
   for (const ModelSpec& s : {testing::tiny_llama(), testing::tiny_gpt2()}) {
     Transformer base(s, ops, DType::kF64);
-    Transformer adapted(s, ops, DType::kF64, nullptr, nullptr, /*bottleneck=*/5);
+    const peft::Bottleneck adapters(/*width=*/5);
+    Transformer adapted(s, ops, DType::kF64, nullptr, {&adapters});
     base.init_parameters(4);
     adapted.init_parameters(4);
     auto b = sample_batch();
@@ -37,7 +39,8 @@ class AdapterGradient : public ::testing::TestWithParam<ModelSpec> {};
 
 TEST_P(AdapterGradient, MatchesCentralDifferences) {
   backend::CpuOps ops(2);
-  Transformer m(GetParam(), ops, DType::kF64, nullptr, nullptr, 3);
+  const peft::Bottleneck adapters(3);
+  Transformer m(GetParam(), ops, DType::kF64, nullptr, {&adapters});
   m.init_parameters(8);
   for (Parameter& p : m.params().all())
     if (p.trainable)

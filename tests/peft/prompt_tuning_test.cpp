@@ -1,5 +1,5 @@
-// Prompt tuning (transformer.h): the base is frozen and `prompt_embeddings` [n, D] is the only
-// trainable tensor; an id -1 - k reads row k of it where a token id reads the vocabulary; its
+// Prompt tuning (peft/prompt_tuning.h): the base is frozen and `prompt_embeddings` [n, D] is the
+// only trainable tensor; an id -1 - k reads row k of it where a token id reads the vocabulary; its
 // gradient matches central differences (f64) in both families; the TEXT init copies the
 // embeddings of the text's tokens, repeated to n.
 #include <gtest/gtest.h>
@@ -9,10 +9,14 @@
 #include <vector>
 
 #include "backend/cpu/cpu_ops.h"
-#include "model_test_util.h"
+#include "model/model_test_util.h"
+#include "peft/prompt_tuning.h"
 
 namespace tailor::model {
 namespace {
+
+using peft::kPromptEmbeddings;
+using peft::PromptTuning;
 
 using testing::HostBatch;
 
@@ -30,7 +34,8 @@ HostBatch prompt_batch() {
 TEST(PromptTuning, OnlyThePromptIsTrainable) {
   backend::CpuOps ops(1);
   const ModelSpec s = testing::tiny_llama();
-  Transformer m(s, ops, DType::kF32, nullptr, nullptr, 0, kVirtual);
+  const PromptTuning m_prompt(kVirtual);
+  Transformer m(s, ops, DType::kF32, nullptr, {&m_prompt});
   EXPECT_EQ(m.virtual_tokens(), kVirtual);
   for (const Parameter& p : m.params().all()) {
     const bool prompt = p.name == kPromptEmbeddings;
@@ -47,10 +52,11 @@ TEST(PromptTuning, OnlyThePromptIsTrainable) {
 TEST(PromptTuning, VirtualTokensReadThePromptRows) {
   backend::CpuOps ops(2);
   for (const ModelSpec& s : {testing::tiny_llama(), testing::tiny_gpt2()}) {
-    Transformer m(s, ops, DType::kF64, nullptr, nullptr, 0, kVirtual);
+    const PromptTuning m_prompt(kVirtual);
+    Transformer m(s, ops, DType::kF64, nullptr, {&m_prompt});
     m.init_parameters(4);
     const std::vector<std::int32_t> words = {7, 2, 10};
-    m.init_prompt_from_tokens(words);
+    PromptTuning::init_from_tokens(m, words);
     HostBatch virt = prompt_batch();
     std::vector<std::int32_t> ids(16);
     for (std::int64_t i = 0; i < 16; ++i) {
@@ -75,10 +81,11 @@ TEST(PromptTuning, VirtualTokensReadThePromptRows) {
 TEST(PromptTuning, TextInitRepeatsTheTextsEmbeddings) {
   backend::CpuOps ops(1);
   const ModelSpec s = testing::tiny_llama();
-  Transformer m(s, ops, DType::kF64, nullptr, nullptr, 0, 5);
+  const PromptTuning m_prompt(5);
+  Transformer m(s, ops, DType::kF64, nullptr, {&m_prompt});
   m.init_parameters(9);
   const std::vector<std::int32_t> text = {3, 8};  // shorter than n: 3 8 3 8 3
-  m.init_prompt_from_tokens(text);
+  PromptTuning::init_from_tokens(m, text);
   const Parameter& prompt = m.params().at(kPromptEmbeddings);
   const Parameter& embed = m.params().at("model.embed_tokens.weight");
   const std::int64_t d = s.hidden_size;
@@ -89,9 +96,10 @@ TEST(PromptTuning, TextInitRepeatsTheTextsEmbeddings) {
               0)
         << k;
   // Longer than n: truncated.
-  Transformer m2(s, ops, DType::kF64, nullptr, nullptr, 0, 2);
+  const PromptTuning m2_prompt(2);
+  Transformer m2(s, ops, DType::kF64, nullptr, {&m2_prompt});
   m2.init_parameters(9);
-  m2.init_prompt_from_tokens(std::vector<std::int32_t>{4, 1, 6});
+  PromptTuning::init_from_tokens(m2, std::vector<std::int32_t>{4, 1, 6});
   EXPECT_EQ(std::memcmp(m2.params().at(kPromptEmbeddings).value.ptr<double>() + d,
                         m2.params().at("model.embed_tokens.weight").value.ptr<double>() + 1 * d,
                         static_cast<std::size_t>(d) * sizeof(double)),
@@ -107,7 +115,8 @@ class PromptGradient : public ::testing::TestWithParam<Case> {};
 
 TEST_P(PromptGradient, MatchesCentralDifferences) {
   backend::CpuOps ops(2);
-  Transformer m(GetParam().spec, ops, DType::kF64, nullptr, nullptr, 0, kVirtual);
+  const PromptTuning m_prompt(kVirtual);
+  Transformer m(GetParam().spec, ops, DType::kF64, nullptr, {&m_prompt});
   m.init_parameters(21);
   auto hb = prompt_batch();
   m.params().zero_grad(ops);

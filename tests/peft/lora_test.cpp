@@ -7,10 +7,14 @@
 #include <cstring>
 
 #include "backend/cpu/cpu_ops.h"
-#include "model_test_util.h"
+#include "model/model_test_util.h"
+#include "peft/lora.h"
 
 namespace tailor::model {
 namespace {
+
+using peft::Lora;
+using peft::LoraSpec;
 
 using testing::sample_batch;
 
@@ -28,7 +32,8 @@ TEST(Lora, ZeroBReproducesTheBaseExactly) {
   for (const ModelSpec& s : {testing::tiny_llama(), testing::tiny_gpt2()}) {
     Transformer base(s, ops, DType::kF64);
     const LoraSpec spec = all_linear();
-    Transformer lora(s, ops, DType::kF64, nullptr, &spec);
+    const Lora lora_method(spec);
+    Transformer lora(s, ops, DType::kF64, nullptr, {&lora_method});
     base.init_parameters(4);
     lora.init_parameters(4);  // same base values; A random, B zero
     auto b = sample_batch();
@@ -48,7 +53,8 @@ TEST(Lora, BaseIsFrozenAndOnlyAdaptersHaveGradients) {
   const ModelSpec s = testing::tiny_llama();
   LoraSpec spec;  // default: q_proj and v_proj, rank 8
   spec.rank = 2;
-  Transformer m(s, ops, DType::kF32, nullptr, &spec);
+  const Lora m_method(spec);
+  Transformer m(s, ops, DType::kF32, nullptr, {&m_method});
   std::int64_t trainable = 0;
   for (const Parameter& p : m.params().all()) {
     const bool adapter = p.name.find(".lora_") != std::string::npos;
@@ -76,7 +82,8 @@ class LoraGradient : public ::testing::TestWithParam<Case> {};
 TEST_P(LoraGradient, MatchesCentralDifferences) {
   backend::CpuOps ops(2);
   const LoraSpec spec = all_linear(GetParam().rslora);
-  Transformer m(GetParam().spec, ops, DType::kF64, nullptr, &spec);
+  const Lora m_method(spec);
+  Transformer m(GetParam().spec, ops, DType::kF64, nullptr, {&m_method});
   m.init_parameters(21);
   // B away from zero, so A's gradient is not trivially zero.
   for (Parameter& p : m.params().all())

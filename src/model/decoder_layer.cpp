@@ -1,3 +1,4 @@
+#include "model/tp_mappings.h"
 #include "model/decoder_layer.h"
 
 #include <algorithm>
@@ -218,7 +219,7 @@ void DecoderLayer::row_parallel_forward(Ops& ops, const LayerContext& ctx, const
     const Tensor& partial = scratch.partial;
     ops.gemm(in, false, l.weight->value, true, partial, 1.0, 0.0);
     adapters_forward(ops, ctx, l, in, act, scratch, partial);
-    ctx.tp->all_reduce(partial, comm::ReduceOp::kSum);
+    tp::reduce_from_region_forward(ctx.tp, partial);
     if (residual.data != nullptr) {
       ops.copy(y, residual);
       ops.add(y, partial, 1.0);
@@ -361,7 +362,6 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
   const std::int64_t hq = tp_.q_heads, hkv = tp_.kv_heads;
   const Shape q4{ctx.batch, ctx.seq, hq, s.head_dim};
   const Shape kv4{ctx.batch, ctx.seq, hkv, s.head_dim};
-  const bool tp = ctx.tp != nullptr && ctx.tp->size() > 1;
 
   // MLP block: y = x_mid + act Wd^T. dy flows unchanged into d x_mid (residual).
   // Through the MLP's block adapter first: d(down output) = dp.
@@ -383,7 +383,7 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
     linear_backward(ops, sc.d_up, act.h2, *up_.weight, up_.bias, sc.d_h, 0.0);
     adapters_backward(ops, ctx, up_, sc.d_up, act.h2, act, sc, sc.d_h);
   }
-  if (tp) ctx.tp->all_reduce(sc.d_h, comm::ReduceOp::kSum);  // column-parallel: sum dX
+  tp::copy_to_region_backward(ctx.tp, sc.d_h);  // column-parallel: sum dX
   norm_backward(ops, norm2_, sc.d_h, act.x_mid, act.mean2, act.rstd2, sc.d_norm);
   ops.add(dy, sc.d_norm, 1.0);  // dy is now d x_mid
 
@@ -409,7 +409,7 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
   adapters_backward(ops, ctx, k_, sc.d_k, act.h1, act, sc, sc.d_h);
   linear_backward(ops, sc.d_v, act.h1, *v_.weight, v_.bias, sc.d_h, 1.0);
   adapters_backward(ops, ctx, v_, sc.d_v, act.h1, act, sc, sc.d_h);
-  if (tp) ctx.tp->all_reduce(sc.d_h, comm::ReduceOp::kSum);
+  tp::copy_to_region_backward(ctx.tp, sc.d_h);
   norm_backward(ops, norm1_, sc.d_h, x, act.mean1, act.rstd1, sc.d_norm);
   ops.add(dy, sc.d_norm, 1.0);  // dy is now dx
 }

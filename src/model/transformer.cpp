@@ -1,3 +1,4 @@
+#include "model/tp_mappings.h"
 #include "model/transformer.h"
 
 #include <algorithm>
@@ -191,7 +192,7 @@ void Transformer::token_embeddings(std::span<const std::int32_t> ids, const Tens
   ops_->copy(ids_dev.tensor(), host.tensor());
   // Vocab-parallel lookup: each rank fills the rows of its ids, zeros elsewhere; sum over ranks.
   ops_->embedding_forward(embed_tokens_->value, ids_dev.tensor(), layout_.vocab_begin, rows);
-  if (tensor_parallel()) tp_->all_reduce(rows, comm::ReduceOp::kSum);
+  tp::reduce_from_region_forward(tp_, rows);
 }
 
 void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
@@ -352,7 +353,7 @@ void Transformer::embed_tokens(const Tensor& host_ids, const Tensor& ids, const 
   }
   // Vocab-parallel lookup: each rank fills the rows of its ids, zeros elsewhere; sum over ranks.
   ops_->embedding_forward(embed_tokens_->value, token_ids, layout_.vocab_begin, x0);
-  if (tensor_parallel()) tp_->all_reduce(x0, comm::ReduceOp::kSum);
+  tp::reduce_from_region_forward(tp_, x0);
   if (virtual_table_ != nullptr) {  // virtual tokens: their rows of the (replicated) table; 0 + v
     ops_->embedding_forward(virtual_table_->value, virtual_ids_.tensor(), 0, tmp);
     ops_->add(x0, tmp, 1.0);
@@ -412,9 +413,9 @@ void Transformer::loss(const Batch& b, bool with_grad, double dscale) {
   }
   const std::int64_t valid = layout_.valid_vocab(spec_.vocab_size);
   ops_->ce_local_max(a.logits, valid, a.row_max);
-  tp_->all_reduce(a.row_max, comm::ReduceOp::kMax);
+  tp::vocab_max(tp_, a.row_max);
   ops_->ce_local_sums(a.logits, b.targets, layout_.vocab_begin, valid, a.row_max, a.ce_stats);
-  tp_->all_reduce(a.ce_stats, comm::ReduceOp::kSum);
+  tp::vocab_sum(tp_, a.ce_stats);
   ops_->ce_finish(a.logits, b.targets, layout_.vocab_begin, valid, a.row_max, a.ce_stats,
                   a.losses, dlogits, dscale);
 }
@@ -433,9 +434,9 @@ void Transformer::row_loss(const Batch& b, std::int64_t row, bool with_grad, dou
   const std::int64_t valid = layout_.valid_vocab(spec_.vocab_size);
   const Tensor row_max = a.row_max.flat_slice(first, first + t);
   ops_->ce_local_max(logits, valid, row_max);
-  tp_->all_reduce(row_max, comm::ReduceOp::kMax);
+  tp::vocab_max(tp_, row_max);
   ops_->ce_local_sums(logits, targets, layout_.vocab_begin, valid, row_max, a.row_ce_stats);
-  tp_->all_reduce(a.row_ce_stats, comm::ReduceOp::kSum);
+  tp::vocab_sum(tp_, a.row_ce_stats);
   ops_->ce_finish(logits, targets, layout_.vocab_begin, valid, row_max, a.row_ce_stats, losses,
                   dlogits, dscale);
 }
@@ -515,7 +516,7 @@ void Transformer::backward_from_dlogits(const Batch& b,
     ops_->gemm(dlogits, true, a.final_h, false, lm_head_->grad, 1.0, 1.0);
   Tensor dh = a.scratch.d_h;
   ops_->gemm(dlogits, false, lm_head_->value, false, dh, 1.0, 0.0);
-  if (tensor_parallel()) tp_->all_reduce(dh, comm::ReduceOp::kSum);
+  tp::copy_to_region_backward(tp_, dh);  // the LM head is column-parallel over the vocabulary
   const Tensor& xl = a.resid.back();
   if (spec_.norm == NormType::kRmsNorm) {
     ops_->rmsnorm_backward(dh, xl, final_norm_w_->value, a.final_rstd, a.dx, final_norm_w_->grad);
@@ -559,9 +560,8 @@ void Transformer::finish_gradients() {
   if (!tensor_parallel()) return;
   for (Parameter& p : params_.all()) {
     if (p.grad.data == nullptr) continue;
-    if (p.grad_sum == GradSum::kTensorParallel) tp_->all_reduce(p.grad, comm::ReduceOp::kSum);
-    if (p.grad_sum == GradSum::kKvReplicas && kv_group_->size() > 1)
-      kv_group_->all_reduce(p.grad, comm::ReduceOp::kSum);
+    if (p.grad_sum == GradSum::kTensorParallel) tp::sum_partial_gradient(tp_, p.grad);
+    if (p.grad_sum == GradSum::kKvReplicas) tp::sum_partial_gradient(kv_group_.get(), p.grad);
   }
 }
 

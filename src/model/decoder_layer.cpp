@@ -13,11 +13,6 @@ using backend::Tensor;
 
 namespace {
 
-// "model.layers.3.self_attn.q_proj" -> "q_proj": the module name PEFT's target_modules use.
-std::string module_name(const std::string& linear) {
-  return linear.substr(linear.rfind('.') + 1);
-}
-
 }  // namespace
 
 void linear_forward(Ops& ops, const Tensor& x, const Parameter& w, const Parameter* b,
@@ -37,18 +32,10 @@ DecoderLayer::Linear DecoderLayer::make_column(ParameterSet& params, const std::
                                                std::int64_t out, std::int64_t out_begin,
                                                std::int64_t out_global, std::int64_t in, bool bias,
                                                int replicas) {
-  // `replicas` ranks hold the same rows (a KV head shared by several ranks); each computes a
-  // partial gradient from its own query heads, summed over those ranks after backward.
-  const bool split = out != out_global;
-  const GradSum sum = replicas > 1 ? GradSum::kKvReplicas : GradSum::kNone;
   Linear l;
-  l.site = {name, module_name(name), index_, Parallel::kColumn, out, out_begin, out_global,
-            in, 0, in, replicas, tp_.size};
-  l.weight = &params.add(name + ".weight", Shape{out, in}, ParamRole::kWeight,
-                         {Shape{out_global, in}, split ? 0 : -1, out_begin, replicas, sum});
-  if (bias)
-    l.bias = &params.add(name + ".bias", Shape{out}, ParamRole::kBias,
-                         {Shape{out_global}, split ? 0 : -1, out_begin, replicas, sum});
+  static_cast<ParallelLinear&>(l) = column_parallel_linear(params, tp_, index_, name, out,
+                                                           out_begin, out_global, in, bias,
+                                                           replicas);
   return l;
 }
 
@@ -56,15 +43,9 @@ DecoderLayer::Linear DecoderLayer::make_row(ParameterSet& params, const std::str
                                             std::int64_t out, std::int64_t in,
                                             std::int64_t in_begin, std::int64_t in_global,
                                             bool bias) {
-  const bool split = in != in_global;
   Linear l;
-  l.site = {name, module_name(name), index_, Parallel::kRow, out, 0, out,
-            in, in_begin, in_global, 1, tp_.size};
-  l.weight = &params.add(name + ".weight", Shape{out, in}, ParamRole::kWeight,
-                         {Shape{out, in_global}, split ? 1 : -1, in_begin, split ? 1 : tp_.size});
-  // The bias is added once, after the all-reduce: replicated.
-  if (bias)
-    l.bias = &params.add(name + ".bias", Shape{out}, ParamRole::kBias, {Shape{out}, -1, 0, tp_.size});
+  static_cast<ParallelLinear&>(l) =
+      row_parallel_linear(params, tp_, index_, name, out, in, in_begin, in_global, bias);
   return l;
 }
 

@@ -41,6 +41,7 @@
 #include "model/attachment.h"
 #include "model/layer_context.h"
 #include "model/model_spec.h"
+#include "model/parallel_layers.h"
 #include "model/parameters.h"
 
 namespace tailor::model {
@@ -148,10 +149,8 @@ class DecoderLayer {
     std::unique_ptr<Adapter> adapter;
     std::size_t saved = 0, n_saved = 0;
   };
-  struct Linear {
-    Parameter* weight = nullptr;
-    Parameter* bias = nullptr;     // may be null
-    LinearSite site;               // name, module, TP split (what a method attaches to)
+  // A tensor-parallel linear (parallel_layers.h) and the adapters attached beside it.
+  struct Linear : ParallelLinear {
     std::vector<Attached<LinearAdapter>> adapters;
   };
   struct Norm {
@@ -159,7 +158,8 @@ class DecoderLayer {
     Parameter* bias = nullptr;     // LayerNorm only
   };
 
-  // Column-parallel: rows [out_begin, out_begin + out) of a [out_global, in] weight.
+  // Column-parallel: rows [out_begin, out_begin + out) of a [out_global, in] weight (the layer's
+  // index and TP layout filled in).
   Linear make_column(ParameterSet& params, const std::string& name, std::int64_t out,
                      std::int64_t out_begin, std::int64_t out_global, std::int64_t in, bool bias,
                      int replicas);

@@ -1,3 +1,4 @@
+#include "model/parallel_layers.h"
 #include "model/tp_mappings.h"
 #include "model/transformer.h"
 
@@ -191,8 +192,7 @@ void Transformer::token_embeddings(std::span<const std::int32_t> ids, const Tens
   const Buffer ids_dev = ops_->alloc(DType::kI32, Shape{n});
   ops_->copy(ids_dev.tensor(), host.tensor());
   // Vocab-parallel lookup: each rank fills the rows of its ids, zeros elsewhere; sum over ranks.
-  ops_->embedding_forward(embed_tokens_->value, ids_dev.tensor(), layout_.vocab_begin, rows);
-  tp::reduce_from_region_forward(tp_, rows);
+  vocab_parallel_embedding(*ops_, tp_, *embed_tokens_, ids_dev.tensor(), layout_.vocab_begin, rows);
 }
 
 void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
@@ -352,8 +352,7 @@ void Transformer::embed_tokens(const Tensor& host_ids, const Tensor& ids, const 
     token_ids = token_ids_.tensor();
   }
   // Vocab-parallel lookup: each rank fills the rows of its ids, zeros elsewhere; sum over ranks.
-  ops_->embedding_forward(embed_tokens_->value, token_ids, layout_.vocab_begin, x0);
-  tp::reduce_from_region_forward(tp_, x0);
+  vocab_parallel_embedding(*ops_, tp_, *embed_tokens_, token_ids, layout_.vocab_begin, x0);
   if (virtual_table_ != nullptr) {  // virtual tokens: their rows of the (replicated) table; 0 + v
     ops_->embedding_forward(virtual_table_->value, virtual_ids_.tensor(), 0, tmp);
     ops_->add(x0, tmp, 1.0);

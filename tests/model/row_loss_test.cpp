@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "backend/cpu/cpu_ops.h"
@@ -94,8 +95,12 @@ TEST_P(RowLossGradient, WeightedBackwardMatchesCentralDifferences) {
   EXPECT_GT(checked, with_lora ? 20 : 10);
 }
 
+std::string full_or_lora(const ::testing::TestParamInfo<bool>& p) {
+  return p.param ? "Lora" : "Full";
+}
+
 INSTANTIATE_TEST_SUITE_P(FullAndLora, RowLossGradient, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "Lora" : "Full"; });
+                         full_or_lora);
 
 TEST(RowLoss, EqualWeightsEqualTheFusedPassBitForBit) {
   backend::CpuOps ops(2);

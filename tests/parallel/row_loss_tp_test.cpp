@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "backend/cpu/cpu_ops.h"
@@ -74,14 +75,20 @@ TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
       den += ref * ref;
     }
     EXPECT_LE(std::sqrt(num), 1e-10 * std::sqrt(den)) << p.name << " on TP rank " << tp->rank();
-    if (real_rows) EXPECT_GT(den, 0.0) << p.name;
+    if (real_rows) {
+      EXPECT_GT(den, 0.0) << p.name;
+    }
     ++compared;
   }
   EXPECT_GT(compared, 0);
 }
 
+std::string full_or_lora(const ::testing::TestParamInfo<bool>& p) {
+  return p.param ? "Lora" : "Full";
+}
+
 INSTANTIATE_TEST_SUITE_P(FullAndLora, RowLossTp, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "Lora" : "Full"; });
+                         full_or_lora);
 
 }  // namespace
 }  // namespace tailor::model

@@ -12,6 +12,7 @@ std::atomic<int> g_count{0};
 std::atomic<int> g_signal{0};
 struct sigaction g_old_usr1 {};
 struct sigaction g_old_term {};
+struct sigaction g_old_int {};
 
 void on_signal(int sig) {
   g_signal.store(sig);
@@ -36,11 +37,14 @@ StopSignals::StopSignals() {
   sa.sa_flags = SA_RESTART;
   sigaction(SIGUSR1, &sa, &g_old_usr1);
   sigaction(SIGTERM, &sa, &g_old_term);
+  // Ctrl-C: a user at a terminal gets what a scheduler gets, a saved checkpoint and exit 3.
+  sigaction(SIGINT, &sa, &g_old_int);
 }
 
 StopSignals::~StopSignals() {
   sigaction(SIGUSR1, &g_old_usr1, nullptr);
   sigaction(SIGTERM, &g_old_term, nullptr);
+  sigaction(SIGINT, &g_old_int, nullptr);
 }
 
 bool StopSignals::requested() noexcept { return g_count.load() > 0; }

@@ -1,5 +1,5 @@
 // Stopping on request (ARCHITECTURE.md, Contracts): SIGUSR1 — what Slurm's `--signal` and mpirun
-// forward — and SIGTERM set a flag; the trainer OR-reduces it over all ranks at every step
+// forward — SIGTERM and SIGINT (Ctrl-C) set a flag; the trainer OR-reduces it over all ranks at every step
 // boundary, so every rank saves the same step and the job exits 3. A second signal to the same
 // process exits at once (code 1) without saving.
 #pragma once

@@ -1,5 +1,5 @@
 // StopSignals (src/trainer/stop_signals.h), in a forked child so the test process keeps its own
-// handlers: the first SIGUSR1 or SIGTERM only sets the flag (and names the signal), the second
+// handlers: the first SIGUSR1, SIGTERM or SIGINT only sets the flag (and names the signal), the second
 // ends the process at once with exit code 1 and a line saying it did not save; the destructor
 // restores the previous handlers.
 #include <gtest/gtest.h>
@@ -43,6 +43,9 @@ TEST(StopSignals, FirstSigusr1RequestsAStopSecondExitsAtOnce) {
 }
 
 TEST(StopSignals, SigtermBehavesTheSame) { expect_first_requests_second_exits(SIGTERM); }
+
+// Ctrl-C at a terminal: the first saves and exits 3 like SIGTERM, the second exits at once.
+TEST(StopSignals, SigintBehavesTheSame) { expect_first_requests_second_exits(SIGINT); }
 
 TEST(StopSignals, DestructorRestoresThePreviousHandler) {
   const int status = in_child([] {

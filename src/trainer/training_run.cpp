@@ -29,10 +29,12 @@ TrainSummary TrainingRun::run() {
   setup_ = model_setup(cfg_);
   const model::ModelSpec& spec = setup_.hf.spec;
   resolve_layout(cfg_, spec, world_->size());
-  TAILOR_CHECK_USER(spec.position != model::PositionType::kLearned ||
-                        cfg_.data.seq_len <= spec.max_position_embeddings,
-                    cfg_.source, "data.seq_len ({}) exceeds the model's {} learned positions",
-                    cfg_.data.seq_len, spec.max_position_embeddings);
+  // A config-defined model is checked by the config itself; model.path's limit is its config.json's
+  // (RoPE models included: past it, a pretrained model has never seen the positions).
+  TAILOR_CHECK_USER(cfg_.data.seq_len <= spec.max_position_embeddings, cfg_.source,
+                    "data.seq_len ({}) exceeds the model's {} {}positions (max_position_embeddings)",
+                    cfg_.data.seq_len, spec.max_position_embeddings,
+                    spec.position == model::PositionType::kLearned ? "learned " : "");
   TAILOR_CHECK_USER(spec.sliding_window == 0 || cfg_.data.seq_len <= spec.sliding_window,
                     cfg_.source,
                     "data.seq_len ({}) exceeds the model's sliding attention window ({}), which "

@@ -159,6 +159,23 @@ TEST(CliHf, TokenizerLargerThanTheVocabularyIsAUserError) {
   EXPECT_FALSE(fs::exists(tmp / "run"));
 }
 
+// A sequence longer than config.json's max_position_embeddings is refused for a RoPE model too,
+// before anything is written (issue 19, item 6).
+TEST(CliHf, SequencesPastTheModelsPositionsAreAUserError) {
+  TempDir tmp;
+  write_model(tmp / "model", false);  // max_position_embeddings 128
+  write(tmp / "cfg.yaml", "output: {dir: " + tmp / "run" + "}\n"
+                          "model: {path: " + tmp / "model" + "}\n"
+                          "data: {train: " TAILOR_SOURCE_DIR "/datasets/devils-dictionary/devils_dictionary.txt, seq_len: 99999}\n"
+                          "train: {steps: 2, global_batch: 2}\n"
+                          "optimizer: {lr: 1.0e-3}\n");
+  const Result r = run("train " + tmp / "cfg.yaml", tmp);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, tmp / "cfg.yaml" + ": data.seq_len (99999) exceeds the model's 128 positions "
+                                        "(max_position_embeddings)\n");
+  EXPECT_FALSE(fs::exists(tmp / "run"));
+}
+
 TEST(CliHf, LoraFineTuneOfAModelDirectoryExportsAnAdapterThatContinues) {
   TempDir tmp;
   write_model(tmp / "model", false);

@@ -6,6 +6,7 @@
 // file calls getenv and that every variable is documented).
 #pragma once
 
+#include <initializer_list>
 #include <optional>
 #include <span>
 #include <string>

@@ -25,7 +25,8 @@ struct Transformer::Activations {
   Tensor losses;                           // [N] per-token loss
   Tensor row_max, ce_stats;                // [N], [2, N]: vocab-parallel cross-entropy
   Tensor row_ce_stats;                     // [2, T]: the same for one row (backward_rows)
-  std::vector<double> token_losses;        // [N] on the host (forward_token_losses)
+  std::vector<double> token_losses;        // [N] the losses on the host, in f64 (host_losses)
+  Batch device_batch;                      // the last forward's batch on the device
   Tensor dx;                               // [N, D] gradient of the residual stream
   Tensor recompute_out;                    // [N, D] output of a recomputed layer (kFull)
   LayerScratch scratch;
@@ -400,61 +401,58 @@ Batch Transformer::run_forward(const Batch& host) {
   final_norm(a.resid.back(), a.final_h, a.final_mean, a.final_rstd);
   // logits = h W_head^T: [N, V_local]
   ops_->gemm(a.final_h, false, lm_head_->value, true, a.logits, 1.0, 0.0);
+  a.device_batch = b;
   return b;
 }
 
 void Transformer::loss(const Batch& b, bool with_grad, double dscale) {
-  Activations& a = *acts_;
-  const Tensor dlogits = with_grad ? a.logits : Tensor{};
-  if (!tensor_parallel()) {
-    ops_->cross_entropy(a.logits, b.targets, spec_.vocab_size, a.losses, dlogits, dscale);
-    return;
-  }
-  const std::int64_t valid = layout_.valid_vocab(spec_.vocab_size);
-  ops_->ce_local_max(a.logits, valid, a.row_max);
-  tp::vocab_max(tp_, a.row_max);
-  ops_->ce_local_sums(a.logits, b.targets, layout_.vocab_begin, valid, a.row_max, a.ce_stats);
-  tp::vocab_sum(tp_, a.ce_stats);
-  ops_->ce_finish(a.logits, b.targets, layout_.vocab_begin, valid, a.row_max, a.ce_stats,
-                  a.losses, dlogits, dscale);
+  loss_of_tokens(b, 0, b.batch * b.seq, acts_->ce_stats, with_grad, dscale);
 }
 
-void Transformer::row_loss(const Batch& b, std::int64_t row, bool with_grad, double dscale) {
+void Transformer::loss_of_tokens(const Batch& b, std::int64_t first, std::int64_t count,
+                                 const Tensor& ce_stats, bool with_grad, double dscale) {
   Activations& a = *acts_;
-  const std::int64_t t = b.seq, first = row * t;
-  const Tensor logits = a.logits.row_slice(first, first + t);  // [T, V_local]
-  const Tensor targets = b.targets.flat_slice(first, first + t);
-  const Tensor losses = a.losses.flat_slice(first, first + t);
+  const Tensor logits = a.logits.row_slice(first, first + count);  // [count, V_local]
+  const Tensor targets = b.targets.flat_slice(first, first + count);
+  const Tensor losses = a.losses.flat_slice(first, first + count);
   const Tensor dlogits = with_grad ? logits : Tensor{};
   if (!tensor_parallel()) {
     ops_->cross_entropy(logits, targets, spec_.vocab_size, losses, dlogits, dscale);
     return;
   }
   const std::int64_t valid = layout_.valid_vocab(spec_.vocab_size);
-  const Tensor row_max = a.row_max.flat_slice(first, first + t);
+  const Tensor row_max = a.row_max.flat_slice(first, first + count);
   ops_->ce_local_max(logits, valid, row_max);
   tp::vocab_max(tp_, row_max);
-  ops_->ce_local_sums(logits, targets, layout_.vocab_begin, valid, row_max, a.row_ce_stats);
-  tp::vocab_sum(tp_, a.row_ce_stats);
-  ops_->ce_finish(logits, targets, layout_.vocab_begin, valid, row_max, a.row_ce_stats, losses,
+  ops_->ce_local_sums(logits, targets, layout_.vocab_begin, valid, row_max, ce_stats);
+  tp::vocab_sum(tp_, ce_stats);
+  ops_->ce_finish(logits, targets, layout_.vocab_begin, valid, row_max, ce_stats, losses,
                   dlogits, dscale);
 }
 
-double Transformer::sum_losses() const {
-  // Serial sum in f64 in token order: deterministic, and N is small next to the GEMMs.
-  Tensor l = acts_->losses;
+const std::vector<double>& Transformer::host_losses() {
+  Activations& a = *acts_;
+  Tensor l = a.losses;
   if (l.device != backend::Device::kCpu) {
-    ops_->copy(acts_->losses_host.tensor(), l);
-    l = acts_->losses_host.tensor();
+    ops_->copy(a.losses_host.tensor(), l);
+    l = a.losses_host.tensor();
   }
-  double total = 0.0;
+  a.token_losses.resize(static_cast<std::size_t>(l.numel()));
   if (l.dtype == DType::kF64) {
     const double* p = l.ptr<double>();
-    for (std::int64_t i = 0; i < l.numel(); ++i) total += p[i];
+    std::copy(p, p + l.numel(), a.token_losses.begin());
   } else {
     const float* p = l.ptr<float>();
-    for (std::int64_t i = 0; i < l.numel(); ++i) total += static_cast<double>(p[i]);
+    std::transform(p, p + l.numel(), a.token_losses.begin(),
+                   [](float x) { return static_cast<double>(x); });
   }
+  return a.token_losses;
+}
+
+double Transformer::sum_losses() {
+  // Serial sum in f64 in token order: deterministic, and N is small next to the GEMMs.
+  double total = 0.0;
+  for (const double x : host_losses()) total += x;
   return total;
 }
 
@@ -478,17 +476,7 @@ double Transformer::forward_backward(const Batch& host, double dscale,
 std::span<const double> Transformer::forward_token_losses(const Batch& host) {
   const Batch b = run_forward(host);
   loss(b, /*with_grad=*/false, 0.0);
-  Activations& a = *acts_;
-  Tensor l = a.losses;
-  if (l.device != backend::Device::kCpu) {
-    ops_->copy(a.losses_host.tensor(), l);
-    l = a.losses_host.tensor();
-  }
-  a.token_losses.resize(static_cast<std::size_t>(l.numel()));
-  for (std::int64_t i = 0; i < l.numel(); ++i)
-    a.token_losses[static_cast<std::size_t>(i)] =
-        l.dtype == DType::kF64 ? l.ptr<double>()[i] : static_cast<double>(l.ptr<float>()[i]);
-  return a.token_losses;
+  return host_losses();
 }
 
 void Transformer::backward_rows(const Batch& host, std::span<const double> row_weights,
@@ -497,10 +485,12 @@ void Transformer::backward_rows(const Batch& host, std::span<const double> row_w
                     static_cast<std::int64_t>(row_weights.size()) == host.batch,
                 "backward_rows: {} weights for a batch of {} after a forward of {}",
                 row_weights.size(), host.batch, acts_ ? acts_->batch : 0);
-  const Batch b = on_device(host);
+  // The batch is on the device since the forward (no second upload).
+  const Batch& b = acts_->device_batch;
   // The loss gradient of each row, in place of its logits (the forward left them intact).
   for (std::int64_t r = 0; r < b.batch; ++r)
-    row_loss(b, r, /*with_grad=*/true, row_weights[static_cast<std::size_t>(r)]);
+    loss_of_tokens(b, r * b.seq, b.seq, acts_->row_ce_stats, /*with_grad=*/true,
+                   row_weights[static_cast<std::size_t>(r)]);
   backward_from_dlogits(b, grads_ready);
 }
 

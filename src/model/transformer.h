@@ -185,12 +185,16 @@ class Transformer {
   Batch run_forward(const Batch& host);
   // Losses (and, with dlogits, their gradient in place of the logits) of the current logits.
   void loss(const Batch& batch, bool with_grad, double dscale);
-  // The same for one row's tokens (rows [row * T, (row + 1) * T) of the logits).
-  void row_loss(const Batch& batch, std::int64_t row, bool with_grad, double dscale);
+  // The same for `count` tokens from token `first` (backward_rows: one row), with `ce_stats`
+  // ([2, count]) for the vocab-parallel statistics.
+  void loss_of_tokens(const Batch& batch, std::int64_t first, std::int64_t count,
+                      const backend::Tensor& ce_stats, bool with_grad, double dscale);
+  // The current per-token losses, on the host in f64 (valid until the next forward).
+  const std::vector<double>& host_losses();
   // Backward from the loss gradient in place of the logits to every parameter gradient.
   void backward_from_dlogits(const Batch& batch,
                              const std::function<void(std::int64_t)>& grads_ready);
-  [[nodiscard]] double sum_losses() const;
+  [[nodiscard]] double sum_losses();
   [[nodiscard]] bool tensor_parallel() const noexcept { return layout_.size > 1; }
   LayerContext context(const Batch& batch) const;
 

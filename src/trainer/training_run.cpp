@@ -225,6 +225,7 @@ void TrainingRun::loop() {
   t_loop_ = Clock::now();
   watchdog_ = std::make_unique<Watchdog>(cfg_.runtime.watchdog_s, grid_->world().rank());
   faults_ = FaultHooks::from_env();
+  overlap_ = optimizer_->overlap_hook();
   for (std::int64_t s = start_step_; s < cfg_.train.steps; ++s) {
     const bool stop = step(s);
     if (valid_packed_ && cfg_.train.eval_every > 0 && (s + 1) % cfg_.train.eval_every == 0)
@@ -273,9 +274,8 @@ bool TrainingRun::step(std::int64_t step) {
     ops.fill(model.params().flat_grads().flat_slice(0, 1), std::nan(""));
   double loss_sum = 0.0;
   // The last micro-batch reduces gradient buckets as its backward finishes them.
-  const std::function<void(std::int64_t)> overlap = optimizer_->overlap_hook();
   for (std::size_t i = 0; i < mbs_.size(); ++i)
-    loss_sum += obj.micro_batch(model, mbs_[i].batch, i + 1 == mbs_.size() ? overlap : nullptr);
+    loss_sum += obj.micro_batch(model, mbs_[i].batch, i + 1 == mbs_.size() ? overlap_ : nullptr);
   if (step == start_step_)
     log::info("activations: {:.1f} MB per micro-batch of {} x {} (train.recompute: {})",
               static_cast<double>(model.activation_bytes()) / 1e6, micro, cfg_.data.seq_len,

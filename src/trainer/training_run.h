@@ -11,6 +11,7 @@
 // to the trainer module: the public entry point is train() (trainer.h).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -100,6 +101,7 @@ class TrainingRun {
   std::vector<const model::Batch*> step_batches_;
   Clock::time_point t_loop_;
   FaultHooks faults_;
+  std::function<void(std::int64_t)> overlap_;  // DP bucket reduction during the last backward
   std::unique_ptr<Watchdog> watchdog_;
   checkpoint::PendingSave pending_save_;        // a checkpoint committing in the background
 };

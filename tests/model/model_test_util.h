@@ -74,10 +74,12 @@ inline HostBatch sample_batch() {
                    {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1});
 }
 
-// Every trainable parameter's gradient (from forward_backward with dscale 1, already computed)
-// against central finite differences of the summed loss: normwise relative error < 1e-6 and a
-// gradient that is not identically zero. Returns how many parameters were checked.
-inline int expect_trainable_gradients_match_fd(Transformer& m, const Batch& batch) {
+// Every trainable parameter's gradient (already computed) against central finite differences of
+// `loss()`: normwise relative error < 1e-6 and a gradient that is not identically zero. Every
+// element, or about `samples` evenly strided ones of a larger tensor (0: all). Returns how many
+// parameters were checked.
+template <typename Loss>
+int expect_gradients_match_fd_of(Transformer& m, Loss&& loss, std::int64_t samples = 0) {
   const double h = 1e-5;
   int checked = 0;
   for (Parameter& p : m.params().all()) {
@@ -85,12 +87,14 @@ inline int expect_trainable_gradients_match_fd(Transformer& m, const Batch& batc
     double* v = p.value.ptr<double>();
     const double* g = p.grad.ptr<double>();
     double num = 0, den = 0;
-    for (std::int64_t i = 0; i < p.shape.numel(); ++i) {
+    const std::int64_t n = p.shape.numel();
+    const std::int64_t stride = samples > 0 ? std::max<std::int64_t>(1, n / samples) : 1;
+    for (std::int64_t i = 0; i < n; i += stride) {
       const double saved = v[i];
       v[i] = saved + h;
-      const double lp = m.forward(batch);
+      const double lp = loss();
       v[i] = saved - h;
-      const double lm = m.forward(batch);
+      const double lm = loss();
       v[i] = saved;
       const double fd = (lp - lm) / (2 * h);
       num += (g[i] - fd) * (g[i] - fd);
@@ -101,6 +105,11 @@ inline int expect_trainable_gradients_match_fd(Transformer& m, const Batch& batc
     ++checked;
   }
   return checked;
+}
+
+// The same for the summed loss of `batch` (gradients from forward_backward with dscale 1).
+inline int expect_trainable_gradients_match_fd(Transformer& m, const Batch& batch) {
+  return expect_gradients_match_fd_of(m, [&] { return m.forward(batch); });
 }
 
 }  // namespace tailor::model::testing

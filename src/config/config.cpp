@@ -26,15 +26,6 @@
 namespace tailor::config {
 namespace {
 
-std::string join_lines(const std::vector<std::string>& lines) {
-  std::string out;
-  for (const auto& line : lines) {
-    if (!out.empty()) out += '\n';
-    out += line;
-  }
-  return out;
-}
-
 // Reads the whole file; an empty optional and `error` set when it cannot be read.
 std::optional<std::string> read_file(const std::string& path, std::string& error) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -72,9 +63,6 @@ void read_section(const Section<S>& section, ReadContext& ctx, ExperimentConfig&
 }
 
 }  // namespace
-
-ConfigError::ConfigError(std::vector<std::string> problems)
-    : UserError("", join_lines(problems)), problems_(std::move(problems)) {}
 
 ExperimentConfig load_config_text(const std::string& text, const std::string& name,
                                   const std::vector<std::string>& overrides) {

@@ -217,13 +217,9 @@ struct ExperimentConfig {
 
 // All problems found in one config, each a complete one-line message. what() joins them with
 // newlines; exit code 2 like every UserError.
-class ConfigError : public UserError {
+class ConfigError : public UserErrors {
  public:
-  explicit ConfigError(std::vector<std::string> problems);
-  [[nodiscard]] const std::vector<std::string>& problems() const noexcept { return problems_; }
-
- private:
-  std::vector<std::string> problems_;
+  using UserErrors::UserErrors;
 };
 
 // Reads, overrides, fills defaults, validates. Throws ConfigError listing every problem; a file

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -41,6 +42,17 @@ class UserError : public Error {
  private:
   std::string where_;
   std::string reason_;
+};
+
+// Several problems found in one input (a config, a data file, the checks before training), each a
+// complete one-line message `where: reason`. what() joins them with newlines; exit code 2.
+class UserErrors : public UserError {
+ public:
+  explicit UserErrors(std::vector<std::string> problems);
+  [[nodiscard]] const std::vector<std::string>& problems() const noexcept { return problems_; }
+
+ private:
+  std::vector<std::string> problems_;
 };
 
 // A failure of the environment (file system, memory, a library call).

@@ -42,8 +42,9 @@ struct JsonlData {
 };
 
 // Parses JSONL text already in memory (`threads` at a time; the result does not depend on it);
-// `name` stands for the file in messages. No valid record at all is a UserError even with
-// skip_invalid.
+// `name` stands for the file in messages. Without skip_invalid, bad lines are a UserError (one
+// bad line) or UserErrors listing each (`name:LINE: reason`, the first 20, then a count). No valid
+// record at all is a UserError even with skip_invalid.
 // `bytes_parsed`, when given, advances by each line's bytes as it is parsed (a progress counter
 // another thread may read).
 [[nodiscard]] JsonlData parse_jsonl(const std::string& text, const std::string& name,

@@ -93,7 +93,27 @@ TEST(Jsonl, SkipInvalidCountsPerReason) {
   }
 }
 
-TEST(Jsonl, ThreadsGiveTheSameRecordsAndTheFirstBadLine) {
+TEST(Jsonl, EveryBadLineIsReportedUpToACap) {
+  // Two bad lines: both, one per line, in file order.
+  EXPECT_EQ(error_of("{\"text\": \"a\"}\n{bad\n[]\n"),
+            "d.jsonl:2: malformed JSON at column 2\nd.jsonl:3: expected a JSON object, got an array");
+  // 30 bad lines of 31: the first 20 listed, then how many more and how many in all.
+  std::string text = "{\"text\": \"ok\"}\n";
+  for (int i = 0; i < 30; ++i) text += "{\"text\": 1}\n";
+  try {
+    (void)parse_jsonl(text, "d.jsonl", false);
+    FAIL() << "no error";
+  } catch (const UserErrors& e) {
+    ASSERT_EQ(e.problems().size(), 21u);
+    for (int i = 0; i < 20; ++i)
+      EXPECT_EQ(e.problems()[static_cast<std::size_t>(i)],
+                fmt::format("d.jsonl:{}: field \"text\" must be a string, got a number", i + 2));
+    EXPECT_EQ(e.problems()[20], "d.jsonl: 10 more bad lines not listed (30 of 31 lines are bad; "
+                                "data.skip_invalid: true leaves them out)");
+  }
+}
+
+TEST(Jsonl, ThreadsGiveTheSameRecordsAndBadLines) {
   std::string text;
   for (int i = 1; i <= 1000; ++i)
     text += i == 700 || i == 900 ? "{oops\n" : "{\"text\": \"line " + std::to_string(i) + "\"}\n";
@@ -103,7 +123,8 @@ TEST(Jsonl, ThreadsGiveTheSameRecordsAndTheFirstBadLine) {
       (void)parse_jsonl(text, "d.jsonl", false, threads);
       FAIL();
     } catch (const UserError& e) {
-      EXPECT_EQ(std::string(e.what()), "d.jsonl:700: malformed JSON at column 2");
+      EXPECT_EQ(std::string(e.what()),
+                "d.jsonl:700: malformed JSON at column 2\nd.jsonl:900: malformed JSON at column 2");
     }
     const JsonlData d = parse_jsonl(text, "d.jsonl", true, threads);
     ASSERT_EQ(d.records.size(), 998u);

@@ -57,15 +57,16 @@ std::int64_t rows_in_hf(const HfSpec& h, const Part& part, std::int64_t rows) {
 
 }  // namespace
 
-void load_hf_weights(const std::string& dir, const HfModelConfig& cfg, model::Transformer& model,
-                     backend::Ops& ops) {
-  const ShardedSafetensors st(dir);
+namespace {
+
+// The HF tensors the model needs, each checked against the safetensors headers (present, shape,
+// dtype), and no tensor left over: everything but the bytes themselves.
+std::vector<HfSpec> checked_tensors(const ShardedSafetensors& st, const std::string& dir,
+                                    const HfModelConfig& cfg) {
   const model::Family& family = cfg.family();
   const std::string prefix = family.load_prefix([&](const std::string& n) { return st.has(n); });
-  const std::vector<HfSpec> specs = family.tensors(cfg.spec, prefix);
+  std::vector<HfSpec> specs = family.tensors(cfg.spec, prefix);
   std::set<std::string> used;
-  // Global values of each Tailor parameter, assembled from its HF sources.
-  std::map<std::string, std::vector<double>> global;
   for (const HfSpec& h : specs) {
     if (!st.has(h.name))
       throw_user_error(dir, "missing tensor '{}' (expected by config.json for {})", h.name,
@@ -78,6 +79,29 @@ void load_hf_weights(const std::string& dir, const HfModelConfig& cfg, model::Tr
       throw_user_error(st.file_of(h.name), "tensor '{}': dtype {} is not supported (F32, BF16, F16)",
                        h.name, info.dtype);
     used.insert(h.name);
+  }
+  for (const std::string& name : st.names())
+    if (!used.contains(name) && !ignorable(name, cfg))
+      throw_user_error(st.file_of(name), "unexpected tensor '{}' (not part of a {} model with this config.json)",
+                       name, cfg.model_type);
+  return specs;
+}
+
+}  // namespace
+
+void check_hf_weights(const std::string& dir, const HfModelConfig& cfg) {
+  const ShardedSafetensors st(dir);
+  (void)checked_tensors(st, dir, cfg);
+}
+
+void load_hf_weights(const std::string& dir, const HfModelConfig& cfg, model::Transformer& model,
+                     backend::Ops& ops) {
+  const ShardedSafetensors st(dir);
+  const std::vector<HfSpec> specs = checked_tensors(st, dir, cfg);
+  // Global values of each Tailor parameter, assembled from its HF sources.
+  std::map<std::string, std::vector<double>> global;
+  for (const HfSpec& h : specs) {
+    const SafetensorsTensorInfo& info = st.info(h.name);
     std::vector<double> values(static_cast<std::size_t>(info.numel));
     st.read_f64(h.name, values);
     for (const Part& part : h.parts) {
@@ -93,10 +117,6 @@ void load_hf_weights(const std::string& dir, const HfModelConfig& cfg, model::Tr
           g[static_cast<std::size_t>(r * cols + c)] = values[static_cast<std::size_t>(hf_index(h, part, r, c))];
     }
   }
-  for (const std::string& name : st.names())
-    if (!used.contains(name) && !ignorable(name, cfg))
-      throw_user_error(st.file_of(name), "unexpected tensor '{}' (not part of a {} model with this config.json)",
-                       name, cfg.model_type);
   for (Parameter& p : model.params().all()) {
     if (model::is_method_param(p.role)) continue;  // a PEFT method's, not a base weight
     const auto it = global.find(p.name);
@@ -168,7 +188,8 @@ void write_hf_tensors(const std::string& path, std::vector<HfTensor> tensors, DT
 
 void save_hf_model(const std::string& out_dir, const HfModelConfig& cfg,
                    const model::Transformer& model, backend::Ops& ops,
-                   const std::string& tokenizer_dir, bool bf16) {
+                   const std::string& tokenizer_dir, bool bf16,
+                   const std::map<std::string, std::string>& files) {
   namespace fs = std::filesystem;
   const std::string tmp = begin_output_dir(out_dir);
   write_hf_tensors(tmp + "/model.safetensors", to_hf_tensors(cfg, model, ops, /*gradients=*/false),
@@ -188,6 +209,12 @@ void save_hf_model(const std::string& out_dir, const HfModelConfig& cfg,
       fs::copy_file(src, fs::path(tmp) / name, fs::copy_options::overwrite_existing, ec);
       if (ec) throw_runtime_error("{}: cannot copy: {}", src.string(), ec.message());
     }
+  }
+  for (const auto& [name, content] : files) {
+    const std::string path = tmp + "/" + name;
+    std::ofstream f(path, std::ios::binary);
+    f << content;
+    if (!f.flush()) throw_runtime_error("{}: cannot write", path);
   }
   commit_output_dir(tmp, out_dir);
 }

@@ -39,6 +39,11 @@ struct HfModelConfig {
 void load_hf_weights(const std::string& dir, const HfModelConfig& config, model::Transformer& model,
                      backend::Ops& ops);
 
+// load_hf_weights' checks without reading a weight: the files (index, shards) open and their
+// headers validate, every expected tensor is present with its shape and a supported dtype, none
+// is left over. For `tailor validate`.
+void check_hf_weights(const std::string& dir, const HfModelConfig& config);
+
 // One tensor in Hugging Face's name and layout, as f32 on the host.
 struct HfTensor {
   std::string name;
@@ -62,9 +67,11 @@ void write_hf_tensors(const std::string& path, std::vector<HfTensor> tensors, DT
 // Writes a directory that transformers' from_pretrained loads: config.json (from `config`),
 // model.safetensors (f32, or bf16 when `bf16`), and the tokenizer files found in
 // `tokenizer_dir` (tokenizer.json, tokenizer_config.json, special_tokens_map.json,
-// tokenizer.model), copied. Written under out_dir.tmp and renamed.
+// tokenizer.model), copied, and `files` (name -> content: a tokenizer written by Tailor, such as
+// the byte tokenizer's). Written under out_dir.tmp and renamed.
 void save_hf_model(const std::string& out_dir, const HfModelConfig& config,
                    const model::Transformer& model, backend::Ops& ops,
-                   const std::string& tokenizer_dir, bool bf16 = false);
+                   const std::string& tokenizer_dir, bool bf16 = false,
+                   const std::map<std::string, std::string>& files = {});
 
 }  // namespace tailor::checkpoint

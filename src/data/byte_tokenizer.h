@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +36,16 @@ class ByteTokenizer : public Tokenizer {
     if (id < 0 || id >= 256) return std::nullopt;
     return std::string(1, static_cast<char>(id));
   }
+
+  // The name the Hugging Face files give id 256 (kEos).
+  static constexpr const char* kEosToken = "<|endoftext|>";
+  // The files that make this tokenizer a Hugging Face one (file name -> content): tokenizer.json
+  // (byte-level BPE over the 256 single-byte tokens, no merges, no pre-tokenizer split, so id b is
+  // byte b; kEosToken is an added special token) and tokenizer_config.json. transformers'
+  // AutoTokenizer and Tailor's HfTokenizer both load them and encode text to the bytes' ids, so a
+  // byte-tokenizer model's export is usable by every command that takes a model directory. One
+  // difference: the literal text "<|endoftext|>" encodes as the special token, not as 13 bytes.
+  [[nodiscard]] static std::map<std::string, std::string> hf_files(std::int64_t model_max_length);
 };
 
 }  // namespace tailor::data

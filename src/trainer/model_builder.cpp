@@ -24,6 +24,7 @@ ModelSetup model_setup(const config::ExperimentConfig& cfg) {
     // Exported as the first family that represents it exactly ("" when none does).
     if (const model::Family* f = model::family_for_spec(s.hf.spec)) s.hf.model_type = f->model_type();
   }
+  if (cfg.data.tokenizer == config::TokenizerKind::kModel) s.tokenizer_dir = cfg.model.path;
   s.method = peft::method_from_config(cfg.peft, s.hf.spec);
   return s;
 }

@@ -19,6 +19,9 @@ namespace tailor::trainer {
 struct ModelSetup {
   checkpoint::HfModelConfig hf;        // spec, family, special ids (from model.path)
   bool from_hf = false;                // model.path given
+  // Where the run's tokenizer files are (model.path for data.tokenizer: model); "" for the byte
+  // tokenizer, whose Hugging Face files an export writes itself (ByteTokenizer::hf_files).
+  std::string tokenizer_dir;
   // peft.method's (with peft.adapter's settings when given); nullptr for full fine-tuning.
   std::shared_ptr<const peft::Method> method;
 

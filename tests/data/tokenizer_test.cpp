@@ -623,3 +623,51 @@ TEST(RealTokenizers, LoadAndEncodeDownloadedFiles) {
 
 }  // namespace
 }  // namespace tailor::data
+
+// ---- the byte tokenizer as Hugging Face files (what an export of a byte model carries) ---------
+
+namespace tailor::data {
+namespace {
+
+std::string read_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(ByteTokenizerHfFiles, AreTheFilesTransformersWasCheckedOn) {
+  // Drift in the writer fails here; tests/golden/make_byte_tokenizer_fixture.py re-checks them
+  // with transformers after an intended change.
+  const auto files = ByteTokenizer::hf_files(64);
+  ASSERT_EQ(files.size(), 2u);
+  for (const auto& [name, content] : files)
+    EXPECT_EQ(content, read_bytes(kGolden / "byte" / name)) << name;
+}
+
+TEST(ByteTokenizerHfFiles, LoadAsTransformersLoadsThemAndEncodeBytes) {
+  std::ifstream in(kGolden / "byte" / "expected.json");
+  const json want = json::parse(in);
+  const auto tok = load_tokenizer(kGolden / "byte");
+  EXPECT_EQ(tok->vocab_size(), want["vocab_size"].get<std::int64_t>());
+  EXPECT_EQ(tok->eos_token_id(), want["eos_token_id"].get<std::int32_t>());
+  EXPECT_EQ(tok->eos_token_id(), ByteTokenizer::kEos);
+  EXPECT_FALSE(tok->bos_token_id().has_value());
+  const ByteTokenizer bytes;
+  int plain = 0;
+  for (const json& c : want["cases"]) {
+    const std::string text = c["text"];
+    const std::vector<std::int32_t> ids = c["ids"];
+    EXPECT_EQ(tok->encode(text), ids) << text;
+    EXPECT_EQ(tok->decode(ids), c["decoded"].get<std::string>()) << text;
+    // The byte tokenizer's ids, but for the literal EOS text (one special token there).
+    if (text.find(ByteTokenizer::kEosToken) == std::string::npos) {
+      EXPECT_EQ(bytes.encode(text), ids) << text;
+      ++plain;
+    }
+  }
+  EXPECT_GE(plain, 10);
+}
+
+}  // namespace
+}  // namespace tailor::data

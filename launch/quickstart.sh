@@ -14,4 +14,5 @@ cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTAILOR_CUDA=OFF
 cmake --build "$build_dir" -j "$(nproc)" --target tailor
 
 # `tailor train` ends by printing "run directory: PATH" on stdout.
-"$build_dir/tailor" train configs/quickstart.yaml "$@"
+# --overwrite: running the quickstart again replaces its earlier run (runs/quickstart).
+"$build_dir/tailor" train --overwrite configs/quickstart.yaml "$@"

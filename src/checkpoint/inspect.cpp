@@ -117,6 +117,12 @@ std::string resolve_checkpoint_dir(const std::string& path) {
       throw_user_error(ckdir.string(), "has no `latest` link (newest checkpoint: {}); name the "
                                        "step directory itself", all.back().dir);
   }
+  if (fs::exists(p / "config.resolved.yaml", ec))
+    throw_user_error(path, "a run directory with no checkpoint (its run saved none: "
+                           "checkpoint.every_steps was 0); its trained model is {}",
+                     fs::exists(p / "export", ec) ? "in " + (p / "export").string() +
+                                                        " (a model directory: --model)"
+                                                  : "not exported either");
   throw_user_error(path, "not a checkpoint: no manifest.json here, no latest/ or "
                          "checkpoints/latest under it");
 }

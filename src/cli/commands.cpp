@@ -32,9 +32,12 @@
 
 namespace tailor::cli {
 
-int run_validate(const std::string& config_path, const std::vector<std::string>& overrides) {
+int run_validate(const std::string& config_path, const std::vector<std::string>& overrides,
+                 const trainer::PreflightOptions& options) {
   const config::ExperimentConfig cfg = config::load_config(config_path, overrides);
-  log::info("{}: valid", config_path);
+  trainer::preflight(cfg, options);
+  log::info("{}: valid ({} rank{})", config_path, options.world_size,
+            options.world_size == 1 ? "" : "s");
   return 0;
 }
 
@@ -50,13 +53,15 @@ int run_prepare(const std::string& config_path, const std::vector<std::string>& 
 }
 
 int run_train(const std::string& config_path, const std::vector<std::string>& overrides,
-              std::unique_ptr<comm::Communicator> world) {
+              std::unique_ptr<comm::Communicator> world, bool overwrite) {
   const config::ExperimentConfig cfg = config::load_config(config_path, overrides);
   log::LogConfig lc = log::logging_config();
   lc.level = cfg.runtime.log_level;
   log::configure_logging(lc);
   const bool writer = world == nullptr || world->rank() == 0;
-  const trainer::TrainSummary summary = trainer::train(cfg, std::move(world));
+  trainer::TrainOptions options;
+  options.overwrite = overwrite;
+  const trainer::TrainSummary summary = trainer::train(cfg, std::move(world), options);
   const int code = summary.stopped ? static_cast<int>(ExitCode::kStopRequested) : 0;
   if (!writer) return code;
   std::error_code ec;

@@ -10,20 +10,23 @@
 #include "comm/communicator.h"
 #include "config/config.h"
 #include "trainer/evaluation.h"
+#include "trainer/preflight.h"
 
 namespace tailor::cli {
 
-// tailor validate CONFIG [key=value ...]: config errors only, no work, nothing written.
-int run_validate(const std::string& config_path, const std::vector<std::string>& overrides);
+// tailor validate CONFIG [key=value ...]: the config's errors, then every check train makes before
+// any computation (trainer/preflight.h), all reported at once; nothing written.
+int run_validate(const std::string& config_path, const std::vector<std::string>& overrides,
+                 const trainer::PreflightOptions& options);
 
 // tailor prepare CONFIG [key=value ...]: tokenizes the training data into data.cache_dir (or
 // finds it there) and prints the cache directory on stdout. Meant for one process (`tailor train`
 // under MPI has rank 0 prepare while the others wait).
 int run_prepare(const std::string& config_path, const std::vector<std::string>& overrides);
 
-// tailor train CONFIG [key=value ...] on the ranks of `world`.
+// tailor train CONFIG [key=value ...] [--overwrite] on the ranks of `world`.
 int run_train(const std::string& config_path, const std::vector<std::string>& overrides,
-              std::unique_ptr<comm::Communicator> world);
+              std::unique_ptr<comm::Communicator> world, bool overwrite = false);
 
 // tailor score --model DIR --data FILE.jsonl: prints per-record progress to stderr and, as the
 // last line on stdout, {"records": R, "tokens": N, "nll": ..., "ppl": ...}.

@@ -73,9 +73,17 @@ int main(int argc, char** argv) {
   std::string config_path;
   std::vector<std::string> overrides;
 
-  CLI::App* validate = app.add_subcommand("validate", "check a config file; no work is done");
+  CLI::App* validate = app.add_subcommand(
+      "validate", "check a config and everything it names (files, model, data, layout) as train "
+                  "would; nothing is run or written");
   validate->add_option("config", config_path, "experiment YAML")->required();
   validate->add_option("overrides", overrides, "key.path=value overrides");
+  int validate_ranks = 0;
+  validate->add_option("--ranks", validate_ranks,
+                       "check the layout for this many ranks (default: the job's; 1 alone)")
+      ->check(CLI::Range(1, 1 << 20));
+  bool overwrite = false;
+  validate->add_flag("--overwrite", overwrite, "check as for `train --overwrite`");
 
   CLI::App* prepare = app.add_subcommand(
       "prepare", "tokenize the config's training data into the cache (data.cache_dir)");
@@ -85,6 +93,9 @@ int main(int argc, char** argv) {
   CLI::App* train = app.add_subcommand("train", "train as the config says");
   train->add_option("config", config_path, "experiment YAML")->required();
   train->add_option("overrides", overrides, "key.path=value overrides");
+  train->add_flag("--overwrite", overwrite,
+                  "start afresh even where output.dir holds an earlier run with no checkpoint to "
+                  "resume (its logs and export are replaced)");
 
   std::string model_dir, adapter_dir, data_path, checkpoint_path, format = "hf", out_dir,
       dtype = "f32";
@@ -230,11 +241,14 @@ int main(int argc, char** argv) {
   };
   try {
     if (validate->parsed()) {
-      if (rank != 0) tailor::log::configure_logging({rank, 2, tailor::log::Level::kOff, nullptr});
-      return tailor::cli::run_validate(config_path, overrides);
+      if (rank != 0) return 0;  // rank 0 checks for the job (a problem ends every rank)
+      return tailor::cli::run_validate(
+          config_path, overrides,
+          {validate_ranks > 0 ? validate_ranks : (world ? world->size() : 1), overwrite});
     }
     if (prepare->parsed()) return tailor::cli::run_prepare(config_path, overrides);
-    if (train->parsed()) return tailor::cli::run_train(config_path, overrides, std::move(world));
+    if (train->parsed()) return tailor::cli::run_train(config_path, overrides, std::move(world),
+                                                         overwrite);
     if (score->parsed()) return tailor::cli::run_score(model_dir, adapter_dir, data_path, threads,
                                                          score_device);
     if (generate->parsed()) return tailor::cli::run_generate(gen);

@@ -112,6 +112,50 @@ std::optional<std::string> resume_point(const config::ExperimentConfig& cfg,
   return ckdir + "/step_" + std::to_string(static_cast<std::int64_t>(step));
 }
 
+void gather_parameters(const model::ParameterSet& params, backend::Ops& ops,
+                       comm::Communicator& tp, model::ParameterSet* whole,
+                       backend::Ops* whole_ops) {
+  for (const model::Parameter& p : params.all()) {
+    backend::Buffer local(DType::kF32, p.shape);
+    ops.copy(local.tensor(), p.value);
+    const std::int64_t n = p.shape.numel();
+    // Every rank's shard (equal sizes; several ranks may hold the same one, as K/V heads
+    // replicated when there are fewer than ranks) and where it starts.
+    std::optional<backend::Buffer> all;
+    std::vector<double> offsets(static_cast<std::size_t>(tp.size()), 0.0);
+    if (p.shard_dim >= 0) {
+      all.emplace(DType::kF32, Shape{tp.size() * n});
+      tp.all_gather(local.tensor(), all->tensor());
+      double mine = static_cast<double>(p.shard_offset);
+      tp.all_gather(backend::Tensor{&mine, DType::kF64, Shape{1}},
+                    backend::Tensor{offsets.data(), DType::kF64, Shape{tp.size()}});
+    }
+    if (whole == nullptr) continue;
+    model::Parameter* w = whole->find(p.name);
+    TAILOR_ASSERT(w != nullptr, "no parameter {} in the one-rank model", p.name);
+    backend::Buffer out(DType::kF32, w->shape);
+    float* dst = out.ptr<float>();
+    const std::int64_t wcols = w->shape.rank() == 2 ? w->shape.cols() : 1;
+    const std::int64_t wrows = w->shape.numel() / wcols;
+    const std::int64_t gcols = p.global_shape.rank() == 2 ? p.global_shape.cols() : 1;
+    TAILOR_ASSERT(p.global_shape.rank() == w->shape.rank() && gcols == wcols &&
+                      p.global_shape.numel() / gcols >= wrows,
+                  "parameter {}: global shape {} does not cover the one-rank shape {}", p.name,
+                  p.global_shape.str(), w->shape.str());
+    const int parts = p.shard_dim >= 0 ? tp.size() : 1;
+    const float* src = p.shard_dim >= 0 ? all->ptr<float>() : local.ptr<float>();
+    for (int r = 0; r < parts; ++r) {
+      model::Parameter shard = p;  // rank r's placement
+      shard.shard_offset = static_cast<std::int64_t>(offsets[static_cast<std::size_t>(r)]);
+      for (std::int64_t i = 0; i < n; ++i) {
+        const std::int64_t g = shard.global_index(i);
+        if (g / gcols < wrows) dst[g] = src[r * n + i];  // rows past `whole` are TP padding
+      }
+    }
+    whole_ops->copy(w->value, out.tensor());
+  }
+}
+
 StepAgreement agree_step(comm::Communicator& world, bool bad_loss, bool stop) {
   double flags[2] = {bad_loss ? 1.0 : 0.0, stop ? 1.0 : 0.0};
   world.all_reduce(backend::Tensor{flags, DType::kF64, Shape{2}}, comm::ReduceOp::kMax);

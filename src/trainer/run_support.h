@@ -41,6 +41,14 @@ struct MicroBatch {
 // CPU threads per rank: the config's, or the cores shared among the ranks of this node.
 [[nodiscard]] int threads_per_rank(const config::ExperimentConfig& cfg, int world_size);
 
+// The whole of every parameter of a tensor-parallel model: each TP rank's shards (`params`, on
+// `ops`) are gathered over `tp`, and `whole` (non-null on one rank: a one-rank model's parameters
+// of the same names, on `whole_ops`) receives them. Shard padding beyond `whole`'s shape (vocabulary rows padded
+// for the TP layout) is dropped. Collective over `tp`.
+void gather_parameters(const model::ParameterSet& params, backend::Ops& ops,
+                       comm::Communicator& tp, model::ParameterSet* whole,
+                       backend::Ops* whole_ops);
+
 // Resolves parallel.data (0 = auto) and train.micro_batch (0 = auto) against the world size and
 // checks the layout; a misfit is a user error naming the config.
 void resolve_layout(config::ExperimentConfig& cfg, const model::ModelSpec& spec, int world_size);

@@ -27,6 +27,7 @@ struct ParameterValues {
 struct TrainOptions {
   bool keep_parameters = false;      // fill TrainSummary::parameters
   std::int64_t dp_bucket_elements = 0;  // data-parallel reduction bucket (0: the default, 4M)
+  bool overwrite = false;            // a fresh run may replace an earlier run's files (--overwrite)
 };
 
 struct TrainSummary {

@@ -5,9 +5,11 @@
 #include <filesystem>
 #include <thread>
 
+#include "backend/cpu/cpu_ops.h"
 #include "core/logging.h"
 #include "trainer/export.h"
 #include "trainer/from_config.h"
+#include "trainer/preflight.h"
 #include "trainer/prepare.h"
 #include "trainer/progress.h"
 #include "trainer/run_dir.h"
@@ -25,21 +27,12 @@ TrainingRun::TrainingRun(const config::ExperimentConfig& config,
 TrainingRun::~TrainingRun() = default;
 
 TrainSummary TrainingRun::run() {
-  // The model's definition first: its shape decides the layout and bounds the sequence length.
+  // Every check that needs no computation first, all problems at once (world rank 0; a problem
+  // ends the whole job): the same checks as `tailor validate`.
+  if (world_->rank() == 0) preflight(cfg_, {world_->size(), options_.overwrite});
+  // The model's definition: its shape decides the layout.
   setup_ = model_setup(cfg_);
-  const model::ModelSpec& spec = setup_.hf.spec;
-  resolve_layout(cfg_, spec, world_->size());
-  // A config-defined model is checked by the config itself; model.path's limit is its config.json's
-  // (RoPE models included: past it, a pretrained model has never seen the positions).
-  TAILOR_CHECK_USER(cfg_.data.seq_len <= spec.max_position_embeddings, cfg_.source,
-                    "data.seq_len ({}) exceeds the model's {} {}positions (max_position_embeddings)",
-                    cfg_.data.seq_len, spec.max_position_embeddings,
-                    spec.position == model::PositionType::kLearned ? "learned " : "");
-  TAILOR_CHECK_USER(spec.sliding_window == 0 || cfg_.data.seq_len <= spec.sliding_window,
-                    cfg_.source,
-                    "data.seq_len ({}) exceeds the model's sliding attention window ({}), which "
-                    "Tailor does not implement yet",
-                    cfg_.data.seq_len, spec.sliding_window);
+  resolve_layout(cfg_, setup_.hf.spec, world_->size());
   build_data();
   build_model();
   resume();
@@ -164,6 +157,8 @@ void TrainingRun::resume() {
     log::info("resumed from {} in {:.2f} s: step {}, {} optimizer updates, {} skipped steps",
               *resume_dir, seconds_since(t_load), run_state_.step, manifest.optimizer_steps,
               run_state_.skipped_steps);
+  } else if (writer_) {  // (train.resume: auto found no checkpoint that verifies)
+    check_fresh_start(cfg_.output.dir, options_.overwrite);
   }
   start_step_ = run_state_.step;
 }
@@ -370,17 +365,30 @@ void TrainingRun::finish_save() {
 }
 
 void TrainingRun::export_final() {
-  if (!writer_) return;
   const std::string out = cfg_.output.dir + "/export";
   if (setup_.hf.model_type.empty()) {
-    log::warn("no export: this architecture (norm/position/MLP mix) matches no Hugging Face family");
-  } else if (grid_->tp_size() > 1) {
-    log::warn("no export: exporting a tensor-parallel model needs the gathered weights (coming "
-              "with checkpoint resharding); load its checkpoint with parallel.tensor=1");
-  } else {
-    export_hf(out, setup_, *model_, *ops_, setup_.from_hf ? cfg_.model.path : "",
-              /*bf16=*/false, "the final model");
+    if (writer_)
+      log::warn("no export: this architecture (norm/position/MLP mix) matches no Hugging Face "
+                "family");
+    return;
   }
+  const std::string base_dir = setup_.from_hf ? cfg_.model.path : "";
+  if (grid_->tp_size() == 1) {
+    if (writer_) export_hf(out, setup_, *model_, *ops_, base_dir, /*bf16=*/false, "the final model");
+    return;
+  }
+  // Tensor parallel: the first data-parallel replica's TP group gathers every shard into a
+  // one-rank model on world rank 0's CPU, which exports it like any other.
+  if (grid_->dp_rank() != 0) return;
+  std::unique_ptr<backend::CpuOps> cpu;
+  std::unique_ptr<model::Transformer> whole;
+  if (writer_) {
+    cpu = std::make_unique<backend::CpuOps>(threads_per_rank(cfg_, grid_->world().size()));
+    whole = trainer::build_model(cfg_, setup_, *cpu, nullptr, InitialWeights::kBase);
+  }
+  gather_parameters(model_->params(), *ops_, grid_->tp(), whole ? &whole->params() : nullptr,
+                    cpu.get());
+  if (writer_) export_hf(out, setup_, *whole, *cpu, base_dir, /*bf16=*/false, "the final model");
 }
 
 void TrainingRun::collect_parameters() {

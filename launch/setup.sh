@@ -12,6 +12,7 @@ packages=(
   libopenblas-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libsentencepiece-dev unicode-data
+  python3 git
   nlohmann-json3-dev libcli11-dev libfmt-dev libssl-dev
 )
 if [[ "${1:-}" == "--with-torch" ]]; then

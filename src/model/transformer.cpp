@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/parallel.h"
 #include "core/rng.h"
 #include "model/inference_state.h"
 
@@ -136,6 +137,10 @@ void Transformer::init_parameters(std::uint64_t seed) { init_parameters_where(se
 void Transformer::init_method_parameters(std::uint64_t seed) { init_parameters_where(seed, true); }
 
 void Transformer::init_parameters_where(std::uint64_t seed, bool methods_only) {
+  // Every element is drawn from (seed, name, global index) alone, so blocks of a tensor fill in
+  // parallel with the same values for any thread count (one thread takes minutes at 1B).
+  ThreadPool pool(0);
+  constexpr std::int64_t kBlock = 1 << 16;
   for (Parameter& p : params_.all()) {
     const std::string& n = p.name;
     if (methods_only && !is_method_param(p.role)) continue;
@@ -163,19 +168,23 @@ void Transformer::init_parameters_where(std::uint64_t seed, bool methods_only) {
     if (p.role == ParamRole::kLoraA) {
       // Kaiming-uniform with a = sqrt(5), as PEFT: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
       const double bound = 1.0 / std::sqrt(static_cast<double>(gcols));
-      for (std::int64_t i = 0; i < p.shape.numel(); ++i)
-        h[i] = bound * (2.0 * rng.uniform(static_cast<std::uint64_t>(p.global_index(i))) - 1.0);
+      pool.parallel_for(p.shape.numel(), kBlock, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t i = b; i < e; ++i)
+          h[i] = bound * (2.0 * rng.uniform(static_cast<std::uint64_t>(p.global_index(i))) - 1.0);
+      });
       ops_->copy(p.value, host.tensor());
       continue;
     }
     const bool vocab_rows = p.role == ParamRole::kVocabTable;
-    for (std::int64_t i = 0; i < p.shape.numel(); ++i) {
-      const std::int64_t g = p.global_index(i);
-      // Padding rows of the vocabulary stay zero.
-      h[i] = vocab_rows && g / gcols >= spec_.vocab_size
-                 ? 0.0
-                 : spec_.init_std * rng.normal(static_cast<std::uint64_t>(g));
-    }
+    pool.parallel_for(p.shape.numel(), kBlock, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) {
+        const std::int64_t g = p.global_index(i);
+        // Padding rows of the vocabulary stay zero.
+        h[i] = vocab_rows && g / gcols >= spec_.vocab_size
+                   ? 0.0
+                   : spec_.init_std * rng.normal(static_cast<std::uint64_t>(g));
+      }
+    });
     ops_->copy(p.value, host.tensor());
   }
 }

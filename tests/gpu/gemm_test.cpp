@@ -4,7 +4,8 @@
 // with bf16 operands writing bf16 or f32 (the CPU computes in f32 on the bf16-rounded inputs;
 // tolerance 1e-2). Two runs, and a run of a second CublasLtGemm (a fresh heuristic query), give
 // the same bits. Also: K == 0 (c = beta * c), M == 0, operands at 4- and 2-byte aligned
-// addresses, and unsupported type mixes rejected.
+// addresses, and unsupported type mixes rejected; the cublasGemmEx fallback (for keys cuBLASLt
+// finds no algorithm for) on every case.
 #include "backend/cuda/gemm.h"
 
 #include <cstddef>
@@ -127,6 +128,12 @@ TEST_P(GemmTest, MatchesCpu) {
     CublasLtGemm fresh(nullptr);
     const DeviceTensor other = run(fresh);
     EXPECT_TRUE(first.bytes() == other.bytes()) << what << ": a second CublasLtGemm differs";
+    // The fallback for keys cuBLASLt has no algorithm for (cublasGemmEx) agrees with the CPU.
+    CublasLtGemm fallback(nullptr);
+    fallback.force_fallback(true);
+    expect_matches((what + " (cublasGemmEx fallback)").c_str(), run(fallback), want,
+                   mode_tolerance(mode));
+    EXPECT_EQ(fallback.fallback_plans(), 1u);
   }
   // One plan for the key (beta is not part of it).
   EXPECT_EQ(gemm.plans(), 1u);
@@ -210,15 +217,18 @@ TEST_F(GemmEdgeTest, UnalignedOperands) {
     call.a = static_cast<const char*>(call.a) + in_size;
     call.b = static_cast<const char*>(call.b) + in_size;
     call.c = static_cast<char*>(call.c) + out_size;
-    CublasLtGemm gemm(nullptr);
-    gemm.run(call);
-    sync_device();
-    std::vector<float> got = gc.to_f32();
-    EXPECT_EQ(got[0], 0.0f) << "wrote before c";
-    got.erase(got.begin());
     if (mode != GemmMode::kF32) round_for(out, want);
-    EXPECT_LT(rel_error(got, want), mode_tolerance(mode)) << mode_label(mode);
-    EXPECT_TRUE(gc.guards_intact());
+    for (const bool fallback : {false, true}) {  // cuBLASLt, then the cublasGemmEx fallback
+      CublasLtGemm gemm(nullptr);
+      gemm.force_fallback(fallback);
+      gemm.run(call);
+      sync_device();
+      std::vector<float> got = gc.to_f32();
+      EXPECT_EQ(got[0], 0.0f) << "wrote before c";
+      got.erase(got.begin());
+      EXPECT_LT(rel_error(got, want), mode_tolerance(mode)) << mode_label(mode) << fallback;
+      EXPECT_TRUE(gc.guards_intact());
+    }
   }
 }
 

@@ -13,10 +13,13 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <limits>
 
 #include <cublasLt.h>
+#include <cublas_v2.h>
 
 #include "core/error.h"
+#include "core/logging.h"
 #include "kernels/cuda_check.cuh"
 #include "kernels/elementwise.cuh"
 
@@ -27,7 +30,7 @@ namespace {
                                    int line) {
   int device = -1;
   (void)cudaGetDevice(&device);
-  throw_runtime_error("cuBLASLt error {} ({}) in `{}` at {}:{}, device {}",
+  throw_runtime_error("cuBLAS error {} ({}) in `{}` at {}:{}, device {}",
                       cublasLtGetStatusName(status), cublasLtGetStatusString(status), stmt, file,
                       line, device);
 }
@@ -82,6 +85,7 @@ struct CublasLtGemm::Plan {
   cublasLtMatrixLayout_t lt_b = nullptr;  // our a
   cublasLtMatrixLayout_t lt_c = nullptr;  // our c (also D)
   cublasLtMatmulAlgo_t algo{};
+  bool fallback = false;  // no cuBLASLt algorithm: cublasGemmEx runs it
 
   Plan() = default;
   Plan(const Plan&) = delete;
@@ -128,6 +132,7 @@ CublasLtGemm::~CublasLtGemm() {
   (void)cudaStreamSynchronize(stream_);
   plans_.clear();
   if (handle_ != nullptr) (void)cublasLtDestroy(lt(handle_));
+  if (blas_ != nullptr) (void)cublasDestroy(static_cast<cublasHandle_t>(blas_));
   if (workspace_ != nullptr) (void)cudaFree(workspace_);
 }
 
@@ -169,13 +174,26 @@ const CublasLtGemm::Plan& CublasLtGemm::plan_for(const Key& key) {
   TAILOR_CUBLASLT_CHECK(cublasLtMatmulAlgoGetHeuristic(lt(handle_), plan->op, plan->lt_a,
                                                        plan->lt_b, plan->lt_c, plan->lt_c,
                                                        pref.desc, 1, &result, &found));
-  if (found < 1 || result.state != CUBLAS_STATUS_SUCCESS)
-    throw_runtime_error(
-        "cuBLASLt has no algorithm for gemm m={} n={} k={} a={}{} b={}{} c={} (workspace {} "
-        "bytes, alignments {}/{}/{})",
-        key.m, key.n, key.k, type_name(key.a_type), key.trans_a ? "^T" : "", type_name(key.b_type),
-        key.trans_b ? "^T" : "", type_name(key.c_type), workspace_bytes_, key.align_a, key.align_b,
-        key.align_c);
+  if (force_fallback_ || found < 1 || result.state != CUBLAS_STATUS_SUCCESS) {
+    // No algorithm for this shape and these alignments (unaligned operands, odd leading
+    // dimensions): the classic cuBLAS GEMM takes any, more slowly. Deterministic all the same.
+    plan->fallback = true;
+    ++fallback_plans_;
+    if (!force_fallback_)
+      log::warn("cuBLASLt has no algorithm for gemm m={} n={} k={} a={}{} b={}{} c={} (workspace "
+                "{} bytes, alignments {}/{}/{}); it runs on cublasGemmEx, more slowly",
+                key.m, key.n, key.k, type_name(key.a_type), key.trans_a ? "^T" : "",
+                type_name(key.b_type), key.trans_b ? "^T" : "", type_name(key.c_type),
+                workspace_bytes_, key.align_a, key.align_b, key.align_c);
+    if (blas_ == nullptr) {
+      cublasHandle_t h = nullptr;
+      TAILOR_CUBLASLT_CHECK(cublasCreate(&h));
+      blas_ = h;
+      TAILOR_CUBLASLT_CHECK(cublasSetStream(h, stream_));
+      // No tensor-op reordering that depends on the workspace: one fixed result per call.
+      TAILOR_CUBLASLT_CHECK(cublasSetWorkspace(h, nullptr, 0));
+    }
+  }
   plan->algo = result.algo;
   return *plans_.emplace(key, std::move(plan)).first->second;
 }
@@ -225,6 +243,24 @@ void CublasLtGemm::run(const GemmCall& call) {
   const Plan& plan = plan_for(key);
   const float alpha = call.alpha;
   const float beta = call.beta;
+  if (plan.fallback) {
+    // The same column-major view as the cuBLASLt plan: C^T (n x m) = op(b)^T op(a)^T.
+    const cublasOperation_t op_a = call.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const cublasOperation_t op_b = call.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const std::int64_t lda = call.trans_b ? call.k : call.n;
+    const std::int64_t ldb = call.trans_a ? call.m : call.k;
+    const auto i32 = [](std::int64_t v) {
+      TAILOR_ASSERT(v <= std::numeric_limits<int>::max(), "gemm fallback: dimension {} > 2^31", v);
+      return static_cast<int>(v);
+    };
+    TAILOR_CUBLASLT_CHECK(cublasGemmEx(static_cast<cublasHandle_t>(blas_), op_a, op_b, i32(call.n),
+                                       i32(call.m), i32(call.k), &alpha, call.b,
+                                       cuda_type(call.b_type), i32(lda), call.a,
+                                       cuda_type(call.a_type), i32(ldb), &beta, call.c,
+                                       cuda_type(call.c_type), i32(call.n), CUBLAS_COMPUTE_32F,
+                                       CUBLAS_GEMM_DEFAULT));
+    return;
+  }
   TAILOR_CUBLASLT_CHECK(cublasLtMatmul(lt(handle_), plan.op, &alpha, call.b, plan.lt_a, call.a,
                                        plan.lt_b, &beta, call.c, plan.lt_c, call.c, plan.lt_c,
                                        &plan.algo, workspace_, workspace_bytes_, stream_));

@@ -59,6 +59,11 @@ class CublasLtGemm {
   [[nodiscard]] std::size_t workspace_bytes() const noexcept { return workspace_bytes_; }
   // Number of cached plans (distinct keys seen so far).
   [[nodiscard]] std::size_t plans() const noexcept { return plans_.size(); }
+  // Plans that run on cublasGemmEx because cuBLASLt's heuristic found no algorithm for them (or
+  // because of force_fallback): correct for any shape and alignment, slower.
+  [[nodiscard]] std::size_t fallback_plans() const noexcept { return fallback_plans_; }
+  // Testing: every new plan takes the fallback, as if the heuristic had found nothing.
+  void force_fallback(bool on) noexcept { force_fallback_ = on; }
 
  private:
   // What fixes the algorithm: the problem and the pointers' alignment class (an algorithm chosen
@@ -81,6 +86,9 @@ class CublasLtGemm {
   std::size_t workspace_bytes_;
   void* workspace_ = nullptr;
   void* handle_ = nullptr;  // cublasLtHandle_t, kept opaque so that this header needs no cuBLAS
+  void* blas_ = nullptr;    // cublasHandle_t of the fallback, created on first use
+  std::size_t fallback_plans_ = 0;
+  bool force_fallback_ = false;
   std::unordered_map<Key, std::unique_ptr<Plan>, KeyHash> plans_;
 };
 

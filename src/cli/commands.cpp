@@ -14,6 +14,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "checkpoint/hf_model.h"
 #include "checkpoint/inspect.h"
+#include "cli/starter_configs.h"
 #include "config/config.h"
 #include "trainer/run_dir.h"
 #include "data/tokenizer.h"
@@ -35,6 +36,47 @@ namespace tailor::cli {
 int run_validate(const std::string& config_path, const std::vector<std::string>& overrides) {
   const config::ExperimentConfig cfg = config::load_config(config_path, overrides);
   log::info("{}: valid", config_path);
+  return 0;
+}
+
+int run_init(const std::string& preset, const std::string& out_path) {
+  std::string names;
+  for (std::string_view p : starter_presets()) names += fmt::format("{}{}", names.empty() ? "" : ", ", p);
+  if (preset == "qlora")
+    throw_user_error("tailor init", "qlora: QLoRA is not built yet (NF4 base weights are on the "
+                     "roadmap, docs/peft.md); the presets are {}", names);
+  const std::optional<std::string> text = starter_config(preset);
+  if (!text) throw_user_error("tailor init", "unknown preset \"{}\" (the presets are {})", preset, names);
+  if (out_path.empty()) {
+    std::fputs(text->c_str(), stdout);
+    return 0;
+  }
+  std::error_code ec;
+  if (std::filesystem::exists(std::filesystem::symlink_status(out_path, ec)))
+    throw_user_error(out_path, "exists; not overwritten (give another -o, or remove it first)");
+  trainer::write_file_atomic(out_path, *text);
+  log::info("wrote the {} starter to {}: check it with `tailor validate {}`, train with `tailor "
+            "train {}`",
+            preset, out_path, out_path, out_path);
+  return 0;
+}
+
+int run_configs() {
+  // Paths in configs are relative to the working directory (the repository root), so look there
+  // first; then beside the build directory the executable is in (build/tailor -> configs/).
+  namespace fs = std::filesystem;
+  std::vector<std::string> dirs = {"configs"};
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) dirs.push_back((exe.parent_path().parent_path() / "configs").string());
+  const std::vector<BundledConfig> configs = bundled_configs(dirs);
+  if (configs.empty())
+    throw_user_error("configs", "no bundled configs found (run tailor from the repository root); "
+                                "`tailor init` writes a starter config");
+  std::size_t width = 0;
+  for (const BundledConfig& c : configs) width = std::max(width, c.path.size());
+  for (const BundledConfig& c : configs)
+    std::printf("%-*s  %s\n", static_cast<int>(width), c.path.c_str(), c.description.c_str());
   return 0;
 }
 

@@ -29,6 +29,8 @@
 #include "trainer/from_config.h"
 #include "trainer/plot.h"
 #include "trainer/prepare.h"
+#include "trainer/progress.h"
+#include "trainer/run_support.h"
 #include "trainer/trainer.h"
 
 namespace tailor::cli {
@@ -248,20 +250,36 @@ void stream_completion(CpuModel& m, const eval::GenerationPrompt& prompt,
   log::info("{} tokens ({})", c[0].tokens.size(), eval::finish_reason_name(c[0].finish));
 }
 
-// Records: batches of `batch` prompts, one JSON line per record in order, flushed per batch.
+// Records: batches of `batch` prompts, one JSON line per record in order, flushed per batch. A
+// progress line goes to stderr each time another tenth of the records is done, and a summary at
+// the end.
 void write_completions(CpuModel& m, const std::vector<eval::GenerationPrompt>& prompts,
                        const eval::GenerateOptions& o, std::int64_t batch) {
   const auto step = static_cast<std::size_t>(batch);
+  const auto t0 = trainer::Clock::now();
+  const auto total = static_cast<std::int64_t>(prompts.size());
+  trainer::GenerateProgressPolicy policy;
+  std::int64_t tokens = 0;
   for (std::size_t first = 0; first < prompts.size(); first += step) {
     const std::size_t end = std::min(prompts.size(), first + step);
     std::vector<std::vector<std::int32_t>> ids;
     for (std::size_t i = first; i < end; ++i) ids.push_back(prompts[i].ids);
     // Each record draws from its own stream: the tokens do not depend on the batch size.
     const auto c = eval::generate(*m.model, m.tokenizer.get(), ids, o, {}, first);
-    for (std::size_t i = first; i < end; ++i)
+    for (std::size_t i = first; i < end; ++i) {
       std::printf("%s\n", completion_json(prompts[i], c[i - first]).c_str());
+      tokens += static_cast<std::int64_t>(c[i - first].tokens.size());
+    }
     std::fflush(stdout);
+    const auto done = static_cast<std::int64_t>(end);
+    if (policy.should_print(done, total))
+      log::info("{}", trainer::generate_progress_line(done, total, tokens,
+                                                      trainer::seconds_since(t0)));
   }
+  const double elapsed = trainer::seconds_since(t0);
+  log::info("generated {} completions, {} tokens in {} ({:.1f} tok/s)", total, tokens,
+            trainer::format_duration(elapsed),
+            elapsed > 0 ? static_cast<double>(tokens) / elapsed : 0.0);
 }
 
 }  // namespace

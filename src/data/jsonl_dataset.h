@@ -44,11 +44,12 @@ struct JsonlData {
 // Parses JSONL text already in memory (`threads` at a time; the result does not depend on it);
 // `name` stands for the file in messages. No valid record at all is a UserError even with
 // skip_invalid.
-// `bytes_parsed`, when given, advances by each line's bytes as it is parsed (a progress counter
-// another thread may read).
+// `bytes_parsed`, when given, advances by each line's bytes as it is parsed, and
+// `records_parsed` by each record found (progress counters another thread may read).
 [[nodiscard]] JsonlData parse_jsonl(const std::string& text, const std::string& name,
                                     bool skip_invalid, int threads = 1,
-                                    std::atomic<std::int64_t>* bytes_parsed = nullptr);
+                                    std::atomic<std::int64_t>* bytes_parsed = nullptr,
+                                    std::atomic<std::int64_t>* records_parsed = nullptr);
 [[nodiscard]] JsonlData load_jsonl(const std::string& path, bool skip_invalid, int threads = 1);
 
 // Reads a whole file (UserError `path: cannot read: ...`).

@@ -127,6 +127,7 @@ json rank_state_to_json(const RankState& s) {
             {"rng", {{"generator", "philox4x32-10"}, {"seed", s.seed}}}};
   if (s.best_step > 0)  // checkpoint.keep_best (absent from runs without it)
     j["best"] = {{"step", s.best_step},
+                 {"metric", s.best_metric},
                  {"value", s.best_value},
                  {"evals_since", s.evals_since_best}};
   return j;
@@ -621,6 +622,7 @@ RankState read_rank_state(const std::string& dir, int rank) {
     s.seed = j.at("rng").at("seed").get<std::uint64_t>();
     if (j.contains("best")) {
       s.best_step = j.at("best").at("step").get<std::int64_t>();
+      s.best_metric = j.at("best").at("metric").get<std::string>();
       s.best_value = j.at("best").at("value").get<double>();
       s.evals_since_best = j.at("best").at("evals_since").get<std::int64_t>();
     }

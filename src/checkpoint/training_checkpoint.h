@@ -82,6 +82,7 @@ struct RankState {
                                              // from step and element indices: no other state)
   // checkpoint.keep_best: the best evaluation so far (written only once there is one).
   std::int64_t best_step = 0;                // 0: none yet
+  std::string best_metric;                   // the metric compared (checkpoint.keep_best's name)
   double best_value = 0.0;
   std::int64_t evals_since_best = 0;         // evaluations since, for early stopping
 };

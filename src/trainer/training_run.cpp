@@ -268,7 +268,8 @@ void TrainingRun::loop() {
   faults_ = FaultHooks::from_env();
   overlap_ = optimizer_->overlap_hook();
   const std::int64_t patience = cfg_.train.early_stopping_patience;
-  if (patience > 0 && run_state_.evals_since_best >= patience && start_step_ < cfg_.train.steps) {
+  if (patience > 0 && run_state_.evals_since_best >= patience && start_step_ < cfg_.train.steps &&
+      run_state_.best_metric == config::name_of(cfg_.checkpoint.keep_best)) {
     log::info("this run stopped early at step {} ({} evaluations without a better {}): nothing "
               "to train (raise train.early_stopping_patience to go on)",
               start_step_, run_state_.evals_since_best, cfg_.checkpoint.keep_best);
@@ -439,11 +440,18 @@ void TrainingRun::track_best(std::int64_t at_step, double loss,
   if (metric == config::BestMetric::kNone) return;
   const bool lower_better = metric == config::BestMetric::kLoss;
   double value = loss;
-  for (const auto& [name, v] : scores)
-    if (name == config::name_of(metric)) value = v;
+  for (const auto& [key, v] : scores)
+    if (key == config::name_of(metric)) value = v;
   checkpoint::RankState& st = run_state_;
+  const std::string name(config::name_of(metric));
+  if (st.best_step > 0 && st.best_metric != name) {  // keep_best changed on resume
+    log::info("checkpoint.keep_best is {} now ({} before): comparing anew from this evaluation",
+              name, st.best_metric);
+    st.best_step = 0;
+  }
   if (st.best_step == 0 || (lower_better ? value < st.best_value : value > st.best_value)) {
     st.best_step = at_step;
+    st.best_metric = name;
     st.best_value = value;
     st.evals_since_best = 0;
     best_now_ = true;

@@ -100,6 +100,15 @@ TEST(EvalDuringTraining, KeepsTheBestCheckpointAndStopsEarly) {
   EXPECT_NE(again.err.find("this run stopped early at step 6"), std::string::npos) << again.err;
   std::size_t records = read_jsonl(tmp / "run/metrics.jsonl").size();
   EXPECT_EQ(records, 9u);  // 6 steps + 3 evaluations, as before
+  // Another metric on resume compares anew (the stored best is exact_match's): the dev loss
+  // improves at the next evaluation, which becomes the best.
+  const auto by_loss = run_tailor(args + " checkpoint.keep_best=loss train.steps=8", tmp);
+  ASSERT_EQ(by_loss.code, 0) << by_loss.err;
+  EXPECT_NE(by_loss.err.find("checkpoint.keep_best is loss now (exact_match before)"),
+            std::string::npos)
+      << by_loss.err;
+  EXPECT_EQ(fs::read_symlink(ckpts + "/best").string(), "step_8");
+  EXPECT_FALSE(fs::exists(ckpts + "/step_2"));  // no longer the best: keep_last 1 prunes it
 }
 
 }  // namespace

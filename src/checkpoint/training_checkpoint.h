@@ -173,8 +173,8 @@ struct FileCheck {
                                                           std::vector<std::string>* rejected);
 
 // Removes committed checkpoints beyond the newest `keep_last` (0: none removed), except multiples
-// of `keep_every` and the ones `latest` and `best` name; leftover .tmp directories of steps other than
-// `in_progress` go too.
+// of `keep_every` and the ones `latest` and `best` name; leftover .tmp directories of steps other
+// than `in_progress` go too.
 void prune_checkpoints(const std::string& checkpoints_dir, std::int64_t keep_last,
                        std::int64_t keep_every);
 

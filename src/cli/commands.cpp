@@ -43,12 +43,14 @@ int run_validate(const std::string& config_path, const std::vector<std::string>&
 
 int run_init(const std::string& preset, const std::string& out_path) {
   std::string names;
-  for (std::string_view p : starter_presets()) names += fmt::format("{}{}", names.empty() ? "" : ", ", p);
+  for (std::string_view p : starter_presets())
+    names += fmt::format("{}{}", names.empty() ? "" : ", ", p);
   if (preset == "qlora")
     throw_user_error("tailor init", "qlora: QLoRA is not built yet (NF4 base weights are on the "
                      "roadmap, docs/peft.md); the presets are {}", names);
   const std::optional<std::string> text = starter_config(preset);
-  if (!text) throw_user_error("tailor init", "unknown preset \"{}\" (the presets are {})", preset, names);
+  if (!text)
+    throw_user_error("tailor init", "unknown preset \"{}\" (the presets are {})", preset, names);
   if (out_path.empty()) {
     std::fputs(text->c_str(), stdout);
     return 0;

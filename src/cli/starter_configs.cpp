@@ -50,9 +50,9 @@ runtime:
 )";
 
 std::string full_preset() {
-  return std::string(R"(# Full fine-tuning: every weight trains. A starter written by `tailor init full`; check it with
-# `tailor validate FILE`, train with `tailor train FILE`, shorten a try with `train.steps=10`.
-# Every key: docs/config-reference.md.
+  return std::string(R"(# Full fine-tuning: every weight trains.
+# A starter written by `tailor init full`: check it with `tailor validate FILE`, train with
+# `tailor train FILE`, shorten a try with `train.steps=10`. Every key: docs/config-reference.md.
 output:
   dir: runs/full             # config.resolved.yaml, metrics.jsonl, tb/, checkpoints/, export/
 
@@ -77,8 +77,9 @@ train:
 }
 
 std::string lora_preset() {
-  return std::string(R"(# LoRA: low-rank adapters beside the attention projections train, the base model stays frozen.
-# A starter written by `tailor init lora`; check it with `tailor validate FILE`, train with
+  return std::string(R"(# LoRA: low-rank adapters train, the base model stays frozen.
+# The adapters sit beside the attention projections (peft.target_modules). A starter written by
+# `tailor init lora`: check it with `tailor validate FILE`, train with
 # `tailor train FILE`. The export holds the merged model and export/adapter/ (PEFT format).
 # Every key: docs/config-reference.md; the methods: docs/peft.md.
 output:
@@ -114,10 +115,11 @@ peft:
 }
 
 std::string translation_preset() {
-  return std::string(R"(# Translation: pairs of sentences, loss on the target side only, BLEU and chrF on the dev set
-# during training and the best checkpoint kept. A starter written by `tailor init translation`;
-# check it with `tailor validate FILE`, train with `tailor train FILE`, then score a checkpoint
-# with `tailor eval FILE --checkpoint runs/translation/checkpoints/best`.
+  return std::string(R"(# Translation: sentence pairs, loss on the target side only.
+# BLEU and chrF on the dev set during training, and the best checkpoint kept. A starter written by
+# `tailor init translation`: check it with `tailor validate FILE`, train with `tailor train FILE`,
+# then score its best checkpoint with
+# `tailor eval FILE --checkpoint runs/translation/checkpoints/best`.
 # Every key: docs/config-reference.md; evaluation: docs/evaluation.md.
 output:
   dir: runs/translation
@@ -158,8 +160,8 @@ runtime:
 }
 
 std::string chat_preset() {
-  return std::string(R"(# Chat: multi-turn conversations in a chat template, loss on the assistant's turns only.
-# A starter written by `tailor init chat`; check it with `tailor validate FILE`, train with
+  return std::string(R"(# Chat: conversations in a chat template, loss on the assistant's turns.
+# A starter written by `tailor init chat`: check it with `tailor validate FILE`, train with
 # `tailor train FILE`, then talk to it with
 # `tailor generate --checkpoint runs/chat --template llama3 --prompt "What does love mean?"`.
 # Every key: docs/config-reference.md; data and templates: docs/data.md.

@@ -27,7 +27,8 @@ struct BundledConfig {
 };
 
 // The bundled configs, by file name, of the first directory of `candidates` that has any.
-[[nodiscard]] std::vector<BundledConfig> bundled_configs(const std::vector<std::string>& candidates);
+[[nodiscard]] std::vector<BundledConfig> bundled_configs(
+    const std::vector<std::string>& candidates);
 
 // The first sentence of the comment block that opens a YAML text (lines starting with "#",
 // joined), or "" when it opens with none.

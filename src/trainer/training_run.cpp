@@ -425,7 +425,8 @@ std::vector<std::pair<std::string, double>> TrainingRun::generation_scores() {
   const std::vector<std::vector<std::string>> refs{answers.references};
   const eval::CorpusMetrics m = eval::compute_metrics(answers.hypotheses, refs);
   backend::Buffer values(DType::kF64, Shape{static_cast<std::int64_t>(wanted.size())});
-  for (std::size_t i = 0; i < wanted.size(); ++i) values.ptr<double>()[i] = metric_value(m, wanted[i]);
+  for (std::size_t i = 0; i < wanted.size(); ++i)
+    values.ptr<double>()[i] = metric_value(m, wanted[i]);
   grid_->world().broadcast(values.tensor(), 0);
   std::vector<std::pair<std::string, double>> out;
   for (std::size_t i = 0; i < wanted.size(); ++i)

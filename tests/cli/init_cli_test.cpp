@@ -36,7 +36,8 @@ TEST(Init, EveryPresetValidatesAndTrains) {
     const auto v = run_tailor("validate " + path, tmp);
     EXPECT_EQ(v.code, 0) << preset << ": " << v.err;
     // Two steps of it run (the length key switched by override, as the docs show).
-    const std::string length = preset == "chat" ? " train.epochs=0 train.steps=2" : " train.steps=2";
+    const std::string length =
+        preset == "chat" ? " train.epochs=0 train.steps=2" : " train.steps=2";
     const auto t = run_tailor("train " + path + length +
                                   " runtime.device=cpu runtime.threads=2 train.eval_every=2"
                                   " data.cache_dir=" + tmp / "cache" + " output.dir=" +

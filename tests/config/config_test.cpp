@@ -357,7 +357,8 @@ TEST(ConfigLoad, BundledConfigsShortenWithAnOverride) {
     EXPECT_GT(c.schedule.warmup_ratio, 0.0) << path;
   }
   // Switching a config to epochs, or to a warmup in steps, is an override too (0: not used).
-  EXPECT_EQ(load_config("configs/quickstart.yaml", {"train.steps=0", "train.epochs=2"}).train.epochs, 2);
+  EXPECT_EQ(
+      load_config("configs/quickstart.yaml", {"train.steps=0", "train.epochs=2"}).train.epochs, 2);
   EXPECT_EQ(load_config("configs/quickstart.yaml",
                         {"schedule.warmup_ratio=0", "schedule.warmup_steps=5"})
                 .schedule.warmup_steps,
@@ -824,7 +825,8 @@ const BadCase kBadCases[] = {
     {"eval_metrics_twice", kBase, {"train.eval_metrics=[chrf, chrf]"},
      {"<override 1>: train.eval_metrics: must be a list of distinct names of bleu, chrf, rouge_l, "
       "exact_match (e.g. [bleu, chrf])"}},
-    {"eval_metrics_need_dev_records", kBase, {"train.eval_metrics=[bleu]", "data.valid_fraction=0.1"},
+    {"eval_metrics_need_dev_records", kBase,
+     {"train.eval_metrics=[bleu]", "data.valid_fraction=0.1"},
      {"<override 1>: train.eval_metrics: needs data.valid, a JSONL file whose records carry "
       "reference answers (data.valid_fraction holds out tokenized documents, which have none)"}},
     {"eval_metrics_not_tensor_parallel", kBase,

@@ -117,14 +117,33 @@ json manifest_to_json(const Manifest& m) {
 }
 
 json rank_state_to_json(const RankState& s) {
-  return {{"rank", s.rank},
-          {"tp_rank", s.tp_rank},
-          {"dp_rank", s.dp_rank},
-          {"step", s.step},
-          {"data_cursor", s.data_cursor},
-          {"skipped_steps", s.skipped_steps},
-          {"consecutive_skips", s.consecutive_skips},
-          {"rng", {{"generator", "philox4x32-10"}, {"seed", s.seed}}}};
+  json j = {{"rank", s.rank},
+            {"tp_rank", s.tp_rank},
+            {"dp_rank", s.dp_rank},
+            {"step", s.step},
+            {"data_cursor", s.data_cursor},
+            {"skipped_steps", s.skipped_steps},
+            {"consecutive_skips", s.consecutive_skips},
+            {"rng", {{"generator", "philox4x32-10"}, {"seed", s.seed}}}};
+  if (s.best_step > 0)  // checkpoint.keep_best (absent from runs without it)
+    j["best"] = {{"step", s.best_step},
+                 {"metric", s.best_metric},
+                 {"value", s.best_value},
+                 {"evals_since", s.evals_since_best}};
+  return j;
+}
+
+// Points checkpoints/<link> at step directory `name`, atomically (a new link renamed over it).
+void replace_link(const std::string& checkpoints_dir, const std::string& link,
+                  const std::string& name) {
+  std::error_code ec;
+  const std::string link_tmp = checkpoints_dir + "/." + link + ".tmp";
+  fs::remove(link_tmp, ec);
+  fs::create_directory_symlink(name, link_tmp, ec);
+  if (ec) throw_runtime_error("{}: cannot create: {}", link_tmp, ec.message());
+  fs::rename(link_tmp, checkpoints_dir + "/" + link, ec);
+  if (ec) throw_runtime_error("{}/{}: cannot replace: {}", checkpoints_dir, link, ec.message());
+  fsync_path(checkpoints_dir, true);
 }
 
 // Elements of target placement pt's flat range whose global index lies inside `stored` (the
@@ -239,13 +258,8 @@ std::string commit(const SaveRequest& req, int world_size, const std::string& tm
   fs::remove_all(final_dir + ".old", ec);
   fsync_path(req.checkpoints_dir, true);
   fault_point("latest", 0);
-  const std::string link_tmp = req.checkpoints_dir + "/.latest.tmp";
-  fs::remove(link_tmp, ec);
-  fs::create_directory_symlink(name, link_tmp, ec);
-  if (ec) throw_runtime_error("{}: cannot create: {}", link_tmp, ec.message());
-  fs::rename(link_tmp, req.checkpoints_dir + "/latest", ec);
-  if (ec) throw_runtime_error("{}/latest: cannot replace: {}", req.checkpoints_dir, ec.message());
-  fsync_path(req.checkpoints_dir, true);
+  replace_link(req.checkpoints_dir, "latest", name);
+  if (req.best) replace_link(req.checkpoints_dir, "best", name);
   try {
     prune_checkpoints(req.checkpoints_dir, req.keep_last, req.keep_every);
   } catch (const Error& e) {
@@ -367,6 +381,7 @@ PendingSave begin_save(const SaveRequest& req, comm::Communicator& world) {
   commit_req.config_yaml = req.config_yaml;
   commit_req.keep_last = req.keep_last;
   commit_req.keep_every = req.keep_every;
+  commit_req.best = req.best;
   p.thread_ = std::thread([out = p.outcome_, req = std::move(commit_req), rank, world_size, tmp,
                            final_dir, name, mine] {
     try {
@@ -425,13 +440,25 @@ std::vector<CheckpointRef> list_checkpoints(const std::string& checkpoints_dir) 
   return out;
 }
 
-std::optional<std::string> latest_checkpoint(const std::string& checkpoints_dir) {
+namespace {
+
+std::optional<std::string> linked_checkpoint(const std::string& checkpoints_dir, const char* name) {
   std::error_code ec;
-  const fs::path link = fs::path(checkpoints_dir) / "latest";
+  const fs::path link = fs::path(checkpoints_dir) / name;
   if (!fs::is_symlink(link, ec)) return std::nullopt;
   const fs::path target = fs::read_symlink(link, ec);
   if (ec || !parse_step_dir(target.filename().string())) return std::nullopt;
   return (fs::path(checkpoints_dir) / target.filename()).string();
+}
+
+}  // namespace
+
+std::optional<std::string> latest_checkpoint(const std::string& checkpoints_dir) {
+  return linked_checkpoint(checkpoints_dir, "latest");
+}
+
+std::optional<std::string> best_checkpoint(const std::string& checkpoints_dir) {
+  return linked_checkpoint(checkpoints_dir, "best");
 }
 
 Manifest read_manifest(const std::string& dir) {
@@ -564,12 +591,13 @@ void prune_checkpoints(const std::string& checkpoints_dir, std::int64_t keep_las
   if (keep_last <= 0) return;
   const std::vector<CheckpointRef> all = list_checkpoints(checkpoints_dir);
   const std::optional<std::string> latest = latest_checkpoint(checkpoints_dir);
+  const std::optional<std::string> best = best_checkpoint(checkpoints_dir);
   const std::size_t n = all.size();
   for (std::size_t i = 0; i < n; ++i) {
     const CheckpointRef& c = all[i];
     const bool recent = i + static_cast<std::size_t>(keep_last) >= n;
     const bool milestone = keep_every > 0 && c.step % keep_every == 0;
-    if (recent || milestone || (latest && *latest == c.dir)) continue;
+    if (recent || milestone || (latest && *latest == c.dir) || (best && *best == c.dir)) continue;
     const std::string doomed = c.dir + ".deleting";
     fs::rename(c.dir, doomed, ec);
     if (ec) throw_runtime_error("{}: cannot remove: {}", c.dir, ec.message());
@@ -592,6 +620,12 @@ RankState read_rank_state(const std::string& dir, int rank) {
     s.skipped_steps = j.at("skipped_steps").get<std::int64_t>();
     s.consecutive_skips = j.at("consecutive_skips").get<std::int64_t>();
     s.seed = j.at("rng").at("seed").get<std::uint64_t>();
+    if (j.contains("best")) {
+      s.best_step = j.at("best").at("step").get<std::int64_t>();
+      s.best_metric = j.at("best").at("metric").get<std::string>();
+      s.best_value = j.at("best").at("value").get<double>();
+      s.evals_since_best = j.at("best").at("evals_since").get<std::int64_t>();
+    }
   } catch (const json::exception& e) {
     throw_user_error(path, "malformed: {}", e.what());
   }

@@ -11,6 +11,7 @@
 //     manifest.json                    format version, step, layout, config hash, determinism
 //                                      record, PEFT base identity, SHA-256 and size of every file
 //   checkpoints/latest -> step_<N>     a symlink, replaced atomically after the directory is whole
+//   checkpoints/best -> step_<N>       the same for the best evaluation (checkpoint.keep_best)
 //
 // A tensor replicated over TP ranks (norms, replicated KV heads, replicated LoRA factors) is saved
 // once, by the first rank of its replica group (tp rank % replicas == 0). A PEFT run saves only
@@ -79,6 +80,11 @@ struct RankState {
   std::int64_t consecutive_skips = 0;
   std::uint64_t seed = 0;                    // the counter-based RNG's key (its counters derive
                                              // from step and element indices: no other state)
+  // checkpoint.keep_best: the best evaluation so far (written only once there is one).
+  std::int64_t best_step = 0;                // 0: none yet
+  std::string best_metric;                   // the metric compared (checkpoint.keep_best's name)
+  double best_value = 0.0;
+  std::int64_t evals_since_best = 0;         // evaluations since, for early stopping
 };
 
 // Everything one rank contributes to a save.
@@ -96,6 +102,7 @@ struct SaveRequest {
   std::string config_yaml;
   std::int64_t keep_last = 0;                // retention (0: keep all)
   std::int64_t keep_every = 0;               // also keep steps that are multiples of this
+  bool best = false;                         // this step is the best evaluation: `best` names it
 };
 
 // A save whose files are written (the tensors are copied out: training may change them) while
@@ -142,6 +149,8 @@ struct CheckpointRef {
 [[nodiscard]] std::vector<CheckpointRef> list_checkpoints(const std::string& checkpoints_dir);
 // The directory `latest` names, if it exists.
 [[nodiscard]] std::optional<std::string> latest_checkpoint(const std::string& checkpoints_dir);
+// The directory `best` names (checkpoint.keep_best), if it exists.
+[[nodiscard]] std::optional<std::string> best_checkpoint(const std::string& checkpoints_dir);
 
 // Reads and checks manifest.json (format, version, file names inside the directory). UserError
 // "dir/manifest.json: reason".
@@ -164,8 +173,8 @@ struct FileCheck {
                                                           std::vector<std::string>* rejected);
 
 // Removes committed checkpoints beyond the newest `keep_last` (0: none removed), except multiples
-// of `keep_every` and the one `latest` names; leftover .tmp directories of steps other than
-// `in_progress` go too.
+// of `keep_every` and the ones `latest` and `best` name; leftover .tmp directories of steps other
+// than `in_progress` go too.
 void prune_checkpoints(const std::string& checkpoints_dir, std::int64_t keep_last,
                        std::int64_t keep_every);
 

@@ -14,6 +14,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "checkpoint/hf_model.h"
 #include "checkpoint/inspect.h"
+#include "cli/starter_configs.h"
 #include "config/config.h"
 #include "trainer/run_dir.h"
 #include "data/tokenizer.h"
@@ -28,6 +29,8 @@
 #include "trainer/from_config.h"
 #include "trainer/plot.h"
 #include "trainer/prepare.h"
+#include "trainer/progress.h"
+#include "trainer/run_support.h"
 #include "trainer/trainer.h"
 
 namespace tailor::cli {
@@ -38,6 +41,49 @@ int run_validate(const std::string& config_path, const std::vector<std::string>&
   trainer::preflight(cfg, options);
   log::info("{}: valid ({} rank{})", config_path, options.world_size,
             options.world_size == 1 ? "" : "s");
+  return 0;
+}
+
+int run_init(const std::string& preset, const std::string& out_path) {
+  std::string names;
+  for (std::string_view p : starter_presets())
+    names += fmt::format("{}{}", names.empty() ? "" : ", ", p);
+  if (preset == "qlora")
+    throw_user_error("tailor init", "qlora: QLoRA is not built yet (NF4 base weights are on the "
+                     "roadmap, docs/peft.md); the presets are {}", names);
+  const std::optional<std::string> text = starter_config(preset);
+  if (!text)
+    throw_user_error("tailor init", "unknown preset \"{}\" (the presets are {})", preset, names);
+  if (out_path.empty()) {
+    std::fputs(text->c_str(), stdout);
+    return 0;
+  }
+  std::error_code ec;
+  if (std::filesystem::exists(std::filesystem::symlink_status(out_path, ec)))
+    throw_user_error(out_path, "exists; not overwritten (give another -o, or remove it first)");
+  trainer::write_file_atomic(out_path, *text);
+  log::info("wrote the {} starter to {}: check it with `tailor validate {}`, train with `tailor "
+            "train {}`",
+            preset, out_path, out_path, out_path);
+  return 0;
+}
+
+int run_configs() {
+  // Paths in configs are relative to the working directory (the repository root), so look there
+  // first; then beside the build directory the executable is in (build/tailor -> configs/).
+  namespace fs = std::filesystem;
+  std::vector<std::string> dirs = {"configs"};
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) dirs.push_back((exe.parent_path().parent_path() / "configs").string());
+  const std::vector<BundledConfig> configs = bundled_configs(dirs);
+  if (configs.empty())
+    throw_user_error("configs", "no bundled configs found (run tailor from the repository root); "
+                                "`tailor init` writes a starter config");
+  std::size_t width = 0;
+  for (const BundledConfig& c : configs) width = std::max(width, c.path.size());
+  for (const BundledConfig& c : configs)
+    std::printf("%-*s  %s\n", static_cast<int>(width), c.path.c_str(), c.description.c_str());
   return 0;
 }
 
@@ -211,20 +257,36 @@ void stream_completion(CpuModel& m, const eval::GenerationPrompt& prompt,
   log::info("{} tokens ({})", c[0].tokens.size(), eval::finish_reason_name(c[0].finish));
 }
 
-// Records: batches of `batch` prompts, one JSON line per record in order, flushed per batch.
+// Records: batches of `batch` prompts, one JSON line per record in order, flushed per batch. A
+// progress line goes to stderr each time another tenth of the records is done, and a summary at
+// the end.
 void write_completions(CpuModel& m, const std::vector<eval::GenerationPrompt>& prompts,
                        const eval::GenerateOptions& o, std::int64_t batch) {
   const auto step = static_cast<std::size_t>(batch);
+  const auto t0 = trainer::Clock::now();
+  const auto total = static_cast<std::int64_t>(prompts.size());
+  trainer::GenerateProgressPolicy policy;
+  std::int64_t tokens = 0;
   for (std::size_t first = 0; first < prompts.size(); first += step) {
     const std::size_t end = std::min(prompts.size(), first + step);
     std::vector<std::vector<std::int32_t>> ids;
     for (std::size_t i = first; i < end; ++i) ids.push_back(prompts[i].ids);
     // Each record draws from its own stream: the tokens do not depend on the batch size.
     const auto c = eval::generate(*m.model, m.tokenizer.get(), ids, o, {}, first);
-    for (std::size_t i = first; i < end; ++i)
+    for (std::size_t i = first; i < end; ++i) {
       std::printf("%s\n", completion_json(prompts[i], c[i - first]).c_str());
+      tokens += static_cast<std::int64_t>(c[i - first].tokens.size());
+    }
     std::fflush(stdout);
+    const auto done = static_cast<std::int64_t>(end);
+    if (policy.should_print(done, total))
+      log::info("{}", trainer::generate_progress_line(done, total, tokens,
+                                                      trainer::seconds_since(t0)));
   }
+  const double elapsed = trainer::seconds_since(t0);
+  log::info("generated {} completions, {} tokens in {} ({:.1f} tok/s)", total, tokens,
+            trainer::format_duration(elapsed),
+            elapsed > 0 ? static_cast<double>(tokens) / elapsed : 0.0);
 }
 
 }  // namespace

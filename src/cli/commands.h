@@ -19,6 +19,15 @@ namespace tailor::cli {
 int run_validate(const std::string& config_path, const std::vector<std::string>& overrides,
                  const trainer::PreflightOptions& options);
 
+// tailor init [PRESET] [-o FILE]: a commented starter config (cli/starter_configs.h) on stdout, or
+// written to FILE, which must not exist (UserError, exit 2: nothing is overwritten). An unknown
+// preset is a UserError listing the presets.
+int run_init(const std::string& preset, const std::string& out_path);
+
+// tailor configs: the bundled configs (configs/*.yaml under the working directory, else beside
+// the build directory of the executable) with their one-line descriptions.
+int run_configs();
+
 // tailor prepare CONFIG [key=value ...]: tokenizes the training data into data.cache_dir (or
 // finds it there) and prints the cache directory on stdout. Meant for one process (`tailor train`
 // under MPI has rank 0 prepare while the others wait).

@@ -7,17 +7,22 @@
 // A config error is found identically by every rank: rank 0 prints it and all ranks exit 2. Any
 // other failure on any rank is printed by that rank (naming it) and ends the whole job at once
 // through MPI_Abort with the rank's exit code, so a bad input still exits 2 and nothing hangs.
+#include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "cli/commands.h"
 #include "comm/mpi_communicator.h"
 #include "config/config.h"
+#include "config/scalars.h"
 #include "core/error.h"
 #include "core/logging.h"
 
@@ -42,6 +47,30 @@ void add_device_option(CLI::App* app, tailor::config::RuntimeDevice& out) {
          },
          "auto (a GPU when visible) | cpu | cuda")
       ->check(CLI::IsMember(names));
+}
+
+// The subcommands' names, in the order they were added.
+std::vector<std::string> command_names(const CLI::App& app) {
+  std::vector<std::string> names;
+  const std::function<bool(const CLI::App*)> all = [](const CLI::App*) { return true; };
+  for (const CLI::App* sub : app.get_subcommands(all)) names.push_back(sub->get_name());
+  return names;
+}
+
+bool is_command(const CLI::App& app, const std::string& name) {
+  const std::vector<std::string> names = command_names(app);
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// `tailor: unknown command "trian" (did you mean train?)`, or the list of commands.
+std::string unknown_command_message(const CLI::App& app, const std::string& given) {
+  const std::vector<std::string> names = command_names(app);
+  const std::optional<std::string> nearest = tailor::config::closest_key(given, names);
+  std::string list;
+  for (const std::string& n : names) list += (list.empty() ? "" : ", ") + n;
+  return nearest ? fmt::format("tailor: unknown command \"{}\" (did you mean {}?)", given, *nearest)
+                 : fmt::format("tailor: unknown command \"{}\" (commands: {}; see tailor --help)",
+                               given, list);
 }
 
 }  // namespace
@@ -72,6 +101,15 @@ int main(int argc, char** argv) {
 
   std::string config_path;
   std::vector<std::string> overrides;
+
+  std::string init_preset = "full", init_out;
+  CLI::App* init = app.add_subcommand(
+      "init", "write a commented starter config (presets: full, lora, translation, chat) to stdout "
+              "or -o FILE");
+  init->add_option("preset", init_preset, "full (default) | lora | translation | chat");
+  init->add_option("-o,--out", init_out, "write it to this file (never overwritten)");
+
+  CLI::App* configs = app.add_subcommand("configs", "list the bundled configs (configs/*.yaml)");
 
   CLI::App* validate = app.add_subcommand(
       "validate", "check a config and everything it names (files, model, data, layout) as train "
@@ -212,6 +250,11 @@ int main(int argc, char** argv) {
       ->required()
       ->take_all();
 
+  // An unknown command is named, with the nearest one when it looks like a typo.
+  if (argc > 1 && argv[1][0] != '-' && !is_command(app, argv[1])) {
+    if (rank == 0) std::fprintf(stderr, "%s\n", unknown_command_message(app, argv[1]).c_str());
+    return static_cast<int>(tailor::ExitCode::kUserError);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -240,6 +283,8 @@ int main(int argc, char** argv) {
     tailor::comm::abort_job(code);
   };
   try {
+    if (init->parsed()) return tailor::cli::run_init(init_preset, init_out);
+    if (configs->parsed()) return tailor::cli::run_configs();
     if (validate->parsed()) {
       if (rank != 0) return 0;  // rank 0 checks for the job (a problem ends every rank)
       return tailor::cli::run_validate(

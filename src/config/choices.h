@@ -177,6 +177,30 @@ struct EnumNames<PromptMetric> {
                                                    {PromptMetric::kExactMatch, "exact_match"}};
 };
 
+// train.eval_metrics: generation metrics of the dev answers at every evaluation during training
+// (src/eval/metrics.h: BLEU and chrF as sacreBLEU, ROUGE-L as rouge-score).
+enum class EvalMetric { kBleu, kChrf, kRougeL, kExactMatch };
+template <>
+struct EnumNames<EvalMetric> {
+  static constexpr Named<EvalMetric> kNames[] = {{EvalMetric::kBleu, "bleu"},
+                                                 {EvalMetric::kChrf, "chrf"},
+                                                 {EvalMetric::kRougeL, "rouge_l"},
+                                                 {EvalMetric::kExactMatch, "exact_match"}};
+};
+
+// checkpoint.keep_best: the evaluation metric whose best checkpoint is kept (and that early
+// stopping watches); the dev loss is better lower, the generation metrics higher.
+enum class BestMetric { kNone, kLoss, kBleu, kChrf, kRougeL, kExactMatch };
+template <>
+struct EnumNames<BestMetric> {
+  static constexpr Named<BestMetric> kNames[] = {{BestMetric::kNone, "none"},
+                                                 {BestMetric::kLoss, "loss"},
+                                                 {BestMetric::kBleu, "bleu"},
+                                                 {BestMetric::kChrf, "chrf"},
+                                                 {BestMetric::kRougeL, "rouge_l"},
+                                                 {BestMetric::kExactMatch, "exact_match"}};
+};
+
 // A chat template's system.placement: a turn of its own, or inside the first user turn.
 enum class SystemPlacement { kTurn, kFirstUser };
 template <>

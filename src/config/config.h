@@ -114,7 +114,8 @@ struct DataConfig {
 };
 
 struct TrainConfig {
-  std::int64_t steps = 0;
+  std::int64_t steps = 0;                // exactly one of steps and epochs is given; the trainer
+  std::int64_t epochs = 0;               // resolves epochs into steps once the data is packed
   std::uint64_t seed = 0;
   std::int64_t global_batch = 0;
   std::int64_t micro_batch = 0;          // 0 (`auto`): global_batch / parallel.data
@@ -122,6 +123,11 @@ struct TrainConfig {
   std::int64_t log_every = 1;
   std::int64_t max_skipped_steps = 5;
   std::int64_t eval_every = 0;
+  std::vector<EvalMetric> eval_metrics;  // generated on data.valid at every evaluation
+  std::int64_t eval_max_records = 100;   // dev records generated per evaluation (0: all)
+  std::int64_t eval_max_new_tokens = 128;
+  std::int64_t early_stopping_patience = 0;  // evaluations without improvement of
+                                             // checkpoint.keep_best's metric (0: never stop)
   Recompute recompute = Recompute::kNone;
 };
 
@@ -148,6 +154,7 @@ struct OptimizerConfig {
 struct ScheduleConfig {
   ScheduleType type = ScheduleType::kCosine;
   std::int64_t warmup_steps = 0;
+  double warmup_ratio = 0.0;             // or: warmup = ceil(ratio * train.steps) (not both)
   double min_lr_ratio = 0.0;
 };
 
@@ -155,6 +162,7 @@ struct CheckpointConfig {
   std::int64_t every_steps = 0;
   std::int64_t keep_last = 3;
   std::int64_t keep_every = 0;
+  BestMetric keep_best = BestMetric::kNone;  // also keep the best evaluation's checkpoint
 };
 
 struct ParallelConfig {

@@ -3,6 +3,7 @@
 #include "config/cross_field_rules.h"
 #include "core/environment.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -117,10 +118,75 @@ void resolve_train(SchemaReader& r, ExperimentConfig& c) {
                           t.global_batch, dp, t.micro_batch));
   }
   if (r.is_set("schedule.warmup_steps") && r.is_ok("schedule.warmup_steps") &&
-      r.is_ok("train.steps") && c.schedule.warmup_steps >= t.steps) {
+      r.is_ok("train.steps") && t.steps > 0 && c.schedule.warmup_steps >= t.steps) {
     r.problem("schedule.warmup_steps",
               fmt::format("must be < train.steps ({} >= {})", c.schedule.warmup_steps, t.steps));
   }
+}
+
+// How long a run is: train.steps or train.epochs, exactly one (epochs become steps once the data
+// is packed, trainer); the warmup as steps or as a fraction of them, not both.
+void check_length(SchemaReader& r, const ExperimentConfig& c) {
+  // (0 is "not used": an override can switch from one to the other)
+  const TrainConfig& t = c.train;
+  // (a missing train.steps, or one < 1 without train.epochs, is reported when it is read)
+  if (r.is_set("train.steps") && r.is_set("train.epochs") && r.is_ok("train.steps") &&
+      r.is_ok("train.epochs")) {
+    if (t.steps == 0 && t.epochs == 0)
+      r.problem("train.steps", "must be >= 1, or train.epochs >= 1 (both are 0)");
+    else if (t.steps > 0 && t.epochs > 0)
+      r.problem("train.epochs", "give train.steps or train.epochs, not both (set the other to 0)");
+  }
+  // (0 is "not used": an override can switch from one to the other)
+  if (r.is_set("schedule.warmup_steps") && r.is_set("schedule.warmup_ratio") &&
+      c.schedule.warmup_steps > 0 && c.schedule.warmup_ratio > 0.0)
+    r.problem("schedule.warmup_ratio",
+              "give schedule.warmup_steps or schedule.warmup_ratio, not both (set the other to 0)");
+}
+
+// Generation metrics during training, the best checkpoint and early stopping.
+void check_evaluation(SchemaReader& r, const ExperimentConfig& c) {
+  const TrainConfig& t = c.train;
+  const DataConfig& d = c.data;
+  const bool has_dev = !d.valid.empty() || d.valid_fraction > 0.0;
+  if (r.is_ok("train.eval_metrics") && !t.eval_metrics.empty()) {
+    if (d.valid.empty())
+      r.problem("train.eval_metrics",
+                d.valid_fraction > 0.0
+                    ? "needs data.valid, a JSONL file whose records carry reference answers "
+                      "(data.valid_fraction holds out tokenized documents, which have none)"
+                    : "needs data.valid, a JSONL file whose records carry reference answers");
+    else if (r.is_ok("data.format") && d.format != DataFormat::kJsonl)
+      r.problem("train.eval_metrics", "needs data.format: jsonl (records with reference answers)");
+    if (r.is_ok("parallel.tensor") && c.parallel.tensor > 1)
+      r.problem("train.eval_metrics",
+                fmt::format("needs parallel.tensor 1 (got {}): generation does not run "
+                            "tensor-parallel yet; score checkpoints with `tailor eval`",
+                            c.parallel.tensor));
+  }
+  if (r.is_ok("train.eval_metrics") && t.eval_metrics.empty())
+    for (const char* key : {"train.eval_max_records", "train.eval_max_new_tokens"})
+      if (r.is_set(key)) r.problem(key, "only used with train.eval_metrics");
+  const BestMetric best = c.checkpoint.keep_best;
+  if (r.is_ok("checkpoint.keep_best") && best != BestMetric::kNone) {
+    if (!has_dev) {
+      r.problem("checkpoint.keep_best", "needs validation data (data.valid or "
+                                        "data.valid_fraction)");
+    } else if (r.is_ok("train.eval_every") && t.eval_every == 0) {
+      r.problem("checkpoint.keep_best",
+                "needs train.eval_every > 0: evaluations during training to compare");
+    }
+    if (best != BestMetric::kLoss && r.is_ok("train.eval_metrics")) {
+      const auto wanted = from_name<EvalMetric>(name_of(best));
+      if (std::find(t.eval_metrics.begin(), t.eval_metrics.end(), wanted) == t.eval_metrics.end())
+        r.problem("checkpoint.keep_best",
+                  fmt::format("{} is not computed: add it to train.eval_metrics", best));
+    }
+  }
+  if (r.is_ok("train.early_stopping_patience") && t.early_stopping_patience > 0 &&
+      r.is_ok("checkpoint.keep_best") && best == BestMetric::kNone)
+    r.problem("train.early_stopping_patience",
+              "needs checkpoint.keep_best: the metric that must improve");
 }
 
 void check_optimizer(SchemaReader& r, const ExperimentConfig& c) {
@@ -182,6 +248,8 @@ void apply_cross_field_rules(SchemaReader& r, ExperimentConfig& c) {
   resolve_model(r, c);
   check_data(r, c);
   resolve_train(r, c);
+  check_length(r, c);
+  check_evaluation(r, c);
   check_optimizer(r, c);
   check_build_limits(r, c);
   check_peft(r, c);

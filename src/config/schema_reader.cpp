@@ -85,6 +85,10 @@ std::string SchemaReader::path_of(std::string_view key) const {
   return fmt::format("{}.{}", section_, key);
 }
 
+bool SchemaReader::given(std::string_view key) const {
+  return section_node_ != nullptr && section_node_->find(key) != nullptr;
+}
+
 const YamlNode* SchemaReader::lookup(std::string_view key, Presence presence) {
   known_keys_.emplace_back(key);
   KeyState& state = keys_[path_of(key)];

@@ -79,6 +79,10 @@ class SchemaReader {
   // Converts one float value found at `path` (used for sequence items too).
   bool convert_float(const YamlNode& node, std::string_view path, double& out, FloatRange range);
 
+  // Whether the current section gives `key` (nothing is recorded: for a key whose rules depend
+  // on another key of its section).
+  [[nodiscard]] bool given(std::string_view key) const;
+
   // Facts about "section.key" paths, for cross-field rules.
   [[nodiscard]] bool is_set(std::string_view path) const;  // given in the file or an override
   [[nodiscard]] bool is_ok(std::string_view path) const;  // usable: valid, or absent with a default

@@ -16,7 +16,9 @@ void write_section(YamlWriter& w, const Section<S>& section, const ExperimentCon
   for (const Field<S>& f : section.fields) {
     if (section.writes_key != nullptr && !section.writes_key(s, f.key)) continue;
     if (f.written != nullptr && !f.written(s)) {
-      if (f.omitted_note != nullptr) w.comment(f.omitted_note(s));
+      // (an empty note: nothing)
+      if (f.omitted_note != nullptr)
+        if (const std::string note = f.omitted_note(s); !note.empty()) w.comment(note);
       continue;
     }
     f.type.write(w, f.key, s);

@@ -191,13 +191,15 @@ TokenizedCorpus build_corpus(const CorpusSpec& spec, const Tokenizer& tokenizer,
     if (spec.format == DataFormat::kText) {
       parts.push_back(tokenize_text(text, src.path, spec.split, tokenizer));
       if (progress != nullptr) {
+        progress->records_read += parts.back().num_documents();
         progress->records_done += parts.back().num_documents();
         progress->bytes_parsed += bytes;
         progress->bytes_tokenized += bytes;
       }
     } else {
       JsonlData data = parse_jsonl(text, src.path, spec.skip_invalid, spec.threads,
-                                   progress != nullptr ? &progress->bytes_parsed : nullptr);
+                                   progress != nullptr ? &progress->bytes_parsed : nullptr,
+                                   progress != nullptr ? &progress->records_read : nullptr);
       for (const auto& [kind, count] : data.skipped) stats.skipped[kind] += count;
       parts.push_back(
           tokenize_records(data.records, spec.tmpl, tokenizer, spec.threads, progress, bytes));

@@ -34,12 +34,14 @@ struct DataSource {
 // prepare`). bytes_total is set before anything moves; every source byte is counted twice, once
 // when its line is parsed and once when its record is tokenized (each record counting its share of
 // its source's bytes; text sources count whole), so the work done is (parsed + tokenized) /
-// (2 * total).
+// (2 * total). Records are counted when read (a JSONL line parsed; a text source's documents
+// once it is split) and again when tokenized, so the count moves in both halves of the work.
 struct BuildProgress {
   std::atomic<std::int64_t> bytes_total{0};
   std::atomic<std::int64_t> bytes_parsed{0};
   std::atomic<std::int64_t> bytes_tokenized{0};
-  std::atomic<std::int64_t> records_done{0};
+  std::atomic<std::int64_t> records_read{0};
+  std::atomic<std::int64_t> records_done{0};  // tokenized
 
   [[nodiscard]] double fraction() const;
 };

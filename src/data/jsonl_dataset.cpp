@@ -179,7 +179,8 @@ std::size_t first_bad_line(const std::vector<LineResult>& results) {
 }  // namespace
 
 JsonlData parse_jsonl(const std::string& text, const std::string& name, bool skip_invalid,
-                      int threads, std::atomic<std::int64_t>* bytes_parsed) {
+                      int threads, std::atomic<std::int64_t>* bytes_parsed,
+                      std::atomic<std::int64_t>* records_parsed) {
   // Line boundaries first, then the lines are parsed in parallel blocks; results are merged in
   // line order, so the first bad line reported and the records are the same for any thread count.
   std::vector<std::string_view> lines;
@@ -192,14 +193,18 @@ JsonlData parse_jsonl(const std::string& text, const std::string& name, bool ski
   const bool last_unterminated = !text.empty() && text.back() != '\n';
   std::vector<LineResult> results(lines.size());
   const auto work = [&](std::size_t b, std::size_t e) {
-    std::int64_t pending = 0;  // bytes not yet added to bytes_parsed (added every 256 lines)
+    // Bytes and records not yet added to the counters (added every 256 lines).
+    std::int64_t pending = 0, pending_records = 0;
     for (std::size_t i = b; i < e; ++i) {
       const bool last = last_unterminated && i + 1 == lines.size();
       results[i] = parse_line(lines[i], static_cast<std::int64_t>(i) + 1, last);
       pending += static_cast<std::int64_t>(lines[i].size()) + (last ? 0 : 1);
-      if (bytes_parsed != nullptr && ((i - b) % 256 == 255 || i + 1 == e)) {
-        bytes_parsed->fetch_add(pending, std::memory_order_relaxed);
-        pending = 0;
+      pending_records += results[i].record ? 1 : 0;
+      if ((i - b) % 256 == 255 || i + 1 == e) {
+        if (bytes_parsed != nullptr) bytes_parsed->fetch_add(pending, std::memory_order_relaxed);
+        if (records_parsed != nullptr)
+          records_parsed->fetch_add(pending_records, std::memory_order_relaxed);
+        pending = pending_records = 0;
       }
     }
   };

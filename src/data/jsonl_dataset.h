@@ -45,11 +45,12 @@ struct JsonlData {
 // `name` stands for the file in messages. Without skip_invalid, bad lines are a UserError (one
 // bad line) or UserErrors listing each (`name:LINE: reason`, the first 20, then a count). No valid
 // record at all is a UserError even with skip_invalid.
-// `bytes_parsed`, when given, advances by each line's bytes as it is parsed (a progress counter
-// another thread may read).
+// `bytes_parsed`, when given, advances by each line's bytes as it is parsed, and
+// `records_parsed` by each record found (progress counters another thread may read).
 [[nodiscard]] JsonlData parse_jsonl(const std::string& text, const std::string& name,
                                     bool skip_invalid, int threads = 1,
-                                    std::atomic<std::int64_t>* bytes_parsed = nullptr);
+                                    std::atomic<std::int64_t>* bytes_parsed = nullptr,
+                                    std::atomic<std::int64_t>* records_parsed = nullptr);
 [[nodiscard]] JsonlData load_jsonl(const std::string& path, bool skip_invalid, int threads = 1);
 
 // Reads a whole file (UserError `path: cannot read: ...`).

@@ -221,7 +221,7 @@ std::string base_model_identity(const config::ExperimentConfig& cfg) {
 }
 
 checkpoint::PendingSave save_training_checkpoint(const CheckpointContext& ctx,
-                                                 const checkpoint::RankState& state) {
+                                                 const checkpoint::RankState& state, bool best) {
   const config::ExperimentConfig& cfg = *ctx.cfg;
   comm::ProcessGrid& grid = *ctx.grid;
   checkpoint::SaveRequest req;
@@ -276,6 +276,7 @@ checkpoint::PendingSave save_training_checkpoint(const CheckpointContext& ctx,
     req.config_yaml = config::to_yaml(cfg);
     req.keep_last = cfg.checkpoint.keep_last;
     req.keep_every = cfg.checkpoint.keep_every;
+    req.best = best;
   }
   return checkpoint::begin_save(req, grid.world());
 }

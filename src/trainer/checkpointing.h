@@ -30,10 +30,11 @@ struct CheckpointContext {
 };
 
 // Collectively writes step `state.step` under <output.dir>/checkpoints and returns the pending
-// commit (fsync, hashes, manifest, rename, latest run in the background while training goes on;
-// finish() it before the next save and before exiting).
+// commit (fsync, hashes, manifest, rename, latest (and best, when `best`) run in the background
+// while training goes on; finish() it before the next save and before exiting).
 [[nodiscard]] checkpoint::PendingSave save_training_checkpoint(const CheckpointContext& ctx,
-                                                               const checkpoint::RankState& state);
+                                                               const checkpoint::RankState& state,
+                                                               bool best = false);
 
 // Loads a verified checkpoint into the model (trainable tensors only for a PEFT run, all of them
 // otherwise) and the optimizer; returns the counters to continue from. UserError "dir: reason"

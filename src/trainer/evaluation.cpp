@@ -81,54 +81,15 @@ std::pair<double, std::int64_t> dev_loss(LoadedModel& m, const config::Experimen
   return {r.loss, r.count};
 }
 
-struct Generated {
-  std::vector<std::string> prompts, hypotheses, references;
-};
+using Generated = DevAnswers;
 
 // Greedy generation for the records with a reference, with the config's template.
 Generated generate_dev(LoadedModel& m, const config::ExperimentConfig& cfg, const std::string& path,
                        const EvalOptions& o) {
-  const data::TemplateSpec tmpl = corpus_spec_from_config(cfg, 1).tmpl;
-  std::vector<eval::GenerationPrompt> prompts;
-  // A prompt must leave room for at least one generated token within the model's positions (its
-  // virtual tokens included); longer ones are counted and skipped.
-  const std::int64_t room =
-      m.model->spec().max_position_embeddings - m.model->virtual_tokens() - 1;
-  std::int64_t too_long = 0;
-  for (const data::Record& r : eval::read_generation_records(path)) {
-    eval::GenerationPrompt p = eval::generation_prompt(r, tmpl, *m.tokenizer);
-    if (!p.reference || p.ids.empty()) continue;
-    if (static_cast<std::int64_t>(p.ids.size()) > room) {
-      ++too_long;
-      continue;
-    }
-    prompts.push_back(std::move(p));
-    if (o.max_records > 0 && static_cast<std::int64_t>(prompts.size()) >= o.max_records) break;
-  }
-  if (too_long > 0)
-    log::warn("{}: {} records skipped for generation: their prompts leave no room within the "
-              "model's {} positions",
-              path, too_long, m.model->spec().max_position_embeddings);
-  Generated g;
-  if (prompts.empty()) return g;
-  eval::GenerateOptions go;
-  go.max_new_tokens = o.max_new_tokens;
-  go.max_length = m.model->spec().max_position_embeddings;
-  go.stop_ids = eval::response_end_ids(tmpl.preset, *m.tokenizer);
-  constexpr std::size_t kBatch = 8;
-  for (std::size_t b = 0; b < prompts.size(); b += kBatch) {
-    const std::size_t e = std::min(prompts.size(), b + kBatch);
-    std::vector<std::vector<std::int32_t>> ids;
-    for (std::size_t i = b; i < e; ++i) ids.push_back(prompts[i].ids);
-    const auto out = eval::generate(*m.model, m.tokenizer.get(), ids, go, {}, b);
-    for (std::size_t i = b; i < e; ++i) {
-      g.prompts.push_back(prompts[i].prompt);
-      g.hypotheses.push_back(out[i - b].text);
-      g.references.push_back(*prompts[i].reference);
-    }
-    log::info("generated {}/{} dev answers", e, prompts.size());
-  }
-  return g;
+  const std::vector<eval::GenerationPrompt> prompts =
+      dev_generation_prompts(cfg, path, *m.tokenizer, *m.model, o.max_records);
+  return generate_dev_answers(*m.model, *m.tokenizer, cfg, prompts, o.max_new_tokens,
+                              /*log_progress=*/true);
 }
 
 void write_hypotheses(const std::string& path, const Generated& g) {
@@ -143,18 +104,79 @@ void write_hypotheses(const std::string& path, const Generated& g) {
 }
 
 double metric_value(const eval::CorpusMetrics& m, config::PromptMetric metric) {
-  switch (metric) {
-    case config::PromptMetric::kBleu: return m.bleu.score;
-    case config::PromptMetric::kChrf: return m.chrf.score;
-    case config::PromptMetric::kRougeL: return m.rouge_l;
-    case config::PromptMetric::kExactMatch: return m.exact_match;
-    case config::PromptMetric::kLoss: break;
-  }
-  TAILOR_ASSERT(false, "prompt_search.metric {} is not a generation metric", metric);
-  return 0.0;
+  const std::optional<config::EvalMetric> e = config::from_name<config::EvalMetric>(
+      config::name_of(metric));
+  TAILOR_ASSERT(e.has_value(), "prompt_search.metric {} is not a generation metric", metric);
+  return trainer::metric_value(m, *e);
 }
 
 }  // namespace
+
+std::vector<eval::GenerationPrompt> dev_generation_prompts(const config::ExperimentConfig& cfg,
+                                                           const std::string& path,
+                                                           const data::Tokenizer& tokenizer,
+                                                           const model::Transformer& model,
+                                                           std::int64_t max_records) {
+  const data::TemplateSpec tmpl = corpus_spec_from_config(cfg, 1).tmpl;
+  std::vector<eval::GenerationPrompt> prompts;
+  // A prompt must leave room for at least one generated token within the model's positions (its
+  // virtual tokens included); longer ones are counted and skipped.
+  const std::int64_t room = model.spec().max_position_embeddings - model.virtual_tokens() - 1;
+  std::int64_t too_long = 0;
+  for (const data::Record& r : eval::read_generation_records(path)) {
+    eval::GenerationPrompt p = eval::generation_prompt(r, tmpl, tokenizer);
+    if (!p.reference || p.ids.empty()) continue;
+    if (static_cast<std::int64_t>(p.ids.size()) > room) {
+      ++too_long;
+      continue;
+    }
+    prompts.push_back(std::move(p));
+    if (max_records > 0 && static_cast<std::int64_t>(prompts.size()) >= max_records) break;
+  }
+  if (too_long > 0)
+    log::warn("{}: {} records skipped for generation: their prompts leave no room within the "
+              "model's {} positions",
+              path, too_long, model.spec().max_position_embeddings);
+  return prompts;
+}
+
+DevAnswers generate_dev_answers(model::Transformer& model, const data::Tokenizer& tokenizer,
+                                const config::ExperimentConfig& cfg,
+                                const std::vector<eval::GenerationPrompt>& prompts,
+                                std::int64_t max_new_tokens, bool log_progress) {
+  DevAnswers g;
+  if (prompts.empty()) return g;
+  const data::TemplateSpec tmpl = corpus_spec_from_config(cfg, 1).tmpl;
+  eval::GenerateOptions go;
+  go.max_new_tokens = max_new_tokens;
+  go.max_length = model.spec().max_position_embeddings;
+  go.stop_ids = eval::response_end_ids(tmpl.preset, tokenizer);
+  constexpr std::size_t kBatch = 8;
+  for (std::size_t b = 0; b < prompts.size(); b += kBatch) {
+    const std::size_t e = std::min(prompts.size(), b + kBatch);
+    std::vector<std::vector<std::int32_t>> ids;
+    for (std::size_t i = b; i < e; ++i) ids.push_back(prompts[i].ids);
+    const auto out = eval::generate(model, &tokenizer, ids, go, {}, b);
+    for (std::size_t i = b; i < e; ++i) {
+      g.prompts.push_back(prompts[i].prompt);
+      g.hypotheses.push_back(out[i - b].text);
+      g.references.push_back(*prompts[i].reference);
+    }
+    if (log_progress) log::info("generated {}/{} dev answers", e, prompts.size());
+  }
+  return g;
+}
+
+double metric_value(const eval::CorpusMetrics& m, config::EvalMetric metric) {
+  switch (metric) {
+    case config::EvalMetric::kBleu: return m.bleu.score;
+    case config::EvalMetric::kChrf: return m.chrf.score;
+    case config::EvalMetric::kRougeL: return m.rouge_l;
+    case config::EvalMetric::kExactMatch: return m.exact_match;
+  }
+  TAILOR_ASSERT(false, "unknown metric {}", static_cast<int>(metric));
+  return 0.0;
+}
 
 std::string eval_report_json(const EvalReport& r) {
   nlohmann::ordered_json j;

@@ -17,7 +17,10 @@
 #include <vector>
 
 #include "config/config.h"
+#include "data/tokenizer.h"
+#include "eval/generation_prompt.h"
 #include "eval/metrics.h"
+#include "model/transformer.h"
 
 namespace tailor::trainer {
 
@@ -45,6 +48,29 @@ struct EvalReport {
 [[nodiscard]] std::string eval_report_json(const EvalReport& r);
 
 [[nodiscard]] EvalReport evaluate(const config::ExperimentConfig& cfg, const EvalOptions& options);
+
+// The records of dev file `path` that carry a reference answer, as prompts rendered with the
+// config's template and tokenizer: at most `max_records` (0: all), in file order; prompts that
+// leave no room for an answer within the model's positions are skipped (and counted in a warning).
+[[nodiscard]] std::vector<eval::GenerationPrompt> dev_generation_prompts(
+    const config::ExperimentConfig& cfg, const std::string& path, const data::Tokenizer& tokenizer,
+    const model::Transformer& model, std::int64_t max_records);
+
+// Greedy answers to those prompts (batches of 8, stopping at the template's end of turn), with
+// their prompts and references: what the metrics score. Collective over the model's TP group.
+// With `log_progress`, a line per batch.
+struct DevAnswers {
+  std::vector<std::string> prompts, hypotheses, references;
+};
+[[nodiscard]] DevAnswers generate_dev_answers(model::Transformer& model,
+                                              const data::Tokenizer& tokenizer,
+                                              const config::ExperimentConfig& cfg,
+                                              const std::vector<eval::GenerationPrompt>& prompts,
+                                              std::int64_t max_new_tokens,
+                                              bool log_progress = false);
+
+// One metric of a corpus score.
+[[nodiscard]] double metric_value(const eval::CorpusMetrics& m, config::EvalMetric metric);
 
 struct PromptScore {
   std::string name;

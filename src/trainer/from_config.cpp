@@ -1,5 +1,8 @@
 #include "trainer/from_config.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "data/jsonl_dataset.h"
 #include "objective/causal_lm.h"
 
@@ -43,6 +46,15 @@ optim::OptimizerSpec optimizer_spec_from_config(const config::OptimizerConfig& o
   return s;
 }
 
+std::int64_t warmup_steps(const config::ExperimentConfig& c) {
+  const double ratio = c.schedule.warmup_ratio;
+  if (ratio <= 0.0) return c.schedule.warmup_steps;
+  // Rounded up, as transformers' TrainingArguments.get_warmup_steps does; at most steps - 1, so
+  // the peak learning rate is reached even on the shortest runs.
+  const auto w = static_cast<std::int64_t>(std::ceil(ratio * static_cast<double>(c.train.steps)));
+  return std::clamp<std::int64_t>(w, 0, std::max<std::int64_t>(0, c.train.steps - 1));
+}
+
 optim::ScheduleSpec schedule_spec_from_config(const config::ExperimentConfig& c) {
   optim::ScheduleSpec s;
   switch (c.schedule.type) {
@@ -51,7 +63,7 @@ optim::ScheduleSpec schedule_spec_from_config(const config::ExperimentConfig& c)
     case config::ScheduleType::kCosine: s.type = optim::ScheduleType::kCosine; break;
   }
   s.lr = c.optimizer.lr;
-  s.warmup_steps = c.schedule.warmup_steps;
+  s.warmup_steps = warmup_steps(c);
   s.total_steps = c.train.steps;
   s.min_lr_ratio = c.schedule.min_lr_ratio;
   return s;

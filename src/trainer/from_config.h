@@ -18,6 +18,9 @@ namespace tailor::trainer {
 
 [[nodiscard]] model::ModelSpec model_spec_from_config(const config::ModelConfig& m);
 [[nodiscard]] optim::OptimizerSpec optimizer_spec_from_config(const config::OptimizerConfig& o);
+// The warmup in steps: schedule.warmup_steps, or ceil(schedule.warmup_ratio * train.steps) (at
+// most train.steps - 1). train.steps must be resolved (train.epochs: see resolve_epochs).
+[[nodiscard]] std::int64_t warmup_steps(const config::ExperimentConfig& c);
 [[nodiscard]] optim::ScheduleSpec schedule_spec_from_config(const config::ExperimentConfig& c);
 [[nodiscard]] data::TextSplit text_split_from_config(const config::DataConfig& d);
 [[nodiscard]] model::Recompute recompute_from_config(const config::TrainConfig& t);

@@ -33,12 +33,14 @@ std::string MetricsLog::to_json(const StepRecord& r) {
   return j.dump();
 }
 
-void MetricsLog::write_eval(std::int64_t step, double eval_loss, std::int64_t eval_tokens) {
+void MetricsLog::write_eval(std::int64_t step, double eval_loss, std::int64_t eval_tokens,
+                            const std::vector<std::pair<std::string, double>>& metrics) {
   nlohmann::ordered_json j;
   j["step"] = step;
   j["eval_loss"] = eval_loss;
   j["eval_ppl"] = std::exp(eval_loss);
   j["eval_tokens"] = eval_tokens;
+  for (const auto& [name, value] : metrics) j["eval_" + name] = value;
   const std::string line = j.dump() + "\n";
   if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0)
     throw_runtime_error("{}: write failed: {}", path_, std::strerror(errno));

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace tailor::trainer {
 
@@ -29,8 +31,10 @@ class MetricsLog {
   MetricsLog& operator=(const MetricsLog&) = delete;
 
   void write(const StepRecord& record);
-  // An evaluation record: {"step", "eval_loss", "eval_ppl", "eval_tokens"}.
-  void write_eval(std::int64_t step, double eval_loss, std::int64_t eval_tokens);
+  // An evaluation record: {"step", "eval_loss", "eval_ppl", "eval_tokens"}, then "eval_<name>"
+  // for each generation metric (train.eval_metrics: eval_bleu, eval_chrf, ...).
+  void write_eval(std::int64_t step, double eval_loss, std::int64_t eval_tokens,
+                  const std::vector<std::pair<std::string, double>>& metrics = {});
   // The JSON line for a record (without newline).
   [[nodiscard]] static std::string to_json(const StepRecord& record);
 

@@ -55,7 +55,8 @@ class ProgressWatcher {
       const double fraction = progress_.fraction();
       if (!policy_.should_print(fraction, elapsed)) continue;
       const std::string line = prepare_progress_line(
-          fraction, progress_.records_done.load(std::memory_order_relaxed),
+          fraction, progress_.records_read.load(std::memory_order_relaxed),
+          progress_.records_done.load(std::memory_order_relaxed),
           static_cast<double>(total) / 1e6, elapsed);
       if (policy_.terminal()) {
         std::fprintf(sink_, "\r%s\033[K", line.c_str());

@@ -27,15 +27,37 @@ std::string progress_line(std::int64_t step, std::int64_t total, double loss, do
                      format_duration(elapsed_s), format_duration(eta_s));
 }
 
-std::string prepare_progress_line(double fraction, std::int64_t records, double mb_total,
+std::string prepare_progress_line(double fraction, std::int64_t records_read,
+                                  std::int64_t records_tokenized, double mb_total,
                                   double elapsed_s) {
   const double f = std::isfinite(fraction) ? std::clamp(fraction, 0.0, 1.0) : 0.0;
   const double mb = f * mb_total;
   const double rate = elapsed_s > 0 ? mb / elapsed_s : 0.0;
   const double eta = f > 0 ? elapsed_s * (1 - f) / f : -1.0;
-  return fmt::format("data: {:.0f}% | {} records | {:.1f}/{:.1f} MB | {:.1f} MB/s | ETA {}",
-                     std::floor(100 * f), format_count(static_cast<double>(records)), mb, mb_total,
-                     rate, format_duration(eta));
+  return fmt::format(
+      "data: {:.0f}% | {} records read, {} tokenized | {:.1f}/{:.1f} MB | {:.1f} MB/s | ETA {}",
+      std::floor(100 * f), format_count(static_cast<double>(records_read)),
+      format_count(static_cast<double>(records_tokenized)), mb, mb_total, rate,
+      format_duration(eta));
+}
+
+std::string generate_progress_line(std::int64_t done, std::int64_t total, std::int64_t tokens,
+                                   double elapsed_s) {
+  const double rate = elapsed_s > 0 ? static_cast<double>(tokens) / elapsed_s : 0.0;
+  const double eta = done > 0 ? elapsed_s * static_cast<double>(total - done) /
+                                    static_cast<double>(done)
+                              : -1.0;
+  return fmt::format("generate: {}/{} prompts | {} tokens | {:.1f} tok/s | {} elapsed | ETA {}",
+                     done, total, format_count(static_cast<double>(tokens)), rate,
+                     format_duration(elapsed_s), format_duration(eta));
+}
+
+bool GenerateProgressPolicy::should_print(std::int64_t done, std::int64_t total) {
+  if (total <= 0 || done >= total) return false;
+  const std::int64_t tenth = 10 * done / total;
+  if (tenth <= last_tenth_) return false;
+  last_tenth_ = tenth;
+  return true;
 }
 
 bool PrepareProgressPolicy::should_print(double fraction, double elapsed_s) {

@@ -18,10 +18,27 @@ namespace tailor::trainer {
                                         double elapsed_s, double eta_s);
 
 // The live line of data preparation (`tailor prepare`, or `tailor train` building its cache):
-//   data: 41% | 12.3k records | 164.2/400.0 MB | 35.1 MB/s | ETA 0:07
-// `fraction` of the work is done after `elapsed_s`; MB done is fraction * mb_total.
-[[nodiscard]] std::string prepare_progress_line(double fraction, std::int64_t records,
-                                                double mb_total, double elapsed_s);
+//   data: 41% | 12.3k records read, 1.2k tokenized | 164.2/400.0 MB | 35.1 MB/s | ETA 0:07
+// `fraction` of the work is done after `elapsed_s`; MB done is fraction * mb_total. Records are
+// counted as they are read (the first half of the work, for JSONL) and as they are tokenized.
+[[nodiscard]] std::string prepare_progress_line(double fraction, std::int64_t records_read,
+                                                std::int64_t records_tokenized, double mb_total,
+                                                double elapsed_s);
+
+// The progress line of `tailor generate --prompts` after `done` of `total` records:
+//   generate: 40/100 prompts | 5.1k tokens | 212.4 tok/s | 0:24 elapsed | ETA 0:36
+[[nodiscard]] std::string generate_progress_line(std::int64_t done, std::int64_t total,
+                                                 std::int64_t tokens, double elapsed_s);
+
+// When to print it: after a batch that completes another tenth of the records (so a log gets at
+// most ten lines), never after the last (the summary line reports the end).
+class GenerateProgressPolicy {
+ public:
+  [[nodiscard]] bool should_print(std::int64_t done, std::int64_t total);
+
+ private:
+  std::int64_t last_tenth_ = 0;
+};
 
 // When to print that line: on a terminal, redrawn in place at most every 0.25 s; otherwise (a log
 // file) once each time another tenth of the work is done, so logs stay readable. Nothing in the

@@ -46,6 +46,13 @@ void MicroBatch::fill(const data::PackedSequences& packed, data::DataOrder& orde
   }
 }
 
+std::int64_t steps_for_epochs(std::int64_t epochs, std::int64_t sequences,
+                              std::int64_t global_batch) {
+  TAILOR_ASSERT(epochs > 0 && sequences > 0 && global_batch > 0, "{} epochs of {} sequences, {} "
+                "per step", epochs, sequences, global_batch);
+  return (epochs * sequences + global_batch - 1) / global_batch;
+}
+
 int threads_per_rank(const config::ExperimentConfig& cfg, int world_size) {
   if (cfg.runtime.threads > 0) return static_cast<int>(cfg.runtime.threads);
   int local = world_size;

@@ -38,6 +38,13 @@ struct MicroBatch {
   void fill(const data::PackedSequences& packed, data::DataOrder& order, std::int64_t first_g);
 };
 
+// The optimizer steps of `epochs` passes over `sequences` packed sequences, `global_batch` per
+// step: ceil(epochs * sequences / global_batch). Global batches run on across epoch boundaries
+// (data_order.h), so the last step may take its tail from the next epoch; every sequence is seen
+// at least `epochs` times.
+[[nodiscard]] std::int64_t steps_for_epochs(std::int64_t epochs, std::int64_t sequences,
+                                            std::int64_t global_batch);
+
 // CPU threads per rank: the config's, or the cores shared among the ranks of this node.
 [[nodiscard]] int threads_per_rank(const config::ExperimentConfig& cfg, int world_size);
 

@@ -36,6 +36,9 @@ struct TrainSummary {
   std::int64_t steps = 0;            // the step reached
   std::int64_t skipped_steps = 0;    // updates skipped for a non-finite loss or gradient
   bool stopped = false;              // stopped on request after saving (exit code 3)
+  bool stopped_early = false;        // train.early_stopping_patience ended the run (exit code 0)
+  std::int64_t best_step = 0;        // checkpoint.keep_best: the best evaluation's step (0: none)
+  double best_value = 0.0;           // and its metric
   std::vector<double> losses;        // per step run by this call
   double eval_loss = 0.0;            // mean NLL on the validation data (0 when there is none)
   double unigram_entropy = 0.0;      // of the training tokens, nats (a floor for a unigram model)

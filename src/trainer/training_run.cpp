@@ -7,6 +7,8 @@
 
 #include "backend/cpu/cpu_ops.h"
 #include "core/logging.h"
+#include "eval/metrics.h"
+#include "trainer/evaluation.h"
 #include "trainer/export.h"
 #include "trainer/from_config.h"
 #include "trainer/preflight.h"
@@ -34,6 +36,7 @@ TrainSummary TrainingRun::run() {
   setup_ = model_setup(cfg_);
   resolve_layout(cfg_, setup_.hf.spec, world_->size());
   build_data();
+  resolve_length();
   build_model();
   resume();
   open_run_dir();
@@ -42,16 +45,22 @@ TrainSummary TrainingRun::run() {
     const StopSignals signals;  // until the end of the run, export included
     loop();
     if (!summary_.stopped) {
-      // The final evaluation, unless the last step already evaluated.
-      if (valid_packed_ &&
-          !(cfg_.train.eval_every > 0 && cfg_.train.steps % cfg_.train.eval_every == 0 &&
-            start_step_ < cfg_.train.steps))
-        summary_.eval_loss = evaluate(cfg_.train.steps);
+      // The final evaluation, when the loop did not end with one (a resumed run that had
+      // finished already).
+      if (valid_packed_ && last_eval_step_ != run_state_.step && !summary_.stopped_early)
+        summary_.eval_loss = evaluate(run_state_.step);
       export_final();
       collect_parameters();
-      log::info("done: {} steps in {}; run directory {}", cfg_.train.steps - start_step_,
+      log::info("done: {} steps in {}; run directory {}", run_state_.step - start_step_,
                 format_duration(seconds_since(t_start_)), cfg_.output.dir);
+      if (run_state_.best_step > 0)
+        log::info("best {}: {:.4f} at step {} (checkpoints/best; export it with `tailor export "
+                  "--checkpoint {}/checkpoints/best --out DIR`)",
+                  cfg_.checkpoint.keep_best, run_state_.best_value, run_state_.best_step,
+                  cfg_.output.dir);
     }
+    summary_.best_step = run_state_.best_step;
+    summary_.best_value = run_state_.best_value;
   }
   watchdog_.reset();
   return std::move(summary_);
@@ -109,6 +118,22 @@ void TrainingRun::build_data() {
   order_.emplace(packed_->size(), cfg_.train.seed);
 }
 
+void TrainingRun::resolve_length() {
+  config::TrainConfig& t = cfg_.train;
+  const std::int64_t n = packed_->size();
+  if (t.epochs > 0) {
+    t.steps = steps_for_epochs(t.epochs, n, t.global_batch);
+    TAILOR_CHECK_USER(cfg_.schedule.warmup_steps < t.steps, cfg_.source,
+                      "schedule.warmup_steps ({}) must be < train.steps ({}: train.epochs {} of "
+                      "{} sequences, {} per step); use schedule.warmup_ratio",
+                      cfg_.schedule.warmup_steps, t.steps, t.epochs, n, t.global_batch);
+  }
+  if (n < t.global_batch)
+    log::warn("data: {} packed sequences, fewer than one global batch (train.global_batch {}): "
+              "every step repeats sequences (an epoch is {:.2f} steps)",
+              n, t.global_batch, static_cast<double>(n) / static_cast<double>(t.global_batch));
+}
+
 void TrainingRun::build_model() {
   grid_ = std::make_unique<comm::ProcessGrid>(std::move(world_), static_cast<int>(cfg_.parallel.tensor),
                                               static_cast<int>(cfg_.parallel.data));
@@ -133,6 +158,14 @@ void TrainingRun::build_model() {
                                                             : 1 << 22});
   schedule_ = schedule_spec_from_config(cfg_);
   objective_ = objective_from_config(cfg_.objective);
+  // train.eval_metrics: the dev prompts answered at every evaluation, rendered once.
+  if (!cfg_.train.eval_metrics.empty()) {
+    dev_prompts_ = dev_generation_prompts(cfg_, cfg_.data.valid, *tokenizer_, *model_,
+                                          cfg_.train.eval_max_records);
+    TAILOR_CHECK_USER(!dev_prompts_.empty(), cfg_.data.valid,
+                      "no record carries a reference answer for train.eval_metrics to score "
+                      "(translation tgt, completion, or a final assistant turn)");
+  }
 }
 
 void TrainingRun::resume() {
@@ -204,8 +237,16 @@ void TrainingRun::log_setup() const {
             static_cast<double>(model.params().numel()) * bytes / 1e6,
             static_cast<double>(optimizer_->state_numel()) / 1e6,
             static_cast<double>(optimizer_->state_numel()) * bytes / 1e6);
-  log::info("training: {} steps x {} sequences ({} per micro-batch), run directory {}",
-            cfg_.train.steps, cfg_.train.global_batch, cfg_.train.micro_batch, cfg_.output.dir);
+  const config::TrainConfig& t = cfg_.train;
+  const double steps_per_epoch =
+      static_cast<double>(packed_->size()) / static_cast<double>(t.global_batch);
+  log::info("training: {} steps x {} sequences ({} per micro-batch) = {} of {} sequences "
+            "({:.2f} steps per epoch), run directory {}",
+            t.steps, t.global_batch, t.micro_batch,
+            t.epochs > 0 ? fmt::format("{} epochs", t.epochs)
+                         : fmt::format("{:.2f} epochs", static_cast<double>(t.steps) /
+                                                            steps_per_epoch),
+            packed_->size(), steps_per_epoch, cfg_.output.dir);
 }
 
 void TrainingRun::loop() {
@@ -221,9 +262,21 @@ void TrainingRun::loop() {
   watchdog_ = std::make_unique<Watchdog>(cfg_.runtime.watchdog_s, grid_->world().rank());
   faults_ = FaultHooks::from_env();
   overlap_ = optimizer_->overlap_hook();
-  for (std::int64_t s = start_step_; s < cfg_.train.steps; ++s) {
+  const std::int64_t patience = cfg_.train.early_stopping_patience;
+  if (patience > 0 && run_state_.evals_since_best >= patience && start_step_ < cfg_.train.steps &&
+      run_state_.best_metric == config::name_of(cfg_.checkpoint.keep_best)) {
+    log::info("this run stopped early at step {} ({} evaluations without a better {}): nothing "
+              "to train (raise train.early_stopping_patience to go on)",
+              start_step_, run_state_.evals_since_best, cfg_.checkpoint.keep_best);
+    summary_.stopped_early = true;
+  }
+  for (std::int64_t s = start_step_; s < cfg_.train.steps && !summary_.stopped_early; ++s) {
     const bool stop = step(s);
-    if (valid_packed_ && cfg_.train.eval_every > 0 && (s + 1) % cfg_.train.eval_every == 0)
+    // Every train.eval_every steps and at the last step (before its checkpoint, which may be
+    // the best).
+    const bool last = s + 1 == cfg_.train.steps;
+    if (valid_packed_ &&
+        ((cfg_.train.eval_every > 0 && (s + 1) % cfg_.train.eval_every == 0) || last))
       summary_.eval_loss = evaluate(s + 1);
     checkpoint(s, stop);
     if (faults_.kill_after == s + 1 && faults_.kill_rank == grid_->world().rank()) {
@@ -238,6 +291,11 @@ void TrainingRun::loop() {
       summary_.stopped = true;
       break;
     }
+    if (summary_.stopped_early)
+      log::info("early stopping after step {}: {} evaluations without a better {} than {:.4f} "
+                "(step {}; train.early_stopping_patience {})",
+                s + 1, run_state_.evals_since_best, cfg_.checkpoint.keep_best,
+                run_state_.best_value, run_state_.best_step, patience);
   }
   summary_.steps = run_state_.step;
   summary_.skipped_steps = run_state_.skipped_steps;
@@ -333,12 +391,76 @@ bool TrainingRun::step(std::int64_t step) {
 double TrainingRun::evaluate(std::int64_t at_step) {
   // Data-parallel rank d scores validation sequences d, d + D, ...
   const objective::EvalLoss dev = objective_->evaluate(*model_, *valid_packed_, grid_->dp());
+  last_eval_step_ = at_step;
+  const std::vector<std::pair<std::string, double>> scores = generation_scores();
+  std::string generated;
+  for (const auto& [name, value] : scores) generated += fmt::format(", {} {:.4f}", name, value);
+  if (!scores.empty()) generated += fmt::format(" ({} dev answers)", dev_prompts_.size());
   log::info("eval at step {}: loss {:.4f}, perplexity {:.3f} over {} tokens of {} validation "
-            "sequences",
-            at_step, dev.loss, std::exp(dev.loss), dev.count, valid_packed_->size());
-  if (metrics_) metrics_->write_eval(at_step, dev.loss, dev.count);
-  if (tb_) tb_->scalars(at_step, {{"eval/loss", dev.loss}, {"eval/ppl", std::exp(dev.loss)}});
+            "sequences{}",
+            at_step, dev.loss, std::exp(dev.loss), dev.count, valid_packed_->size(), generated);
+  if (metrics_) metrics_->write_eval(at_step, dev.loss, dev.count, scores);
+  if (tb_) {
+    std::vector<std::pair<std::string, double>> tags = {{"eval/loss", dev.loss},
+                                                        {"eval/ppl", std::exp(dev.loss)}};
+    for (const auto& [name, value] : scores) tags.emplace_back("eval/" + name, value);
+    tb_->scalars(at_step, tags);
+  }
+  track_best(at_step, dev.loss, scores);
   return dev.loss;
+}
+
+std::vector<std::pair<std::string, double>> TrainingRun::generation_scores() {
+  const std::vector<config::EvalMetric>& wanted = cfg_.train.eval_metrics;
+  if (wanted.empty()) return {};
+  // Every rank answers every prompt (the TP group together); world rank 0's scores are the ones
+  // every rank acts on (the best checkpoint, early stopping).
+  const DevAnswers answers = generate_dev_answers(*model_, *tokenizer_, cfg_, dev_prompts_,
+                                                  cfg_.train.eval_max_new_tokens);
+  const std::vector<std::vector<std::string>> refs{answers.references};
+  const eval::CorpusMetrics m = eval::compute_metrics(answers.hypotheses, refs);
+  backend::Buffer values(DType::kF64, Shape{static_cast<std::int64_t>(wanted.size())});
+  for (std::size_t i = 0; i < wanted.size(); ++i)
+    values.ptr<double>()[i] = metric_value(m, wanted[i]);
+  grid_->world().broadcast(values.tensor(), 0);
+  std::vector<std::pair<std::string, double>> out;
+  for (std::size_t i = 0; i < wanted.size(); ++i)
+    out.emplace_back(std::string(config::name_of(wanted[i])), values.ptr<double>()[i]);
+  return out;
+}
+
+void TrainingRun::track_best(std::int64_t at_step, double loss,
+                             const std::vector<std::pair<std::string, double>>& scores) {
+  best_now_ = false;
+  const config::BestMetric metric = cfg_.checkpoint.keep_best;
+  if (metric == config::BestMetric::kNone) return;
+  const bool lower_better = metric == config::BestMetric::kLoss;
+  double value = loss;
+  for (const auto& [key, v] : scores)
+    if (key == config::name_of(metric)) value = v;
+  checkpoint::RankState& st = run_state_;
+  const std::string name(config::name_of(metric));
+  if (st.best_step > 0 && st.best_metric != name) {  // keep_best changed on resume
+    log::info("checkpoint.keep_best is {} now ({} before): comparing anew from this evaluation",
+              name, st.best_metric);
+    st.best_step = 0;
+  }
+  if (st.best_step == 0 || (lower_better ? value < st.best_value : value > st.best_value)) {
+    st.best_step = at_step;
+    st.best_metric = name;
+    st.best_value = value;
+    st.evals_since_best = 0;
+    best_now_ = true;
+    log::info("best {} so far: {:.4f} at step {} (checkpoints/best)", metric, value, at_step);
+    return;
+  }
+  ++st.evals_since_best;
+  const std::int64_t patience = cfg_.train.early_stopping_patience;
+  log::info("{} {:.4f}: not better than {:.4f} (step {}); {} evaluation{} without improvement{}",
+            metric, value, st.best_value, st.best_step, st.evals_since_best,
+            st.evals_since_best == 1 ? "" : "s",
+            patience > 0 ? fmt::format(" (train.early_stopping_patience {})", patience) : "");
+  if (patience > 0 && st.evals_since_best >= patience) summary_.stopped_early = true;
 }
 
 void TrainingRun::checkpoint(std::int64_t step, bool stop) {
@@ -346,14 +468,18 @@ void TrainingRun::checkpoint(std::int64_t step, bool stop) {
   run_state_.step = step + 1;
   run_state_.data_cursor = (step + 1) * cfg_.train.global_batch;
   const std::int64_t every = cfg_.checkpoint.every_steps;
-  const bool last = step + 1 == cfg_.train.steps;
-  if (!(stop || (every > 0 && ((step + 1) % every == 0 || last)))) return;
+  // (early stopping makes this step the last)
+  const bool last = step + 1 == cfg_.train.steps || summary_.stopped_early;
+  // checkpoint.keep_best: the step of a new best evaluation is saved whatever the cadence.
+  const bool best = best_now_;
+  best_now_ = false;
+  if (!(stop || best || (every > 0 && ((step + 1) % every == 0 || last)))) return;
   finish_save();  // the previous checkpoint's commit
   const auto t_save = Clock::now();
-  pending_save_ = save_training_checkpoint(ckpt_, run_state_);
-  log::info("checkpoint: wrote step {} in {:.2f} s (fsync, checksums and commit continue in "
+  pending_save_ = save_training_checkpoint(ckpt_, run_state_, best);
+  log::info("checkpoint: wrote step {}{} in {:.2f} s (fsync, checksums and commit continue in "
             "the background)",
-            step + 1, seconds_since(t_save));
+            step + 1, best ? " (the best so far)" : "", seconds_since(t_save));
   if (stop || last) finish_save();
 }
 

@@ -1,6 +1,7 @@
 // One training job as an object with named stages, run in this order by run():
 //   build_data      tokenizer, tokenized caches, the validation split, packing, the data order
 //                   (bad data is a UserError here, before anything is written)
+//   resolve_length  train.epochs into train.steps
 //   build_model     process grid, backend, the model with its PEFT methods, optimizer, schedule
 //   resume          from train.resume, verified and checked against the config
 //   open_run_dir    world rank 0: config.resolved.yaml, metrics.jsonl, tb/ (truncated on resume)
@@ -22,6 +23,7 @@
 #include "data/packing.h"
 #include "data/token_cache.h"
 #include "data/tokenizer.h"
+#include "eval/generation_prompt.h"
 #include "objective/objective.h"
 #include "optim/data_parallel.h"
 #include "optim/schedule.h"
@@ -48,6 +50,9 @@ class TrainingRun {
 
  private:
   void build_data();
+  // train.epochs into train.steps, now that the sequences are counted; warns when the data is
+  // smaller than one global batch.
+  void resolve_length();
   void build_model();
   void resume();
   void open_run_dir();
@@ -55,7 +60,15 @@ class TrainingRun {
   void loop();
   // One optimizer step (0-based); returns whether a stop was requested.
   bool step(std::int64_t step);
+  // The dev loss and the generation metrics of train.eval_metrics (metrics.jsonl, TensorBoard,
+  // the log), then track_best; returns the loss.
   double evaluate(std::int64_t at_step);
+  // train.eval_metrics of greedy answers to the dev prompts, by name, as world rank 0 found them.
+  std::vector<std::pair<std::string, double>> generation_scores();
+  // checkpoint.keep_best and early stopping: is this evaluation the best so far (best_now_), and
+  // has the metric not improved for train.early_stopping_patience evaluations.
+  void track_best(std::int64_t at_step, double loss,
+                  const std::vector<std::pair<std::string, double>>& scores);
   // After step `step` (0-based): a checkpoint when one is due (or a stop was requested).
   void checkpoint(std::int64_t step, bool stop);
   void finish_save();
@@ -78,6 +91,7 @@ class TrainingRun {
   data::CorpusView corpus_;
   std::optional<data::PackedSequences> packed_, valid_packed_;
   std::optional<data::DataOrder> order_;
+  std::vector<eval::GenerationPrompt> dev_prompts_;  // train.eval_metrics (built with the model)
   // ---- build_model ----
   std::unique_ptr<comm::ProcessGrid> grid_;
   std::unique_ptr<backend::Ops> ops_;
@@ -104,6 +118,8 @@ class TrainingRun {
   std::function<void(std::int64_t)> overlap_;  // DP bucket reduction during the last backward
   std::unique_ptr<Watchdog> watchdog_;
   checkpoint::PendingSave pending_save_;        // a checkpoint committing in the background
+  std::int64_t last_eval_step_ = -1;            // the step of the last evaluation
+  bool best_now_ = false;                       // that evaluation is the best so far: save it
 };
 
 }  // namespace tailor::trainer

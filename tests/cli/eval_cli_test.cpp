@@ -46,7 +46,8 @@ TEST(EvalCli, CheckpointLossEqualsTrainingsEvalAndMetricsEqualTailorMetrics) {
   const std::string common = " data.cache_dir=" + tmp / "cache" + " runtime.threads=2";
   const std::string run_dir = tmp / "run";
   ASSERT_EQ(run("train " + kConfig + common + " output.dir=" + run_dir +
-                    " train.steps=6 schedule.warmup_steps=2 checkpoint.every_steps=6",
+                    " train.steps=6 schedule.warmup_ratio=0 schedule.warmup_steps=2"
+                    " checkpoint.every_steps=6",
                 tmp).code,
             0);
   double trained_eval = 0.0;

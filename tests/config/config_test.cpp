@@ -133,6 +133,11 @@ void expect_same(const ExperimentConfig& a, const ExperimentConfig& b) {
   EXPECT_EQ(a.train.micro_batch, b.train.micro_batch);
   EXPECT_EQ(a.train.resume, b.train.resume);
   EXPECT_EQ(a.train.log_every, b.train.log_every);
+  EXPECT_EQ(a.train.epochs, b.train.epochs);
+  EXPECT_EQ(a.train.eval_metrics, b.train.eval_metrics);
+  EXPECT_EQ(a.train.eval_max_records, b.train.eval_max_records);
+  EXPECT_EQ(a.train.eval_max_new_tokens, b.train.eval_max_new_tokens);
+  EXPECT_EQ(a.train.early_stopping_patience, b.train.early_stopping_patience);
   EXPECT_EQ(a.optimizer.name, b.optimizer.name);
   EXPECT_EQ(a.optimizer.lr, b.optimizer.lr);
   EXPECT_EQ(a.optimizer.beta1, b.optimizer.beta1);
@@ -144,9 +149,11 @@ void expect_same(const ExperimentConfig& a, const ExperimentConfig& b) {
   EXPECT_EQ(a.optimizer.zero, b.optimizer.zero);
   EXPECT_EQ(a.schedule.type, b.schedule.type);
   EXPECT_EQ(a.schedule.warmup_steps, b.schedule.warmup_steps);
+  EXPECT_EQ(a.schedule.warmup_ratio, b.schedule.warmup_ratio);
   EXPECT_EQ(a.schedule.min_lr_ratio, b.schedule.min_lr_ratio);
   EXPECT_EQ(a.checkpoint.every_steps, b.checkpoint.every_steps);
   EXPECT_EQ(a.checkpoint.keep_last, b.checkpoint.keep_last);
+  EXPECT_EQ(a.checkpoint.keep_best, b.checkpoint.keep_best);
   EXPECT_EQ(a.parallel.tensor, b.parallel.tensor);
   EXPECT_EQ(a.parallel.data, b.parallel.data);
   EXPECT_EQ(a.runtime.device, b.runtime.device);
@@ -338,6 +345,59 @@ TEST(ConfigLoad, QuickstartConfigValidates) {
   const ExperimentConfig c = load_config("configs/quickstart.yaml");
   EXPECT_EQ(c.data.train, kTrainFile);
   expect_same(c, load_config_text(to_yaml(c), "configs/quickstart.yaml"));
+}
+
+// Issue 19, item 8: the documented way to shorten a run works on the bundled configs (their
+// warmup is a ratio of the steps, not 20 steps that 10 could not hold).
+TEST(ConfigLoad, BundledConfigsShortenWithAnOverride) {
+  for (const char* name : {"quickstart", "translation-example", "chat-example"}) {
+    const std::string path = fmt::format("configs/{}.yaml", name);
+    const ExperimentConfig c = load_config(path, {"train.steps=10"});
+    EXPECT_EQ(c.train.steps, 10) << path;
+    EXPECT_GT(c.schedule.warmup_ratio, 0.0) << path;
+  }
+  // Switching a config to epochs, or to a warmup in steps, is an override too (0: not used).
+  EXPECT_EQ(
+      load_config("configs/quickstart.yaml", {"train.steps=0", "train.epochs=2"}).train.epochs, 2);
+  EXPECT_EQ(load_config("configs/quickstart.yaml",
+                        {"schedule.warmup_ratio=0", "schedule.warmup_steps=5"})
+                .schedule.warmup_steps,
+            5);
+}
+
+// Issue 19, items 11 and 12: the new keys round-trip; a config given in epochs resolves to steps
+// (written) and notes the epochs as a comment, so the resolved config loads back.
+TEST(ConfigRoundTrip, EpochsMetricsAndBestCheckpoint) {
+  const std::string valid = "datasets/gettext-translations/dev.sample.jsonl";
+  ExperimentConfig c = load_config_text(
+      base_without({"train"}) +
+          "train: {epochs: 3, global_batch: 4, eval_every: 5, eval_metrics: [chrf, bleu],\n"
+          "        eval_max_records: 7, early_stopping_patience: 2}\n"
+          "checkpoint: {keep_best: chrf}\n"
+          "schedule: {warmup_ratio: 0.1}\n",
+      "cfg.yaml", {"data.format=jsonl", "data.train=" + valid, "data.valid=" + valid});
+  EXPECT_EQ(c.train.steps, 0);
+  EXPECT_EQ(c.train.epochs, 3);
+  EXPECT_EQ(c.train.eval_metrics, (std::vector<EvalMetric>{EvalMetric::kChrf, EvalMetric::kBleu}));
+  EXPECT_EQ(c.train.eval_max_records, 7);
+  EXPECT_EQ(c.train.early_stopping_patience, 2);
+  EXPECT_EQ(c.checkpoint.keep_best, BestMetric::kChrf);
+  EXPECT_DOUBLE_EQ(c.schedule.warmup_ratio, 0.1);
+  const std::string yaml = to_yaml(c);
+  EXPECT_NE(yaml.find("  epochs: 3\n"), std::string::npos) << yaml;
+  EXPECT_EQ(yaml.find("  steps:"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("  eval_metrics: [chrf, bleu]\n"), std::string::npos) << yaml;
+  expect_same(c, load_config_text(yaml, "cfg.yaml"));
+  c.train.steps = 42;  // what the trainer resolves it to
+  const std::string resolved = to_yaml(c);
+  EXPECT_NE(resolved.find("  steps: 42\n  # epochs: 3 (resolved into steps)\n"), std::string::npos)
+      << resolved;
+  EXPECT_EQ(load_config_text(resolved, "resolved.yaml").train.steps, 42);
+  // Runs that use none of the new keys write none of them.
+  const std::string plain = to_yaml(load_config_text(kBase, "cfg.yaml"));
+  for (const char* key : {"epochs", "eval_metrics", "eval_max_records", "eval_max_new_tokens",
+                          "early_stopping_patience", "warmup_ratio", "keep_best"})
+    EXPECT_EQ(plain.find(key), std::string::npos) << key;
 }
 
 TEST(ConfigLoad, EmptySectionsReadAsDefaults) {
@@ -746,6 +806,46 @@ const BadCase kBadCases[] = {
      {"<override 1>: train.micro_batch: expected auto or an integer >= 1, got \"0\""}},
     {"warmup_below_steps", kBase, {"schedule.warmup_steps=10"},
      {"<override 1>: schedule.warmup_steps: must be < train.steps (10 >= 10)"}},
+    // ---- issue 19: warmup as a ratio, epochs, metrics during training, the best checkpoint ----
+    {"warmup_steps_and_ratio", kBase, {"schedule.warmup_steps=2", "schedule.warmup_ratio=0.1"},
+     {"<override 2>: schedule.warmup_ratio: give schedule.warmup_steps or schedule.warmup_ratio, "
+      "not both (set the other to 0)"}},
+    {"warmup_ratio_below_one", kBase, {"schedule.warmup_ratio=1"},
+     {"<override 1>: schedule.warmup_ratio: must be in [0, 1) (got 1)"}},
+    {"steps_and_epochs", kBase, {"train.epochs=2"},
+     {"<override 1>: train.epochs: give train.steps or train.epochs, not both (set the other to "
+      "0)"}},
+    {"steps_and_epochs_both_zero", kBase, {"train.steps=0", "train.epochs=0"},
+     {"<override 1>: train.steps: must be >= 1, or train.epochs >= 1 (both are 0)"}},
+    {"epochs_alone_at_least_one", base_without({"train"}) + "train: {epochs: 0, global_batch: 4}\n",
+     {}, {"cfg.yaml:5:17: train.epochs: must be >= 1 (got 0)"}},
+    {"eval_metrics_names", kBase, {"train.eval_metrics=[bleu, blue]"},
+     {"<override 1>: train.eval_metrics: must be a list of distinct names of bleu, chrf, rouge_l, "
+      "exact_match (e.g. [bleu, chrf])"}},
+    {"eval_metrics_twice", kBase, {"train.eval_metrics=[chrf, chrf]"},
+     {"<override 1>: train.eval_metrics: must be a list of distinct names of bleu, chrf, rouge_l, "
+      "exact_match (e.g. [bleu, chrf])"}},
+    {"eval_metrics_need_dev_records", kBase,
+     {"train.eval_metrics=[bleu]", "data.valid_fraction=0.1"},
+     {"<override 1>: train.eval_metrics: needs data.valid, a JSONL file whose records carry "
+      "reference answers (data.valid_fraction holds out tokenized documents, which have none)"}},
+    {"eval_metrics_not_tensor_parallel", kBase,
+     {"train.eval_metrics=[bleu]", "data.format=jsonl",
+      "data.valid=datasets/gettext-translations/dev.sample.jsonl", "parallel.tensor=2"},
+     {"<override 1>: train.eval_metrics: needs parallel.tensor 1 (got 2): generation does not run "
+      "tensor-parallel yet; score checkpoints with `tailor eval`"}},
+    {"eval_max_records_alone", kBase, {"train.eval_max_records=3"},
+     {"<override 1>: train.eval_max_records: only used with train.eval_metrics"}},
+    {"keep_best_needs_dev_and_metric", kBase, {"checkpoint.keep_best=bleu"},
+     {"<override 1>: checkpoint.keep_best: needs validation data (data.valid or "
+      "data.valid_fraction)",
+      "<override 1>: checkpoint.keep_best: bleu is not computed: add it to train.eval_metrics"}},
+    {"keep_best_needs_eval_every", kBase, {"checkpoint.keep_best=loss", "data.valid_fraction=0.1"},
+     {"<override 1>: checkpoint.keep_best: needs train.eval_every > 0: evaluations during "
+      "training to compare"}},
+    {"early_stopping_needs_keep_best", kBase, {"train.early_stopping_patience=2"},
+     {"<override 1>: train.early_stopping_patience: needs checkpoint.keep_best: the metric that "
+      "must improve"}},
     {"momentum_with_adamw", kBase, {"optimizer.momentum=0.9"},
      {"<override 1>: optimizer.momentum: only used by sgd"}},
     // ---- data: sources, JSONL and templates ----

@@ -115,6 +115,7 @@ TEST(TokenCache, BuildAdvancesTheProgressCounters) {
   EXPECT_EQ(progress.bytes_total, bytes);
   EXPECT_EQ(progress.bytes_parsed, bytes);
   EXPECT_EQ(progress.bytes_tokenized, bytes);
+  EXPECT_EQ(progress.records_read, 300);  // counted while parsing (issue 19, item 13)
   EXPECT_EQ(progress.records_done, 300);
   EXPECT_DOUBLE_EQ(progress.fraction(), 1.0);
 }

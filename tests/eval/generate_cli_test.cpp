@@ -115,6 +115,24 @@ TEST_F(GenerateCli, StopStringCutsThePrintedText) {
   EXPECT_EQ(r.out, full.substr(0, full.find(stop)) + "\n");
 }
 
+// Issue 19, item 13: --prompts reports its progress on stderr at each tenth of the records
+// (stdout keeps only the JSON lines), then a summary.
+TEST_F(GenerateCli, PromptsReportProgressOnStderr) {
+  std::string records;
+  for (int i = 0; i < 20; ++i) records += "{\"prompt\": \"Number " + std::to_string(i) + "\"}\n";
+  write(tmp_ / "in.jsonl", records);
+  const Result r = run(model_arg() + "--prompts " + tmp_ / "in.jsonl" +
+                           " --max-new-tokens 3 --batch-size 4",
+                       tmp_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_jsonl(tmp_ / "o.txt").size(), 20u);
+  for (const char* done : {"generate: 4/20 prompts | ", "generate: 8/20 prompts | ",
+                           "generate: 12/20 prompts | ", "generate: 16/20 prompts | "})
+    EXPECT_NE(r.err.find(done), std::string::npos) << done << "\n" << r.err;
+  EXPECT_EQ(r.err.find("generate: 20/20"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("generated 20 completions, "), std::string::npos) << r.err;
+}
+
 TEST_F(GenerateCli, PromptsWriteOneJsonLinePerRecord) {
   write(tmp_ / "in.jsonl",
         "{\"prompt\": \"The quick brown fox\", \"completion\": \"jumps\"}\n"

@@ -208,7 +208,7 @@ if [[ $cluster_only -eq 1 ]]; then
 fi
 
 # ---- jobs ----
-overrides=(train.steps="$steps" checkpoint.every_steps=10 train.log_every=1 schedule.warmup_steps=5
+overrides=(train.steps="$steps" checkpoint.every_steps=10 train.log_every=1
            parallel.data=2)
 # The template asks for a GPU node; here: 2 ranks of 1 CPU each, no GPUs.
 sbatch_opts=(--parsable --ntasks-per-node=2 --cpus-per-task=1 --gpus-per-node=0 --time=15)

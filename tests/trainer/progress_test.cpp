@@ -4,6 +4,8 @@
 #include <vector>
 
 #include "trainer/metrics_log.h"
+#include "data/corpus_builder.h"
+#include "data/jsonl_dataset.h"
 #include "trainer/progress.h"
 
 namespace tailor::trainer {
@@ -29,14 +31,48 @@ TEST(Progress, Line) {
 }
 
 TEST(Progress, PrepareLine) {
-  EXPECT_EQ(prepare_progress_line(0.41, 12345, 400.0, 4.6752),
-            "data: 41% | 12.3k records | 164.0/400.0 MB | 35.1 MB/s | ETA 0:07");
-  EXPECT_EQ(prepare_progress_line(0.0, 0, 1.5, 0.7),
-            "data: 0% | 0 records | 0.0/1.5 MB | 0.0 MB/s | ETA --");
-  EXPECT_EQ(prepare_progress_line(0.999, 2'300'000, 8000, 3661),  // never rounds up to 100%
-            "data: 99% | 2.30M records | 7992.0/8000.0 MB | 2.2 MB/s | ETA 0:04");
-  EXPECT_EQ(prepare_progress_line(1.7, 1, 2.0, 0.0),  // clamped; no rate yet
-            "data: 100% | 1 records | 2.0/2.0 MB | 0.0 MB/s | ETA 0:00");
+  EXPECT_EQ(prepare_progress_line(0.41, 12345, 1234, 400.0, 4.6752),
+            "data: 41% | 12.3k records read, 1.2k tokenized | 164.0/400.0 MB | 35.1 MB/s | ETA 0:07");
+  EXPECT_EQ(prepare_progress_line(0.0, 0, 0, 1.5, 0.7),
+            "data: 0% | 0 records read, 0 tokenized | 0.0/1.5 MB | 0.0 MB/s | ETA --");
+  EXPECT_EQ(prepare_progress_line(0.999, 2'300'000, 2'299'000, 8000, 3661),  // never 100%
+            "data: 99% | 2.30M records read, 2.30M tokenized | 7992.0/8000.0 MB | 2.2 MB/s | ETA 0:04");
+  EXPECT_EQ(prepare_progress_line(1.7, 1, 1, 2.0, 0.0),  // clamped; no rate yet
+            "data: 100% | 1 records read, 1 tokenized | 2.0/2.0 MB | 0.0 MB/s | ETA 0:00");
+}
+
+// Issue 19, item 13: the first half of a JSONL build is parsing, when nothing is tokenized yet.
+// The line's record count moves then too (it used to say "0 records" until tokenization began).
+TEST(Progress, PrepareLineCountsRecordsWhileParsing) {
+  data::BuildProgress p;
+  p.bytes_total = 1000;
+  p.bytes_parsed = 1000;  // parsing done, tokenization not begun: half the work
+  const std::string text = "{\"text\": \"a\"}\n{\"text\": \"b\"}\n{\"text\": \"c\"}\n";
+  (void)data::parse_jsonl(text, "d.jsonl", false, 1, nullptr, &p.records_read);
+  EXPECT_EQ(p.records_read, 3);
+  EXPECT_EQ(prepare_progress_line(p.fraction(), p.records_read, p.records_done, 0.001, 1.0),
+            "data: 50% | 3 records read, 0 tokenized | 0.0/0.0 MB | 0.0 MB/s | ETA 0:01");
+}
+
+TEST(Progress, GenerateLine) {
+  EXPECT_EQ(generate_progress_line(40, 100, 5123, 24.1),
+            "generate: 40/100 prompts | 5.1k tokens | 212.6 tok/s | 0:24 elapsed | ETA 0:36");
+  EXPECT_EQ(generate_progress_line(0, 8, 0, 0.0),
+            "generate: 0/8 prompts | 0 tokens | 0.0 tok/s | 0:00 elapsed | ETA --");
+}
+
+TEST(Progress, GenerateLineAtEachTenthButNotTheEnd) {
+  GenerateProgressPolicy p;
+  std::vector<std::int64_t> printed;
+  for (std::int64_t done = 3; done <= 30; done += 3)  // batches of 3 of 30 records
+    if (p.should_print(done, 30)) printed.push_back(done);
+  EXPECT_EQ(printed, (std::vector<std::int64_t>{3, 6, 9, 12, 15, 18, 21, 24, 27}));
+  GenerateProgressPolicy q;
+  printed.clear();
+  for (std::int64_t done = 8; done <= 1000; done += 8)
+    if (q.should_print(std::min<std::int64_t>(done, 1000), 1000)) printed.push_back(done);
+  EXPECT_EQ(printed.size(), 9u);  // 10%, 20%, ... 90%
+  EXPECT_EQ(printed.front(), 104);
 }
 
 TEST(Progress, PrepareLineOnATerminalAtMostFourTimesASecond) {

@@ -11,6 +11,8 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "test_dirs.h"
+#include "trainer/from_config.h"
+#include "trainer/run_support.h"
 #include "trainer/trainer.h"
 
 namespace tailor::trainer {
@@ -57,6 +59,38 @@ TEST(Trainer, TwoRunsAreBitwiseIdenticalAndFollowTheRunDirContract) {
     }
   }
   EXPECT_LT(runs[0].back()["loss"].get<double>(), runs[0].front()["loss"].get<double>() - 0.5);
+}
+
+// schedule.warmup_ratio (issue 19, item 8): transformers' TrainingArguments.get_warmup_steps,
+// ceil(ratio * steps), here at most steps - 1 so that the peak is reached.
+TEST(Trainer, WarmupRatioRoundsUpLikeTransformers) {
+  config::ExperimentConfig c;
+  c.train.steps = 500;
+  c.schedule.warmup_ratio = 0.04;
+  EXPECT_EQ(warmup_steps(c), 20);
+  c.train.steps = 10;
+  EXPECT_EQ(warmup_steps(c), 1);   // ceil(0.4)
+  c.train.steps = 12;
+  c.schedule.warmup_ratio = 0.2;
+  EXPECT_EQ(warmup_steps(c), 3);   // ceil(2.4)
+  c.train.steps = 10;
+  c.schedule.warmup_ratio = 0.99;
+  EXPECT_EQ(warmup_steps(c), 9);   // ceil(9.9) = 10, held to steps - 1
+  c.train.steps = 1;
+  EXPECT_EQ(warmup_steps(c), 0);
+  c.schedule.warmup_ratio = 0.0;   // not used: warmup_steps is
+  c.schedule.warmup_steps = 7;
+  c.train.steps = 100;
+  EXPECT_EQ(warmup_steps(c), 7);
+  EXPECT_EQ(schedule_spec_from_config(c).warmup_steps, 7);
+}
+
+// train.epochs (issue 19, item 11): ceil(epochs * sequences / global_batch).
+TEST(Trainer, StepsForEpochs) {
+  EXPECT_EQ(steps_for_epochs(3, 10, 4), 8);    // 30 sequences: 7 full batches and a half
+  EXPECT_EQ(steps_for_epochs(1, 10, 16), 1);   // less than one batch
+  EXPECT_EQ(steps_for_epochs(2, 64, 16), 8);   // exact
+  EXPECT_EQ(steps_for_epochs(1, 65, 16), 5);
 }
 
 TEST(Trainer, MetricsRoundTripFloats) {

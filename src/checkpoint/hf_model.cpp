@@ -8,6 +8,7 @@
 // (padding) are zero.
 #include <algorithm>
 #include <filesystem>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <set>
@@ -170,14 +171,16 @@ void save_hf_model(const std::string& out_dir, const HfModelConfig& cfg,
                    const model::Transformer& model, backend::Ops& ops,
                    const std::string& tokenizer_dir, bool bf16) {
   namespace fs = std::filesystem;
-  const std::string tmp = begin_output_dir(out_dir);
+  OutputDir out(out_dir);
+  const std::string& tmp = out.tmp();
   write_hf_tensors(tmp + "/model.safetensors", to_hf_tensors(cfg, model, ops, /*gradients=*/false),
                    bf16 ? DType::kBF16 : DType::kF32);
   {
     const std::string path = tmp + "/config.json";
     std::ofstream f(path);
     f << hf_config_json(cfg, bf16 ? "bfloat16" : "float32");
-    if (!f) throw_runtime_error("{}: cannot write", path);
+    f.close();  // the data reaches the file here: a full disk shows now
+    if (!f) throw_runtime_error("{}: cannot write: {}", path, std::strerror(errno));
   }
   if (!tokenizer_dir.empty()) {
     for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -189,7 +192,7 @@ void save_hf_model(const std::string& out_dir, const HfModelConfig& cfg,
       if (ec) throw_runtime_error("{}: cannot copy: {}", src.string(), ec.message());
     }
   }
-  commit_output_dir(tmp, out_dir);
+  out.commit();
 }
 
 }  // namespace tailor::checkpoint

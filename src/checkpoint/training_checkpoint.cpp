@@ -38,9 +38,12 @@ void fsync_path(const std::string& path, bool directory) {
 void write_text_synced(const std::string& path, const std::string& text) {
   {
     std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    errno = 0;
     f << text;
-    f.flush();
-    if (!f) throw_runtime_error("{}: cannot write (disk full?)", path);
+    f.close();  // the data reaches the file here: a full disk shows now
+    if (!f)
+      throw_runtime_error("{}: cannot write: {}", path,
+                          errno != 0 ? std::strerror(errno) : "disk full?");
   }
   fsync_path(path, false);
 }

@@ -268,7 +268,8 @@ void Lora::save_peft(const std::string& dir, const ExportContext& ctx) const {
   const std::string unsupported = ctx.hf.family().peft_lora_unsupported();
   TAILOR_CHECK_USER(unsupported.empty(), dir, "{}", unsupported);
   TAILOR_ASSERT(ctx.model.tp_layout().size == 1, "PEFT export needs TP = 1");
-  const std::string tmp = checkpoint::begin_output_dir(dir);
+  checkpoint::OutputDir out(dir);
+  const std::string& tmp = out.tmp();
   checkpoint::write_hf_tensors(tmp + "/adapter_model.safetensors",
                                method_tensors(ctx.model, ctx.ops, kName, "base_model.model."),
                                DType::kF32);
@@ -290,7 +291,7 @@ void Lora::save_peft(const std::string& dir, const ExportContext& ctx) const {
     j["target_modules"] = spec_.targets;
   }
   write_adapter_config(tmp + "/adapter_config.json", j);
-  checkpoint::commit_output_dir(tmp, dir);
+  out.commit();
   log::info("exported the LoRA adapter (PEFT format) to {}", dir);
 }
 

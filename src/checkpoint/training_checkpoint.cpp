@@ -625,14 +625,13 @@ DType CheckpointReader::dtype(const std::string& name) const {
 }
 
 void CheckpointReader::read(const std::string& name, const h5::Placement& target,
-                            const backend::Tensor& out) {
+                            const backend::Tensor& out, const Shape* expected_stored) {
   const auto it = index_.find(name);
   if (it == index_.end()) throw_user_error(dir_, "tensor {} is missing from the checkpoint", name);
   const Shape& stored = it->second.front().info.placement.global_shape;
-  const Shape& want = target.global_shape;
-  bool same_shape = stored.rank() == want.rank();
-  for (int d = 1; same_shape && d < want.rank(); ++d) same_shape = stored[d] == want[d];
-  if (!same_shape)
+  // Every dim against the model, before anything is allocated for the pieces.
+  const Shape& want = expected_stored != nullptr ? *expected_stored : target.global_shape;
+  if (!(stored == want))
     throw_user_error(dir_, "tensor {}: shape {} in the checkpoint, {} in the model", name,
                      stored.str(), want.str());
   std::memset(out.data, 0, out.bytes());

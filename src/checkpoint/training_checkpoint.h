@@ -174,7 +174,7 @@ void prune_checkpoints(const std::string& checkpoints_dir, std::int64_t keep_las
 // Reads tensors of a checkpoint under any layout: for a target placement (this rank's shard and
 // flat range), the pieces of every file that overlap it are copied in. Elements the checkpoint
 // holds in no file are an error, except vocabulary padding rows (a global dim 0 larger than the
-// stored one), which stay zero.
+// stored one, as the caller expects it), which stay zero.
 class CheckpointReader {
  public:
   // Opens the files of `manifest` whose name starts with `prefix` ("model-" or "optim-").
@@ -182,8 +182,12 @@ class CheckpointReader {
   [[nodiscard]] bool has(const std::string& name) const { return index_.count(name) > 0; }
   // The stored dtype of a tensor (UserError when it is missing).
   [[nodiscard]] DType dtype(const std::string& name) const;
-  // Fills `out` (host, target.flat_end - target.flat_begin elements, the stored dtype).
-  void read(const std::string& name, const h5::Placement& target, const backend::Tensor& out);
+  // Fills `out` (host, target.flat_end - target.flat_begin elements, the stored dtype). The stored
+  // global shape must be `expected_stored` (default: target.global_shape) in every dim, checked
+  // before any piece is read or allocated; a vocabulary table saved under another TP degree has
+  // another padding (rows past the real vocabulary), which the caller expects by passing it.
+  void read(const std::string& name, const h5::Placement& target, const backend::Tensor& out,
+            const Shape* expected_stored = nullptr);
   [[nodiscard]] std::vector<std::string> names() const;
 
  private:

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "../trainer/test_dirs.h"
+#include "core/sha256.h"
 
 namespace {
 
@@ -91,6 +92,110 @@ TEST(HostileInputs, AFullDiskInsideAnHdf5ShardExitsOneWithTheReason) {
     EXPECT_TRUE(error.ends_with(": No space left on device")) << r.err;
     EXPECT_FALSE(fs::exists(run_dir + "/checkpoints/step_4.tmp"));
     EXPECT_EQ(fs::read_symlink(run_dir + "/checkpoints/latest").string(), "step_2");
+  }
+}
+
+const std::string kFixtures = TAILOR_SOURCE_DIR "/tests/checkpoint/fixtures";
+
+// Trains the tiny run in tmp/run (checkpoints at steps 2 and 4); returns its run directory.
+std::string train_tiny(const TempDir& tmp) {
+  const std::string run_dir = tmp / "run";
+  write(tmp / "run.yaml", tiny_config(run_dir));
+  const Result r = run("train " + tmp / "run.yaml", tmp);
+  EXPECT_EQ(r.code, 0) << r.err;
+  return run_dir;
+}
+
+// Sets file `name`'s size and SHA-256 in dir/manifest.json to the file's own, as an attacker who
+// edits a checkpoint does.
+void rehash(const std::string& dir, const std::string& name) {
+  nlohmann::json m = nlohmann::json::parse(read_file(dir + "/manifest.json"));
+  for (nlohmann::json& f : m["files"])
+    if (f["name"] == name) {
+      f["bytes"] = fs::file_size(dir + "/" + name);
+      f["sha256"] = tailor::sha256_file(dir + "/" + name);
+    }
+  write(dir + "/manifest.json", m.dump(2));
+}
+
+// A copy of the run's step_2 under tmp/<name>/step_2 with `fixture` as its model file.
+std::string hostile_copy(const TempDir& tmp, const std::string& run_dir, const std::string& name,
+                         const std::string& fixture) {
+  const std::string dir = tmp / (name + "/step_2");
+  fs::create_directories(tmp / name);
+  fs::copy(run_dir + "/checkpoints/step_2", dir);
+  fs::copy_file(kFixtures + "/" + fixture, dir + "/model-tp0-of-1.h5",
+                fs::copy_options::overwrite_existing);
+  rehash(dir, "model-tp0-of-1.h5");
+  return dir;
+}
+
+struct Hostile {
+  const char* fixture;
+  const char* reason;  // what follows "<dir>/model-tp0-of-1.h5: " (or "<dir>: ") in the error
+  bool model_check;    // refused only against the model (export, resume), not by inspect
+};
+
+const Hostile kHostile[] = {
+    {"external_passwd.h5",
+     "dataset model.layers.0.mlp.up_proj.weight: external raw storage is refused (only data "
+     "inside the file is read)", false},
+    {"external_dev_zero.h5",
+     "dataset model.layers.0.mlp.up_proj.weight: external raw storage is refused (only data "
+     "inside the file is read)", false},
+    {"virtual_missing.h5",
+     "dataset model.layers.0.mlp.up_proj.weight: virtual storage is refused (only data inside "
+     "the file is read)", false},
+    {"gzip_filter.h5",
+     "dataset model.layers.0.mlp.up_proj.weight: filter 1 is refused (Tailor writes only "
+     "fletcher32)", false},
+    {"transposed_gate.h5",
+     "dataset model.layers.0.mlp.gate_proj.weight: stored as [8, 16], its local_shape attribute "
+     "says [16, 8]", false},
+    {"soft_link.h5",
+     "model.norm.weight: soft and external links are refused (a checkpoint holds its datasets "
+     "itself)", false},
+    {"external_link.h5",
+     "model.norm.weight: soft and external links are refused (a checkpoint holds its datasets "
+     "itself)", false},
+    {"embedding_100_rows.h5",
+     "tensor model.embed_tokens.weight: shape [100, 8] in the checkpoint, [384, 8] in the model",
+     true},
+    {"embedding_2p26_rows.h5",
+     "tensor model.embed_tokens.weight: shape [67108864, 8] in the checkpoint, [384, 8] in the "
+     "model", true},
+};
+
+// Each hostile model file is refused with one line naming it and the reason, exit 2, by
+// inspect (what it can see without the model), export and resume; nothing is exported and no
+// run directory is written.
+TEST(HostileInputs, HostileModelFilesAreRefusedBeforeAnyDataIsRead) {
+  TempDir tmp;
+  const std::string run_dir = train_tiny(tmp);
+  for (const Hostile& h : kHostile) {
+    SCOPED_TRACE(h.fixture);
+    const std::string name = fs::path(h.fixture).stem().string();
+    const std::string dir = hostile_copy(tmp, run_dir, name, h.fixture);
+    const std::string expected =
+        (h.model_check ? dir : dir + "/model-tp0-of-1.h5") + ": " + h.reason;
+    const Result inspect = run("inspect " + dir, tmp);
+    if (h.model_check) {
+      EXPECT_EQ(inspect.code, 0) << inspect.err;
+    } else {
+      EXPECT_EQ(inspect.code, 2) << inspect.out;
+      EXPECT_EQ(inspect.err, expected + "\n");
+    }
+    const std::string out = tmp / (name + "/export");
+    const Result exported = run("export --checkpoint " + dir + " --out " + out, tmp);
+    EXPECT_EQ(exported.code, 2) << exported.err;
+    EXPECT_EQ(last_line(exported.err), expected) << exported.err;
+    EXPECT_FALSE(fs::exists(out));
+    const std::string resumed_dir = tmp / (name + "/resumed");
+    const Result resumed = run("train " + tmp / "run.yaml" + " train.resume=" + dir +
+                                   " output.dir=" + resumed_dir, tmp);
+    EXPECT_EQ(resumed.code, 2) << resumed.err;
+    EXPECT_EQ(last_line(resumed.err), expected) << resumed.err;
+    EXPECT_FALSE(fs::exists(resumed_dir));
   }
 }
 

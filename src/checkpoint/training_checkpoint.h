@@ -39,6 +39,10 @@
 namespace tailor::checkpoint {
 
 inline constexpr int kCheckpointFormatVersion = 1;
+// Ranges a manifest's numbers must lie in (larger ones are refused, so no arithmetic on them
+// overflows): steps, and ranks per layout dimension and in the world.
+inline constexpr std::int64_t kMaxCheckpointStep = 1'000'000'000'000'000;  // 10^15
+inline constexpr std::int64_t kMaxLayoutRanks = 1 << 20;
 
 // A contiguous run of one parameter's local (TP-shard) elements and its host values.
 struct TensorPiece {
@@ -68,6 +72,12 @@ struct Manifest {
   std::string base_identity;                 // PEFT: hash identifying the base
   std::string data_fingerprint;              // the tokenized corpus' cache key
   std::vector<ManifestFile> files;
+
+  [[nodiscard]] bool lists(const std::string& name) const {
+    for (const ManifestFile& f : files)
+      if (f.name == name) return true;
+    return false;
+  }
 };
 
 // Per-rank counters (state-rank<r>.json).
@@ -143,8 +153,9 @@ struct CheckpointRef {
 // The directory `latest` names, if it exists.
 [[nodiscard]] std::optional<std::string> latest_checkpoint(const std::string& checkpoints_dir);
 
-// Reads and checks manifest.json (format, version, file names inside the directory). UserError
-// "dir/manifest.json: reason".
+// Reads and checks manifest.json (format, version, file names inside the directory, every number
+// in its range, config.yaml and state-rank0.json listed). UserError "dir/manifest.json: key:
+// reason".
 [[nodiscard]] Manifest read_manifest(const std::string& dir);
 // Checks every file of the manifest: present, its size, its SHA-256. UserError "dir/file: reason".
 void verify_checkpoint(const std::string& dir, const Manifest& manifest);
@@ -169,7 +180,9 @@ struct FileCheck {
 void prune_checkpoints(const std::string& checkpoints_dir, std::int64_t keep_last,
                        std::int64_t keep_every);
 
-[[nodiscard]] RankState read_rank_state(const std::string& dir, int rank);
+// Reads state-rank<rank>.json, which the manifest must list (verify_checkpoint hashed it), with
+// every number range-checked against the manifest (its step, layout and optimizer updates).
+[[nodiscard]] RankState read_rank_state(const std::string& dir, const Manifest& manifest, int rank);
 
 // Reads tensors of a checkpoint under any layout: for a target placement (this rank's shard and
 // flat range), the pieces of every file that overlap it are copied in. Elements the checkpoint

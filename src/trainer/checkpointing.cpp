@@ -344,7 +344,7 @@ checkpoint::RankState load_training_checkpoint(const CheckpointContext& ctx,
     opt.optimizer().set_steps_taken(manifest.optimizer_steps);
   }
   // Counters: every rank saved the same ones; rank 0's file exists under any layout.
-  checkpoint::RankState state = checkpoint::read_rank_state(dir, 0);
+  checkpoint::RankState state = checkpoint::read_rank_state(dir, manifest, 0);
   TAILOR_CHECK_USER(state.step == manifest.step, dir + "/state-rank0.json",
                     "step {} differs from the manifest's {}", state.step, manifest.step);
   TAILOR_CHECK_USER(state.data_cursor == manifest.step * cfg.train.global_batch,

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 
 #include "../trainer/test_dirs.h"
@@ -191,6 +192,101 @@ TEST(HostileInputs, HostileModelFilesAreRefusedBeforeAnyDataIsRead) {
     EXPECT_EQ(last_line(exported.err), expected) << exported.err;
     EXPECT_FALSE(fs::exists(out));
     const std::string resumed_dir = tmp / (name + "/resumed");
+    const Result resumed = run("train " + tmp / "run.yaml" + " train.resume=" + dir +
+                                   " output.dir=" + resumed_dir, tmp);
+    EXPECT_EQ(resumed.code, 2) << resumed.err;
+    EXPECT_EQ(last_line(resumed.err), expected) << resumed.err;
+    EXPECT_FALSE(fs::exists(resumed_dir));
+  }
+}
+
+// Edits the JSON file dir/name in place.
+void edit_json(const std::string& dir, const std::string& name,
+               const std::function<void(nlohmann::json&)>& edit) {
+  nlohmann::json j = nlohmann::json::parse(read_file(dir + "/" + name));
+  edit(j);
+  write(dir + "/" + name, j.dump(2));
+}
+
+struct Forgery {
+  const char* name;
+  std::function<void(const std::string& dir)> forge;
+  std::string reason;  // after "<dir>/"
+};
+
+// Manifest and state fields an attacker edits (the state file re-hashed): every number is
+// range-checked, the types name their key, every file the resume reads must be listed, and
+// optimizer moments must be finite (second moments >= 0). inspect and resume both refuse them.
+TEST(HostileInputs, ForgedManifestAndStateFieldsAreRefused) {
+  TempDir tmp;
+  const std::string run_dir = train_tiny(tmp);
+  using nlohmann::json;
+  const auto manifest = [](std::function<void(json&)> edit) {
+    return [edit](const std::string& dir) { edit_json(dir, "manifest.json", edit); };
+  };
+  const auto state = [](std::function<void(json&)> edit) {
+    return [edit](const std::string& dir) {
+      edit_json(dir, "state-rank0.json", edit);
+      rehash(dir, "state-rank0.json");
+    };
+  };
+  const auto optimizer = [](const char* fixture) {
+    return [fixture](const std::string& dir) {
+      fs::copy_file(kFixtures + "/" + fixture, dir + "/optim-tp0-dp0-of-1x1.h5",
+                    fs::copy_options::overwrite_existing);
+      rehash(dir, "optim-tp0-dp0-of-1x1.h5");
+    };
+  };
+  const std::vector<Forgery> forgeries = {
+      {"steps_minus_one", manifest([](json& j) { j["optimizer"]["steps"] = -1; }),
+       "manifest.json: optimizer.steps: -1 is out of range [0, 2]"},
+      {"steps_max", manifest([](json& j) { j["optimizer"]["steps"] = INT64_MAX; }),
+       "manifest.json: optimizer.steps: 9223372036854775807 is out of range [0, 2]"},
+      {"steps_1e15", manifest([](json& j) { j["optimizer"]["steps"] = 1'000'000'000'000'000; }),
+       "manifest.json: optimizer.steps: 1000000000000000 is out of range [0, 2]"},
+      {"steps_zero", manifest([](json& j) { j["optimizer"]["steps"] = 0; }),
+       "manifest.json: optimizer.steps: 0 updates, but 2 steps with 0 skipped leave 2"},
+      {"layout_overflow", manifest([](json& j) {
+         j["layout"]["tensor"] = 65536;
+         j["layout"]["data"] = 65536;
+         j["layout"]["world"] = 0;
+       }),
+       "manifest.json: layout.world: 0 is out of range [1, 1048576]"},
+      {"layout_type", manifest([](json& j) { j["layout"]["tensor"] = "1"; }),
+       "manifest.json: layout.tensor: expected an integer, got \"1\""},
+      {"state_unlisted", manifest([](json& j) {
+         json kept = json::array();
+         for (const json& f : j["files"])
+           if (f["name"] != "state-rank0.json") kept.push_back(f);
+         j["files"] = kept;
+       }),
+       "manifest.json: lists no state-rank0.json"},
+      {"state_skipped", state([](json& j) { j["skipped_steps"] = -1; }),
+       "state-rank0.json: skipped_steps: -1 is out of range [0, 2]"},
+      {"state_step_type", state([](json& j) { j["step"] = "x"; }),
+       "state-rank0.json: step: expected an integer, got \"x\""},
+      {"exp_avg_sq_negative", optimizer("optim_negative_exp_avg_sq.h5"),
+       ": tensor exp_avg_sq/model.layers.0.mlp.up_proj.weight: element 5 is -1e-06 (a checkpoint "
+       "holds only finite values, and second moments >= 0)"},
+      {"exp_avg_sq_nan", optimizer("optim_nan_exp_avg_sq.h5"),
+       ": tensor exp_avg_sq/model.layers.0.mlp.up_proj.weight: element 5 is nan (a checkpoint "
+       "holds only finite values, and second moments >= 0)"},
+  };
+  for (const Forgery& f : forgeries) {
+    SCOPED_TRACE(f.name);
+    const std::string dir = tmp / (std::string(f.name) + "/step_2");
+    fs::create_directories(tmp / f.name);
+    fs::copy(run_dir + "/checkpoints/step_2", dir);
+    f.forge(dir);
+    // The moments are read by the resume only; inspect checks the rest.
+    const bool values = f.reason.front() == ':';
+    const std::string expected = values ? dir + f.reason : dir + "/" + f.reason;
+    if (!values) {
+      const Result inspect = run("inspect " + dir, tmp);
+      EXPECT_EQ(inspect.code, 2) << inspect.out;
+      EXPECT_EQ(inspect.err, expected + "\n");
+    }
+    const std::string resumed_dir = tmp / (std::string(f.name) + "/resumed");
     const Result resumed = run("train " + tmp / "run.yaml" + " train.resume=" + dir +
                                    " output.dir=" + resumed_dir, tmp);
     EXPECT_EQ(resumed.code, 2) << resumed.err;

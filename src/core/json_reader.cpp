@@ -11,8 +11,9 @@ using nlohmann::json;
 
 namespace {
 
-// nlohmann's message without its "[json.exception.kind.id] " prefix.
-std::string bare(const json::exception& e) {
+}  // namespace
+
+std::string json_error_reason(const json::exception& e) {
   std::string s = e.what();
   if (s.rfind("[json.exception.", 0) == 0) {
     const std::size_t end = s.find("] ");
@@ -20,6 +21,8 @@ std::string bare(const json::exception& e) {
   }
   return s;
 }
+
+namespace {
 
 // A short rendering of a value for messages.
 std::string shown(const json& v) {
@@ -55,7 +58,7 @@ json parse_json_text(std::string_view text, const std::string& where) {
     }
     throw UserError(where, fmt::format("malformed JSON at line {}, column {}", line, col));
   } catch (const json::exception& e) {  // e.g. "number overflow parsing '1e999'"
-    throw UserError(where, "malformed JSON: " + bare(e));
+    throw UserError(where, "malformed JSON: " + json_error_reason(e));
   }
 }
 

@@ -20,6 +20,9 @@ namespace tailor {
 // Parses `text`; `where` names its origin ("path", or "path:line" for a JSONL line).
 // UserError "where: malformed JSON at line L, column C" or "where: malformed JSON: <why>".
 [[nodiscard]] nlohmann::json parse_json_text(std::string_view text, const std::string& where);
+// nlohmann's explanation of an exception without its "[json.exception...]" prefix, for parsers
+// that need nlohmann's own entry points (a SAX callback).
+[[nodiscard]] std::string json_error_reason(const nlohmann::json::exception& e);
 // Reads and parses the file at `path`. UserError "path: cannot read" when it cannot be read.
 [[nodiscard]] nlohmann::json read_json_file(const std::string& path);
 

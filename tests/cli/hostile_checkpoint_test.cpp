@@ -295,4 +295,95 @@ TEST(HostileInputs, ForgedManifestAndStateFieldsAreRefused) {
   }
 }
 
+// Copies directory `from` to `to` and applies `edit` to the JSON file `name` in it.
+std::string edited_copy(const std::string& from, const std::string& to, const std::string& name,
+                        const std::function<void(nlohmann::json&)>& edit) {
+  fs::create_directories(fs::path(to).parent_path());
+  fs::copy(from, to, fs::copy_options::recursive);
+  if (!name.empty()) edit_json(to, name, edit);
+  return to;
+}
+
+// What nlohmann threw (type errors, numbers out of range) reached the CLI as "internal error",
+// exit 1: each is now one line naming the file and the key, exit 2.
+TEST(HostileInputs, MalformedJsonFilesNameTheFileAndKey) {
+  TempDir tmp;
+  using nlohmann::json;
+  const std::string golden = TAILOR_SOURCE_DIR "/tests/golden";
+  // A model directory with a tokenizer.
+  const std::string model = tmp / "model";
+  fs::copy(golden + "/models/llama", model);
+  fs::copy_file(golden + "/tokenizers/llama3/tokenizer.json", model + "/tokenizer.json");
+  const auto generate = [&](const std::string& args) {
+    return run("generate " + args + " --prompt hi --max-new-tokens 2", tmp);
+  };
+  {  // tokenizer.json: a post-processor type that is not a string
+    const std::string dir = edited_copy(model, tmp / "pp", "tokenizer.json",
+                                        [](json& j) { j["post_processor"] = {{"type", 1}}; });
+    const Result r = generate("--model " + dir);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_EQ(last_line(r.err),
+              dir + "/tokenizer.json: post_processor.type: expected a string, got 1 (a number)");
+  }
+  {  // tokenizer.json: a number out of range
+    const std::string dir = edited_copy(model, tmp / "big", "", {});
+    std::string text = read_file(dir + "/tokenizer.json");
+    text.insert(text.find('{') + 1, "\"x\": 1e999, ");
+    write(dir + "/tokenizer.json", text);
+    const Result r = generate("--model " + dir);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_EQ(last_line(r.err),
+              dir + "/tokenizer.json: malformed JSON: number overflow parsing '1e999'");
+  }
+  {  // model.safetensors.index.json: a number out of range
+    const std::string dir = edited_copy(model, tmp / "index", "", {});
+    fs::remove(dir + "/model.safetensors");
+    write(dir + "/model.safetensors.index.json",
+          R"({"metadata": {"total_size": 1e999}, "weight_map": {}})");
+    const Result r = generate("--model " + dir);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_EQ(last_line(r.err), dir + "/model.safetensors.index.json: not valid JSON: number "
+                                      "overflow parsing '1e999'");
+  }
+  // adapter_config.json: booleans that are not, a rank beyond any model.
+  const std::string adapter = golden + "/peft/lora_hub";
+  const std::pair<const char*, json> adapter_edits[] = {
+      {"use_dora", 1}, {"fan_in_fan_out", "no"}, {"r", std::int64_t{1} << 40}};
+  const char* adapter_reasons[] = {"use_dora: expected true or false, got 1",
+                                   "fan_in_fan_out: expected true or false, got \"no\"",
+                                   "r: 1099511627776 is out of range [1, 65536]"};
+  for (std::size_t i = 0; i < 3; ++i) {
+    const auto& [key, value] = adapter_edits[i];
+    const std::string dir = edited_copy(adapter, tmp / (std::string("adapter_") + key),
+                                        "adapter_config.json",
+                                        [&](json& j) { j[key] = value; });
+    const Result r = generate("--model " + model + " --adapter " + dir);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_EQ(last_line(r.err), dir + "/adapter_config.json: " + adapter_reasons[i]);
+  }
+  // A training run: metrics.jsonl and the token cache's manifest.
+  const std::string run_dir = tmp / "run";
+  write(tmp / "run.yaml", tiny_config(run_dir));
+  const std::string cache = "data.cache_dir=" + tmp / "cache";
+  ASSERT_EQ(run("train " + tmp / "run.yaml" + " " + cache, tmp).code, 0);
+  {  // a metrics.jsonl record whose step is not a number, found when resuming
+    std::ofstream(run_dir + "/metrics.jsonl", std::ios::app) << R"({"step": "x"})" << "\n";
+    const Result r = run("train " + tmp / "run.yaml" + " " + cache + " train.steps=6", tmp);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_TRUE(last_line(r.err).starts_with(run_dir + "/metrics.jsonl:")) << r.err;
+    EXPECT_TRUE(last_line(r.err).ends_with(": step: expected an integer, got \"x\"")) << r.err;
+  }
+  {  // the token cache's manifest
+    fs::path manifest;
+    for (const auto& e : fs::recursive_directory_iterator(tmp / "cache"))
+      if (e.path().filename() == "manifest.json") manifest = e.path();
+    ASSERT_FALSE(manifest.empty());
+    edit_json(manifest.parent_path().string(), "manifest.json", [](json& j) { j["tokens"] = "x"; });
+    const Result r = run("train " + tmp / "run.yaml" + " " + cache + " output.dir=" + tmp / "run2",
+                         tmp);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_EQ(last_line(r.err), manifest.string() + ": tokens: expected an integer, got \"x\"");
+  }
+}
+
 }  // namespace

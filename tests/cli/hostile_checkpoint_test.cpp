@@ -36,6 +36,8 @@ Result run(const std::string& args, const TempDir& tmp, const std::string& env =
 }
 
 
+int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
 // The last line of `text` (a run's error comes after its log lines).
 std::string last_line(std::string text) {
   while (!text.empty() && text.back() == '\n') text.pop_back();
@@ -383,6 +385,58 @@ TEST(HostileInputs, MalformedJsonFilesNameTheFileAndKey) {
                          tmp);
     EXPECT_EQ(r.code, 2) << r.err;
     EXPECT_EQ(last_line(r.err), manifest.string() + ": tokens: expected an integer, got \"x\"");
+  }
+}
+
+// Sizes beyond any model or machine are refused before anything is allocated (they ended in
+// "out of host memory", exit 1, or a hang), with one line and exit 2.
+TEST(HostileInputs, ResourceBombsAreRefusedBeforeAllocating) {
+  TempDir tmp;
+  using nlohmann::json;
+  const std::string golden = TAILOR_SOURCE_DIR "/tests/golden";
+  const std::string model = tmp / "model";
+  fs::copy(golden + "/models/llama", model);
+  fs::copy_file(golden + "/tokenizers/llama3/tokenizer.json", model + "/tokenizer.json");
+  for (const char* threads : {"-5", "5000"}) {
+    const Result r = run("generate --model " + model + " --prompt hi --threads " + threads, tmp);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find("--threads"), std::string::npos) << r.err;
+  }
+  {
+    const Result r = run("generate --model " + model + " --prompt hi --max-new-tokens 2147483647", tmp);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_EQ(last_line(r.err), "--max-new-tokens: 2147483647 is above Tailor's limit of 16777216 "
+                                "(no model has that many positions)");
+  }
+  {
+    const std::string dir = edited_copy(model, tmp / "vocab", "config.json",
+                                        [](json& j) { j["vocab_size"] = std::int64_t{1} << 31; });
+    const Result r = run("generate --model " + dir + " --prompt hi", tmp);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_EQ(last_line(r.err),
+              dir + "/config.json: vocab_size: 2147483648 is above Tailor's limit of 16777216");
+  }
+  {  // a checkpoint whose config.yaml asks for hidden_size 2^20 (re-hashed)
+    const std::string run_dir = train_tiny(tmp);
+    const std::string dir = tmp / "wide/step_2";
+    fs::create_directories(tmp / "wide");
+    fs::copy(run_dir + "/checkpoints/step_2", dir);
+    std::string cfg = read_file(dir + "/config.yaml");
+    const std::size_t at = cfg.find("hidden_size: 8");
+    ASSERT_NE(at, std::string::npos) << cfg;
+    cfg.replace(at, 14, "hidden_size: 1048576");
+    write(dir + "/config.yaml", cfg);
+    rehash(dir, "config.yaml");
+    edit_json(dir, "manifest.json",
+              [&](json& j) { j["config"]["sha256"] = tailor::sha256_file(dir + "/config.yaml"); });
+    const Result r = run("export --checkpoint " + dir + " --out " + tmp / "wide/out", tmp);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_TRUE(last_line(r.err).starts_with(dir + "/config.yaml: the checkpoint's config does "
+                                             "not load: "))
+        << r.err;
+    EXPECT_NE(last_line(r.err).find("model.hidden_size: must be"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(tmp / "wide/out"));
   }
 }
 

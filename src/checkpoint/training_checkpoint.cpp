@@ -538,6 +538,16 @@ void verify_checkpoint(const std::string& dir, const Manifest& manifest) {
   }
 }
 
+Manifest validate_checkpoint(const std::string& dir) {
+  Manifest m = read_manifest(dir);
+  verify_checkpoint(dir, m);
+  for (int r = 0; r < m.world; ++r)
+    if (r == 0 || m.lists(fmt::format("state-rank{}.json", r))) (void)read_rank_state(dir, m, r);
+  for (const ManifestFile& f : m.files)
+    if (f.name.ends_with(".h5")) (void)h5::File::open(dir + "/" + f.name).list();
+  return m;
+}
+
 std::vector<FileCheck> check_checkpoint_files(const std::string& dir, const Manifest& manifest) {
   std::vector<FileCheck> out;
   for (const ManifestFile& f : manifest.files) {

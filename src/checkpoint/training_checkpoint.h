@@ -160,6 +160,16 @@ struct CheckpointRef {
 // Checks every file of the manifest: present, its size, its SHA-256. UserError "dir/file: reason".
 void verify_checkpoint(const std::string& dir, const Manifest& manifest);
 
+// Every check of checkpoint `dir` that needs no model, stopping at the first problem (UserError
+// naming the file and the reason): the manifest (format, bare file names, every number in its
+// range, config.yaml and state-rank0.json listed), each listed file's size and SHA-256, the
+// numbers of every listed state file against the manifest, and the structure of every HDF5 file
+// (hard links only, data inside the file, fletcher32 only, dims equal to local_shape, placements
+// that fit; no tensor data is read). What needs the model (global shapes, dtypes, finite values)
+// is checked as tensors are read (CheckpointReader::read). The one entry point for tools and the
+// checkpoint fuzz target.
+Manifest validate_checkpoint(const std::string& dir);
+
 // The same checks, file by file, without stopping at the first bad one (`tailor inspect`).
 struct FileCheck {
   std::string name;          // as in the manifest

@@ -15,6 +15,7 @@
 
 #include "checkpoint/training_checkpoint.h"
 #include "core/error.h"
+#include "core/sha256.h"
 
 namespace tailor::checkpoint {
 namespace {
@@ -310,6 +311,43 @@ TEST(TrainingCheckpoint, StepDirectoryNamesThatOverflowAreNotCheckpoints) {
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all[0].step, 3);
   EXPECT_EQ(find_resumable(ck, nullptr)->step, 3);
+}
+
+// validate_checkpoint, the one entry point of every model-free check (and of the checkpoint fuzz
+// target): a good checkpoint passes; a hostile HDF5 file, a forged state file and a forged
+// manifest number are each refused with one line.
+TEST(TrainingCheckpoint, ValidateCheckpointRunsEveryModelFreeCheck) {
+  Tmp tmp;
+  const Saved s = save_one(tmp.str(), 2);
+  EXPECT_EQ(user_error_of([&] { (void)validate_checkpoint(s.dir); }), "(no error)");
+  const auto rehash = [&](const std::string& name) {
+    edit_manifest(s.dir, [&](nlohmann::json& j) {
+      for (nlohmann::json& f : j["files"])
+        if (f["name"] == name) {
+          f["bytes"] = fs::file_size(s.dir + "/" + name);
+          f["sha256"] = sha256_file(s.dir + "/" + name);
+        }
+    });
+  };
+  const std::string model = s.dir + "/model-tp0-of-1.h5";
+  fs::copy_file(model, model + ".good");
+  fs::copy_file(TAILOR_SOURCE_DIR "/tests/checkpoint/fixtures/external_passwd.h5", model,
+                fs::copy_options::overwrite_existing);
+  rehash("model-tp0-of-1.h5");
+  EXPECT_EQ(user_error_of([&] { (void)validate_checkpoint(s.dir); }),
+            model + ": dataset model.layers.0.mlp.up_proj.weight: external raw storage is refused "
+                    "(only data inside the file is read)");
+  fs::rename(model + ".good", model);
+  rehash("model-tp0-of-1.h5");
+  std::ofstream(s.dir + "/state-rank0.json")
+      << R"({"rank": 0, "tp_rank": 0, "dp_rank": 0, "step": 2, "data_cursor": 8,)"
+      << R"( "skipped_steps": 3, "consecutive_skips": 0, "rng": {"seed": 0}})";
+  rehash("state-rank0.json");
+  EXPECT_EQ(user_error_of([&] { (void)validate_checkpoint(s.dir); }),
+            s.dir + "/state-rank0.json: skipped_steps: 3 is out of range [0, 2]");
+  edit_manifest(s.dir, [](nlohmann::json& j) { j["step"] = -2; });
+  EXPECT_EQ(user_error_of([&] { (void)validate_checkpoint(s.dir); }),
+            s.dir + "/manifest.json: step: -2 is out of range [0, 1000000000000000]");
 }
 
 TEST(TrainingCheckpoint, RetentionKeepsTheNewestTheMilestonesAndLatest) {

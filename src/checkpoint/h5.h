@@ -26,6 +26,10 @@
 
 namespace tailor::checkpoint::h5 {
 
+// The most elements a stored tensor (or its global shape) may have: 2^40, far above any model
+// Tailor trains and low enough that no size computed from it overflows.
+inline constexpr std::int64_t kMaxElements = std::int64_t{1} << 40;
+
 // One tensor's placement (attributes above).
 struct Placement {
   Shape global_shape;
@@ -55,8 +59,10 @@ class File {
   File(const File&) = delete;
   File& operator=(const File&) = delete;
 
-  // Flushes and closes; RuntimeError when the data cannot be written (disk full). The destructor
-  // closes without reporting.
+  // Flushes and closes; RuntimeError "path: cannot write: <the system's reason>" when the data
+  // cannot be written (disk full). A write that fails at any step (dataset, attribute, flush)
+  // closes the file at once, every HDF5 object released, and throws the same way; the caller
+  // removes the unfinished file. The destructor closes without reporting.
   void close();
 
   // A string / i64 attribute of the root group.
@@ -70,7 +76,11 @@ class File {
   // the shard, else 1-D.
   void write_tensor(const std::string& path, const backend::Tensor& data, const Placement& placement);
 
-  // Every tensor dataset of the file (any depth), in name order.
+  // Every tensor dataset of the file (any depth), in name order. Before reading any tensor
+  // data it refuses (UserError naming the file and dataset) links other than hard links, datasets
+  // stored outside the file (external raw storage, virtual datasets), filters other than
+  // fletcher32, dims that differ from the `local_shape` attribute (or from the flat range's
+  // length for a 1-D range), and placement attributes that do not fit together.
   [[nodiscard]] std::vector<DatasetInfo> list() const;
   // Reads a whole dataset into `out` (host, its dtype and element count must match).
   void read(const std::string& path, const backend::Tensor& out) const;
@@ -79,7 +89,12 @@ class File {
 
  private:
   explicit File(std::int64_t id, std::string path) : id_(id), path_(std::move(path)) {}
+  // With the library lock held: closes, returning why a write failed ("" when none did); throws
+  // RuntimeError "path: what: reason" (the file closed) when `failed` or a write has failed.
+  std::string close_locked() noexcept;
+  void check_written_locked(const std::string& what, bool failed);
   std::int64_t id_ = -1;
+  int fd_ = -1;  // a file being written: its descriptor (the guarded driver's failure record)
   std::string path_;
 };
 

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/hf_model.h"
+#include "core/limits.h"
 #include "checkpoint/hf_model_internal.h"
 #include "model/families/hf_config_reader.h"
 
@@ -44,6 +45,22 @@ HfModelConfig read_hf_config(const std::string& dir) {
   if (s.vocab_size < 1 || s.hidden_size < 1 || s.num_layers < 1 || s.num_heads < 1 ||
       s.num_kv_heads < 1 || s.intermediate_size < 1 || s.head_dim < 1)
     throw_user_error(path, "model dimensions must be positive");
+  // Sizes beyond any model are refused before anything is allocated for them.
+  const struct {
+    const char* name;
+    std::int64_t value, limit;
+  } sizes[] = {{"vocab_size", s.vocab_size, limits::kVocab},
+               {"hidden_size", s.hidden_size, limits::kHidden},
+               {"num_hidden_layers", s.num_layers, limits::kLayers},
+               {"num_attention_heads", s.num_heads, limits::kHeads},
+               {"num_key_value_heads", s.num_kv_heads, limits::kHeads},
+               {"head_dim", s.head_dim, limits::kHeadDim},
+               {"intermediate_size", s.intermediate_size, limits::kIntermediate},
+               {"max_position_embeddings", s.max_position_embeddings, limits::kPositions}};
+  for (const auto& size : sizes)
+    if (size.value > size.limit)
+      throw_user_error(path, "{}: {} is above Tailor's limit of {}", size.name, size.value,
+                       size.limit);
   if (s.num_heads % s.num_kv_heads != 0)
     throw_user_error(path, "num_key_value_heads ({}) must divide num_attention_heads ({})",
                      s.num_kv_heads, s.num_heads);

@@ -8,6 +8,7 @@
 // (padding) are zero.
 #include <algorithm>
 #include <filesystem>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <set>
@@ -191,14 +192,16 @@ void save_hf_model(const std::string& out_dir, const HfModelConfig& cfg,
                    const std::string& tokenizer_dir, bool bf16,
                    const std::map<std::string, std::string>& files) {
   namespace fs = std::filesystem;
-  const std::string tmp = begin_output_dir(out_dir);
+  OutputDir out(out_dir);
+  const std::string& tmp = out.tmp();
   write_hf_tensors(tmp + "/model.safetensors", to_hf_tensors(cfg, model, ops, /*gradients=*/false),
                    bf16 ? DType::kBF16 : DType::kF32);
   {
     const std::string path = tmp + "/config.json";
     std::ofstream f(path);
     f << hf_config_json(cfg, bf16 ? "bfloat16" : "float32");
-    if (!f) throw_runtime_error("{}: cannot write", path);
+    f.close();  // the data reaches the file here: a full disk shows now
+    if (!f) throw_runtime_error("{}: cannot write: {}", path, std::strerror(errno));
   }
   if (!tokenizer_dir.empty()) {
     for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -216,7 +219,7 @@ void save_hf_model(const std::string& out_dir, const HfModelConfig& cfg,
     f << content;
     if (!f.flush()) throw_runtime_error("{}: cannot write", path);
   }
-  commit_output_dir(tmp, out_dir);
+  out.commit();
 }
 
 }  // namespace tailor::checkpoint

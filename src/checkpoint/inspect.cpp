@@ -172,7 +172,7 @@ Inspection inspect_checkpoint(const std::string& dir) {
   });
   if (state_ok != ins.files.end()) {
     try {
-      ins.state = read_rank_state(dir, 0);
+      ins.state = read_rank_state(dir, ins.manifest, 0);
     } catch (const UserError& e) {
       ins.problems.push_back({e.where(), e.reason()});
     }

@@ -8,25 +8,31 @@ namespace tailor::checkpoint {
 
 namespace fs = std::filesystem;
 
-std::string begin_output_dir(const std::string& out_dir) {
-  const std::string tmp = out_dir + ".tmp";
+OutputDir::OutputDir(std::string out_dir) : out_dir_(std::move(out_dir)), tmp_(out_dir_ + ".tmp") {
   std::error_code ec;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp, ec);
-  if (ec) throw_runtime_error("{}: cannot create: {}", tmp, ec.message());
-  return tmp;
+  fs::remove_all(tmp_, ec);
+  fs::create_directories(tmp_, ec);
+  if (ec) throw_runtime_error("{}: cannot create: {}", tmp_, ec.message());
 }
 
-void commit_output_dir(const std::string& tmp, const std::string& out_dir) {
-  const std::string old = out_dir + ".old";
+OutputDir::~OutputDir() {
+  if (committed_) return;
+  std::error_code ec;
+  fs::remove_all(tmp_, ec);  // best effort: a destructor reports nothing
+}
+
+void OutputDir::commit() {
+  const std::string old = out_dir_ + ".old";
   std::error_code ec;
   fs::remove_all(old, ec);
-  if (fs::exists(out_dir)) {
-    fs::rename(out_dir, old, ec);
-    if (ec) throw_runtime_error("{}: cannot move the previous version aside: {}", out_dir, ec.message());
+  if (fs::exists(out_dir_)) {
+    fs::rename(out_dir_, old, ec);
+    if (ec)
+      throw_runtime_error("{}: cannot move the previous version aside: {}", out_dir_, ec.message());
   }
-  fs::rename(tmp, out_dir, ec);
-  if (ec) throw_runtime_error("{}: cannot rename into place: {}", out_dir, ec.message());
+  fs::rename(tmp_, out_dir_, ec);
+  if (ec) throw_runtime_error("{}: cannot rename into place: {}", out_dir_, ec.message());
+  committed_ = true;
   fs::remove_all(old, ec);
 }
 

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_reader.h"
 
 namespace tailor::checkpoint {
 namespace {
@@ -68,6 +69,8 @@ Json parse_index(const std::string& text, const std::string& path) {
     return Json::parse(text, on_event);
   } catch (const Json::parse_error& e) {
     throw UserError(path, fmt::format("not valid JSON (error at byte {})", e.byte));
+  } catch (const Json::exception& e) {  // a number out of range (1e999), ...
+    throw UserError(path, "not valid JSON: " + json_error_reason(e));
   }
 }
 

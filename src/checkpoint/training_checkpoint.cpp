@@ -5,11 +5,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <chrono>
 #include <sstream>
 
@@ -18,6 +20,7 @@
 #include "backend/tensor.h"
 #include "core/error.h"
 #include "core/logging.h"
+#include "core/json_reader.h"
 #include "core/sha256.h"
 
 namespace tailor::checkpoint {
@@ -38,9 +41,12 @@ void fsync_path(const std::string& path, bool directory) {
 void write_text_synced(const std::string& path, const std::string& text) {
   {
     std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    errno = 0;
     f << text;
-    f.flush();
-    if (!f) throw_runtime_error("{}: cannot write (disk full?)", path);
+    f.close();  // the data reaches the file here: a full disk shows now
+    if (!f)
+      throw_runtime_error("{}: cannot write: {}", path,
+                          errno != 0 ? std::strerror(errno) : "disk full?");
   }
   fsync_path(path, false);
 }
@@ -57,11 +63,12 @@ std::string step_name(std::int64_t step) { return "step_" + std::to_string(step)
 
 // step_<N> -> N; nullopt for other names (step_<N>.tmp, latest, ...).
 std::optional<std::int64_t> parse_step_dir(const std::string& name) {
-  if (name.rfind("step_", 0) != 0 || name.size() == 5 || name.size() > 24) return std::nullopt;
+  if (name.rfind("step_", 0) != 0 || name.size() == 5) return std::nullopt;
   std::int64_t v = 0;
   for (std::size_t i = 5; i < name.size(); ++i) {
     if (name[i] < '0' || name[i] > '9') return std::nullopt;
     v = v * 10 + (name[i] - '0');
+    if (v > kMaxCheckpointStep) return std::nullopt;  // not a step Tailor writes (no overflow)
   }
   return v;
 }
@@ -144,6 +151,24 @@ void replace_link(const std::string& checkpoints_dir, const std::string& link,
   fs::rename(link_tmp, checkpoints_dir + "/" + link, ec);
   if (ec) throw_runtime_error("{}/{}: cannot replace: {}", checkpoints_dir, link, ec.message());
   fsync_path(checkpoints_dir, true);
+}
+
+// The first element of host tensor t that is NaN or infinite (or negative, with non_negative),
+// with its value.
+std::optional<std::pair<std::int64_t, double>> first_bad_value(const backend::Tensor& t,
+                                                               bool non_negative) {
+  const auto bad = [&](double x) { return !std::isfinite(x) || (non_negative && x < 0.0); };
+  for (std::int64_t i = 0; i < t.numel(); ++i) {
+    double x = 0.0;
+    switch (t.dtype) {
+      case DType::kF32: x = static_cast<const float*>(t.data)[i]; break;
+      case DType::kF64: x = static_cast<const double*>(t.data)[i]; break;
+      case DType::kBF16: x = bf16_to_float(static_cast<const BF16*>(t.data)[i]); break;
+      default: return std::nullopt;
+    }
+    if (bad(x)) return std::make_pair(i, x);
+  }
+  return std::nullopt;
 }
 
 // Elements of target placement pt's flat range whose global index lies inside `stored` (the
@@ -465,47 +490,52 @@ Manifest read_manifest(const std::string& dir) {
   const std::string path = dir + "/manifest.json";
   std::error_code ec;
   if (!fs::exists(path, ec)) throw_user_error(path, "missing (not a committed checkpoint)");
-  const json j = json::parse(read_text(path), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) throw_user_error(path, "not valid JSON");
+  const json doc = read_json_file(path);
+  const JsonValue j(doc, path);
+  j.expect_object();
+  if (j.string_or("format", "") != "tailor-checkpoint")
+    throw_user_error(path, "not a Tailor checkpoint manifest");
   Manifest m;
-  try {
-    if (j.value("format", "") != "tailor-checkpoint")
-      throw_user_error(path, "not a Tailor checkpoint manifest");
-    m.format_version = j.at("format_version").get<int>();
-    if (m.format_version != kCheckpointFormatVersion)
-      throw_user_error(path, "format version {} is not supported by this build (it reads {})",
-                       m.format_version, kCheckpointFormatVersion);
-    m.step = j.at("step").get<std::int64_t>();
-    const json& l = j.at("layout");
-    m.tensor = l.at("tensor").get<int>();
-    m.data = l.at("data").get<int>();
-    m.world = l.at("world").get<int>();
-    m.zero = l.at("zero").get<bool>();
-    if (m.step < 0 || m.tensor < 1 || m.data < 1 || m.world != m.tensor * m.data)
-      throw_user_error(path, "inconsistent step or layout");
-    m.dtype = j.at("dtype").get<std::string>();
-    m.optimizer = j.at("optimizer").at("name").get<std::string>();
-    m.optimizer_steps = j.at("optimizer").at("steps").get<std::int64_t>();
-    m.config_sha256 = j.at("config").at("sha256").get<std::string>();
-    m.determinism = j.at("determinism").get<std::map<std::string, std::string>>();
-    m.peft_method = j.at("peft").at("method").get<std::string>();
-    m.base_model = j.at("peft").at("base_model").get<std::string>();
-    m.base_identity = j.at("peft").at("base_identity").get<std::string>();
-    m.data_fingerprint = j.at("data").at("fingerprint").get<std::string>();
-    for (const json& f : j.at("files")) {
-      ManifestFile mf{f.at("name").get<std::string>(), f.at("bytes").get<std::uint64_t>(),
-                      f.at("sha256").get<std::string>()};
-      if (!bare_file_name(mf.name))
-        throw_user_error(path, "names a file outside the checkpoint directory: '{}'", mf.name);
-      if (mf.sha256.size() != 64) throw_user_error(path, "file {}: malformed sha256", mf.name);
-      m.files.push_back(std::move(mf));
-    }
-  } catch (const json::exception& e) {
-    throw_user_error(path, "malformed manifest: {}", e.what());
+  m.format_version = static_cast<int>(j.at("format_version").integer(0, 1 << 20));
+  if (m.format_version != kCheckpointFormatVersion)
+    throw_user_error(path, "format version {} is not supported by this build (it reads {})",
+                     m.format_version, kCheckpointFormatVersion);
+  m.step = j.at("step").integer(0, kMaxCheckpointStep);
+  const JsonValue l = j.at("layout");
+  m.tensor = static_cast<int>(l.at("tensor").integer(1, kMaxLayoutRanks));
+  m.data = static_cast<int>(l.at("data").integer(1, kMaxLayoutRanks));
+  const std::int64_t world = l.at("world").integer(1, kMaxLayoutRanks);
+  if (world != std::int64_t{m.tensor} * m.data)
+    l.fail(fmt::format("world {} is not tensor {} x data {}", world, m.tensor, m.data));
+  m.world = static_cast<int>(world);
+  m.zero = l.at("zero").boolean();
+  m.dtype = j.at("dtype").string();
+  if (m.dtype != "f32" && m.dtype != "f64" && m.dtype != "bf16")
+    j.at("dtype").fail(fmt::format("'{}' is not f32, f64 or bf16", m.dtype));
+  const JsonValue opt = j.at("optimizer");
+  m.optimizer = opt.at("name").string();
+  // Updates applied: at most one per step (skipped steps apply none).
+  m.optimizer_steps = opt.at("steps").integer(0, m.step);
+  m.config_sha256 = j.at("config").at("sha256").string();
+  for (const auto& [k, v] : j.at("determinism").members()) m.determinism[k] = v.string();
+  const JsonValue peft = j.at("peft");
+  m.peft_method = peft.at("method").string();
+  m.base_model = peft.at("base_model").string();
+  m.base_identity = peft.at("base_identity").string();
+  m.data_fingerprint = j.at("data").at("fingerprint").string();
+  for (const JsonValue& f : j.at("files").elements()) {
+    ManifestFile mf{f.at("name").string(), f.at("bytes").unsigned_integer(),
+                    f.at("sha256").string()};
+    if (!bare_file_name(mf.name))
+      throw_user_error(path, "names a file outside the checkpoint directory: '{}'", mf.name);
+    if (mf.sha256.size() != 64) throw_user_error(path, "file {}: malformed sha256", mf.name);
+    if (std::any_of(m.files.begin(), m.files.end(),
+                    [&](const ManifestFile& o) { return o.name == mf.name; }))
+      throw_user_error(path, "lists file {} twice", mf.name);
+    m.files.push_back(std::move(mf));
   }
-  if (std::none_of(m.files.begin(), m.files.end(),
-                   [](const ManifestFile& f) { return f.name == "config.yaml"; }))
-    throw_user_error(path, "lists no config.yaml");
+  for (const std::string& needed : {std::string("config.yaml"), std::string("state-rank0.json")})
+    if (!m.lists(needed)) throw_user_error(path, "lists no {}", needed);
   return m;
 }
 
@@ -533,6 +563,16 @@ void verify_checkpoint(const std::string& dir, const Manifest& manifest) {
     const std::string problem = file_problem(dir, f, bytes);
     if (!problem.empty()) throw UserError(dir + "/" + f.name, problem);
   }
+}
+
+Manifest validate_checkpoint(const std::string& dir) {
+  Manifest m = read_manifest(dir);
+  verify_checkpoint(dir, m);
+  for (int r = 0; r < m.world; ++r)
+    if (r == 0 || m.lists(fmt::format("state-rank{}.json", r))) (void)read_rank_state(dir, m, r);
+  for (const ManifestFile& f : m.files)
+    if (f.name.ends_with(".h5")) (void)h5::File::open(dir + "/" + f.name).list();
+  return m;
 }
 
 std::vector<FileCheck> check_checkpoint_files(const std::string& dir, const Manifest& manifest) {
@@ -606,28 +646,34 @@ void prune_checkpoints(const std::string& checkpoints_dir, std::int64_t keep_las
   }
 }
 
-RankState read_rank_state(const std::string& dir, int rank) {
-  const std::string path = dir + fmt::format("/state-rank{}.json", rank);
-  const json j = json::parse(read_text(path), nullptr, false);
-  if (j.is_discarded()) throw_user_error(path, "not valid JSON");
+RankState read_rank_state(const std::string& dir, const Manifest& manifest, int rank) {
+  const std::string name = fmt::format("state-rank{}.json", rank);
+  const std::string path = dir + "/" + name;
+  // Only files the manifest lists (and verify_checkpoint hashed) are read.
+  if (!manifest.lists(name))
+    throw_user_error(dir + "/manifest.json", "does not list {} (the resume reads it)", name);
+  const json doc = read_json_file(path);
+  const JsonValue j(doc, path);
+  j.expect_object();
   RankState s;
-  try {
-    s.rank = j.at("rank").get<int>();
-    s.tp_rank = j.at("tp_rank").get<int>();
-    s.dp_rank = j.at("dp_rank").get<int>();
-    s.step = j.at("step").get<std::int64_t>();
-    s.data_cursor = j.at("data_cursor").get<std::int64_t>();
-    s.skipped_steps = j.at("skipped_steps").get<std::int64_t>();
-    s.consecutive_skips = j.at("consecutive_skips").get<std::int64_t>();
-    s.seed = j.at("rng").at("seed").get<std::uint64_t>();
-    if (j.contains("best")) {
-      s.best_step = j.at("best").at("step").get<std::int64_t>();
-      s.best_metric = j.at("best").at("metric").get<std::string>();
-      s.best_value = j.at("best").at("value").get<double>();
-      s.evals_since_best = j.at("best").at("evals_since").get<std::int64_t>();
-    }
-  } catch (const json::exception& e) {
-    throw_user_error(path, "malformed: {}", e.what());
+  s.rank = static_cast<int>(j.at("rank").integer(rank, rank));
+  s.tp_rank = static_cast<int>(j.at("tp_rank").integer(0, manifest.tensor - 1));
+  s.dp_rank = static_cast<int>(j.at("dp_rank").integer(0, manifest.data - 1));
+  s.step = j.at("step").integer(manifest.step, manifest.step);
+  s.data_cursor = j.at("data_cursor").integer(0, std::numeric_limits<std::int64_t>::max());
+  s.skipped_steps = j.at("skipped_steps").integer(0, s.step);
+  s.consecutive_skips = j.at("consecutive_skips").integer(0, s.skipped_steps);
+  s.seed = j.at("rng").at("seed").unsigned_integer();
+  // Every step either applied one update or was skipped.
+  if (manifest.optimizer_steps != s.step - s.skipped_steps)
+    throw_user_error(dir + "/manifest.json",
+                     "optimizer.steps: {} updates, but {} steps with {} skipped leave {}",
+                     manifest.optimizer_steps, s.step, s.skipped_steps, s.step - s.skipped_steps);
+  if (const std::optional<JsonValue> best = j.find("best")) {  // checkpoint.keep_best
+    s.best_step = best->at("step").integer(1, s.step);
+    s.best_metric = best->at("metric").string();
+    s.best_value = best->at("value").number();
+    s.evals_since_best = best->at("evals_since").integer(0, s.step);
   }
   return s;
 }
@@ -656,14 +702,13 @@ DType CheckpointReader::dtype(const std::string& name) const {
 }
 
 void CheckpointReader::read(const std::string& name, const h5::Placement& target,
-                            const backend::Tensor& out) {
+                            const backend::Tensor& out, const Shape* expected_stored) {
   const auto it = index_.find(name);
   if (it == index_.end()) throw_user_error(dir_, "tensor {} is missing from the checkpoint", name);
   const Shape& stored = it->second.front().info.placement.global_shape;
-  const Shape& want = target.global_shape;
-  bool same_shape = stored.rank() == want.rank();
-  for (int d = 1; same_shape && d < want.rank(); ++d) same_shape = stored[d] == want[d];
-  if (!same_shape)
+  // Every dim against the model, before anything is allocated for the pieces.
+  const Shape& want = expected_stored != nullptr ? *expected_stored : target.global_shape;
+  if (!(stored == want))
     throw_user_error(dir_, "tensor {}: shape {} in the checkpoint, {} in the model", name,
                      stored.str(), want.str());
   std::memset(out.data, 0, out.bytes());
@@ -690,6 +735,13 @@ void CheckpointReader::read(const std::string& name, const h5::Placement& target
   if (copied != expected)
     throw_user_error(dir_, "tensor {}: the checkpoint holds {} of the {} elements this rank needs",
                      name, copied, expected);
+  // Training never stores a non-finite value (a non-finite step is skipped), and a second moment
+  // is a running mean of squares: anything else is damage or forgery.
+  const bool non_negative = name.rfind("exp_avg_sq/", 0) == 0;
+  if (const auto bad = first_bad_value(out, non_negative))
+    throw_user_error(dir_, "tensor {}: element {} is {:g} (a checkpoint holds only finite values{})",
+                     name, target.flat_begin + bad->first, bad->second,
+                     non_negative ? ", and second moments >= 0" : "");
 }
 
 }  // namespace tailor::checkpoint

@@ -40,6 +40,10 @@
 namespace tailor::checkpoint {
 
 inline constexpr int kCheckpointFormatVersion = 1;
+// Ranges a manifest's numbers must lie in (larger ones are refused, so no arithmetic on them
+// overflows): steps, and ranks per layout dimension and in the world.
+inline constexpr std::int64_t kMaxCheckpointStep = 1'000'000'000'000'000;  // 10^15
+inline constexpr std::int64_t kMaxLayoutRanks = 1 << 20;
 
 // A contiguous run of one parameter's local (TP-shard) elements and its host values.
 struct TensorPiece {
@@ -69,6 +73,12 @@ struct Manifest {
   std::string base_identity;                 // PEFT: hash identifying the base
   std::string data_fingerprint;              // the tokenized corpus' cache key
   std::vector<ManifestFile> files;
+
+  [[nodiscard]] bool lists(const std::string& name) const {
+    for (const ManifestFile& f : files)
+      if (f.name == name) return true;
+    return false;
+  }
 };
 
 // Per-rank counters (state-rank<r>.json).
@@ -152,11 +162,22 @@ struct CheckpointRef {
 // The directory `best` names (checkpoint.keep_best), if it exists.
 [[nodiscard]] std::optional<std::string> best_checkpoint(const std::string& checkpoints_dir);
 
-// Reads and checks manifest.json (format, version, file names inside the directory). UserError
-// "dir/manifest.json: reason".
+// Reads and checks manifest.json (format, version, file names inside the directory, every number
+// in its range, config.yaml and state-rank0.json listed). UserError "dir/manifest.json: key:
+// reason".
 [[nodiscard]] Manifest read_manifest(const std::string& dir);
 // Checks every file of the manifest: present, its size, its SHA-256. UserError "dir/file: reason".
 void verify_checkpoint(const std::string& dir, const Manifest& manifest);
+
+// Every check of checkpoint `dir` that needs no model, stopping at the first problem (UserError
+// naming the file and the reason): the manifest (format, bare file names, every number in its
+// range, config.yaml and state-rank0.json listed), each listed file's size and SHA-256, the
+// numbers of every listed state file against the manifest, and the structure of every HDF5 file
+// (hard links only, data inside the file, fletcher32 only, dims equal to local_shape, placements
+// that fit; no tensor data is read). What needs the model (global shapes, dtypes, finite values)
+// is checked as tensors are read (CheckpointReader::read). The one entry point for tools and the
+// checkpoint fuzz target.
+Manifest validate_checkpoint(const std::string& dir);
 
 // The same checks, file by file, without stopping at the first bad one (`tailor inspect`).
 struct FileCheck {
@@ -178,12 +199,14 @@ struct FileCheck {
 void prune_checkpoints(const std::string& checkpoints_dir, std::int64_t keep_last,
                        std::int64_t keep_every);
 
-[[nodiscard]] RankState read_rank_state(const std::string& dir, int rank);
+// Reads state-rank<rank>.json, which the manifest must list (verify_checkpoint hashed it), with
+// every number range-checked against the manifest (its step, layout and optimizer updates).
+[[nodiscard]] RankState read_rank_state(const std::string& dir, const Manifest& manifest, int rank);
 
 // Reads tensors of a checkpoint under any layout: for a target placement (this rank's shard and
 // flat range), the pieces of every file that overlap it are copied in. Elements the checkpoint
 // holds in no file are an error, except vocabulary padding rows (a global dim 0 larger than the
-// stored one), which stay zero.
+// stored one, as the caller expects it), which stay zero.
 class CheckpointReader {
  public:
   // Opens the files of `manifest` whose name starts with `prefix` ("model-" or "optim-").
@@ -191,8 +214,12 @@ class CheckpointReader {
   [[nodiscard]] bool has(const std::string& name) const { return index_.count(name) > 0; }
   // The stored dtype of a tensor (UserError when it is missing).
   [[nodiscard]] DType dtype(const std::string& name) const;
-  // Fills `out` (host, target.flat_end - target.flat_begin elements, the stored dtype).
-  void read(const std::string& name, const h5::Placement& target, const backend::Tensor& out);
+  // Fills `out` (host, target.flat_end - target.flat_begin elements, the stored dtype). The stored
+  // global shape must be `expected_stored` (default: target.global_shape) in every dim, checked
+  // before any piece is read or allocated; a vocabulary table saved under another TP degree has
+  // another padding (rows past the real vocabulary), which the caller expects by passing it.
+  void read(const std::string& name, const h5::Placement& target, const backend::Tensor& out,
+            const Shape* expected_stored = nullptr);
   [[nodiscard]] std::vector<std::string> names() const;
 
  private:

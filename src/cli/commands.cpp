@@ -1,4 +1,5 @@
 #include "cli/commands.h"
+#include "core/limits.h"
 
 #include <cstdio>
 #include <algorithm>
@@ -190,6 +191,9 @@ eval::GenerateOptions generate_options(const GenerateArgs& a) {
   eval::GenerateOptions o;
   TAILOR_CHECK_USER(a.max_new_tokens >= 1, "--max-new-tokens", "{} must be at least 1",
                     a.max_new_tokens);
+  TAILOR_CHECK_USER(a.max_new_tokens <= limits::kPositions, "--max-new-tokens",
+                    "{} is above Tailor's limit of {} (no model has that many positions)",
+                    a.max_new_tokens, limits::kPositions);
   TAILOR_CHECK_USER(a.batch_size >= 1, "--batch-size", "{} must be at least 1", a.batch_size);
   o.max_new_tokens = a.max_new_tokens;
   o.sampling = {a.temperature, a.top_k, a.top_p, a.seed};

@@ -24,6 +24,7 @@
 #include "config/config.h"
 #include "config/scalars.h"
 #include "core/error.h"
+#include "core/limits.h"
 #include "core/logging.h"
 
 namespace {
@@ -145,7 +146,8 @@ int main(int argc, char** argv) {
   score->add_option("--data", data_path, "JSONL with {\"text\"} or {\"prompt\", \"completion\"}")
       ->required();
   score->add_option("--adapter", adapter_dir, "PEFT adapter directory to apply (LoRA or prompt tuning)");
-  score->add_option("--threads", threads, "CPU threads (0: all cores)");
+  score->add_option("--threads", threads, "CPU threads (0: all cores)")
+      ->check(CLI::Range(0, tailor::limits::kThreads));
   tailor::config::RuntimeDevice score_device = tailor::config::RuntimeDevice::kAuto;
   add_device_option(score, score_device);
 
@@ -162,7 +164,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"hf", "peft"}));
   exp->add_option("--out", out_dir, "output directory")->required();
   exp->add_option("--dtype", dtype, "f32 or bf16 weights")->check(CLI::IsMember({"f32", "bf16"}));
-  exp->add_option("--threads", threads, "CPU threads (0: all cores)");
+  exp->add_option("--threads", threads, "CPU threads (0: all cores)")
+      ->check(CLI::Range(0, tailor::limits::kThreads));
 
   tailor::cli::GenerateArgs gen;
   CLI::App* generate = app.add_subcommand(
@@ -192,7 +195,8 @@ int main(int argc, char** argv) {
                        "or a template file (configs/templates/*.yaml)");
   generate->add_option("--system", gen.system, "system prompt for the template");
   generate->add_option("--batch-size", gen.batch_size, "--prompts records generated together (8)");
-  generate->add_option("--threads", gen.threads, "CPU threads (0: all cores)");
+  generate->add_option("--threads", gen.threads, "CPU threads (0: all cores)")
+      ->check(CLI::Range(0, tailor::limits::kThreads));
   add_device_option(generate, gen.device);
 
   std::string inspect_path;
@@ -219,7 +223,8 @@ int main(int argc, char** argv) {
   evalc->add_flag("--no-generate", ev.no_generate, "loss and perplexity only");
   evalc->add_option("--hypotheses", ev.options.hypotheses_out,
                     "write {prompt, reference, hypothesis} JSONL here");
-  evalc->add_option("--threads", ev.options.threads, "CPU threads (0: all cores)");
+  evalc->add_option("--threads", ev.options.threads, "CPU threads (0: all cores)")
+      ->check(CLI::Range(0, tailor::limits::kThreads));
   add_device_option(evalc, ev.options.device);
 
   CLI::App* search = app.add_subcommand(
@@ -231,7 +236,8 @@ int main(int argc, char** argv) {
   search->add_option("--checkpoint", ev.options.checkpoint, "score with this checkpoint's model");
   search->add_option("--data", ev.options.data, "dev JSONL (default: data.valid)");
   search->add_option("--write-best", ev.write_best, "write the config with the best prompt here");
-  search->add_option("--threads", ev.options.threads, "CPU threads (0: all cores)");
+  search->add_option("--threads", ev.options.threads, "CPU threads (0: all cores)")
+      ->check(CLI::Range(0, tailor::limits::kThreads));
   add_device_option(search, ev.options.device);
 
   std::string run_dir, plot_out;

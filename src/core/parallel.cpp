@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <exception>
+#include <system_error>
+
+#include "core/error.h"
 
 namespace tailor {
 
@@ -9,17 +12,31 @@ ThreadPool::ThreadPool(int threads) {
   int n = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
   n = std::max(1, n);
   workers_.reserve(static_cast<std::size_t>(n - 1));
-  for (int i = 0; i + 1 < n; ++i) workers_.emplace_back([this] { worker_loop(); });
+  try {
+    for (int i = 0; i + 1 < n; ++i) workers_.emplace_back([this] { worker_loop(); });
+  } catch (const std::system_error& e) {
+    // The system gave fewer threads than asked (a memory or process limit). The workers already
+    // started wait on wake_: stop and join them before the members they use are destroyed, or the
+    // unwinding destroys a condition variable still waited on (a hang in pthread_cond_destroy).
+    const std::size_t started = workers_.size();
+    shutdown();
+    throw_runtime_error("cannot start {} CPU threads (started {}): {}; ask for fewer threads",
+                        n, started + 1, e.what());
+  }
 }
 
-ThreadPool::~ThreadPool() {
+void ThreadPool::shutdown() noexcept {
   {
     std::lock_guard lock(mutex_);
     stop_ = true;
   }
   wake_.notify_all();
-  for (auto& t : workers_) t.join();
+  for (auto& t : workers_)
+    if (t.joinable()) t.join();
+  workers_.clear();
 }
+
+ThreadPool::~ThreadPool() { shutdown(); }
 
 void ThreadPool::drain() {
   // Claims chunks until none is left. Called with the mutex NOT held.

@@ -18,7 +18,8 @@ namespace tailor {
 
 class ThreadPool {
  public:
-  // threads <= 0 means std::thread::hardware_concurrency().
+  // threads <= 0 means std::thread::hardware_concurrency(). RuntimeError when the system cannot
+  // start that many threads (every thread started is joined first).
   explicit ThreadPool(int threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -37,6 +38,7 @@ class ThreadPool {
  private:
   void worker_loop();
   void drain();
+  void shutdown() noexcept;  // stops and joins the workers
 
   std::vector<std::thread> workers_;
   std::mutex mutex_;

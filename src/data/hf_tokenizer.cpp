@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_reader.h"
 #include "data/hf_tokenizer_bpe.h"
 #include "data/pretokenizer.h"
 #include "data/unicode.h"
@@ -400,22 +401,7 @@ std::string read_file(const std::filesystem::path& path) {
 }
 
 json parse_json(std::string_view text, const std::string& where) {
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    // Report line and column of the byte nlohmann stopped at.
-    const std::size_t at = std::min<std::size_t>(e.byte == 0 ? 0 : e.byte - 1, text.size());
-    std::size_t line = 1, col = 1;
-    for (std::size_t i = 0; i < at; ++i) {
-      if (text[i] == '\n') {
-        ++line;
-        col = 1;
-      } else {
-        ++col;
-      }
-    }
-    throw UserError(where, fmt::format("malformed JSON at line {}, column {}", line, col));
-  }
+  return parse_json_text(text, where);
 }
 
 }  // namespace
@@ -601,23 +587,23 @@ namespace {
 
 // bos/eos from a TemplateProcessing post-processor: a special token opening the single template is
 // BOS, one closing it is EOS.
-void ids_from_post_processor(const json& pp, std::optional<std::string>& bos,
+void ids_from_post_processor(const JsonValue& pp, std::optional<std::string>& bos,
                              std::optional<std::string>& eos) {
-  if (!pp.is_object()) return;
-  if (pp.value("type", "") == "Sequence" && pp.contains("processors") &&
-      pp["processors"].is_array()) {
-    for (const json& p : pp["processors"]) ids_from_post_processor(p, bos, eos);
+  if (!pp.raw().is_object()) return;
+  const std::string type = pp.string_or("type", "");
+  if (type == "Sequence") {
+    if (const auto processors = pp.find("processors"))
+      for (const JsonValue& p : processors->elements()) ids_from_post_processor(p, bos, eos);
     return;
   }
-  if (pp.value("type", "") != "TemplateProcessing" || !pp.contains("single") ||
-      !pp["single"].is_array())
-    return;
-  const json& single = pp["single"];
-  const auto special = [](const json& item) -> std::optional<std::string> {
-    if (item.is_object() && item.contains("SpecialToken") && item["SpecialToken"].is_object() &&
-        item["SpecialToken"].contains("id") && item["SpecialToken"]["id"].is_string())
-      return item["SpecialToken"]["id"].get<std::string>();
-    return std::nullopt;
+  const auto single_json = pp.find("single");
+  if (type != "TemplateProcessing" || !single_json) return;
+  const std::vector<JsonValue> single = single_json->elements();
+  const auto special = [](const JsonValue& item) -> std::optional<std::string> {
+    if (!item.raw().is_object()) return std::nullopt;
+    const auto token = item.find("SpecialToken");
+    if (!token) return std::nullopt;
+    return token->at("id").string();
   };
   if (!single.empty()) {
     if (auto s = special(single.front())) bos = s;
@@ -746,7 +732,8 @@ HfTokenizer HfTokenizer::from_json(std::string_view json_text, const std::string
 
   // BOS / EOS: tokenizer_config.json is read by load(); here the post-processor and known names.
   std::optional<std::string> bos, eos;
-  if (root.contains("post_processor")) ids_from_post_processor(root["post_processor"], bos, eos);
+  if (root.contains("post_processor"))
+    ids_from_post_processor(JsonValue(root["post_processor"], where, "post_processor"), bos, eos);
   HfTokenizer tok(std::move(impl));
   const auto known =
       [&](std::initializer_list<std::string_view> names) -> std::optional<std::int32_t> {

@@ -37,6 +37,7 @@ struct Decoded {
   std::vector<char32_t> cps;
   std::vector<CharClass> cls;
   std::vector<std::size_t> offsets;
+  mutable std::uint64_t examined = 0;  // code points the scans below looked at
 
   explicit Decoded(std::string_view text) {
     cps.reserve(text.size());
@@ -57,7 +58,14 @@ struct Decoded {
   }
   // End of the run of class c starting at i.
   [[nodiscard]] std::size_t run_end(std::size_t i, CharClass c) const noexcept {
-    while (i < cps.size() && cls[i] == c) ++i;
+    return run_end(i, c, cps.size());
+  }
+  // The same, looking at most `most` code points ahead.
+  [[nodiscard]] std::size_t run_end(std::size_t i, CharClass c, std::size_t most) const noexcept {
+    const std::size_t stop = most < cps.size() - i ? i + most : cps.size();
+    const std::size_t start = i;
+    while (i < stop && cls[i] == c) ++i;
+    examined += i - start + 1;
     return i;
   }
 };
@@ -128,11 +136,9 @@ std::size_t match_llama3(const Decoded& t, std::size_t i, std::size_t max_digits
   if (cls == CharClass::kLetter) return t.run_end(i, CharClass::kLetter);
   if (cls != CharClass::kNumber && !is_newline(c) && t.is(i + 1, CharClass::kLetter))
     return t.run_end(i + 1, CharClass::kLetter);
-  // \p{N}{1,3} (Llama-3) or \p{N} (Qwen2)
-  if (cls == CharClass::kNumber) {
-    const std::size_t e = t.run_end(i, CharClass::kNumber);
-    return e - i > max_digits ? i + max_digits : e;
-  }
+  // \p{N}{1,3} (Llama-3) or \p{N} (Qwen2): look no further than the digits taken (scanning the
+  // whole run each time made a long run of digits quadratic).
+  if (cls == CharClass::kNumber) return t.run_end(i, CharClass::kNumber, max_digits);
   //  ?[^\s\p{L}\p{N}]+[\r\n]*
   std::size_t other_start = 0;
   bool has_other = false;
@@ -152,6 +158,7 @@ std::size_t match_llama3(const Decoded& t, std::size_t i, std::size_t max_digits
   // the space run; [\r\n]+ then ends right after it (what follows it in the run is not \r or \n).
   const std::size_t k = t.run_end(i, CharClass::kSpace);
   for (std::size_t p = k; p > i; --p) {
+    ++t.examined;
     if (is_newline(t.cps[p - 1])) return p;
   }
   return match_trailing_space(t, i);
@@ -189,7 +196,8 @@ std::optional<SplitPattern> recognise_split_pattern(std::string_view regex) noex
   return std::nullopt;
 }
 
-std::vector<std::string_view> split_by_pattern(SplitPattern p, std::string_view text) {
+std::vector<std::string_view> split_by_pattern(SplitPattern p, std::string_view text,
+                                               std::uint64_t* examined) {
   const Decoded t(text);
   std::vector<std::string_view> pieces;
   std::size_t i = 0;
@@ -210,6 +218,7 @@ std::vector<std::string_view> split_by_pattern(SplitPattern p, std::string_view 
     pieces.push_back(text.substr(t.offsets[i], t.offsets[end] - t.offsets[i]));
     i = end;
   }
+  if (examined != nullptr) *examined = t.examined;
   return pieces;
 }
 

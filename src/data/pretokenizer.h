@@ -31,8 +31,11 @@ enum class SplitPattern {
 // The pattern whose regex source is `regex`, or nullopt for any other regex.
 [[nodiscard]] std::optional<SplitPattern> recognise_split_pattern(std::string_view regex) noexcept;
 
-// The matches of the pattern in `text`, in order (views into `text`).
-[[nodiscard]] std::vector<std::string_view> split_by_pattern(SplitPattern p, std::string_view text);
+// The matches of the pattern in `text`, in order (views into `text`). Linear in the length of
+// `text`: when `examined` is given, it receives the number of code points the matcher looked at
+// (a measure of its work that tests compare across input sizes, as no clock can be trusted).
+[[nodiscard]] std::vector<std::string_view> split_by_pattern(SplitPattern p, std::string_view text,
+                                                             std::uint64_t* examined = nullptr);
 
 // The Digits pre-tokenizer: runs of \p{N} (or single ones when `individual`) isolated from the
 // rest.

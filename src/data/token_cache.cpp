@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_reader.h"
 #include "core/sha256.h"
 #include "data/jsonl_dataset.h"
 #include "data/mapped_file.h"
@@ -64,12 +65,16 @@ std::optional<CachedCorpus> try_load(const fs::path& dir, const json& inputs) {
   std::ifstream mf(dir / "manifest.json");
   if (!mf) return std::nullopt;
   const json m = json::parse(mf, nullptr, false);
-  if (m.is_discarded() || m.value("format_version", 0) != kFormatVersion ||
+  // Unparseable (torn) or of another format version: not this cache, it is rebuilt.
+  if (m.is_discarded() || !m.is_object() || !m.contains("format_version") ||
+      m["format_version"] != kFormatVersion ||
       (!inputs.is_null() && m.value("inputs", json()) != inputs))
     return std::nullopt;
+  // A manifest of this version whose fields have the wrong type was edited: say where.
+  const JsonValue jm(m, (dir / "manifest.json").string());
   CachedCorpus c;
-  const auto n_tokens = m.value("tokens", std::size_t{0});
-  const auto n_docs = m.value("documents", std::size_t{0});
+  const auto n_tokens = static_cast<std::size_t>(jm.at("tokens").integer(0));
+  const auto n_docs = static_cast<std::size_t>(jm.at("documents").integer(0));
   auto tokens = map_exactly<std::int32_t>(dir / "tokens.bin", n_tokens);
   auto loss = map_exactly<std::uint8_t>(dir / "loss.bin", n_tokens);
   auto docs = map_exactly<std::int64_t>(dir / "docs.bin", n_docs + 1);
@@ -79,12 +84,12 @@ std::optional<CachedCorpus> try_load(const fs::path& dir, const json& inputs) {
   c.corpus = CorpusView(files->tokens.as<std::int32_t>(), files->loss.as<std::uint8_t>(),
                         files->docs.as<std::int64_t>());
   c.storage = std::move(files);
-  c.stats.records = m.value("records", std::int64_t{0});
-  c.stats.bytes = m.value("source_bytes", std::int64_t{0});
-  c.stats.overlong = m.value("overlong", std::int64_t{0});
-  c.stats.overlong_tokens_removed = m.value("overlong_tokens_removed", std::int64_t{0});
-  const json skipped = m.value("skipped", json::object());  // named: items() views it
-  for (const auto& [k, v] : skipped.items()) c.stats.skipped[k] = v.get<std::int64_t>();
+  c.stats.records = jm.integer_or("records", 0, 0);
+  c.stats.bytes = jm.integer_or("source_bytes", 0, 0);
+  c.stats.overlong = jm.integer_or("overlong", 0, 0);
+  c.stats.overlong_tokens_removed = jm.integer_or("overlong_tokens_removed", 0, 0);
+  if (const auto skipped = jm.find("skipped"))
+    for (const auto& [k, v] : skipped->members()) c.stats.skipped[k] = v.integer(0);
   c.dir = dir.string();
   c.reused = true;
   return c;

@@ -218,7 +218,11 @@ std::vector<Completion> generate(model::Transformer& model, const data::Tokenize
   const std::int64_t t = *std::max_element(counts.begin(), counts.end());
   const bool want_text = tokenizer != nullptr && (sink || !o.stop_strings.empty());
 
-  model::KvCache cache = model.make_kv_cache(b, nv + t + o.max_new_tokens);
+  // The cache holds the longest row there can be: its prompt and the tokens it may still add
+  // (bounded by the model's positions, not by a --max-new-tokens far beyond them).
+  std::int64_t longest = 0;
+  for (std::size_t r = 0; r < rows.size(); ++r) longest = std::max(longest, counts[r] + rows[r].limit);
+  model::KvCache cache = model.make_kv_cache(b, nv + std::max(t, longest));
   if (nv > 0) {
     std::vector<std::int32_t> virt(static_cast<std::size_t>(b * nv));
     for (std::int64_t i = 0; i < b * nv; ++i)

@@ -30,6 +30,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <array>
 #include <memory>
 #include <span>
 #include <string>
@@ -111,6 +112,10 @@ class DecoderLayer {
   // The linear adapters attached beside the linear whose weight is `weight` (empty when none, or
   // when it is not this layer's).
   [[nodiscard]] std::vector<const LinearAdapter*> adapters_on(const Parameter& weight) const;
+  // The weights of this layer's seven linears (q k v o gate up down).
+  [[nodiscard]] std::array<const Parameter*, 7> linear_weights() const noexcept {
+    return {q_.weight, k_.weight, v_.weight, o_.weight, gate_.weight, up_.weight, down_.weight};
+  }
 
   // Buffers (appended to `storage`, which owns them) for this layer's activations of B rows of
   // T tokens. With `shared_norm_act`, h1, h2 and act are that set's instead (Recompute::kSelective).

@@ -26,6 +26,7 @@ Parameter& ParameterSet::add(std::string name, Shape shape, ParamRole role, Shar
   p.decay = decays(role);
   numel_ += shape.numel();
   params_.push_back(std::move(p));
+  by_name_.emplace(params_.back().name, &params_.back());
   return params_.back();
 }
 
@@ -60,15 +61,13 @@ void ParameterSet::allocate(DType dtype, const backend::Ops& ops) {
 }
 
 Parameter* ParameterSet::find(const std::string& name) noexcept {
-  for (auto& p : params_)
-    if (p.name == name) return &p;
-  return nullptr;
+  const auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
 }
 
 const Parameter* ParameterSet::find(const std::string& name) const noexcept {
-  for (const auto& p : params_)
-    if (p.name == name) return &p;
-  return nullptr;
+  const auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
 }
 
 Parameter& ParameterSet::at(const std::string& name) {

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <unordered_map>
 #include <string>
 
 #include "backend/ops.h"
@@ -118,6 +119,8 @@ class ParameterSet {
 
  private:
   std::deque<Parameter> params_;  // deque: references stay valid as parameters are added
+  std::unordered_map<std::string, Parameter*> by_name_;  // every lookup O(1): a model of L
+                                                         // layers builds in O(L)
   std::int64_t numel_ = 0;
   std::int64_t trainable_begin_ = 0;
   backend::Buffer values_, grads_;

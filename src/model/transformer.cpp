@@ -108,14 +108,19 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
   for (const Parameter& p : params_.all())
     if (p.trainable && p.grad_sum != GradSum::kNone) suffix_final = false;
   if (suffix_final) {
+    // The smallest trainable offset from each parameter on, in one pass from the end (a pass per
+    // layer made building quadratic in the number of layers).
     const auto& all = params_.all();
-    for (std::size_t first : layer_first_param) {
-      std::int64_t off = params_.trainable_numel();
-      for (std::size_t k = first; k < all.size(); ++k)
-        if (all[k].trainable) off = std::min(off, all[k].offset - params_.trainable_begin());
-      ready_offset_.push_back(off);
-    }
+    std::vector<std::int64_t> suffix_min(all.size() + 1, params_.trainable_numel());
+    for (std::size_t k = all.size(); k-- > 0;)
+      suffix_min[k] = all[k].trainable
+                          ? std::min(suffix_min[k + 1], all[k].offset - params_.trainable_begin())
+                          : suffix_min[k + 1];
+    for (std::size_t first : layer_first_param) ready_offset_.push_back(suffix_min[first]);
   }
+  for (std::size_t i = 0; i < layers_.size(); ++i)
+    for (const Parameter* w : layers_[i].linear_weights())
+      if (w != nullptr) layer_of_linear_.emplace(w, i);
 
   if (t > 1) {
     // Collective over the TP group: every rank splits, even when it shares no KV head.
@@ -293,11 +298,9 @@ std::vector<Tensor> Transformer::adapter_scratch(std::vector<Buffer>& storage,
 }
 
 std::vector<const LinearAdapter*> Transformer::adapters_on(const Parameter& weight) const {
-  for (const DecoderLayer& layer : layers_) {
-    std::vector<const LinearAdapter*> found = layer.adapters_on(weight);
-    if (!found.empty()) return found;
-  }
-  return {};
+  const auto it = layer_of_linear_.find(&weight);
+  if (it == layer_of_linear_.end()) return {};
+  return layers_[it->second].adapters_on(weight);
 }
 
 LayerContext Transformer::context(const Batch& b) const {

@@ -30,6 +30,7 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "backend/ops.h"
@@ -209,6 +210,7 @@ class Transformer {
   std::unique_ptr<comm::Communicator> kv_group_;  // ranks sharing this rank's KV head
   ParameterSet params_;
   std::vector<DecoderLayer> layers_;
+  std::unordered_map<const Parameter*, std::size_t> layer_of_linear_;  // adapters_on in O(1)
   // ready_offset_[i]: gradients at flat offsets >= this are final once layer i's backward is done
   // (empty when grads_ready cannot be honoured, see forward_backward).
   std::vector<std::int64_t> ready_offset_;

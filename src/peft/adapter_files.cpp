@@ -1,5 +1,7 @@
 #include "peft/adapter_files.h"
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -28,7 +30,8 @@ std::string read_peft_type(const std::string& dir) {
 void write_adapter_config(const std::string& path, const nlohmann::json& j) {
   std::ofstream f(path);
   f << j.dump(2) << "\n";
-  if (!f) throw_runtime_error("{}: write failed", path);
+  f.close();  // the data reaches the file here: a full disk shows now
+  if (!f) throw_runtime_error("{}: cannot write: {}", path, std::strerror(errno));
 }
 
 std::vector<checkpoint::HfTensor> method_tensors(const model::Transformer& model,

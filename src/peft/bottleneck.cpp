@@ -98,7 +98,8 @@ std::string Bottleneck::summary(const model::Transformer& model, comm::Communica
 
 void Bottleneck::export_adapter(const std::string& dir, const ExportContext& ctx) const {
   TAILOR_ASSERT(ctx.model.tp_layout().size == 1, "bottleneck export needs TP = 1");
-  const std::string tmp = checkpoint::begin_output_dir(dir);
+  checkpoint::OutputDir out(dir);
+  const std::string& tmp = out.tmp();
   checkpoint::write_hf_tensors(tmp + "/adapters.safetensors",
                                method_tensors(ctx.model, ctx.ops, kName, ""), DType::kF32,
                                {{"format", "tailor"}});
@@ -107,7 +108,7 @@ void Bottleneck::export_adapter(const std::string& dir, const ExportContext& ctx
                                       {"width", width_},
                                       {"placement", {"attention", "mlp"}},
                                       {"activation", "gelu_tanh"}});
-  checkpoint::commit_output_dir(tmp, dir);
+  out.commit();
   log::info("exported the bottleneck adapters (Tailor layout) to {}", dir);
 }
 

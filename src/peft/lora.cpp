@@ -9,6 +9,9 @@
 #include "checkpoint/output_dir.h"
 #include "checkpoint/safetensors.h"
 #include "config/config.h"
+#include "core/error.h"
+#include "core/json_reader.h"
+#include "core/limits.h"
 #include "core/logging.h"
 #include "core/rng.h"
 #include "peft/adapter_files.h"
@@ -182,42 +185,34 @@ std::string Lora::summary(const model::Transformer& model, comm::Communicator& t
 
 LoraSpec read_peft_lora_config(const std::string& dir) {
   std::string path;
-  const nlohmann::json j = read_adapter_config(dir, path);
-  auto str = [&](const char* k, const std::string& def) {
-    return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : def;
-  };
-  if (str("peft_type", "") != Lora::kPeftType)
-    throw_user_error(path, "peft_type: {} is not supported (LORA)", str("peft_type", "(missing)"));
-  if (str("bias", "none") != "none") throw_user_error(path, "bias: only \"none\" is supported");
-  if (j.value("fan_in_fan_out", false)) throw_user_error(path, "fan_in_fan_out: not supported");
-  if (j.value("use_dora", false)) throw_user_error(path, "use_dora: DoRA is not supported yet");
+  const nlohmann::json doc = read_adapter_config(dir, path);
+  const JsonValue j(doc, path);
+  const std::string peft_type = j.string_or("peft_type", "(missing)");
+  if (peft_type != Lora::kPeftType)
+    throw_user_error(path, "peft_type: {} is not supported (LORA)", peft_type);
+  if (j.string_or("bias", "none") != "none") throw_user_error(path, "bias: only \"none\" is supported");
+  if (j.boolean_or("fan_in_fan_out", false)) throw_user_error(path, "fan_in_fan_out: not supported");
+  if (j.boolean_or("use_dora", false)) throw_user_error(path, "use_dora: DoRA is not supported yet");
   for (const char* k : {"rank_pattern", "alpha_pattern"})
-    if (j.contains(k) && j[k].is_object() && !j[k].empty())
+    if (const auto v = j.find(k); v && !v->members().empty())
       throw_user_error(path, "{}: per-module ranks are not supported", k);
-  if (j.contains("modules_to_save") && j["modules_to_save"].is_array() &&
-      !j["modules_to_save"].empty())
+  if (const auto v = j.find("modules_to_save"); v && !v->elements().empty())
     throw_user_error(path, "modules_to_save: not supported");
   LoraSpec s;
-  if (!j.contains("r") || !j["r"].is_number_integer() || j["r"].get<std::int64_t>() < 1)
-    throw_user_error(path, "r: expected a positive integer");
-  s.rank = j["r"].get<std::int64_t>();
-  s.alpha = j.contains("lora_alpha") && j["lora_alpha"].is_number() ? j["lora_alpha"].get<double>()
-                                                                    : 8.0;
-  s.rslora = j.value("use_rslora", false);
-  if (j.contains("lora_dropout") && !j["lora_dropout"].is_null()) {
-    if (!j["lora_dropout"].is_number() || j["lora_dropout"].get<double>() < 0.0 ||
-        j["lora_dropout"].get<double>() >= 1.0)
+  s.rank = j.at("r").integer(1, limits::kLoraRank);
+  s.alpha = j.has("lora_alpha") ? j.at("lora_alpha").number() : 8.0;
+  s.rslora = j.boolean_or("use_rslora", false);
+  if (const auto v = j.find("lora_dropout")) {
+    s.dropout = v->number();  // applies when training continues
+    if (s.dropout < 0.0 || s.dropout >= 1.0)
       throw_user_error(path, "lora_dropout: expected a number in [0, 1)");
-    s.dropout = j["lora_dropout"].get<double>();  // applies when training continues
   }
   s.targets.clear();
-  const nlohmann::json& t = j.contains("target_modules") ? j["target_modules"] : nlohmann::json();
-  if (t.is_string()) {
-    s.targets.push_back(t.get<std::string>() == "all-linear" ? "all-linear" : t.get<std::string>());
-  } else if (t.is_array()) {
-    for (const auto& m : t) {
-      if (!m.is_string()) throw_user_error(path, "target_modules: expected strings");
-      s.targets.push_back(m.get<std::string>());
+  if (const auto t = j.find("target_modules")) {
+    if (t->raw().is_string()) {
+      s.targets.push_back(t->string());
+    } else {
+      for (const JsonValue& m : t->elements()) s.targets.push_back(m.string());
     }
   }
   static const std::set<std::string> kKnown = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
@@ -268,7 +263,8 @@ void Lora::save_peft(const std::string& dir, const ExportContext& ctx) const {
   const std::string unsupported = ctx.hf.family().peft_lora_unsupported();
   TAILOR_CHECK_USER(unsupported.empty(), dir, "{}", unsupported);
   TAILOR_ASSERT(ctx.model.tp_layout().size == 1, "PEFT export needs TP = 1");
-  const std::string tmp = checkpoint::begin_output_dir(dir);
+  checkpoint::OutputDir out(dir);
+  const std::string& tmp = out.tmp();
   checkpoint::write_hf_tensors(tmp + "/adapter_model.safetensors",
                                method_tensors(ctx.model, ctx.ops, kName, "base_model.model."),
                                DType::kF32);
@@ -290,7 +286,7 @@ void Lora::save_peft(const std::string& dir, const ExportContext& ctx) const {
     j["target_modules"] = spec_.targets;
   }
   write_adapter_config(tmp + "/adapter_config.json", j);
-  checkpoint::commit_output_dir(tmp, dir);
+  out.commit();
   log::info("exported the LoRA adapter (PEFT format) to {}", dir);
 }
 

@@ -123,7 +123,8 @@ void PromptTuning::load_adapter(const std::string& dir, model::Transformer& mode
 
 void PromptTuning::save_peft(const std::string& dir, const ExportContext& ctx) const {
   const model::ModelSpec& spec = ctx.model.spec();
-  const std::string tmp = checkpoint::begin_output_dir(dir);
+  checkpoint::OutputDir out(dir);
+  const std::string& tmp = out.tmp();
   checkpoint::write_hf_tensors(tmp + "/adapter_model.safetensors",
                                method_tensors(ctx.model, ctx.ops, kName, ""), DType::kF32);
   nlohmann::json j;
@@ -140,7 +141,7 @@ void PromptTuning::save_peft(const std::string& dir, const ExportContext& ctx) c
   j["tokenizer_name_or_path"] = nullptr;
   j["inference_mode"] = true;
   write_adapter_config(tmp + "/adapter_config.json", j);
-  checkpoint::commit_output_dir(tmp, dir);
+  out.commit();
   log::info("exported the prompt-tuning adapter (PEFT format) to {}", dir);
 }
 

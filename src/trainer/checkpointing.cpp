@@ -61,17 +61,28 @@ backend::Tensor host_view(backend::Ops& ops, const backend::Tensor& t,
   return staging.back().tensor();
 }
 
+// The global shape parameter p has in a checkpoint saved with `saved_tp` TP ranks: its own,
+// except that a vocabulary table's rows are padded for that TP degree (docs/parallelism.md).
+Shape stored_shape(const model::Parameter& p, const model::ModelSpec& spec, int saved_tp) {
+  const Shape s = p.global_shape.rank() == 0 ? p.shape : p.global_shape;
+  if (p.role != model::ParamRole::kVocabTable) return s;
+  std::vector<std::int64_t> dims = s.dims();
+  if (!dims.empty()) dims.front() = spec.padded_vocab(saved_tp);
+  return Shape::of(dims);
+}
+
 // Reads a stored tensor into dst wherever it lives, converting the stored dtype to dst's (a bf16
-// checkpoint evaluated in f32 on the CPU, an f32 one continued in bf16 on a GPU).
+// checkpoint evaluated in f32 on the CPU, an f32 one continued in bf16 on a GPU). Its stored
+// global shape must be `stored_global` in every dim (checked before anything is allocated).
 void read_into(checkpoint::CheckpointReader& reader, backend::Ops& ops, const std::string& name,
-               const Placement& placement, const backend::Tensor& dst) {
+               const Placement& placement, const backend::Tensor& dst, const Shape& stored_global) {
   const DType stored = reader.dtype(name);
   if (dst.device == backend::Device::kCpu && stored == dst.dtype) {
-    reader.read(name, placement, dst);
+    reader.read(name, placement, dst, &stored_global);
     return;
   }
   backend::Buffer host(stored, dst.shape);
-  reader.read(name, placement, host.tensor());
+  reader.read(name, placement, host.tensor(), &stored_global);
   ops.copy(dst, host.tensor());
 }
 
@@ -126,7 +137,7 @@ void load_model_tensors(const std::string& dir, const checkpoint::Manifest& mani
   for (model::Parameter& p : model.params().all()) {
     if (!checkpointed(p, peft)) continue;
     read_into(reader, ops, p.name, placement_of(p, 0, p.shape.numel()),
-              p.value.view(Shape{p.shape.numel()}));
+              p.value.view(Shape{p.shape.numel()}), stored_shape(p, model.spec(), manifest.tensor));
   }
 }
 
@@ -323,17 +334,18 @@ checkpoint::RankState load_training_checkpoint(const CheckpointContext& ctx,
       const model::Parameter& p = ctx.model->params().at(s.name);
       const Placement where = placement_of(p, s.flat_begin, s.flat_begin + s.value.numel());
       const std::string name = st.kind + "/" + p.name;
+      const Shape stored = stored_shape(p, ctx.model->spec(), manifest.tensor);
       if (st.kind == "master" && !reader.has(name)) {
         if (!weights) weights.emplace(dir, manifest, "model-");
-        read_into(*weights, *ctx.ops, p.name, where, st.value);
+        read_into(*weights, *ctx.ops, p.name, where, st.value, stored);
         continue;
       }
-      read_into(reader, *ctx.ops, name, where, st.value);
+      read_into(reader, *ctx.ops, name, where, st.value, stored);
     }
     opt.optimizer().set_steps_taken(manifest.optimizer_steps);
   }
   // Counters: every rank saved the same ones; rank 0's file exists under any layout.
-  checkpoint::RankState state = checkpoint::read_rank_state(dir, 0);
+  checkpoint::RankState state = checkpoint::read_rank_state(dir, manifest, 0);
   TAILOR_CHECK_USER(state.step == manifest.step, dir + "/state-rank0.json",
                     "step {} differs from the manifest's {}", state.step, manifest.step);
   TAILOR_CHECK_USER(state.data_cursor == manifest.step * cfg.train.global_batch,

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_reader.h"
 #include "trainer/run_dir.h"
 
 namespace tailor::trainer {
@@ -56,15 +57,25 @@ void truncate_metrics(const std::string& path, std::int64_t step) {
   std::FILE* f = std::fopen(path.c_str(), "r");
   if (f == nullptr) return;
   std::string kept, line;
-  for (int c = std::fgetc(f); c != EOF; c = std::fgetc(f)) {
-    if (c != '\n') {
-      line += static_cast<char>(c);
-      continue;
+  std::int64_t line_no = 0;
+  try {
+    for (int c = std::fgetc(f); c != EOF; c = std::fgetc(f)) {
+      if (c != '\n') {
+        line += static_cast<char>(c);
+        continue;
+      }
+      ++line_no;
+      // A torn record (a crash mid-write) is dropped; a record whose step is not an integer was
+      // written by something else.
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.is_object() &&
+          JsonValue(j, fmt::format("{}:{}", path, line_no)).integer_or("step", -1) <= step)
+        kept += line + "\n";
+      line.clear();
     }
-    const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.is_object() && j.value("step", std::int64_t{-1}) <= step)
-      kept += line + "\n";
-    line.clear();
+  } catch (...) {
+    std::fclose(f);
+    throw;
   }
   std::fclose(f);
   write_file_atomic(path, kept);

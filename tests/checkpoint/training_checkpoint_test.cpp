@@ -15,6 +15,7 @@
 
 #include "checkpoint/training_checkpoint.h"
 #include "core/error.h"
+#include "core/sha256.h"
 
 namespace tailor::checkpoint {
 namespace {
@@ -143,6 +144,7 @@ Saved save_one(const std::string& root, std::int64_t step, std::int64_t keep_las
   req.state.data_cursor = step * 4;
   req.manifest.dtype = "f32";
   req.manifest.optimizer = "adamw";
+  req.manifest.optimizer_steps = step;  // one update per step, none skipped
   req.config_yaml = "train: {steps: 10}\n";
   req.keep_last = keep_last;
   req.keep_every = keep_every;
@@ -185,7 +187,7 @@ TEST(TrainingCheckpoint, SavesVerifiesAndReadsBack) {
   std::vector<float> m2(12);
   optim.read("exp_avg/w", part, backend::Tensor{m2.data(), DType::kF32, Shape{12}});
   EXPECT_EQ(m2, std::vector<float>(s.m.begin() + 7, s.m.begin() + 19));
-  const RankState st = read_rank_state(s.dir, 0);
+  const RankState st = read_rank_state(s.dir, read_manifest(s.dir), 0);
   EXPECT_EQ(st.step, 3);
   EXPECT_EQ(st.data_cursor, 12);
 }
@@ -274,7 +276,7 @@ TEST(TrainingCheckpoint, DamagedAndHostileCheckpointsAreRefusedWithOneLine) {
   });
   EXPECT_EQ(verify(), s.dir + "/missing.h5: missing");
   std::ofstream(manifest) << "{not json";
-  EXPECT_EQ(verify(), manifest + ": not valid JSON");
+  EXPECT_EQ(verify(), manifest + ": malformed JSON at line 1, column 3");
 }
 
 TEST(TrainingCheckpoint, ResumeSkipsADamagedLatestForTheNewestThatVerifies) {
@@ -294,6 +296,58 @@ TEST(TrainingCheckpoint, ResumeSkipsADamagedLatestForTheNewestThatVerifies) {
   // An uncommitted directory (a crash before the rename) is never a candidate.
   fs::create_directories(ck + "/step_9.tmp");
   EXPECT_EQ(find_resumable(ck, nullptr)->step, 2);
+}
+
+// A directory named like a step too large for a step counter is not a checkpoint (parsing its
+// name overflowed, issue 27 item 4), nor is one past the largest step a manifest may hold.
+TEST(TrainingCheckpoint, StepDirectoryNamesThatOverflowAreNotCheckpoints) {
+  Tmp tmp;
+  const Saved s = save_one(tmp.str(), 3);
+  const std::string ck = tmp.str() + "/checkpoints";
+  for (const char* name : {"step_9999999999999999999", "step_18446744073709551621",
+                           "step_1000000000000001"})
+    fs::copy(s.dir, ck + "/" + name);
+  const std::vector<CheckpointRef> all = list_checkpoints(ck);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].step, 3);
+  EXPECT_EQ(find_resumable(ck, nullptr)->step, 3);
+}
+
+// validate_checkpoint, the one entry point of every model-free check (and of the checkpoint fuzz
+// target): a good checkpoint passes; a hostile HDF5 file, a forged state file and a forged
+// manifest number are each refused with one line.
+TEST(TrainingCheckpoint, ValidateCheckpointRunsEveryModelFreeCheck) {
+  Tmp tmp;
+  const Saved s = save_one(tmp.str(), 2);
+  EXPECT_EQ(user_error_of([&] { (void)validate_checkpoint(s.dir); }), "(no error)");
+  const auto rehash = [&](const std::string& name) {
+    edit_manifest(s.dir, [&](nlohmann::json& j) {
+      for (nlohmann::json& f : j["files"])
+        if (f["name"] == name) {
+          f["bytes"] = fs::file_size(s.dir + "/" + name);
+          f["sha256"] = sha256_file(s.dir + "/" + name);
+        }
+    });
+  };
+  const std::string model = s.dir + "/model-tp0-of-1.h5";
+  fs::copy_file(model, model + ".good");
+  fs::copy_file(TAILOR_SOURCE_DIR "/tests/checkpoint/fixtures/external_passwd.h5", model,
+                fs::copy_options::overwrite_existing);
+  rehash("model-tp0-of-1.h5");
+  EXPECT_EQ(user_error_of([&] { (void)validate_checkpoint(s.dir); }),
+            model + ": dataset model.layers.0.mlp.up_proj.weight: external raw storage is refused "
+                    "(only data inside the file is read)");
+  fs::rename(model + ".good", model);
+  rehash("model-tp0-of-1.h5");
+  std::ofstream(s.dir + "/state-rank0.json")
+      << R"({"rank": 0, "tp_rank": 0, "dp_rank": 0, "step": 2, "data_cursor": 8,)"
+      << R"( "skipped_steps": 3, "consecutive_skips": 0, "rng": {"seed": 0}})";
+  rehash("state-rank0.json");
+  EXPECT_EQ(user_error_of([&] { (void)validate_checkpoint(s.dir); }),
+            s.dir + "/state-rank0.json: skipped_steps: 3 is out of range [0, 2]");
+  edit_manifest(s.dir, [](nlohmann::json& j) { j["step"] = -2; });
+  EXPECT_EQ(user_error_of([&] { (void)validate_checkpoint(s.dir); }),
+            s.dir + "/manifest.json: step: -2 is out of range [0, 1000000000000000]");
 }
 
 TEST(TrainingCheckpoint, RetentionKeepsTheNewestTheMilestonesAndLatest) {

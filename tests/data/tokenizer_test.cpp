@@ -21,6 +21,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "core/error.h"
 #include "data/byte_tokenizer.h"
 #include "data/hf_tokenizer.h"
@@ -246,6 +248,37 @@ TEST(PreTokenizer, HandWrittenSplits) {
   EXPECT_EQ(split_by_pattern(SplitPattern::kLlama3, "a \n\t b"), (V{"a", " \n", "\t", " b"}));
   EXPECT_EQ(split_by_pattern(SplitPattern::kQwen2, "x2024"), (V{"x", "2", "0", "2", "4"}));
   EXPECT_EQ(split_by_pattern(SplitPattern::kGpt2, ""), V{});
+}
+
+// The matchers' work grows linearly with the input, for inputs built to make a backtracking or
+// rescanning matcher quadratic: a long run of digits (Llama-3 takes three at a time, Qwen2 one,
+// and each piece used to rescan the rest of the run: 200k digits took 9.5 s), long space runs
+// before a letter or after a newline. Work is counted in code points looked at, never timed.
+TEST(PreTokenizer, WorkIsLinearInTheInputOnHostileText) {
+  const auto repeat = [](const std::string& unit, std::size_t n) {
+    std::string s;
+    for (std::size_t i = 0; i < n; ++i) s += unit;
+    return s;
+  };
+  const std::vector<std::pair<std::string, std::function<std::string(std::size_t)>>> inputs = {
+      {"digits", [&](std::size_t n) { return repeat("7", n); }},
+      {"spaces before a letter", [&](std::size_t n) { return repeat(" ", n) + "a"; }},
+      {"a newline then spaces", [&](std::size_t n) { return "\n" + repeat(" ", n) + "a"; }},
+      {"space-newline pairs", [&](std::size_t n) { return repeat(" \n", n / 2) + "x"; }},
+      {"digits between letters", [&](std::size_t n) { return repeat("ab12345", n / 7); }},
+  };
+  for (SplitPattern p : {SplitPattern::kGpt2, SplitPattern::kLlama3, SplitPattern::kQwen2}) {
+    for (const auto& [what, make] : inputs) {
+      std::uint64_t small = 0, large = 0;
+      const std::size_t n = 20'000;
+      (void)split_by_pattern(p, make(n), &small);
+      (void)split_by_pattern(p, make(10 * n), &large);
+      SCOPED_TRACE(std::string(split_pattern_name(p)) + ", " + what);
+      EXPECT_LE(small, 8 * n);           // a few looks per code point
+      EXPECT_LE(large, 8 * 10 * n);      // the same at ten times the size
+      EXPECT_LE(large, 11 * small);      // linear: ten times the input, ten times the work
+    }
+  }
 }
 
 class SplitFixture : public testing::TestWithParam<std::string> {};

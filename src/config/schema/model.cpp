@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "config/schema.h"
+#include "core/limits.h"
 
 namespace tailor::config {
 namespace {
@@ -68,21 +69,21 @@ const Section<ModelConfig>& model_section() {
               .checked_by(check_path),
           {"family", choice(&S::family), Resume::kFixed,
            "architecture family; gpt2 sets the defaults of norm, position, mlp, biases, tying"},
-          {"vocab_size", integer(&S::vocab_size, kAtLeast1, kRequired), Resume::kFixed,
+          {"vocab_size", integer(&S::vocab_size, IntRange{1, limits::kVocab}, kRequired), Resume::kFixed,
            "rows of the embedding and the LM head"},
-          {"hidden_size", integer(&S::hidden_size, kAtLeast1, kRequired), Resume::kFixed,
+          {"hidden_size", integer(&S::hidden_size, IntRange{1, limits::kHidden}, kRequired), Resume::kFixed,
            "width of the residual stream"},
-          {"num_layers", integer(&S::num_layers, kAtLeast1, kRequired), Resume::kFixed,
+          {"num_layers", integer(&S::num_layers, IntRange{1, limits::kLayers}, kRequired), Resume::kFixed,
            "decoder layers"},
-          {"num_heads", integer(&S::num_heads, kAtLeast1, kRequired), Resume::kFixed,
+          {"num_heads", integer(&S::num_heads, IntRange{1, limits::kHeads}, kRequired), Resume::kFixed,
            "query heads"},
-          {"num_kv_heads", integer(&S::num_kv_heads, kAtLeast1), Resume::kFixed,
+          {"num_kv_heads", integer(&S::num_kv_heads, IntRange{1, limits::kHeads}), Resume::kFixed,
            "key/value heads (default num_heads; fewer: grouped-query attention)"},
-          {"head_dim", integer(&S::head_dim, kAtLeast1), Resume::kFixed,
+          {"head_dim", integer(&S::head_dim, IntRange{1, limits::kHeadDim}), Resume::kFixed,
            "width of one head (default hidden_size / num_heads)"},
-          {"intermediate_size", integer(&S::intermediate_size, kAtLeast1, kRequired),
+          {"intermediate_size", integer(&S::intermediate_size, IntRange{1, limits::kIntermediate}, kRequired),
            Resume::kFixed, "inner width of the MLP"},
-          {"max_position_embeddings", integer(&S::max_position_embeddings, kAtLeast1),
+          {"max_position_embeddings", integer(&S::max_position_embeddings, IntRange{1, limits::kPositions}),
            Resume::kFixed, "longest sequence the model handles"},
           {"norm", choice(&S::norm), Resume::kFixed, "normalization layer"},
           {"norm_eps", real(&S::norm_eps, kPositive), Resume::kFixed, "epsilon inside the norm"},

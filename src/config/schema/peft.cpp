@@ -5,6 +5,7 @@
 #include <iterator>
 
 #include "config/schema.h"
+#include "core/limits.h"
 
 namespace tailor::config {
 namespace {
@@ -68,7 +69,7 @@ const Section<PeftConfig>& peft_section() {
       {
           {"method", choice(&S::method), Resume::kFixed,
            "parameter-efficient method (none: every weight trains)"},
-          {"rank", integer(&S::rank, kAtLeast1), Resume::kFixed, "LoRA rank r"},
+          {"rank", integer(&S::rank, IntRange{1, limits::kLoraRank}), Resume::kFixed, "LoRA rank r"},
           {"alpha", real(&S::alpha, kPositive), Resume::kFixed,
            "LoRA scale = alpha / r (alpha / sqrt(r) with use_rslora)"},
           {"dropout", real(&S::dropout, kUnitHalfOpen), Resume::kFixed,
@@ -77,11 +78,11 @@ const Section<PeftConfig>& peft_section() {
            custom("list", Presence::kOptional, read_target_modules, write_target_modules),
            Resume::kFixed, "linears that get LoRA adapters (or [all-linear])"},
           {"use_rslora", boolean(&S::use_rslora), Resume::kFixed, "rank-stabilised LoRA scaling"},
-          {"bottleneck", integer(&S::bottleneck, kAtLeast1), Resume::kFixed,
+          {"bottleneck", integer(&S::bottleneck, IntRange{1, limits::kBottleneck}), Resume::kFixed,
            "width of the bottleneck adapters (method: adapter)"},
           // Written for prompt tuning only, so the resolved configs of other methods stay as they
           // were before these keys existed.
-          F{"num_virtual_tokens", integer(&S::num_virtual_tokens, kAtLeast1), Resume::kFixed,
+          F{"num_virtual_tokens", integer(&S::num_virtual_tokens, IntRange{1, limits::kVirtualTokens}), Resume::kFixed,
             "prompt tuning: trainable virtual tokens opening every document (count toward "
             "data.seq_len)"}
               .written_if(is_prompt_tuning),

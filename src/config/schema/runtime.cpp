@@ -1,5 +1,6 @@
 // The runtime section: the device, precision, threads and logging of a run.
 #include "config/schema.h"
+#include "core/limits.h"
 
 namespace tailor::config {
 
@@ -11,7 +12,7 @@ const Section<RuntimeConfig>& runtime_section() {
       {
           {"device", choice(&S::device), Resume::kMayChange,
            "where to compute (auto: CUDA when built and a GPU is visible)"},
-          {"threads", integer(&S::threads, kAtLeast0), Resume::kMayChange,
+          {"threads", integer(&S::threads, IntRange{0, limits::kThreads}), Resume::kMayChange,
            "CPU threads per rank (0: all cores / ranks on the node)"},
           // The dtype changes the numbers: a run continues in the one it started with.
           {"dtype", choice(&S::dtype), Resume::kFixed,

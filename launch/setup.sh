@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libsentencepiece-dev unicode-data
   nlohmann-json3-dev libcli11-dev libfmt-dev libssl-dev
+  python3                         # tests/skip_summary.py (standard library only)
 )
 if [[ "${1:-}" == "--with-torch" ]]; then
   packages+=(python3-torch libopenblas0-openmp)

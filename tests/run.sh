@@ -13,4 +13,9 @@ jobs=$(nproc)
 # shellcheck disable=SC2086
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release ${TAILOR_CMAKE_ARGS:-}
 cmake --build "$build_dir" -j "$jobs"
-ctest --test-dir "$build_dir" --output-on-failure --timeout 900 -j "$jobs" "$@"
+status=0
+ctest --test-dir "$build_dir" --output-on-failure --timeout 900 -j "$jobs" \
+      --output-junit ctest-junit.xml "$@" || status=$?
+# How many tests were skipped, and why (a skip is never reported as a pass: tests/common/test_main.cpp).
+python3 tests/skip_summary.py "$build_dir/ctest-junit.xml"
+exit "$status"

@@ -14,6 +14,7 @@ packages=(
   libsentencepiece-dev unicode-data
   nlohmann-json3-dev libcli11-dev libfmt-dev libssl-dev
   python3                         # tests/skip_summary.py (standard library only)
+  clang libclang-rt-dev           # the fuzzers: Clang with libFuzzer, ASan and UBSan (tests/fuzz)
 )
 if [[ "${1:-}" == "--with-torch" ]]; then
   packages+=(python3-torch libopenblas0-openmp)

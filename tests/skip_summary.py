@@ -54,7 +54,7 @@ def main():
             print(f"skip summary: cannot read {path}: {e}")
             continue
         for case in root.iter("testcase"):
-            name = case.get("name")
+            name = case.get("name").split("  # GetParam()")[0]
             out = case.findtext("system-out") or ""
             if case.get("status") == "notrun" and case.find("skipped") is not None:
                 found = reasons(out)

@@ -12,8 +12,9 @@ packages=(
   libopenblas-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libsentencepiece-dev unicode-data
-  python3 git
   nlohmann-json3-dev libcli11-dev libfmt-dev libssl-dev
+  python3 git                     # tests/skip_summary.py, tests/docs/ (standard library only)
+  clang libclang-rt-dev           # the fuzzers: Clang with libFuzzer, ASan and UBSan (tests/fuzz)
 )
 if [[ "${1:-}" == "--with-torch" ]]; then
   packages+=(python3-torch libopenblas0-openmp)

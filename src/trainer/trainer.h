@@ -22,10 +22,12 @@ struct ParameterValues {
   int shard_dim = -1;
   std::int64_t shard_offset = 0;
   std::vector<double> values;
+  std::vector<double> gradient;  // the last step's gradient as the optimizer received it (after
+                                 // the data-parallel reduction); empty for a frozen parameter
 };
 
 struct TrainOptions {
-  bool keep_parameters = false;      // fill TrainSummary::parameters
+  bool keep_parameters = false;      // fill TrainSummary::parameters (values and gradients)
   std::int64_t dp_bucket_elements = 0;  // data-parallel reduction bucket (0: the default, 4M)
   bool overwrite = false;            // a fresh run may replace an earlier run's files (--overwrite)
 };

@@ -522,10 +522,14 @@ void TrainingRun::collect_parameters() {
   summary_.optimizer_state_numel = optimizer_->state_numel();
   if (!options_.keep_parameters) return;
   for (const model::Parameter& p : model_->params().all()) {
-    ParameterValues v{p.name, p.shape, p.global_shape, p.shard_dim, p.shard_offset, {}};
+    ParameterValues v{p.name, p.shape, p.global_shape, p.shard_dim, p.shard_offset, {}, {}};
     backend::Buffer host(DType::kF64, p.shape);
     ops_->copy(host.tensor(), p.value);
     v.values.assign(host.ptr<double>(), host.ptr<double>() + p.shape.numel());
+    if (p.trainable) {  // zeroed at the start of a step, so it still holds the last one's
+      ops_->copy(host.tensor(), p.grad);
+      v.gradient.assign(host.ptr<double>(), host.ptr<double>() + p.shape.numel());
+    }
     summary_.parameters.push_back(std::move(v));
   }
 }

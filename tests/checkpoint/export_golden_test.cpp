@@ -1,20 +1,29 @@
-// Tailor's Hugging Face exports against transformers: directories Tailor wrote (`tailor train`'s
-// export/ of a tiny LLaMA and a tiny GPT-2, and `tailor export --dtype bf16` of the qwen2
-// fixture), committed under tests/golden/exports/<case>/ with the logits transformers computed on
-// them after loading them with no missing or unexpected tensor (tests/golden/make_export_fixtures.py).
-// Tailor loads the same directories and must agree on the CPU in f32: normwise relative error
-// < 1e-5 on the logits, the same greedy tokens, and the layout transformers expects (vocabulary
-// padding stripped, a tied head not stored).
+// Tailor's Hugging Face exports against transformers: directories Tailor wrote (`tailor export` of
+// the committed step-20 checkpoints of a tiny LLaMA and a tiny GPT-2, and `tailor export --dtype
+// bf16` of the qwen2 fixture), committed under tests/golden/exports/<case>/ with the logits
+// transformers computed on them after loading them with no missing or unexpected tensor
+// (tests/golden/make_export_fixtures.py).
+//  - Today's exporter, run with each case's export_args.txt (and the same for the PEFT adapters
+//    of tests/golden/peft/tailor_*), must write the committed files byte for byte: what
+//    transformers and peft checked is what Tailor writes now, and a change of the exporter fails
+//    here until the fixtures are regenerated with the reference.
+//  - Tailor loads the same directories and must agree on the CPU in f32: normwise relative error
+//    < 1e-5 on the logits, the same greedy tokens, and the layout transformers expects (vocabulary
+//    padding stripped, a tied head not stored).
 #include <gtest/gtest.h>
+
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <set>
+#include <sstream>
 #include <span>
 #include <string>
 #include <vector>
@@ -202,6 +211,62 @@ TEST_P(ExportGolden, LayoutIsWhatTransformersLoads) {
 std::string case_name(const ::testing::TestParamInfo<Case>& p) { return p.param.name; }
 
 INSTANTIATE_TEST_SUITE_P(Exports, ExportGolden, ::testing::ValuesIn(kCases), case_name);
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Today's `tailor export`, run with the arguments the fixture script used (export_args.txt, paths
+// relative to the repository root), must write exactly the committed files.
+class TodaysExport : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(TodaysExport, WritesTheCommittedFilesByteForByte) {
+  namespace fs = std::filesystem;
+  const std::string fixture = std::string(TAILOR_SOURCE_DIR) + "/tests/golden/" + GetParam();
+  std::string args = read_bytes(fixture + "/export_args.txt");
+  ASSERT_FALSE(args.empty()) << fixture << "/export_args.txt";
+  args.erase(args.find_last_not_of('\n') + 1);
+  const fs::path out = fs::temp_directory_path() /
+                       ("tailor-todays-export-" + std::to_string(::getpid()) + "-" +
+                        std::string(GetParam()).replace(std::string(GetParam()).find('/'), 1, "-"));
+  fs::remove_all(out);
+  const std::string cmd = "cd " TAILOR_SOURCE_DIR " && " TAILOR_BINARY_DIR "/tailor " + args +
+                          " --out " + out.string() + " --threads 1 >" + out.string() + ".log 2>&1";
+  const int status = std::system(cmd.c_str());
+  const std::string log = read_bytes(out.string() + ".log");
+  fs::remove(out.string() + ".log");
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << cmd << "\n" << log;
+  std::set<std::string> written;
+  for (const fs::directory_entry& e : fs::directory_iterator(out)) {
+    const std::string name = e.path().filename().string();
+    written.insert(name);
+    EXPECT_TRUE(fs::exists(fixture + "/" + name)) << name << ": written but not in the fixture";
+    if (!fs::exists(fixture + "/" + name)) continue;
+    const std::string got = read_bytes(e.path().string()), want = read_bytes(fixture + "/" + name);
+    std::size_t first = 0;
+    while (first < got.size() && first < want.size() && got[first] == want[first]) ++first;
+    EXPECT_TRUE(got == want) << name << " differs from the fixture at byte " << first << " of "
+                             << want.size() << " (" << got.size()
+                             << " written): regenerate the fixture (tests/golden/make_*_fixtures.py "
+                                "--tailor build/tailor) so the reference checks today's export";
+  }
+  for (const char* name : {"config.json", "model.safetensors", "adapter_config.json",
+                           "adapter_model.safetensors"})
+    if (fs::exists(fixture + "/" + name)) EXPECT_TRUE(written.count(name) == 1) << name << " not written";
+  fs::remove_all(out);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, TodaysExport,
+                         ::testing::Values("exports/llama_trained", "exports/gpt2_trained",
+                                           "exports/qwen2_bf16", "peft/tailor_lora",
+                                           "peft/tailor_prompt"),
+                         [](const ::testing::TestParamInfo<const char*>& p) {
+                           std::string name = p.param;
+                           return name.substr(name.find('/') + 1);
+                         });
 
 // The bf16 export holds the qwen2 fixture's f32 weights rounded to nearest even, tensor by tensor.
 TEST(ExportGoldenBf16, WeightsAreTheSourceRoundedToBf16) {

@@ -4,8 +4,10 @@
 //
 //   lora_hub     peft's own adapter (r 4, alpha 8, all seven linears, B != 0), as one from the Hub
 //   lora_rslora  the same with use_rslora (scale alpha / sqrt(r)) on q_proj and v_proj only
-//   tailor_lora  Tailor's own export (`tailor train tests/golden/peft/tailor_lora.yaml`), which
-//                peft loaded onto the base with no missing or unexpected key
+//   tailor_lora  Tailor's own export (`tailor export --format peft` of the committed checkpoint
+//                of `tailor train tests/golden/peft/tailor_lora.yaml`), which peft loaded onto
+//                the base with no missing or unexpected key; export_golden_test.cpp checks that
+//                today's exporter writes these bytes
 //
 // Tailor builds the model from the base's config.json and the adapter's adapter_config.json,
 // loads the base and then the adapter, runs the same batch on the CPU in f32 and must agree:
@@ -13,8 +15,8 @@
 // loaded adapter back (peft::Lora::save_peft) gives the same tensors bitwise.
 //
 // Prompt tuning (PromptTuningConfig): prompt_llama / prompt_gpt2 are peft's own prompts on the
-// tiny LLaMA / GPT-2, tailor_prompt Tailor's export (`tailor train
-// tests/golden/peft/tailor_prompt.yaml`) that peft loaded cleanly; Tailor runs each fixture row as
+// tiny LLaMA / GPT-2, tailor_prompt Tailor's export (of the committed checkpoint of `tailor train
+// tests/golden/peft/tailor_prompt.yaml`, rechecked like tailor_lora) that peft loaded cleanly; Tailor runs each fixture row as
 // one document opened by the virtual tokens and must give peft's logits (all n + T positions) and
 // loss within 1e-5 and its prompt_embeddings gradient within 1e-4.
 #include <algorithm>

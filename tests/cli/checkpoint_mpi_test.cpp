@@ -6,6 +6,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -32,9 +33,14 @@ struct Result {
   std::string err;
 };
 
+// Every job runs under timeout(1): one that hangs ends with 124 (137 after the kill), which no
+// test expects. The bound only catches hangs, far above any normal run on a loaded machine.
+constexpr const char* kHangGuard = "timeout --kill-after=10 300 ";
+constexpr int kHangSeconds = 330;  // the guard and its kill, for waits on a background job
+
 Result run(const std::string& cmd, const std::string& log_dir) {
-  const std::string full = "cd " TAILOR_SOURCE_DIR " && " + cmd + " >" + log_dir + "/out.txt 2>" +
-                           log_dir + "/err.txt";
+  const std::string full = "cd " TAILOR_SOURCE_DIR " && " + std::string(kHangGuard) + cmd + " >" +
+                           log_dir + "/out.txt 2>" + log_dir + "/err.txt";
   const int status = std::system(full.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(log_dir + "/err.txt")};
 }
@@ -89,7 +95,7 @@ TEST(CheckpointMpi, KillNineAndResumeEqualsTheUninterruptedRun) {
   for (int k : {k1, k2}) {
     SCOPED_TRACE("killed after step " + std::to_string(k));
     const std::string out = tmp / ("killed" + std::to_string(k));
-    const Result killed = run("TAILOR_FAULT_KILL_AFTER_STEP=" + std::to_string(k) + ":1 " +
+    const Result killed = run("env TAILOR_FAULT_KILL_AFTER_STEP=" + std::to_string(k) + ":1 " +
                                   train_cmd(4, tmp / "cfg.yaml", out, layout),
                               tmp.str());
     ASSERT_NE(killed.code, 0);
@@ -118,7 +124,7 @@ TEST(CheckpointMpi, ACrashAtAnyPointOfTheSaveResumesFromAVerifiedCheckpoint) {
     const std::string out = tmp / (std::string("crash-") + point);
     // Steps 1-2 and the step-2 checkpoint, then a crash while saving step 4.
     ASSERT_EQ(run(train_cmd(2, tmp / "cfg.yaml", out, layout + " train.steps=2"), tmp.str()).code, 0);
-    const Result crashed = run(std::string("TAILOR_FAULT_SAVE=") + point + " " +
+    const Result crashed = run(std::string("env TAILOR_FAULT_SAVE=") + point + " " +
                                    train_cmd(2, tmp / "cfg.yaml", out, layout),
                                tmp.str());
     ASSERT_NE(crashed.code, 0);
@@ -139,7 +145,7 @@ TEST(CheckpointMpi, ADiskFullOnOneRankFailsTheSaveEverywhereAndKeepsLatest) {
   ASSERT_EQ(run(train_cmd(2, tmp / "cfg.yaml", out, layout + " train.steps=2"), tmp.str()).code, 0);
   const std::string before = read_file(out + "/checkpoints/step_2/manifest.json");
   // Rank 1's shard write fails as on a full disk while saving step 4.
-  const Result full = run("TAILOR_FAULT_SAVE=enospc:1 " +
+  const Result full = run("env TAILOR_FAULT_SAVE=enospc:1 " +
                               train_cmd(2, tmp / "cfg.yaml", out, layout + " train.steps=4"),
                           tmp.str());
   EXPECT_EQ(full.code, 1) << full.err;
@@ -206,23 +212,32 @@ void expect_one_rank_signal_stops_the_job(int signal) {
   TempDir tmp;
   write(tmp / "cfg.yaml", config());
   const std::string out = tmp / "run";
-  const std::string cmd = "(" + train_cmd(2, tmp / "cfg.yaml", out,
-                                          "parallel.data=2 train.steps=100000 "
-                                          "checkpoint.every_steps=0") +
+  // The exit code goes to rc.tmp, then is renamed to rc.txt: rc.txt appears complete or not at all.
+  const std::string cmd = "(" + std::string(kHangGuard) +
+                          train_cmd(2, tmp / "cfg.yaml", out,
+                                    "parallel.data=2 train.steps=100000 "
+                                    "checkpoint.every_steps=0") +
                           " >" + tmp / "out.txt" + " 2>" + tmp / "err.txt" + "; echo $? >" +
-                          tmp / "rc.txt" + ") &";
+                          tmp / "rc.tmp" + " && mv " + tmp / "rc.tmp" + " " + tmp / "rc.txt" +
+                          ") &";
   ASSERT_EQ(std::system(("cd " TAILOR_SOURCE_DIR " && " + cmd).c_str()), 0);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline &&
-         (!fs::exists(out + "/metrics.jsonl") || read_jsonl(out + "/metrics.jsonl").size() < 3))
+  // Polling waits for an event (three complete metrics lines, the job's exit code), not for a
+  // time; the deadline only stops a hung test, after the job's own guard has ended it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kHangSeconds);
+  const auto complete_lines = [](const std::string& path) {
+    const std::string text = read_file(path);  // a line being written has no '\n' yet
+    return std::count(text.begin(), text.end(), '\n');
+  };
+  while (std::chrono::steady_clock::now() < deadline && !fs::exists(tmp / "rc.txt") &&
+         complete_lines(out + "/metrics.jsonl") < 3)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_FALSE(fs::exists(tmp / "rc.txt")) << "the job ended early: " << read_file(tmp / "err.txt");
   const std::vector<int> pids = rank_pids(tmp / "cfg.yaml");
   ASSERT_EQ(pids.size(), 2u);
   ::kill(pids.back(), signal);  // one rank only
   while (std::chrono::steady_clock::now() < deadline && !fs::exists(tmp / "rc.txt"))
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ASSERT_TRUE(fs::exists(tmp / "rc.txt")) << "the job did not stop";
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(std::stoi(read_file(tmp / "rc.txt")), 3) << read_file(tmp / "err.txt");
   const std::string latest = out + "/checkpoints/latest";
   ASSERT_TRUE(fs::exists(latest));
@@ -251,14 +266,15 @@ TEST(CheckpointMpi, SigtermToOneRankStopsEveryRankAtTheSameStepWithExit3) {
 TEST(CheckpointMpi, TheWatchdogEndsAJobWhoseRankHangs) {
   TempDir tmp;
   write(tmp / "cfg.yaml", config());
-  const auto t0 = std::chrono::steady_clock::now();
-  const Result r = run("TAILOR_FAULT_HANG_AT_STEP=3:1 " +
+  // Without the watchdog the job hangs until the guard ends it (124), which is not the watchdog's
+  // failure (exit 1) and does not print its line.
+  const Result r = run("env TAILOR_FAULT_HANG_AT_STEP=3:1 " +
                            train_cmd(2, tmp / "cfg.yaml", tmp / "run",
                                      "parallel.data=2 runtime.watchdog_s=2"),
                        tmp.str());
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_NE(r.code, 0);
-  EXPECT_LT(seconds, 40.0);
+  EXPECT_NE(r.code, 124) << "the hang guard, not the watchdog, ended the job";
+  EXPECT_NE(r.code, 137) << "the hang guard, not the watchdog, ended the job";
   EXPECT_NE(r.err.find("watchdog: no progress for 2 s in step 3"), std::string::npos) << r.err;
 }
 

@@ -1,11 +1,10 @@
 // The `tailor` executable as users launch it with launch/mpirun.sh: layouts that give the
-// single-process losses, one rank failing taking the whole job down quickly with its exit code,
+// single-process losses, one rank failing taking the whole job down with its exit code,
 // and config errors reported once.
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
 
-#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -22,15 +21,17 @@ using tailor::testing::TempDir;
 struct Result {
   int code = -1;
   std::string err;
-  double seconds = 0;
 };
 
+// A job that hangs is ended by timeout(1) (exit 124, or 137 after the kill), which no test
+// expects: the bound only catches hangs, so it is far above any normal run on a loaded machine.
+constexpr const char* kHangGuard = "timeout --kill-after=10 300 ";
+
 Result run(const std::string& cmd, const TempDir& tmp) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const std::string full = "cd " TAILOR_SOURCE_DIR " && " + cmd + " >" + tmp / "out.txt" + " 2>" + tmp / "err.txt";
+  const std::string full = "cd " TAILOR_SOURCE_DIR " && " + std::string(kHangGuard) + cmd + " >" +
+                           tmp / "out.txt" + " 2>" + tmp / "err.txt";
   const int status = std::system(full.c_str());
   Result r;
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   r.err = read_file(tmp / "err.txt");
   return r;
@@ -80,12 +81,12 @@ TEST(CliMpi, OneFailingRankEndsTheJobWithItsExitCode) {
   write(tmp / "bad.txt", "good\nbad \xc3\x28 pair\n");
   write(tmp / "good.yaml", tiny(tmp / "run", kData));
   write(tmp / "bad.yaml", tiny(tmp / "run", tmp / "bad.txt"));
-  // Rank 0 is healthy and would wait forever in its first collective; rank 1 finds bad data.
+  // Rank 0 is healthy and would wait forever in its first collective; rank 1 finds bad data. A job
+  // that is not ended by rank 1's failure hangs until the guard ends it with 124 instead of 2.
   const Result r = run("mpirun --allow-run-as-root --oversubscribe --quiet -np 1 " + kTailor + " train " +
                            tmp / "good.yaml" + " : -np 1 " + kTailor + " train " + tmp / "bad.yaml",
                        tmp);
   EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_LT(r.seconds, 30.0);
   EXPECT_NE(r.err.find("[rank 1] " + tmp / "bad.txt" + ":2: invalid UTF-8 (byte 0xc3 at offset 9)"),
             std::string::npos)
       << r.err;

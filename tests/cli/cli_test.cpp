@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -24,15 +25,20 @@ struct Result {
   std::string err;
 };
 
-Result run(const std::string& args, const TempDir& tmp) {
+// Runs a shell command line; its stdout and stderr go to files in tmp.
+Result run_shell(const std::string& line, const TempDir& tmp) {
   const std::string out = tmp / "stdout.txt", err = tmp / "stderr.txt";
-  const std::string cmd = std::string(TAILOR_BINARY_DIR "/tailor ") + args + " >" + out + " 2>" + err;
+  const std::string cmd = "{ " + line + "; } >" + out + " 2>" + err;
   const int status = std::system(cmd.c_str());
   Result r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   r.out = read_file(out);
   r.err = read_file(err);
   return r;
+}
+
+Result run(const std::string& args, const TempDir& tmp) {
+  return run_shell(TAILOR_BINARY_DIR "/tailor " + args, tmp);
 }
 
 int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
@@ -75,11 +81,52 @@ TEST(Cli, UsageErrorsAreOneLineExitTwo) {
   }
 }
 
-TEST(Cli, ValidateAcceptsTheQuickstart) {
+// Every entry under `root`: its relative path -> type, size, modification time and contents (or
+// a link's target). Two snapshots are equal only when nothing was created, removed or rewritten.
+std::map<std::string, std::string> snapshot(const std::filesystem::path& root) {
+  namespace fs = std::filesystem;
+  std::map<std::string, std::string> out;
+  for (const fs::directory_entry& e : fs::recursive_directory_iterator(root)) {
+    const std::string rel = fs::relative(e.path(), root).string();
+    if (e.is_symlink()) {
+      out[rel] = "link " + fs::read_symlink(e.path()).string();
+    } else if (e.is_directory()) {
+      out[rel] = "dir";
+    } else {
+      out[rel] = "file " + std::to_string(e.file_size()) + " " +
+                 std::to_string(e.last_write_time().time_since_epoch().count()) + " " +
+                 read_file(e.path().string());
+    }
+  }
+  return out;
+}
+
+// Runs `tailor args` with `cwd` as the working directory (stdout/stderr kept in tmp, outside it).
+Result run_in(const std::string& cwd, const std::string& args, const TempDir& tmp) {
+  return run_shell("cd " + cwd + " && " TAILOR_BINARY_DIR "/tailor " + args, tmp);
+}
+
+// `tailor validate` writes nothing: the quickstart (whose output.dir, data.cache_dir and data
+// path are relative to the working directory) is validated in a directory of its own, whose
+// whole tree must be unchanged afterwards. `tailor prepare` in the same place must change it,
+// which shows that the snapshot sees what the program writes there.
+TEST(Cli, ValidateWritesNothing) {
+  namespace fs = std::filesystem;
   TempDir tmp;
-  const Result r = run("validate " TAILOR_SOURCE_DIR "/configs/quickstart.yaml", tmp);
-  EXPECT_EQ(r.code, 0) << r.err;
-  EXPECT_FALSE(std::filesystem::exists(TAILOR_SOURCE_DIR "/runs/quickstart/metrics.jsonl.validate"));
+  const std::string work = tmp / "work";
+  fs::create_directories(work + "/datasets/devils-dictionary");
+  fs::copy_file(TAILOR_SOURCE_DIR "/configs/quickstart.yaml", work + "/quickstart.yaml");
+  fs::copy_file(kData, work + "/datasets/devils-dictionary/devils_dictionary.txt");
+  const auto before = snapshot(work);
+  for (const char* args : {"validate quickstart.yaml", "validate quickstart.yaml train.resume=auto",
+                           "validate quickstart.yaml train.resume=never"}) {
+    const Result r = run_in(work, args, tmp);
+    EXPECT_EQ(r.code, 0) << args << "\n" << r.err;
+    EXPECT_EQ(snapshot(work), before) << args;
+  }
+  const Result p = run_in(work, "prepare quickstart.yaml", tmp);
+  ASSERT_EQ(p.code, 0) << p.err;
+  EXPECT_NE(snapshot(work), before) << "prepare wrote nothing the snapshot could see";
 }
 
 TEST(Cli, ConfigErrorsAllListedExitTwoNothingWritten) {
@@ -193,8 +240,9 @@ TEST(Cli, ChatExamplePreparesAndTrains) {
                          " schedule.warmup_steps=0 output.dir=" + tmp / "run_pad",
                          tmp);
   ASSERT_EQ(pad.code, 0) << pad.err;
-  EXPECT_NE(pad.err.find("190 documents, 65113 tokens, 190 sequences of 512"), std::string::npos)
-      << pad.err;
+  // 200 chats, 5% (10) held out; each training chat is a sequence of its own.
+  EXPECT_NE(pad.err.find("(190 documents, "), std::string::npos) << pad.err;
+  EXPECT_NE(pad.err.find(" tokens, 190 sequences of 512"), std::string::npos) << pad.err;
   EXPECT_NE(pad.err.find("step 2/2 | loss "), std::string::npos) << pad.err;
 }
 
@@ -223,6 +271,31 @@ TEST(Cli, BadJsonlIsOneLineExitTwoNothingWritten) {
   const Result p = run("prepare " + tmp / "cfg.yaml" + args, tmp);
   EXPECT_EQ(p.code, 2);
   EXPECT_EQ(p.err, r.err);
+}
+
+// data.packing: pad on plain text with the byte tokenizer: the counts the trainer reports follow
+// from the file's bytes alone (one document per line, one token per byte plus the end-of-sequence
+// token, one sequence per document since every line fits).
+TEST(Cli, PadModeCountsFollowFromTheBytes) {
+  TempDir tmp;
+  std::string text;
+  std::size_t documents = 0, tokens = 0;
+  for (int i = 0; i < 37; ++i) {
+    std::string line = "line " + std::to_string(i) + ":";
+    for (int k = 0; k < i % 9; ++k) line += " w\xc3\xb6rd";  // UTF-8: two bytes for the o-umlaut
+    text += line + "\n";
+    ++documents;
+    tokens += line.size() + 1;
+  }
+  write(tmp / "lines.txt", text);
+  write(tmp / "cfg.yaml", tiny(tmp / "run", tmp / "lines.txt"));
+  const Result r = run("train " + tmp / "cfg.yaml" + " data.split=line data.packing=pad data.seq_len=64"
+                       " train.steps=1 data.cache_dir=" + tmp / "cache", tmp);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string want = "(" + std::to_string(documents) + " documents, " +
+                           std::to_string(tokens) + " tokens, " + std::to_string(documents) +
+                           " sequences of 64";
+  EXPECT_NE(r.err.find(want), std::string::npos) << "want " << want << "\n" << r.err;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../trainer/test_dirs.h"
+#include "config/config.h"
 
 namespace {
 
@@ -135,14 +137,22 @@ TEST(EvalCli, PromptSearchRanksCandidatesByDevLoss) {
   const Result e = run("eval " + kConfig + common + " --no-generate", tmp);
   ASSERT_EQ(e.code, 0) << e.err;
   const double base = last_json_line(e.out)["eval_loss"].get<double>();
-  for (const auto& [name, loss] : rows) {
-    if (name == "base") {
-      EXPECT_NEAR(loss, base, 1e-4);
-    }
-  }
-  // The best prompt written as a config validates and carries the winner's template.
+  const auto base_row = std::find_if(rows.begin(), rows.end(),
+                                     [](const auto& row) { return row.first == "base"; });
+  ASSERT_NE(base_row, rows.end()) << "no row for the config's own prompt\n" << s.out;
+  EXPECT_NEAR(base_row->second, base, 1e-4);
+  // The best prompt written as a config validates and carries the winner's template: the
+  // candidate's own keys, the config's for what the candidate leaves out.
   EXPECT_NE(s.out.find("best: " + rows[0].first), std::string::npos) << s.out;
   EXPECT_EQ(run("validate " + tmp / "best.yaml", tmp).code, 0);
+  const tailor::config::TemplateConfig base_template = tailor::config::load_config(kConfig).data.prompt_template;
+  tailor::config::TemplateConfig want = base_template;
+  if (rows[0].first == "terse") want.translation = "{src}\n";
+  if (rows[0].first == "with-system") want.system = "You translate software messages.";
+  const tailor::config::TemplateConfig got = tailor::config::load_config(tmp / "best.yaml").data.prompt_template;
+  EXPECT_EQ(got.translation, want.translation) << rows[0].first;
+  EXPECT_EQ(got.system, want.system) << rows[0].first;
+  EXPECT_EQ(got.preset, want.preset) << rows[0].first;
 }
 
 TEST(EvalCli, PromptsTooLongForTheModelAreSkippedForGeneration) {

@@ -185,5 +185,48 @@ TEST(ConfigReference, EveryDocumentedKeyIsInTheSchema) {
     EXPECT_TRUE(schema.count(path) > 0) << path << " is documented but is not a key of the schema";
 }
 
+// Keys documented in the tables that follow a "`section.key`:" line (data.template's keys): each
+// must be a key the parser knows. Setting it by an override may give a type or range error (the
+// value is arbitrary), but never "unknown key".
+std::vector<std::string> documented_nested_keys(const std::string& markdown) {
+  std::vector<std::string> out;
+  std::istringstream in(markdown);
+  std::string line, prefix;
+  while (std::getline(in, line)) {
+    if (line.rfind("## ", 0) == 0 || line.rfind("### ", 0) == 0) prefix.clear();
+    if (line.size() > 3 && line.front() == '`' && line.substr(line.size() - 2) == "`:")
+      prefix = line.substr(1, line.size() - 3);
+    if (!prefix.empty() && line.rfind("| `", 0) == 0) {
+      const auto end = line.find('`', 3);
+      if (end != std::string::npos) out.push_back(prefix + "." + line.substr(3, end - 3));
+    }
+  }
+  return out;
+}
+
+TEST(ConfigReference, EveryDocumentedNestedKeyIsKnownToTheParser) {
+  const std::vector<std::string> keys =
+      documented_nested_keys(read(TAILOR_SOURCE_DIR "/docs/config-reference.md"));
+  ASSERT_GE(keys.size(), 5u) << "no nested key tables found in docs/config-reference.md";
+  const std::string config = TAILOR_SOURCE_DIR "/configs/translation-example.yaml";
+  for (const std::string& key : keys) {
+    try {
+      (void)load_config(config, {key + "=0"});
+    } catch (const ConfigError& e) {
+      for (const std::string& problem : e.problems())
+        EXPECT_EQ(problem.find(key + ": unknown key"), std::string::npos)
+            << key << " is documented but the parser does not know it: " << problem;
+    }
+  }
+  // The check can fail: a key that does not exist is reported as unknown.
+  try {
+    (void)load_config(config, {"data.template.no_such_key=0"});
+    ADD_FAILURE() << "an unknown nested key was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("data.template.no_such_key: unknown key"), std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace tailor::config

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus of the safetensors header fuzzer into tests/fuzz/corpus/safetensors/.
+"""Writes the seed corpus of the safetensors header fuzzer into tests/fuzz/corpus/safetensors_header/.
 
 Standard library only. Files named valid_* must parse; invalid_* must be refused with a UserError
 (safetensors_header_replay_test checks both). Each is small so that mutations stay fast.
@@ -11,7 +11,7 @@ import os
 import shutil
 import struct
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "safetensors")
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "safetensors_header")
 
 
 def pack(header, data=b"", pad=True, length=None):

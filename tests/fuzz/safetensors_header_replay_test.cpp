@@ -1,5 +1,5 @@
 // Replays the safetensors fuzz target without libFuzzer, so every build (g++ included) exercises it:
-// the committed seed corpus (tests/fuzz/corpus/safetensors: valid_* must parse, invalid_* must be
+// the committed seed corpus (tests/fuzz/corpus/safetensors_header: valid_* must parse, invalid_* must be
 // refused with a UserError), then 20000 deterministic mutations of it. The only acceptable outcomes
 // are success with the header's invariants intact or a UserError (checked inside the entry point).
 // A failing input is written to <build>/fuzz-failures/ so it can be replayed by the real fuzzer and
@@ -41,7 +41,7 @@ struct Seed {
 };
 
 std::vector<Seed> load_corpus() {
-  const fs::path dir = fs::path(TAILOR_SOURCE_DIR) / "tests/fuzz/corpus/safetensors";
+  const fs::path dir = fs::path(TAILOR_SOURCE_DIR) / "tests/fuzz/corpus/safetensors_header";
   std::vector<Seed> seeds;
   for (const auto& e : fs::directory_iterator(dir)) {
     std::ifstream f(e.path(), std::ios::binary);

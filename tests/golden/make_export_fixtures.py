@@ -1,14 +1,22 @@
 #!/usr/bin/env python3
 """Checks Tailor's Hugging Face exports with `transformers` and records what it computes on them.
 
-tests/golden/exports/<case>/ holds a directory written by Tailor (config.json + model.safetensors):
+tests/golden/exports/<case>/ holds a directory written by Tailor (config.json + model.safetensors)
+and export_args.txt, the `tailor` arguments that wrote it from committed inputs:
 
   llama_trained  `tailor train tests/golden/exports/llama_trained.yaml` (byte tokenizer, 20 steps of
                  a tiny LLaMA: RMSNorm, RoPE, SwiGLU, GQA 4/2, untied, vocabulary 257 so the model
-                 pads it), then its output.dir/export/ copied
+                 pads it) saves its step-20 checkpoint, committed as <case>/checkpoint/ (without
+                 the optimizer shards, which export never reads); the fixture is
+                 `tailor export --checkpoint tests/golden/exports/llama_trained/checkpoint`
   gpt2_trained   the same with `family: gpt2` (LayerNorm, learned positions, GELU, biases, tied
                  head: the export must not hold lm_head.weight)
   qwen2_bf16     `tailor export --model tests/golden/models/qwen2 --format hf --dtype bf16`
+
+tests/checkpoint/export_golden_test.cpp runs `tailor export` with export_args.txt and requires
+every file to equal the committed one byte for byte (so a change of the exporter fails until the
+fixture, and with it what transformers computed, is regenerated), then compares Tailor's logits
+on the fixture with what transformers computed on it.
 
 For each, `AutoModelForCausalLM.from_pretrained` must load the directory with no missing,
 unexpected or mismatched tensor and no load error (bf16 weights are loaded as f32, exactly, so the
@@ -27,8 +35,8 @@ tests/checkpoint/export_golden_test.cpp compares Tailor's logits on the same dir
 Usage: pip install torch transformers safetensors numpy
        python3 tests/golden/make_export_fixtures.py                      # expected_logits only
        python3 tests/golden/make_export_fixtures.py --tailor build/tailor  # re-export, then that
-With --tailor the three exports are first rewritten with that binary (run from the repository
-root; training runs under /tmp/tailor-golden-exports). Deterministic for fixed package versions
+With --tailor the three exports (and the two checkpoints) are first rewritten with that binary
+(run from the repository root; training runs under /tmp/tailor-golden-exports). Deterministic for fixed package versions
 (recorded in tests/golden/exports/VERSIONS.txt).
 """
 import logging
@@ -71,28 +79,42 @@ def run(cmd):
     subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
+def copy_checkpoint(src, dst):
+    """The checkpoint a run saved, less its optimizer shards (export never reads them)."""
+    src = os.path.realpath(src)
+    os.makedirs(dst)
+    for name in sorted(os.listdir(src)):
+        if name.startswith("optim-"):
+            continue
+        shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
+        os.chmod(os.path.join(dst, name), 0o644)
+
+
 def export(tailor, case, how):
     """Rewrites tests/golden/exports/<case>/ with what Tailor writes."""
     d = os.path.join(OUT, case)
+    if os.path.lexists(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
     if how == "train":
         run_dir = os.path.join(WORK, case)
         if os.path.lexists(run_dir):
             shutil.rmtree(run_dir)
         config = os.path.relpath(os.path.join(OUT, case + ".yaml"), ROOT)
-        run([tailor, "train", config, f"output.dir={run_dir}"])
-        src = os.path.join(run_dir, "export")
+        run([tailor, "train", config, f"output.dir={run_dir}", "checkpoint.every_steps=20"])
+        copy_checkpoint(os.path.join(run_dir, "checkpoints", "latest"), os.path.join(d, "checkpoint"))
+        args = ["export", "--checkpoint", os.path.relpath(os.path.join(d, "checkpoint"), ROOT),
+                "--format", "hf"]
     elif how == "export-bf16":
-        src = os.path.join(WORK, case)
-        if os.path.lexists(src):
-            shutil.rmtree(src)
-        os.makedirs(WORK, exist_ok=True)
-        run([tailor, "export", "--model", "tests/golden/models/qwen2", "--format", "hf", "--out",
-             src, "--dtype", "bf16"])
+        args = ["export", "--model", "tests/golden/models/qwen2", "--format", "hf", "--dtype", "bf16"]
     else:
         raise ValueError(how)
-    if os.path.lexists(d):
-        shutil.rmtree(d)
-    os.makedirs(d)
+    src = os.path.join(WORK, case + "-export")
+    if os.path.lexists(src):
+        shutil.rmtree(src)
+    run([tailor] + args + ["--out", src])
+    with open(os.path.join(d, "export_args.txt"), "w") as f:
+        f.write(" ".join(args) + "\n")
     for name in sorted(os.listdir(src)):
         if name not in EXPORT_FILES:
             raise RuntimeError(f"{src}/{name}: an export file this script does not know")
@@ -177,8 +199,8 @@ def greedy(model, ids):
 
 def fixture(case, seed, text_row):
     d = os.path.join(OUT, case)
-    size = sum(os.path.getsize(os.path.join(d, n)) for n in os.listdir(d)
-               if n != "expected_logits.safetensors")
+    size = sum(os.path.getsize(os.path.join(d, n)) for n in EXPORT_FILES
+               if os.path.exists(os.path.join(d, n)))
     assert size < MAX_BYTES, f"{d}: {size} bytes"
     model = load(d)
     check_export(case, d, model)

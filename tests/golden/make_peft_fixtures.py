@@ -10,8 +10,12 @@ make_model_fixtures.py; vocabulary 300, GQA 4/2, untied), in tests/golden/peft/<
                 the adapter changes the output), written by `save_pretrained`
   lora_rslora   the same with use_rslora=True (scale alpha / sqrt(r)) on q_proj and v_proj only
   tailor_lora   Tailor's own export: `tailor train tests/golden/peft/tailor_lora.yaml` (LoRA r=4,
-                alpha 8, all-linear, 10 steps), its output.dir/export/adapter/ copied (written only
-                with --tailor; otherwise the committed copy is used)
+                alpha 8, all-linear, 10 steps) saves its step-10 checkpoint, committed as
+                tailor_lora/checkpoint/ (without the optimizer shards, which export never reads),
+                and `tailor export --checkpoint tests/golden/peft/tailor_lora/checkpoint --format
+                peft` writes the adapter (both only with --tailor; otherwise the committed copies
+                are used). export_args.txt records those arguments:
+                tests/checkpoint/peft_golden_test.cpp reruns them and requires the committed bytes
 
 Prompt tuning (PromptTuningConfig, CAUSAL_LM; peft prepends the virtual tokens, so each row is
 one document whose virtual tokens sit at positions 0..n-1, as in a Tailor row):
@@ -21,8 +25,8 @@ one document whose virtual tokens sit at positions 0..n-1, as in a Tailor row):
   prompt_gpt2   the same on the tiny GPT-2 (tests/golden/models/gpt2: learned positions are added
                 to the virtual tokens too, tied embeddings)
   tailor_prompt Tailor's own export: `tailor train tests/golden/peft/tailor_prompt.yaml` (prompt
-                tuning, 4 virtual tokens from a text, 10 steps), its export/adapter/ copied (written
-                only with --tailor)
+                tuning, 4 virtual tokens from a text, 10 steps), its checkpoint and
+                `tailor export --format peft` of it, as for tailor_lora (only with --tailor)
 
 For these, expected*.safetensors holds input_ids / labels [B, T] as given to peft (without the
 virtual tokens), logits f32 [B, n + T, V] (the virtual positions included), the loss (peft's:
@@ -51,6 +55,7 @@ Usage: pip install torch transformers peft safetensors numpy
        python3 tests/golden/make_peft_fixtures.py                       # peft cases + expected
        python3 tests/golden/make_peft_fixtures.py --tailor build/tailor  # re-export tailor_lora and
                                                                          # tailor_prompt too
+       python3 tests/golden/make_peft_fixtures.py [--tailor build/tailor] CASE...  # only these
 Run from anywhere; with --tailor the training runs under /tmp/tailor-golden-peft. Deterministic
 for fixed package versions (recorded in tests/golden/peft/VERSIONS.txt).
 """
@@ -178,16 +183,29 @@ def run(cmd):
 
 
 def export_tailor(tailor, case):
+    """Trains the case, commits its checkpoint (less the optimizer shards, which export never
+    reads) and the adapter `tailor export --format peft` writes from that committed copy."""
     run_dir = os.path.join(WORK, case)
     if os.path.lexists(run_dir):
         shutil.rmtree(run_dir)
     config = os.path.relpath(os.path.join(OUT, case + ".yaml"), ROOT)
-    run([tailor, "train", config, f"output.dir={run_dir}"])
-    src = os.path.join(run_dir, "export", "adapter")
+    run([tailor, "train", config, f"output.dir={run_dir}", "checkpoint.every_steps=10"])
     d = os.path.join(OUT, case)
     if os.path.lexists(d):
         shutil.rmtree(d)
-    os.makedirs(d)
+    ckpt = os.path.join(d, "checkpoint")
+    os.makedirs(ckpt)
+    latest = os.path.realpath(os.path.join(run_dir, "checkpoints", "latest"))
+    for name in sorted(os.listdir(latest)):
+        if not name.startswith("optim-"):
+            shutil.copyfile(os.path.join(latest, name), os.path.join(ckpt, name))
+    args = ["export", "--checkpoint", os.path.relpath(ckpt, ROOT), "--format", "peft"]
+    src = os.path.join(WORK, case + "-export")
+    if os.path.lexists(src):
+        shutil.rmtree(src)
+    run([tailor] + args + ["--out", src])
+    with open(os.path.join(d, "export_args.txt"), "w") as f:
+        f.write(" ".join(args) + "\n")
     for name in sorted(os.listdir(src)):
         if name not in ADAPTER_FILES:
             raise RuntimeError(f"{src}/{name}: an adapter file this script does not know")
@@ -392,9 +410,11 @@ def fixture_prompt(case, base_rel, seed, expected, memory_model=None):
 def main():
     args = sys.argv[1:]
     tailor = None
-    if len(args) == 2 and args[0] == "--tailor":
+    if len(args) >= 2 and args[0] == "--tailor":
         tailor = os.path.abspath(args[1])
-    elif args:
+        args = args[2:]
+    only = set(args)
+    if only - set(CASES) - set(PROMPT_CASES) or any(a.startswith("-") for a in args):
         print(__doc__, file=sys.stderr)
         return 2
     torch.use_deterministic_algorithms(True)
@@ -403,6 +423,8 @@ def main():
     warnings.filterwarnings("ignore", message=NOISE, category=FutureWarning)
     os.makedirs(OUT, exist_ok=True)
     for case, (kwargs, seed, expected) in CASES.items():
+        if only and case not in only:
+            continue
         if kwargs is None:
             if tailor is not None:
                 export_tailor(tailor, case)
@@ -413,6 +435,8 @@ def main():
             memory_model = write_peft_adapter(case, kwargs, gen)
             fixture(case, seed + 100, expected, memory_model)
     for case, (base_rel, n, seed, expected) in PROMPT_CASES.items():
+        if only and case not in only:
+            continue
         if n is None:
             if tailor is not None:
                 export_tailor(tailor, case)
@@ -421,8 +445,12 @@ def main():
             gen = torch.Generator().manual_seed(seed)
             memory_model = write_prompt_adapter(case, base_rel, n, gen)
             fixture_prompt(case, base_rel, seed + 100, expected, memory_model)
-    with open(os.path.join(OUT, "VERSIONS.txt"), "w") as f:
-        f.write("Generated by tests/golden/make_peft_fixtures.py with:\n")
+    # All cases: the file starts afresh; some: a paragraph for them is added.
+    with open(os.path.join(OUT, "VERSIONS.txt"), "a" if only else "w") as f:
+        if only:
+            f.write(f"\n{', '.join(sorted(only))} regenerated later with:\n")
+        else:
+            f.write("Generated by tests/golden/make_peft_fixtures.py with:\n")
         f.write(f"python {platform.python_version()}\n")
         f.write(f"torch {torch.__version__}\n")
         f.write(f"transformers {transformers.__version__}\n")

@@ -1,6 +1,9 @@
 // Training on a real GPU (label gpu; skipped without one, a failure under TAILOR_REQUIRE_GPU=1):
 //  - 20 bf16 steps (f32 master weights) track the CPU's f32 losses within |dloss|/loss <= 2e-2, for
 //    full fine-tuning and each PEFT method (ARCHITECTURE.md's bar);
+//  - per parameter group, the gradient of one bf16 step (and of the second step, where LoRA A and
+//    the adapters' down projections have one) and the parameters after the update track the
+//    CPU's f32 within tolerances derived from bf16's unit roundoff (tests/trainer/one_step_check.h);
 //  - the f32 CUDA mode (TF32 off) follows the CPU within 1e-4 per step;
 //  - two GPU runs of one config give the same losses bit for bit (deterministic kernels, fixed
 //    GEMM algorithms), and a run resumed from a checkpoint continues bit for bit.
@@ -15,6 +18,7 @@
 
 #include "config/config.h"
 #include "gpu_test_util.h"
+#include "trainer/one_step_check.h"
 #include "trainer/trainer.h"
 
 namespace tailor::trainer {
@@ -77,6 +81,30 @@ TEST_P(GpuTraining, Bf16TracksCpuF32) {
   const TrainSummary cpu = run(dir / "cpu", with(GetParam(), {"runtime.device=cpu"}));
   const TrainSummary gpu = run(dir / "gpu", with(GetParam(), {"runtime.device=cuda"}));
   expect_tracks(gpu, cpu, 2e-2);
+}
+
+// Per parameter group, as the emulated device checks it in CI (emulated_device_test.cpp): one SGD
+// step of a large rate (gradients and the updated parameters), then two of a small one (the
+// second step's gradients). Dropout is off so both sides use the same function.
+TEST_P(GpuTraining, Bf16GradientsAndUpdatesTrackTheCpuPerGroup) {
+  for (const std::string& x : GetParam())
+    if (x == "optimizer.moments=bf16") GTEST_SKIP() << "bf16 moments are AdamW's; this check is SGD";
+  for (const auto& [steps, lr] : {std::pair{1, 100.0}, std::pair{2, 1.0}}) {
+    SCOPED_TRACE("steps " + std::to_string(steps));
+    TempDir dir;
+    std::vector<std::string> o;
+    for (const std::string& x : GetParam()) o.push_back(x == "peft.dropout=0.1" ? "peft.dropout=0.0" : x);
+    o = with(o, tailor::testing::sgd_steps(steps, lr));
+    TrainOptions keep;
+    keep.keep_parameters = true;
+    const TrainSummary cpu = train(
+        config::load_config_text(config_text(dir / "cpu"), "gpu.yaml", with(o, {"runtime.device=cpu"})),
+        nullptr, keep);
+    const TrainSummary gpu = train(
+        config::load_config_text(config_text(dir / "gpu"), "gpu.yaml", with(o, {"runtime.device=cuda"})),
+        nullptr, keep);
+    tailor::testing::expect_step_tracks(gpu, cpu, steps == 1 ? lr : 0.0, steps == 2);
+  }
 }
 
 std::string method_name(const ::testing::TestParamInfo<std::vector<std::string>>& info) {

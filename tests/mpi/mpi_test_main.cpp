@@ -1,6 +1,7 @@
 // main() for tests that run under mpiexec: initialises MPI, silences the GoogleTest printer on
-// every rank but 0 (failures on any rank still fail the job through the exit code), and makes a
-// world communicator available to the tests.
+// every rank but 0 (failures on any rank still fail the job through the exit code), makes a
+// world communicator available to the tests, and exits 77 (skipped) when every rank skipped all
+// its tests.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -9,6 +10,7 @@
 #include "comm/mpi_communicator.h"
 #include "core/logging.h"
 #include "mpi_test_env.h"
+#include "skip_exit_code.h"
 
 namespace tailor::testing {
 comm::Communicator* g_world = nullptr;
@@ -28,8 +30,13 @@ int main(int argc, char** argv) {
     delete listeners.Release(listeners.default_result_printer());
   }
   int rc = RUN_ALL_TESTS();
-  // Every rank must agree: the job fails if any rank failed.
-  rc = world->any(rc != 0) ? 1 : 0;
+  // Every rank must agree: the job fails if any rank failed, and is skipped (exit 77, CTest's
+  // SKIP_RETURN_CODE) only when every rank skipped all it ran.
+  const int mine = tailor::testing::exit_code(rc, *::testing::UnitTest::GetInstance());
+  if (world->any(mine != 0 && mine != tailor::testing::kSkipExitCode))
+    rc = 1;
+  else
+    rc = world->any(mine != tailor::testing::kSkipExitCode) ? 0 : tailor::testing::kSkipExitCode;
   world.reset();
   return rc;
 }

@@ -21,6 +21,7 @@
 #include "checkpoint/training_checkpoint.h"
 #include "config/config.h"
 #include "core/error.h"
+#include "one_step_check.h"
 #include "test_dirs.h"
 #include "trainer/device.h"
 #include "trainer/trainer.h"
@@ -117,6 +118,34 @@ TEST_F(EmulatedDevice, Bf16TracksCpuF32LossesWithinTwoPercent) {
   }
   EXPECT_TRUE(any_difference) << "bf16 storage should round somewhere";
   EXPECT_LT(b.losses.back(), b.losses.front() - 0.5) << "bf16 training must still learn";
+}
+
+// bf16 against the CPU's f32, per parameter group (tests/trainer/one_step_check.h has the
+// tolerances and their derivation): after one SGD step of a large rate, the gradient every group
+// received and the parameters after the update; after two steps of a small one, the second
+// step's gradients, where LoRA A and the adapters' down projections (zero at the first step,
+// their partner starting at zero) have one too. Full fine-tuning, LoRA, prompt tuning,
+// bottleneck adapters and the GPT-2 family (biases, LayerNorm, learned positions, tied head).
+TEST_F(EmulatedDevice, Bf16GradientsAndUpdatesTrackTheCpuPerGroup) {
+  for (const Variant& v : variants()) {
+    if (std::string(v.name) == "sgd") continue;  // every run below is SGD
+    for (const auto& [steps, lr] : {std::pair{1, 100.0}, std::pair{2, 1.0}}) {
+      SCOPED_TRACE(std::string(v.name) + ", steps " + std::to_string(steps));
+      TempDir dir;
+      std::vector<std::string> cpu;
+      for (const std::string& o : v.overrides)  // the same dropout masks are not the point here
+        cpu.push_back(o == "peft.dropout=0.1" ? "peft.dropout=0.0" : o);
+      for (const std::string& o : tailor::testing::sgd_steps(steps, lr)) cpu.push_back(o);
+      std::vector<std::string> dev = cpu;
+      cpu.push_back("runtime.device=cpu");
+      dev.push_back("runtime.device=cuda");  // runtime.dtype auto: bf16 on the device
+      TrainOptions keep;
+      keep.keep_parameters = true;
+      const TrainSummary a = run(dir / "cpu", cpu, v.model_extra, "", keep);
+      const TrainSummary b = run(dir / "dev", dev, v.model_extra, "", keep);
+      tailor::testing::expect_step_tracks(b, a, steps == 1 ? lr : 0.0, steps == 2);
+    }
+  }
 }
 
 // A copy of an 8-step run directory as if the run had crashed after its step-4 checkpoint.

@@ -15,7 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "../trainer/test_dirs.h"
+#include "cli/run_tailor.h"
 
 namespace {
 
@@ -23,30 +23,12 @@ namespace fs = std::filesystem;
 using tailor::testing::read_file;
 using tailor::testing::TempDir;
 
-struct Result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-Result run(const std::string& args, const TempDir& tmp) {
-  const std::string out = tmp / "stdout.txt", err = tmp / "stderr.txt";
-  const std::string cmd =
-      std::string(TAILOR_BINARY_DIR "/tailor ") + args + " >" + out + " 2>" + err;
-  const int status = std::system(cmd.c_str());
-  Result r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = read_file(out);
-  r.err = read_file(err);
-  return r;
-}
+using Result = tailor::testing::TailorResult;
+constexpr auto run = &tailor::testing::run_tailor;
 
 int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
-void write(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  f << text;
-}
+constexpr auto write = &tailor::testing::write_text;
 
 // Every file under `dir` with its size (what "nothing written" compares).
 std::string tree(const std::string& dir) {

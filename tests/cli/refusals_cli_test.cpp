@@ -21,7 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "../trainer/test_dirs.h"
+#include "cli/run_tailor.h"
 
 namespace {
 
@@ -30,20 +30,9 @@ using tailor::testing::read_file;
 using tailor::testing::read_jsonl;
 using tailor::testing::TempDir;
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-Result run(const std::string& args, const TempDir& tmp) {
-  const std::string cmd = "cd " TAILOR_SOURCE_DIR " && " TAILOR_BINARY_DIR "/tailor " + args +
-                          " >" + tmp / "stdout.txt" + " 2>" + tmp / "stderr.txt";
-  const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(tmp / "stdout.txt"),
-          read_file(tmp / "stderr.txt")};
-}
-
-void write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+using Result = tailor::testing::TailorResult;
+constexpr auto run = &tailor::testing::run_tailor;
+constexpr auto write = &tailor::testing::write_text;
 
 const std::string kData = TAILOR_SOURCE_DIR "/datasets/devils-dictionary/devils_dictionary.txt";
 

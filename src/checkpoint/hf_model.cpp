@@ -196,13 +196,15 @@ void save_hf_model(const std::string& out_dir, const HfModelConfig& cfg,
   const std::string& tmp = out.tmp();
   write_hf_tensors(tmp + "/model.safetensors", to_hf_tensors(cfg, model, ops, /*gradients=*/false),
                    bf16 ? DType::kBF16 : DType::kF32);
-  {
-    const std::string path = tmp + "/config.json";
-    std::ofstream f(path);
-    f << hf_config_json(cfg, bf16 ? "bfloat16" : "float32");
+  // config.json and the files given (inside the uncommitted directory, so no tmp + rename each).
+  const auto write_text = [&](const std::string& name, const std::string& content) {
+    const std::string path = tmp + "/" + name;
+    std::ofstream f(path, std::ios::binary);
+    f << content;
     f.close();  // the data reaches the file here: a full disk shows now
     if (!f) throw_runtime_error("{}: cannot write: {}", path, std::strerror(errno));
-  }
+  };
+  write_text("config.json", hf_config_json(cfg, bf16 ? "bfloat16" : "float32"));
   if (!tokenizer_dir.empty()) {
     for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                              "tokenizer.model", "generation_config.json"}) {
@@ -213,12 +215,7 @@ void save_hf_model(const std::string& out_dir, const HfModelConfig& cfg,
       if (ec) throw_runtime_error("{}: cannot copy: {}", src.string(), ec.message());
     }
   }
-  for (const auto& [name, content] : files) {
-    const std::string path = tmp + "/" + name;
-    std::ofstream f(path, std::ios::binary);
-    f << content;
-    if (!f.flush()) throw_runtime_error("{}: cannot write", path);
-  }
+  for (const auto& [name, content] : files) write_text(name, content);
   out.commit();
 }
 

@@ -93,12 +93,11 @@ ParseStatus parse_float(std::string_view text, double& out) {
                                                          : ParseStatus::kWrongType;
 }
 
-std::string quote(std::string_view text) {
-  constexpr std::size_t kMaxShown = 60;
+std::string double_quoted(std::string_view text, std::size_t max_chars) {
   std::string out = "\"";
   std::size_t shown = 0;
   for (char c : text) {
-    if (shown++ == kMaxShown) {
+    if (shown++ == max_chars) {
       out += "...";
       break;
     }
@@ -119,16 +118,18 @@ std::string quote(std::string_view text) {
         out += "\\r";
         break;
       default:
-        if (static_cast<unsigned char>(c) < 0x20) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
           out += fmt::format("\\x{:02x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
         } else {
-          out += c;
+          out += c;  // UTF-8 passes through
         }
     }
   }
   out += '"';
   return out;
 }
+
+std::string quote(std::string_view text) { return double_quoted(text, 60); }
 
 std::string describe(const YamlNode& node) {
   switch (node.kind) {

@@ -21,6 +21,12 @@ enum class ParseStatus { kOk, kWrongType, kOutOfRange };
 [[nodiscard]] ParseStatus parse_uint(std::string_view text, std::uint64_t& out);
 [[nodiscard]] ParseStatus parse_float(std::string_view text, double& out);
 
+// `text` as a YAML double-quoted scalar: `"`, `\`, newline, tab, carriage return and the other
+// control characters (and DEL) escaped, UTF-8 passed through; after `max_chars` bytes, "..." ends
+// it. Written to resolved configs (whole) and shown in messages (quote()).
+[[nodiscard]] std::string double_quoted(std::string_view text,
+                                        std::size_t max_chars = std::string_view::npos);
+
 // `text` in double quotes, with control characters escaped and long values shortened.
 [[nodiscard]] std::string quote(std::string_view text);
 

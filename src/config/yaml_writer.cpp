@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "config/scalars.h"
+
 namespace tailor::config {
 namespace {
 
@@ -40,35 +42,7 @@ std::string yaml_float(double v) {
 }
 
 std::string yaml_string(std::string_view s) {
-  if (is_safe_plain(s)) return std::string(s);
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-          out += fmt::format("\\x{:02x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
-        } else {
-          out += c;  // UTF-8 passes through
-        }
-    }
-  }
-  out += '"';
-  return out;
+  return is_safe_plain(s) ? std::string(s) : double_quoted(s);
 }
 
 void YamlWriter::section(std::string_view name) {

@@ -170,12 +170,6 @@ namespace {
 // Bad lines listed one per line, as the config lists its problems; the rest are counted.
 constexpr std::size_t kMaxReportedLines = 20;
 
-std::size_t first_bad_line(const std::vector<LineResult>& results) {
-  for (std::size_t i = 0; i < results.size(); ++i)
-    if (results[i].problem) return i + 1;
-  return 0;
-}
-
 }  // namespace
 
 JsonlData parse_jsonl(const std::string& text, const std::string& name, bool skip_invalid,
@@ -218,26 +212,27 @@ JsonlData parse_jsonl(const std::string& text, const std::string& name, bool ski
     for (auto& th : pool) th.join();
   }
   JsonlData out;
-  std::vector<std::string> bad;  // every bad line (the first kMaxReportedLines of them listed)
-  std::int64_t n_bad = 0;
+  std::vector<std::string> bad;  // the first kMaxReportedLines bad lines, as messages
+  std::size_t first_bad = 0;     // its index in `results`
   for (std::size_t i = 0; i < results.size(); ++i) {
     if (results[i].problem) {
-      ++n_bad;
-      if (!skip_invalid && bad.size() < kMaxReportedLines)
+      if (bad.empty()) first_bad = i;
+      if (bad.size() < kMaxReportedLines)
         bad.push_back(fmt::format("{}:{}: {}", name, i + 1, results[i].problem->reason));
       ++out.skipped[results[i].problem->kind];
     } else if (results[i].record) {
       out.records.push_back(std::move(*results[i].record));
     }
   }
-  if (!skip_invalid && n_bad > 0) {
+  if (!skip_invalid && !bad.empty()) {
+    const std::int64_t n_bad = out.skipped_total();
+    if (n_bad == 1)
+      throw UserError(fmt::format("{}:{}", name, first_bad + 1), results[first_bad].problem->reason);
     if (n_bad > static_cast<std::int64_t>(bad.size()))
       bad.push_back(fmt::format("{}: {} more bad lines not listed ({} of {} lines are bad; "
                                 "data.skip_invalid: true leaves them out)",
                                 name, n_bad - static_cast<std::int64_t>(bad.size()), n_bad,
                                 results.size()));
-    if (bad.size() == 1) throw UserError(fmt::format("{}:{}", name, first_bad_line(results)),
-                                         results[first_bad_line(results) - 1].problem->reason);
     throw UserErrors(std::move(bad));
   }
   if (out.records.empty()) {

@@ -96,18 +96,13 @@ std::optional<std::string> resume_point(const config::ExperimentConfig& cfg,
   const std::string& mode = cfg.train.resume;
   double step = -1.0;
   if (world.rank() == 0) {
-    if (mode == "never") {
-      const auto existing = checkpoint::list_checkpoints(ckdir);
-      TAILOR_CHECK_USER(existing.empty(), ckdir,
-                        "holds checkpoints of an earlier run (newest: step {}); set "
-                        "train.resume=auto to continue it, or choose another output.dir",
-                        existing.empty() ? 0 : existing.back().step);
-    } else if (mode == "auto") {
+    // never: nothing to resume (preflight refused a directory that holds checkpoints)
+    if (mode == "auto") {
       std::vector<std::string> rejected;
       const auto found = checkpoint::find_resumable(ckdir, &rejected);
       for (const std::string& r : rejected) log::warn("skipping a checkpoint that does not verify: {}", r);
       if (found) step = static_cast<double>(found->step);
-    } else {
+    } else if (mode != "never") {
       const checkpoint::Manifest m = checkpoint::read_manifest(mode);
       checkpoint::verify_checkpoint(mode, m);
       step = static_cast<double>(m.step);

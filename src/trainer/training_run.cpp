@@ -67,11 +67,7 @@ TrainSummary TrainingRun::run() {
 }
 
 void TrainingRun::build_data() {
-  const model::ModelSpec& spec = setup_.hf.spec;
-  tokenizer_ = tokenizer_from_config(cfg_);
-  TAILOR_CHECK_USER(tokenizer_->vocab_size() <= spec.vocab_size, cfg_.source,
-                    "data.tokenizer: the tokenizer has {} ids but the model's vocabulary has {}",
-                    tokenizer_->vocab_size(), spec.vocab_size);
+  tokenizer_ = tokenizer_from_config(cfg_);  // (preflight checked that it fits the vocabulary)
   if (!setup_.from_hf) {  // an exported config-defined model names its tokenizer's special ids
     setup_.hf.bos_token_id = tokenizer_->bos_token_id().value_or(-1);
     setup_.hf.eos_token_id = tokenizer_->eos_token_id().value_or(-1);
@@ -510,7 +506,11 @@ void TrainingRun::export_final() {
   std::unique_ptr<model::Transformer> whole;
   if (writer_) {
     cpu = std::make_unique<backend::CpuOps>(threads_per_rank(cfg_, grid_->world().size()));
-    whole = trainer::build_model(cfg_, setup_, *cpu, nullptr, InitialWeights::kBase);
+    // Built without weights: the gather fills every parameter (frozen base included), so
+    // reading model.path's weights here would be work thrown away.
+    whole = std::make_unique<model::Transformer>(setup_.hf.spec, *cpu,
+                                                 compute_dtype(cfg_.runtime, cpu->device()),
+                                                 nullptr, setup_.attachments());
   }
   gather_parameters(model_->params(), *ops_, grid_->tp(), whole ? &whole->params() : nullptr,
                     cpu.get());

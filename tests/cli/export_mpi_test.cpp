@@ -42,7 +42,9 @@ TEST(ExportMpi, TensorParallelTrainingExportsWhatExportCheckpointWrites) {
   }
   // TP 2 x DP 2 (the second replica exports nothing), and TP 4 over 2 K/V heads (each head
   // held by two ranks) with the vocabulary padded for 4 ranks.
-  for (const char* layout : {"parallel.tensor=2", "parallel.tensor=4"}) {
+  // And LoRA under TP 2: the frozen base and the adapters' shards gathered, merged on export.
+  for (const char* layout :
+       {"parallel.tensor=2", "parallel.tensor=4", "parallel.tensor=2 peft.method=lora"}) {
     SCOPED_TRACE(layout);
     const std::string run_dir = tmp / "run";
     std::filesystem::remove_all(run_dir);
@@ -60,6 +62,11 @@ TEST(ExportMpi, TensorParallelTrainingExportsWhatExportCheckpointWrites) {
         << err;
     for (const char* f : {"model.safetensors", "config.json", "tokenizer.json"})
       EXPECT_EQ(read_file(exported + "/" + f), read_file(tmp / "again/" + f)) << f;
+    if (std::string(layout).find("lora") != std::string::npos)
+      for (const char* f : {"adapter/adapter_model.safetensors", "adapter/adapter_config.json"}) {
+        EXPECT_FALSE(read_file(exported + "/" + f).empty()) << f;
+        EXPECT_EQ(read_file(exported + "/" + f), read_file(tmp / "again/" + f)) << f;
+      }
   }
 }
 

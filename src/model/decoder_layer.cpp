@@ -59,6 +59,15 @@ DecoderLayer::Norm DecoderLayer::make_norm(ParameterSet& params, const std::stri
   return n;
 }
 
+DecoderLayer::Norm DecoderLayer::make_head_norm(ParameterSet& params, const std::string& name) {
+  const ShardSpec replicated{Shape{spec_->head_dim}, -1, 0, tp_.size,
+                             tp_.size > 1 ? GradSum::kTensorParallel : GradSum::kNone};
+  Norm n;
+  n.weight = &params.add(name + ".weight", Shape{spec_->head_dim}, ParamRole::kNormWeight,
+                         replicated);
+  return n;
+}
+
 DecoderLayer::DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index,
                            ParameterSet& params, std::span<const Attachment* const> attachments)
     : spec_(&spec), tp_(tp), index_(index) {
@@ -75,6 +84,10 @@ DecoderLayer::DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index,
                    spec.kv_dim(), d, ab, tp.kv_replicas);
   o_ = make_row(params, p + "self_attn.o_proj", d, tp.q_dim(dh), tp.q_head_begin * dh,
                 spec.q_dim(), spec.o_bias);
+  if (spec.qk_norm) {
+    q_norm_ = make_head_norm(params, p + "self_attn.q_norm");
+    k_norm_ = make_head_norm(params, p + "self_attn.k_norm");
+  }
   norm2_ = make_norm(params, p + "post_attention_layernorm");
   if (spec.mlp == MlpType::kSwiGLU)
     gate_ = make_column(params, p + "mlp.gate_proj", tp.ffn, tp.ffn_begin, spec.intermediate_size,
@@ -156,6 +169,12 @@ LayerActivations DecoderLayer::allocate_activations(std::vector<backend::Buffer>
   l.q = make(Shape{n, qd}, dtype);
   l.k = make(Shape{n, kvd}, dtype);
   l.v = make(Shape{n, kvd}, dtype);
+  if (spec_->qk_norm) {
+    l.q_pre = make(Shape{n, qd}, dtype);
+    l.k_pre = make(Shape{n, kvd}, dtype);
+    l.q_rstd = make(Shape{n * tp_.q_heads}, stat);
+    l.k_rstd = make(Shape{n * tp_.kv_heads}, stat);
+  }
   l.attn = make(Shape{n, qd}, dtype);
   l.lse = make(Shape{batch, tp_.q_heads, seq}, stat);
   l.x_mid = make(Shape{n, d}, dtype);
@@ -250,12 +269,24 @@ void DecoderLayer::project_qkv(Ops& ops, const LayerContext& ctx, const Tensor& 
   const ModelSpec& s = *spec_;
   const std::int64_t n_tok = ctx.batch * ctx.seq;
   norm_forward(ops, norm1_, x, act.h1, act.mean1, act.rstd1);
-  linear_forward(ops, act.h1, *q_.weight, q_.bias, act.q);
-  linear_forward(ops, act.h1, *k_.weight, k_.bias, act.k);
+  // With q/k norm the projections land in q_pre / k_pre (kept for backward) and their norms fill q
+  // and k: rows of [N*H, Dh], one per head, through the ordinary RMSNorm op.
+  const Tensor& q_lin = s.qk_norm ? act.q_pre : act.q;
+  const Tensor& k_lin = s.qk_norm ? act.k_pre : act.k;
+  linear_forward(ops, act.h1, *q_.weight, q_.bias, q_lin);
+  linear_forward(ops, act.h1, *k_.weight, k_.bias, k_lin);
   linear_forward(ops, act.h1, *v_.weight, v_.bias, act.v);
-  adapters_forward(ops, ctx, q_, act.h1, act, scratch, act.q);
-  adapters_forward(ops, ctx, k_, act.h1, act, scratch, act.k);
+  adapters_forward(ops, ctx, q_, act.h1, act, scratch, q_lin);
+  adapters_forward(ops, ctx, k_, act.h1, act, scratch, k_lin);
   adapters_forward(ops, ctx, v_, act.h1, act, scratch, act.v);
+  if (s.qk_norm) {
+    const Shape q_rows{n_tok * tp_.q_heads, s.head_dim};
+    const Shape k_rows{n_tok * tp_.kv_heads, s.head_dim};
+    ops.rmsnorm_forward(act.q_pre.view(q_rows), q_norm_.weight->value, s.norm_eps,
+                        act.q.view(q_rows), act.q_rstd);
+    ops.rmsnorm_forward(act.k_pre.view(k_rows), k_norm_.weight->value, s.norm_eps,
+                        act.k.view(k_rows), act.k_rstd);
+  }
   if (s.position == PositionType::kRope) {
     ops.rope_forward(act.q.view(Shape{n_tok, tp_.q_heads, s.head_dim}), ctx.positions,
                      ctx.inv_freq);
@@ -384,10 +415,25 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
     ops.rope_backward(sc.d_q.view(Shape{n_tok, hq, s.head_dim}), ctx.positions, ctx.inv_freq);
     ops.rope_backward(sc.d_k.view(Shape{n_tok, hkv, s.head_dim}), ctx.positions, ctx.inv_freq);
   }
-  linear_backward(ops, sc.d_q, act.h1, *q_.weight, q_.bias, sc.d_h, 0.0);
-  adapters_backward(ops, ctx, q_, sc.d_q, act.h1, act, sc, sc.d_h);
-  linear_backward(ops, sc.d_k, act.h1, *k_.weight, k_.bias, sc.d_h, 1.0);
-  adapters_backward(ops, ctx, k_, sc.d_k, act.h1, act, sc, sc.d_h);
+  // Through the q/k norms: d_attn is free after the attention's backward and holds d q_pre, then
+  // (once q's projection is done with it) d k_pre in its first N*Hkv*Dh elements.
+  Tensor d_q_lin = sc.d_q, d_k_lin = sc.d_k;
+  if (s.qk_norm) {
+    const Shape q_rows{n_tok * hq, s.head_dim};
+    ops.rmsnorm_backward(sc.d_q.view(q_rows), act.q_pre.view(q_rows), q_norm_.weight->value,
+                         act.q_rstd, sc.d_attn.view(q_rows), q_norm_.weight->grad);
+    d_q_lin = sc.d_attn;
+  }
+  linear_backward(ops, d_q_lin, act.h1, *q_.weight, q_.bias, sc.d_h, 0.0);
+  adapters_backward(ops, ctx, q_, d_q_lin, act.h1, act, sc, sc.d_h);
+  if (s.qk_norm) {
+    const Shape k_rows{n_tok * hkv, s.head_dim};
+    d_k_lin = sc.d_attn.flat_slice(0, n_tok * hkv * s.head_dim).view(sc.d_k.shape);
+    ops.rmsnorm_backward(sc.d_k.view(k_rows), act.k_pre.view(k_rows), k_norm_.weight->value,
+                         act.k_rstd, d_k_lin.view(k_rows), k_norm_.weight->grad);
+  }
+  linear_backward(ops, d_k_lin, act.h1, *k_.weight, k_.bias, sc.d_h, 1.0);
+  adapters_backward(ops, ctx, k_, d_k_lin, act.h1, act, sc, sc.d_h);
   linear_backward(ops, sc.d_v, act.h1, *v_.weight, v_.bias, sc.d_h, 1.0);
   adapters_backward(ops, ctx, v_, sc.d_v, act.h1, act, sc, sc.d_h);
   tp::copy_to_region_backward(ctx.tp, sc.d_h);

@@ -2,6 +2,7 @@
 //
 //   h1 = norm1(x)                          x, h1: [N, D]        (N = B*T tokens)
 //   q, k, v = h1 Wq^T, h1 Wk^T, h1 Wv^T    q: [N, Hq*Dh]  k, v: [N, Hkv*Dh]   (+ biases)
+//   q, k = qnorm(q), knorm(k)              (q/k norm: RMSNorm of each head's [Dh] vector)
 //   q, k = rope(q), rope(k)                (RoPE models)
 //   a = attention(q, k, v)                 a: [N, Hq*Dh]  (causal, GQA, document masks)
 //   x2 = x + a Wo^T                        [N, D]
@@ -19,7 +20,9 @@
 //   column-parallel Y_r = X A_r:  forward identity,   backward dX = sum_r dY_r A_r^T (all-reduce)
 //   row-parallel    Y = sum_r X_r B_r:  forward all-reduce,  backward dX_r = dY B_r^T (identity)
 // so one all-reduce per block in each direction. Biases of row-parallel layers are added once,
-// after the all-reduce; norms are replicated and their gradients agree on every rank.
+// after the all-reduce; norms are replicated and their gradients agree on every rank, except the
+// q/k norms': each rank normalizes only its own heads (no communication in forward), so their
+// weight gradients are partial sums completed over the TP group after backward.
 //
 // PEFT methods (src/peft) attach adapters (adapter.h) while the layer is built (attachment.h):
 // beside each linear a list of linear adapters, each adding delta(x) to the linear's output before
@@ -59,6 +62,8 @@ struct LayerCache {
 struct LayerActivations {
   backend::Tensor h1, mean1, rstd1;  // [N, D], [N], [N]
   backend::Tensor q, k, v;           // after RoPE
+  backend::Tensor q_pre, k_pre;      // q/k norm: its inputs [N, Hq*Dh], [N, Hkv*Dh]
+  backend::Tensor q_rstd, k_rstd;    // q/k norm: [N*Hq], [N*Hkv]
   backend::Tensor attn, lse;         // [N, Hq*Dh], [B, Hq, T]
   backend::Tensor x_mid;             // [N, D]
   backend::Tensor h2, mean2, rstd2;
@@ -172,6 +177,9 @@ class DecoderLayer {
   Linear make_row(ParameterSet& params, const std::string& name, std::int64_t out,
                   std::int64_t in, std::int64_t in_begin, std::int64_t in_global, bool bias);
   Norm make_norm(ParameterSet& params, const std::string& name);
+  // A q/k norm weight [head_dim], replicated; each rank's gradient covers its own heads only, so
+  // it is summed over the TP group (GradSum::kTensorParallel).
+  Norm make_head_norm(ParameterSet& params, const std::string& name);
   // Offers `a` every site of this layer; records what its adapters need.
   void attach(ParameterSet& params, const Attachment& a);
   template <class Adapter>
@@ -222,6 +230,7 @@ class DecoderLayer {
   Attached<BlockAdapter> blocks_[2];  // after attention, after the MLP
   std::vector<std::int64_t> saved_widths_, scratch_widths_;
   Norm norm1_, norm2_;
+  Norm q_norm_, k_norm_;             // q/k norm only
   Linear q_, k_, v_, o_;
   Linear gate_, up_, down_;
 };

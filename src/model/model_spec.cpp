@@ -62,6 +62,7 @@ std::int64_t ModelSpec::num_parameters() const noexcept {
   const std::int64_t mlp_mats = mlp == MlpType::kSwiGLU ? 3 : 2;
   std::int64_t mlp_params = mlp_mats * d * intermediate_size;
   if (mlp_bias) mlp_params += (mlp_mats - 1) * intermediate_size + d;
+  if (qk_norm) attn += 2 * head_dim;
   const std::int64_t layer = 2 * norm_params + attn + mlp_params;
   std::int64_t total = num_layers * layer + norm_params + vocab_size * d;
   if (!tie_embeddings) total += vocab_size * d;
@@ -72,12 +73,13 @@ std::int64_t ModelSpec::num_parameters() const noexcept {
 std::string ModelSpec::summary() const {
   return fmt::format(
       "{} layers, hidden {}, heads {}/{} (q/kv) x {}, {} {}, {} positions, {} norm, vocab {} "
-      "(padded {}){}, {:.2f}M parameters",
+      "(padded {}){}{}, {:.2f}M parameters",
       num_layers, hidden_size, num_heads, num_kv_heads, head_dim,
       mlp == MlpType::kSwiGLU ? "SwiGLU" : "GELU", intermediate_size,
       position == PositionType::kRope ? "RoPE" : "learned",
       norm == NormType::kRmsNorm ? "RMS" : "Layer", vocab_size, padded_vocab(),
-      tie_embeddings ? ", tied head" : "", static_cast<double>(num_parameters()) / 1e6);
+      tie_embeddings ? ", tied head" : "", qk_norm ? ", q/k norm" : "",
+      static_cast<double>(num_parameters()) / 1e6);
 }
 
 std::int64_t TpLayout::valid_vocab(std::int64_t vocab_size) const noexcept {

@@ -41,6 +41,11 @@ struct ModelSpec {
                                       // Qwen2: false while q/k/v have biases)
   bool mlp_bias = false;              // biases on the MLP projections
   bool tie_embeddings = false;        // LM head shares the token embedding
+  // Per-head RMSNorm on q and k (Qwen3, Gemma 3): after the projections and their adapters,
+  // before RoPE, each head's [head_dim] vector is RMS-normalized (eps norm_eps) and scaled by a
+  // weight [head_dim] that all heads share (self_attn.q_norm / k_norm). TP-local: a rank
+  // normalizes its own heads; the weights are replicated and their gradients summed over the group.
+  bool qk_norm = false;
   // Sliding-window attention (Mistral, Qwen2 with use_sliding_window): a token attends to at most
   // this many positions. 0: none. Training and scoring refuse sequences longer than the window.
   std::int64_t sliding_window = 0;

@@ -1,7 +1,8 @@
 // The objectives' loss interface under tensor parallelism: per-token losses and a per-row
 // weighted backward on a TP group of 2 or 4 ranks equal a single rank's in f64 (each TP shard of
 // a gradient is the slice of the single-rank gradient), for a full model and for LoRA, with
-// replicated KV heads at TP = 4.
+// and without per-head q/k RMSNorm (whose replicated weights get partial gradients summed over
+// the group), with replicated KV heads at TP = 4.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -28,7 +29,12 @@ void run(Transformer& m, backend::Ops& ops, const Batch& batch, const std::vecto
   m.finish_gradients();
 }
 
-class RowLossTp : public ::testing::TestWithParam<bool> {};
+struct Case {
+  bool lora;
+  bool qk_norm;  // per-head q/k RMSNorm: TP-local forward, weight gradients summed over the group
+};
+
+class RowLossTp : public ::testing::TestWithParam<Case> {};
 
 TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
   const std::unique_ptr<comm::Communicator> tp = world().split(0, world().rank());
@@ -38,11 +44,16 @@ TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
   lora.targets = {"all-linear"};
   const peft::Lora lora_method(lora);
   std::vector<const Attachment*> l;
-  if (GetParam()) l.push_back(&lora_method);
-  Transformer sharded(testing::tiny_llama(), ops, DType::kF64, tp.get(), l);
-  Transformer single(testing::tiny_llama(), ops, DType::kF64, nullptr, l);
+  if (GetParam().lora) l.push_back(&lora_method);
+  const ModelSpec spec = GetParam().qk_norm ? testing::tiny_qk_norm() : testing::tiny_llama();
+  Transformer sharded(spec, ops, DType::kF64, tp.get(), l);
+  Transformer single(spec, ops, DType::kF64, nullptr, l);
   for (Transformer* m : {&sharded, &single}) {
     m->init_parameters(17);
+    for (Parameter& p : m->params().all())  // q/k norm weights away from 1, head by head
+      if (p.name.ends_with("_norm.weight") && p.name.find("self_attn") != std::string::npos)
+        for (std::int64_t i = 0; i < p.shape.numel(); ++i)
+          p.value.ptr<double>()[i] = 1.0 + 0.3 * std::sin(1.0 + static_cast<double>(i));
     for (Parameter& p : m->params().all())  // LoRA B away from zero, at global indices
       if (p.role == ParamRole::kAdapterOut)
         for (std::int64_t i = 0; i < p.shape.numel(); ++i)
@@ -83,12 +94,14 @@ TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
   EXPECT_GT(compared, 0);
 }
 
-std::string full_or_lora(const ::testing::TestParamInfo<bool>& p) {
-  return p.param ? "Lora" : "Full";
+std::string case_name(const ::testing::TestParamInfo<Case>& p) {
+  return std::string(p.param.lora ? "Lora" : "Full") + (p.param.qk_norm ? "QkNorm" : "");
 }
 
-INSTANTIATE_TEST_SUITE_P(FullAndLora, RowLossTp, ::testing::Values(false, true),
-                         full_or_lora);
+INSTANTIATE_TEST_SUITE_P(FullAndLora, RowLossTp,
+                         ::testing::Values(Case{false, false}, Case{true, false},
+                                           Case{false, true}, Case{true, true}),
+                         case_name);
 
 }  // namespace
 }  // namespace tailor::model

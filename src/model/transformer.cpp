@@ -128,10 +128,13 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
   }
 
   if (spec_.position == PositionType::kRope) {
-    const std::vector<float> f = spec_.rope_inv_freq();
-    std::vector<float> host = f;
-    inv_freq_ = ops_->alloc(DType::kF32, Shape{static_cast<std::int64_t>(f.size())});
-    ops_->copy(inv_freq_.tensor(), Tensor{host.data(), DType::kF32, inv_freq_.shape()});
+    const auto upload = [&](std::vector<float> host) {
+      Buffer buf = ops_->alloc(DType::kF32, Shape{static_cast<std::int64_t>(host.size())});
+      ops_->copy(buf.tensor(), Tensor{host.data(), DType::kF32, buf.shape()});
+      return buf;
+    };
+    inv_freq_ = upload(spec_.rope_inv_freq());
+    if (spec_.rope_type == "longrope") inv_freq_long_ = upload(spec_.rope_inv_freq(true));
   }
 }
 
@@ -309,7 +312,7 @@ LayerContext Transformer::context(const Batch& b) const {
   c.seq = b.seq;
   c.positions = b.positions;
   c.doc_ids = b.doc_ids;
-  c.inv_freq = inv_freq_.tensor();
+  c.inv_freq = inv_freq(long_rope_);
   c.tp = tp_;
   c.seed = b.step_key.seed;
   c.step = b.step_key.step;
@@ -401,8 +404,21 @@ void check_batch(const Batch& b, const ModelSpec& spec) {
 
 }  // namespace
 
+Tensor Transformer::inv_freq(bool long_context) const {
+  return long_context ? inv_freq_long_.tensor() : inv_freq_.tensor();
+}
+
+bool Transformer::long_rope(const Tensor& host_positions) const {
+  if (spec_.rope_type != "longrope") return false;
+  const std::int32_t* p = host_positions.ptr<std::int32_t>();
+  const std::int32_t max = host_positions.numel() == 0 ? 0 : *std::max_element(p, p + host_positions.numel());
+  return spec_.rope_long_context(max);
+}
+
 Batch Transformer::run_forward(const Batch& host) {
   check_batch(host, spec_);
+  // longrope: the frequency set of this micro-batch's positions, kept for its backward.
+  long_rope_ = long_rope(host.positions);
   ensure_activations(host.batch, host.seq);
   Activations& a = *acts_;
   const Batch b = on_device(host);

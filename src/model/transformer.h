@@ -226,6 +226,13 @@ class Transformer {
   backend::Buffer token_ids_, virtual_ids_;             // on the device
   backend::Buffer token_ids_host_, virtual_ids_host_;  // the same, computed on the host
   backend::Buffer inv_freq_;              // f32 [Dh/2]
+  backend::Buffer inv_freq_long_;         // f32 [Dh/2]: longrope's long factors
+  bool long_rope_ = false;                // the last forward's positions passed longrope's length
+  // RoPE frequencies: longrope's long set when `long_context`, else the one set.
+  [[nodiscard]] backend::Tensor inv_freq(bool long_context) const;
+  // Whether positions (i32, on the host) reach past longrope's original length, as transformers
+  // switches per forward on max(position_ids) + 1.
+  [[nodiscard]] bool long_rope(const backend::Tensor& host_positions) const;
   std::unique_ptr<Activations> acts_;
   Recompute recompute_ = Recompute::kNone;
   std::unique_ptr<InferenceState> infer_;

@@ -125,7 +125,7 @@ Tensor Transformer::extend(KvCache& cache, const Tensor& ids,
   ctx.batch = b;
   ctx.seq = t;
   ctx.positions = st.positions.tensor();
-  ctx.inv_freq = inv_freq_.tensor();
+  ctx.inv_freq = inv_freq(long_rope(st.positions_host.tensor()));
   ctx.tp = tp_;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     const int l = static_cast<int>(i);

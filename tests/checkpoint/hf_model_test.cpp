@@ -171,9 +171,9 @@ TEST(HfLoad, BadDirectoriesAreOneLineUserErrors) {
             tmp.str("bad") + "/config.json: hidden_size: required key is missing");
   write_file(tmp.str("bad/config.json"),
              R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 8,
-                 "num_hidden_layers": 1, "num_attention_heads": 2, "rope_scaling": {"rope_type": "yarn", "factor": 4}})");
+                 "num_hidden_layers": 1, "num_attention_heads": 2, "rope_scaling": {"rope_type": "dynamic", "factor": 4}})");
   EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }),
-            tmp.str("bad") + "/config.json: rope_scaling.rope_type: yarn is not supported (default, linear, llama3)");
+            tmp.str("bad") + "/config.json: rope_scaling.rope_type: dynamic is not supported (default, linear, llama3, yarn, longrope)");
   write_file(tmp.str("bad/config.json"), "[1, 2]");
   EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }), tmp.str("bad") + "/config.json: not a JSON object");
 

@@ -46,7 +46,7 @@ std::int64_t hf_index(const HfSpec& h, const Part& part, std::int64_t r, std::in
   if (h.shape.size() == 1) return part.offset + r;  // 1-D: the part's element r (c == 0)
   const std::int64_t hf_cols = h.shape[1];
   if (part.transpose) return c * hf_cols + part.offset + r;  // ours [out, in], HF [in, out]
-  return r * hf_cols + c;
+  return (part.offset + r) * hf_cols + c;  // rows [offset, offset + rows) of a fused tensor
 }
 
 // Rows of a part's parameter that exist in the HF tensor: vocabulary tensors are padded in Tailor

@@ -74,7 +74,7 @@ class Family {
 [[nodiscard]] std::span<const Family* const> families();
 // The family of a config.json `model_type`; nullptr when none is registered.
 [[nodiscard]] const Family* find_family(std::string_view model_type) noexcept;
-// "llama, mistral, qwen2, gpt2": the supported model types, for messages.
+// "llama, mistral, qwen2, qwen3, phi3, gpt2": the supported model types, for messages.
 [[nodiscard]] std::string family_names();
 // The first registered family that represents `spec`; nullptr when none does.
 [[nodiscard]] const Family* family_for_spec(const ModelSpec& spec) noexcept;

@@ -165,7 +165,7 @@ TEST(HfLoad, BadDirectoriesAreOneLineUserErrors) {
   fs::create_directories(tmp.str("bad"));
   write_file(tmp.str("bad/config.json"), R"({"model_type": "bert", "vocab_size": 10})");
   EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }),
-            tmp.str("bad") + "/config.json: model_type: bert is not supported (llama, mistral, qwen2, gpt2)");
+            tmp.str("bad") + "/config.json: model_type: bert is not supported (llama, mistral, qwen2, qwen3, phi3, gpt2)");
   write_file(tmp.str("bad/config.json"), R"({"model_type": "llama", "vocab_size": 10})");
   EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }),
             tmp.str("bad") + "/config.json: hidden_size: required key is missing");
@@ -174,6 +174,35 @@ TEST(HfLoad, BadDirectoriesAreOneLineUserErrors) {
                  "num_hidden_layers": 1, "num_attention_heads": 2, "rope_scaling": {"rope_type": "dynamic", "factor": 4}})");
   EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }),
             tmp.str("bad") + "/config.json: rope_scaling.rope_type: dynamic is not supported (default, linear, llama3, yarn, longrope)");
+  // qwen3 features Tailor does not implement are refused by key, not run as full attention.
+  const std::string qwen3 =
+      R"({"model_type": "qwen3", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 8,
+          "num_hidden_layers": 2, "num_attention_heads": 2, "head_dim": 8, )";
+  write_file(tmp.str("bad/config.json"), qwen3 + R"("use_sliding_window": true, "sliding_window": 4})");
+  EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }),
+            tmp.str("bad") + "/config.json: use_sliding_window: true is not supported for qwen3 "
+                             "(per-layer sliding windows are not implemented); set it to false");
+  write_file(tmp.str("bad/config.json"),
+             qwen3 + R"("layer_types": ["full_attention", "sliding_attention"]})");
+  EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }),
+            tmp.str("bad") + "/config.json: layer_types[1]: \"sliding_attention\" is not supported "
+                             "for qwen3 (only \"full_attention\")");
+  write_file(tmp.str("bad/config.json"), qwen3 + R"("layer_types": ["full_attention"]})");
+  EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }),
+            tmp.str("bad") + "/config.json: layer_types: 1 entries for num_hidden_layers 2");
+  // Phi-4-mini's partial rotary embedding is refused, in either spelling.
+  const std::string phi3 =
+      R"({"model_type": "phi3", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 8,
+          "num_hidden_layers": 1, "num_attention_heads": 2, )";
+  write_file(tmp.str("bad/config.json"), phi3 + R"("partial_rotary_factor": 0.75})");
+  EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }),
+            tmp.str("bad") + "/config.json: partial_rotary_factor: 0.75 is not supported (only 1.0: "
+                             "RoPE over the whole head)");
+  write_file(tmp.str("bad/config.json"),
+             phi3 + R"("rope_parameters": {"rope_theta": 10000.0, "partial_rotary_factor": 0.5}})");
+  EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }),
+            tmp.str("bad") + "/config.json: rope_parameters.partial_rotary_factor: 0.5 is not "
+                             "supported (only 1.0: RoPE over the whole head)");
   write_file(tmp.str("bad/config.json"), "[1, 2]");
   EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }), tmp.str("bad") + "/config.json: not a JSON object");
 

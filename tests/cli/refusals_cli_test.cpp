@@ -85,6 +85,44 @@ TEST(Refusals, SlidingWindowShorterThanTheSequence) {
   EXPECT_EQ(ok.code, 0) << ok.err;
 }
 
+// A config.json feature Tailor does not implement, in a family it supports, is one line naming
+// config.json and the key (exit 2, nothing written): qwen3's per-layer sliding window and a
+// partial rotary factor that contradicts rope_parameters' (issue 22, item 6).
+TEST(Refusals, UnsupportedFamilyFeaturesNameConfigJsonAndTheKey) {
+  TempDir tmp;
+  const struct {
+    const char* model;
+    const char* key;
+    nlohmann::json value;
+    std::string reason;
+  } cases[] = {
+      {"qwen3", "use_sliding_window", true,
+       "use_sliding_window: true is not supported for qwen3 (per-layer sliding windows are not "
+       "implemented); set it to false"},
+      // The fixture's rope_parameters say 1.0 (as transformers 5 writes): a contradiction.
+      {"phi3", "partial_rotary_factor", 0.75,
+       "partial_rotary_factor: 0.75 contradicts rope_parameters.partial_rotary_factor (1)"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.model);
+    const std::string base = tmp / (std::string("base-") + c.model);
+    fs::create_directories(base);
+    const std::string src = std::string(TAILOR_SOURCE_DIR "/tests/golden/models/") + c.model;
+    fs::copy_file(src + "/model.safetensors", base + "/model.safetensors");
+    std::ifstream in(src + "/config.json");
+    nlohmann::json config = nlohmann::json::parse(in);
+    config[c.key] = c.value;
+    write(base + "/config.json", config.dump(2));
+    write(tmp / "cfg.yaml", "output: {dir: " + tmp / "run" + "}\n"
+                            "model: {path: " + base + "}\n"
+                            "data: {train: " + kData + ", seq_len: 16, tokenizer: byte, split: paragraph}\n"
+                            "train: {steps: 1, global_batch: 2}\n"
+                            "optimizer: {lr: 1.0e-3}\n");
+    expect_refused(run("train " + tmp / "cfg.yaml", tmp), base + "/config.json: " + c.reason,
+                   tmp / "run");
+  }
+}
+
 TEST(Refusals, ResumeOnAnotherBaseModel) {
   TempDir tmp;
   fs::copy(TAILOR_SOURCE_DIR "/tests/golden/models/llama", tmp / "base");

@@ -9,6 +9,8 @@ make_model_fixtures.py; vocabulary 300, GQA 4/2, untied), in tests/golden/peft/<
                 re-drawn with a seeded generator (A ~ N(0, 1/in), B ~ N(0, 0.25/r), so B != 0 and
                 the adapter changes the output), written by `save_pretrained`
   lora_rslora   the same with use_rslora=True (scale alpha / sqrt(r)) on q_proj and v_proj only
+  lora_qwen3    as lora_hub on the tiny Qwen3 (tests/golden/models/qwen3: q/k RMSNorm after the
+                adapted q_proj / k_proj, head_dim 16 != hidden / heads, tied head)
   tailor_lora   Tailor's own export: `tailor train tests/golden/peft/tailor_lora.yaml` (LoRA r=4,
                 alpha 8, all-linear, 10 steps) saves its step-10 checkpoint, committed as
                 tailor_lora/checkpoint/ (without the optimizer shards, which export never reads),
@@ -107,7 +109,14 @@ CASES = {
     "lora_rslora": (dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
                          use_rslora=True), 3002, "expected.safetensors"),
     "tailor_lora": (None, 3003, "expected_logits.safetensors"),
+    "lora_qwen3": (dict(r=4, lora_alpha=8, target_modules=ALL), 3004, "expected.safetensors"),
 }
+# LoRA cases on another base than BASE_REL.
+LORA_BASES = {"lora_qwen3": "tests/golden/models/qwen3"}
+
+
+def base_rel_of(case):
+    return LORA_BASES.get(case, BASE_REL)
 
 
 def load_base(base=BASE):
@@ -165,14 +174,14 @@ def write_peft_adapter(case, kwargs, gen):
     os.makedirs(d)
     config = LoraConfig(lora_dropout=0.0, init_lora_weights=False, bias="none",
                         task_type="CAUSAL_LM", **kwargs)
-    model = get_peft_model(load_base(), config)
+    model = get_peft_model(load_base(os.path.join(ROOT, base_rel_of(case))), config)
     n = redraw_lora(model, gen)
     model.train(False)
     model.save_pretrained(d, safe_serialization=True)
     for extra in os.listdir(d):
         if extra not in ADAPTER_FILES:
             os.remove(os.path.join(d, extra))
-    normalize_config(d)
+    normalize_config(d, base_rel_of(case))
     print(f"{case}: {n} LoRA factors saved")
     return model
 
@@ -212,9 +221,9 @@ def export_tailor(tailor, case):
         shutil.copyfile(os.path.join(src, name), os.path.join(d, name))
 
 
-def load_adapter(d):
+def load_adapter(d, base_rel=BASE_REL):
     """Base + adapter through PeftModel.from_pretrained; fails on any key peft did not match."""
-    base = load_base()
+    base = load_base(os.path.join(ROOT, base_rel))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warnings.filterwarnings("ignore", message=NOISE, category=FutureWarning)
@@ -263,7 +272,7 @@ def fixture(case, seed, expected, memory_model=None):
     size = sum(os.path.getsize(os.path.join(d, n)) for n in ADAPTER_FILES)
     assert size < MAX_BYTES, f"{d}: {size} bytes"
     gen = torch.Generator().manual_seed(seed)
-    model = load_adapter(d)
+    model = load_adapter(d, base_rel_of(case))
     ids, labels = make_inputs(model.config.vocab_size, gen)
     logits, loss, grads = compute(model, ids, labels)
     if memory_model is not None:  # the saved adapter reproduces the in-memory one exactly

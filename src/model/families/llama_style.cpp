@@ -4,7 +4,8 @@
 
 namespace tailor::model {
 
-void LlamaStyleFamily::read_common(const HfConfigReader& c, ModelSpec& s) {
+void LlamaStyleFamily::read_common(const HfConfigReader& c, ModelSpec& s,
+                                   std::optional<std::int64_t> rope_original_default) {
   s.vocab_size = c.integer("vocab_size");
   s.hidden_size = c.integer("hidden_size");
   s.num_layers = c.integer("num_hidden_layers");
@@ -18,7 +19,7 @@ void LlamaStyleFamily::read_common(const HfConfigReader& c, ModelSpec& s) {
   s.position = PositionType::kRope;
   s.mlp = MlpType::kSwiGLU;
   c.require_activation("hidden_act", {"silu"}, "silu");
-  read_rope(c, s);
+  read_rope(c, s, rope_original_default);
   s.tie_embeddings = c.boolean("tie_word_embeddings", false);
 }
 
@@ -59,6 +60,10 @@ std::vector<HfTensorLayout> LlamaStyleFamily::tensors(const ModelSpec& s,
       same(p + "self_attn.q_proj.bias", {qd});
       same(p + "self_attn.k_proj.bias", {kvd});
       same(p + "self_attn.v_proj.bias", {kvd});
+    }
+    if (s.qk_norm) {
+      same(p + "self_attn.q_norm.weight", {s.head_dim});
+      same(p + "self_attn.k_norm.weight", {s.head_dim});
     }
     same(p + "self_attn.o_proj.weight", {d, qd});
     if (s.o_bias) same(p + "self_attn.o_proj.bias", {d});

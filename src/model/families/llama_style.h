@@ -18,8 +18,9 @@ class LlamaStyleFamily : public Family {
 
  protected:
   // Dimensions, RMSNorm eps, RoPE and the SiLU activation (the family then reads its biases,
-  // tied head and window).
-  static void read_common(const HfConfigReader& c, ModelSpec& s);
+  // tied head and window). `rope_original_default`: as read_rope's `original_default`.
+  static void read_common(const HfConfigReader& c, ModelSpec& s,
+                          std::optional<std::int64_t> rope_original_default = std::nullopt);
   // The keys of read_common, with `architecture` and model_type().
   void write_common(const ModelSpec& s, const char* architecture, nlohmann::json& j) const;
 };

@@ -262,7 +262,7 @@ TEST_P(TodaysExport, WritesTheCommittedFilesByteForByte) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, TodaysExport,
                          ::testing::Values("exports/llama_trained", "exports/gpt2_trained",
                                            "exports/qwen2_bf16", "peft/tailor_lora",
-                                           "peft/tailor_prompt"),
+                                           "peft/tailor_prompt", "peft/tailor_ia3"),
                          [](const ::testing::TestParamInfo<const char*>& p) {
                            std::string name = p.param;
                            return name.substr(name.find('/') + 1);

@@ -25,8 +25,8 @@
 // weight gradients are partial sums completed over the TP group after backward.
 //
 // PEFT methods (src/peft) attach adapters (adapter.h) while the layer is built (attachment.h):
-// beside each linear a list of linear adapters, each adding delta(x) to the linear's output before
-// any all-reduce; after each sublayer (attention, MLP) at most one block adapter on the residual
+// to each linear a list of linear adapters, each adding delta(x) to the linear's output before
+// any all-reduce and/or transforming its input or its complete output; after each sublayer (attention, MLP) at most one block adapter on the residual
 // stream. The layer calls them at fixed points of forward and backward and knows nothing of what
 // they compute; it allocates what they declare.
 #pragma once
@@ -91,6 +91,8 @@ struct LayerScratch {
   backend::Tensor d_norm;            // [N, D]
   backend::Tensor partial;           // [N, D] row-parallel partial sums (TP > 1)
   backend::Tensor d_block;           // [N, D] gradient of a sublayer output under a block adapter
+  backend::Tensor hook_out, hook_in; // flat [N * w]: a row-parallel output z, or a dz, around
+                                     // output hooks; dx' under an input hook (hook_scratch_widths)
   std::vector<backend::Tensor> adapter;  // the adapters' scratch slots, flat [N * w], w the widest
                                          // request of any adapter (absent where 0)
 };
@@ -111,15 +113,22 @@ class DecoderLayer {
   [[nodiscard]] const std::vector<std::int64_t>& adapter_scratch_widths() const noexcept {
     return scratch_widths_;
   }
+  // Widths of LayerScratch::hook_out and hook_in (0: not needed): the layer's own buffers
+  // around a linear whose adapters transform its output or its input.
+  [[nodiscard]] const std::array<std::int64_t, 2>& hook_scratch_widths() const noexcept {
+    return hook_widths_;
+  }
   [[nodiscard]] bool has_block_adapter() const noexcept {
     return blocks_[0].adapter != nullptr || blocks_[1].adapter != nullptr;
   }
-  // The linear adapters attached beside the linear whose weight is `weight` (empty when none, or
-  // when it is not this layer's).
+  // The linear adapters attached to the linear whose weight (or bias) is `weight` (empty when
+  // none, or when it is not this layer's).
   [[nodiscard]] std::vector<const LinearAdapter*> adapters_on(const Parameter& weight) const;
-  // The weights of this layer's seven linears (q k v o gate up down).
-  [[nodiscard]] std::array<const Parameter*, 7> linear_weights() const noexcept {
-    return {q_.weight, k_.weight, v_.weight, o_.weight, gate_.weight, up_.weight, down_.weight};
+  // The weights and biases of this layer's seven linears (q k v o gate up down; nullptr where
+  // there is none).
+  [[nodiscard]] std::array<const Parameter*, 14> linear_parameters() const noexcept {
+    return {q_.weight, k_.weight, v_.weight, o_.weight, gate_.weight, up_.weight, down_.weight,
+            q_.bias,   k_.bias,   v_.bias,   o_.bias,   gate_.bias,   up_.bias,   down_.bias};
   }
 
   // Buffers (appended to `storage`, which owns them) for this layer's activations of B rows of
@@ -158,10 +167,13 @@ class DecoderLayer {
   struct Attached {
     std::unique_ptr<Adapter> adapter;
     std::size_t saved = 0, n_saved = 0;
+    LinearHooks hooks;  // linear adapters: what adapter->hooks() said at attach time
   };
-  // A tensor-parallel linear (parallel_layers.h) and the adapters attached beside it.
+  // A tensor-parallel linear (parallel_layers.h) and the adapters attached to it.
   struct Linear : ParallelLinear {
     std::vector<Attached<LinearAdapter>> adapters;
+    int input_hook = -1;        // index in adapters of the one with an input hook
+    bool output_hooks = false;  // some adapter has an output hook
   };
   struct Norm {
     Parameter* weight = nullptr;
@@ -188,15 +200,32 @@ class DecoderLayer {
   [[nodiscard]] AdapterTensors tensors(const Attached<Adapter>& a, const LayerActivations& act,
                                        const LayerScratch& scratch) const;
 
-  // y += every adapter's delta beside linear `l` (x: its input).
-  void adapters_forward(backend::Ops& ops, const LayerContext& ctx, const Linear& l,
-                        const backend::Tensor& x, const LayerActivations& act,
-                        const LayerScratch& scratch, const backend::Tensor& y) const;
-  // Their parameter gradients +=, and dx += their input gradients (dy: the linear's output's).
-  void adapters_backward(backend::Ops& ops, const LayerContext& ctx, const Linear& l,
-                         const backend::Tensor& dy, const backend::Tensor& x,
-                         const LayerActivations& act, const LayerScratch& scratch,
-                         const backend::Tensor& dx) const;
+  // The input the base linear `l` sees: x, or x' that its input hook wrote (adapter.h).
+  [[nodiscard]] backend::Tensor linear_input(const Linear& l, const backend::Tensor& x,
+                                             const LayerActivations& act) const;
+  // Runs l's input hook on x, if any; returns the base linear's input.
+  [[nodiscard]] backend::Tensor adapters_forward(backend::Ops& ops, const LayerContext& ctx,
+                                                 const Linear& l, const backend::Tensor& x,
+                                                 const LayerActivations& act,
+                                                 const LayerScratch& scratch) const;
+  // y += every additive adapter's delta beside linear `l` (x: the base linear's input).
+  void adapters_add(backend::Ops& ops, const LayerContext& ctx, const Linear& l,
+                    const backend::Tensor& x, const LayerActivations& act,
+                    const LayerScratch& scratch, const backend::Tensor& y) const;
+  // y = l's output hooks applied to its complete output y, in attach order.
+  void adapters_output(backend::Ops& ops, const LayerContext& ctx, const Linear& l,
+                       const LayerActivations& act, const LayerScratch& scratch,
+                       const backend::Tensor& y) const;
+  // A column-parallel linear with its adapters: y = out(in(x) W^T + b + sum delta(in(x))).
+  void column_forward(backend::Ops& ops, const LayerContext& ctx, const Linear& l,
+                      const backend::Tensor& x, const LayerActivations& act,
+                      const LayerScratch& scratch, const backend::Tensor& y) const;
+  // The backward of a linear with its adapters (dy: its output's gradient, left unchanged; x:
+  // the forward's input): parameter gradients +=, dx (= when dx_beta is 0, += when 1).
+  void linear_backward_hooked(backend::Ops& ops, const LayerContext& ctx, const Linear& l,
+                              const backend::Tensor& dy, const backend::Tensor& x,
+                              const LayerActivations& act, const LayerScratch& scratch,
+                              const backend::Tensor& dx, double dx_beta) const;
   // y = x (+)= partial sums of a row-parallel projection over the TP group, + bias.
   void row_parallel_forward(backend::Ops& ops, const LayerContext& ctx, const backend::Tensor& in,
                             const Linear& l, const backend::Tensor& residual,
@@ -229,6 +258,7 @@ class DecoderLayer {
   int index_ = 0;
   Attached<BlockAdapter> blocks_[2];  // after attention, after the MLP
   std::vector<std::int64_t> saved_widths_, scratch_widths_;
+  std::array<std::int64_t, 2> hook_widths_{0, 0};  // LayerScratch::hook_out, hook_in
   Norm norm1_, norm2_;
   Norm q_norm_, k_norm_;             // q/k norm only
   Linear q_, k_, v_, o_;

@@ -68,6 +68,15 @@ class Family {
   [[nodiscard]] virtual bool ignorable(std::string_view hf_name) const;
   // Why PEFT's LoRA format cannot hold this family's LoRA adapters; empty when it can.
   [[nodiscard]] virtual std::string peft_lora_unsupported() const { return ""; }
+  // peft's default IA3 targets for the family (TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING
+  // and ..._FEEDFORWARD_MODULES_MAPPING), as Tailor's module names. LLaMA's and Mistral's:
+  // k_proj, v_proj, down_proj, of which down_proj feed-forward (its input scaled).
+  [[nodiscard]] virtual std::vector<std::string> peft_ia3_targets() const {
+    return {"k_proj", "v_proj", "down_proj"};
+  }
+  [[nodiscard]] virtual std::vector<std::string> peft_ia3_feedforward() const {
+    return {"down_proj"};
+  }
 };
 
 // The registered families, in the order messages list them.

@@ -64,6 +64,10 @@ struct ModelSpec {
   // Embedding rows and LM-head columns are padded to a multiple of vocab_multiple x TP degree;
   // padded logits are masked to -inf in the loss.
   std::int64_t vocab_multiple = 128;
+  // The config.json model_type the spec was read from ("" for a model defined in the config):
+  // what a family-specific default (peft's IA3 targets) is looked up by, through
+  // model::find_family; the computation never depends on it.
+  std::string model_type;
 
   // Asserts the invariants (config validation reports them to users first).
   void check() const;

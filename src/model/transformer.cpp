@@ -119,7 +119,7 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
     for (std::size_t first : layer_first_param) ready_offset_.push_back(suffix_min[first]);
   }
   for (std::size_t i = 0; i < layers_.size(); ++i)
-    for (const Parameter* w : layers_[i].linear_weights())
+    for (const Parameter* w : layers_[i].linear_parameters())
       if (w != nullptr) layer_of_linear_.emplace(w, i);
 
   if (t > 1) {
@@ -154,6 +154,7 @@ void Transformer::init_parameters_where(std::uint64_t seed, bool methods_only) {
     if (methods_only && !is_method_param(p.role)) continue;
     switch (p.role) {
       case ParamRole::kNormWeight:
+      case ParamRole::kAdapterScale:  // IA3's l = 1: training starts exactly at the base model
         ops_->fill(p.value, 1.0);
         continue;
       case ParamRole::kBias:
@@ -276,6 +277,7 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   s.d_act = a->make(dtype_, Shape{n, f});
   if (layers_.front().has_block_adapter()) s.d_block = a->make(dtype_, Shape{n, d});
   s.adapter = adapter_scratch(a->storage, n);
+  hook_scratch(a->storage, n, s);
   acts_ = std::move(a);
 }
 
@@ -298,6 +300,20 @@ std::vector<Tensor> Transformer::adapter_scratch(std::vector<Buffer>& storage,
     slots.push_back(storage.back().tensor());
   }
   return slots;
+}
+
+void Transformer::hook_scratch(std::vector<Buffer>& storage, std::int64_t n,
+                               LayerScratch& s) const {
+  std::array<std::int64_t, 2> widths{0, 0};
+  for (const DecoderLayer& layer : layers_)
+    for (std::size_t i = 0; i < 2; ++i)
+      widths[i] = std::max(widths[i], layer.hook_scratch_widths()[i]);
+  Tensor* slots[2] = {&s.hook_out, &s.hook_in};
+  for (std::size_t i = 0; i < 2; ++i) {
+    if (widths[i] == 0) continue;
+    storage.push_back(ops_->alloc(dtype_, Shape{n * widths[i]}));
+    *slots[i] = storage.back().tensor();
+  }
 }
 
 std::vector<const LinearAdapter*> Transformer::adapters_on(const Parameter& weight) const {

@@ -77,7 +77,7 @@ class Transformer {
   [[nodiscard]] std::int64_t virtual_tokens() const noexcept {
     return virtual_table_ != nullptr ? virtual_table_->shape[0] : 0;
   }
-  // The linear adapters beside the linear whose weight is `weight` (an export merges them).
+  // The linear adapters of the linear whose weight or bias is `weight` (an export merges them).
   [[nodiscard]] std::vector<const LinearAdapter*> adapters_on(const Parameter& weight) const;
   ~Transformer();
   Transformer(const Transformer&) = delete;
@@ -179,6 +179,9 @@ class Transformer {
   // The adapters' scratch slots for N = n tokens (LayerScratch::adapter), appended to `storage`.
   [[nodiscard]] std::vector<backend::Tensor> adapter_scratch(std::vector<backend::Buffer>& storage,
                                                              std::int64_t n) const;
+  // The layers' own scratch around hooked linears (LayerScratch::hook_out, hook_in) for n tokens.
+  void hook_scratch(std::vector<backend::Buffer>& storage, std::int64_t n,
+                    LayerScratch& scratch) const;
   // The batch's tensors on the model's device (the host batch itself on the CPU).
   [[nodiscard]] Batch on_device(const Batch& host);
   void embed(const Batch& host, const Batch& dev);

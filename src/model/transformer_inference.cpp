@@ -39,6 +39,7 @@ void Transformer::ensure_inference_state(std::int64_t batch, std::int64_t seq) {
     st->embed_tmp = st->make(dtype_, Shape{n, d});
   st->act = layers_.front().allocate_activations(st->storage, dtype_, *ops_, batch, seq);
   st->scratch.adapter = adapter_scratch(st->storage, n);
+  hook_scratch(st->storage, n, st->scratch);
   st->last_x = st->make(dtype_, Shape{batch, d});
   st->last_h = st->make(dtype_, Shape{batch, d});
   if (spec_.norm == NormType::kLayerNorm) st->last_mean = st->make(stat_dtype_, Shape{batch});

@@ -14,6 +14,10 @@ class Qwen2 final : public LlamaStyleFamily {
     s.o_bias = false;
     if (c.boolean("use_sliding_window", false)) s.sliding_window = c.integer("sliding_window", 0);
   }
+  // peft's IA3 default for qwen2 scales q, not k.
+  [[nodiscard]] std::vector<std::string> peft_ia3_targets() const override {
+    return {"q_proj", "v_proj", "down_proj"};
+  }
   void write_config(const ModelSpec& s, nlohmann::json& j) const override {
     write_common(s, "Qwen2ForCausalLM", j);
     if (s.sliding_window > 0) {

@@ -174,6 +174,7 @@ LayerActivations DecoderLayer::allocate_activations(std::vector<backend::Buffer>
 void DecoderLayer::adapters_forward(Ops& ops, const LayerContext& ctx, const Linear& l,
                                     const Tensor& x, const LayerActivations& act,
                                     const LayerScratch& scratch, const Tensor& y) const {
+  if (!ctx.adapters) return;
   for (const Attached<LinearAdapter>& a : l.adapters)
     a.adapter->forward(ops, ctx, tensors(a, act, scratch), x, y);
 }
@@ -216,7 +217,7 @@ void DecoderLayer::sublayer_output(Ops& ops, const LayerContext& ctx, int slot, 
                                    const LayerActivations& act,
                                    const LayerScratch& scratch) const {
   const Attached<BlockAdapter>& b = blocks_[slot];
-  if (b.adapter == nullptr) {
+  if (b.adapter == nullptr || !ctx.adapters) {
     row_parallel_forward(ops, ctx, in, l, residual, y, scratch, act);
     return;
   }

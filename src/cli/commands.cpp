@@ -429,8 +429,13 @@ int run_eval(const std::string& config_path, const std::vector<std::string>& ove
   std::printf("%-12s %s\n", "model", args.options.checkpoint.empty()
                                          ? "the config's starting model"
                                          : fmt::format("checkpoint step {}", r.step).c_str());
-  std::printf("%-12s %.4f (perplexity %.3f, %lld tokens)\n", "dev loss", r.loss, r.ppl,
-              static_cast<long long>(r.tokens));
+  if (r.objective.empty()) {
+    std::printf("%-12s %.4f (perplexity %.3f, %lld tokens)\n", "dev loss", r.loss, r.ppl,
+                static_cast<long long>(r.tokens));
+  } else {  // a preference objective: its loss over pairs, and its statistics
+    std::printf("%-12s %.4f (%lld pairs)\n", "dev loss", r.loss, static_cast<long long>(r.tokens));
+    for (const auto& [name, value] : r.objective) std::printf("%-16s %.4f\n", name.c_str(), value);
+  }
   if (r.metrics) {
     std::printf("%-12s %.2f  (%s)\n", "BLEU", r.metrics->bleu.score, r.metrics->bleu.signature.c_str());
     std::printf("%-12s %.2f\n", "chrF2", r.metrics->chrf.score);

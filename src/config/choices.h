@@ -150,10 +150,22 @@ struct EnumNames<log::Level> {
 };
 
 // objective.type: the training loss (src/objective).
-enum class ObjectiveType { kCausalLm };
+enum class ObjectiveType { kCausalLm, kDpo, kCpo, kOrpo, kSimpo };
 template <>
 struct EnumNames<ObjectiveType> {
-  static constexpr Named<ObjectiveType> kNames[] = {{ObjectiveType::kCausalLm, "causal_lm"}};
+  static constexpr Named<ObjectiveType> kNames[] = {{ObjectiveType::kCausalLm, "causal_lm"},
+                                                    {ObjectiveType::kDpo, "dpo"},
+                                                    {ObjectiveType::kCpo, "cpo"},
+                                                    {ObjectiveType::kOrpo, "orpo"},
+                                                    {ObjectiveType::kSimpo, "simpo"}};
+};
+
+// objective.dpo_loss
+enum class DpoLoss { kSigmoid, kIpo };
+template <>
+struct EnumNames<DpoLoss> {
+  static constexpr Named<DpoLoss> kNames[] = {{DpoLoss::kSigmoid, "sigmoid"},
+                                              {DpoLoss::kIpo, "ipo"}};
 };
 
 // peft.method

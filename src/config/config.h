@@ -109,6 +109,7 @@ struct DataConfig {
   std::string cache_dir = ".cache/tailor";
   OverlongPolicy overlong = OverlongPolicy::kSplit;
   PackingMode packing = PackingMode::kPack;
+  std::int64_t max_prompt_tokens = 0;    // preference pairs: the prompt's limit (0: seq_len / 2)
   std::string valid;
   double valid_fraction = 0.0;
 };
@@ -136,7 +137,18 @@ struct TrainConfig {
 struct ObjectiveConfig {
   ObjectiveType type = ObjectiveType::kCausalLm;  // causal_lm: mean NLL of the loss-carrying
                                                   // target tokens of each step
+  // Preference objectives (dpo, cpo, orpo, simpo; defaults as TRL's):
+  double beta = 0.1;             // the scale of the log-probability (ratio) in the loss
+  DpoLoss dpo_loss = DpoLoss::kSigmoid;  // dpo: sigmoid (DPO) or ipo (IPO's squared loss)
+  double label_smoothing = 0.0;  // dpo sigmoid, cpo, simpo: conservative DPO's noise rate
+  double gamma = 0.5;            // simpo: the target reward margin
+  double nll_weight = 1.0;       // cpo, orpo: weight of the NLL of the chosen answers
 };
+
+// Whether `type` trains on preference pairs.
+[[nodiscard]] constexpr bool is_preference(ObjectiveType type) noexcept {
+  return type != ObjectiveType::kCausalLm;
+}
 
 struct OptimizerConfig {
   OptimizerName name = OptimizerName::kAdamW;

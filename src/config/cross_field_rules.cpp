@@ -242,6 +242,57 @@ void check_peft(SchemaReader& r, const ExperimentConfig& c) {
   }
 }
 
+// Preference objectives train on pairs: JSONL, each pair as two padded rows, the loss on the
+// answers only; their parameters mean nothing to another objective.
+void check_objective(SchemaReader& r, const ExperimentConfig& c) {
+  const ObjectiveConfig& o = c.objective;
+  if (!r.is_ok("objective.type")) return;
+  const std::string type(name_of(o.type));
+  if (!is_preference(o.type)) {
+    for (const char* key : {"objective.beta", "objective.dpo_loss", "objective.label_smoothing",
+                            "objective.gamma", "objective.nll_weight", "data.max_prompt_tokens"})
+      if (r.is_set(key))
+        r.problem(key, "only used with a preference objective (objective.type: dpo, cpo, orpo or "
+                       "simpo)");
+    return;
+  }
+  const auto only_for = [&](const char* key, bool used, const char* which) {
+    if (r.is_set(key) && !used) r.problem(key, fmt::format("only used with {} (objective.type is "
+                                                           "{})", which, type));
+  };
+  only_for("objective.dpo_loss", o.type == ObjectiveType::kDpo, "objective.type: dpo");
+  only_for("objective.gamma", o.type == ObjectiveType::kSimpo, "objective.type: simpo");
+  only_for("objective.nll_weight", o.type == ObjectiveType::kCpo || o.type == ObjectiveType::kOrpo,
+           "objective.type: cpo or orpo");
+  only_for("objective.label_smoothing",
+           o.type != ObjectiveType::kOrpo &&
+               !(o.type == ObjectiveType::kDpo && o.dpo_loss == DpoLoss::kIpo),
+           "objective.type: dpo (sigmoid), cpo or simpo");
+  const DataConfig& d = c.data;
+  if (r.is_ok("data.format") && d.format != DataFormat::kJsonl)
+    r.problem("data.format", fmt::format("must be jsonl for objective.type {} (preference pairs "
+                                         "{{\"prompt\", \"chosen\", \"rejected\"}})",
+                                         type));
+  if (r.is_ok("data.packing") && d.packing != PackingMode::kPad)
+    r.problem("data.packing", fmt::format("must be pad for objective.type {}: each answer of a "
+                                          "pair is a padded row of its own",
+                                          type));
+  if (r.is_ok("data.train_on_prompt") && d.train_on_prompt)
+    r.problem("data.train_on_prompt",
+              fmt::format("must be false for objective.type {}: the log-probabilities a pair is "
+                          "compared by are its answers' alone",
+                          type));
+  if (r.is_ok("data.max_prompt_tokens") && r.is_ok("data.seq_len") &&
+      d.max_prompt_tokens >= d.seq_len)
+    r.problem("data.max_prompt_tokens", fmt::format("must be < data.seq_len ({} >= {}): the "
+                                                    "answers need room",
+                                                    d.max_prompt_tokens, d.seq_len));
+  if (r.is_ok("peft.method") && c.peft.method == PeftMethod::kPromptTuning)
+    r.problem("peft.method", fmt::format("prompt_tuning is not supported with objective.type {} "
+                                         "(use lora or adapter)",
+                                         type));
+}
+
 }  // namespace
 
 void apply_cross_field_rules(SchemaReader& r, ExperimentConfig& c) {
@@ -253,6 +304,7 @@ void apply_cross_field_rules(SchemaReader& r, ExperimentConfig& c) {
   check_optimizer(r, c);
   check_build_limits(r, c);
   check_peft(r, c);
+  check_objective(r, c);
 }
 
 }  // namespace tailor::config

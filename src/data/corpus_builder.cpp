@@ -94,7 +94,7 @@ double BuildProgress::fraction() const {
 
 TokenizedCorpus tokenize_records(const std::vector<Record>& records, const TemplateSpec& tmpl,
                                  const Tokenizer& tokenizer, int threads, BuildProgress* progress,
-                                 std::int64_t source_bytes) {
+                                 std::int64_t source_bytes, const PairLimits* pairs) {
   const auto n = records.size();
   std::vector<std::vector<std::int32_t>> tokens(n);
   std::vector<std::vector<std::uint8_t>> loss(n);
@@ -107,8 +107,11 @@ TokenizedCorpus tokenize_records(const std::vector<Record>& records, const Templ
   const auto work = [&](std::size_t begin, std::size_t end) {
     std::size_t counted = begin;
     for (std::size_t i = begin; i < end; ++i) {
-      tokenize_record(render_record(records[i], tmpl), tmpl.chat_format(), tokenizer, tokens[i],
-                      loss[i]);
+      if (pairs != nullptr)
+        tokenize_pair(records[i], tmpl, tokenizer, *pairs, tokens[i], loss[i]);
+      else
+        tokenize_record(render_record(records[i], tmpl), tmpl.chat_format(), tokenizer, tokens[i],
+                        loss[i]);
       if (progress != nullptr && ((i - begin) % 64 == 63 || i + 1 == end)) {
         progress->records_done.fetch_add(static_cast<std::int64_t>(i + 1 - counted),
                                          std::memory_order_relaxed);
@@ -150,6 +153,20 @@ TokenizedCorpus tokenize_records(const std::vector<Record>& records, const Templ
   }
   c.doc_start.push_back(static_cast<std::int64_t>(c.tokens.size()));
   return c;
+}
+
+void check_record_kinds(const std::vector<Record>& records, const std::string& name, bool pairs) {
+  for (const Record& r : records) {
+    const bool pair = r.kind == RecordKind::kPreference;
+    if (pair && !pairs)
+      throw_user_error(fmt::format("{}:{}", name, r.line),
+                       "a preference pair (\"chosen\"/\"rejected\") needs a preference "
+                       "objective (objective.type: dpo, cpo, orpo or simpo)");
+    if (!pair && pairs)
+      throw_user_error(fmt::format("{}:{}", name, r.line),
+                       "expected a preference pair {{\"prompt\", \"chosen\", \"rejected\"}} "
+                       "(objective.type is a preference objective), got another kind of record");
+  }
 }
 
 TrainValidSplit split_validation(CorpusView corpus, double fraction, std::uint64_t seed) {
@@ -201,12 +218,13 @@ TokenizedCorpus build_corpus(const CorpusSpec& spec, const Tokenizer& tokenizer,
                                    progress != nullptr ? &progress->bytes_parsed : nullptr,
                                    progress != nullptr ? &progress->records_read : nullptr);
       for (const auto& [kind, count] : data.skipped) stats.skipped[kind] += count;
-      parts.push_back(
-          tokenize_records(data.records, spec.tmpl, tokenizer, spec.threads, progress, bytes));
+      check_record_kinds(data.records, src.path, spec.pairs.has_value());
+      parts.push_back(tokenize_records(data.records, spec.tmpl, tokenizer, spec.threads, progress,
+                                       bytes, spec.pairs ? &*spec.pairs : nullptr));
     }
     stats.records += parts.back().num_documents();
     if (parts.back().loss.empty()) parts.back().loss.assign(parts.back().tokens.size(), 1);
-    parts.back() = limit_documents(std::move(parts.back()), spec, stats);
+    if (!spec.pairs) parts.back() = limit_documents(std::move(parts.back()), spec, stats);
   }
   TAILOR_CHECK_USER(stats.records > stats.overlong || spec.overlong != OverlongPolicy::kDrop,
                     spec.sources.front().path,

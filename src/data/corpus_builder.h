@@ -10,9 +10,11 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "data/preference.h"
 #include "data/template.h"
 #include "data/text_dataset.h"
 #include "data/tokenizer.h"
@@ -55,7 +57,11 @@ struct CorpusSpec {
   std::uint64_t seed = 0;              // mixing
   int threads = 1;                     // tokenization
   OverlongPolicy overlong = OverlongPolicy::kSplit;
-  std::int64_t max_doc_tokens = 0;     // seq_len; 0: no limit
+  std::int64_t max_doc_tokens = 0;     // seq_len; 0: no limit (preference pairs: unused)
+  // Preference pairs (a preference objective): every JSONL record must be one, and each becomes
+  // one document of two sequences truncated to these limits (preference.h). Without them a
+  // pair is a `file:line` error.
+  std::optional<PairLimits> pairs;
   BuildProgress* progress = nullptr;   // counters to advance, when watched (not part of any key)
 };
 
@@ -81,10 +87,16 @@ struct TrainValidSplit {
 
 // Tokenizes records already parsed (`name` is used in messages), `threads` at a time. With
 // `progress`, advances records_done and bytes_tokenized (by source_bytes in all).
+// `pairs`: the records are preference pairs, each one document (preference.h).
 [[nodiscard]] TokenizedCorpus tokenize_records(const std::vector<Record>& records,
                                                const TemplateSpec& tmpl,
                                                const Tokenizer& tokenizer, int threads,
                                                BuildProgress* progress = nullptr,
-                                               std::int64_t source_bytes = 0);
+                                               std::int64_t source_bytes = 0,
+                                               const PairLimits* pairs = nullptr);
+
+// Records of the wrong kind for `pairs` (a preference pair without it, anything else with it)
+// are a UserError naming `name:line`.
+void check_record_kinds(const std::vector<Record>& records, const std::string& name, bool pairs);
 
 }  // namespace tailor::data

@@ -63,32 +63,86 @@ std::string language_field(const json& obj, const char* key) {
   return code;
 }
 
+// A list of chat messages (`key` names it in messages), each with a known role; only an
+// assistant message may have empty content.
+std::vector<Message> message_list(const json& msgs, const std::string& key) {
+  if (!msgs.is_array())
+    bad("wrong type", fmt::format("field \"{}\" must be an array, got {}", key, type_name(msgs)));
+  if (msgs.empty()) bad("empty field", fmt::format("field \"{}\" is empty", key));
+  std::vector<Message> out;
+  for (std::size_t i = 0; i < msgs.size(); ++i) {
+    const std::string path = fmt::format("{}[{}]", key, i);
+    if (!msgs[i].is_object())
+      bad("wrong type", fmt::format("{} must be an object with \"role\" and \"content\", got {}",
+                                    path, type_name(msgs[i])));
+    Message m;
+    m.role = string_field(msgs[i], "role", path + ".role");
+    if (m.role != "system" && m.role != "user" && m.role != "assistant")
+      bad("unknown role", fmt::format("{}.role: unknown role \"{}\" (expected system, user or "
+                                      "assistant)",
+                                      path, m.role));
+    m.content = string_field(msgs[i], "content", path + ".content", m.role != "assistant");
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+// A preference answer: a non-empty string, or a list of one assistant message (TRL's
+// conversational form).
+std::string answer_field(const json& obj, const char* key) {
+  const auto it = obj.find(key);
+  if (it == obj.end()) bad("missing field", fmt::format("missing field \"{}\"", key));
+  if (it->is_string()) return string_field(obj, key, key);
+  if (!it->is_array())
+    bad("wrong type", fmt::format("field \"{}\" must be a string or a list of one assistant "
+                                  "message, got {}",
+                                  key, type_name(*it)));
+  std::vector<Message> msgs = message_list(*it, key);
+  if (msgs.size() != 1 || msgs[0].role != "assistant")
+    bad("wrong type", fmt::format("field \"{}\" must hold exactly one assistant message, got {} "
+                                  "message{}{}",
+                                  key, msgs.size(), msgs.size() == 1 ? "" : "s",
+                                  msgs.size() == 1 ? " of role " + msgs[0].role : ""));
+  if (msgs[0].content.empty()) bad("empty field", fmt::format("field \"{}[0].content\" is empty", key));
+  return std::move(msgs[0].content);
+}
+
+void parse_preference(const json& j, Record& r) {
+  r.kind = RecordKind::kPreference;
+  const bool has_prompt = j.contains("prompt"), has_messages = j.contains("messages");
+  if (has_prompt && has_messages)
+    bad("ambiguous prompt", "give the prompt as \"prompt\" or as \"messages\", not both");
+  if (!has_prompt && !has_messages)
+    bad("missing field", "missing field \"prompt\" (or \"messages\") of a preference pair");
+  const char* key = has_prompt ? "prompt" : "messages";
+  const json& p = j[key];
+  if (p.is_string()) {
+    r.prompt = p.get<std::string>();  // may be empty: the answers alone
+  } else if (p.is_array()) {
+    r.messages = message_list(p, key);
+    if (r.messages.back().role == "assistant")
+      bad("wrong type", fmt::format("field \"{}\": the prompt's last message is the assistant's; "
+                                    "it must end with the turn the answers reply to",
+                                    key));
+  } else {
+    bad("wrong type", fmt::format("field \"{}\" must be a string or a list of messages, got {}",
+                                  key, type_name(p)));
+  }
+  r.chosen = answer_field(j, "chosen");
+  r.rejected = answer_field(j, "rejected");
+}
+
 Record parse_record(const json& j) {
   if (!j.is_object())
     bad("not an object", fmt::format("expected a JSON object, got {}", type_name(j)));
   Record r;
-  if (j.contains("messages")) {
+  if (j.contains("chosen") || j.contains("rejected")) {
+    parse_preference(j, r);
+  } else if (j.contains("messages")) {
     r.kind = RecordKind::kChat;
-    const json& msgs = j["messages"];
-    if (!msgs.is_array())
-      bad("wrong type", fmt::format("field \"messages\" must be an array, got {}", type_name(msgs)));
-    if (msgs.empty()) bad("empty field", "field \"messages\" is empty");
+    r.messages = message_list(j["messages"], "messages");
     bool any_assistant = false;
-    for (std::size_t i = 0; i < msgs.size(); ++i) {
-      const std::string path = fmt::format("messages[{}]", i);
-      if (!msgs[i].is_object())
-        bad("wrong type", fmt::format("{} must be an object with \"role\" and \"content\", got {}",
-                                      path, type_name(msgs[i])));
-      Message m;
-      m.role = string_field(msgs[i], "role", path + ".role");
-      if (m.role != "system" && m.role != "user" && m.role != "assistant")
-        bad("unknown role", fmt::format("{}.role: unknown role \"{}\" (expected system, user or "
-                                        "assistant)",
-                                        path, m.role));
-      m.content = string_field(msgs[i], "content", path + ".content", m.role != "assistant");
-      any_assistant = any_assistant || m.role == "assistant";
-      r.messages.push_back(std::move(m));
-    }
+    for (const Message& m : r.messages) any_assistant = any_assistant || m.role == "assistant";
     if (!any_assistant)
       bad("no assistant message", "no assistant message in \"messages\" (nothing to train on)");
   } else if (j.contains("src") || j.contains("tgt") || j.contains("src_lang") ||
@@ -108,8 +162,8 @@ Record parse_record(const json& j) {
     r.text = string_field(j, "text", "text");
   } else {
     bad("unknown record kind",
-        "no known fields: expected \"text\", \"prompt\"/\"completion\", \"messages\" or "
-        "\"src\"/\"tgt\"/\"src_lang\"/\"tgt_lang\"");
+        "no known fields: expected \"text\", \"prompt\"/\"completion\", \"messages\", "
+        "\"src\"/\"tgt\"/\"src_lang\"/\"tgt_lang\" or \"prompt\"/\"chosen\"/\"rejected\"");
   }
   return r;
 }

@@ -4,6 +4,10 @@
 //     {"prompt": ..., "completion": ..., "rationale"?: ...}     the rationale goes before the answer
 //     {"messages": [{"role": "system"|"user"|"assistant", "content": ...}, ...]}
 //     {"src": ..., "tgt": ..., "src_lang": "eng_Latn", "tgt_lang": "deu_Latn"}   FLORES-200 codes
+//     {"prompt": ..., "chosen": ..., "rejected": ...}           a preference pair (TRL's layout)
+// A preference pair's prompt is a string (may be empty) or a list of messages, given as "prompt"
+// or "messages" (the conversational form); each answer is a non-empty string or a list of one
+// assistant message ([{"role": "assistant", "content": ...}], as TRL writes them).
 // Every bad line is a `file:line: reason` UserError, checked before anything is tokenized: invalid
 // UTF-8, a byte order mark, malformed JSON, a truncated last line, a non-object, missing,
 // mistyped or empty fields, an unknown role or language code. With skip_invalid, bad lines are
@@ -18,7 +22,7 @@
 
 namespace tailor::data {
 
-enum class RecordKind { kText, kPromptCompletion, kChat, kTranslation };
+enum class RecordKind { kText, kPromptCompletion, kChat, kTranslation, kPreference };
 
 struct Message {
   std::string role;  // system | user | assistant
@@ -32,6 +36,9 @@ struct Record {
   std::string prompt, completion, rationale;      // kPromptCompletion (rationale may be empty)
   std::vector<Message> messages;                  // kChat
   std::string src, tgt, src_lang, tgt_lang;       // kTranslation
+  // kPreference: the prompt is `prompt` or, in the conversational form, `messages` (non-empty);
+  // the two answers follow it as the assistant's reply.
+  std::string chosen, rejected;
 };
 
 struct JsonlData {

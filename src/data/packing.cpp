@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "data/preference.h"
 
 namespace tailor::data {
 
@@ -15,6 +16,13 @@ PackedSequences::PackedSequences(CorpusView corpus, std::int64_t seq_len,
   TAILOR_ASSERT(corpus.loss.empty() || corpus.loss.size() == corpus.tokens.size(),
                 "loss mask of {} for {} tokens", corpus.loss.size(), corpus.tokens.size());
   const auto n = static_cast<std::int64_t>(corpus.tokens.size());
+  if (mode == PackingMode::kPairs) {
+    TAILOR_ASSERT(virtual_tokens == 0, "virtual tokens with preference pairs");
+    TAILOR_ASSERT(!corpus.loss.empty(), "preference pairs without their flags");
+    num_sequences_ = corpus.num_documents();
+    TAILOR_CHECK_USER(num_sequences_ >= 1, name, "the data has no preference pairs");
+    return;
+  }
   if (mode == PackingMode::kPad) {
     TAILOR_ASSERT(virtual_tokens >= 0 && virtual_tokens < seq_len, "{} virtual tokens in rows of {}",
                   virtual_tokens, seq_len);
@@ -152,14 +160,51 @@ void PackedSequences::fill_padded(std::int64_t s, std::span<std::int32_t> ids,
   write_padding(i, pad_id_, 1, ids, targets, positions, doc_ids);  // padding: a document of its own
 }
 
+void PackedSequences::fill_pair(std::int64_t s, std::span<std::int32_t> ids,
+                                std::span<std::int32_t> targets,
+                                std::span<std::int32_t> positions,
+                                std::span<std::int32_t> doc_ids) const {
+  const auto& tok = corpus_.tokens;
+  const auto& flags = corpus_.loss;
+  const std::int64_t begin = corpus_.doc_start[static_cast<std::size_t>(s)];
+  const std::int64_t end = corpus_.doc_start[static_cast<std::size_t>(s) + 1];
+  const std::int64_t split =
+      begin + rejected_start(flags.subspan(static_cast<std::size_t>(begin),
+                                           static_cast<std::size_t>(end - begin)));
+  const auto t_len = static_cast<std::size_t>(seq_len_);
+  const std::int64_t ranges[2][2] = {{begin, split}, {split, end}};
+  for (std::size_t row = 0; row < 2; ++row) {
+    const auto [b, e] = ranges[row];
+    TAILOR_ASSERT(e > b && e - b <= seq_len_, "pair {} side {}: {} tokens in rows of {}", s, row,
+                  e - b, seq_len_);
+    const std::size_t off = row * t_len;
+    std::size_t i = off;
+    for (std::int64_t g = b; g < e; ++g, ++i) {
+      ids[i] = tok[static_cast<std::size_t>(g)];
+      positions[i] = static_cast<std::int32_t>(g - b);
+      doc_ids[i] = 0;
+      const bool trained =
+          g + 1 < e && (flags[static_cast<std::size_t>(g + 1)] & kLossAnswer) != 0;
+      targets[i] = trained ? tok[static_cast<std::size_t>(g + 1)] : kIgnoreTarget;
+    }
+    write_padding(i - off, pad_id_, 1, ids.subspan(off, t_len), targets.subspan(off, t_len),
+                  positions.subspan(off, t_len), doc_ids.subspan(off, t_len));
+  }
+}
+
 void PackedSequences::fill(std::int64_t s, std::span<std::int32_t> ids,
                            std::span<std::int32_t> targets, std::span<std::int32_t> positions,
                            std::span<std::int32_t> doc_ids) const {
   TAILOR_ASSERT(s >= 0 && s < num_sequences_, "sequence {} of {}", s, num_sequences_);
   const auto t_len = static_cast<std::size_t>(seq_len_);
-  TAILOR_ASSERT(ids.size() == t_len && targets.size() == t_len && positions.size() == t_len &&
-                    doc_ids.size() == t_len,
-                "row spans must have seq_len elements");
+  const auto item_len = t_len * static_cast<std::size_t>(rows_per_item());
+  TAILOR_ASSERT(ids.size() == item_len && targets.size() == item_len &&
+                    positions.size() == item_len && doc_ids.size() == item_len,
+                "row spans must have rows_per_item * seq_len elements");
+  if (mode_ == PackingMode::kPairs) {
+    fill_pair(s, ids, targets, positions, doc_ids);
+    return;
+  }
   if (mode_ == PackingMode::kPad) {
     fill_padded(s, ids, targets, positions, doc_ids);
     return;

@@ -23,6 +23,12 @@
 // row is padding: the pad id (never EOS), targets kIgnoreTarget, positions restarting at 0, and a
 // document id of its own, so no real token attends to padding and padding never carries loss;
 // the pad id itself therefore changes nothing. Sequences are the pieces in corpus order.
+//
+// Pairs mode (PackingMode::kPairs, preference objectives): every document is a preference pair
+// (preference.h) and an item is that pair as two padded rows, the chosen sequence then the
+// rejected one, each laid out as in padding mode (a target carries loss where the next token is an
+// answer token). size() counts pairs, and fill() writes rows_per_item() = 2 rows, so the data
+// order, global batches and data-parallel sharding move whole pairs.
 #pragma once
 
 #include <cstdint>
@@ -40,7 +46,7 @@ inline constexpr std::int32_t kIgnoreTarget = -100;  // == backend::kIgnoreIndex
   return static_cast<std::int32_t>(-1 - k);
 }
 
-enum class PackingMode { kPack, kPad };
+enum class PackingMode { kPack, kPad, kPairs };
 
 // The id padding uses: 0, or 1 when 0 is the EOS (padding is never EOS; its value is masked out).
 [[nodiscard]] constexpr std::int32_t pad_token_id(std::int32_t eos) noexcept {
@@ -57,10 +63,15 @@ class PackedSequences {
                   std::int64_t virtual_tokens = 0, PackingMode mode = PackingMode::kPack,
                   std::int32_t pad_id = 0);
 
+  // Items: sequences, or pairs (kPairs).
   [[nodiscard]] std::int64_t size() const noexcept { return num_sequences_; }
   [[nodiscard]] std::int64_t seq_len() const noexcept { return seq_len_; }
+  // Rows one item fills: 2 for pairs, else 1.
+  [[nodiscard]] std::int64_t rows_per_item() const noexcept {
+    return mode_ == PackingMode::kPairs ? 2 : 1;
+  }
 
-  // Writes sequence s into the four spans of length seq_len.
+  // Writes item s into the four spans of length rows_per_item() * seq_len.
   void fill(std::int64_t s, std::span<std::int32_t> ids, std::span<std::int32_t> targets,
             std::span<std::int32_t> positions, std::span<std::int32_t> doc_ids) const;
 
@@ -85,6 +96,10 @@ class PackedSequences {
   void plan_padded_rows();
   void fill_padded(std::int64_t s, std::span<std::int32_t> ids, std::span<std::int32_t> targets,
                    std::span<std::int32_t> positions, std::span<std::int32_t> doc_ids) const;
+
+  // Pairs mode: rows 2s (chosen) and 2s + 1 (rejected).
+  void fill_pair(std::int64_t s, std::span<std::int32_t> ids, std::span<std::int32_t> targets,
+                 std::span<std::int32_t> positions, std::span<std::int32_t> doc_ids) const;
 
   CorpusView corpus_;
   std::int64_t seq_len_;

@@ -48,7 +48,8 @@ std::vector<Message> as_messages(const Record& r, const TemplateSpec& spec) {
       m.push_back({"assistant", r.tgt});
       break;
     case RecordKind::kText:
-      TAILOR_ASSERT(false, "text records have no conversation");
+    case RecordKind::kPreference:  // (rendered as preference_answer)
+      TAILOR_ASSERT(false, "text records and pairs have no conversation of their own");
   }
   return m;
 }
@@ -242,7 +243,25 @@ std::string render_translation_prompt(std::string_view tmpl, const Record& r) {
   return out;
 }
 
+Record preference_answer(const Record& pair, const std::string& answer) {
+  TAILOR_ASSERT(pair.kind == RecordKind::kPreference, "not a preference pair");
+  Record r;
+  r.line = pair.line;
+  if (pair.messages.empty()) {
+    r.kind = RecordKind::kPromptCompletion;
+    r.prompt = pair.prompt;
+    r.completion = answer;
+  } else {
+    r.kind = RecordKind::kChat;
+    r.messages = pair.messages;
+    r.messages.push_back({"assistant", answer});
+  }
+  return r;
+}
+
 std::vector<Segment> render_record(const Record& record, const TemplateSpec& spec) {
+  if (record.kind == RecordKind::kPreference)
+    return render_record(preference_answer(record, record.chosen), spec);
   Segments s;
   const ChatFormat& format = spec.chat_format();
   if (record.kind == RecordKind::kText) {

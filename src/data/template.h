@@ -111,7 +111,13 @@ inline constexpr std::string_view kTranslationPlaceholders[] = {
 [[nodiscard]] std::string translation_template_problem(std::string_view tmpl);
 [[nodiscard]] std::string render_translation_prompt(std::string_view tmpl, const Record& r);
 
-// Segments of one record. Text records are one response segment whatever the preset.
+// One side of a preference pair as the record it renders like: the prompt (a string: a
+// prompt/completion record; messages: a conversation) answered by `answer` (its chosen or
+// rejected answer), so that templates and presets apply to the prompt as to any record.
+[[nodiscard]] Record preference_answer(const Record& pair, const std::string& answer);
+
+// Segments of one record. Text records are one response segment whatever the preset; a
+// preference pair renders its chosen side (preference_answer).
 [[nodiscard]] std::vector<Segment> render_record(const Record& record, const TemplateSpec& spec);
 // The segments joined: what the model reads.
 [[nodiscard]] std::string join_segments(const std::vector<Segment>& segments);

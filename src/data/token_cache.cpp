@@ -123,6 +123,10 @@ std::string cache_inputs_json(const CorpusSpec& spec, const std::string& tokeniz
   j["seq_len"] = seq_len;
   j["overlong"] = static_cast<int>(spec.overlong);
   j["max_doc_tokens"] = spec.max_doc_tokens;
+  if (spec.pairs) {  // (absent otherwise: the keys of other caches stay as they were)
+    j["pairs_seq_len"] = spec.pairs->seq_len;
+    j["pairs_max_prompt_tokens"] = spec.pairs->max_prompt_tokens;
+  }
   if (spec.format == DataFormat::kText) {
     j["split"] = static_cast<int>(spec.split);
   } else {

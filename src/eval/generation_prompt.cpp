@@ -39,8 +39,27 @@ data::Record parse_chat(const json& msgs, const std::string& where) {
   return r;
 }
 
+// A preference pair: its prompt (a string, or messages under "prompt" or "messages") and its
+// chosen answer (a string or one assistant message), the reference a generation is scored
+// against.
+data::Record parse_pair(const json& j, const std::string& where) {
+  data::Record r;
+  r.kind = data::RecordKind::kPreference;
+  const json* prompt = j.contains("prompt") ? &j["prompt"] : j.contains("messages") ? &j["messages"] : nullptr;
+  if (prompt == nullptr) throw_user_error(where, "missing field \"prompt\" of a preference pair");
+  if (prompt->is_string()) r.prompt = prompt->get<std::string>();
+  else r.messages = parse_chat(*prompt, where).messages;
+  const json& chosen = j["chosen"];
+  if (chosen.is_string()) r.chosen = chosen.get<std::string>();
+  else if (chosen.is_array() && chosen.size() == 1 && chosen[0].is_object())
+    r.chosen = string_field(chosen[0], "content", where);
+  else throw_user_error(where, "field \"chosen\" must be a string or one assistant message");
+  return r;
+}
+
 data::Record parse_record(const json& j, const std::string& where) {
   if (!j.is_object()) throw_user_error(where, "expected a JSON object");
+  if (j.contains("chosen")) return parse_pair(j, where);
   if (j.contains("messages")) return parse_chat(j["messages"], where);
   data::Record r;
   if (j.contains("src")) {
@@ -86,6 +105,10 @@ data::Record with_marked_answer(const data::Record& r, std::optional<std::string
       }
       q.messages.push_back({"assistant", mark});  // the turn the model writes
       break;
+    case data::RecordKind::kPreference:  // the chosen answer is the reference
+      reference = r.chosen;
+      q = data::preference_answer(r, mark);
+      break;
     case data::RecordKind::kText:
       break;
   }
@@ -100,6 +123,9 @@ std::string own_prompt(const data::Record& r) {
       return r.src;
     case data::RecordKind::kText:
       return r.text;
+    case data::RecordKind::kPreference:
+      if (r.messages.empty()) return r.prompt;
+      break;
     case data::RecordKind::kChat:
       break;
   }

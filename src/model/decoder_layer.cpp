@@ -212,7 +212,8 @@ Tensor DecoderLayer::linear_input(const Linear& l, const Tensor& x,
 Tensor DecoderLayer::adapters_forward(Ops& ops, const LayerContext& ctx, const Linear& l,
                                       const Tensor& x, const LayerActivations& act,
                                       const LayerScratch& scratch) const {
-  if (l.input_hook < 0) return x;
+  // ctx.adapters false: the base alone (a preference objective's reference), forward only.
+  if (l.input_hook < 0 || !ctx.adapters) return x;
   const Attached<LinearAdapter>& a = l.adapters[static_cast<std::size_t>(l.input_hook)];
   a.adapter->input_forward(ops, ctx, tensors(a, act, scratch), x);
   return linear_input(l, x, act);
@@ -221,6 +222,7 @@ Tensor DecoderLayer::adapters_forward(Ops& ops, const LayerContext& ctx, const L
 void DecoderLayer::adapters_add(Ops& ops, const LayerContext& ctx, const Linear& l,
                                 const Tensor& x, const LayerActivations& act,
                                 const LayerScratch& scratch, const Tensor& y) const {
+  if (!ctx.adapters) return;
   for (const Attached<LinearAdapter>& a : l.adapters)
     if (a.hooks.additive) a.adapter->forward(ops, ctx, tensors(a, act, scratch), x, y);
 }
@@ -228,6 +230,7 @@ void DecoderLayer::adapters_add(Ops& ops, const LayerContext& ctx, const Linear&
 void DecoderLayer::adapters_output(Ops& ops, const LayerContext& ctx, const Linear& l,
                                    const LayerActivations& act, const LayerScratch& scratch,
                                    const Tensor& y) const {
+  if (!ctx.adapters) return;
   const Tensor b = l.bias != nullptr ? l.bias->value : Tensor{};
   for (const Attached<LinearAdapter>& a : l.adapters)
     if (a.hooks.output) a.adapter->output_forward(ops, ctx, tensors(a, act, scratch), y, b);
@@ -322,7 +325,7 @@ void DecoderLayer::sublayer_output(Ops& ops, const LayerContext& ctx, int slot, 
                                    const LayerActivations& act,
                                    const LayerScratch& scratch) const {
   const Attached<BlockAdapter>& b = blocks_[slot];
-  if (b.adapter == nullptr) {
+  if (b.adapter == nullptr || !ctx.adapters) {
     row_parallel_forward(ops, ctx, in, l, residual, y, scratch, act);
     return;
   }

@@ -22,6 +22,9 @@ struct LayerContext {
   std::uint64_t seed = 0;
   std::int64_t step = -1;
   std::int64_t first_token = 0;
+  // false: attached adapters are skipped (the base model alone, as a preference objective's
+  // reference); forward only.
+  bool adapters = true;
 };
 
 }  // namespace tailor::model

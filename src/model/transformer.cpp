@@ -333,6 +333,7 @@ LayerContext Transformer::context(const Batch& b) const {
   c.seed = b.step_key.seed;
   c.step = b.step_key.step;
   c.first_token = b.step_key.first_row * b.seq;
+  c.adapters = adapters_enabled_;
   return c;
 }
 
@@ -529,6 +530,7 @@ void Transformer::backward_rows(const Batch& host, std::span<const double> row_w
                     static_cast<std::int64_t>(row_weights.size()) == host.batch,
                 "backward_rows: {} weights for a batch of {} after a forward of {}",
                 row_weights.size(), host.batch, acts_ ? acts_->batch : 0);
+  TAILOR_ASSERT(adapters_enabled_, "backward_rows with the adapters disabled");
   // The batch is on the device since the forward (no second upload).
   const Batch& b = acts_->device_batch;
   // The loss gradient of each row, in place of its logits (the forward left them intact).

@@ -129,6 +129,13 @@ class Transformer {
   void backward_rows(const Batch& batch, std::span<const double> row_weights,
                      const std::function<void(std::int64_t)>& grads_ready = {});
 
+  // false: forward passes skip every attached linear and block adapter, so the model computes
+  // as its frozen base (a preference objective's reference log-probabilities under PEFT, with
+  // no second copy). Forward only: backward needs them enabled. A virtual-token table is not
+  // an adapter and stays.
+  void set_adapters_enabled(bool enabled) noexcept { adapters_enabled_ = enabled; }
+  [[nodiscard]] bool adapters_enabled() const noexcept { return adapters_enabled_; }
+
   // Activation recomputation for training (decoder_layer.h); frees the current activations.
   void set_recompute(Recompute mode);
   [[nodiscard]] Recompute recompute() const noexcept { return recompute_; }
@@ -238,6 +245,7 @@ class Transformer {
   [[nodiscard]] bool long_rope(const backend::Tensor& host_positions) const;
   std::unique_ptr<Activations> acts_;
   Recompute recompute_ = Recompute::kNone;
+  bool adapters_enabled_ = true;
   std::unique_ptr<InferenceState> infer_;
 };
 

@@ -13,7 +13,10 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "comm/communicator.h"
 #include "data/packing.h"
@@ -54,6 +57,15 @@ class Objective {
   [[nodiscard]] virtual EvalLoss evaluate(model::Transformer& model,
                                           const data::PackedSequences& sequences,
                                           comm::Communicator& dp) = 0;
+
+  // Statistics of the objective's own, by name, logged beside the loss: of the last step (after
+  // step_loss) and of the last evaluate(). Empty for the causal-LM objective.
+  [[nodiscard]] virtual std::vector<std::pair<std::string, double>> step_metrics() const {
+    return {};
+  }
+  [[nodiscard]] virtual std::vector<std::pair<std::string, double>> eval_metrics() const {
+    return {};
+  }
 };
 
 }  // namespace tailor::objective

@@ -65,20 +65,32 @@ std::string dev_path(const config::ExperimentConfig& cfg, const EvalOptions& o) 
 }
 
 // Mean NLL over the loss-carrying tokens of the dev records (packed as training packs them).
-std::pair<double, std::int64_t> dev_loss(LoadedModel& m, const config::ExperimentConfig& cfg,
-                                         const std::string& path, int threads) {
+struct DevLoss {
+  double loss = 0.0;
+  std::int64_t count = 0;
+  std::vector<std::pair<std::string, double>> objective;  // the objective's own statistics
+};
+
+DevLoss dev_loss(LoadedModel& m, const config::ExperimentConfig& cfg, const std::string& path,
+                 int threads) {
   data::CorpusSpec spec = corpus_spec_from_config(cfg, std::max(1, threads));
   spec.sources = {{path, 1.0}};
   spec.format = data::DataFormat::kJsonl;
   data::CorpusStats stats;
   const data::TokenizedCorpus corpus = data::build_corpus(spec, *m.tokenizer, stats);
   const data::PackedSequences packed(
-      corpus, cfg.data.seq_len, path, m.model->virtual_tokens(), packing_mode_from_config(cfg.data),
+      corpus, cfg.data.seq_len, path, m.model->virtual_tokens(), packing_mode_from_config(cfg),
       data::pad_token_id(m.tokenizer->eos_token_id().value_or(-1)));
   comm::SelfCommunicator one_rank;
-  const objective::EvalLoss r =
-      objective_from_config(cfg.objective)->evaluate(*m.model, packed, one_rank);
-  return {r.loss, r.count};
+  // DPO compares with the starting model: the base with the adapters disabled under PEFT,
+  // otherwise the starting model itself, built as training built it.
+  std::unique_ptr<model::Transformer> reference;
+  if (needs_reference_model(cfg.objective) && cfg.peft.method == config::PeftMethod::kNone)
+    reference = build_model(cfg, model_setup(cfg), *m.ops, nullptr, InitialWeights::kStart);
+  const std::unique_ptr<objective::Objective> obj =
+      objective_from_config(cfg.objective, reference.get());
+  const objective::EvalLoss r = obj->evaluate(*m.model, packed, one_rank);
+  return {r.loss, r.count, obj->eval_metrics()};
 }
 
 using Generated = DevAnswers;
@@ -185,6 +197,7 @@ std::string eval_report_json(const EvalReport& r) {
   j["eval_ppl"] = r.ppl;
   j["eval_tokens"] = r.tokens;
   j["records"] = r.records;
+  for (const auto& [name, value] : r.objective) j["eval_" + name] = value;
   if (r.metrics) {
     const nlohmann::ordered_json m = nlohmann::ordered_json::parse(eval::metrics_json(*r.metrics));
     for (const auto& [k, v] : m.items()) j[k] = v;
@@ -197,9 +210,19 @@ EvalReport evaluate(const config::ExperimentConfig& cfg, const EvalOptions& o) {
   LoadedModel m = load_model(cfg, o);
   EvalReport r;
   r.step = m.step;
-  std::tie(r.loss, r.tokens) = dev_loss(m, cfg, path, o.threads);
+  DevLoss dev = dev_loss(m, cfg, path, o.threads);
+  r.loss = dev.loss;
+  r.tokens = dev.count;
+  r.objective = std::move(dev.objective);
   r.ppl = std::exp(r.loss);
-  log::info("eval: loss {:.4f}, perplexity {:.3f} over {} tokens of {}", r.loss, r.ppl, r.tokens, path);
+  if (r.objective.empty()) {
+    log::info("eval: loss {:.4f}, perplexity {:.3f} over {} tokens of {}", r.loss, r.ppl, r.tokens,
+              path);
+  } else {
+    std::string stats;
+    for (const auto& [name, value] : r.objective) stats += fmt::format(", {} {:.4f}", name, value);
+    log::info("eval: loss {:.4f} over {} pairs of {}{}", r.loss, r.tokens, path, stats);
+  }
   if (o.generate) {
     const Generated g = generate_dev(m, cfg, path, o);
     r.records = static_cast<std::int64_t>(g.hypotheses.size());
@@ -237,7 +260,7 @@ std::vector<PromptScore> prompt_search(const config::ExperimentConfig& cfg, cons
   for (const auto& [name, variant] : variants) {
     PromptScore s;
     s.name = name;
-    s.loss = dev_loss(m, variant, path, o.threads).first;
+    s.loss = dev_loss(m, variant, path, o.threads).loss;
     if (ps.metric == config::PromptMetric::kLoss) {
       s.score = s.loss;
     } else {

@@ -41,10 +41,13 @@ struct EvalReport {
   std::int64_t tokens = 0;           // loss-carrying tokens
   std::int64_t records = 0;
   std::optional<eval::CorpusMetrics> metrics;  // when generated
+  // A preference objective's statistics on the dev pairs (rewards_accuracy, ...); `tokens`
+  // then counts pairs.
+  std::vector<std::pair<std::string, double>> objective;
 };
 
-// One line of JSON: {"step", "eval_loss", "eval_ppl", "eval_tokens", "records", and the metrics
-// of metrics_json when generated}.
+// One line of JSON: {"step", "eval_loss", "eval_ppl", "eval_tokens", "records", a preference
+// objective's "eval_<name>" statistics, and the metrics of metrics_json when generated}.
 [[nodiscard]] std::string eval_report_json(const EvalReport& r);
 
 [[nodiscard]] EvalReport evaluate(const config::ExperimentConfig& cfg, const EvalOptions& options);

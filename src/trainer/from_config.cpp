@@ -5,6 +5,7 @@
 
 #include "data/jsonl_dataset.h"
 #include "objective/causal_lm.h"
+#include "objective/preference.h"
 
 namespace tailor::trainer {
 
@@ -87,8 +88,10 @@ model::Recompute recompute_from_config(const config::TrainConfig& t) {
   return model::Recompute::kNone;
 }
 
-data::PackingMode packing_mode_from_config(const config::DataConfig& d) {
-  return d.packing == config::PackingMode::kPad ? data::PackingMode::kPad : data::PackingMode::kPack;
+data::PackingMode packing_mode_from_config(const config::ExperimentConfig& c) {
+  if (config::is_preference(c.objective.type)) return data::PackingMode::kPairs;
+  return c.data.packing == config::PackingMode::kPad ? data::PackingMode::kPad
+                                                     : data::PackingMode::kPack;
 }
 
 data::ChatFormat chat_format_from_config(const config::ChatTemplateConfig& c) {
@@ -128,6 +131,9 @@ data::CorpusSpec corpus_spec_from_config(const config::ExperimentConfig& c, int 
     case config::OverlongPolicy::kDrop: spec.overlong = data::OverlongPolicy::kDrop; break;
   }
   spec.max_doc_tokens = d.seq_len;
+  if (config::is_preference(c.objective.type))
+    spec.pairs = data::PairLimits{d.seq_len,
+                                  d.max_prompt_tokens > 0 ? d.max_prompt_tokens : d.seq_len / 2};
   const config::TemplateConfig& t = d.prompt_template;
   data::TemplateSpec& tmpl = spec.tmpl;
   if (const auto preset = data::parse_chat_preset(t.preset)) {
@@ -154,9 +160,48 @@ data::CorpusSpec corpus_spec_from_config(const config::ExperimentConfig& c, int 
   return spec;
 }
 
-std::unique_ptr<objective::Objective> objective_from_config(const config::ObjectiveConfig& o) {
+objective::PreferenceParams preference_params_from_config(const config::ObjectiveConfig& o) {
+  objective::PreferenceParams p;
+  p.beta = o.beta;
+  p.label_smoothing = o.label_smoothing;
+  switch (o.type) {
+    case config::ObjectiveType::kDpo:
+      p.kind = o.dpo_loss == config::DpoLoss::kIpo ? objective::PreferenceKind::kIpo
+                                                   : objective::PreferenceKind::kDpo;
+      if (p.kind == objective::PreferenceKind::kIpo) p.label_smoothing = 0.0;
+      break;
+    case config::ObjectiveType::kCpo:
+      p.kind = objective::PreferenceKind::kCpo;
+      p.nll_weight = o.nll_weight;
+      break;
+    case config::ObjectiveType::kOrpo:
+      p.kind = objective::PreferenceKind::kOrpo;
+      p.nll_weight = o.nll_weight;
+      p.label_smoothing = 0.0;
+      break;
+    case config::ObjectiveType::kSimpo:
+      p.kind = objective::PreferenceKind::kSimpo;
+      p.gamma = o.gamma;
+      break;
+    case config::ObjectiveType::kCausalLm:
+      TAILOR_ASSERT(false, "causal_lm is not a preference objective");
+  }
+  return p;
+}
+
+bool needs_reference_model(const config::ObjectiveConfig& o) {
+  return o.type == config::ObjectiveType::kDpo;
+}
+
+std::unique_ptr<objective::Objective> objective_from_config(const config::ObjectiveConfig& o,
+                                                            model::Transformer* reference) {
   switch (o.type) {
     case config::ObjectiveType::kCausalLm: return std::make_unique<objective::CausalLm>();
+    case config::ObjectiveType::kDpo:
+    case config::ObjectiveType::kCpo:
+    case config::ObjectiveType::kOrpo:
+    case config::ObjectiveType::kSimpo:
+      return std::make_unique<objective::Preference>(preference_params_from_config(o), reference);
   }
   TAILOR_ASSERT(false, "objective.type {} has no objective", static_cast<int>(o.type));
 }

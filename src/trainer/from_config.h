@@ -11,6 +11,7 @@
 #include "model/decoder_layer.h"
 #include "model/model_spec.h"
 #include "objective/objective.h"
+#include "objective/preference_loss.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
 
@@ -24,10 +25,16 @@ namespace tailor::trainer {
 [[nodiscard]] optim::ScheduleSpec schedule_spec_from_config(const config::ExperimentConfig& c);
 [[nodiscard]] data::TextSplit text_split_from_config(const config::DataConfig& d);
 [[nodiscard]] model::Recompute recompute_from_config(const config::TrainConfig& t);
-[[nodiscard]] data::PackingMode packing_mode_from_config(const config::DataConfig& d);
-// The training objective of objective.type.
+[[nodiscard]] data::PackingMode packing_mode_from_config(const config::ExperimentConfig& c);
+// The training objective of objective.type. `reference`: the frozen reference model of a
+// DPO run without a PEFT method (null: the policy with its adapters disabled).
 [[nodiscard]] std::unique_ptr<objective::Objective> objective_from_config(
+    const config::ObjectiveConfig& o, model::Transformer* reference = nullptr);
+// The parameters of a preference objective (objective.type other than causal_lm).
+[[nodiscard]] objective::PreferenceParams preference_params_from_config(
     const config::ObjectiveConfig& o);
+// Whether the objective compares the policy with a reference model (dpo).
+[[nodiscard]] bool needs_reference_model(const config::ObjectiveConfig& o);
 // A chat template of data.template.preset (a file or inline) as the renderer's ChatFormat.
 [[nodiscard]] data::ChatFormat chat_format_from_config(const config::ChatTemplateConfig& c);
 // The data sources, format and prompt template of the config; reads data.template.few_shot_file

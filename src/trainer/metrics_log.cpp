@@ -29,6 +29,7 @@ std::string MetricsLog::to_json(const StepRecord& r) {
   j["grad_norm"] = r.grad_norm;
   j["tokens"] = r.tokens;
   j["loss_tokens"] = r.loss_tokens;
+  for (const auto& [name, value] : r.objective) j[name] = value;
   j["tokens_per_s"] = r.tokens_per_s;
   j["step_time_s"] = r.step_time_s;
   return j.dump();

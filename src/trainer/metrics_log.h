@@ -17,7 +17,10 @@ struct StepRecord {
   double lr = 0.0;                // learning rate used by this step
   double grad_norm = 0.0;         // global norm before clipping
   std::int64_t tokens = 0;        // tokens processed by this step (all ranks)
-  std::int64_t loss_tokens = 0;   // tokens that carried loss
+  std::int64_t loss_tokens = 0;   // tokens that carried loss (preference objectives: pairs)
+  // The objective's own statistics (objective.h, step_metrics: rewards_accuracy, ...), written
+  // under their names after loss_tokens.
+  std::vector<std::pair<std::string, double>> objective;
   double tokens_per_s = 0.0;      // timing: excluded from bitwise comparisons
   double step_time_s = 0.0;       // timing
 };

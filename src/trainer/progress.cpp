@@ -1,5 +1,8 @@
 #include "trainer/progress.h"
 
+#include <optional>
+#include <string_view>
+
 #include <algorithm>
 #include <cmath>
 
@@ -75,6 +78,19 @@ bool PrepareProgressPolicy::should_print(double fraction, double elapsed_s) {
   last_tenth_ = tenth;
   printed_ = true;
   return true;
+}
+
+std::string objective_progress(const std::vector<std::pair<std::string, double>>& metrics) {
+  const auto find = [&](std::string_view name) -> std::optional<double> {
+    for (const auto& [key, value] : metrics)
+      if (key == name) return value;
+    return std::nullopt;
+  };
+  const auto acc = find("rewards_accuracy"), margin = find("rewards_margin");
+  const auto chosen = find("logps_chosen"), rejected = find("logps_rejected");
+  if (!acc || !margin || !chosen || !rejected) return "";
+  return fmt::format(" | acc {:.3f} margin {:.4f} | logps {:.3f}/{:.3f}", *acc, *margin, *chosen,
+                     *rejected);
 }
 
 }  // namespace tailor::trainer

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace tailor::trainer {
 
@@ -16,6 +18,11 @@ namespace tailor::trainer {
 [[nodiscard]] std::string progress_line(std::int64_t step, std::int64_t total, double loss,
                                         double lr, double grad_norm, double tokens_per_s,
                                         double elapsed_s, double eta_s);
+
+// An objective's statistics for the progress line (preference objectives):
+//   " | acc 0.750 margin 0.123 | logps -12.3/-15.6"; "" when there are none.
+[[nodiscard]] std::string objective_progress(
+    const std::vector<std::pair<std::string, double>>& metrics);
 
 // The live line of data preparation (`tailor prepare`, or `tailor train` building its cache):
 //   data: 41% | 12.3k records read, 1.2k tokenized | 164.2/400.0 MB | 35.1 MB/s | ETA 0:07

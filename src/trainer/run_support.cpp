@@ -37,8 +37,11 @@ MicroBatch::MicroBatch(std::int64_t rows, std::int64_t seq) {
 
 void MicroBatch::fill(const data::PackedSequences& packed, data::DataOrder& order,
                       std::int64_t first_g) {
-  const auto t = static_cast<std::size_t>(batch.seq);
-  for (std::int64_t r = 0; r < batch.batch; ++r) {
+  // Items (sequences, or pairs of two rows) at first_g, first_g + 1, ... of the data order.
+  const std::int64_t per_item = packed.rows_per_item();
+  TAILOR_ASSERT(batch.batch % per_item == 0, "{} rows for items of {}", batch.batch, per_item);
+  const auto t = static_cast<std::size_t>(batch.seq * per_item);
+  for (std::int64_t r = 0; r < batch.batch / per_item; ++r) {
     const std::int64_t s = order.sequence_at(first_g + r);
     const auto off = static_cast<std::size_t>(r) * t;
     packed.fill(s, {ids.ptr<std::int32_t>() + off, t}, {targets.ptr<std::int32_t>() + off, t},

@@ -34,7 +34,9 @@ struct MicroBatch {
   model::Batch batch;
 
   MicroBatch(std::int64_t rows, std::int64_t seq);
-  // Rows r = 0..B-1 are the sequences at global positions first_g + r of the data order.
+  // Rows r = 0..B-1 are the sequences at global positions first_g + r of the data order; with
+  // items of several rows (preference pairs: PackedSequences::rows_per_item), item i fills rows
+  // [i * k, (i + 1) * k) and B counts k rows per item.
   void fill(const data::PackedSequences& packed, data::DataOrder& order, std::int64_t first_g);
 };
 

@@ -102,7 +102,7 @@ void TrainingRun::build_data() {
   // Prompt tuning: the virtual tokens open every document of a row (packing.h).
   const std::int64_t n_virtual = setup_.virtual_tokens();
   // data.packing: pad puts each document in sequences of its own, padded (packing.h).
-  const data::PackingMode packing = packing_mode_from_config(cfg_.data);
+  const data::PackingMode packing = packing_mode_from_config(cfg_);
   const std::int32_t pad_id = data::pad_token_id(tokenizer_->eos_token_id().value_or(-1));
   packed_.emplace(corpus_, cfg_.data.seq_len, cfg_.data.train, n_virtual, packing, pad_id);
   if (valid_corpus_)
@@ -153,7 +153,14 @@ void TrainingRun::build_model() {
                                                             ? options_.dp_bucket_elements
                                                             : 1 << 22});
   schedule_ = schedule_spec_from_config(cfg_);
-  objective_ = objective_from_config(cfg_.objective);
+  // DPO's reference: the policy with its adapters disabled under PEFT; without a method, a
+  // frozen copy of the starting model (its weights as this stage built them, before a resume
+  // loads the trained ones).
+  if (needs_reference_model(cfg_.objective) && setup_.method == nullptr) {
+    reference_ = trainer::build_model(cfg_, setup_, ops, &tp_comm, InitialWeights::kStart);
+    reference_->set_recompute(recompute_from_config(cfg_.train));
+  }
+  objective_ = objective_from_config(cfg_.objective, reference_.get());
   // train.eval_metrics: the dev prompts answered at every evaluation, rendered once.
   if (!cfg_.train.eval_metrics.empty()) {
     dev_prompts_ = dev_generation_prompts(cfg_, cfg_.data.valid, *tokenizer_, *model_,
@@ -252,7 +259,9 @@ void TrainingRun::loop() {
   // This DP rank's micro-batches of every global batch: u = d, d + D, ...
   for (std::int64_t u = d_rank; u < n_micro; u += d_size) mine_.push_back(u);
   mbs_.reserve(mine_.size());
-  for (std::size_t i = 0; i < mine_.size(); ++i) mbs_.emplace_back(micro, cfg_.data.seq_len);
+  // (a preference pair is an item of two rows: micro-batches hold micro items)
+  for (std::size_t i = 0; i < mine_.size(); ++i)
+    mbs_.emplace_back(micro * packed_->rows_per_item(), cfg_.data.seq_len);
   for (const MicroBatch& mb : mbs_) step_batches_.push_back(&mb.batch);
   t_loop_ = Clock::now();
   watchdog_ = std::make_unique<Watchdog>(cfg_.runtime.watchdog_s, grid_->world().rank());
@@ -362,24 +371,29 @@ bool TrainingRun::step(std::int64_t step) {
   rec.loss = loss;
   rec.lr = lr;
   rec.grad_norm = grad_norm;
-  rec.tokens = g_batch * cfg_.data.seq_len;
+  rec.tokens = g_batch * packed_->rows_per_item() * cfg_.data.seq_len;
   rec.loss_tokens = obj.step_count();
+  rec.objective = obj.step_metrics();
   rec.step_time_s = dt;
   rec.tokens_per_s = static_cast<double>(rec.tokens) / dt;
   summary_.losses.push_back(loss);
   const bool last = step + 1 == cfg_.train.steps;
   if ((step + 1) % cfg_.train.log_every == 0 || last) {
     if (metrics_) metrics_->write(rec);
-    if (tb_)
-      tb_->scalars(rec.step, {{"train/loss", loss},
-                              {"train/lr", lr},
-                              {"train/grad_norm", grad_norm},
-                              {"train/tokens_per_s", rec.tokens_per_s}});
+    if (tb_) {
+      std::vector<std::pair<std::string, double>> tags = {{"train/loss", loss},
+                                                          {"train/lr", lr},
+                                                          {"train/grad_norm", grad_norm},
+                                                          {"train/tokens_per_s", rec.tokens_per_s}};
+      for (const auto& [name, value] : rec.objective) tags.emplace_back("train/" + name, value);
+      tb_->scalars(rec.step, tags);
+    }
     const double elapsed = seconds_since(t_loop_);
     const double eta = elapsed / static_cast<double>(step + 1 - start_step_) *
                        static_cast<double>(cfg_.train.steps - step - 1);
-    log::info("{}", progress_line(rec.step, cfg_.train.steps, loss, lr, grad_norm,
-                                  rec.tokens_per_s, elapsed, eta));
+    log::info("{}{}", progress_line(rec.step, cfg_.train.steps, loss, lr, grad_norm,
+                                    rec.tokens_per_s, elapsed, eta),
+              objective_progress(rec.objective));
   }
   return stop;
 }
@@ -388,13 +402,20 @@ double TrainingRun::evaluate(std::int64_t at_step) {
   // Data-parallel rank d scores validation sequences d, d + D, ...
   const objective::EvalLoss dev = objective_->evaluate(*model_, *valid_packed_, grid_->dp());
   last_eval_step_ = at_step;
-  const std::vector<std::pair<std::string, double>> scores = generation_scores();
+  std::vector<std::pair<std::string, double>> scores = generation_scores();
   std::string generated;
   for (const auto& [name, value] : scores) generated += fmt::format(", {} {:.4f}", name, value);
   if (!scores.empty()) generated += fmt::format(" ({} dev answers)", dev_prompts_.size());
-  log::info("eval at step {}: loss {:.4f}, perplexity {:.3f} over {} tokens of {} validation "
-            "sequences{}",
-            at_step, dev.loss, std::exp(dev.loss), dev.count, valid_packed_->size(), generated);
+  const std::vector<std::pair<std::string, double>> own = objective_->eval_metrics();
+  if (own.empty()) {
+    log::info("eval at step {}: loss {:.4f}, perplexity {:.3f} over {} tokens of {} validation "
+              "sequences{}",
+              at_step, dev.loss, std::exp(dev.loss), dev.count, valid_packed_->size(), generated);
+  } else {  // a preference objective: its loss over pairs (a perplexity means nothing here)
+    log::info("eval at step {}: loss {:.4f} over {} validation pairs{}{}", at_step, dev.loss,
+              dev.count, objective_progress(own), generated);
+  }
+  scores.insert(scores.end(), own.begin(), own.end());
   if (metrics_) metrics_->write_eval(at_step, dev.loss, dev.count, scores);
   if (tb_) {
     std::vector<std::pair<std::string, double>> tags = {{"eval/loss", dev.loss},

@@ -98,6 +98,7 @@ class TrainingRun {
   DType dtype_ = DType::kF32;
   DeviceComms device_comms_;
   std::unique_ptr<model::Transformer> model_;
+  std::unique_ptr<model::Transformer> reference_;  // dpo without PEFT: the frozen starting model
   std::unique_ptr<optim::DataParallelOptimizer> optimizer_;
   optim::ScheduleSpec schedule_;
   std::unique_ptr<objective::Objective> objective_;

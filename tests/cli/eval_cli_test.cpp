@@ -11,6 +11,7 @@
 #include <sstream>
 #include <string>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "../trainer/test_dirs.h"
@@ -42,6 +43,47 @@ nlohmann::json last_json_line(const std::string& out) {
 }
 
 const std::string kConfig = TAILOR_SOURCE_DIR "/configs/translation-example.yaml";
+
+// A preference objective (DPO with LoRA: the reference is the base, adapters off): `tailor eval`
+// reports the dev pairs' loss and rewards exactly as training's evaluation logged them, and
+// generation answers each pair's prompt, scored against its chosen answer.
+TEST(EvalCli, PreferenceCheckpointReportsTheTrainingRunsPairStatistics) {
+  TempDir tmp;
+  const std::string cfg = tmp / "dpo.yaml";
+  const std::string pairs = TAILOR_SOURCE_DIR "/datasets/gettext-translations/dev.pairs.jsonl";
+  std::ofstream(cfg) << "output: {dir: " << tmp / "run" << "}\n"
+                        "model: {vocab_size: 257, hidden_size: 32, num_layers: 2, num_heads: 4,\n"
+                        "        num_kv_heads: 2, intermediate_size: 64, max_position_embeddings: 128}\n"
+                        "data: {train: " << pairs << ", valid: " << pairs << ", format: jsonl,\n"
+                        "       packing: pad, seq_len: 96, cache_dir: " << tmp / "cache" << "}\n"
+                        "objective: {type: dpo, beta: 0.5}\n"
+                        "peft: {method: lora, rank: 4, alpha: 8}\n"
+                        "train: {steps: 3, seed: 2, global_batch: 8}\n"
+                        "optimizer: {lr: 1.0e-2}\n"
+                        "checkpoint: {every_steps: 3}\n"
+                        "runtime: {threads: 2}\n";
+  ASSERT_EQ(run("train " + cfg, tmp).code, 0) << read_file(tmp / "stderr.txt");
+  nlohmann::json trained;
+  for (const auto& j : read_jsonl(tmp / "run/metrics.jsonl"))
+    if (j.contains("eval_loss")) trained = j;
+  ASSERT_TRUE(trained.contains("eval_rewards_accuracy")) << trained.dump();
+  const Result e =
+      run("eval " + cfg + " --checkpoint " + tmp / "run" + " --max-records 2 --max-new-tokens 4", tmp);
+  ASSERT_EQ(e.code, 0) << e.err;
+  EXPECT_NE(e.out.find("dev loss     " + fmt::format("{:.4f}", trained["eval_loss"].get<double>()) +
+                       " (200 pairs)"),
+            std::string::npos)
+      << e.out;
+  EXPECT_NE(e.out.find("rewards_accuracy "), std::string::npos) << e.out;
+  const nlohmann::json r = last_json_line(e.out);
+  EXPECT_EQ(r["eval_tokens"], 200);  // pairs
+  EXPECT_EQ(r["records"], 2);        // generated answers to the pairs' prompts
+  for (const char* k : {"eval_loss", "eval_rewards_chosen", "eval_rewards_rejected",
+                        "eval_rewards_accuracy", "eval_rewards_margin", "eval_logps_chosen",
+                        "eval_logps_rejected"})
+    EXPECT_EQ(r[k].get<double>(), trained[k].get<double>()) << k;  // bit for bit
+  EXPECT_GT(std::abs(r["eval_rewards_margin"].get<double>()), 0.0);  // the policy moved
+}
 
 TEST(EvalCli, CheckpointLossEqualsTrainingsEvalAndMetricsEqualTailorMetrics) {
   TempDir tmp;

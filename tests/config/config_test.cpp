@@ -922,6 +922,40 @@ const BadCase kBadCases[] = {
      {"<override 1>: data.overlong: must be one of split, truncate, drop (got \"cut\")"}},
     {"packing_choice", kBase, {"data.packing=padded"},
      {"<override 1>: data.packing: must be one of pack, pad (got \"padded\")"}},
+    // ---- preference objectives ----
+    {"preference_needs_jsonl_and_padding", kBase, {"objective.type=dpo"},
+     {"cfg.yaml: data.format: must be jsonl for objective.type dpo (preference pairs "
+      "{\"prompt\", \"chosen\", \"rejected\"})",
+      "cfg.yaml: data.packing: must be pad for objective.type dpo: each answer of a pair is a "
+      "padded row of its own"}},
+    {"preference_keys_need_a_preference_objective", kBase,
+     {"objective.beta=0.2", "data.max_prompt_tokens=8"},
+     {"<override 1>: objective.beta: only used with a preference objective (objective.type: dpo, "
+      "cpo, orpo or simpo)",
+      "<override 2>: data.max_prompt_tokens: only used with a preference objective "
+      "(objective.type: dpo, cpo, orpo or simpo)"}},
+    {"preference_key_of_another_objective", kBase,
+     {"data.format=jsonl", "data.packing=pad", "objective.type=cpo", "objective.gamma=1",
+      "objective.dpo_loss=ipo"},
+     {"<override 4>: objective.gamma: only used with objective.type: simpo (objective.type is "
+      "cpo)",
+      "<override 5>: objective.dpo_loss: only used with objective.type: dpo (objective.type is "
+      "cpo)"}},
+    {"preference_limits", kBase,
+     {"data.format=jsonl", "data.packing=pad", "objective.type=orpo", "data.max_prompt_tokens=32",
+      "data.train_on_prompt=true", "peft.method=prompt_tuning", "objective.label_smoothing=0.1"},
+     {"<override 4>: data.max_prompt_tokens: must be < data.seq_len (32 >= 32): the answers need "
+      "room",
+      "<override 5>: data.train_on_prompt: must be false for objective.type orpo: the "
+      "log-probabilities a pair is compared by are its answers' alone",
+      "<override 6>: peft.method: prompt_tuning is not supported with objective.type orpo (use "
+      "lora or adapter)",
+      "<override 7>: objective.label_smoothing: only used with objective.type: dpo (sigmoid), cpo "
+      "or simpo (objective.type is orpo)"}},
+    {"preference_label_smoothing_range", kBase,
+     {"data.format=jsonl", "data.packing=pad", "objective.type=simpo",
+      "objective.label_smoothing=0.5"},
+     {"<override 4>: objective.label_smoothing: must be in [0, 0.5) (got 0.5)"}},
     {"valid_file_missing", kBase, {"data.valid=no.jsonl"},
      {"<override 1>: data.valid: file not found: no.jsonl"}},
     {"valid_fraction_range", kBase, {"data.valid_fraction=0.7"},

@@ -72,8 +72,8 @@ TEST(Jsonl, BadLinesNameFileLineAndReason) {
             "d.jsonl:1: unknown language code \"en\" in \"src_lang\" (expected a FLORES-200 code "
             "such as eng_Latn or deu_Latn)");
   EXPECT_EQ(error_of("{\"id\": 1}\n"),
-            "d.jsonl:1: no known fields: expected \"text\", \"prompt\"/\"completion\", \"messages\" "
-            "or \"src\"/\"tgt\"/\"src_lang\"/\"tgt_lang\"");
+            "d.jsonl:1: no known fields: expected \"text\", \"prompt\"/\"completion\", \"messages\", "
+            "\"src\"/\"tgt\"/\"src_lang\"/\"tgt_lang\" or \"prompt\"/\"chosen\"/\"rejected\"");
   EXPECT_EQ(error_of(""), "d.jsonl:1: no records (the file is empty)");
 }
 

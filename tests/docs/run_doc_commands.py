@@ -35,6 +35,7 @@ DOCUMENTS = [
     "docs/models.md",
     "docs/peft.md",
     "docs/evaluation.md",
+    "docs/preference.md",
     "docs/parallelism.md",
     "docs/checkpoints.md",
     "docs/gpu.md",

@@ -5,6 +5,8 @@
 // per-rank memory falls as the layout predicts.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <mpi.h>
 
 #include <cmath>
@@ -31,13 +33,15 @@ std::unique_ptr<comm::Communicator> fresh_world() {
 
 // Tiny GQA model: 4 query heads, `kv` KV heads (kv < T exercises replicated KV heads).
 config::ExperimentConfig tiny(const std::string& out, int kv, const std::vector<std::string>& extra) {
+  // (JSONL preference pairs have no text split)
+  const bool jsonl = std::find(extra.begin(), extra.end(), "data.format=jsonl") != extra.end();
   const std::string text =
       "output: {dir: " + out + "}\n"
       "model: {vocab_size: 257, hidden_size: 32, num_layers: 2, num_heads: 4, num_kv_heads: " +
       std::to_string(kv) + ",\n"
       "        intermediate_size: 48, max_position_embeddings: 64, init_std: 0.1}\n"
       "data: {train: " TAILOR_SOURCE_DIR "/datasets/devils-dictionary/devils_dictionary.txt,\n"
-      "       split: paragraph, seq_len: 24}\n"
+      "       " + std::string(jsonl ? "" : "split: paragraph, ") + "seq_len: 24}\n"
       "train: {steps: 20, seed: 3, global_batch: 8, log_every: 100}\n"
       "optimizer: {lr: 3.0e-3, weight_decay: 0.1, grad_clip: 0.5}\n"
       "schedule: {warmup_steps: 3}\n"
@@ -56,7 +60,9 @@ std::string out_dir(const std::string& tag) {
 // initialized from a text through the vocab-parallel embedding), IA3 on every linear (input
 // scaling on q (column-parallel) and o (row-parallel), output scaling on the others: every TP rule
 // of ia3.h, shared KV heads included when kv < TP).
-enum class Peft { kNone, kLora, kLoraDropout, kPrompt, kIa3 };
+// Preference objectives on pairs ride on the same enum: DPO with LoRA (reference: adapters
+// off), DPO with full fine-tuning (reference: a frozen copy, itself tensor-parallel), ORPO.
+enum class Peft { kNone, kLora, kLoraDropout, kPrompt, kIa3, kDpoLora, kDpo, kOrpo };
 
 std::vector<std::string> peft_overrides(Peft peft) {
   std::vector<std::string> o;
@@ -72,6 +78,16 @@ std::vector<std::string> peft_overrides(Peft peft) {
     o = {"peft.method=prompt_tuning", "peft.num_virtual_tokens=4",
          "peft.prompt_init_text=\"The \"", "optimizer.name=sgd", "optimizer.lr=0.5",
          "optimizer.grad_clip=0"};
+  if (peft == Peft::kDpoLora || peft == Peft::kDpo || peft == Peft::kOrpo) {
+    o = {"data.train=" TAILOR_SOURCE_DIR "/datasets/gettext-translations/dev.pairs.jsonl",
+         "data.format=jsonl", "data.packing=pad", "data.max_prompt_tokens=10",
+         "objective.type=" + std::string(peft == Peft::kOrpo ? "orpo" : "dpo"),
+         "optimizer.name=sgd", "optimizer.lr=0.5", "optimizer.grad_clip=0"};
+    if (peft == Peft::kDpoLora)
+      for (const char* k : {"peft.method=lora", "peft.rank=3", "peft.alpha=6",
+                            "peft.target_modules=[all-linear]"})
+        o.emplace_back(k);
+  }
   return o;
 }
 
@@ -81,6 +97,9 @@ const char* peft_tag(Peft peft) {
     case Peft::kLoraDropout: return "_lora_dropout";
     case Peft::kPrompt: return "_prompt";
     case Peft::kIa3: return "_ia3";
+    case Peft::kDpoLora: return "_dpo_lora";
+    case Peft::kDpo: return "_dpo";
+    case Peft::kOrpo: return "_orpo";
     default: return "";
   }
 }
@@ -189,7 +208,10 @@ INSTANTIATE_TEST_SUITE_P(
                       Layout{4, false, 1, Peft::kLoraDropout}, Layout{1, false, 2, Peft::kPrompt},
                       Layout{2, false, 2, Peft::kPrompt}, Layout{4, false, 1, Peft::kPrompt},
                       Layout{2, true, 2, Peft::kPrompt}, Layout{2, false, 2, Peft::kIa3},
-                      Layout{4, false, 1, Peft::kIa3}),
+                      Layout{4, false, 1, Peft::kIa3}, Layout{2, false, 2, Peft::kDpoLora},
+                      Layout{4, false, 1, Peft::kDpoLora}, Layout{1, true, 2, Peft::kDpo},
+                      Layout{2, false, 2, Peft::kDpo}, Layout{4, false, 2, Peft::kOrpo},
+                      Layout{1, false, 2, Peft::kOrpo}),
     [](const auto& param_info) {
       const Layout& l = param_info.param;
       return "tp" + std::to_string(l.tensor) + (l.zero ? "_zero" : "") + "_kv" +

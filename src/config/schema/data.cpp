@@ -101,6 +101,7 @@ void check_valid_fraction(SchemaReader& r, const std::string& path, const DataCo
 bool is_text(const DataConfig& d) { return d.format == DataFormat::kText; }
 bool is_jsonl(const DataConfig& d) { return d.format == DataFormat::kJsonl; }
 bool has_valid(const DataConfig& d) { return !d.valid.empty(); }
+bool has_prompt_limit(const DataConfig& d) { return d.max_prompt_tokens > 0; }
 
 }  // namespace
 
@@ -140,6 +141,9 @@ const Section<DataConfig>& data_section() {
            "documents longer than seq_len: split, truncated or dropped"},
           {"packing", choice(&S::packing), Resume::kFixed,
            "documents concatenated, or one per sequence (padded)"},
+          F{"max_prompt_tokens", integer(&S::max_prompt_tokens, kAtLeast0), Resume::kFixed,
+            "preference pairs: the prompt's tokens kept when a pair exceeds seq_len (0: half)"}
+              .written_if(has_prompt_limit),
           F{"valid", text(&S::valid), Resume::kFixed,
             "a validation file (same format and template)"}
               .checked_by(check_valid)

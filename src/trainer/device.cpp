@@ -106,7 +106,12 @@ std::string select_attention(backend::Ops& ops, const config::RuntimeConfig& r, 
   auto* cuda = dynamic_cast<backend::cuda::CudaOps*>(&ops);
   if (cuda != nullptr) cuda->set_attention_path(attention_path(r.attention));
   if (reason.empty() && cuda == nullptr) reason = "the emulated device (TAILOR_EMULATE_CUDA=1)";
-  if (reason.empty()) reason = cuda->cudnn_attention_unsupported(d, dtype);
+  // cudnn is a promise: build the plans now and refuse the run if cuDNN does. auto checks the
+  // rules only, so a run whose calls all fall back (packed rows) compiles no cuDNN kernels; a
+  // shape cuDNN refuses later is logged by the first call.
+  if (reason.empty())
+    reason = cuda->cudnn_attention_unsupported(
+        d, dtype, /*build_plans=*/r.attention == config::RuntimeAttention::kCudnn);
   if (reason.empty())
     return fmt::format(
         "attention: cudnn (fused SDPA; {}); micro-batches whose rows pack several "

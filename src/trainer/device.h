@@ -44,7 +44,9 @@ struct DeviceComms {
 // storage `dtype`). Sets the CUDA backend's path (CudaOps::set_attention_path) and returns the
 // run-log line: "attention: cudnn (fused SDPA; cuDNN 9.19.0)" or "attention: tailor kernels
 // (<reason>)". UserError at `where` when runtime.attention is cudnn and cuDNN cannot run it
-// (no cuDNN in this build, the CPU or the emulated device, f32, a shape cuDNN refuses).
+// (no cuDNN in this build, the CPU or the emulated device, f32, a shape cuDNN refuses: with
+// cudnn the plans for `d` are built here; with auto only the rules are checked and the first
+// call builds them).
 [[nodiscard]] std::string select_attention(backend::Ops& ops, const config::RuntimeConfig& r,
                                            DType dtype, const backend::AttentionDims& d,
                                            const std::string& where);

@@ -73,9 +73,13 @@ class CudaOps final : public Ops {
   [[nodiscard]] AttentionPath attention_path() const noexcept { return attention_path_; }
   // Empty when cuDNN's fused attention runs causal attention of geometry `d` (no documents) in
   // `dtype` storage here, forward and backward; otherwise why not ("this build has no cuDNN",
-  // "f32 storage", a head_dim cuDNN refuses, cuDNN's own message). Builds and caches the plans;
-  // a reason returned here is not logged again by the per-call fallback.
-  [[nodiscard]] std::string cudnn_attention_unsupported(const AttentionDims& d, DType dtype);
+  // "f32 storage", a head_dim cuDNN refuses, cuDNN's own message). With `build_plans` (the
+  // default) cuDNN is started and the plans are built and cached, so cuDNN's own refusal is
+  // known; without, only this build's and the shape's rules are checked (no cuDNN start-up or
+  // kernel compilation, which the first call then pays). A reason returned here is not logged
+  // again by the per-call fallback.
+  [[nodiscard]] std::string cudnn_attention_unsupported(const AttentionDims& d, DType dtype,
+                                                        bool build_plans = true);
   // "cuDNN 9.19.0" (the library loaded), or empty in a build without cuDNN.
   [[nodiscard]] static std::string cudnn_version();
   // Whether the latest attention_forward / attention_backward ran cuDNN (for tests, benchmarks).
@@ -149,7 +153,7 @@ class CudaOps final : public Ops {
   [[nodiscard]] std::vector<std::int32_t> download_i32(const Tensor& t);
 
   // cudnn_attention_unsupported without the bookkeeping.
-  [[nodiscard]] std::string cudnn_reason(const AttentionDims& d, DType dtype);
+  [[nodiscard]] std::string cudnn_reason(const AttentionDims& d, DType dtype, bool build_plans);
   // Empty when this call may run cuDNN; else the fallback's reason (and logs it once).
   [[nodiscard]] std::string attention_fallback(const AttentionDims& d, const Tensor& doc_ids,
                                                std::initializer_list<const Tensor*> tensors);

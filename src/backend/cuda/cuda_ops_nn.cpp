@@ -371,13 +371,14 @@ CudnnAttention& CudaOps::sdpa() {
 }
 #endif
 
-std::string CudaOps::cudnn_attention_unsupported(const AttentionDims& d, DType dtype) {
-  std::string reason = cudnn_reason(d, dtype);
+std::string CudaOps::cudnn_attention_unsupported(const AttentionDims& d, DType dtype,
+                                                 bool build_plans) {
+  std::string reason = cudnn_reason(d, dtype, build_plans);
   if (!reason.empty()) reported_fallbacks_.insert(reason);
   return reason;
 }
 
-std::string CudaOps::cudnn_reason(const AttentionDims& d, DType dtype) {
+std::string CudaOps::cudnn_reason(const AttentionDims& d, DType dtype, bool build_plans) {
   std::string reason;
 #ifdef TAILOR_HAVE_CUDNN
   if (dtype != DType::kBF16) {
@@ -387,6 +388,7 @@ std::string CudaOps::cudnn_reason(const AttentionDims& d, DType dtype) {
     reason = sdpa_shape_rule(c, context_->properties().major);
     // The handle is created on first need; a cuDNN that cannot start (a library of another
     // major version, a driver it refuses) is a reason to fall back, asked once.
+    if (!build_plans) return reason;
     if (reason.empty() && !sdpa_ && sdpa_error_.empty()) {
       try {
         sdpa_ = std::make_unique<CudnnAttention>(stream());
@@ -400,6 +402,7 @@ std::string CudaOps::cudnn_reason(const AttentionDims& d, DType dtype) {
 #else
   (void)d;
   (void)dtype;
+  (void)build_plans;
   reason = "this build has no cuDNN (configured with TAILOR_CUDNN=OFF or cuDNN not found)";
 #endif
   return reason;
@@ -412,7 +415,7 @@ std::string CudaOps::attention_fallback(const AttentionDims& d, const Tensor& do
   if (detail::present(doc_ids)) {
     reason = "micro-batches whose rows pack several documents (document masks)";
   } else {
-    reason = cudnn_reason(d, (*tensors.begin())->dtype);
+    reason = cudnn_reason(d, (*tensors.begin())->dtype, /*build_plans=*/true);
     if (reason.empty()) {
       for (const Tensor* t : tensors)
         if (reinterpret_cast<std::uintptr_t>(t->data) % 16 != 0) {

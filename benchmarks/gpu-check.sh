@@ -17,8 +17,9 @@
 #                                     # LoRA vs HF torch.compile (train_step_compare.py), JSON
 #   benchmarks/gpu-check.sh bench-8b  # LoRA on Llama-3.1-8B shapes, T=2048, B=1 and 2, vs HF+PEFT
 #   benchmarks/gpu-check.sh first-run # the first run on a fresh node, one stage within 7 minutes:
-#                                     # GPU facts, the build, kernel tests by risk, GPU training
-#                                     # tests, Tailor-only 1B steps and the attention op; each
+#                                     # GPU facts, the build, kernel tests by risk, cuDNN attention,
+#                                     # GPU training tests, Tailor-only 1B steps and the attention
+#                                     # ops (cuDNN vs Tailor's kernels); each
 #                                     # result lands in $OUT at once, summary.txt says what
 #                                     # passed, failed or did not run (docs/gpu.md)
 set -euo pipefail
@@ -101,8 +102,9 @@ stage_bench() {
 # of risk with TAILOR_CUDA_SYNC=1, so a bad launch is reported at the op that made it and does not
 # poison the groups after it. The Hugging Face references are not rerun (their figures on the same
 # cards are in ../shared/PLATFORMS.md).
-first_run_steps=(gpu-info build kernels-memory kernels-gemm kernels-attention kernels-rest
-                 registry train-tests tp-test bench-1b-full bench-1b-lora ops-attention)
+first_run_steps=(gpu-info build kernels-memory kernels-gemm kernels-attention attention-cudnn
+                 kernels-rest registry train-tests tp-test bench-1b-full bench-1b-lora
+                 ops-attention)
 
 first_run_record() {  # NAME STATUS [SECONDS] [DETAIL]: that step's line, rewritten in place
   local line
@@ -148,12 +150,24 @@ first_run_bench() {  # METHOD LORA_RANK
 
 first_run_build() {
   configure && cmake --build "$build_dir" -j "$jobs" --target gpu_test backend_ops_test \
-    gpu_train_test gpu_tp_test tailor tailor_bench_train_step tailor_bench_backend_ops
+    gpu_train_test gpu_tp_test tailor tailor_bench_train_step tailor_bench_backend_ops \
+    cudnn_attention_test
+}
+
+# cuDNN's fused attention against the CPU and Tailor's kernels, its determinism and its
+# fallbacks (tests/gpu/cudnn_attention_test.cpp). A build without cuDNN fails this step: the
+# reference node has cuDNN, so its absence is a configuration problem to see at once.
+first_run_cudnn() {
+  grep -q 'Tailor cuDNN attention: ON' "$log_dir/build.log" ||
+    { echo "this build has no cuDNN (configure printed no 'Tailor cuDNN attention: ON')"; return 1; }
+  TAILOR_REQUIRE_GPU=1 TAILOR_CUDA_SYNC=1 "$build_dir/tests/gpu/cudnn_attention_test" \
+    --gtest_output="json:$log_dir/attention-cudnn.json"
 }
 
 stage_first_run() {
   export build_dir log_dir jobs
-  export -f configure first_run_info first_run_kernels first_run_bench first_run_build
+  export -f configure first_run_info first_run_kernels first_run_bench first_run_build \
+    first_run_cudnn
   {
     echo "first-run $(date -Is) commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
     local name
@@ -168,6 +182,7 @@ stage_first_run() {
   run_step kernels-memory 60 first_run_kernels 'CudaOpsPlain.*:CudaOpsSyncMode.*:CastKernel.*' memory.json
   run_step kernels-gemm 60 first_run_kernels '*Gemm*' gemm.json
   run_step kernels-attention 60 first_run_kernels '*Attention*' attention.json
+  run_step attention-cudnn 90 first_run_cudnn
   run_step kernels-rest 90 first_run_kernels \
     '-CudaOpsPlain.*:CudaOpsSyncMode.*:CastKernel.*:*Gemm*:*Attention*' rest.json
   run_step registry 60 env TAILOR_REQUIRE_GPU=1 "$build_dir/tests/backend/backend_ops_test" \
@@ -184,8 +199,12 @@ stage_first_run() {
   fi
   run_step bench-1b-full 90 first_run_bench full 0
   run_step bench-1b-lora 90 first_run_bench lora 16
+  # cuda_bf16 runs cuDNN's fused attention on the causal cases, cuda_bf16_tailor Tailor's kernels
+  # on the same shapes: the two timings side by side (the packed-document cases run Tailor's
+  # kernels on both).
   run_step ops-attention 60 "$build_dir/benchmarks/tailor_bench_backend_ops" \
-    --backend cuda_bf16,cuda_f32 --op attention_forward --op attention_backward --min-time 0.5
+    --backend cuda_bf16,cuda_bf16_tailor,cuda_f32 --op attention_forward_causal \
+    --op attention_backward_causal --op attention_forward --op attention_backward --min-time 0.5
 }
 
 if [[ "${1:-}" == "--stage" ]]; then shift; fi

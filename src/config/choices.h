@@ -139,6 +139,18 @@ struct EnumNames<RuntimeDType> {
                                                    {RuntimeDType::kBF16, "bf16"}};
 };
 
+// runtime.attention: which attention the CUDA backend runs (docs/gpu.md). auto: cuDNN's fused
+// attention where this build has cuDNN and it supports the case, Tailor's kernels otherwise;
+// cudnn: the same, but a start-up error when cuDNN cannot run the model's shape; tailor: always
+// Tailor's kernels.
+enum class RuntimeAttention { kAuto, kCudnn, kTailor };
+template <>
+struct EnumNames<RuntimeAttention> {
+  static constexpr Named<RuntimeAttention> kNames[] = {{RuntimeAttention::kAuto, "auto"},
+                                                       {RuntimeAttention::kCudnn, "cudnn"},
+                                                       {RuntimeAttention::kTailor, "tailor"}};
+};
+
 // runtime.log_level is the logger's own level; `off` is not offered (the CLI uses it for ranks
 // that must stay quiet).
 template <>

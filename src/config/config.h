@@ -186,6 +186,7 @@ struct RuntimeConfig {
   RuntimeDevice device = RuntimeDevice::kAuto;
   std::int64_t threads = 0;              // 0: all cores / ranks
   RuntimeDType dtype = RuntimeDType::kAuto;
+  RuntimeAttention attention = RuntimeAttention::kAuto;
   log::Level log_level = log::Level::kInfo;
   double watchdog_s = 600.0;
 };

@@ -212,6 +212,20 @@ void check_build_limits(SchemaReader& r, const ExperimentConfig& c) {
   if (rt.device == RuntimeDevice::kCuda && !env::is_one("TAILOR_EMULATE_CUDA"))
     r.problem("runtime.device", "this build has no CUDA backend");
 #endif
+  if (rt.attention == RuntimeAttention::kCudnn && r.is_ok("runtime.attention")) {
+#ifndef TAILOR_HAVE_CUDNN
+    r.problem("runtime.attention", "cudnn: this build has no cuDNN (use auto or tailor)");
+#else
+    if (r.is_ok("runtime.device") && rt.device == RuntimeDevice::kCpu)
+      r.problem("runtime.attention",
+                "cudnn needs runtime.device cuda or auto (use auto or tailor on the CPU)");
+    else if (r.is_ok("runtime.dtype") &&
+             (rt.dtype == RuntimeDType::kF32 || rt.dtype == RuntimeDType::kF64))
+      r.problem("runtime.attention",
+                fmt::format("cudnn runs bf16 attention (runtime.dtype is {}; use auto or tailor)",
+                            rt.dtype));
+#endif
+  }
   if (r.is_ok("runtime.dtype") && r.is_ok("runtime.device")) {
     if (rt.device == RuntimeDevice::kCpu && rt.dtype == RuntimeDType::kBF16)
       r.problem("runtime.dtype", "bf16 needs runtime.device cuda (the CPU computes in f32 or f64)");

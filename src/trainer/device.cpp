@@ -1,12 +1,14 @@
 #include "trainer/device.h"
-#include "core/environment.h"
 
 #include <algorithm>
 #include <cstdlib>
 
+#include <fmt/format.h>
+
 #include "backend/cpu/cpu_ops.h"
 #include "backend/emulated_device_ops.h"
 #include "comm/staged_communicator.h"
+#include "core/environment.h"
 #include "core/error.h"
 #include "core/logging.h"
 
@@ -23,6 +25,20 @@ int local_rank() {
   return env::first_integer({"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"}, 0)
       .value_or(0);
 }
+
+#ifdef TAILOR_HAVE_CUDA
+backend::cuda::AttentionPath attention_path(config::RuntimeAttention a) {
+  switch (a) {
+    case config::RuntimeAttention::kCudnn:
+      return backend::cuda::AttentionPath::kCudnn;
+    case config::RuntimeAttention::kTailor:
+      return backend::cuda::AttentionPath::kTailor;
+    case config::RuntimeAttention::kAuto:
+      break;
+  }
+  return backend::cuda::AttentionPath::kAuto;
+}
+#endif
 
 }  // namespace
 
@@ -68,12 +84,50 @@ std::unique_ptr<backend::Ops> make_ops(const config::RuntimeConfig& r, int threa
     return std::make_unique<backend::EmulatedDeviceOps>(threads);
   }
 #ifdef TAILOR_HAVE_CUDA
-  return std::make_unique<backend::cuda::CudaOps>(local_rank() % gpus);
+  auto gpu = std::make_unique<backend::cuda::CudaOps>(local_rank() % gpus);
+  gpu->set_attention_path(attention_path(r.attention));
+  return gpu;
 #else
   (void)local_rank;
   TAILOR_ASSERT(false, "unreachable: no GPU without CUDA");
   return nullptr;
 #endif
+}
+
+std::string select_attention(backend::Ops& ops, const config::RuntimeConfig& r, DType dtype,
+                             const backend::AttentionDims& d, const std::string& where) {
+  // The first reason that applies, in this order.
+  std::string reason;
+  if (r.attention == config::RuntimeAttention::kTailor)
+    reason = "runtime.attention: tailor";
+  else if (ops.device() == backend::Device::kCpu)
+    reason = "the CPU backend";
+#ifdef TAILOR_HAVE_CUDA
+  auto* cuda = dynamic_cast<backend::cuda::CudaOps*>(&ops);
+  if (cuda != nullptr) cuda->set_attention_path(attention_path(r.attention));
+  if (reason.empty() && cuda == nullptr) reason = "the emulated device (TAILOR_EMULATE_CUDA=1)";
+  // cudnn is a promise: build the plans now and refuse the run if cuDNN does. auto checks the
+  // rules only, so a run whose calls all fall back (packed rows) compiles no cuDNN kernels; a
+  // shape cuDNN refuses later is logged by the first call.
+  if (reason.empty())
+    reason = cuda->cudnn_attention_unsupported(
+        d, dtype, /*build_plans=*/r.attention == config::RuntimeAttention::kCudnn);
+  if (reason.empty())
+    return fmt::format(
+        "attention: cudnn (fused SDPA; {}); micro-batches whose rows pack several "
+        "documents run tailor kernels",
+        backend::cuda::CudaOps::cudnn_version());
+#else
+  (void)dtype;
+  (void)d;
+  if (reason.empty()) reason = "the emulated device (TAILOR_EMULATE_CUDA=1)";
+#endif
+  if (r.attention == config::RuntimeAttention::kCudnn)
+    throw_user_error(where,
+                     "runtime.attention is cudnn but cuDNN's fused attention cannot run "
+                     "this model's attention here: {} (use auto or tailor)",
+                     reason);
+  return fmt::format("attention: tailor kernels ({})", reason);
 }
 
 DeviceComms device_communicators(backend::Ops& ops, comm::ProcessGrid& grid) {

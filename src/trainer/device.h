@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "backend/attention_dims.h"
 #include "backend/ops.h"
 #include "comm/process_grid.h"
 #include "config/config.h"
@@ -37,6 +38,18 @@ struct DeviceComms {
   std::string describe;  // "NCCL ..." or "MPI (device tensors staged through host memory)"
 };
 [[nodiscard]] DeviceComms device_communicators(backend::Ops& ops, comm::ProcessGrid& grid);
+
+// The attention a run computes with (runtime.attention, docs/gpu.md), for the model's attention
+// on this rank (`d`: micro-batch rows, sequence length, this rank's query and KV heads, head dim;
+// storage `dtype`). Sets the CUDA backend's path (CudaOps::set_attention_path) and returns the
+// run-log line: "attention: cudnn (fused SDPA; cuDNN 9.19.0)" or "attention: tailor kernels
+// (<reason>)". UserError at `where` when runtime.attention is cudnn and cuDNN cannot run it
+// (no cuDNN in this build, the CPU or the emulated device, f32, a shape cuDNN refuses: with
+// cudnn the plans for `d` are built here; with auto only the rules are checked and the first
+// call builds them).
+[[nodiscard]] std::string select_attention(backend::Ops& ops, const config::RuntimeConfig& r,
+                                           DType dtype, const backend::AttentionDims& d,
+                                           const std::string& where);
 
 // GPUs this process can use (0 in a build without CUDA or without a driver; 1 under emulation).
 [[nodiscard]] int visible_gpus();

@@ -147,6 +147,16 @@ void TrainingRun::build_model() {
   comm::Communicator& dp_comm = device_comms_.dp ? *device_comms_.dp : grid.dp();
   model_ = trainer::build_model(cfg_, setup_, ops, &tp_comm, InitialWeights::kStart);
   model_->set_recompute(recompute_from_config(cfg_.train));
+  {
+    const model::TpLayout& tp = model_->tp_layout();
+    backend::AttentionDims d;
+    d.batch = cfg_.train.micro_batch;
+    d.seq = d.keys = cfg_.data.seq_len;
+    d.hq = tp.q_heads;
+    d.hkv = tp.kv_heads;
+    d.dh = setup_.hf.spec.head_dim;
+    attention_line_ = select_attention(ops, cfg_.runtime, dtype_, d, cfg_.source);
+  }
   optimizer_ = std::make_unique<optim::DataParallelOptimizer>(
       ops, model_->params(), dp_comm, tp_comm, optimizer_spec_from_config(cfg_.optimizer),
       optim::DataParallelSpec{cfg_.optimizer.zero == 1, options_.dp_bucket_elements > 0
@@ -178,7 +188,12 @@ void TrainingRun::resume() {
   ckpt_.optimizer = optimizer_.get();
   ckpt_.grid = &grid;
   ckpt_.ops = ops_.get();
-  ckpt_.determinism_backend = ops_->describe();
+  // The attention path is part of the numbers: a resume under the other one warns.
+  ckpt_.determinism_backend =
+      ops_->device() == backend::Device::kCpu
+          ? ops_->describe()
+          : fmt::format("{}; {}", ops_->describe(),
+                        attention_line_.substr(0, attention_line_.find(" (")));
   ckpt_.base_identity = setup_.method != nullptr ? base_model_identity(cfg_) : "";
   ckpt_.data_fingerprint = std::filesystem::path(cached_->dir).filename().string();
   run_state_.seed = cfg_.train.seed;
@@ -227,6 +242,7 @@ void TrainingRun::log_setup() const {
             cfg_.data.seq_len, summary_.unigram_entropy);
   log::info("backend: {}, {}{}", ops_->describe(), dtype_name(dtype_),
             dtype_ == DType::kBF16 ? " (f32 master weights, gradients and optimizer state)" : "");
+  if (ops_->device() != backend::Device::kCpu) log::info("{}", attention_line_);
   if (grid.world().size() > 1 && ops_->device() != backend::Device::kCpu)
     log::info("collectives of device tensors: {}", device_comms_.describe);
   // The method's line (collective over the TP group: LoRA counts its shards on every rank).

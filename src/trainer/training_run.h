@@ -96,6 +96,7 @@ class TrainingRun {
   std::unique_ptr<comm::ProcessGrid> grid_;
   std::unique_ptr<backend::Ops> ops_;
   DType dtype_ = DType::kF32;
+  std::string attention_line_;  // "attention: ..." (select_attention), logged at start
   DeviceComms device_comms_;
   std::unique_ptr<model::Transformer> model_;
   std::unique_ptr<model::Transformer> reference_;  // dpo without PEFT: the frozen starting model

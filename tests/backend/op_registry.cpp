@@ -59,8 +59,17 @@ const std::vector<BackendMode>& backend_modes() {
       }
       return std::make_unique<cuda::CudaOps>(0);
     };
+    // cuda_bf16 runs cuDNN's fused attention where it can (runtime.attention: auto);
+    // cuda_bf16_tailor is the same backend held to Tailor's kernels, so the two are compared
+    // (and timed) side by side.
+    const auto gpu_tailor = [gpu](int threads, std::string& why) -> std::unique_ptr<Ops> {
+      std::unique_ptr<Ops> ops = gpu(threads, why);
+      if (ops) static_cast<cuda::CudaOps&>(*ops).set_attention_path(cuda::AttentionPath::kTailor);
+      return ops;
+    };
     m.push_back({"cuda_f32", DType::kF32, gpu, true});
     m.push_back({"cuda_bf16", DType::kBF16, gpu, true});
+    m.push_back({"cuda_bf16_tailor", DType::kBF16, gpu_tailor, true});
 #endif
     return m;
   }();

@@ -90,12 +90,14 @@ OpCase rope_case(Scale s, bool backward) {
 // Causal attention with grouped-query heads over packed documents.
 struct Attn {
   I64 b, t, hq, hkv, dh;
-  explicit Attn(Scale s)
-      : b(pick(s, 2, 2)),
-        t(pick(s, 9, 512)),
-        hq(pick(s, 4, 16)),
-        hkv(pick(s, 2, 4)),
-        dh(pick(s, 8, 64)) {}
+  // llama_1b: the perf shape of one Llama-3.2-1B layer (B 4, T 1024, 32 / 8 heads of 64), and
+  // a test shape with T not a multiple of 64 and a head dim cuDNN takes.
+  explicit Attn(Scale s, bool llama_1b = false)
+      : b(llama_1b ? pick(s, 2, 4) : pick(s, 2, 2)),
+        t(llama_1b ? pick(s, 37, 1024) : pick(s, 9, 512)),
+        hq(llama_1b ? pick(s, 4, 32) : pick(s, 4, 16)),
+        hkv(llama_1b ? pick(s, 2, 8) : pick(s, 2, 4)),
+        dh(llama_1b ? pick(s, 16, 64) : pick(s, 8, 64)) {}
   [[nodiscard]] std::string str() const {
     return dims({{"B", b}, {"T", t}, {"Hq", hq}, {"Hkv", hkv}, {"Dh", dh}});
   }
@@ -344,6 +346,39 @@ const std::vector<OpEntry>& op_table() {
                    o.attention_forward(a[1], a[2], a[3], a[6], sc, a[4], a[5]);
                  }),
                  2.5 * d.flops()};  // five products of the forward's size instead of two
+       }},
+      // The same ops on one causal document per row (no doc_ids): the case cuDNN's fused
+      // attention takes on cuda_bf16 (cuda_bf16_tailor runs Tailor's kernels); the perf shape is
+      // one Llama-3.2-1B layer at B 4, T 1024.
+      {"attention_forward_causal",
+       [](Scale s) -> OpCase {
+         const Attn d(s, /*llama_1b=*/true);
+         const double sc = d.scale();
+         return {d.str(),
+                 {in("q", d.q()), in("k", d.kv()), in("v", d.kv()), out("out", d.q()),
+                  out("lse", d.lse(), Kind::kAccum)},
+                 call([sc](Ops& o, const Args& a) {
+                   o.attention_forward(a[0], a[1], a[2], backend::Tensor{}, sc, a[3], a[4]);
+                 }),
+                 /*setup=*/{},
+                 d.flops()};
+       }},
+      {"attention_backward_causal",
+       [](Scale s) -> OpCase {
+         const Attn d(s, /*llama_1b=*/true);
+         const double sc = d.scale();
+         return {d.str(),
+                 {in("dout", d.q()), in("q", d.q()), in("k", d.kv()), in("v", d.kv()),
+                  saved("out", d.q()), saved("lse", d.lse(), Kind::kAccum), out("dq", d.q()),
+                  out("dk", d.kv()), out("dv", d.kv())},
+                 call([sc](Ops& o, const Args& a) {
+                   o.attention_backward(a[0], a[1], a[2], a[3], a[4], a[5], backend::Tensor{}, sc,
+                                        a[6], a[7], a[8]);
+                 }),
+                 call([sc](Ops& o, const Args& a) {
+                   o.attention_forward(a[1], a[2], a[3], backend::Tensor{}, sc, a[4], a[5]);
+                 }),
+                 2.5 * d.flops()};
        }},
       {"attention_cached",
        [](Scale s) -> OpCase {  // Tq new queries per row, a cache of S tokens

@@ -7,7 +7,9 @@
 //    document, valid_fraction with a single document;
 //  - data.template.few_shot_file: examples prepended to every prompt (no loss on them), and a file
 //    whose records are not {prompt, completion};
-//  - prompt_search ranked by a generation metric (higher is better).
+//  - prompt_search ranked by a generation metric (higher is better);
+//  - runtime.attention (issue 20): cudnn where cuDNN cannot run is refused before anything is
+//    written; auto says in the log which attention runs.
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -66,6 +68,51 @@ std::int64_t prepared_tokens(const std::string& err) {
   if (at == std::string::npos) return -1;
   const auto comma = err.find(" documents, ", at);
   return std::stoll(err.substr(comma + 12));
+}
+
+// runtime.attention: cudnn where it cannot run: refused before anything is written, exit 2, one
+// line naming the key. With runtime.device auto on this machine (no GPU) the run lands on the
+// CPU: in a build with cuDNN the trainer refuses it at start-up naming the CPU backend, without
+// cuDNN the config's rules already do. With runtime.dtype f32 (or device cpu) the config's rules
+// refuse it in every build.
+TEST(Refusals, CudnnAttentionWhereItCannotRun) {
+  TempDir tmp;
+  const std::vector<std::string> runtimes = {"{attention: cudnn}", "{attention: cudnn, dtype: f32}",
+                                             "{attention: cudnn, device: cpu}"};
+  for (const std::string& rt : runtimes) {
+    write(tmp / "cfg.yaml", tiny(tmp / "run", kData) + "runtime: " + rt + "\n");
+    const Result r = run("train " + tmp / "cfg.yaml", tmp);
+    EXPECT_EQ(r.code, 2) << rt << ": " << r.err;
+    const std::string line = last_line(r.err);
+    EXPECT_NE(line.find("runtime.attention"), std::string::npos) << rt << ": " << r.err;
+    EXPECT_NE(line.find("cudnn"), std::string::npos) << rt << ": " << r.err;
+    EXPECT_NE(line.find("use auto or tailor"), std::string::npos) << rt << ": " << r.err;
+    EXPECT_FALSE(fs::exists(tmp / "run")) << rt << ": the run directory was written";
+  }
+}
+
+// runtime.attention: auto on the emulated device: the run says, once at start, that Tailor's
+// kernels compute the attention and why; with tailor it says that was asked for.
+TEST(Refusals, TheLogSaysWhichAttentionRuns) {
+  ::setenv("TAILOR_EMULATE_CUDA", "1", 1);
+  TempDir tmp;
+  write(tmp / "cfg.yaml", tiny(tmp / "run", kData));
+  const Result a = run("train " + tmp / "cfg.yaml", tmp);
+  write(tmp / "cfg2.yaml", tiny(tmp / "run2", kData) + "runtime: {attention: tailor}\n");
+  const Result t = run("train " + tmp / "cfg2.yaml", tmp);
+  ::unsetenv("TAILOR_EMULATE_CUDA");
+  ASSERT_EQ(a.code, 0) << a.err;
+  ASSERT_EQ(t.code, 0) << t.err;
+  const std::string logs = a.out + a.err;
+  EXPECT_NE(logs.find("attention: tailor kernels (the emulated device (TAILOR_EMULATE_CUDA=1))"),
+            std::string::npos)
+      << logs;
+  const std::string logs2 = t.out + t.err;
+  EXPECT_NE(logs2.find("attention: tailor kernels (runtime.attention: tailor)"), std::string::npos)
+      << logs2;
+  EXPECT_NE(read_file(tmp / "run2/config.resolved.yaml").find("  attention: tailor\n"),
+            std::string::npos);
+  EXPECT_EQ(read_file(tmp / "run/config.resolved.yaml").find("attention:"), std::string::npos);
 }
 
 TEST(Refusals, SlidingWindowShorterThanTheSequence) {

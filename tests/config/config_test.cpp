@@ -424,6 +424,19 @@ TEST(ConfigLoad, Ia3TargetsAreWrittenOnlyWhenGiven) {
   EXPECT_EQ(lora.find("feedforward_modules"), std::string::npos) << lora;
 }
 
+// runtime.attention (issue 20, item 1): a choice, written only when not auto (so other runs'
+// resolved configs stay byte-identical), round-tripped when given.
+TEST(ConfigLoad, RuntimeAttentionIsWrittenOnlyWhenChosen) {
+  const ExperimentConfig plain = load_config_text(kBase, "cfg.yaml");
+  EXPECT_EQ(plain.runtime.attention, RuntimeAttention::kAuto);
+  EXPECT_EQ(to_yaml(plain).find("attention:"), std::string::npos);
+  const ExperimentConfig c = load_config_text(kBase, "cfg.yaml", {"runtime.attention=tailor"});
+  EXPECT_EQ(c.runtime.attention, RuntimeAttention::kTailor);
+  const std::string yaml = to_yaml(c);
+  EXPECT_NE(yaml.find("  attention: tailor\n"), std::string::npos) << yaml;
+  expect_same(c, load_config_text(yaml, "cfg.yaml"));
+}
+
 TEST(ConfigLoad, EmptySectionsReadAsDefaults) {
   const ExperimentConfig c =
       load_config_text(kBase + "schedule:\nruntime: {}\npeft:\n", "cfg.yaml");
@@ -975,6 +988,8 @@ const BadCase kBadCases[] = {
      {"<override 1>: runtime.watchdog_s: must be >= 0 (got -1)"}},
     {"tensor_parallel_zero", kBase, {"parallel.tensor=0"},
      {"<override 1>: parallel.tensor: must be >= 1 (got 0)"}},
+    {"attention_unknown", kBase, {"runtime.attention=flash"},
+     {"<override 1>: runtime.attention: must be one of auto, cudnn, tailor (got \"flash\")"}},
     {"bf16_on_the_cpu", kBase, {"runtime.device=cpu", "runtime.dtype=bf16"},
      {"<override 2>: runtime.dtype: bf16 needs runtime.device cuda (the CPU computes in f32 or f64)"}},
     {"prompt_tokens_fill_the_row", kBase, {"peft.method=prompt_tuning", "peft.num_virtual_tokens=64", "data.seq_len=64"},

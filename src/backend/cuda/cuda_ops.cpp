@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "backend/cuda/cuda_ops_common.h"
+#include "backend/cuda/cudnn_attention.h"
 #include "backend/cuda/gemm.h"
 #include "backend/host_convert.h"
 #include "kernels/adamw.cuh"
@@ -43,12 +44,16 @@ CudaOps::~CudaOps() {
   } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor reports nothing
   }
   gemm_.reset();  // before the context: its workspace and handle belong to the device
+#ifdef TAILOR_HAVE_CUDNN
+  sdpa_.reset();  // the cuDNN handle works on the context's stream
+#endif
 }
 
 std::string CudaOps::describe() const {
   const std::size_t lt = cublasLtGetVersion();
-  return fmt::format("cuda: {}; cuBLASLt {}.{}.{} (f32 GEMMs without TF32)", context_->describe(),
-                     lt / 10000, (lt / 100) % 100, lt % 100);
+  const std::string cudnn = cudnn_version();
+  return fmt::format("cuda: {}; cuBLASLt {}.{}.{} (f32 GEMMs without TF32){}", context_->describe(),
+                     lt / 10000, (lt / 100) % 100, lt % 100, cudnn.empty() ? "" : "; " + cudnn);
 }
 
 void CudaOps::synchronize() { context_->synchronize(); }

@@ -20,18 +20,28 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <cuda_runtime.h>
 
+#include "backend/attention_dims.h"
 #include "backend/cuda/context.h"
 #include "backend/ops.h"
 
 namespace tailor::backend::cuda {
 
 class CublasLtGemm;
+class CudnnAttention;
+
+// Which attention CudaOps runs (runtime.attention, docs/gpu.md "Attention: cuDNN or Tailor's
+// kernels"). kAuto and kCudnn differ only at start-up, where the trainer refuses kCudnn when
+// cuDNN cannot run the model's shape; per call both take cuDNN's fused attention whenever it
+// supports the call and Tailor's kernels otherwise.
+enum class AttentionPath { kAuto, kCudnn, kTailor };
 
 class CudaOps final : public Ops {
  public:
@@ -52,6 +62,28 @@ class CudaOps final : public Ops {
 
   [[nodiscard]] CudaContext& context() noexcept { return *context_; }
   [[nodiscard]] cudaStream_t stream() const noexcept { return context_->stream(); }
+
+  // ---- attention path ----------------------------------------------------------------------
+  // attention_forward / attention_backward run cuDNN's fused attention (cudnn_attention.h) when
+  // the path is not kTailor, this build has cuDNN, the storage is bf16, no document masks are
+  // given (rows packing several documents) and cuDNN accepts the shape; Tailor's kernels
+  // otherwise. The first fallback of each reason is logged once ("attention: tailor kernels for
+  // ..."). Both paths save the same natural-log lse, so a backward may follow either forward.
+  void set_attention_path(AttentionPath path) noexcept { attention_path_ = path; }
+  [[nodiscard]] AttentionPath attention_path() const noexcept { return attention_path_; }
+  // Empty when cuDNN's fused attention runs causal attention of geometry `d` (no documents) in
+  // `dtype` storage here, forward and backward; otherwise why not ("this build has no cuDNN",
+  // "f32 storage", a head_dim cuDNN refuses, cuDNN's own message). With `build_plans` (the
+  // default) cuDNN is started and the plans are built and cached, so cuDNN's own refusal is
+  // known; without, only this build's and the shape's rules are checked (no cuDNN start-up or
+  // kernel compilation, which the first call then pays). A reason returned here is not logged
+  // again by the per-call fallback.
+  [[nodiscard]] std::string cudnn_attention_unsupported(const AttentionDims& d, DType dtype,
+                                                        bool build_plans = true);
+  // "cuDNN 9.19.0" (the library loaded), or empty in a build without cuDNN.
+  [[nodiscard]] static std::string cudnn_version();
+  // Whether the latest attention_forward / attention_backward ran cuDNN (for tests, benchmarks).
+  [[nodiscard]] bool last_attention_was_cudnn() const noexcept { return last_attention_cudnn_; }
 
   void gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c,
             double alpha, double beta) override;
@@ -122,8 +154,22 @@ class CudaOps final : public Ops {
   // Host copy of a small i32 device tensor, for the TAILOR_CUDA_SYNC=1 argument checks.
   [[nodiscard]] std::vector<std::int32_t> download_i32(const Tensor& t);
 
+  // cudnn_attention_unsupported without the bookkeeping.
+  [[nodiscard]] std::string cudnn_reason(const AttentionDims& d, DType dtype, bool build_plans);
+  // Empty when this call may run cuDNN; else the fallback's reason (and logs it once).
+  [[nodiscard]] std::string attention_fallback(const AttentionDims& d, const Tensor& doc_ids,
+                                               std::initializer_list<const Tensor*> tensors);
+
   std::unique_ptr<CudaContext> context_;
   std::unique_ptr<CublasLtGemm> gemm_;
+  AttentionPath attention_path_ = AttentionPath::kAuto;
+  bool last_attention_cudnn_ = false;
+  std::set<std::string> reported_fallbacks_;
+#ifdef TAILOR_HAVE_CUDNN
+  CudnnAttention& sdpa();  // started by cudnn_reason, which every cuDNN call goes through first
+  std::unique_ptr<CudnnAttention> sdpa_;
+  std::string sdpa_error_;  // why cuDNN did not start (then it is not tried again)
+#endif
 };
 
 }  // namespace tailor::backend::cuda

@@ -7,6 +7,8 @@
 #include "backend/attention_dims.h"
 #include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/cuda_ops_common.h"
+#include "backend/cuda/cudnn_attention.h"
+#include "core/logging.h"
 #include "kernels/attention.cuh"
 #include "kernels/cross_entropy.cuh"
 #include "kernels/embedding.cuh"
@@ -41,6 +43,18 @@ AttnDims check_attention(std::string_view op, const Tensor& q, const Tensor& k, 
   }
   return d;
 }
+
+#ifdef TAILOR_HAVE_CUDNN
+SdpaShape sdpa_shape(const AttnDims& d) {
+  SdpaShape s;
+  s.batch = d.batch;
+  s.seq = d.seq;
+  s.heads = d.hq;
+  s.kv_heads = d.hkv;
+  s.head_dim = d.dh;
+  return s;
+}
+#endif
 
 kernels::AttentionShape attention_shape(const AttnDims& d) {
   kernels::AttentionShape s;
@@ -281,6 +295,17 @@ void CudaOps::attention_forward(const Tensor& q, const Tensor& k, const Tensor& 
                                 const Tensor& lse) {
   constexpr std::string_view kOp = "attention_forward";
   const AttnDims d = check_attention(kOp, q, k, v, out, lse, doc_ids);
+  last_attention_cudnn_ = attention_fallback(d, doc_ids, {&q, &k, &v, &out, &lse}).empty();
+#ifdef TAILOR_HAVE_CUDNN
+  if (last_attention_cudnn_) {
+    const SdpaShape c = sdpa_shape(d);
+    void* ws = context_->scratch(sdpa().forward_workspace_bytes(c));
+    sdpa().forward(c, q.data, k.data, v.data, static_cast<float>(scale), out.data, as<float>(lse),
+                   ws);
+    context_->check_launch();
+    return;
+  }
+#endif
   const kernels::AttentionShape s = attention_shape(d);
   detail::dispatch_storage(kOp, q, [&](auto tag) {
     using T = decltype(tag);
@@ -305,6 +330,18 @@ void CudaOps::attention_backward(const Tensor& dout, const Tensor& q, const Tens
     for (const Tensor* in : {&dout, &q, &k, &v, &out})
       TAILOR_ASSERT(!detail::overlaps(*g, *in), "{}: gradient {} overlaps input {}", kOp, g->str(),
                     in->str());
+  last_attention_cudnn_ =
+      attention_fallback(d, doc_ids, {&dout, &q, &k, &v, &out, &lse, &dq, &dk, &dv}).empty();
+#ifdef TAILOR_HAVE_CUDNN
+  if (last_attention_cudnn_) {
+    const SdpaShape c = sdpa_shape(d);
+    void* cws = context_->scratch(sdpa().backward_workspace_bytes(c));
+    sdpa().backward(c, dout.data, q.data, k.data, v.data, out.data, as<const float>(lse),
+                    static_cast<float>(scale), dq.data, dk.data, dv.data, cws);
+    context_->check_launch();
+    return;
+  }
+#endif
   const kernels::AttentionShape s = attention_shape(d);
   void* ws = context_->scratch(kernels::attention_backward_workspace_bytes(s));
   detail::dispatch_storage(kOp, q, [&](auto tag) {
@@ -315,6 +352,81 @@ void CudaOps::attention_backward(const Tensor& dout, const Tensor& q, const Tens
                                 as<T>(dq), as<T>(dk), as<T>(dv), ws, s, stream());
   });
   context_->check_launch();
+}
+
+// ---- attention path: cuDNN's fused attention or Tailor's kernels ------------------------------
+
+std::string CudaOps::cudnn_version() {
+#ifdef TAILOR_HAVE_CUDNN
+  return CudnnAttention::version();
+#else
+  return {};
+#endif
+}
+
+#ifdef TAILOR_HAVE_CUDNN
+CudnnAttention& CudaOps::sdpa() {
+  TAILOR_ASSERT(sdpa_ != nullptr, "cuDNN attention used before it started");
+  return *sdpa_;
+}
+#endif
+
+std::string CudaOps::cudnn_attention_unsupported(const AttentionDims& d, DType dtype,
+                                                 bool build_plans) {
+  std::string reason = cudnn_reason(d, dtype, build_plans);
+  if (!reason.empty()) reported_fallbacks_.insert(reason);
+  return reason;
+}
+
+std::string CudaOps::cudnn_reason(const AttentionDims& d, DType dtype, bool build_plans) {
+  std::string reason;
+#ifdef TAILOR_HAVE_CUDNN
+  if (dtype != DType::kBF16) {
+    reason = "f32 storage (cuDNN's fused attention runs bf16)";
+  } else {
+    const SdpaShape c = sdpa_shape(d);
+    reason = sdpa_shape_rule(c, context_->properties().major);
+    // The handle is created on first need; a cuDNN that cannot start (a library of another
+    // major version, a driver it refuses) is a reason to fall back, asked once.
+    if (!build_plans) return reason;
+    if (reason.empty() && !sdpa_ && sdpa_error_.empty()) {
+      try {
+        sdpa_ = std::make_unique<CudnnAttention>(stream());
+      } catch (const Error& e) {
+        sdpa_error_ = e.what();
+      }
+    }
+    if (reason.empty())
+      reason = sdpa_ ? sdpa_->unsupported(c) : "cuDNN did not start: " + sdpa_error_;
+  }
+#else
+  (void)d;
+  (void)dtype;
+  (void)build_plans;
+  reason = "this build has no cuDNN (configured with TAILOR_CUDNN=OFF or cuDNN not found)";
+#endif
+  return reason;
+}
+
+std::string CudaOps::attention_fallback(const AttentionDims& d, const Tensor& doc_ids,
+                                        std::initializer_list<const Tensor*> tensors) {
+  if (attention_path_ == AttentionPath::kTailor) return "runtime.attention: tailor";
+  std::string reason;
+  if (detail::present(doc_ids)) {
+    reason = "micro-batches whose rows pack several documents (document masks)";
+  } else {
+    reason = cudnn_reason(d, (*tensors.begin())->dtype, /*build_plans=*/true);
+    if (reason.empty()) {
+      for (const Tensor* t : tensors)
+        if (reinterpret_cast<std::uintptr_t>(t->data) % 16 != 0) {
+          reason = "a tensor not 16-byte aligned";
+          break;
+        }
+    }
+  }
+  if (!reason.empty() && reported_fallbacks_.insert(reason).second)
+    log::info("attention: tailor kernels for {}", reason);
+  return reason;
 }
 
 void CudaOps::attention_cached(const Tensor& q, const Tensor& k, const Tensor& v,

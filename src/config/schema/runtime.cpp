@@ -3,9 +3,15 @@
 #include "core/limits.h"
 
 namespace tailor::config {
+namespace {
+
+bool attention_chosen(const RuntimeConfig& r) { return r.attention != RuntimeAttention::kAuto; }
+
+}  // namespace
 
 const Section<RuntimeConfig>& runtime_section() {
   using S = RuntimeConfig;
+  using F = Field<S>;
   static const Section<S> section{
       "runtime",
       &ExperimentConfig::runtime,
@@ -17,6 +23,11 @@ const Section<RuntimeConfig>& runtime_section() {
           // The dtype changes the numbers: a run continues in the one it started with.
           {"dtype", choice(&S::dtype), Resume::kFixed,
            "compute dtype (auto: bf16 on CUDA with f32 master weights, f32 on the CPU)"},
+          // Either path computes the same attention; a resumed run may switch (it warns: the
+          // determinism record names the path).
+          F{"attention", choice(&S::attention), Resume::kMayChange,
+            "GPU attention (auto: cuDNN's fused attention where supported, else Tailor's kernels)"}
+              .written_if(attention_chosen),
           {"log_level", choice(&S::log_level), Resume::kMayChange,
            "least severe log message printed"},
           {"watchdog_s", real(&S::watchdog_s, kNonNegative), Resume::kMayChange,

@@ -147,6 +147,7 @@ void TrainingRun::build_model() {
   comm::Communicator& dp_comm = device_comms_.dp ? *device_comms_.dp : grid.dp();
   model_ = trainer::build_model(cfg_, setup_, ops, &tp_comm, InitialWeights::kStart);
   model_->set_recompute(recompute_from_config(cfg_.train));
+  model_->set_loss_chunk_tokens(cfg_.runtime.loss_chunk_tokens);
   optimizer_ = std::make_unique<optim::DataParallelOptimizer>(
       ops, model_->params(), dp_comm, tp_comm, optimizer_spec_from_config(cfg_.optimizer),
       optim::DataParallelSpec{cfg_.optimizer.zero == 1, options_.dp_bucket_elements > 0

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "backend/cpu/cpu_ops.h"
@@ -28,9 +29,11 @@ void run(Transformer& m, backend::Ops& ops, const Batch& batch, const std::vecto
   m.finish_gradients();
 }
 
-class RowLossTp : public ::testing::TestWithParam<bool> {};
+// (LoRA or not, loss chunk of the sharded model: 0 = one chunk, or 5 tokens of 12).
+class RowLossTp : public ::testing::TestWithParam<std::tuple<bool, std::int64_t>> {};
 
 TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
+  const auto [with_lora, chunk] = GetParam();
   const std::unique_ptr<comm::Communicator> tp = world().split(0, world().rank());
   backend::CpuOps ops(1);
   peft::LoraSpec lora;
@@ -38,9 +41,10 @@ TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
   lora.targets = {"all-linear"};
   const peft::Lora lora_method(lora);
   std::vector<const Attachment*> l;
-  if (GetParam()) l.push_back(&lora_method);
+  if (with_lora) l.push_back(&lora_method);
   Transformer sharded(testing::tiny_llama(), ops, DType::kF64, tp.get(), l);
   Transformer single(testing::tiny_llama(), ops, DType::kF64, nullptr, l);
+  sharded.set_loss_chunk_tokens(chunk);  // the vocab-parallel loss chunk by chunk
   for (Transformer* m : {&sharded, &single}) {
     m->init_parameters(17);
     for (Parameter& p : m->params().all())  // LoRA B away from zero, at global indices
@@ -83,12 +87,15 @@ TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
   EXPECT_GT(compared, 0);
 }
 
-std::string full_or_lora(const ::testing::TestParamInfo<bool>& p) {
-  return p.param ? "Lora" : "Full";
+std::string case_name(const ::testing::TestParamInfo<std::tuple<bool, std::int64_t>>& p) {
+  return std::string(std::get<0>(p.param) ? "Lora" : "Full") +
+         (std::get<1>(p.param) > 0 ? "Chunked" : "");
 }
 
-INSTANTIATE_TEST_SUITE_P(FullAndLora, RowLossTp, ::testing::Values(false, true),
-                         full_or_lora);
+INSTANTIATE_TEST_SUITE_P(FullAndLora, RowLossTp,
+                         ::testing::Combine(::testing::Values(false, true),
+                                            ::testing::Values(std::int64_t{0}, std::int64_t{5})),
+                         case_name);
 
 }  // namespace
 }  // namespace tailor::model

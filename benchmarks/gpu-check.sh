@@ -143,8 +143,8 @@ first_run_kernels() {  # FILTER JSON
     --gtest_output="json:$log_dir/$2"
 }
 
-first_run_bench() {  # METHOD LORA_RANK
-  "$build_dir/benchmarks/tailor_bench_train_step" --preset llama-3.2-1b --batch 4 --seq 1024 \
+first_run_bench() {  # METHOD LORA_RANK (profiled: the step-time model and time per op, in the log)
+  TAILOR_PROFILE=1 "$build_dir/benchmarks/tailor_bench_train_step" --preset llama-3.2-1b --batch 4 --seq 1024 \
     --device cuda --lora-rank "$2" --warmup 1 --steps 3 > "$log_dir/bench-1b-$1.json"
 }
 

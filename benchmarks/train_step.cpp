@@ -2,7 +2,8 @@
 // global grad norm and the optimizer, exactly what `tailor train` runs per micro-batch (random
 // init, random tokens: speed does not depend on them). Full fine-tuning or LoRA on all linear
 // layers. Prints one JSON line: step times, tokens/s, model FLOPs per token, MFU against a given
-// peak, and peak device memory. benchmarks/train_step_compare.py runs it beside the Hugging Face
+// peak, peak device memory and the process's peak resident memory (--loss-chunk -1 computes the
+// whole [tokens, vocabulary] logits at once, as before chunking, for the comparison). benchmarks/train_step_compare.py runs it beside the Hugging Face
 // references on the same machine.
 //
 //   tailor_bench_train_step --preset llama-3.2-1b --batch 8 --seq 1024 --device cuda
@@ -16,65 +17,28 @@
 // for forward and backward (both methods): 6 T d L per token, d = heads x head_dim.
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <map>
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "backend/profiling_ops.h"
 #include "core/rng.h"
 #include "model/transformer.h"
 #include "optim/data_parallel.h"
 #include "peft/lora.h"
 #include "trainer/device.h"
+#include "step_model.h"
 
 namespace {
 
 using namespace tailor;
-
-model::ModelSpec preset_spec(const std::string& name) {
-  model::ModelSpec s;
-  if (name == "llama-3.2-1b") {
-    s.vocab_size = 128256;
-    s.hidden_size = 2048;
-    s.num_layers = 16;
-    s.num_heads = 32;
-    s.num_kv_heads = 8;
-    s.head_dim = 64;
-    s.intermediate_size = 8192;
-    s.tie_embeddings = true;
-    s.rope_theta = 500000.0;
-  } else if (name == "llama-3.1-8b") {
-    s.vocab_size = 128256;
-    s.hidden_size = 4096;
-    s.num_layers = 32;
-    s.num_heads = 32;
-    s.num_kv_heads = 8;
-    s.head_dim = 128;
-    s.intermediate_size = 14336;
-    s.rope_theta = 500000.0;
-  } else if (name == "small") {  // a CPU-sized LLaMA: 8 layers, hidden 512, vocab 8192 (30M)
-    s.vocab_size = 8192;
-    s.hidden_size = 512;
-    s.num_layers = 8;
-    s.num_heads = 8;
-    s.num_kv_heads = 4;
-    s.head_dim = 64;
-    s.intermediate_size = 1408;
-  } else {
-    TAILOR_CHECK_USER(name == "tiny", "--preset",
-                      "unknown preset {} (llama-3.2-1b, llama-3.1-8b, small, tiny)", name);
-    s.vocab_size = 512;
-    s.hidden_size = 128;
-    s.num_layers = 2;
-    s.num_heads = 4;
-    s.num_kv_heads = 2;
-    s.head_dim = 32;
-    s.intermediate_size = 256;
-  }
-  return s;
-}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -86,11 +50,11 @@ double median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   std::string preset = "tiny", device = "auto", dtype = "auto", recompute = "none";
-  std::int64_t batch = 2, seq = 128, lora_rank = 0;
+  std::int64_t batch = 2, seq = 128, lora_rank = 0, loss_chunk = 0;
   int threads = 0, warmup = 2, steps = 5;
   double peak_tflops = 989.0;  // H100 SXM dense bf16
   CLI::App app{"Time training steps of a LLaMA-shaped model"};
-  app.add_option("--preset", preset, "llama-3.2-1b | llama-3.1-8b | small | tiny");
+  app.add_option("--preset", preset, "llama-3.2-1b | llama-3.1-8b | gemma3-head | small | tiny");
   app.add_option("--batch", batch, "sequences per step (B)");
   app.add_option("--seq", seq, "tokens per sequence (T)");
   app.add_option("--lora-rank", lora_rank, "LoRA on all linear layers with this rank (0: full)");
@@ -100,19 +64,28 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "CPU threads (0: all)");
   app.add_option("--recompute", recompute, "activation recomputation: none | selective | full")
       ->check(CLI::IsMember({"none", "selective", "full"}));
+  app.add_option("--loss-chunk", loss_chunk,
+                 "tokens whose logits are computed at a time (0: auto; -1: all at once)");
   app.add_option("--warmup", warmup);
   app.add_option("--steps", steps);
   app.add_option("--peak-tflops", peak_tflops, "the MFU denominator (989: H100 dense bf16)");
   CLI11_PARSE(app, argc, argv);
 
   try {
-    model::ModelSpec spec = preset_spec(preset);
+    model::ModelSpec spec = bench::preset_spec(preset);
     spec.max_position_embeddings = std::max<std::int64_t>(seq, 2048);
     config::RuntimeConfig rt;
     rt.device = config::from_name<config::RuntimeDevice>(device).value();
     rt.dtype = config::from_name<config::RuntimeDType>(dtype).value();
-    const std::unique_ptr<backend::Ops> ops = trainer::make_ops(rt, threads, "--device");
-    const DType compute = trainer::compute_dtype(rt, ops->device());
+    const std::unique_ptr<backend::Ops> inner = trainer::make_ops(rt, threads, "--device");
+    const DType compute = trainer::compute_dtype(rt, inner->device());
+    // TAILOR_PROFILE=1: every op timed (CUDA events on the GPU), reported per op beside the
+    // step-time model.
+    const char* profile_env = std::getenv("TAILOR_PROFILE");
+    const bool profile = profile_env != nullptr && std::string(profile_env) == "1";
+    std::unique_ptr<backend::ProfilingOps> profiler;
+    if (profile) profiler = std::make_unique<backend::ProfilingOps>(*inner);
+    backend::Ops* ops = profiler ? static_cast<backend::Ops*>(profiler.get()) : inner.get();
     peft::LoraSpec lora;
     lora.rank = lora_rank;
     lora.alpha = 2.0 * static_cast<double>(lora_rank);
@@ -125,12 +98,13 @@ int main(int argc, char** argv) {
     model.set_recompute(recompute == "full"        ? model::Recompute::kFull
                         : recompute == "selective" ? model::Recompute::kSelective
                                                    : model::Recompute::kNone);
+    const std::int64_t n = batch * seq;
+    model.set_loss_chunk_tokens(loss_chunk < 0 ? n : loss_chunk);
     optim::OptimizerSpec ospec;
     ospec.weight_decay = 0.1;
     comm::SelfCommunicator self_dp, self_tp;
     optim::DataParallelOptimizer optimizer(*ops, model.params(), self_dp, self_tp, ospec, {});
 
-    const std::int64_t n = batch * seq;
     std::vector<std::int32_t> ids(static_cast<std::size_t>(n)), targets(ids.size()),
         positions(ids.size());
     const CounterRng rng(1, 99);
@@ -150,6 +124,7 @@ int main(int argc, char** argv) {
     std::vector<double> times;
     double loss = 0.0;
     for (int s = 0; s < warmup + steps; ++s) {
+      if (profiler && s == warmup) profiler->clear();  // the measured steps only
       ops->synchronize();
       const auto t0 = std::chrono::steady_clock::now();
       model.params().zero_grad(*ops);
@@ -179,6 +154,7 @@ int main(int argc, char** argv) {
     j["seq"] = seq;
     j["lora_rank"] = lora_rank;
     j["recompute"] = recompute;
+    j["loss_chunk_tokens"] = std::min(n, model.loss_chunk_rows());
     j["activation_gib"] = static_cast<double>(model.activation_bytes()) / (1024.0 * 1024.0 * 1024.0);
     j["step_times_s"] = times;
     j["step_s"] = step_s;
@@ -189,7 +165,39 @@ int main(int argc, char** argv) {
     j["peak_memory_gib"] = memory != nullptr ? static_cast<double>(memory->peak_bytes()) /
                                                    (1024.0 * 1024.0 * 1024.0)
                                              : 0.0;
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);  // ru_maxrss in KiB on Linux
+    j["max_rss_gib"] = static_cast<double>(usage.ru_maxrss) / (1024.0 * 1024.0);
     j["final_loss"] = loss;
+    // The step-time model at the GPU's ceilings (bf16; meaningful for the CUDA backend), and with
+    // TAILOR_PROFILE=1 the measured time per backend op beside the model's.
+    bench::StepShape shape;
+    shape.batch = batch;
+    shape.seq = seq;
+    shape.lora_rank = lora_rank;
+    const std::vector<bench::ModeledOp> modeled = bench::model_step(spec, shape);
+    std::fprintf(stderr, "\nstep-time model (H100 ceilings, bf16):\n");
+    j["step_model"] = nlohmann::json::parse(
+        bench::print_step_model(stderr, modeled, shape, bench::Ceilings{}));
+    if (profiler) {
+      const auto measured = profiler->report();
+      std::map<std::string, double> model_ms;
+      for (const bench::ModeledOp& op : modeled)
+        model_ms[op.kind] += op.count * op.seconds(bench::Ceilings{}) * 1e3;
+      std::fprintf(stderr, "\nTAILOR_PROFILE: time per backend op, per step (%d steps)\n", steps);
+      std::fprintf(stderr, "%-24s %8s %12s %12s\n", "op", "calls", "measured ms", "model ms");
+      std::vector<std::pair<std::string, backend::OpTime>> rows(measured.begin(), measured.end());
+      std::sort(rows.begin(), rows.end(),
+                [](const auto& x, const auto& y) { return x.second.seconds > y.second.seconds; });
+      const double per = 1.0 / std::max(steps, 1);
+      for (const auto& [kind, t] : rows) {
+        std::fprintf(stderr, "%-24s %8.0f %12.3f %12.3f\n", kind.c_str(),
+                     static_cast<double>(t.calls) * per, t.seconds * per * 1e3, model_ms[kind]);
+        j["profile"][kind] = {{"calls_per_step", static_cast<double>(t.calls) * per},
+                              {"ms_per_step", t.seconds * per * 1e3},
+                              {"model_ms", model_ms[kind]}};
+      }
+    }
     std::printf("%s\n", j.dump().c_str());
   } catch (const Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

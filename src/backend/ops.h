@@ -19,7 +19,9 @@
 //  - An optional tensor is "absent" when its data pointer is null.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 
@@ -48,6 +50,15 @@ struct DropoutKey {
   std::int64_t col0 = 0;       // global column of the tensor's column 0
 };
 
+// Timestamps in the order of a backend's queued work (profiling_ops.h): CUDA events on the
+// stream. record(i) (re)records marker i; seconds(a, b) is read after Ops::synchronize().
+class EventTimer {
+ public:
+  virtual ~EventTimer() = default;
+  virtual void record(std::size_t i) = 0;
+  [[nodiscard]] virtual double seconds(std::size_t from, std::size_t to) = 0;
+};
+
 class Ops {
  public:
   virtual ~Ops() = default;
@@ -64,6 +75,9 @@ class Ops {
   }
   // Waits until all queued work has finished (a no-op where ops run synchronously).
   virtual void synchronize() {}
+  // Timestamps in the order of this backend's work (TAILOR_PROFILE=1); null where ops run
+  // synchronously on the host, whose clock then serves.
+  [[nodiscard]] virtual std::unique_ptr<EventTimer> make_event_timer() { return nullptr; }
 
   // ---- dense linear algebra ----------------------------------------------------------------
   // c = alpha * op(a) @ op(b) + beta * c, where op(x) = x^T when trans_x.

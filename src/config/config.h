@@ -189,6 +189,7 @@ struct RuntimeConfig {
   RuntimeAttention attention = RuntimeAttention::kAuto;
   log::Level log_level = log::Level::kInfo;
   double watchdog_s = 600.0;
+  std::int64_t loss_chunk_tokens = 0;    // 0: auto (model::Transformer::set_loss_chunk_tokens)
 };
 
 struct PeftConfig {

@@ -22,10 +22,13 @@ struct Transformer::Activations {
   std::vector<Tensor> resid;               // L + 1 residual-stream states [N, D]
   std::vector<LayerActivations> layers;
   Tensor final_h, final_mean, final_rstd;  // [N, D], [N], [N]
-  Tensor logits;                           // [N, V_local]; becomes dlogits in backward
+  std::int64_t chunk = 0;                  // rows of the LM head computed at a time (C)
+  Tensor logits;                           // [C, V_local]; becomes dlogits in backward
+  // Whether `logits` holds every row's logits from the forward (one chunk covers all N and
+  // nothing has overwritten them), so backward_rows need not recompute them.
+  bool logits_kept = false;
   Tensor losses;                           // [N] per-token loss
-  Tensor row_max, ce_stats;                // [N], [2, N]: vocab-parallel cross-entropy
-  Tensor row_ce_stats;                     // [2, T]: the same for one row (backward_rows)
+  Tensor row_max, ce_stats;                // [C], [2 * C]: vocab-parallel cross-entropy
   std::vector<double> token_losses;        // [N] the losses on the host, in f64 (host_losses)
   Batch device_batch;                      // the last forward's batch on the device
   Tensor dx;                               // [N, D] gradient of the residual stream
@@ -251,12 +254,12 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   a->final_h = a->make(dtype_, Shape{n, d});
   if (layer_norm) a->final_mean = a->make(stat_dtype_, Shape{n});
   a->final_rstd = a->make(stat_dtype_, Shape{n});
-  a->logits = a->make(dtype_, Shape{n, layout_.vocab});
+  a->chunk = std::min(n, loss_chunk_rows());
+  a->logits = a->make(dtype_, Shape{a->chunk, layout_.vocab});
   a->losses = a->make(stat_dtype_, Shape{n});
   if (tensor_parallel()) {
-    a->row_max = a->make(stat_dtype_, Shape{n});
-    a->ce_stats = a->make(stat_dtype_, Shape{2, n});
-    a->row_ce_stats = a->make(stat_dtype_, Shape{2, seq});
+    a->row_max = a->make(stat_dtype_, Shape{a->chunk});
+    a->ce_stats = a->make(stat_dtype_, Shape{2 * a->chunk});
   }
   if (device_ != backend::Device::kCpu) {
     for (Buffer* buf : {&a->ids, &a->targets, &a->positions, &a->doc_ids})
@@ -444,20 +447,61 @@ Batch Transformer::run_forward(const Batch& host) {
   for (std::size_t i = 0; i < layers_.size(); ++i)
     layers_[i].forward(*ops_, ctx, a.resid[i], a.resid[i + 1], a.layers[i], a.scratch);
   final_norm(a.resid.back(), a.final_h, a.final_mean, a.final_rstd);
-  // logits = h W_head^T: [N, V_local]
-  ops_->gemm(a.final_h, false, lm_head_->value, true, a.logits, 1.0, 0.0);
+  a.logits_kept = false;
   a.device_batch = b;
   return b;
 }
 
-void Transformer::loss(const Batch& b, bool with_grad, double dscale) {
-  loss_of_tokens(b, 0, b.batch * b.seq, acts_->ce_stats, with_grad, dscale);
+std::int64_t Transformer::loss_chunk_rows() const noexcept {
+  if (loss_chunk_tokens_ > 0) return loss_chunk_tokens_;
+  // Auto: about kHeadChunkElements logits at a time, from the global padded vocabulary so that
+  // every tensor-parallel layout chunks the same rows.
+  return std::max<std::int64_t>(1, kHeadChunkElements / layout_.padded_vocab);
 }
 
-void Transformer::loss_of_tokens(const Batch& b, std::int64_t first, std::int64_t count,
-                                 const Tensor& ce_stats, bool with_grad, double dscale) {
+void Transformer::set_loss_chunk_tokens(std::int64_t rows) {
+  TAILOR_ASSERT(rows >= 0, "loss chunk of {} rows", rows);
+  if (rows == loss_chunk_tokens_) return;
+  loss_chunk_tokens_ = rows;
+  acts_.reset();
+}
+
+void Transformer::head_loss(const Batch& b, bool with_grad, double dscale,
+                            std::span<const double> row_weights, const Tensor* logits_out) {
   Activations& a = *acts_;
-  const Tensor logits = a.logits.row_slice(first, first + count);  // [count, V_local]
+  const std::int64_t n = b.batch * b.seq;
+  const bool one_chunk = a.chunk >= n;
+  for (std::int64_t r0 = 0; r0 < n; r0 += a.chunk) {
+    const std::int64_t rows = std::min(a.chunk, n - r0);
+    const Tensor h = a.final_h.row_slice(r0, r0 + rows);
+    const Tensor logits = a.logits.row_slice(0, rows);  // [rows, V_local]
+    if (!a.logits_kept) ops_->gemm(h, false, lm_head_->value, true, logits, 1.0, 0.0);  // h W^T
+    if (logits_out != nullptr) ops_->copy(logits_out->row_slice(r0, r0 + rows), logits);
+    if (row_weights.empty()) {
+      loss_of_rows(b, r0, rows, logits, with_grad, dscale);
+    } else {  // each row's part of the chunk with its own weight (the loss is row-local)
+      for (std::int64_t t0 = r0; t0 < r0 + rows;) {
+        const std::int64_t row = t0 / b.seq;
+        const std::int64_t t1 = std::min(r0 + rows, (row + 1) * b.seq);
+        loss_of_rows(b, t0, t1 - t0, logits.row_slice(t0 - r0, t1 - r0), with_grad,
+                     row_weights[static_cast<std::size_t>(row)]);
+        t0 = t1;
+      }
+    }
+    if (!with_grad) continue;
+    // LM head (vocab-parallel) backward of this chunk: dW_head += dlogits^T h, dh = dlogits W.
+    if (lm_head_->grad.data != nullptr)  // frozen under PEFT
+      ops_->gemm(logits, true, h, false, lm_head_->grad, 1.0, 1.0);
+    ops_->gemm(logits, false, lm_head_->value, false, a.scratch.d_h.row_slice(r0, r0 + rows),
+               1.0, 0.0);
+  }
+  // The logits of a forward in one chunk stay for backward_rows until a gradient overwrites them.
+  a.logits_kept = one_chunk && !with_grad;
+}
+
+void Transformer::loss_of_rows(const Batch& b, std::int64_t first, std::int64_t count,
+                               const Tensor& logits, bool with_grad, double dscale) {
+  Activations& a = *acts_;
   const Tensor targets = b.targets.flat_slice(first, first + count);
   const Tensor losses = a.losses.flat_slice(first, first + count);
   const Tensor dlogits = with_grad ? logits : Tensor{};
@@ -466,7 +510,8 @@ void Transformer::loss_of_tokens(const Batch& b, std::int64_t first, std::int64_
     return;
   }
   const std::int64_t valid = layout_.valid_vocab(spec_.vocab_size);
-  const Tensor row_max = a.row_max.flat_slice(first, first + count);
+  const Tensor row_max = a.row_max.flat_slice(0, count);
+  const Tensor ce_stats = a.ce_stats.flat_slice(0, 2 * count).view(Shape{2, count});
   ops_->ce_local_max(logits, valid, row_max);
   tp::vocab_max(tp_, row_max);
   ops_->ce_local_sums(logits, targets, layout_.vocab_begin, valid, row_max, ce_stats);
@@ -503,24 +548,24 @@ double Transformer::sum_losses() {
 
 double Transformer::forward(const Batch& host, const Tensor* logits_out) {
   const Batch b = run_forward(host);
-  if (logits_out != nullptr) ops_->copy(*logits_out, acts_->logits);
-  loss(b, /*with_grad=*/false, 0.0);
+  head_loss(b, /*with_grad=*/false, 0.0, {}, logits_out);
   return sum_losses();
 }
 
 double Transformer::forward_backward(const Batch& host, double dscale,
                                      const std::function<void(std::int64_t)>& grads_ready) {
   const Batch b = run_forward(host);
-  // Fused loss and its gradient: logits are overwritten by dscale * (softmax - onehot).
-  loss(b, /*with_grad=*/true, dscale);
+  // Fused loss and its gradient, chunk by chunk: each chunk's logits are overwritten by
+  // dscale * (softmax - onehot) and taken through the LM head's backward at once.
+  head_loss(b, /*with_grad=*/true, dscale, {}, nullptr);
   const double total = sum_losses();
-  backward_from_dlogits(b, grads_ready);
+  backward_from_head(b, grads_ready);
   return total;
 }
 
 std::span<const double> Transformer::forward_token_losses(const Batch& host) {
   const Batch b = run_forward(host);
-  loss(b, /*with_grad=*/false, 0.0);
+  head_loss(b, /*with_grad=*/false, 0.0, {}, nullptr);
   return host_losses();
 }
 
@@ -533,24 +578,19 @@ void Transformer::backward_rows(const Batch& host, std::span<const double> row_w
   TAILOR_ASSERT(adapters_enabled_, "backward_rows with the adapters disabled");
   // The batch is on the device since the forward (no second upload).
   const Batch& b = acts_->device_batch;
-  // The loss gradient of each row, in place of its logits (the forward left them intact).
-  for (std::int64_t r = 0; r < b.batch; ++r)
-    loss_of_tokens(b, r * b.seq, b.seq, acts_->row_ce_stats, /*with_grad=*/true,
-                   row_weights[static_cast<std::size_t>(r)]);
-  backward_from_dlogits(b, grads_ready);
+  // The loss gradient of each row with its own weight, through the LM head (with one chunk the
+  // forward's logits are reused; otherwise each chunk's logits are computed again). The same
+  // chunks and GEMMs as forward_backward, so equal weights give its result bit for bit.
+  head_loss(b, /*with_grad=*/true, 0.0, row_weights, nullptr);
+  backward_from_head(b, grads_ready);
 }
 
-void Transformer::backward_from_dlogits(const Batch& b,
-                                        const std::function<void(std::int64_t)>& grads_ready) {
+void Transformer::backward_from_head(const Batch& b,
+                                      const std::function<void(std::int64_t)>& grads_ready) {
   const bool announce = grads_ready && !ready_offset_.empty();
   Activations& a = *acts_;
-  const Tensor& dlogits = a.logits;
-
-  // LM head (vocab-parallel): dW_head += dlogits^T h; dh = sum over ranks of dlogits W_head.
-  if (lm_head_->grad.data != nullptr)  // frozen under PEFT
-    ops_->gemm(dlogits, true, a.final_h, false, lm_head_->grad, 1.0, 1.0);
-  Tensor dh = a.scratch.d_h;
-  ops_->gemm(dlogits, false, lm_head_->value, false, dh, 1.0, 0.0);
+  // dh = sum over ranks of dlogits W_head (head_loss left this rank's part in scratch.d_h).
+  const Tensor dh = a.scratch.d_h;
   tp::copy_to_region_backward(tp_, dh);  // the LM head is column-parallel over the vocabulary
   const Tensor& xl = a.resid.back();
   if (spec_.norm == NormType::kRmsNorm) {

@@ -136,6 +136,14 @@ class Transformer {
   void set_adapters_enabled(bool enabled) noexcept { adapters_enabled_ = enabled; }
   [[nodiscard]] bool adapters_enabled() const noexcept { return adapters_enabled_; }
 
+  // Tokens whose logits are computed at a time in training and scoring (0: auto, about
+  // kHeadChunkElements logits per chunk): the [N, vocab] logits never exist whole, which matters
+  // at 150-262k vocabularies. Chunking changes only the summation order of dW_head. Frees the
+  // current activations.
+  void set_loss_chunk_tokens(std::int64_t rows);
+  [[nodiscard]] std::int64_t loss_chunk_rows() const noexcept;
+  static constexpr std::int64_t kHeadChunkElements = std::int64_t{1} << 28;
+
   // Activation recomputation for training (decoder_layer.h); frees the current activations.
   void set_recompute(Recompute mode);
   [[nodiscard]] Recompute recompute() const noexcept { return recompute_; }
@@ -192,19 +200,24 @@ class Transformer {
   // The batch's tensors on the model's device (the host batch itself on the CPU).
   [[nodiscard]] Batch on_device(const Batch& host);
   void embed(const Batch& host, const Batch& dev);
-  // Up to the logits; returns the batch on the device.
+  // Up to the final norm; returns the batch on the device.
   Batch run_forward(const Batch& host);
-  // Losses (and, with dlogits, their gradient in place of the logits) of the current logits.
-  void loss(const Batch& batch, bool with_grad, double dscale);
-  // The same for `count` tokens from token `first` (backward_rows: one row), with `ce_stats`
-  // ([2, count]) for the vocab-parallel statistics.
-  void loss_of_tokens(const Batch& batch, std::int64_t first, std::int64_t count,
-                      const backend::Tensor& ce_stats, bool with_grad, double dscale);
+  // The LM head and the token losses, loss_chunk_rows() tokens at a time, so [N, vocab] logits
+  // never exist whole: per chunk, logits = h W_head^T (copied into `logits_out` rows when given),
+  // the losses, and with `with_grad` the gradient w * d(loss)/d(logits) taken at once through
+  // the head (dW_head +=, and dh into scratch.d_h rows), w = `dscale`, or row b's
+  // `row_weights[b]` when given.
+  void head_loss(const Batch& batch, bool with_grad, double dscale,
+                 std::span<const double> row_weights, const backend::Tensor* logits_out);
+  // Losses (and, with `with_grad`, their gradient in place of `logits`) of `count` tokens from
+  // token `first` whose logits are `logits` [count, V_local].
+  void loss_of_rows(const Batch& batch, std::int64_t first, std::int64_t count,
+                    const backend::Tensor& logits, bool with_grad, double dscale);
   // The current per-token losses, on the host in f64 (valid until the next forward).
   const std::vector<double>& host_losses();
-  // Backward from the loss gradient in place of the logits to every parameter gradient.
-  void backward_from_dlogits(const Batch& batch,
-                             const std::function<void(std::int64_t)>& grads_ready);
+  // Backward from dh (head_loss's) to every parameter gradient below the LM head.
+  void backward_from_head(const Batch& batch,
+                          const std::function<void(std::int64_t)>& grads_ready);
   [[nodiscard]] double sum_losses();
   [[nodiscard]] bool tensor_parallel() const noexcept { return layout_.size > 1; }
   LayerContext context(const Batch& batch) const;
@@ -246,6 +259,8 @@ class Transformer {
   std::unique_ptr<Activations> acts_;
   Recompute recompute_ = Recompute::kNone;
   bool adapters_enabled_ = true;
+
+  std::int64_t loss_chunk_tokens_ = 0;    // set_loss_chunk_tokens
   std::unique_ptr<InferenceState> infer_;
 };
 

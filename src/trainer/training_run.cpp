@@ -157,6 +157,7 @@ void TrainingRun::build_model() {
     d.dh = setup_.hf.spec.head_dim;
     attention_line_ = select_attention(ops, cfg_.runtime, dtype_, d, cfg_.source);
   }
+  model_->set_loss_chunk_tokens(cfg_.runtime.loss_chunk_tokens);
   optimizer_ = std::make_unique<optim::DataParallelOptimizer>(
       ops, model_->params(), dp_comm, tp_comm, optimizer_spec_from_config(cfg_.optimizer),
       optim::DataParallelSpec{cfg_.optimizer.zero == 1, options_.dp_bucket_elements > 0

@@ -218,6 +218,17 @@ INSTANTIATE_TEST_SUITE_P(
              std::to_string(l.kv) + peft_tag(l.peft);
     });
 
+// The LM head and vocab-parallel loss in chunks of tokens (runtime.loss_chunk_tokens) under TP
+// and DP: the same training as the single process computing the whole head at once.
+TEST(LossChunk, TensorParallelChunkedHeadMatchesSingleProcess) {
+  const int p = world().size();
+  if (p % 2 != 0) GTEST_SKIP();
+  auto cfg = tiny(out_dir("chunked"), 2, {"parallel.tensor=2", "runtime.loss_chunk_tokens=7"});
+  const TrainSummary got = train(cfg, fresh_world(), {true});
+  expect_same_training(got, reference(2, Peft::kNone), 1e-10);
+  if (world().rank() == 0) std::filesystem::remove_all(cfg.output.dir);
+}
+
 // The dropout layouts above are not vacuous: the masks change the run (from step 2 on: B starts
 // at zero, so the first loss is the base's either way).
 TEST(LoraDropout, ChangesTheTrainingRun) {

@@ -29,9 +29,13 @@ void run(Transformer& m, backend::Ops& ops, const Batch& batch, const std::vecto
   m.finish_gradients();
 }
 
+// (LoRA or not; per-head q/k RMSNorm: TP-local forward, weight gradients summed over the group;
+// loss chunk of the sharded model: 0 = one chunk, or 5 tokens of 12, the vocab-parallel loss
+// chunk by chunk).
 struct Case {
   bool lora;
-  bool qk_norm;  // per-head q/k RMSNorm: TP-local forward, weight gradients summed over the group
+  bool qk_norm;
+  std::int64_t chunk = 0;
 };
 
 class RowLossTp : public ::testing::TestWithParam<Case> {};
@@ -48,6 +52,7 @@ TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
   const ModelSpec spec = GetParam().qk_norm ? testing::tiny_qk_norm() : testing::tiny_llama();
   Transformer sharded(spec, ops, DType::kF64, tp.get(), l);
   Transformer single(spec, ops, DType::kF64, nullptr, l);
+  sharded.set_loss_chunk_tokens(GetParam().chunk);
   for (Transformer* m : {&sharded, &single}) {
     m->init_parameters(17);
     for (Parameter& p : m->params().all())  // q/k norm weights away from 1, head by head
@@ -95,12 +100,14 @@ TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
 }
 
 std::string case_name(const ::testing::TestParamInfo<Case>& p) {
-  return std::string(p.param.lora ? "Lora" : "Full") + (p.param.qk_norm ? "QkNorm" : "");
+  return std::string(p.param.lora ? "Lora" : "Full") + (p.param.qk_norm ? "QkNorm" : "") +
+         (p.param.chunk > 0 ? "Chunked" : "");
 }
 
 INSTANTIATE_TEST_SUITE_P(FullAndLora, RowLossTp,
                          ::testing::Values(Case{false, false}, Case{true, false},
-                                           Case{false, true}, Case{true, true}),
+                                           Case{false, true}, Case{true, true},
+                                           Case{false, false, 5}, Case{true, false, 5}),
                          case_name);
 
 }  // namespace

@@ -80,6 +80,7 @@ std::vector<Variant> variants() {
        ""},
       {"gpt2", {"model.family=gpt2", "model.num_kv_heads=4"}, ""},
       {"sgd", {"optimizer.name=sgd", "optimizer.momentum=0.9"}, ""},
+      {"loss_chunk", {"runtime.loss_chunk_tokens=24"}, ""},  // 24 does not divide 4 x 32
   };
 }
 

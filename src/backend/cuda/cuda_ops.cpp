@@ -58,6 +58,43 @@ std::string CudaOps::describe() const {
 
 void CudaOps::synchronize() { context_->synchronize(); }
 
+namespace {
+
+// Events recorded on the backend's stream; created on first use of each index and reused.
+class CudaEventTimer final : public EventTimer {
+ public:
+  explicit CudaEventTimer(cudaStream_t stream) : stream_(stream) {}
+  ~CudaEventTimer() override {
+    for (cudaEvent_t e : events_) (void)cudaEventDestroy(e);
+  }
+  CudaEventTimer(const CudaEventTimer&) = delete;
+  CudaEventTimer& operator=(const CudaEventTimer&) = delete;
+
+  void record(std::size_t i) override {
+    while (events_.size() <= i) {
+      cudaEvent_t e = nullptr;
+      TAILOR_CUDA_CHECK(cudaEventCreate(&e));
+      events_.push_back(e);
+    }
+    TAILOR_CUDA_CHECK(cudaEventRecord(events_[i], stream_));
+  }
+  [[nodiscard]] double seconds(std::size_t from, std::size_t to) override {
+    float ms = 0.0F;
+    TAILOR_CUDA_CHECK(cudaEventElapsedTime(&ms, events_.at(from), events_.at(to)));
+    return static_cast<double>(ms) * 1e-3;
+  }
+
+ private:
+  cudaStream_t stream_;
+  std::vector<cudaEvent_t> events_;
+};
+
+}  // namespace
+
+std::unique_ptr<EventTimer> CudaOps::make_event_timer() {
+  return std::make_unique<CudaEventTimer>(context_->stream());
+}
+
 std::vector<std::int32_t> CudaOps::download_i32(const Tensor& t) {
   std::vector<std::int32_t> host(static_cast<std::size_t>(t.numel()));
   if (!host.empty()) context_->to_host(host.data(), t.data, t.bytes());

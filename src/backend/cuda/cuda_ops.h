@@ -59,6 +59,8 @@ class CudaOps final : public Ops {
   // "cuda: <GPU> (device 0, sm_90, 79.1 GiB), CUDA runtime 13.0, driver 13.0; cuBLASLt 13.x".
   [[nodiscard]] std::string describe() const override;
   void synchronize() override;
+  // CUDA events on the stream (TAILOR_PROFILE=1).
+  [[nodiscard]] std::unique_ptr<EventTimer> make_event_timer() override;
 
   [[nodiscard]] CudaContext& context() noexcept { return *context_; }
   [[nodiscard]] cudaStream_t stream() const noexcept { return context_->stream(); }

@@ -32,6 +32,11 @@ const Section<RuntimeConfig>& runtime_section() {
            "least severe log message printed"},
           {"watchdog_s", real(&S::watchdog_s, kNonNegative), Resume::kMayChange,
            "a step collective stuck this long ends the job (0: off)"},
+          // Changes only the summation order of the LM head's gradient: may change on resume.
+          Field<S>{"loss_chunk_tokens", integer(&S::loss_chunk_tokens, IntRange{0, limits::kPositions}),
+           Resume::kMayChange,
+           "tokens whose logits are computed at a time (0: auto, about 256M logits per chunk)"}
+              .written_if([](const S& r) { return r.loss_chunk_tokens != 0; }),
       }};
   return section;
 }

@@ -303,8 +303,8 @@ int run_generate(const GenerateArgs& a) {
     tmpl.preset = *preset;
   } else {
     TAILOR_CHECK_USER(std::filesystem::is_regular_file(a.template_name), "--template",
-                      "unknown template \"{}\" (plain, llama3, chatml, mistral, or a template "
-                      "file such as configs/templates/chatml.yaml)",
+                      "unknown template \"{}\" (plain, llama3, chatml, mistral, qwen3, phi3, "
+                      "gemma, or a template file such as configs/templates/chatml.yaml)",
                       a.template_name);
     tmpl.format = trainer::chat_format_from_config(config::load_chat_template(a.template_name));
   }

@@ -914,8 +914,8 @@ const BadCase kBadCases[] = {
     {"template_not_mapping", kBase, {"data.format=jsonl", "data.template=chatml"},
      {"<override 2>: data.template: expected a mapping (preset, system, few_shot, ...), got \"chatml\""}},
     {"template_bad_preset", kBase, {"data.format=jsonl", "data.template.preset=llama2"},
-     {"<override 2>: data.template.preset: must be plain, llama3, chatml, mistral or the path of a "
-      "template file (*.yaml; see configs/templates/) (got \"llama2\")"}},
+     {"<override 2>: data.template.preset: must be plain, llama3, chatml, mistral, qwen3, phi3, "
+      "gemma or the path of a template file (*.yaml; see configs/templates/) (got \"llama2\")"}},
     {"template_unknown_key", kBase, {"data.format=jsonl", "data.template.sytem=hi"},
      {"<override 2>: data.template.sytem: unknown key (did you mean \"system\"?)"}},
     {"template_few_shot_not_list", kBase, {"data.format=jsonl", "data.template.few_shot=3"},

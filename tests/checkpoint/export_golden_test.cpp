@@ -1,6 +1,7 @@
 // Tailor's Hugging Face exports against transformers: directories Tailor wrote (`tailor export` of
 // the committed step-20 checkpoints of a tiny LLaMA and a tiny GPT-2, and `tailor export --dtype
-// bf16` of the qwen2 fixture), committed under tests/golden/exports/<case>/ with the logits
+// bf16` of the qwen2 fixture, `tailor export` of the qwen2_window fixture: a sliding window on two
+// of three layers), committed under tests/golden/exports/<case>/ with the logits
 // transformers computed on them after loading them with no missing or unexpected tensor
 // (tests/golden/make_export_fixtures.py).
 //  - Today's exporter, run with each case's export_args.txt (and the same for the PEFT adapters
@@ -107,6 +108,7 @@ const Case kCases[] = {
     {"llama_trained", "llama", "F32", true},
     {"gpt2_trained", "gpt2", "F32", true},
     {"qwen2_bf16", "qwen2", "BF16", true},
+    {"qwen2_window", "qwen2", "F32", true},
 };
 
 class ExportGolden : public ::testing::TestWithParam<Case> {
@@ -261,7 +263,8 @@ TEST_P(TodaysExport, WritesTheCommittedFilesByteForByte) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TodaysExport,
                          ::testing::Values("exports/llama_trained", "exports/gpt2_trained",
-                                           "exports/qwen2_bf16", "peft/tailor_lora",
+                                           "exports/qwen2_bf16", "exports/qwen2_window",
+                                           "peft/tailor_lora",
                                            "peft/tailor_prompt"),
                          [](const ::testing::TestParamInfo<const char*>& p) {
                            std::string name = p.param;

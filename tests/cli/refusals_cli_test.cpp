@@ -1,7 +1,9 @@
 // Behaviour the rest of the suite did not reach, through the `tailor` executable as users meet
 // it: each refusal is one line naming the place, exit code 2, and no run directory written; each
 // feature is checked by an effect that follows from the input alone.
-//  - a model whose attention has a sliding window shorter than data.seq_len (not implemented);
+//  - models with sliding-window attention train on sequences longer than their window (full
+//    fine-tuning and LoRA, from model.path), and a config.json whose layer_types the window
+//    cannot follow is refused naming the file and key;
 //  - resume guards: a PEFT checkpoint on another base model, a checkpoint of other training data;
 //  - data: every document longer than seq_len with overlong: drop, source weights that select no
 //    document, valid_fraction with a single document;
@@ -68,21 +70,43 @@ std::int64_t prepared_tokens(const std::string& err) {
   return std::stoll(err.substr(comma + 12));
 }
 
-TEST(Refusals, SlidingWindowShorterThanTheSequence) {
+TEST(Refusals, SlidingWindowModelsTrainPastTheirWindow) {
   TempDir tmp;
-  // tests/golden/models/mistral: config.json has sliding_window 16, max_position_embeddings 64.
-  write(tmp / "cfg.yaml", "output: {dir: " + tmp / "run" + "}\n"
-                          "model: {path: tests/golden/models/mistral}\n"
+  // tests/golden/models/mistral: sliding_window 16; mistral_window: 5 on every layer;
+  // qwen2_window: 4 on layers 1 and 2. All have max_position_embeddings 64.
+  const std::string models = TAILOR_SOURCE_DIR "/tests/golden/models/";
+  struct Case {
+    const char* model;
+    const char* peft;
+  };
+  for (const Case& c : {Case{"mistral", "none"}, Case{"mistral_window", "lora"},
+                        Case{"qwen2_window", "none"}, Case{"qwen2_window", "lora"}}) {
+    SCOPED_TRACE(std::string(c.model) + " peft " + c.peft);
+    const std::string out = tmp / (std::string(c.model) + "-" + c.peft);
+    write(tmp / "cfg.yaml", "output: {dir: " + out + "}\n"
+                            "model: {path: " + models + c.model + "}\n"
+                            "data: {train: " + kData + ", seq_len: 32, tokenizer: byte, split: paragraph}\n"
+                            "train: {steps: 2, global_batch: 2}\n"
+                            "optimizer: {lr: 1.0e-3}\n"
+                            "peft: {method: " + c.peft + ", rank: 2}\n");
+    const Result r = run("train " + tmp / "cfg.yaml", tmp);
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(fs::exists(fs::path(out) / "export")) << r.err;
+  }
+  // A layer_types word the window cannot follow: one line naming config.json and the key.
+  fs::copy(models + "qwen2_window", tmp / "bad");
+  nlohmann::json cfg = nlohmann::json::parse(read_file(tmp / "bad/config.json"));
+  cfg["layer_types"][1] = "chunked_attention";
+  write(tmp / "bad/config.json", cfg.dump(2));
+  write(tmp / "bad.yaml", "output: {dir: " + tmp / "badrun" + "}\n"
+                          "model: {path: " + tmp / "bad" + "}\n"
                           "data: {train: " + kData + ", seq_len: 32, tokenizer: byte, split: paragraph}\n"
                           "train: {steps: 1, global_batch: 2}\n"
                           "optimizer: {lr: 1.0e-3}\n");
-  expect_refused(run("train " + tmp / "cfg.yaml", tmp),
-                 tmp / "cfg.yaml" + ": data.seq_len (32) exceeds the model's sliding attention "
-                                    "window (16), which Tailor does not implement yet",
-                 tmp / "run");
-  // Within the window it trains.
-  const Result ok = run("train " + tmp / "cfg.yaml" + " data.seq_len=16", tmp);
-  EXPECT_EQ(ok.code, 0) << ok.err;
+  expect_refused(run("train " + tmp / "bad.yaml", tmp),
+                 tmp / "bad" + "/config.json: layer_types[1]: \"chunked_attention\" is not "
+                               "supported (full_attention or sliding_attention)",
+                 tmp / "badrun");
 }
 
 TEST(Refusals, ResumeOnAnotherBaseModel) {

@@ -1,5 +1,6 @@
 // Greedy generation against Hugging Face `generate` (tests/golden/make_generate_fixtures.py): for
-// every tiny golden model (llama, Llama-3 RoPE scaling, tied + biases, mistral, qwen2, gpt2) and
+// every tiny golden model (llama, Llama-3 RoPE scaling, tied + biases, mistral, qwen2, gpt2, and
+// mistral_window / qwen2_window generating far past their sliding windows) and
 // the llama base with two PEFT LoRA adapters (unmerged), Tailor's greedy tokens must equal the
 // ones HF produced, EOS included where HF stopped at it. HF ran each prompt alone; Tailor runs
 // the prompts of a case as one batch of different lengths (right-padded prefill, one KV cache),
@@ -33,7 +34,8 @@ TEST(GenerateGoldenFixture, CoversEveryFamilyAndLora) {
   std::vector<std::string> names;
   for (const GreedyCase& c : greedy_cases()) names.push_back(c.name);
   for (const char* want : {"llama", "llama3_rope", "llama_tied", "mistral", "qwen2", "gpt2",
-                           "llama+lora_hub", "llama+lora_rslora"})
+                           "mistral_window", "qwen2_window", "llama+lora_hub",
+                           "llama+lora_rslora"})
     EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
 }
 

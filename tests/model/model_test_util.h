@@ -41,6 +41,16 @@ inline ModelSpec tiny_gpt2() {
   return s;
 }
 
+// tiny_llama with a sliding window of 2 on its second layer only (the first is global), as Qwen2
+// and Gemma mix them.
+inline ModelSpec tiny_sliding() {
+  ModelSpec s = tiny_llama();
+  s.sliding_window = 2;
+  s.sliding_layers.push_back(false);  // (not `= {false, true}`: GCC 12 warns falsely on it)
+  s.sliding_layers.push_back(true);
+  return s;
+}
+
 // Owns the i32 buffers of a batch.
 struct HostBatch {
   backend::Buffer ids, targets, positions, doc_ids;

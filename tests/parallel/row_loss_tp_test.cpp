@@ -1,12 +1,13 @@
 // The objectives' loss interface under tensor parallelism: per-token losses and a per-row
 // weighted backward on a TP group of 2 or 4 ranks equal a single rank's in f64 (each TP shard of
 // a gradient is the slice of the single-rank gradient), for a full model and for LoRA, with
-// replicated KV heads at TP = 4.
+// replicated KV heads at TP = 4, and with a sliding window on one layer (packed rows).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "backend/cpu/cpu_ops.h"
@@ -28,7 +29,8 @@ void run(Transformer& m, backend::Ops& ops, const Batch& batch, const std::vecto
   m.finish_gradients();
 }
 
-class RowLossTp : public ::testing::TestWithParam<bool> {};
+// (LoRA, sliding window on the second layer)
+class RowLossTp : public ::testing::TestWithParam<std::tuple<bool, bool>> {};
 
 TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
   const std::unique_ptr<comm::Communicator> tp = world().split(0, world().rank());
@@ -38,9 +40,11 @@ TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
   lora.targets = {"all-linear"};
   const peft::Lora lora_method(lora);
   std::vector<const Attachment*> l;
-  if (GetParam()) l.push_back(&lora_method);
-  Transformer sharded(testing::tiny_llama(), ops, DType::kF64, tp.get(), l);
-  Transformer single(testing::tiny_llama(), ops, DType::kF64, nullptr, l);
+  const auto [with_lora, sliding] = GetParam();
+  if (with_lora) l.push_back(&lora_method);
+  const ModelSpec spec = sliding ? testing::tiny_sliding() : testing::tiny_llama();
+  Transformer sharded(spec, ops, DType::kF64, tp.get(), l);
+  Transformer single(spec, ops, DType::kF64, nullptr, l);
   for (Transformer* m : {&sharded, &single}) {
     m->init_parameters(17);
     for (Parameter& p : m->params().all())  // LoRA B away from zero, at global indices
@@ -83,11 +87,14 @@ TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
   EXPECT_GT(compared, 0);
 }
 
-std::string full_or_lora(const ::testing::TestParamInfo<bool>& p) {
-  return p.param ? "Lora" : "Full";
+std::string full_or_lora(const ::testing::TestParamInfo<std::tuple<bool, bool>>& p) {
+  return std::string(std::get<0>(p.param) ? "Lora" : "Full") +
+         (std::get<1>(p.param) ? "SlidingWindow" : "");
 }
 
-INSTANTIATE_TEST_SUITE_P(FullAndLora, RowLossTp, ::testing::Values(false, true),
+INSTANTIATE_TEST_SUITE_P(FullAndLora, RowLossTp,
+                         ::testing::Combine(::testing::Values(false, true),
+                                            ::testing::Values(false, true)),
                          full_or_lora);
 
 }  // namespace

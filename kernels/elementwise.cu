@@ -6,7 +6,9 @@
 //   add:      y = y + (alpha * x)
 //   scale:    x = x * alpha
 //   add_bias: y = y + bias
-// bias_backward is the two-pass column reduction of docs/kernels.md (as rmsnorm's dw).
+//   scale_columns: y = y * s
+// bias_backward and scale_columns_backward are the two-pass column reduction of docs/kernels.md
+// (as rmsnorm's dw); scale_columns_backward's product is rounded before the sum (__fmul_rn).
 //
 // Dropout: one thread per Philox block touched by a row, i.e. per group of four consecutive
 // global indices 4b .. 4b + 3; it computes the block's four words once and writes the (up to
@@ -59,6 +61,33 @@ __global__ void add_bias_kernel(T* __restrict__ y, const T* __restrict__ bias, s
          j < cols; j += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
       yr[j] = from_float<T>(__fadd_rn(to_float(yr[j]), to_float(bias[j])));
   }
+}
+
+template <typename T>
+__global__ void scale_columns_kernel(T* __restrict__ y, const T* __restrict__ s, std::int64_t rows,
+                                     std::int64_t cols) {
+  for (std::int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+    T* yr = y + r * cols;
+    for (std::int64_t j = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+         j < cols; j += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+      yr[j] = from_float<T>(__fmul_rn(to_float(yr[j]), to_float(s[j])));
+  }
+}
+
+// partial[chunk, j] = sum over the chunk's rows r, in order, of dy[r, j] * x[r, j].
+template <typename T>
+__global__ void scale_columns_partials_kernel(const T* __restrict__ dy, const T* __restrict__ x,
+                                              float* __restrict__ partial, std::int64_t rows,
+                                              std::int64_t cols, std::int64_t rows_per_chunk) {
+  const std::int64_t j = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (j >= cols) return;
+  const std::int64_t chunk = blockIdx.y;
+  const std::int64_t r0 = chunk * rows_per_chunk;
+  const std::int64_t r1 = r0 + rows_per_chunk < rows ? r0 + rows_per_chunk : rows;
+  float acc = 0.0f;
+  for (std::int64_t r = r0; r < r1; ++r)
+    acc = __fadd_rn(acc, __fmul_rn(to_float(dy[r * cols + j]), to_float(x[r * cols + j])));
+  partial[chunk * cols + j] = acc;
 }
 
 // partial[chunk, j] = sum over the chunk's rows r, in order, of dy[r, j].
@@ -213,6 +242,35 @@ void bias_backward_impl(float* dbias, const T* dy, std::int64_t rows, std::int64
 }
 
 template <typename T>
+void scale_columns_impl(T* y, const T* s, std::int64_t rows, std::int64_t cols,
+                        cudaStream_t stream) {
+  check_matrix("scale_columns", rows, cols);
+  if (rows == 0 || cols == 0) return;
+  const std::int64_t gx = std::min<std::int64_t>((cols + kThreads - 1) / kThreads, 1 << 16);
+  const std::int64_t gy = std::min<std::int64_t>(rows, 65535);
+  const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy));
+  scale_columns_kernel<T><<<grid, kThreads, 0, stream>>>(y, s, rows, cols);
+  TAILOR_CUDA_CHECK_LAUNCH();
+}
+
+template <typename T>
+void scale_columns_backward_impl(float* ds, const T* dy, const T* x, std::int64_t rows,
+                                 std::int64_t cols, void* workspace, cudaStream_t stream) {
+  check_matrix("scale_columns_backward", rows, cols);
+  if (rows == 0 || cols == 0) return;
+  TAILOR_ASSERT(workspace != nullptr, "scale_columns_backward: needs a workspace of {} bytes",
+                bias_backward_workspace_bytes(rows, cols));
+  const detail::RowChunks chunks = detail::plan_row_chunks(rows);
+  auto* partial = static_cast<float*>(workspace);
+  const dim3 grid(static_cast<unsigned>((cols + detail::kColumnTile - 1) / detail::kColumnTile),
+                  static_cast<unsigned>(chunks.count));
+  scale_columns_partials_kernel<T><<<grid, detail::kColumnTile, 0, stream>>>(
+      dy, x, partial, rows, cols, chunks.rows_per_chunk);
+  TAILOR_CUDA_CHECK_LAUNCH();
+  detail::add_column_partials(partial, chunks.count, cols, ds, stream);
+}
+
+template <typename T>
 void dropout_impl(const T* src, T* dst, std::int64_t rows, std::int64_t cols, double p,
                   DropoutKeyArgs key, cudaStream_t stream) {
   check_matrix("dropout", rows, cols);
@@ -292,6 +350,25 @@ void bias_backward(float* dbias, const float* dy, std::int64_t rows, std::int64_
 void bias_backward(float* dbias, const std::uint16_t* dy, std::int64_t rows, std::int64_t cols,
                    void* workspace, cudaStream_t stream) {
   bias_backward_impl(dbias, dy, rows, cols, workspace, stream);
+}
+
+void scale_columns(float* y, const float* s, std::int64_t rows, std::int64_t cols,
+                   cudaStream_t stream) {
+  scale_columns_impl(y, s, rows, cols, stream);
+}
+void scale_columns(std::uint16_t* y, const std::uint16_t* s, std::int64_t rows, std::int64_t cols,
+                   cudaStream_t stream) {
+  scale_columns_impl(y, s, rows, cols, stream);
+}
+
+void scale_columns_backward(float* ds, const float* dy, const float* x, std::int64_t rows,
+                            std::int64_t cols, void* workspace, cudaStream_t stream) {
+  scale_columns_backward_impl(ds, dy, x, rows, cols, workspace, stream);
+}
+void scale_columns_backward(float* ds, const std::uint16_t* dy, const std::uint16_t* x,
+                            std::int64_t rows, std::int64_t cols, void* workspace,
+                            cudaStream_t stream) {
+  scale_columns_backward_impl(ds, dy, x, rows, cols, workspace, stream);
 }
 
 void dropout(const float* src, float* dst, std::int64_t rows, std::int64_t cols, double p,

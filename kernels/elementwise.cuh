@@ -1,5 +1,6 @@
 // Elementwise ops, the bias pair and dropout, as CpuOps (src/backend/cpu/elementwise.cpp,
-// dropout.cpp) defines them: fill, add (y += alpha x), scale, add_bias, bias_backward, dropout.
+// dropout.cpp) defines them: fill, add (y += alpha x), scale, add_bias, bias_backward,
+// scale_columns, scale_columns_backward, dropout.
 //
 // Storage is f32 (the tight tests' mode) or bf16 (raw bits in std::uint16_t, the training mode);
 // arithmetic is f32 in both, rounded once on store. In f32 every op computes the CPU's expression
@@ -47,6 +48,20 @@ void bias_backward(float* dbias, const float* dy, std::int64_t rows, std::int64_
                    void* workspace, cudaStream_t stream);
 void bias_backward(float* dbias, const std::uint16_t* dy, std::int64_t rows, std::int64_t cols,
                    void* workspace, cudaStream_t stream);
+
+// y[rows, cols] *= s[cols] broadcast over rows (IA3's scaling).
+void scale_columns(float* y, const float* s, std::int64_t rows, std::int64_t cols,
+                   cudaStream_t stream);
+void scale_columns(std::uint16_t* y, const std::uint16_t* s, std::int64_t rows, std::int64_t cols,
+                   cudaStream_t stream);
+
+// ds[cols] (f32) += column sums of dy * x [rows, cols], as bias_backward (same workspace size:
+// bias_backward_workspace_bytes).
+void scale_columns_backward(float* ds, const float* dy, const float* x, std::int64_t rows,
+                            std::int64_t cols, void* workspace, cudaStream_t stream);
+void scale_columns_backward(float* ds, const std::uint16_t* dy, const std::uint16_t* x,
+                            std::int64_t rows, std::int64_t cols, void* workspace,
+                            cudaStream_t stream);
 
 // Where a dropout mask's random numbers come from: backend::DropoutKey's fields (see Ops::dropout).
 struct DropoutKeyArgs {

@@ -193,6 +193,15 @@ void EmulatedDeviceOps::bias_backward(const Tensor& dbias, const Tensor& dy) {
   on_host(cpu_, &CpuOps::bias_backward, Out{dbias}, In{dy});
 }
 
+void EmulatedDeviceOps::scale_columns(const Tensor& y, const Tensor& s) {
+  on_host(cpu_, &CpuOps::scale_columns, Out{y}, In{s});
+}
+
+void EmulatedDeviceOps::scale_columns_backward(const Tensor& ds, const Tensor& dy,
+                                               const Tensor& x) {
+  on_host(cpu_, &CpuOps::scale_columns_backward, Out{ds}, In{dy}, In{x});
+}
+
 void EmulatedDeviceOps::embedding_forward(const Tensor& table, const Tensor& ids,
                                           std::int64_t vocab_begin, const Tensor& out) {
   on_host(cpu_, &CpuOps::embedding_forward, In{table}, In{ids}, vocab_begin, Out{out});

@@ -39,6 +39,8 @@ class EmulatedDeviceOps final : public Ops {
   double sum_squares(const Tensor& x) override;
   void add_bias(const Tensor& y, const Tensor& bias) override;
   void bias_backward(const Tensor& dbias, const Tensor& dy) override;
+  void scale_columns(const Tensor& y, const Tensor& s) override;
+  void scale_columns_backward(const Tensor& ds, const Tensor& dy, const Tensor& x) override;
   void embedding_forward(const Tensor& table, const Tensor& ids, std::int64_t vocab_begin,
                          const Tensor& out) override;
   void embedding_backward(const Tensor& dtable, const Tensor& ids, std::int64_t vocab_begin,

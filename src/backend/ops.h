@@ -96,6 +96,10 @@ class Ops {
   virtual void add_bias(const Tensor& y, const Tensor& bias) = 0;
   // dbias[D] += column sums of dy[N, D].
   virtual void bias_backward(const Tensor& dbias, const Tensor& dy) = 0;
+  // y[N, D] = y * s[D] broadcast over rows, in place (IA3's scaling; s in y's dtype).
+  virtual void scale_columns(const Tensor& y, const Tensor& s) = 0;
+  // ds[D] += column sums of dy[N, D] * x[N, D] (ds: accum_dtype).
+  virtual void scale_columns_backward(const Tensor& ds, const Tensor& dy, const Tensor& x) = 0;
 
   // ---- embedding ---------------------------------------------------------------------------
   // table[V, D] holds the rows [vocab_begin, vocab_begin + V) of the full embedding (a

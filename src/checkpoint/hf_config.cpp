@@ -42,6 +42,7 @@ HfModelConfig read_hf_config(const std::string& dir) {
                      model::family_names());
   model::ModelSpec& s = out.spec;
   family->read_config(c, s);
+  s.model_type = out.model_type;
   if (s.vocab_size < 1 || s.hidden_size < 1 || s.num_layers < 1 || s.num_heads < 1 ||
       s.num_kv_heads < 1 || s.intermediate_size < 1 || s.head_dim < 1)
     throw_user_error(path, "model dimensions must be positive");

@@ -46,7 +46,7 @@ std::int64_t hf_index(const HfSpec& h, const Part& part, std::int64_t r, std::in
   if (h.shape.size() == 1) return part.offset + r;  // 1-D: the part's element r (c == 0)
   const std::int64_t hf_cols = h.shape[1];
   if (part.transpose) return c * hf_cols + part.offset + r;  // ours [out, in], HF [in, out]
-  return r * hf_cols + c;
+  return (part.offset + r) * hf_cols + c;  // rows [offset, offset + rows) of a fused tensor
 }
 
 // Rows of a part's parameter that exist in the HF tensor: vocabulary tensors are padded in Tailor
@@ -146,14 +146,17 @@ std::vector<HfTensor> to_hf_tensors(const HfModelConfig& cfg, const model::Trans
       const backend::Tensor src = gradients ? p->grad : p->value;
       TAILOR_ASSERT(src.data != nullptr, "parameter {} has no {}", p->name, gradients ? "gradient" : "value");
       backend::Buffer host(DType::kF32, p->shape);
-      // A weight with linear adapters beside it (LoRA) is exported merged: W + each one's delta,
-      // in f32 on the model's device.
+      // A weight (or bias) with linear adapters (LoRA, IA3) is exported merged: W + each one's
+      // delta, or W rescaled, in f32 on the model's device.
       const std::vector<const model::LinearAdapter*> adapters =
           gradients ? std::vector<const model::LinearAdapter*>{} : model.adapters_on(*p);
       if (!adapters.empty()) {
         const backend::Buffer w = ops.alloc(DType::kF32, p->shape);
         ops.copy(w.tensor(), src);
-        for (const model::LinearAdapter* a : adapters) a->merge_into(ops, w.tensor());
+        for (const model::LinearAdapter* a : adapters) {
+          if (p->shape.rank() == 2) a->merge_into(ops, w.tensor());
+          else a->merge_bias_into(ops, w.tensor());
+        }
         ops.copy(host.tensor(), w.tensor());
       } else {
         ops.copy(host.tensor(), src);

@@ -157,13 +157,14 @@ struct EnumNames<ObjectiveType> {
 };
 
 // peft.method
-enum class PeftMethod { kNone, kLora, kPromptTuning, kAdapter };
+enum class PeftMethod { kNone, kLora, kPromptTuning, kAdapter, kIa3 };
 template <>
 struct EnumNames<PeftMethod> {
   static constexpr Named<PeftMethod> kNames[] = {{PeftMethod::kNone, "none"},
                                                  {PeftMethod::kLora, "lora"},
                                                  {PeftMethod::kPromptTuning, "prompt_tuning"},
-                                                 {PeftMethod::kAdapter, "adapter"}};
+                                                 {PeftMethod::kAdapter, "adapter"},
+                                                 {PeftMethod::kIa3, "ia3"}};
 };
 
 // prompt_search.metric: the dev loss (lower is better) or a metric of generations (higher).

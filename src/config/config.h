@@ -183,7 +183,9 @@ struct PeftConfig {
   std::int64_t rank = 8;
   double alpha = 16.0;
   double dropout = 0.0;
-  std::vector<std::string> target_modules = {"q_proj", "v_proj"};  // or [all-linear]
+  // Empty: the method's default (LoRA: q_proj, v_proj; IA3: the family's, as peft's).
+  std::vector<std::string> target_modules;  // or [all-linear]
+  std::vector<std::string> feedforward_modules;  // IA3: targets scaled on their input
   bool use_rslora = false;
   std::int64_t bottleneck = 64;
   std::int64_t num_virtual_tokens = 20;

@@ -225,8 +225,8 @@ void check_build_limits(SchemaReader& r, const ExperimentConfig& c) {
 void check_peft(SchemaReader& r, const ExperimentConfig& c) {
   const PeftConfig& p = c.peft;
   if (!p.adapter.empty() && p.method != PeftMethod::kLora &&
-      p.method != PeftMethod::kPromptTuning) {
-    r.problem("peft.adapter", "needs peft.method: lora or prompt_tuning");
+      p.method != PeftMethod::kPromptTuning && p.method != PeftMethod::kIa3) {
+    r.problem("peft.adapter", "needs peft.method: lora, ia3 or prompt_tuning");
   }
   if (p.method != PeftMethod::kPromptTuning) {
     if (r.is_set("peft.prompt_init_text"))

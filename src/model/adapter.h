@@ -6,6 +6,15 @@
 //   a block adapter on the residual stream after a sublayer (attention, MLP) whose output is p:
 //     out = residual + a(p) instead of residual + p.
 //
+// A linear adapter may also act on the linear itself rather than beside it (LinearHooks): on its
+// input, x' = in(x), which the base linear and every additive adapter then see (IA3 on a
+// feed-forward linear: x' = x * l), and on its output, y = out(z) with z the linear's complete
+// output, bias included and summed over the TP group (IA3: y = z * l; DoRA's rescaling). A linear
+// is then computed as
+//   x' = in(x);  z = x' W^T + b + sum_i delta_i(x');  y = out_k(...out_1(z))
+// and its backward runs the other way: the output hooks (last first) turn dy into dz, the base and
+// additive backward take dz to dx', the input hook dx' to dx. At most one input hook per linear.
+//
 // The layer makes one virtual call per adapter per forward or backward, never one per element.
 // Adapters own no activation memory: each declares the widths of the [N, w] tensors it keeps from
 // forward to backward (allocated per layer by the model, or one set for all layers under
@@ -71,21 +80,66 @@ struct AdapterTensors {
                                              // where that width is 0)
 };
 
+// Which parts of the linear an adapter takes part in (see the top of this file).
+struct LinearHooks {
+  bool input = false;     // input_forward / input_backward
+  bool additive = true;   // forward / backward: y += delta(x')
+  bool output = false;    // output_forward / output_backward
+};
+
 class LinearAdapter {
  public:
   virtual ~LinearAdapter() = default;
   [[nodiscard]] virtual AdapterBuffers buffers() const = 0;
+  [[nodiscard]] virtual LinearHooks hooks() const { return {}; }
   // y [N, out] += delta(x), x [N, in] the base linear's input; keeps what backward needs.
   virtual void forward(backend::Ops& ops, const LayerContext& ctx, const AdapterTensors& t,
-                       const backend::Tensor& x, const backend::Tensor& y) const = 0;
+                       const backend::Tensor& x, const backend::Tensor& y) const {
+    (void)ops, (void)ctx, (void)t, (void)x, (void)y;
+  }
   // After the base linear's backward, with dy [N, out] and the forward's x: the adapter's
   // parameter gradients += and, when dx [N, in] is present, dx += (d delta / dx)^T dy.
   virtual void backward(backend::Ops& ops, const LayerContext& ctx, const AdapterTensors& t,
                         const backend::Tensor& dy, const backend::Tensor& x,
-                        const backend::Tensor& dx) const = 0;
-  // w [out, in] += the adapter's dense delta: w is the whole base weight (TP = 1) in f32 on the
-  // model's device, for an export that merges the adapter into the base.
+                        const backend::Tensor& dx) const {
+    (void)ops, (void)ctx, (void)t, (void)dy, (void)x, (void)dx;
+  }
+  // Input hook: writes x' = in(x) [N, in] into t.saved[0] (an input adapter's first saved
+  // tensor, of width `in`, is x': the layer reads it again in backward) and keeps what backward
+  // needs.
+  virtual void input_forward(backend::Ops& ops, const LayerContext& ctx, const AdapterTensors& t,
+                             const backend::Tensor& x) const {
+    (void)ops, (void)ctx, (void)t, (void)x;
+  }
+  // dx [N, in] += (d in / dx)^T dxp, dxp [N, in] the gradient of x'; parameter gradients +=.
+  virtual void input_backward(backend::Ops& ops, const LayerContext& ctx, const AdapterTensors& t,
+                              const backend::Tensor& x, const backend::Tensor& dxp,
+                              const backend::Tensor& dx) const {
+    (void)ops, (void)ctx, (void)t, (void)x, (void)dxp, (void)dx;
+  }
+  // Output hook, in place: y [N, out] = out(y), y the linear's complete output (this rank's
+  // columns of a column-parallel W; the whole, all-reduced output of a row-parallel one), bias b
+  // [out] included (absent when the linear has none); keeps what backward needs.
+  virtual void output_forward(backend::Ops& ops, const LayerContext& ctx,
+                              const AdapterTensors& t, const backend::Tensor& y,
+                              const backend::Tensor& b) const {
+    (void)ops, (void)ctx, (void)t, (void)y, (void)b;
+  }
+  // In place: dy [N, out] (the gradient of out(z)) becomes the gradient of z; parameter
+  // gradients +=.
+  virtual void output_backward(backend::Ops& ops, const LayerContext& ctx,
+                               const AdapterTensors& t, const backend::Tensor& dy,
+                               const backend::Tensor& b) const {
+    (void)ops, (void)ctx, (void)t, (void)dy, (void)b;
+  }
+  // w [out, in] becomes the weight of the adapted linear (W + delta for an additive adapter,
+  // W scaled for IA3): w is the whole base weight (TP = 1) in f32 on the model's device, for an
+  // export that merges the adapter into the base. Adapters merge in attach order.
   virtual void merge_into(backend::Ops& ops, const backend::Tensor& w) const = 0;
+  // The same for the linear's bias b [out] (only called when it has one); unchanged by default.
+  virtual void merge_bias_into(backend::Ops& ops, const backend::Tensor& b) const {
+    (void)ops, (void)b;
+  }
 };
 
 class BlockAdapter {

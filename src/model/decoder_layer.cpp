@@ -59,6 +59,15 @@ DecoderLayer::Norm DecoderLayer::make_norm(ParameterSet& params, const std::stri
   return n;
 }
 
+DecoderLayer::Norm DecoderLayer::make_head_norm(ParameterSet& params, const std::string& name) {
+  const ShardSpec replicated{Shape{spec_->head_dim}, -1, 0, tp_.size,
+                             tp_.size > 1 ? GradSum::kTensorParallel : GradSum::kNone};
+  Norm n;
+  n.weight = &params.add(name + ".weight", Shape{spec_->head_dim}, ParamRole::kNormWeight,
+                         replicated);
+  return n;
+}
+
 DecoderLayer::DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index,
                            ParameterSet& params, std::span<const Attachment* const> attachments)
     : spec_(&spec), tp_(tp), index_(index) {
@@ -75,6 +84,10 @@ DecoderLayer::DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index,
                    spec.kv_dim(), d, ab, tp.kv_replicas);
   o_ = make_row(params, p + "self_attn.o_proj", d, tp.q_dim(dh), tp.q_head_begin * dh,
                 spec.q_dim(), spec.o_bias);
+  if (spec.qk_norm) {
+    q_norm_ = make_head_norm(params, p + "self_attn.q_norm");
+    k_norm_ = make_head_norm(params, p + "self_attn.k_norm");
+  }
   norm2_ = make_norm(params, p + "post_attention_layernorm");
   if (spec.mlp == MlpType::kSwiGLU)
     gate_ = make_column(params, p + "mlp.gate_proj", tp.ffn, tp.ffn_begin, spec.intermediate_size,
@@ -104,7 +117,19 @@ void DecoderLayer::attach(ParameterSet& params, const Attachment& a) {
     Attached<LinearAdapter> la;
     la.adapter = attach_owned(a, params, [&] { return a.attach_linear(params, l->site); });
     if (la.adapter == nullptr) continue;
+    la.hooks = la.adapter->hooks();
     reserve_buffers(la);
+    if (la.hooks.input) {
+      TAILOR_ASSERT(l->input_hook < 0, "two input hooks on {}", l->site.name);
+      TAILOR_ASSERT(la.n_saved > 0 && saved_widths_[la.saved] == l->site.in,
+                    "the input hook on {} keeps no x'", l->site.name);
+      l->input_hook = static_cast<int>(l->adapters.size());
+      hook_widths_[1] = std::max(hook_widths_[1], l->site.in);
+    }
+    if (la.hooks.output) {
+      l->output_hooks = true;
+      hook_widths_[0] = std::max(hook_widths_[0], l->site.out);
+    }
     l->adapters.push_back(std::move(la));
   }
 }
@@ -129,7 +154,7 @@ AdapterTensors DecoderLayer::tensors(const Attached<Adapter>& a, const LayerActi
 std::vector<const LinearAdapter*> DecoderLayer::adapters_on(const Parameter& weight) const {
   std::vector<const LinearAdapter*> out;
   for (const Linear* l : {&q_, &k_, &v_, &o_, &gate_, &up_, &down_})
-    if (l->weight == &weight)
+    if (l->weight == &weight || (l->bias != nullptr && l->bias == &weight))
       for (const Attached<LinearAdapter>& a : l->adapters) out.push_back(a.adapter.get());
   return out;
 }
@@ -156,6 +181,12 @@ LayerActivations DecoderLayer::allocate_activations(std::vector<backend::Buffer>
   l.q = make(Shape{n, qd}, dtype);
   l.k = make(Shape{n, kvd}, dtype);
   l.v = make(Shape{n, kvd}, dtype);
+  if (spec_->qk_norm) {
+    l.q_pre = make(Shape{n, qd}, dtype);
+    l.k_pre = make(Shape{n, kvd}, dtype);
+    l.q_rstd = make(Shape{n * tp_.q_heads}, stat);
+    l.k_rstd = make(Shape{n * tp_.kv_heads}, stat);
+  }
   l.attn = make(Shape{n, qd}, dtype);
   l.lse = make(Shape{batch, tp_.q_heads, seq}, stat);
   l.x_mid = make(Shape{n, d}, dtype);
@@ -171,35 +202,110 @@ LayerActivations DecoderLayer::allocate_activations(std::vector<backend::Buffer>
   return l;
 }
 
-void DecoderLayer::adapters_forward(Ops& ops, const LayerContext& ctx, const Linear& l,
-                                    const Tensor& x, const LayerActivations& act,
-                                    const LayerScratch& scratch, const Tensor& y) const {
-  for (const Attached<LinearAdapter>& a : l.adapters)
-    a.adapter->forward(ops, ctx, tensors(a, act, scratch), x, y);
+Tensor DecoderLayer::linear_input(const Linear& l, const Tensor& x,
+                                  const LayerActivations& act) const {
+  if (l.input_hook < 0) return x;
+  const Attached<LinearAdapter>& a = l.adapters[static_cast<std::size_t>(l.input_hook)];
+  return act.adapter[a.saved];  // x' (adapter.h: an input adapter's first saved tensor)
 }
 
-void DecoderLayer::adapters_backward(Ops& ops, const LayerContext& ctx, const Linear& l,
-                                     const Tensor& dy, const Tensor& x,
-                                     const LayerActivations& act, const LayerScratch& scratch,
-                                     const Tensor& dx) const {
-  for (const Attached<LinearAdapter>& a : l.adapters)
-    a.adapter->backward(ops, ctx, tensors(a, act, scratch), dy, x, dx);
+Tensor DecoderLayer::adapters_forward(Ops& ops, const LayerContext& ctx, const Linear& l,
+                                      const Tensor& x, const LayerActivations& act,
+                                      const LayerScratch& scratch) const {
+  if (l.input_hook < 0) return x;
+  const Attached<LinearAdapter>& a = l.adapters[static_cast<std::size_t>(l.input_hook)];
+  a.adapter->input_forward(ops, ctx, tensors(a, act, scratch), x);
+  return linear_input(l, x, act);
 }
 
-void DecoderLayer::row_parallel_forward(Ops& ops, const LayerContext& ctx, const Tensor& in,
+void DecoderLayer::adapters_add(Ops& ops, const LayerContext& ctx, const Linear& l,
+                                const Tensor& x, const LayerActivations& act,
+                                const LayerScratch& scratch, const Tensor& y) const {
+  for (const Attached<LinearAdapter>& a : l.adapters)
+    if (a.hooks.additive) a.adapter->forward(ops, ctx, tensors(a, act, scratch), x, y);
+}
+
+void DecoderLayer::adapters_output(Ops& ops, const LayerContext& ctx, const Linear& l,
+                                   const LayerActivations& act, const LayerScratch& scratch,
+                                   const Tensor& y) const {
+  const Tensor b = l.bias != nullptr ? l.bias->value : Tensor{};
+  for (const Attached<LinearAdapter>& a : l.adapters)
+    if (a.hooks.output) a.adapter->output_forward(ops, ctx, tensors(a, act, scratch), y, b);
+}
+
+void DecoderLayer::column_forward(Ops& ops, const LayerContext& ctx, const Linear& l,
+                                  const Tensor& x, const LayerActivations& act,
+                                  const LayerScratch& scratch, const Tensor& y) const {
+  const Tensor in = adapters_forward(ops, ctx, l, x, act, scratch);
+  linear_forward(ops, in, *l.weight, l.bias, y);
+  adapters_add(ops, ctx, l, in, act, scratch, y);
+  adapters_output(ops, ctx, l, act, scratch, y);
+}
+
+void DecoderLayer::linear_backward_hooked(Ops& ops, const LayerContext& ctx, const Linear& l,
+                                          const Tensor& dy, const Tensor& x,
+                                          const LayerActivations& act,
+                                          const LayerScratch& scratch, const Tensor& dx,
+                                          double dx_beta) const {
+  // dz: the gradient before the output hooks (last first), in the layer's own scratch so that
+  // dy (the residual stream's gradient for o and down) stays as it is.
+  Tensor dz = dy;
+  if (l.output_hooks) {
+    dz = scratch.hook_out.flat_slice(0, dy.numel()).view(dy.shape);
+    ops.copy(dz, dy);
+    const Tensor b = l.bias != nullptr ? l.bias->value : Tensor{};
+    for (auto it = l.adapters.rbegin(); it != l.adapters.rend(); ++it)
+      if (it->hooks.output)
+        it->adapter->output_backward(ops, ctx, tensors(*it, act, scratch), dz, b);
+  }
+  const Tensor in = linear_input(l, x, act);
+  Tensor din = dx;
+  double beta = dx_beta;
+  if (l.input_hook >= 0) {
+    din = scratch.hook_in.flat_slice(0, in.numel()).view(in.shape);
+    beta = 0.0;
+  }
+  linear_backward(ops, dz, in, *l.weight, l.bias, din, beta);
+  for (const Attached<LinearAdapter>& a : l.adapters)
+    if (a.hooks.additive) a.adapter->backward(ops, ctx, tensors(a, act, scratch), dz, in, din);
+  if (l.input_hook < 0) return;
+  if (dx_beta == 0.0) ops.fill(dx, 0.0);
+  const Attached<LinearAdapter>& a = l.adapters[static_cast<std::size_t>(l.input_hook)];
+  a.adapter->input_backward(ops, ctx, tensors(a, act, scratch), x, din, dx);
+}
+
+void DecoderLayer::row_parallel_forward(Ops& ops, const LayerContext& ctx, const Tensor& x,
                                         const Linear& l, const Tensor& residual, const Tensor& y,
                                         const LayerScratch& scratch,
                                         const LayerActivations& act) const {
+  const Tensor in = adapters_forward(ops, ctx, l, x, act, scratch);
+  if (l.output_hooks) {
+    // z = the whole projection (summed over the group, bias added) on its own, rescaled by the
+    // output hooks, then joined with the residual.
+    const Tensor z = scratch.hook_out.flat_slice(0, y.numel()).view(y.shape);
+    ops.gemm(in, false, l.weight->value, true, z, 1.0, 0.0);
+    adapters_add(ops, ctx, l, in, act, scratch, z);
+    if (ctx.tp != nullptr && ctx.tp->size() > 1) tp::reduce_from_region_forward(ctx.tp, z);
+    if (l.bias != nullptr) ops.add_bias(z, l.bias->value);
+    adapters_output(ops, ctx, l, act, scratch, z);
+    if (residual.data != nullptr) {
+      ops.copy(y, residual);
+      ops.add(y, z, 1.0);
+    } else {
+      ops.copy(y, z);
+    }
+    return;
+  }
   if (ctx.tp == nullptr || ctx.tp->size() == 1) {
     // y = residual + in W^T, the projection accumulated straight into the residual (absent: 0).
     if (residual.data != nullptr) ops.copy(y, residual); else ops.fill(y, 0.0);
     ops.gemm(in, false, l.weight->value, true, y, 1.0, 1.0);
-    adapters_forward(ops, ctx, l, in, act, scratch, y);
+    adapters_add(ops, ctx, l, in, act, scratch, y);
   } else {
     // The adapters' partial sums join the base partial sum before the all-reduce.
     const Tensor& partial = scratch.partial;
     ops.gemm(in, false, l.weight->value, true, partial, 1.0, 0.0);
-    adapters_forward(ops, ctx, l, in, act, scratch, partial);
+    adapters_add(ops, ctx, l, in, act, scratch, partial);
     tp::reduce_from_region_forward(ctx.tp, partial);
     if (residual.data != nullptr) {
       ops.copy(y, residual);
@@ -250,12 +356,21 @@ void DecoderLayer::project_qkv(Ops& ops, const LayerContext& ctx, const Tensor& 
   const ModelSpec& s = *spec_;
   const std::int64_t n_tok = ctx.batch * ctx.seq;
   norm_forward(ops, norm1_, x, act.h1, act.mean1, act.rstd1);
-  linear_forward(ops, act.h1, *q_.weight, q_.bias, act.q);
-  linear_forward(ops, act.h1, *k_.weight, k_.bias, act.k);
-  linear_forward(ops, act.h1, *v_.weight, v_.bias, act.v);
-  adapters_forward(ops, ctx, q_, act.h1, act, scratch, act.q);
-  adapters_forward(ops, ctx, k_, act.h1, act, scratch, act.k);
-  adapters_forward(ops, ctx, v_, act.h1, act, scratch, act.v);
+  // With q/k norm the projections land in q_pre / k_pre (kept for backward) and their norms fill q
+  // and k: rows of [N*H, Dh], one per head, through the ordinary RMSNorm op.
+  const Tensor& q_lin = s.qk_norm ? act.q_pre : act.q;
+  const Tensor& k_lin = s.qk_norm ? act.k_pre : act.k;
+  column_forward(ops, ctx, q_, act.h1, act, scratch, q_lin);
+  column_forward(ops, ctx, k_, act.h1, act, scratch, k_lin);
+  column_forward(ops, ctx, v_, act.h1, act, scratch, act.v);
+  if (s.qk_norm) {
+    const Shape q_rows{n_tok * tp_.q_heads, s.head_dim};
+    const Shape k_rows{n_tok * tp_.kv_heads, s.head_dim};
+    ops.rmsnorm_forward(act.q_pre.view(q_rows), q_norm_.weight->value, s.norm_eps,
+                        act.q.view(q_rows), act.q_rstd);
+    ops.rmsnorm_forward(act.k_pre.view(k_rows), k_norm_.weight->value, s.norm_eps,
+                        act.k.view(k_rows), act.k_rstd);
+  }
   if (s.position == PositionType::kRope) {
     ops.rope_forward(act.q.view(Shape{n_tok, tp_.q_heads, s.head_dim}), ctx.positions,
                      ctx.inv_freq);
@@ -272,11 +387,9 @@ void DecoderLayer::finish_forward(Ops& ops, const LayerContext& ctx, const Tenso
 
   // MLP block.
   norm_forward(ops, norm2_, act.x_mid, act.h2, act.mean2, act.rstd2);
-  linear_forward(ops, act.h2, *up_.weight, up_.bias, act.up);
-  adapters_forward(ops, ctx, up_, act.h2, act, scratch, act.up);
+  column_forward(ops, ctx, up_, act.h2, act, scratch, act.up);
   if (spec_->mlp == MlpType::kSwiGLU) {
-    linear_forward(ops, act.h2, *gate_.weight, gate_.bias, act.gate);
-    adapters_forward(ops, ctx, gate_, act.h2, act, scratch, act.gate);
+    column_forward(ops, ctx, gate_, act.h2, act, scratch, act.gate);
     ops.swiglu_forward(act.gate, act.up, act.act);
   } else {
     ops.gelu_forward(act.up, act.act);
@@ -291,8 +404,8 @@ void DecoderLayer::forward(Ops& ops, const LayerContext& ctx, const Tensor& x, c
   const Shape kv4{ctx.batch, ctx.seq, tp_.kv_heads, s.head_dim};
   project_qkv(ops, ctx, x, act, scratch);
   ops.attention_forward(act.q.view(q4), act.k.view(kv4), act.v.view(kv4), ctx.doc_ids,
-                        1.0 / std::sqrt(static_cast<double>(s.head_dim)),
-                        s.attention_window(index_), act.attn.view(q4), act.lse);
+                        s.attention_scale(), s.attention_window(index_), act.attn.view(q4),
+                        act.lse);
   finish_forward(ops, ctx, x, y, act, scratch);
 }
 
@@ -331,8 +444,7 @@ void DecoderLayer::forward_cached(Ops& ops, const LayerContext& ctx, const Tenso
     ops.copy(v_rows.row_slice(at, at + t), act.v.row_slice(b * t, (b + 1) * t));
   }
   ops.attention_cached(act.q.view(q4), cache.k, cache.v, cache.start,
-                       1.0 / std::sqrt(static_cast<double>(s.head_dim)),
-                       s.attention_window(index_), act.attn.view(q4));
+                       s.attention_scale(), s.attention_window(index_), act.attn.view(q4));
   finish_forward(ops, ctx, x, y, act, scratch);
 }
 
@@ -352,18 +464,14 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
     b.adapter->backward(ops, ctx, tensors(b, act, sc), dy, act.block_in[1], sc.d_block);
     d_out = sc.d_block;
   }
-  linear_backward(ops, d_out, act.act, *down_.weight, down_.bias, sc.d_act, 0.0);
-  adapters_backward(ops, ctx, down_, d_out, act.act, act, sc, sc.d_act);
+  linear_backward_hooked(ops, ctx, down_, d_out, act.act, act, sc, sc.d_act, 0.0);
   if (s.mlp == MlpType::kSwiGLU) {
     ops.swiglu_backward(sc.d_act, act.gate, act.up, sc.d_gate, sc.d_up);
-    linear_backward(ops, sc.d_gate, act.h2, *gate_.weight, gate_.bias, sc.d_h, 0.0);
-    adapters_backward(ops, ctx, gate_, sc.d_gate, act.h2, act, sc, sc.d_h);
-    linear_backward(ops, sc.d_up, act.h2, *up_.weight, up_.bias, sc.d_h, 1.0);
-    adapters_backward(ops, ctx, up_, sc.d_up, act.h2, act, sc, sc.d_h);
+    linear_backward_hooked(ops, ctx, gate_, sc.d_gate, act.h2, act, sc, sc.d_h, 0.0);
+    linear_backward_hooked(ops, ctx, up_, sc.d_up, act.h2, act, sc, sc.d_h, 1.0);
   } else {
     ops.gelu_backward(sc.d_act, act.up, sc.d_up);
-    linear_backward(ops, sc.d_up, act.h2, *up_.weight, up_.bias, sc.d_h, 0.0);
-    adapters_backward(ops, ctx, up_, sc.d_up, act.h2, act, sc, sc.d_h);
+    linear_backward_hooked(ops, ctx, up_, sc.d_up, act.h2, act, sc, sc.d_h, 0.0);
   }
   tp::copy_to_region_backward(ctx.tp, sc.d_h);  // column-parallel: sum dX
   norm_backward(ops, norm2_, sc.d_h, act.x_mid, act.mean2, act.rstd2, sc.d_norm);
@@ -375,23 +483,33 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
     b.adapter->backward(ops, ctx, tensors(b, act, sc), dy, act.block_in[0], sc.d_block);
     d_attn_out = sc.d_block;
   }
-  linear_backward(ops, d_attn_out, act.attn, *o_.weight, o_.bias, sc.d_attn, 0.0);
-  adapters_backward(ops, ctx, o_, d_attn_out, act.attn, act, sc, sc.d_attn);
+  linear_backward_hooked(ops, ctx, o_, d_attn_out, act.attn, act, sc, sc.d_attn, 0.0);
   ops.attention_backward(sc.d_attn.view(q4), act.q.view(q4), act.k.view(kv4), act.v.view(kv4),
                          act.attn.view(q4), act.lse, ctx.doc_ids,
-                         1.0 / std::sqrt(static_cast<double>(s.head_dim)),
-                         s.attention_window(index_), sc.d_q.view(q4), sc.d_k.view(kv4),
-                         sc.d_v.view(kv4));
+                         s.attention_scale(), s.attention_window(index_), sc.d_q.view(q4),
+                         sc.d_k.view(kv4), sc.d_v.view(kv4));
   if (s.position == PositionType::kRope) {
     ops.rope_backward(sc.d_q.view(Shape{n_tok, hq, s.head_dim}), ctx.positions, ctx.inv_freq);
     ops.rope_backward(sc.d_k.view(Shape{n_tok, hkv, s.head_dim}), ctx.positions, ctx.inv_freq);
   }
-  linear_backward(ops, sc.d_q, act.h1, *q_.weight, q_.bias, sc.d_h, 0.0);
-  adapters_backward(ops, ctx, q_, sc.d_q, act.h1, act, sc, sc.d_h);
-  linear_backward(ops, sc.d_k, act.h1, *k_.weight, k_.bias, sc.d_h, 1.0);
-  adapters_backward(ops, ctx, k_, sc.d_k, act.h1, act, sc, sc.d_h);
-  linear_backward(ops, sc.d_v, act.h1, *v_.weight, v_.bias, sc.d_h, 1.0);
-  adapters_backward(ops, ctx, v_, sc.d_v, act.h1, act, sc, sc.d_h);
+  // Through the q/k norms: d_attn is free after the attention's backward and holds d q_pre, then
+  // (once q's projection is done with it) d k_pre in its first N*Hkv*Dh elements.
+  Tensor d_q_lin = sc.d_q, d_k_lin = sc.d_k;
+  if (s.qk_norm) {
+    const Shape q_rows{n_tok * hq, s.head_dim};
+    ops.rmsnorm_backward(sc.d_q.view(q_rows), act.q_pre.view(q_rows), q_norm_.weight->value,
+                         act.q_rstd, sc.d_attn.view(q_rows), q_norm_.weight->grad);
+    d_q_lin = sc.d_attn;
+  }
+  linear_backward_hooked(ops, ctx, q_, d_q_lin, act.h1, act, sc, sc.d_h, 0.0);
+  if (s.qk_norm) {
+    const Shape k_rows{n_tok * hkv, s.head_dim};
+    d_k_lin = sc.d_attn.flat_slice(0, n_tok * hkv * s.head_dim).view(sc.d_k.shape);
+    ops.rmsnorm_backward(sc.d_k.view(k_rows), act.k_pre.view(k_rows), k_norm_.weight->value,
+                         act.k_rstd, d_k_lin.view(k_rows), k_norm_.weight->grad);
+  }
+  linear_backward_hooked(ops, ctx, k_, d_k_lin, act.h1, act, sc, sc.d_h, 1.0);
+  linear_backward_hooked(ops, ctx, v_, sc.d_v, act.h1, act, sc, sc.d_h, 1.0);
   tp::copy_to_region_backward(ctx.tp, sc.d_h);
   norm_backward(ops, norm1_, sc.d_h, x, act.mean1, act.rstd1, sc.d_norm);
   ops.add(dy, sc.d_norm, 1.0);  // dy is now dx

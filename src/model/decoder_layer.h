@@ -2,6 +2,7 @@
 //
 //   h1 = norm1(x)                          x, h1: [N, D]        (N = B*T tokens)
 //   q, k, v = h1 Wq^T, h1 Wk^T, h1 Wv^T    q: [N, Hq*Dh]  k, v: [N, Hkv*Dh]   (+ biases)
+//   q, k = qnorm(q), knorm(k)              (q/k norm: RMSNorm of each head's [Dh] vector)
 //   q, k = rope(q), rope(k)                (RoPE models)
 //   a = attention(q, k, v)                 a: [N, Hq*Dh]  (causal, GQA, document masks)
 //   x2 = x + a Wo^T                        [N, D]
@@ -19,11 +20,13 @@
 //   column-parallel Y_r = X A_r:  forward identity,   backward dX = sum_r dY_r A_r^T (all-reduce)
 //   row-parallel    Y = sum_r X_r B_r:  forward all-reduce,  backward dX_r = dY B_r^T (identity)
 // so one all-reduce per block in each direction. Biases of row-parallel layers are added once,
-// after the all-reduce; norms are replicated and their gradients agree on every rank.
+// after the all-reduce; norms are replicated and their gradients agree on every rank, except the
+// q/k norms': each rank normalizes only its own heads (no communication in forward), so their
+// weight gradients are partial sums completed over the TP group after backward.
 //
 // PEFT methods (src/peft) attach adapters (adapter.h) while the layer is built (attachment.h):
-// beside each linear a list of linear adapters, each adding delta(x) to the linear's output before
-// any all-reduce; after each sublayer (attention, MLP) at most one block adapter on the residual
+// to each linear a list of linear adapters, each adding delta(x) to the linear's output before
+// any all-reduce and/or transforming its input or its complete output; after each sublayer (attention, MLP) at most one block adapter on the residual
 // stream. The layer calls them at fixed points of forward and backward and knows nothing of what
 // they compute; it allocates what they declare.
 #pragma once
@@ -59,6 +62,8 @@ struct LayerCache {
 struct LayerActivations {
   backend::Tensor h1, mean1, rstd1;  // [N, D], [N], [N]
   backend::Tensor q, k, v;           // after RoPE
+  backend::Tensor q_pre, k_pre;      // q/k norm: its inputs [N, Hq*Dh], [N, Hkv*Dh]
+  backend::Tensor q_rstd, k_rstd;    // q/k norm: [N*Hq], [N*Hkv]
   backend::Tensor attn, lse;         // [N, Hq*Dh], [B, Hq, T]
   backend::Tensor x_mid;             // [N, D]
   backend::Tensor h2, mean2, rstd2;
@@ -86,6 +91,8 @@ struct LayerScratch {
   backend::Tensor d_norm;            // [N, D]
   backend::Tensor partial;           // [N, D] row-parallel partial sums (TP > 1)
   backend::Tensor d_block;           // [N, D] gradient of a sublayer output under a block adapter
+  backend::Tensor hook_out, hook_in; // flat [N * w]: a row-parallel output z, or a dz, around
+                                     // output hooks; dx' under an input hook (hook_scratch_widths)
   std::vector<backend::Tensor> adapter;  // the adapters' scratch slots, flat [N * w], w the widest
                                          // request of any adapter (absent where 0)
 };
@@ -106,15 +113,22 @@ class DecoderLayer {
   [[nodiscard]] const std::vector<std::int64_t>& adapter_scratch_widths() const noexcept {
     return scratch_widths_;
   }
+  // Widths of LayerScratch::hook_out and hook_in (0: not needed): the layer's own buffers
+  // around a linear whose adapters transform its output or its input.
+  [[nodiscard]] const std::array<std::int64_t, 2>& hook_scratch_widths() const noexcept {
+    return hook_widths_;
+  }
   [[nodiscard]] bool has_block_adapter() const noexcept {
     return blocks_[0].adapter != nullptr || blocks_[1].adapter != nullptr;
   }
-  // The linear adapters attached beside the linear whose weight is `weight` (empty when none, or
-  // when it is not this layer's).
+  // The linear adapters attached to the linear whose weight (or bias) is `weight` (empty when
+  // none, or when it is not this layer's).
   [[nodiscard]] std::vector<const LinearAdapter*> adapters_on(const Parameter& weight) const;
-  // The weights of this layer's seven linears (q k v o gate up down).
-  [[nodiscard]] std::array<const Parameter*, 7> linear_weights() const noexcept {
-    return {q_.weight, k_.weight, v_.weight, o_.weight, gate_.weight, up_.weight, down_.weight};
+  // The weights and biases of this layer's seven linears (q k v o gate up down; nullptr where
+  // there is none).
+  [[nodiscard]] std::array<const Parameter*, 14> linear_parameters() const noexcept {
+    return {q_.weight, k_.weight, v_.weight, o_.weight, gate_.weight, up_.weight, down_.weight,
+            q_.bias,   k_.bias,   v_.bias,   o_.bias,   gate_.bias,   up_.bias,   down_.bias};
   }
 
   // Buffers (appended to `storage`, which owns them) for this layer's activations of B rows of
@@ -153,10 +167,13 @@ class DecoderLayer {
   struct Attached {
     std::unique_ptr<Adapter> adapter;
     std::size_t saved = 0, n_saved = 0;
+    LinearHooks hooks;  // linear adapters: what adapter->hooks() said at attach time
   };
-  // A tensor-parallel linear (parallel_layers.h) and the adapters attached beside it.
+  // A tensor-parallel linear (parallel_layers.h) and the adapters attached to it.
   struct Linear : ParallelLinear {
     std::vector<Attached<LinearAdapter>> adapters;
+    int input_hook = -1;        // index in adapters of the one with an input hook
+    bool output_hooks = false;  // some adapter has an output hook
   };
   struct Norm {
     Parameter* weight = nullptr;
@@ -172,6 +189,9 @@ class DecoderLayer {
   Linear make_row(ParameterSet& params, const std::string& name, std::int64_t out,
                   std::int64_t in, std::int64_t in_begin, std::int64_t in_global, bool bias);
   Norm make_norm(ParameterSet& params, const std::string& name);
+  // A q/k norm weight [head_dim], replicated; each rank's gradient covers its own heads only, so
+  // it is summed over the TP group (GradSum::kTensorParallel).
+  Norm make_head_norm(ParameterSet& params, const std::string& name);
   // Offers `a` every site of this layer; records what its adapters need.
   void attach(ParameterSet& params, const Attachment& a);
   template <class Adapter>
@@ -180,15 +200,32 @@ class DecoderLayer {
   [[nodiscard]] AdapterTensors tensors(const Attached<Adapter>& a, const LayerActivations& act,
                                        const LayerScratch& scratch) const;
 
-  // y += every adapter's delta beside linear `l` (x: its input).
-  void adapters_forward(backend::Ops& ops, const LayerContext& ctx, const Linear& l,
-                        const backend::Tensor& x, const LayerActivations& act,
-                        const LayerScratch& scratch, const backend::Tensor& y) const;
-  // Their parameter gradients +=, and dx += their input gradients (dy: the linear's output's).
-  void adapters_backward(backend::Ops& ops, const LayerContext& ctx, const Linear& l,
-                         const backend::Tensor& dy, const backend::Tensor& x,
-                         const LayerActivations& act, const LayerScratch& scratch,
-                         const backend::Tensor& dx) const;
+  // The input the base linear `l` sees: x, or x' that its input hook wrote (adapter.h).
+  [[nodiscard]] backend::Tensor linear_input(const Linear& l, const backend::Tensor& x,
+                                             const LayerActivations& act) const;
+  // Runs l's input hook on x, if any; returns the base linear's input.
+  [[nodiscard]] backend::Tensor adapters_forward(backend::Ops& ops, const LayerContext& ctx,
+                                                 const Linear& l, const backend::Tensor& x,
+                                                 const LayerActivations& act,
+                                                 const LayerScratch& scratch) const;
+  // y += every additive adapter's delta beside linear `l` (x: the base linear's input).
+  void adapters_add(backend::Ops& ops, const LayerContext& ctx, const Linear& l,
+                    const backend::Tensor& x, const LayerActivations& act,
+                    const LayerScratch& scratch, const backend::Tensor& y) const;
+  // y = l's output hooks applied to its complete output y, in attach order.
+  void adapters_output(backend::Ops& ops, const LayerContext& ctx, const Linear& l,
+                       const LayerActivations& act, const LayerScratch& scratch,
+                       const backend::Tensor& y) const;
+  // A column-parallel linear with its adapters: y = out(in(x) W^T + b + sum delta(in(x))).
+  void column_forward(backend::Ops& ops, const LayerContext& ctx, const Linear& l,
+                      const backend::Tensor& x, const LayerActivations& act,
+                      const LayerScratch& scratch, const backend::Tensor& y) const;
+  // The backward of a linear with its adapters (dy: its output's gradient, left unchanged; x:
+  // the forward's input): parameter gradients +=, dx (= when dx_beta is 0, += when 1).
+  void linear_backward_hooked(backend::Ops& ops, const LayerContext& ctx, const Linear& l,
+                              const backend::Tensor& dy, const backend::Tensor& x,
+                              const LayerActivations& act, const LayerScratch& scratch,
+                              const backend::Tensor& dx, double dx_beta) const;
   // y = x (+)= partial sums of a row-parallel projection over the TP group, + bias.
   void row_parallel_forward(backend::Ops& ops, const LayerContext& ctx, const backend::Tensor& in,
                             const Linear& l, const backend::Tensor& residual,
@@ -221,7 +258,9 @@ class DecoderLayer {
   int index_ = 0;
   Attached<BlockAdapter> blocks_[2];  // after attention, after the MLP
   std::vector<std::int64_t> saved_widths_, scratch_widths_;
+  std::array<std::int64_t, 2> hook_widths_{0, 0};  // LayerScratch::hook_out, hook_in
   Norm norm1_, norm2_;
+  Norm q_norm_, k_norm_;             // q/k norm only
   Linear q_, k_, v_, o_;
   Linear gate_, up_, down_;
 };

@@ -68,13 +68,22 @@ class Family {
   [[nodiscard]] virtual bool ignorable(std::string_view hf_name) const;
   // Why PEFT's LoRA format cannot hold this family's LoRA adapters; empty when it can.
   [[nodiscard]] virtual std::string peft_lora_unsupported() const { return ""; }
+  // peft's default IA3 targets for the family (TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING
+  // and ..._FEEDFORWARD_MODULES_MAPPING), as Tailor's module names. LLaMA's and Mistral's:
+  // k_proj, v_proj, down_proj, of which down_proj feed-forward (its input scaled).
+  [[nodiscard]] virtual std::vector<std::string> peft_ia3_targets() const {
+    return {"k_proj", "v_proj", "down_proj"};
+  }
+  [[nodiscard]] virtual std::vector<std::string> peft_ia3_feedforward() const {
+    return {"down_proj"};
+  }
 };
 
 // The registered families, in the order messages list them.
 [[nodiscard]] std::span<const Family* const> families();
 // The family of a config.json `model_type`; nullptr when none is registered.
 [[nodiscard]] const Family* find_family(std::string_view model_type) noexcept;
-// "llama, mistral, qwen2, gpt2": the supported model types, for messages.
+// "llama, mistral, qwen2, qwen3, phi3, gpt2": the supported model types, for messages.
 [[nodiscard]] std::string family_names();
 // The first registered family that represents `spec`; nullptr when none does.
 [[nodiscard]] const Family* family_for_spec(const ModelSpec& spec) noexcept;

@@ -1,5 +1,6 @@
 #include "model/model_spec.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -17,8 +18,13 @@ void ModelSpec::check() const {
                 num_kv_heads);
   TAILOR_ASSERT(position != PositionType::kRope || head_dim % 2 == 0, "RoPE needs an even head_dim");
   TAILOR_ASSERT(vocab_multiple > 0, "vocab_multiple must be positive");
-  TAILOR_ASSERT(rope_type == "default" || rope_type == "linear" || rope_type == "llama3",
+  TAILOR_ASSERT(rope_type == "default" || rope_type == "linear" || rope_type == "llama3" ||
+                    rope_type == "yarn" || rope_type == "longrope",
                 "unknown rope_type {}", rope_type);
+  TAILOR_ASSERT(rope_type != "longrope" ||
+                    (std::ssize(rope_short_factor) == head_dim / 2 &&
+                     std::ssize(rope_long_factor) == head_dim / 2),
+                "longrope needs head_dim / 2 short and long factors");
   TAILOR_ASSERT(sliding_window >= 0, "sliding_window {} < 0", sliding_window);
   TAILOR_ASSERT(sliding_layers.empty() ||
                     static_cast<std::int64_t>(sliding_layers.size()) == num_layers,
@@ -38,7 +44,11 @@ bool ModelSpec::has_sliding_window() const {
   return false;
 }
 
-std::vector<float> ModelSpec::rope_inv_freq() const {
+double ModelSpec::attention_scale() const noexcept {
+  return rope_attention_factor * rope_attention_factor / std::sqrt(static_cast<double>(head_dim));
+}
+
+std::vector<float> ModelSpec::rope_inv_freq(bool long_context) const {
   // In f32, step by step as transformers computes it (so logits agree to f32 rounding).
   const std::int64_t half = head_dim / 2;
   std::vector<float> f(static_cast<std::size_t>(half));
@@ -66,6 +76,45 @@ std::vector<float> ModelSpec::rope_inv_freq() const {
       }
       x = scaled;
     }
+  } else if (rope_type == "yarn") {
+    // The dimension at which a frequency turns `rotations` times within the original length
+    // (in f64, as Python's math), the range between beta_fast's and beta_slow's, and a ramp over
+    // it in f32: dimensions below the range keep their frequency (extrapolation), those above
+    // are divided by the factor (interpolation), those inside are blended.
+    const auto dim = static_cast<double>(head_dim);
+    const auto correction_dim = [&](double rotations) {
+      return dim *
+             std::log(static_cast<double>(rope_original_max_positions) /
+                      (rotations * 2.0 * std::numbers::pi)) /
+             (2.0 * std::log(rope_theta));
+    };
+    double low = correction_dim(rope_beta_fast), high = correction_dim(rope_beta_slow);
+    if (rope_truncate) {
+      low = std::floor(low);
+      high = std::ceil(high);
+    }
+    low = std::max(low, 0.0);
+    high = std::min(high, dim - 1.0);
+    if (low == high) high += 0.001;  // as transformers: no zero-width ramp
+    const auto factor = static_cast<float>(rope_factor);
+    for (std::int64_t i = 0; i < half; ++i) {
+      float& x = f[static_cast<std::size_t>(i)];
+      const float pos_freq = std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(head_dim));
+      const float extrapolation = 1.0f / pos_freq;
+      const float interpolation = 1.0f / (factor * pos_freq);
+      const float ramp = std::clamp(
+          (static_cast<float>(i) - static_cast<float>(low)) / static_cast<float>(high - low), 0.0f,
+          1.0f);
+      const float keep = 1.0f - ramp;  // transformers' inv_freq_extrapolation_factor
+      x = interpolation * (1.0f - keep) + extrapolation * keep;
+    }
+  } else if (rope_type == "longrope") {
+    const std::vector<double>& ext = long_context ? rope_long_factor : rope_short_factor;
+    for (std::int64_t i = 0; i < half; ++i) {
+      const float e = static_cast<float>(2 * i) / static_cast<float>(head_dim);
+      f[static_cast<std::size_t>(i)] =
+          1.0f / (static_cast<float>(ext[static_cast<std::size_t>(i)]) * std::pow(theta, e));
+    }
   }
   return f;
 }
@@ -79,6 +128,7 @@ std::int64_t ModelSpec::num_parameters() const noexcept {
   const std::int64_t mlp_mats = mlp == MlpType::kSwiGLU ? 3 : 2;
   std::int64_t mlp_params = mlp_mats * d * intermediate_size;
   if (mlp_bias) mlp_params += (mlp_mats - 1) * intermediate_size + d;
+  if (qk_norm) attn += 2 * head_dim;
   const std::int64_t layer = 2 * norm_params + attn + mlp_params;
   std::int64_t total = num_layers * layer + norm_params + vocab_size * d;
   if (!tie_embeddings) total += vocab_size * d;
@@ -89,12 +139,13 @@ std::int64_t ModelSpec::num_parameters() const noexcept {
 std::string ModelSpec::summary() const {
   return fmt::format(
       "{} layers, hidden {}, heads {}/{} (q/kv) x {}, {} {}, {} positions, {} norm, vocab {} "
-      "(padded {}){}, {:.2f}M parameters",
+      "(padded {}){}{}, {:.2f}M parameters",
       num_layers, hidden_size, num_heads, num_kv_heads, head_dim,
       mlp == MlpType::kSwiGLU ? "SwiGLU" : "GELU", intermediate_size,
       position == PositionType::kRope ? "RoPE" : "learned",
       norm == NormType::kRmsNorm ? "RMS" : "Layer", vocab_size, padded_vocab(),
-      tie_embeddings ? ", tied head" : "", static_cast<double>(num_parameters()) / 1e6);
+      tie_embeddings ? ", tied head" : "", qk_norm ? ", q/k norm" : "",
+      static_cast<double>(num_parameters()) / 1e6);
 }
 
 std::int64_t TpLayout::valid_vocab(std::int64_t vocab_size) const noexcept {

@@ -28,19 +28,35 @@ struct ModelSpec {
   double norm_eps = 1e-5;
   PositionType position = PositionType::kRope;
   double rope_theta = 10000.0;
-  // RoPE frequency scaling: "default" (none), "linear" (inv_freq / factor) or "llama3" (Llama-3's
-  // wavelength-dependent smoothing between original_max_position_embeddings / low and / high).
+  // RoPE frequency scaling, as transformers' rope init functions compute it: "default" (none),
+  // "linear" (inv_freq / factor), "llama3" (Llama-3's wavelength-dependent smoothing between
+  // original_max_position_embeddings / low and / high), "yarn" (YaRN: a ramp between the original
+  // and the factor-scaled frequency over the dimensions whose rotations within the original length
+  // lie between beta_slow and beta_fast) or "longrope" (Phi-3: each frequency divided by its own
+  // short factor, or by its long factor when a forward's positions reach past the original length).
   std::string rope_type = "default";
   double rope_factor = 1.0;
   double rope_low_freq_factor = 1.0;
   double rope_high_freq_factor = 4.0;
   std::int64_t rope_original_max_positions = 8192;
+  double rope_beta_fast = 32.0;       // yarn
+  double rope_beta_slow = 1.0;        // yarn
+  bool rope_truncate = true;          // yarn: correction range rounded to whole dimensions
+  std::vector<double> rope_short_factor, rope_long_factor;  // longrope: [head_dim / 2] each
+  // yarn, longrope: what transformers multiplies cos and sin by (so q.k scales by its square);
+  // resolved from config.json's attention_factor / mscale / factor when read.
+  double rope_attention_factor = 1.0;
   MlpType mlp = MlpType::kSwiGLU;
   bool attention_bias = false;        // biases on q, k and v projections
   bool o_bias = false;                // bias on the o projection (LLaMA/GPT-2: as attention_bias;
                                       // Qwen2: false while q/k/v have biases)
   bool mlp_bias = false;              // biases on the MLP projections
   bool tie_embeddings = false;        // LM head shares the token embedding
+  // Per-head RMSNorm on q and k (Qwen3, Gemma 3): after the projections and their adapters,
+  // before RoPE, each head's [head_dim] vector is RMS-normalized (eps norm_eps) and scaled by a
+  // weight [head_dim] that all heads share (self_attn.q_norm / k_norm). TP-local: a rank
+  // normalizes its own heads; the weights are replicated and their gradients summed over the group.
+  bool qk_norm = false;
   // Sliding-window attention (Mistral; Qwen2 with use_sliding_window): on a sliding layer token
   // i attends to the keys j with i - sliding_window < j <= i (itself and the sliding_window - 1
   // tokens before it: transformers' rule, kv > q - window). 0: no window. sliding_layers: one
@@ -52,6 +68,10 @@ struct ModelSpec {
   // Embedding rows and LM-head columns are padded to a multiple of vocab_multiple x TP degree;
   // padded logits are masked to -inf in the loss.
   std::int64_t vocab_multiple = 128;
+  // The config.json model_type the spec was read from ("" for a model defined in the config):
+  // what a family-specific default (peft's IA3 targets) is looked up by, through
+  // model::find_family; the computation never depends on it.
+  std::string model_type;
 
   // Asserts the invariants (config validation reports them to users first).
   void check() const;
@@ -59,8 +79,16 @@ struct ModelSpec {
   [[nodiscard]] std::int64_t attention_window(std::int64_t layer) const;
   // Whether any layer has a sliding window.
   [[nodiscard]] bool has_sliding_window() const;
-  // RoPE inverse frequencies [head_dim / 2] in f32, computed as Hugging Face does (incl. scaling).
-  [[nodiscard]] std::vector<float> rope_inv_freq() const;
+  // RoPE inverse frequencies [head_dim / 2] in f32, computed as Hugging Face does (incl. scaling);
+  // `long_context`: longrope's set for positions past rope_original_max_positions.
+  [[nodiscard]] std::vector<float> rope_inv_freq(bool long_context = false) const;
+  // Whether a forward whose largest position is `max_position` uses longrope's long factors.
+  [[nodiscard]] bool rope_long_context(std::int64_t max_position) const noexcept {
+    return rope_type == "longrope" && max_position + 1 > rope_original_max_positions;
+  }
+  // The attention's softmax scale: 1 / sqrt(head_dim), times the square of the RoPE attention
+  // factor (yarn, longrope scale both the rotated q and k by it).
+  [[nodiscard]] double attention_scale() const noexcept;
   [[nodiscard]] std::int64_t padded_vocab(int tp_size = 1) const noexcept {
     const std::int64_t m = vocab_multiple * tp_size;
     return (vocab_size + m - 1) / m * m;

@@ -41,10 +41,13 @@ enum class ParamRole : std::uint8_t {
   kAdapterOut,     // a method's output-side matrix (LoRA B, bottleneck up-projection): 0, so the
                    // method starts as the identity; decayed
   kLoraA,          // LoRA A: Kaiming-uniform U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as PEFT; decayed
+  kAdapterScale,   // a method's multiplicative vector (IA3's l): 1, so the method starts as the
+                   // identity; not decayed (a scale, like a norm weight)
 };
-// Weight decay applies to matrices and embeddings, not to norms and biases.
+// Weight decay applies to matrices and embeddings, not to norms, biases and scales.
 [[nodiscard]] constexpr bool decays(ParamRole r) noexcept {
-  return r != ParamRole::kNormWeight && r != ParamRole::kBias && r != ParamRole::kAdapterBias;
+  return r != ParamRole::kNormWeight && r != ParamRole::kBias && r != ParamRole::kAdapterBias &&
+         r != ParamRole::kAdapterScale;
 }
 // Added by a PEFT method rather than part of the base model.
 [[nodiscard]] constexpr bool is_method_param(ParamRole r) noexcept {

@@ -119,7 +119,7 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
     for (std::size_t first : layer_first_param) ready_offset_.push_back(suffix_min[first]);
   }
   for (std::size_t i = 0; i < layers_.size(); ++i)
-    for (const Parameter* w : layers_[i].linear_weights())
+    for (const Parameter* w : layers_[i].linear_parameters())
       if (w != nullptr) layer_of_linear_.emplace(w, i);
 
   if (t > 1) {
@@ -128,10 +128,13 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
   }
 
   if (spec_.position == PositionType::kRope) {
-    const std::vector<float> f = spec_.rope_inv_freq();
-    std::vector<float> host = f;
-    inv_freq_ = ops_->alloc(DType::kF32, Shape{static_cast<std::int64_t>(f.size())});
-    ops_->copy(inv_freq_.tensor(), Tensor{host.data(), DType::kF32, inv_freq_.shape()});
+    const auto upload = [&](std::vector<float> host) {
+      Buffer buf = ops_->alloc(DType::kF32, Shape{static_cast<std::int64_t>(host.size())});
+      ops_->copy(buf.tensor(), Tensor{host.data(), DType::kF32, buf.shape()});
+      return buf;
+    };
+    inv_freq_ = upload(spec_.rope_inv_freq());
+    if (spec_.rope_type == "longrope") inv_freq_long_ = upload(spec_.rope_inv_freq(true));
   }
 }
 
@@ -151,6 +154,7 @@ void Transformer::init_parameters_where(std::uint64_t seed, bool methods_only) {
     if (methods_only && !is_method_param(p.role)) continue;
     switch (p.role) {
       case ParamRole::kNormWeight:
+      case ParamRole::kAdapterScale:  // IA3's l = 1: training starts exactly at the base model
         ops_->fill(p.value, 1.0);
         continue;
       case ParamRole::kBias:
@@ -273,6 +277,7 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   s.d_act = a->make(dtype_, Shape{n, f});
   if (layers_.front().has_block_adapter()) s.d_block = a->make(dtype_, Shape{n, d});
   s.adapter = adapter_scratch(a->storage, n);
+  hook_scratch(a->storage, n, s);
   acts_ = std::move(a);
 }
 
@@ -297,6 +302,20 @@ std::vector<Tensor> Transformer::adapter_scratch(std::vector<Buffer>& storage,
   return slots;
 }
 
+void Transformer::hook_scratch(std::vector<Buffer>& storage, std::int64_t n,
+                               LayerScratch& s) const {
+  std::array<std::int64_t, 2> widths{0, 0};
+  for (const DecoderLayer& layer : layers_)
+    for (std::size_t i = 0; i < 2; ++i)
+      widths[i] = std::max(widths[i], layer.hook_scratch_widths()[i]);
+  Tensor* slots[2] = {&s.hook_out, &s.hook_in};
+  for (std::size_t i = 0; i < 2; ++i) {
+    if (widths[i] == 0) continue;
+    storage.push_back(ops_->alloc(dtype_, Shape{n * widths[i]}));
+    *slots[i] = storage.back().tensor();
+  }
+}
+
 std::vector<const LinearAdapter*> Transformer::adapters_on(const Parameter& weight) const {
   const auto it = layer_of_linear_.find(&weight);
   if (it == layer_of_linear_.end()) return {};
@@ -309,7 +328,7 @@ LayerContext Transformer::context(const Batch& b) const {
   c.seq = b.seq;
   c.positions = b.positions;
   c.doc_ids = b.doc_ids;
-  c.inv_freq = inv_freq_.tensor();
+  c.inv_freq = inv_freq(long_rope_);
   c.tp = tp_;
   c.seed = b.step_key.seed;
   c.step = b.step_key.step;
@@ -401,8 +420,21 @@ void check_batch(const Batch& b, const ModelSpec& spec) {
 
 }  // namespace
 
+Tensor Transformer::inv_freq(bool long_context) const {
+  return long_context ? inv_freq_long_.tensor() : inv_freq_.tensor();
+}
+
+bool Transformer::long_rope(const Tensor& host_positions) const {
+  if (spec_.rope_type != "longrope") return false;
+  const std::int32_t* p = host_positions.ptr<std::int32_t>();
+  const std::int32_t max = host_positions.numel() == 0 ? 0 : *std::max_element(p, p + host_positions.numel());
+  return spec_.rope_long_context(max);
+}
+
 Batch Transformer::run_forward(const Batch& host) {
   check_batch(host, spec_);
+  // longrope: the frequency set of this micro-batch's positions, kept for its backward.
+  long_rope_ = long_rope(host.positions);
   ensure_activations(host.batch, host.seq);
   Activations& a = *acts_;
   const Batch b = on_device(host);

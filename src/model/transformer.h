@@ -77,7 +77,7 @@ class Transformer {
   [[nodiscard]] std::int64_t virtual_tokens() const noexcept {
     return virtual_table_ != nullptr ? virtual_table_->shape[0] : 0;
   }
-  // The linear adapters beside the linear whose weight is `weight` (an export merges them).
+  // The linear adapters of the linear whose weight or bias is `weight` (an export merges them).
   [[nodiscard]] std::vector<const LinearAdapter*> adapters_on(const Parameter& weight) const;
   ~Transformer();
   Transformer(const Transformer&) = delete;
@@ -179,6 +179,9 @@ class Transformer {
   // The adapters' scratch slots for N = n tokens (LayerScratch::adapter), appended to `storage`.
   [[nodiscard]] std::vector<backend::Tensor> adapter_scratch(std::vector<backend::Buffer>& storage,
                                                              std::int64_t n) const;
+  // The layers' own scratch around hooked linears (LayerScratch::hook_out, hook_in) for n tokens.
+  void hook_scratch(std::vector<backend::Buffer>& storage, std::int64_t n,
+                    LayerScratch& scratch) const;
   // The batch's tensors on the model's device (the host batch itself on the CPU).
   [[nodiscard]] Batch on_device(const Batch& host);
   void embed(const Batch& host, const Batch& dev);
@@ -226,6 +229,13 @@ class Transformer {
   backend::Buffer token_ids_, virtual_ids_;             // on the device
   backend::Buffer token_ids_host_, virtual_ids_host_;  // the same, computed on the host
   backend::Buffer inv_freq_;              // f32 [Dh/2]
+  backend::Buffer inv_freq_long_;         // f32 [Dh/2]: longrope's long factors
+  bool long_rope_ = false;                // the last forward's positions passed longrope's length
+  // RoPE frequencies: longrope's long set when `long_context`, else the one set.
+  [[nodiscard]] backend::Tensor inv_freq(bool long_context) const;
+  // Whether positions (i32, on the host) reach past longrope's original length, as transformers
+  // switches per forward on max(position_ids) + 1.
+  [[nodiscard]] bool long_rope(const backend::Tensor& host_positions) const;
   std::unique_ptr<Activations> acts_;
   Recompute recompute_ = Recompute::kNone;
   std::unique_ptr<InferenceState> infer_;

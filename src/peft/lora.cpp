@@ -158,7 +158,7 @@ std::shared_ptr<const Method> Lora::from_config(const config::PeftConfig& peft,
   s.rank = peft.rank;
   s.alpha = peft.alpha;
   s.rslora = peft.use_rslora;
-  s.targets = peft.target_modules;
+  if (!peft.target_modules.empty()) s.targets = peft.target_modules;  // else LoRA's q_proj, v_proj
   s.dropout = peft.dropout;
   return std::make_shared<Lora>(std::move(s));
 }

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "peft/adapter_files.h"
 #include "peft/bottleneck.h"
+#include "peft/ia3.h"
 #include "peft/lora.h"
 #include "peft/prompt_tuning.h"
 
@@ -23,6 +24,8 @@ constexpr std::array kMethods = {
                 &PromptTuning::from_config, &PromptTuning::from_adapter},
     MethodEntry{Bottleneck::kName, Bottleneck::kDisplayName, "", false, &Bottleneck::from_config,
                 nullptr},
+    MethodEntry{Ia3::kName, Ia3::kDisplayName, Ia3::kPeftType, true, &Ia3::from_config,
+                &Ia3::from_adapter},
 };
 
 }  // namespace

@@ -210,6 +210,30 @@ TEST_P(FlatGrad, Bias) {
   EXPECT_LT(rel_error(minus(db.values(), db0), fd_b), kGradTol);
 }
 
+// loss = <y0 * s, proj>: d/ds by scale_columns_backward(ds, proj, y0).
+TEST_P(FlatGrad, ScaleColumns) {
+  const RowCase c = GetParam();
+  CpuOps& ops = shared_ops();
+  HostTensor y0(kF64, Shape{c.n, c.d});
+  HostTensor s(kF64, Shape{c.d});
+  HostTensor proj(kF64, Shape{c.n, c.d});
+  y0.normal(16, 1);
+  s.normal(16, 2);
+  proj.normal(16, 3);
+  HostTensor y(kF64, Shape{c.n, c.d});
+  auto loss = [&] {
+    ops.copy(y.t(), y0.t());
+    ops.scale_columns(y.t(), s.t());
+    return dot(y.values(), proj.values());
+  };
+  const Vec fd_s = fd_grad(s, loss);
+  HostTensor ds(kF64, Shape{c.d});
+  ds.normal(16, 4);
+  const Vec ds0 = ds.values();
+  ops.scale_columns_backward(ds.t(), proj.t(), y0.t());
+  EXPECT_LT(rel_error(minus(ds.values(), ds0), fd_s), kGradTol);
+}
+
 TEST_P(FlatGrad, Embedding) {
   const RowCase c = GetParam();
   CpuOps& ops = shared_ops();

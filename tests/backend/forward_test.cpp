@@ -208,6 +208,34 @@ TEST_P(RowTest, AddBiasAndBiasBackward) {
   EXPECT_TRUE(db.guards_ok());
 }
 
+TEST_P(RowTest, ScaleColumnsAndBackward) {
+  const auto [dt, c] = GetParam();
+  CpuOps& ops = shared_ops();
+  HostTensor y(dt, Shape{c.n, c.d});
+  HostTensor s(dt, Shape{c.d});
+  y.normal(4, 1);
+  s.normal(4, 2);
+  const Vec y0 = y.values();
+  Vec want = y0;
+  for (I64 r = 0; r < c.n; ++r)
+    for (I64 j = 0; j < c.d; ++j) ref::at(want, r * c.d + j) *= s.get(j);
+  ops.scale_columns(y.t(), s.t());
+  EXPECT_LE(rel_error(y.values(), want), fwd_tol(dt));
+  EXPECT_TRUE(y.guards_ok());
+
+  HostTensor dy(dt, Shape{c.n, c.d});
+  dy.normal(4, 3);
+  HostTensor ds(dt, Shape{c.d});
+  ds.normal(4, 4);  // accumulated into
+  Vec want_ds = ds.values();
+  for (I64 r = 0; r < c.n; ++r)
+    for (I64 j = 0; j < c.d; ++j)
+      ref::at(want_ds, j) += dy.get(r * c.d + j) * y.get(r * c.d + j);
+  ops.scale_columns_backward(ds.t(), dy.t(), y.t());
+  EXPECT_LE(rel_error(ds.values(), want_ds), 4 * fwd_tol(dt));
+  EXPECT_TRUE(ds.guards_ok());
+}
+
 TEST_P(RowTest, RmsNorm) {
   const auto [dt, c] = GetParam();
   HostTensor x(dt, Shape{c.n, c.d});

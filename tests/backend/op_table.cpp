@@ -274,6 +274,23 @@ const std::vector<OpEntry>& op_table() {
                  {inout("dbias", Shape{d}, Kind::kAccum), in("dy", Shape{n, d})},
                  call([](Ops& o, const Args& a) { o.bias_backward(a[0], a[1]); })};
        }},
+      {"scale_columns",
+       [](Scale s) -> OpCase {  // y[N, D] *= s[D]
+         const I64 n = pick(s, 5, 4096), d = pick(s, 33, 2048);
+         return {dims({{"N", n}, {"D", d}}),
+                 {inout("y", Shape{n, d}), in("s", Shape{d})},
+                 call([](Ops& o, const Args& a) { o.scale_columns(a[0], a[1]); })};
+       }},
+      {"scale_columns_backward",
+       [](Scale s) -> OpCase {  // ds[D] += column sums of dy * x
+         const I64 n = pick(s, 5, 4096), d = pick(s, 33, 2048);
+         return {dims({{"N", n}, {"D", d}}),
+                 {inout("ds", Shape{d}, Kind::kAccum), in("dy", Shape{n, d}),
+                  in("x", Shape{n, d})},
+                 call([](Ops& o, const Args& a) {
+                   o.scale_columns_backward(a[0], a[1], a[2]);
+                 })};
+       }},
 
       // ---- embedding: a shard holding rows [3, 3 + V); some ids fall outside it -------------
       {"embedding_forward",

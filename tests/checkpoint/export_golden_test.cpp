@@ -1,8 +1,9 @@
 // Tailor's Hugging Face exports against transformers: directories Tailor wrote (`tailor export` of
-// the committed step-20 checkpoints of a tiny LLaMA and a tiny GPT-2, and `tailor export --dtype
-// bf16` of the qwen2 fixture, `tailor export` of the qwen2_window fixture: a sliding window on two
-// of three layers), committed under tests/golden/exports/<case>/ with the logits
-// transformers computed on them after loading them with no missing or unexpected tensor
+// the committed step-20 checkpoints of a tiny LLaMA and a tiny GPT-2, `tailor export --dtype
+// bf16` of the qwen2 fixture, `tailor export` of the qwen3 one and of the qwen2_window and
+// qwen3_window fixtures: sliding windows on two of three layers), committed under
+// tests/golden/exports/<case>/ with the logits transformers computed on them after loading them
+// with no missing or unexpected tensor
 // (tests/golden/make_export_fixtures.py).
 //  - Today's exporter, run with each case's export_args.txt (and the same for the PEFT adapters
 //    of tests/golden/peft/tailor_*), must write the committed files byte for byte: what
@@ -109,6 +110,11 @@ const Case kCases[] = {
     {"gpt2_trained", "gpt2", "F32", true},
     {"qwen2_bf16", "qwen2", "BF16", true},
     {"qwen2_window", "qwen2", "F32", true},
+    {"qwen3_window", "qwen3", "F32", true},
+    {"qwen3_f32", "qwen3", "F32", true},
+    {"phi3_f32", "phi3", "F32", true},
+    {"qwen3_yarn_f32", "qwen3", "F32", true},
+    {"phi3_longrope_f32", "phi3", "F32", true},
 };
 
 class ExportGolden : public ::testing::TestWithParam<Case> {
@@ -190,13 +196,13 @@ TEST_P(ExportGolden, LayoutIsWhatTransformersLoads) {
   ASSERT_TRUE(weights.has(embed));
   EXPECT_EQ(weights.info(embed).shape, (std::vector<std::int64_t>{v, cfg.spec.hidden_size}));
   EXPECT_EQ(config.value("tie_word_embeddings", false), cfg.spec.tie_embeddings);
-  if (gpt2) {
-    // GPT-2 always ties its head: config.json says so and no lm_head.weight is stored.
-    EXPECT_TRUE(cfg.spec.tie_embeddings);
+  // GPT-2 always ties its head (as the qwen3 fixture does): config.json says so and no
+  // lm_head.weight is stored.
+  if (gpt2) EXPECT_TRUE(cfg.spec.tie_embeddings);
+  if (cfg.spec.tie_embeddings) {
     EXPECT_TRUE(config.value("tie_word_embeddings", false));
     EXPECT_FALSE(weights.has("lm_head.weight"));
   } else {
-    EXPECT_FALSE(cfg.spec.tie_embeddings);
     ASSERT_TRUE(weights.has("lm_head.weight"));
     EXPECT_EQ(weights.info("lm_head.weight").shape,
               (std::vector<std::int64_t>{v, cfg.spec.hidden_size}));
@@ -264,8 +270,12 @@ TEST_P(TodaysExport, WritesTheCommittedFilesByteForByte) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, TodaysExport,
                          ::testing::Values("exports/llama_trained", "exports/gpt2_trained",
                                            "exports/qwen2_bf16", "exports/qwen2_window",
+                                           "exports/qwen3_window",
+                                           "exports/qwen3_f32",
+                                           "exports/phi3_f32", "exports/qwen3_yarn_f32",
+                                           "exports/phi3_longrope_f32",
                                            "peft/tailor_lora",
-                                           "peft/tailor_prompt"),
+                                           "peft/tailor_prompt", "peft/tailor_ia3"),
                          [](const ::testing::TestParamInfo<const char*>& p) {
                            std::string name = p.param;
                            return name.substr(name.find('/') + 1);

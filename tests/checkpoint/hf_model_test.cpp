@@ -167,15 +167,28 @@ TEST(HfLoad, BadDirectoriesAreOneLineUserErrors) {
   fs::create_directories(tmp.str("bad"));
   write_file(tmp.str("bad/config.json"), R"({"model_type": "bert", "vocab_size": 10})");
   EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }),
-            tmp.str("bad") + "/config.json: model_type: bert is not supported (llama, mistral, qwen2, gpt2)");
+            tmp.str("bad") + "/config.json: model_type: bert is not supported (llama, mistral, qwen2, qwen3, phi3, gpt2)");
   write_file(tmp.str("bad/config.json"), R"({"model_type": "llama", "vocab_size": 10})");
   EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }),
             tmp.str("bad") + "/config.json: hidden_size: required key is missing");
   write_file(tmp.str("bad/config.json"),
              R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 8,
-                 "num_hidden_layers": 1, "num_attention_heads": 2, "rope_scaling": {"rope_type": "yarn", "factor": 4}})");
+                 "num_hidden_layers": 1, "num_attention_heads": 2, "rope_scaling": {"rope_type": "dynamic", "factor": 4}})");
   EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }),
-            tmp.str("bad") + "/config.json: rope_scaling.rope_type: yarn is not supported (default, linear, llama3)");
+            tmp.str("bad") + "/config.json: rope_scaling.rope_type: dynamic is not supported (default, linear, llama3, yarn, longrope)");
+  // Phi-4-mini's partial rotary embedding is refused, in either spelling.
+  const std::string phi3 =
+      R"({"model_type": "phi3", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 8,
+          "num_hidden_layers": 1, "num_attention_heads": 2, )";
+  write_file(tmp.str("bad/config.json"), phi3 + R"("partial_rotary_factor": 0.75})");
+  EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }),
+            tmp.str("bad") + "/config.json: partial_rotary_factor: 0.75 is not supported (only 1.0: "
+                             "RoPE over the whole head)");
+  write_file(tmp.str("bad/config.json"),
+             phi3 + R"("rope_parameters": {"rope_theta": 10000.0, "partial_rotary_factor": 0.5}})");
+  EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }),
+            tmp.str("bad") + "/config.json: rope_parameters.partial_rotary_factor: 0.5 is not "
+                             "supported (only 1.0: RoPE over the whole head)");
   write_file(tmp.str("bad/config.json"), "[1, 2]");
   EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }), tmp.str("bad") + "/config.json: not a JSON object");
 
@@ -201,7 +214,8 @@ TEST(HfLoad, BadDirectoriesAreOneLineUserErrors) {
 
 // Which layers slide, read as transformers reads config.json (Qwen2Config: the window only with
 // use_sliding_window, on the layers layer_types names, or without it on layers >=
-// max_window_layers, default 28; MistralModel: every layer), written back so that it reads the same.
+// max_window_layers, default 28, and Qwen3Config alike; MistralModel and Phi3Model: every layer),
+// written back so that it reads the same.
 TEST(HfSlidingWindow, LayersAreTheOnesTransformersSlides) {
   TmpDir tmp;
   fs::create_directories(tmp.str("m"));
@@ -236,14 +250,32 @@ TEST(HfSlidingWindow, LayersAreTheOnesTransformersSlides) {
       "qwen2", R"("use_sliding_window": true, "sliding_window": 5, "max_window_layers": 0,
                   "layer_types": ["sliding_attention", "full_attention", "sliding_attention"])");
   EXPECT_EQ(windows(mixed), (W{5, 0, 5}));  // layer_types wins over max_window_layers
+  // Qwen3Config: qwen2's rules.
+  EXPECT_EQ(windows(spec_of("qwen3", R"("sliding_window": 6, "max_window_layers": 0)")),
+            (W{0, 0, 0}));
+  EXPECT_EQ(windows(spec_of("qwen3", R"("use_sliding_window": true, "sliding_window": 6)")),
+            (W{0, 0, 0}));  // max_window_layers 28
+  EXPECT_EQ(windows(spec_of("qwen3", R"("use_sliding_window": true, "sliding_window": 6,
+                                        "max_window_layers": 2)")),
+            (W{0, 0, 6}));
+  EXPECT_EQ(windows(spec_of("qwen3", R"("use_sliding_window": true, "sliding_window": 4,
+                  "layer_types": ["full_attention", "sliding_attention", "full_attention"])")),
+            (W{0, 4, 0}));
+  // Phi3Model: every layer, as mistral.
+  EXPECT_EQ(windows(spec_of("phi3", R"("sliding_window": 7)")), (W{7, 7, 7}));
+  EXPECT_EQ(windows(spec_of("phi3", R"("sliding_window": null)")), (W{0, 0, 0}));
 
   // Written back (export), each reads as it was.
   backend::CpuOps ops(1);
-  for (const char* type : {"qwen2", "mistral"}) {
+  for (const char* type : {"qwen2", "qwen3", "mistral", "phi3"}) {
     HfModelConfig cfg = tiny(type);
     cfg.spec.num_layers = 3;
     cfg.spec.sliding_window = 3;
     if (std::string(type) == "qwen2") cfg.spec.sliding_layers = {false, true, true};
+    if (std::string(type) == "qwen3") {  // not a suffix: only layer_types can say it
+      cfg.spec.qk_norm = true;
+      cfg.spec.sliding_layers = {true, false, true};
+    }
     model::Transformer m(cfg.spec, ops, DType::kF32);
     const std::string dir = tmp.str(std::string("out-") + type);
     save_hf_model(dir, cfg, m, ops, "");
@@ -271,6 +303,14 @@ TEST(HfSlidingWindow, BadSettingsAreOneLineUserErrors) {
   EXPECT_EQ(error_for("qwen2", R"("layer_types": ["full_attention", "chunked_attention"])"),
             dir + "/config.json: layer_types[1]: \"chunked_attention\" is not supported "
                   "(full_attention or sliding_attention)");
+  EXPECT_EQ(error_for("qwen3", R"("use_sliding_window": true, "sliding_window": 0)"),
+            dir + "/config.json: sliding_window: must be at least 1 (null for no window), got 0");
+  EXPECT_EQ(error_for("qwen3", R"("layer_types": ["chunked_attention", "full_attention"])"),
+            dir + "/config.json: layer_types[0]: \"chunked_attention\" is not supported "
+                  "(full_attention or sliding_attention)");
+  EXPECT_EQ(error_for("qwen3", R"("layer_types": ["full_attention"])"),
+            dir + "/config.json: layer_types: expected a list of 2 entries (num_hidden_layers), "
+                  "got 1 entries");
   EXPECT_EQ(error_for("qwen2", R"("layer_types": ["full_attention"])"),
             dir + "/config.json: layer_types: expected a list of 2 entries (num_hidden_layers), "
                   "got 1 entries");

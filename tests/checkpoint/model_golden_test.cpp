@@ -196,7 +196,7 @@ TEST(ModelGoldenFixtures, EveryRegisteredFamilyHasOne) {
   for (const model::Family* f : model::families())
     EXPECT_TRUE(covered.contains(std::string(f->model_type())))
         << "no fixture under tests/golden/models/ for family " << f->model_type();
-  EXPECT_GE(fixture_cases().size(), 7U);  // the fixtures committed today
+  EXPECT_GE(fixture_cases().size(), 8U);  // the fixtures committed today
 }
 
 // What config.json says reaches the spec (the numerics tests would also catch most of these, but
@@ -227,6 +227,33 @@ TEST(ModelGoldenConfig, FamiliesReadAsTheirConfigsSay) {
   EXPECT_FALSE(qwen.spec.mlp_bias);
   EXPECT_EQ(qwen.spec.sliding_window, 0);
 
+  const HfModelConfig qwen3 = read_hf_config(fixture_dir("qwen3"));
+  EXPECT_EQ(qwen3.model_type, "qwen3");
+  EXPECT_TRUE(qwen3.spec.qk_norm);
+  EXPECT_EQ(qwen3.spec.head_dim, 16);  // explicit: 4 heads x 16 != hidden 32
+  EXPECT_FALSE(qwen3.spec.attention_bias);
+  EXPECT_FALSE(qwen3.spec.o_bias);
+  EXPECT_TRUE(qwen3.spec.tie_embeddings);
+  EXPECT_EQ(qwen3.spec.rope_theta, 1000000.0);
+  EXPECT_EQ(qwen3.spec.norm_eps, 1e-6);
+  // A Tailor-defined model with q/k norm exports as qwen3, never as llama (which has none).
+  EXPECT_EQ(model::family_for_spec(qwen3.spec)->model_type(), "qwen3");
+
+  const HfModelConfig phi3 = read_hf_config(fixture_dir("phi3"));
+  EXPECT_EQ(phi3.model_type, "phi3");
+  EXPECT_EQ(phi3.spec.head_dim, 8);
+  EXPECT_EQ(phi3.spec.sliding_window, 24);
+  EXPECT_FALSE(phi3.spec.attention_bias);
+  EXPECT_FALSE(phi3.spec.tie_embeddings);
+  const HfModelConfig longrope = read_hf_config(fixture_dir("phi3_longrope"));
+  EXPECT_EQ(longrope.spec.rope_type, "longrope");
+  EXPECT_EQ(longrope.spec.rope_original_max_positions, 8);
+  EXPECT_DOUBLE_EQ(longrope.spec.rope_attention_factor, std::sqrt(2.0));  // factor 64 / 8
+  EXPECT_EQ(longrope.spec.sliding_window, 0);
+  const HfModelConfig yarn = read_hf_config(fixture_dir("qwen3_yarn"));
+  EXPECT_EQ(yarn.spec.rope_type, "yarn");
+  EXPECT_DOUBLE_EQ(yarn.spec.rope_attention_factor, 0.1 * std::log(4.0) + 1.0);
+
   const HfModelConfig mistral = read_hf_config(fixture_dir("mistral"));
   EXPECT_EQ(mistral.model_type, "mistral");
   EXPECT_EQ(mistral.spec.head_dim, 12);
@@ -239,6 +266,12 @@ TEST(ModelGoldenConfig, FamiliesReadAsTheirConfigsSay) {
   EXPECT_EQ(qwen_window.spec.attention_window(1), 4);
   EXPECT_EQ(qwen_window.spec.attention_window(2), 4);
   EXPECT_EQ(read_hf_config(fixture_dir("mistral_window")).spec.attention_window(0), 5);
+  // Qwen3 as Qwen2: layer_types (layers 0 and 2) over max_window_layers 28 (which says none).
+  const HfModelConfig qwen3_window = read_hf_config(fixture_dir("qwen3_window"));
+  EXPECT_TRUE(qwen3_window.spec.qk_norm);
+  EXPECT_EQ(qwen3_window.spec.attention_window(0), 4);
+  EXPECT_EQ(qwen3_window.spec.attention_window(1), 0);
+  EXPECT_EQ(qwen3_window.spec.attention_window(2), 4);
 
   const HfModelConfig gpt2 = read_hf_config(fixture_dir("gpt2"));
   EXPECT_EQ(gpt2.model_type, "gpt2");

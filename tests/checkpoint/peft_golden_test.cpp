@@ -4,6 +4,8 @@
 //
 //   lora_hub     peft's own adapter (r 4, alpha 8, all seven linears, B != 0), as one from the Hub
 //   lora_rslora  the same with use_rslora (scale alpha / sqrt(r)) on q_proj and v_proj only
+//   lora_qwen3   as lora_hub on the tiny Qwen3 (tests/golden/models/qwen3): LoRA on q_proj / k_proj
+//                feeds the per-head q/k RMSNorm
 //   tailor_lora  Tailor's own export (`tailor export --format peft` of the committed checkpoint
 //                of `tailor train tests/golden/peft/tailor_lora.yaml`), which peft loaded onto
 //                the base with no missing or unexpected key; export_golden_test.cpp checks that
@@ -73,13 +75,15 @@ std::string base_dir() { return source_path("tests/golden/models/llama"); }
 struct Case {
   const char* name;
   const char* expected;  // file of what peft computed, in the adapter directory
+  const char* base = "tests/golden/models/llama";  // the base model it adapts
 };
 
 void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 const Case kCases[] = {{"lora_hub", "expected.safetensors"},
                        {"lora_rslora", "expected.safetensors"},
-                       {"tailor_lora", "expected_logits.safetensors"}};
+                       {"tailor_lora", "expected_logits.safetensors"},
+                       {"lora_qwen3", "expected.safetensors", "tests/golden/models/qwen3"}};
 
 std::string adapter_dir(const Case& c) {
   return source_path(std::string("tests/golden/peft/") + c.name);
@@ -116,11 +120,11 @@ struct Loaded {
   backend::CpuOps ops{kThreads};
   std::unique_ptr<model::Transformer> model;
 
-  explicit Loaded(const std::string& adapter)
-      : cfg(read_hf_config(base_dir())), lora(peft::read_peft_lora_config(adapter)), method(lora) {
+  explicit Loaded(const std::string& adapter, const std::string& base = base_dir())
+      : cfg(read_hf_config(base)), lora(peft::read_peft_lora_config(adapter)), method(lora) {
     model = std::make_unique<model::Transformer>(cfg.spec, ops, DType::kF32, nullptr,
                                                  std::vector<const model::Attachment*>{&method});
-    load_hf_weights(base_dir(), cfg, *model, ops);
+    load_hf_weights(base, cfg, *model, ops);
     method.load_adapter(adapter, *model, ops);
   }
 };
@@ -132,7 +136,7 @@ class PeftGolden : public ::testing::TestWithParam<Case> {
 };
 
 TEST_P(PeftGolden, LogitsAndLossMatchPeft) {
-  Loaded m(dir());
+  Loaded m(dir(), source_path(GetParam().base));
   const SafetensorsFile expected(expected_path(GetParam()));
   GoldenBatch g = make_batch(expected);
   ASSERT_GT(g.count, 0);
@@ -174,7 +178,7 @@ TEST_P(PeftGolden, LogitsAndLossMatchPeft) {
 }
 
 TEST_P(PeftGolden, LoraGradientsMatchPeft) {
-  Loaded m(dir());
+  Loaded m(dir(), source_path(GetParam().base));
   const SafetensorsFile expected(expected_path(GetParam()));
   GoldenBatch g = make_batch(expected);
   ASSERT_GT(g.count, 0);
@@ -223,7 +227,7 @@ TEST_P(PeftGolden, LoraGradientsMatchPeft) {
 // Import then export: the adapter Tailor writes holds the tensors it read, bitwise, under the same
 // names (and the values it loaded are the file's).
 TEST_P(PeftGolden, AdapterRoundTripsBitwise) {
-  Loaded m(dir());
+  Loaded m(dir(), source_path(GetParam().base));
   const SafetensorsFile original(dir() + "/adapter_model.safetensors");
   for (const model::Parameter& p : m.model->params().all()) {
     if (p.name.find(".lora_") == std::string::npos) continue;

@@ -73,14 +73,16 @@ std::int64_t prepared_tokens(const std::string& err) {
 TEST(Refusals, SlidingWindowModelsTrainPastTheirWindow) {
   TempDir tmp;
   // tests/golden/models/mistral: sliding_window 16; mistral_window: 5 on every layer;
-  // qwen2_window: 4 on layers 1 and 2. All have max_position_embeddings 64.
+  // qwen2_window: 4 on layers 1 and 2; qwen3_window: 4 on layers 0 and 2. All have
+  // max_position_embeddings 64.
   const std::string models = TAILOR_SOURCE_DIR "/tests/golden/models/";
   struct Case {
     const char* model;
     const char* peft;
   };
   for (const Case& c : {Case{"mistral", "none"}, Case{"mistral_window", "lora"},
-                        Case{"qwen2_window", "none"}, Case{"qwen2_window", "lora"}}) {
+                        Case{"qwen2_window", "none"}, Case{"qwen2_window", "lora"},
+                        Case{"qwen3_window", "lora"}}) {
     SCOPED_TRACE(std::string(c.model) + " peft " + c.peft);
     const std::string out = tmp / (std::string(c.model) + "-" + c.peft);
     write(tmp / "cfg.yaml", "output: {dir: " + out + "}\n"
@@ -107,6 +109,44 @@ TEST(Refusals, SlidingWindowModelsTrainPastTheirWindow) {
                  tmp / "bad" + "/config.json: layer_types[1]: \"chunked_attention\" is not "
                                "supported (full_attention or sliding_attention)",
                  tmp / "badrun");
+}
+
+// A config.json feature Tailor does not implement, in a family it supports, is one line naming
+// config.json and the key (exit 2, nothing written): a qwen3 layer_types word the window cannot
+// follow and a partial rotary factor that contradicts rope_parameters' (issue 22, item 6).
+TEST(Refusals, UnsupportedFamilyFeaturesNameConfigJsonAndTheKey) {
+  TempDir tmp;
+  const struct {
+    const char* model;
+    const char* key;
+    nlohmann::json value;
+    std::string reason;
+  } cases[] = {
+      {"qwen3", "layer_types", {"full_attention", "chunked_attention"},
+       "layer_types[1]: \"chunked_attention\" is not supported (full_attention or "
+       "sliding_attention)"},
+      // The fixture's rope_parameters say 1.0 (as transformers 5 writes): a contradiction.
+      {"phi3", "partial_rotary_factor", 0.75,
+       "partial_rotary_factor: 0.75 contradicts rope_parameters.partial_rotary_factor (1)"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.model);
+    const std::string base = tmp / (std::string("base-") + c.model);
+    fs::create_directories(base);
+    const std::string src = std::string(TAILOR_SOURCE_DIR "/tests/golden/models/") + c.model;
+    fs::copy_file(src + "/model.safetensors", base + "/model.safetensors");
+    std::ifstream in(src + "/config.json");
+    nlohmann::json config = nlohmann::json::parse(in);
+    config[c.key] = c.value;
+    write(base + "/config.json", config.dump(2));
+    write(tmp / "cfg.yaml", "output: {dir: " + tmp / "run" + "}\n"
+                            "model: {path: " + base + "}\n"
+                            "data: {train: " + kData + ", seq_len: 16, tokenizer: byte, split: paragraph}\n"
+                            "train: {steps: 1, global_batch: 2}\n"
+                            "optimizer: {lr: 1.0e-3}\n");
+    expect_refused(run("train " + tmp / "cfg.yaml", tmp), base + "/config.json: " + c.reason,
+                   tmp / "run");
+  }
 }
 
 TEST(Refusals, ResumeOnAnotherBaseModel) {

@@ -400,6 +400,30 @@ TEST(ConfigRoundTrip, EpochsMetricsAndBestCheckpoint) {
     EXPECT_EQ(plain.find(key), std::string::npos) << key;
 }
 
+// IA3's targets default to the family's (the model decides): not written unless given, so the
+// resolved config does not pin LoRA's default on it; LoRA's default is written out as before.
+TEST(ConfigLoad, Ia3TargetsAreWrittenOnlyWhenGiven) {
+  const ExperimentConfig ia3 = load_config_text(kBase, "cfg.yaml", {"peft.method=ia3"});
+  EXPECT_TRUE(ia3.peft.target_modules.empty());
+  EXPECT_TRUE(ia3.peft.feedforward_modules.empty());
+  const std::string yaml = to_yaml(ia3);
+  EXPECT_EQ(yaml.find("target_modules"), std::string::npos) << yaml;
+  EXPECT_EQ(yaml.find("feedforward_modules"), std::string::npos) << yaml;
+  expect_same(ia3, load_config_text(yaml, "cfg.yaml"));
+  const ExperimentConfig given = load_config_text(
+      kBase, "cfg.yaml",
+      {"peft.method=ia3", "peft.target_modules=[k_proj, down_proj]",
+       "peft.feedforward_modules=[down_proj]"});
+  const std::string written = to_yaml(given);
+  EXPECT_NE(written.find("  target_modules: [k_proj, down_proj]\n  feedforward_modules: [down_proj]\n"),
+            std::string::npos)
+      << written;
+  expect_same(given, load_config_text(written, "cfg.yaml"));
+  const std::string lora = to_yaml(load_config_text(kBase, "cfg.yaml", {"peft.method=lora"}));
+  EXPECT_NE(lora.find("  target_modules: [q_proj, v_proj]\n"), std::string::npos) << lora;
+  EXPECT_EQ(lora.find("feedforward_modules"), std::string::npos) << lora;
+}
+
 TEST(ConfigLoad, EmptySectionsReadAsDefaults) {
   const ExperimentConfig c =
       load_config_text(kBase + "schedule:\nruntime: {}\npeft:\n", "cfg.yaml");
@@ -759,7 +783,7 @@ const BadCase kBadCases[] = {
     {"enum_family", kBase, {"model.family=mistral"},
      {"<override 1>: model.family: must be one of llama, gpt2 (got \"mistral\")"}},
     {"enum_got_mapping", kBase, {"peft.method={a: 1}"},
-     {"<override 1>: peft.method: must be one of none, lora, prompt_tuning, adapter (got a mapping)"}},
+     {"<override 1>: peft.method: must be one of none, lora, prompt_tuning, adapter, ia3 (got a mapping)"}},
     {"enum_split", kBase, {"data.split=sentence"},
      {"<override 1>: data.split: must be one of none, paragraph, line (got \"sentence\")"}},
     // ---- missing required keys ----
@@ -926,13 +950,18 @@ const BadCase kBadCases[] = {
     {"prompt_text_without_prompt_tuning", kBase, {"peft.method=lora", "peft.prompt_init_text=Hello"},
      {"<override 2>: peft.prompt_init_text: only used with peft.method: prompt_tuning"}},
     {"adapter_with_bottleneck", kBase, {"peft.method=adapter", "peft.adapter=tests/golden/peft/lora_hub"},
-     {"<override 2>: peft.adapter: needs peft.method: lora or prompt_tuning"}},
+     {"<override 2>: peft.adapter: needs peft.method: lora, ia3 or prompt_tuning"}},
     {"adapter_width_zero", kBase, {"peft.method=adapter", "peft.bottleneck=0"},
      {"<override 2>: peft.bottleneck: must be in [1, 1048576] (got 0)"}},
     {"lora_dropout_one", kBase, {"peft.method=lora", "peft.dropout=1"},
      {"<override 2>: peft.dropout: must be in [0, 1) (got 1)"}},
     {"lora_bad_targets", kBase, {"peft.method=lora", "peft.target_modules=[q_proj, qkv]"},
      {"<override 2>: peft.target_modules: must be a non-empty list of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj or all-linear"}},
+    {"ia3_feedforward_not_targeted", kBase,
+     {"peft.method=ia3", "peft.target_modules=[k_proj, v_proj]", "peft.feedforward_modules=[down_proj]"},
+     {"<override 3>: peft.feedforward_modules: down_proj is not in peft.target_modules (feed-forward modules are targets whose input is scaled)"}},
+    {"feedforward_without_ia3", kBase, {"peft.method=lora", "peft.feedforward_modules=[down_proj]"},
+     {"<override 2>: peft.feedforward_modules: only used with peft.method: ia3"}},
     {"lora_rank_zero", kBase, {"peft.method=lora", "peft.rank=0"},
      {"<override 2>: peft.rank: must be in [1, 65536] (got 0)"}},
     // Sizes beyond core/limits.h (issue 27, item 6): refused before anything is allocated.

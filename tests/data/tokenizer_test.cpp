@@ -353,7 +353,7 @@ TEST_P(HfFamily, IdsAndDecodingMatchTokenizersExactly) {
 
 INSTANTIATE_TEST_SUITE_P(Families, HfFamily,
                          testing::Values("gpt2", "llama3", "qwen2", "llama2", "mistral",
-                                         "metaspace_digits"));
+                                         "metaspace_digits", "gemma"));
 
 TEST(HfTokenizer, BosEosAndTokenLookup) {
   const HfTokenizer llama3 = HfTokenizer::load(kGolden / "llama3" / "tokenizer.json");

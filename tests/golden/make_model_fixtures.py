@@ -27,15 +27,25 @@ Cases:
   mistral          MistralConfig, GQA, sliding_window >= T (no effect on these sequences)
   mistral_window   MistralConfig with sliding_window 5 on sequences of 24 (every layer slides)
   qwen2            Qwen2Config: q/k/v biases, no o bias
+  qwen3            Qwen3Config: per-head q/k RMSNorm, head_dim 16 != hidden 32 / 4 heads, GQA,
+                   tied embeddings, no biases
+  phi3             Phi3Config: fused qkv_proj [q + 2 kv, D] and gate_up_proj [2 F, D], GQA,
+                   sliding_window 24 >= T (no effect on these sequences)
+  phi3_longrope    Phi3Config with LongRoPE (original_max_position_embeddings 8 < T = 12, so the
+                   long factors and the attention factor sqrt(1 + ln 8 / ln 8) apply), MHA
+  qwen3_yarn       Qwen3Config with YaRN RoPE scaling (factor 4 over an original length of 4, so
+                   the ramp and the attention factor 0.1 ln 4 + 1 act on T = 12), one KV head
   qwen2_window     Qwen2Config with use_sliding_window, sliding_window 4, max_window_layers 1 on
                    3 layers (layer 0 global, layers 1 and 2 slide), sequences of 24
+  qwen3_window     Qwen3Config with use_sliding_window, sliding_window 4 and layer_types sliding
+                   on layers 0 and 2 of 3 (not a suffix: only layer_types says it), q/k norm,
+                   sequences of 24
   gpt2             GPT2Config: LayerNorm, learned positions, fused c_attn, Conv1D, gelu_new, tied
 
 Usage: pip install torch transformers safetensors numpy
        python3 tests/golden/make_model_fixtures.py [CASE ...]
 Deterministic for fixed package versions (recorded in tests/golden/models/VERSIONS.txt). Naming
-cases rebuilds only those (each case's seed is its place in CASES, so it comes out the same) and
-appends their versions to VERSIONS.txt.
+cases rebuilds only those (each keeps its seed) and appends their versions to VERSIONS.txt.
 
   make_model_fixtures.py --real DIR   for real downloaded models instead: in every directory under
   DIR holding a config.json and *.safetensors of a supported family, writes
@@ -54,7 +64,7 @@ import safetensors.numpy
 import torch
 import transformers
 from transformers import (AutoModelForCausalLM, GPT2Config, LlamaConfig, MistralConfig,
-                          Qwen2Config)
+                          Phi3Config, Qwen2Config, Qwen3Config)
 from transformers.pytorch_utils import Conv1D
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -62,7 +72,7 @@ OUT = os.path.join(HERE, "models")
 
 B, T = 2, 12
 # Sequence length per case where it is not T: the sliding-window cases run several windows long.
-SEQ = {"mistral_window": 24, "qwen2_window": 24}
+SEQ = {"mistral_window": 24, "qwen2_window": 24, "qwen3_window": 24}
 
 LLAMA3_SCALING = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                   "high_freq_factor": 4.0, "original_max_position_embeddings": 8}
@@ -99,6 +109,31 @@ CASES = {
         vocab_size=320, n_embd=32, n_layer=2, n_head=4, n_positions=64, n_inner=None,
         activation_function="gelu_new", layer_norm_epsilon=1e-5, tie_word_embeddings=True,
         bos_token_id=318, eos_token_id=319),
+    "qwen3": lambda: Qwen3Config(
+        vocab_size=310, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=64,
+        rms_norm_eps=1e-6, rope_theta=1000000.0, attention_bias=False, use_sliding_window=False,
+        tie_word_embeddings=True, bos_token_id=300, eos_token_id=301),
+    "qwen3_yarn": lambda: Qwen3Config(
+        vocab_size=290, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=1, head_dim=16, max_position_embeddings=64,
+        rms_norm_eps=1e-6, rope_theta=10000.0, attention_bias=False, use_sliding_window=False,
+        tie_word_embeddings=False, bos_token_id=280, eos_token_id=281,
+        rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 4}),
+    "phi3": lambda: Phi3Config(
+        vocab_size=330, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+        original_max_position_embeddings=64, rms_norm_eps=1e-5, rope_theta=10000.0,
+        sliding_window=24, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+        pad_token_id=None),
+    "phi3_longrope": lambda: Phi3Config(
+        vocab_size=270, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64,
+        original_max_position_embeddings=8, rms_norm_eps=1e-5, rope_theta=10000.0,
+        sliding_window=None, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+        pad_token_id=None,
+        rope_scaling={"rope_type": "longrope", "short_factor": [1.0, 1.1, 1.3, 1.8],
+                      "long_factor": [1.2, 2.0, 4.5, 9.0]}),
     "mistral_window": lambda: MistralConfig(
         vocab_size=301, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=64,
@@ -109,6 +144,12 @@ CASES = {
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
         rms_norm_eps=1e-6, rope_theta=10000.0, use_sliding_window=True, sliding_window=4,
         max_window_layers=1, tie_word_embeddings=False, bos_token_id=300, eos_token_id=301),
+    "qwen3_window": lambda: Qwen3Config(
+        vocab_size=280, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=64,
+        rms_norm_eps=1e-6, rope_theta=10000.0, attention_bias=False, use_sliding_window=True,
+        sliding_window=4, layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+        tie_word_embeddings=False, bos_token_id=270, eos_token_id=271),
 }
 
 
@@ -249,7 +290,7 @@ def make_hub_spelling(src_case, case, ids, labels, logits, loss):
     assert torch.equal(got_logits, logits) and torch.equal(got_loss, loss), case
 
 
-REAL_TYPES = ("llama", "mistral", "qwen2", "gpt2")
+REAL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gpt2")
 
 
 def real_ids(config):
@@ -311,7 +352,9 @@ def main():
         print(f"{case}: loss {results[case][3].item():.6f}")
     if only:
         with open(os.path.join(OUT, "VERSIONS.txt"), "a") as f:
-            f.write(f"\n{', '.join(only)} regenerated alone with:\n" + versions())
+            f.write(f"{', '.join(only)} rebuilt alone with python {platform.python_version()}, "
+                    f"torch {torch.__version__}, transformers {transformers.__version__}, "
+                    f"safetensors {safetensors.__version__}, numpy {np.__version__}\n")
         return 0
     make_hub_spelling("llama3_rope", "llama3_rope_hub", *results["llama3_rope"])
     print("llama3_rope_hub: same as llama3_rope")

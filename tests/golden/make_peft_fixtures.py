@@ -9,6 +9,8 @@ make_model_fixtures.py; vocabulary 300, GQA 4/2, untied), in tests/golden/peft/<
                 re-drawn with a seeded generator (A ~ N(0, 1/in), B ~ N(0, 0.25/r), so B != 0 and
                 the adapter changes the output), written by `save_pretrained`
   lora_rslora   the same with use_rslora=True (scale alpha / sqrt(r)) on q_proj and v_proj only
+  lora_qwen3    as lora_hub on the tiny Qwen3 (tests/golden/models/qwen3: q/k RMSNorm after the
+                adapted q_proj / k_proj, head_dim 16 != hidden / heads, tied head)
   tailor_lora   Tailor's own export: `tailor train tests/golden/peft/tailor_lora.yaml` (LoRA r=4,
                 alpha 8, all-linear, 10 steps) saves its step-10 checkpoint, committed as
                 tailor_lora/checkpoint/ (without the optimizer shards, which export never reads),
@@ -27,6 +29,25 @@ one document whose virtual tokens sit at positions 0..n-1, as in a Tailor row):
   tailor_prompt Tailor's own export: `tailor train tests/golden/peft/tailor_prompt.yaml` (prompt
                 tuning, 4 virtual tokens from a text, 10 steps), its checkpoint and
                 `tailor export --format peft` of it, as for tailor_lora (only with --tailor)
+
+IA3 (IA3Config, CAUSAL_LM; every ia3_l re-drawn with a seeded generator as 1 + 0.5 N(0, 1), so
+the vectors change the output; written by `save_pretrained`):
+
+  ia3_llama     peft's default targets for llama (k_proj, v_proj, down_proj; down_proj
+                feed-forward: its input scaled) on the tiny LLaMA
+  ia3_qwen2     peft's default for qwen2 (q_proj, v_proj, down_proj) on the tiny Qwen2, whose q
+                and v biases are scaled with their outputs
+  ia3_mixed     all seven linears of the tiny LLaMA, feed-forward q_proj, o_proj and up_proj:
+                input and output scaling on column- and row-parallel linears alike
+
+  tailor_ia3    Tailor's own export: `tailor train tests/golden/peft/tailor_ia3.yaml` (IA3 with
+                the family's default targets, 10 steps), its checkpoint and `tailor export
+                --format peft` of it, as for tailor_lora (only with --tailor)
+
+Their expected.safetensors adds merged_logits f32 [B, T, V]: the logits of peft's
+`merge_and_unload()` model (the merge Tailor's `export --format hf` must reproduce), and
+grad.<name> is d loss / d ia3_l (base_model.model.model.layers.<i>.<module>.ia3_l, [out, 1] or
+[1, in] as stored).
 
 For these, expected*.safetensors holds input_ids / labels [B, T] as given to peft (without the
 virtual tokens), logits f32 [B, n + T, V] (the virtual positions included), the loss (peft's:
@@ -74,7 +95,7 @@ import safetensors.numpy
 import safetensors.torch
 import torch
 import transformers
-from peft import LoraConfig, PeftModel, PromptTuningConfig, get_peft_model
+from peft import IA3Config, LoraConfig, PeftModel, PromptTuningConfig, get_peft_model
 from peft.utils import get_peft_model_state_dict
 from transformers import AutoModelForCausalLM
 
@@ -107,7 +128,14 @@ CASES = {
     "lora_rslora": (dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
                          use_rslora=True), 3002, "expected.safetensors"),
     "tailor_lora": (None, 3003, "expected_logits.safetensors"),
+    "lora_qwen3": (dict(r=4, lora_alpha=8, target_modules=ALL), 3004, "expected.safetensors"),
 }
+# LoRA cases on another base than BASE_REL.
+LORA_BASES = {"lora_qwen3": "tests/golden/models/qwen3"}
+
+
+def base_rel_of(case):
+    return LORA_BASES.get(case, BASE_REL)
 
 
 def load_base(base=BASE):
@@ -165,14 +193,14 @@ def write_peft_adapter(case, kwargs, gen):
     os.makedirs(d)
     config = LoraConfig(lora_dropout=0.0, init_lora_weights=False, bias="none",
                         task_type="CAUSAL_LM", **kwargs)
-    model = get_peft_model(load_base(), config)
+    model = get_peft_model(load_base(os.path.join(ROOT, base_rel_of(case))), config)
     n = redraw_lora(model, gen)
     model.train(False)
     model.save_pretrained(d, safe_serialization=True)
     for extra in os.listdir(d):
         if extra not in ADAPTER_FILES:
             os.remove(os.path.join(d, extra))
-    normalize_config(d)
+    normalize_config(d, base_rel_of(case))
     print(f"{case}: {n} LoRA factors saved")
     return model
 
@@ -212,9 +240,9 @@ def export_tailor(tailor, case):
         shutil.copyfile(os.path.join(src, name), os.path.join(d, name))
 
 
-def load_adapter(d):
+def load_adapter(d, base_rel=BASE_REL):
     """Base + adapter through PeftModel.from_pretrained; fails on any key peft did not match."""
-    base = load_base()
+    base = load_base(os.path.join(ROOT, base_rel))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warnings.filterwarnings("ignore", message=NOISE, category=FutureWarning)
@@ -263,7 +291,7 @@ def fixture(case, seed, expected, memory_model=None):
     size = sum(os.path.getsize(os.path.join(d, n)) for n in ADAPTER_FILES)
     assert size < MAX_BYTES, f"{d}: {size} bytes"
     gen = torch.Generator().manual_seed(seed)
-    model = load_adapter(d)
+    model = load_adapter(d, base_rel_of(case))
     ids, labels = make_inputs(model.config.vocab_size, gen)
     logits, loss, grads = compute(model, ids, labels)
     if memory_model is not None:  # the saved adapter reproduces the in-memory one exactly
@@ -407,6 +435,115 @@ def fixture_prompt(case, base_rel, seed, expected, memory_model=None):
           f"{total} bytes")
 
 
+# ---- IA3 --------------------------------------------------------------------------------------
+
+# case -> (base, IA3Config keyword arguments, seed)
+IA3_CASES = {
+    "ia3_llama": ("tests/golden/models/llama", {}, 3021),
+    "ia3_qwen2": ("tests/golden/models/qwen2", {}, 3022),
+    "ia3_mixed": ("tests/golden/models/llama",
+                  dict(target_modules=ALL, feedforward_modules=["q_proj", "o_proj", "up_proj"]),
+                  3023),
+    "tailor_ia3": ("tests/golden/models/llama", None, 3024),
+}
+
+
+def write_ia3_adapter(case, base_rel, kwargs, gen):
+    d = os.path.join(OUT, case)
+    if os.path.lexists(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    model = get_peft_model(load_base(os.path.join(ROOT, base_rel)),
+                           IA3Config(task_type="CAUSAL_LM", **kwargs))
+    n = 0
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if ".ia3_l." in name:
+                p.copy_(1.0 + 0.5 * torch.randn(p.shape, generator=gen))
+                n += 1
+            else:
+                assert not p.requires_grad, f"{name}: trainable but not an IA3 vector"
+    assert n > 0
+    model.train(False)
+    model.save_pretrained(d, safe_serialization=True)
+    for extra in os.listdir(d):
+        if extra not in ADAPTER_FILES:
+            os.remove(os.path.join(d, extra))
+    normalize_config(d, base_rel)
+    path = os.path.join(d, "adapter_config.json")  # feedforward_modules is a set in peft too
+    with open(path) as f:
+        cfg = json.load(f)
+    if isinstance(cfg.get("feedforward_modules"), list):
+        cfg["feedforward_modules"] = sorted(cfg["feedforward_modules"])
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+        f.write("\n")
+    print(f"{case}: {n} IA3 vectors saved")
+    return model
+
+
+def fixture_ia3(case, base_rel, seed, memory_model):
+    d = os.path.join(OUT, case)
+    base = load_base(os.path.join(ROOT, base_rel))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", message=NOISE, category=FutureWarning)
+        model = PeftModel.from_pretrained(base, d, is_trainable=True)
+    for w in caught:
+        msg = str(w.message)
+        if "missing" in msg.lower() or "unexpected" in msg.lower():
+            raise RuntimeError(f"{d}: peft did not load the adapter cleanly: {msg}")
+    model.train(False)
+    held = get_peft_model_state_dict(model)
+    stored = safetensors.torch.load_file(os.path.join(d, "adapter_model.safetensors"))
+    assert set(held) == set(stored), (set(held) ^ set(stored))
+    for name, t in stored.items():
+        assert t.dtype == torch.float32 and torch.equal(held[name], t), name
+    gen = torch.Generator().manual_seed(seed)
+    ids, labels = make_inputs(model.config.vocab_size, gen)
+    model.zero_grad(set_to_none=True)
+    out = model(input_ids=ids, labels=labels, use_cache=False)
+    out.loss.backward()
+    grads = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            assert p.grad is None, name
+            continue
+        assert ".ia3_l.default" in name, name
+        grads[name.replace(".ia3_l.default", ".ia3_l")] = p.grad.detach().clone()
+    assert set(grads) == set(stored), (set(grads) ^ set(stored))
+    logits, loss = out.logits.detach().clone(), out.loss.detach().clone()
+    with torch.no_grad():
+        if memory_model is not None:  # the saved adapter reproduces the in-memory one exactly
+            mem = memory_model(input_ids=ids, use_cache=False).logits
+            assert torch.equal(mem, logits), case
+        with model.disable_adapter():
+            base_logits = model(input_ids=ids, use_cache=False).logits
+        merged = model.merge_and_unload()
+        merged_logits = merged(input_ids=ids, use_cache=False).logits.detach().clone()
+    change = ((logits - base_logits).norm() / base_logits.norm()).item()
+    assert change > 1e-2, f"{case}: the adapter barely changes the logits ({change:.3g})"
+    merge_err = ((merged_logits - logits).norm() / logits.norm()).item()
+    assert merge_err < 1e-5, (case, merge_err)
+    tensors = {
+        "input_ids": ids.to(torch.int32).numpy(),
+        "labels": labels.to(torch.int32).numpy(),
+        "logits": logits.numpy().astype(np.float32),
+        "merged_logits": merged_logits.numpy().astype(np.float32),
+        "loss": np.array(loss.item(), dtype=np.float32),
+    }
+    for name, g in grads.items():
+        tensors["grad." + name] = g.numpy().astype(np.float32)
+    out_path = os.path.join(d, "expected.safetensors")
+    safetensors.numpy.save_file(tensors, out_path)
+    for name in ADAPTER_FILES + ("expected.safetensors",):
+        os.chmod(os.path.join(d, name), 0o644)
+    total = sum(os.path.getsize(os.path.join(d, n)) for n in ADAPTER_FILES + ("expected.safetensors",))
+    assert total < 2 * MAX_BYTES, f"{d}: {total} bytes"
+    print(f"{case}: loss {loss.item():.6f}, the adapter changes the logits by {change:.3f} (rel), "
+          f"merged vs unmerged {merge_err:.2e}, {len(grads)} gradients, {total} bytes")
+
+
 def main():
     args = sys.argv[1:]
     tailor = None
@@ -414,7 +551,7 @@ def main():
         tailor = os.path.abspath(args[1])
         args = args[2:]
     only = set(args)
-    if only - set(CASES) - set(PROMPT_CASES) or any(a.startswith("-") for a in args):
+    if only - set(CASES) - set(PROMPT_CASES) - set(IA3_CASES) or any(a.startswith("-") for a in args):
         print(__doc__, file=sys.stderr)
         return 2
     torch.use_deterministic_algorithms(True)
@@ -445,6 +582,17 @@ def main():
             gen = torch.Generator().manual_seed(seed)
             memory_model = write_prompt_adapter(case, base_rel, n, gen)
             fixture_prompt(case, base_rel, seed + 100, expected, memory_model)
+    for case, (base_rel, kwargs, seed) in IA3_CASES.items():
+        if only and case not in only:
+            continue
+        if kwargs is None:
+            if tailor is not None:
+                export_tailor(tailor, case)
+            fixture_ia3(case, base_rel, seed, None)
+            continue
+        gen = torch.Generator().manual_seed(seed)
+        memory_model = write_ia3_adapter(case, base_rel, kwargs, gen)
+        fixture_ia3(case, base_rel, seed + 100, memory_model)
     # All cases: the file starts afresh; some: a paragraph for them is added.
     with open(os.path.join(OUT, "VERSIONS.txt"), "a" if only else "w") as f:
         if only:

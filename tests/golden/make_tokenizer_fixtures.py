@@ -16,6 +16,9 @@ Families (tests/golden/tokenizers/<family>/tokenizer.json):
   mistral  the same model with the Metaspace pre-tokenizer (prepend_scheme "first", split false),
            [INST] tokens and an lstrip/rstrip token.
   metaspace_digits  Metaspace (always, split) + Digits(individual) + Metaspace decoder.
+  gemma    Gemma's settings on the same byte-fallback model: Replace(" ", "▁") normalizer with no
+           dummy prefix (no Prepend), no pre-tokenizer, Replace/ByteFallback/Fuse decoder (no
+           Strip), <bos> post-processor, <start_of_turn> / <end_of_turn> added tokens.
 plus sentencepiece/tokenizer.model, trained with the `sentencepiece` package.
 
 Usage: pip install tokenizers sentencepiece; python3 tests/golden/make_tokenizer_fixtures.py
@@ -275,6 +278,20 @@ def make_metaspace_digits(base):
     return Tokenizer.from_str(json.dumps(spec))
 
 
+def make_gemma(base):
+    spec = json.loads(json.dumps(base))
+    spec["normalizer"] = {"type": "Replace", "pattern": {"String": " "}, "content": SP}
+    spec["pre_tokenizer"] = None
+    spec["decoder"] = {"type": "Sequence", "decoders": [
+        {"type": "Replace", "pattern": {"String": SP}, "content": " "},
+        {"type": "ByteFallback"}, {"type": "Fuse"}]}
+    spec["post_processor"] = bos_template()
+    tok = Tokenizer.from_str(json.dumps(spec))
+    tok.add_special_tokens([AddedToken("<start_of_turn>", special=True, normalized=False),
+                            AddedToken("<end_of_turn>", special=True, normalized=False)])
+    return tok
+
+
 def family_cases(tok, name, specials):
     texts = list(CASES_COMMON)
     for s in specials:
@@ -357,6 +374,7 @@ def main():
         "llama2": (make_llama2(base), ["<s>", "</s>", "<unk>"]),
         "mistral": (make_mistral(base), ["[INST]", "[/INST]", "<mask>", "</s>"]),
         "metaspace_digits": (make_metaspace_digits(base), ["<s>", "</s>"]),
+        "gemma": (make_gemma(base), ["<start_of_turn>", "<end_of_turn>", "<s>"]),
     }
     for name, (tok, specials) in families.items():
         d = os.path.join(OUT, name)

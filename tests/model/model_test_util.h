@@ -51,6 +51,15 @@ inline ModelSpec tiny_sliding() {
   return s;
 }
 
+// LLaMA-style with per-head q/k RMSNorm (Qwen3, Gemma 3) and a head_dim apart from hidden/heads
+// (4 x 6 = 24 query columns over a hidden size of 8), as Qwen3 configures it explicitly.
+inline ModelSpec tiny_qk_norm() {
+  ModelSpec s = tiny_llama();
+  s.qk_norm = true;
+  s.head_dim = 6;
+  return s;
+}
+
 // Owns the i32 buffers of a batch.
 struct HostBatch {
   backend::Buffer ids, targets, positions, doc_ids;

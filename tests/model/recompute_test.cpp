@@ -1,6 +1,7 @@
 // Activation recomputation (train.recompute): backward recomputes what forward did not keep by
 // rerunning the same ops on the same inputs, so loss and every gradient must be bit-identical to
-// keeping everything — for RMSNorm/SwiGLU/RoPE and LayerNorm/GELU/learned positions, full
+// keeping everything — for RMSNorm/SwiGLU/RoPE (with and without q/k norm) and
+// LayerNorm/GELU/learned positions, full
 // fine-tuning, LoRA with dropout (masks redrawn from their counter keys) and bottleneck adapters —
 // while the activation memory shrinks: full < selective < none.
 #include <cmath>
@@ -20,7 +21,7 @@ namespace {
 
 struct Case {
   const char* name;
-  bool gpt2;
+  ModelSpec (*spec)();
   bool lora;
   std::int64_t bottleneck;
 };
@@ -42,8 +43,7 @@ Result run(const Case& c, Recompute mode) {
   std::vector<const Attachment*> methods;
   if (c.lora) methods.push_back(&lora_method);
   if (c.bottleneck > 0) methods.push_back(&adapters);
-  Transformer m(c.gpt2 ? testing::tiny_gpt2() : testing::tiny_llama(), ops, DType::kF32, nullptr,
-                methods);
+  Transformer m(c.spec(), ops, DType::kF32, nullptr, methods);
   m.init_parameters(7);
   // B != 0 (it starts at zero): the adapters carry signal, so their recomputation is checked.
   for (Parameter& p : m.params().all())
@@ -82,11 +82,14 @@ TEST_P(RecomputeTest, GradientsAreBitIdenticalAndMemoryShrinks) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, RecomputeTest,
-                         ::testing::Values(Case{"llama", false, false, 0},
-                                           Case{"gpt2", true, false, 0},
-                                           Case{"llama_lora_dropout", false, true, 0},
-                                           Case{"gpt2_lora_dropout", true, true, 0},
-                                           Case{"llama_adapter", false, false, 3}),
+                         ::testing::Values(Case{"llama", testing::tiny_llama, false, 0},
+                                           Case{"gpt2", testing::tiny_gpt2, false, 0},
+                                           Case{"qk_norm", testing::tiny_qk_norm, false, 0},
+                                           Case{"llama_lora_dropout", testing::tiny_llama, true, 0},
+                                           Case{"gpt2_lora_dropout", testing::tiny_gpt2, true, 0},
+                                           Case{"qk_norm_lora_dropout", testing::tiny_qk_norm,
+                                                true, 0},
+                                           Case{"llama_adapter", testing::tiny_llama, false, 3}),
                          case_name);
 
 }  // namespace

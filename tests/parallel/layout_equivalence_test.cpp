@@ -53,8 +53,10 @@ std::string out_dir(const std::string& tag) {
 
 // PEFT variants of the tiny model: none, LoRA, LoRA with dropout (masks drawn at global indices,
 // the same on every TP rank and for every micro-batch split), prompt tuning (a replicated prompt,
-// initialized from a text through the vocab-parallel embedding).
-enum class Peft { kNone, kLora, kLoraDropout, kPrompt };
+// initialized from a text through the vocab-parallel embedding), IA3 on every linear (input
+// scaling on q (column-parallel) and o (row-parallel), output scaling on the others: every TP rule
+// of ia3.h, shared KV heads included when kv < TP).
+enum class Peft { kNone, kLora, kLoraDropout, kPrompt, kIa3 };
 
 std::vector<std::string> peft_overrides(Peft peft) {
   std::vector<std::string> o;
@@ -63,6 +65,9 @@ std::vector<std::string> peft_overrides(Peft peft) {
   if (peft == Peft::kLoraDropout) o.emplace_back("peft.dropout=0.2");
   // SGD without clipping: a gradient off by a factor (a wrong TP sum) changes the update, where
   // AdamW and clipping would hide it.
+  if (peft == Peft::kIa3)
+    o = {"peft.method=ia3", "peft.target_modules=[all-linear]",
+         "peft.feedforward_modules=[q_proj, o_proj]"};
   if (peft == Peft::kPrompt)
     o = {"peft.method=prompt_tuning", "peft.num_virtual_tokens=4",
          "peft.prompt_init_text=\"The \"", "optimizer.name=sgd", "optimizer.lr=0.5",
@@ -75,6 +80,7 @@ const char* peft_tag(Peft peft) {
     case Peft::kLora: return "_lora";
     case Peft::kLoraDropout: return "_lora_dropout";
     case Peft::kPrompt: return "_prompt";
+    case Peft::kIa3: return "_ia3";
     default: return "";
   }
 }
@@ -182,7 +188,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Layout{2, false, 2, Peft::kLoraDropout},
                       Layout{4, false, 1, Peft::kLoraDropout}, Layout{1, false, 2, Peft::kPrompt},
                       Layout{2, false, 2, Peft::kPrompt}, Layout{4, false, 1, Peft::kPrompt},
-                      Layout{2, true, 2, Peft::kPrompt}),
+                      Layout{2, true, 2, Peft::kPrompt}, Layout{2, false, 2, Peft::kIa3},
+                      Layout{4, false, 1, Peft::kIa3}),
     [](const auto& param_info) {
       const Layout& l = param_info.param;
       return "tp" + std::to_string(l.tensor) + (l.zero ? "_zero" : "") + "_kv" +

@@ -1,13 +1,14 @@
 // The objectives' loss interface under tensor parallelism: per-token losses and a per-row
 // weighted backward on a TP group of 2 or 4 ranks equal a single rank's in f64 (each TP shard of
 // a gradient is the slice of the single-rank gradient), for a full model and for LoRA, with
-// replicated KV heads at TP = 4, and with a sliding window on one layer (packed rows).
+// and without per-head q/k RMSNorm (whose replicated weights get partial gradients summed over
+// the group), with replicated KV heads at TP = 4, and with a sliding window on one layer (packed
+// rows).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <memory>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "backend/cpu/cpu_ops.h"
@@ -29,8 +30,13 @@ void run(Transformer& m, backend::Ops& ops, const Batch& batch, const std::vecto
   m.finish_gradients();
 }
 
-// (LoRA, sliding window on the second layer)
-class RowLossTp : public ::testing::TestWithParam<std::tuple<bool, bool>> {};
+struct Case {
+  bool lora;
+  bool qk_norm;  // per-head q/k RMSNorm: TP-local forward, weight gradients summed over the group
+  bool sliding;  // a sliding window on the second layer
+};
+
+class RowLossTp : public ::testing::TestWithParam<Case> {};
 
 TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
   const std::unique_ptr<comm::Communicator> tp = world().split(0, world().rank());
@@ -40,13 +46,18 @@ TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
   lora.targets = {"all-linear"};
   const peft::Lora lora_method(lora);
   std::vector<const Attachment*> l;
-  const auto [with_lora, sliding] = GetParam();
-  if (with_lora) l.push_back(&lora_method);
-  const ModelSpec spec = sliding ? testing::tiny_sliding() : testing::tiny_llama();
+  if (GetParam().lora) l.push_back(&lora_method);
+  const ModelSpec spec = GetParam().qk_norm   ? testing::tiny_qk_norm()
+                         : GetParam().sliding ? testing::tiny_sliding()
+                                              : testing::tiny_llama();
   Transformer sharded(spec, ops, DType::kF64, tp.get(), l);
   Transformer single(spec, ops, DType::kF64, nullptr, l);
   for (Transformer* m : {&sharded, &single}) {
     m->init_parameters(17);
+    for (Parameter& p : m->params().all())  // q/k norm weights away from 1, head by head
+      if (p.name.ends_with("_norm.weight") && p.name.find("self_attn") != std::string::npos)
+        for (std::int64_t i = 0; i < p.shape.numel(); ++i)
+          p.value.ptr<double>()[i] = 1.0 + 0.3 * std::sin(1.0 + static_cast<double>(i));
     for (Parameter& p : m->params().all())  // LoRA B away from zero, at global indices
       if (p.role == ParamRole::kAdapterOut)
         for (std::int64_t i = 0; i < p.shape.numel(); ++i)
@@ -87,15 +98,16 @@ TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
   EXPECT_GT(compared, 0);
 }
 
-std::string full_or_lora(const ::testing::TestParamInfo<std::tuple<bool, bool>>& p) {
-  return std::string(std::get<0>(p.param) ? "Lora" : "Full") +
-         (std::get<1>(p.param) ? "SlidingWindow" : "");
+std::string case_name(const ::testing::TestParamInfo<Case>& p) {
+  return std::string(p.param.lora ? "Lora" : "Full") + (p.param.qk_norm ? "QkNorm" : "") +
+         (p.param.sliding ? "SlidingWindow" : "");
 }
 
 INSTANTIATE_TEST_SUITE_P(FullAndLora, RowLossTp,
-                         ::testing::Combine(::testing::Values(false, true),
-                                            ::testing::Values(false, true)),
-                         full_or_lora);
+                         ::testing::Values(Case{false, false, false}, Case{true, false, false},
+                                           Case{false, true, false}, Case{true, true, false},
+                                           Case{false, false, true}, Case{true, false, true}),
+                         case_name);
 
 }  // namespace
 }  // namespace tailor::model

@@ -74,6 +74,10 @@ std::vector<Variant> variants() {
        ""},
       {"prompt_tuning", {"peft.method=prompt_tuning", "peft.num_virtual_tokens=4"}, ""},
       {"adapter", {"peft.method=adapter", "peft.bottleneck=8"}, ""},
+      {"ia3",
+       {"peft.method=ia3", "peft.target_modules=[all-linear]",
+        "peft.feedforward_modules=[q_proj, o_proj]"},
+       ""},
       {"gpt2", {"model.family=gpt2", "model.num_kv_heads=4"}, ""},
       {"sgd", {"optimizer.name=sgd", "optimizer.momentum=0.9"}, ""},
   };

@@ -1,9 +1,10 @@
 // Elementwise ops and flat reductions: fill, copy (with f32/f64/bf16 conversion), add, scale,
-// sum_squares, add_bias, bias_backward.
+// sum_squares, add_bias, bias_backward, scale_columns, scale_columns_backward.
 //
 // Flat ops run in blocks of kElemBlock elements. sum_squares accumulates in f64, one partial per
-// block, partials summed in block order. bias_backward sums rows in reduction_blocks (one partial
-// row per block, summed in block order): both independent of the thread count.
+// block, partials summed in block order. bias_backward and scale_columns_backward sum rows in
+// reduction_blocks (one partial row per block, summed in block order): both independent of the
+// thread count.
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -158,6 +159,54 @@ void CpuOps::bias_backward(const Tensor& dbias, const Tensor& dy) {
       }
     });
     cpu::add_partials(partial, blocks.count, d, dbias.ptr<T>());
+  });
+}
+
+void CpuOps::scale_columns(const Tensor& y, const Tensor& s) {
+  constexpr std::string_view kOp = "scale_columns";
+  cpu::check_cpu(kOp, y);
+  cpu::check_dtype(kOp, s, y.dtype);
+  const std::int64_t d = y.cols();
+  cpu::check_numel(kOp, s, d);
+  cpu::dispatch_float(kOp, y, [&](auto tag) {
+    using T = decltype(tag);
+    T* py = y.ptr<T>();
+    const T* ps = s.ptr<T>();
+    pool_.parallel_for(y.rows(), cpu::rows_per_block(d), [&](std::int64_t r0, std::int64_t r1) {
+      for (std::int64_t r = r0; r < r1; ++r) {
+        T* row = py + r * d;
+        for (std::int64_t j = 0; j < d; ++j) row[j] *= ps[j];
+      }
+    });
+  });
+}
+
+void CpuOps::scale_columns_backward(const Tensor& ds, const Tensor& dy, const Tensor& x) {
+  constexpr std::string_view kOp = "scale_columns_backward";
+  cpu::check_cpu(kOp, dy);
+  cpu::check_dtype(kOp, ds, dy.dtype);
+  cpu::check_dtype(kOp, x, dy.dtype);
+  const std::int64_t n = dy.rows();
+  const std::int64_t d = dy.cols();
+  cpu::check_numel(kOp, ds, d);
+  cpu::check_numel(kOp, x, n * d);
+  const cpu::RowBlocks blocks = cpu::reduction_blocks(n, d);
+  cpu::dispatch_float(kOp, dy, [&](auto tag) {
+    using T = decltype(tag);
+    const T* pdy = dy.ptr<T>();
+    const T* px = x.ptr<T>();
+    // partial[blk, D]: column sums of dy * x over the rows of block blk, in row order (as
+    // bias_backward).
+    std::vector<T> partial(static_cast<std::size_t>(blocks.count * d), T(0));
+    pool_.parallel_for(n, blocks.size, [&](std::int64_t r0, std::int64_t r1) {
+      T* acc = partial.data() + (r0 / blocks.size) * d;
+      for (std::int64_t r = r0; r < r1; ++r) {
+        const T* gr = pdy + r * d;
+        const T* xr = px + r * d;
+        for (std::int64_t j = 0; j < d; ++j) acc[j] += gr[j] * xr[j];
+      }
+    });
+    cpu::add_partials(partial, blocks.count, d, ds.ptr<T>());
   });
 }
 

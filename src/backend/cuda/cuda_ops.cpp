@@ -356,6 +356,37 @@ void CudaOps::bias_backward(const Tensor& dbias, const Tensor& dy) {
   context_->check_launch();
 }
 
+void CudaOps::scale_columns(const Tensor& y, const Tensor& s) {
+  constexpr std::string_view kOp = "scale_columns";
+  detail::check_storage(kOp, y);
+  detail::check_dtype(kOp, s, y.dtype);
+  const std::int64_t d = y.cols();
+  detail::check_numel(kOp, s, d);
+  const std::int64_t rows = d == 0 ? 0 : y.numel() / d;
+  detail::dispatch_storage(kOp, y, [&](auto tag) {
+    using T = decltype(tag);
+    kernels::scale_columns(as<T>(y), as<const T>(s), rows, d, stream());
+  });
+  context_->check_launch();
+}
+
+void CudaOps::scale_columns_backward(const Tensor& ds, const Tensor& dy, const Tensor& x) {
+  constexpr std::string_view kOp = "scale_columns_backward";
+  detail::check_storage(kOp, dy);
+  detail::check_dtype(kOp, x, dy.dtype);
+  const std::int64_t d = dy.cols();
+  detail::check_accum(kOp, ds, d);
+  const std::int64_t rows = d == 0 ? 0 : dy.numel() / d;
+  detail::check_numel(kOp, x, rows * d);
+  void* ws = context_->scratch(kernels::bias_backward_workspace_bytes(rows, d));
+  detail::dispatch_storage(kOp, dy, [&](auto tag) {
+    using T = decltype(tag);
+    kernels::scale_columns_backward(as<float>(ds), as<const T>(dy), as<const T>(x), rows, d, ws,
+                                    stream());
+  });
+  context_->check_launch();
+}
+
 // ---- dropout ----------------------------------------------------------------------------------
 
 void CudaOps::dropout(const Tensor& src, const Tensor& dst, double p, const DropoutKey& key) {

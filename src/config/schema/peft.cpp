@@ -1,5 +1,5 @@
-// The peft section: the parameter-efficient method and its settings. peft.target_modules, a list
-// of names, is read and written by hand.
+// The peft section: the parameter-efficient method and its settings. peft.target_modules and
+// peft.feedforward_modules, lists of names, are read and written by hand.
 #include <algorithm>
 #include <filesystem>
 #include <iterator>
@@ -10,9 +10,10 @@
 namespace tailor::config {
 namespace {
 
-void read_target_modules(ReadContext& c, PeftConfig& p) {
+// A list of linears (peft.target_modules, peft.feedforward_modules).
+void read_module_list(ReadContext& c, std::vector<std::string>& out, const std::string& key) {
   SchemaReader& r = c.reader;
-  const YamlNode* n = r.read_node("target_modules");
+  const YamlNode* n = r.read_node(key);
   if (n == nullptr) return;
   static constexpr std::string_view kModules[] = {
       "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "all-linear"};
@@ -26,20 +27,44 @@ void read_target_modules(ReadContext& c, PeftConfig& p) {
     if (item.kind == YamlNode::Kind::kScalar) targets.push_back(item.scalar);
   }
   if (ok) {
-    p.target_modules = targets;
+    out = targets;
   } else {
-    r.problem_at(n->loc, "peft.target_modules",
+    r.problem_at(n->loc, "peft." + key,
                  "must be a non-empty list of q_proj, k_proj, v_proj, o_proj, gate_proj, "
                  "up_proj, down_proj or all-linear");
-    r.mark_bad("peft.target_modules");
+    r.mark_bad("peft." + key);
   }
 }
 
-void write_target_modules(YamlWriter& w, const PeftConfig& p) {
+void read_target_modules(ReadContext& c, PeftConfig& p) {
+  read_module_list(c, p.target_modules, "target_modules");
+}
+void read_feedforward_modules(ReadContext& c, PeftConfig& p) {
+  read_module_list(c, p.feedforward_modules, "feedforward_modules");
+}
+
+void write_list(YamlWriter& w, const std::string& key, const std::vector<std::string>& items) {
   std::string list = "[";
-  for (std::size_t i = 0; i < p.target_modules.size(); ++i)
-    list += (i ? ", " : "") + p.target_modules[i];
-  w.line("target_modules", list + "]");
+  for (std::size_t i = 0; i < items.size(); ++i) list += (i ? ", " : "") + items[i];
+  w.line(key, list + "]");
+}
+
+bool is_ia3(const PeftConfig& p) { return p.method == PeftMethod::kIa3; }
+
+// LoRA's default is written out (as it always was); IA3's (the family's) is left out.
+void write_target_modules(YamlWriter& w, const PeftConfig& p) {
+  write_list(w, "target_modules",
+             p.target_modules.empty() ? std::vector<std::string>{"q_proj", "v_proj"}
+                                      : p.target_modules);
+}
+bool target_modules_written(const PeftConfig& p) {
+  return !is_ia3(p) || !p.target_modules.empty();
+}
+void write_feedforward_modules(YamlWriter& w, const PeftConfig& p) {
+  write_list(w, "feedforward_modules", p.feedforward_modules);
+}
+bool feedforward_modules_written(const PeftConfig& p) {
+  return is_ia3(p) && !p.feedforward_modules.empty();
 }
 
 void check_adapter(SchemaReader& r, const std::string& path, const PeftConfig& p) {
@@ -53,9 +78,33 @@ bool has_adapter(const PeftConfig& p) { return !p.adapter.empty(); }
 
 // target_modules is read last: problems found at one place (a whole-section override) keep the
 // order in which this section has always reported them.
+// feedforward_modules after them (its check reads target_modules and method).
 void read_peft(SectionReader<PeftConfig>& r) {
-  r.read_rest({"target_modules"});
+  r.read_rest({"target_modules", "feedforward_modules"});
   r.read("target_modules");
+  r.read("feedforward_modules");
+}
+
+// IA3 as peft: feed-forward modules are a subset of the targets (when both are given).
+void check_feedforward_modules(SchemaReader& r, const std::string& path, const PeftConfig& p) {
+  if (p.feedforward_modules.empty()) return;
+  if (!is_ia3(p)) {
+    r.problem(path, "only used with peft.method: ia3");
+    return;
+  }
+  const auto targeted = [&](const std::string& m) {
+    return std::find(p.target_modules.begin(), p.target_modules.end(), m) !=
+               p.target_modules.end() ||
+           std::find(p.target_modules.begin(), p.target_modules.end(), "all-linear") !=
+               p.target_modules.end();
+  };
+  if (p.target_modules.empty()) return;
+  for (const std::string& m : p.feedforward_modules)
+    if (m != "all-linear" && !targeted(m)) {
+      r.problem(path, fmt::format("{} is not in peft.target_modules (feed-forward modules are "
+                                  "targets whose input is scaled)", m));
+      return;
+    }
 }
 
 }  // namespace
@@ -74,9 +123,17 @@ const Section<PeftConfig>& peft_section() {
            "LoRA scale = alpha / r (alpha / sqrt(r) with use_rslora)"},
           {"dropout", real(&S::dropout, kUnitHalfOpen), Resume::kFixed,
            "LoRA dropout on the adapter input, training batches only"},
-          {"target_modules",
-           custom("list", Presence::kOptional, read_target_modules, write_target_modules),
-           Resume::kFixed, "linears that get LoRA adapters (or [all-linear])"},
+          F{"target_modules",
+            custom("list", Presence::kOptional, read_target_modules, write_target_modules),
+            Resume::kFixed, "linears that get LoRA / IA3 adapters (or [all-linear])"}
+              .written_if(target_modules_written),
+          // Written for IA3 only, when given.
+          F{"feedforward_modules",
+            custom("list", Presence::kOptional, read_feedforward_modules,
+                   write_feedforward_modules),
+            Resume::kFixed, "IA3: targets whose input (not output) is scaled"}
+              .checked_by(check_feedforward_modules)
+              .written_if(feedforward_modules_written),
           {"use_rslora", boolean(&S::use_rslora), Resume::kFixed, "rank-stabilised LoRA scaling"},
           {"bottleneck", integer(&S::bottleneck, IntRange{1, limits::kBottleneck}), Resume::kFixed,
            "width of the bottleneck adapters (method: adapter)"},
@@ -90,7 +147,7 @@ const Section<PeftConfig>& peft_section() {
             "prompt tuning: initialize from this text's token embeddings (empty: random)"}
               .written_if(is_prompt_tuning),
           F{"adapter", text(&S::adapter), Resume::kFixed,
-            "a PEFT adapter directory to start from (LoRA or prompt tuning)"}
+            "a PEFT adapter directory to start from (LoRA, IA3 or prompt tuning)"}
               .checked_by(check_adapter)
               .written_if(has_adapter),
       },

@@ -103,6 +103,10 @@ class Gpt2 final : public Family {
            Family::ignorable(name);
   }
 
+  // peft's IA3 default for GPT-2: c_attn (q, k and v here) and mlp.c_proj (down, feed-forward).
+  [[nodiscard]] std::vector<std::string> peft_ia3_targets() const override {
+    return {"q_proj", "k_proj", "v_proj", "down_proj"};
+  }
   [[nodiscard]] std::string peft_lora_unsupported() const override {
     return "PEFT export of GPT-2 LoRA is not supported (its fused c_attn has one adapter in PEFT, "
            "three in Tailor); export --format hf (merged) instead";

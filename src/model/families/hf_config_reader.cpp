@@ -1,5 +1,7 @@
 #include "model/families/hf_config_reader.h"
 
+#include <cmath>
+
 #include "core/error.h"
 
 namespace tailor::model {
@@ -87,7 +89,7 @@ json layer_types_json(const std::vector<bool>& sliding, std::int64_t num_layers)
   return out;
 }
 
-void read_rope(const HfConfigReader& c, ModelSpec& s) {
+void read_rope(const HfConfigReader& c, ModelSpec& s, std::optional<std::int64_t> original_default) {
   const json* params = nullptr;
   if (c.has("rope_parameters")) {
     params = &c.raw()["rope_parameters"];
@@ -111,8 +113,9 @@ void read_rope(const HfConfigReader& c, ModelSpec& s) {
   const char* section = scaling == params ? "rope_parameters" : "rope_scaling";
   std::string type = r.string("rope_type", r.string("type", "default"));
   if (type == "default") return;
-  if (type != "linear" && type != "llama3")
-    throw_user_error(c.where(), "{}.rope_type: {} is not supported (default, linear, llama3)",
+  if (type != "linear" && type != "llama3" && type != "yarn" && type != "longrope")
+    throw_user_error(c.where(),
+                     "{}.rope_type: {} is not supported (default, linear, llama3, yarn, longrope)",
                      section, type);
   s.rope_type = type;
   s.rope_factor = r.number("factor", 1.0);
@@ -121,6 +124,69 @@ void read_rope(const HfConfigReader& c, ModelSpec& s) {
     s.rope_high_freq_factor = r.number("high_freq_factor", 4.0);
     s.rope_original_max_positions = r.integer("original_max_position_embeddings", 8192);
   }
+  if (type != "yarn" && type != "longrope") return;
+  // As transformers' standardize_rope_params: a top-level original_max_position_embeddings (Phi-3
+  // writes it there) wins over the section's, then the family's own default, then
+  // max_position_embeddings.
+  const std::int64_t max_pos = c.integer("max_position_embeddings", 2048);
+  s.rope_original_max_positions =
+      c.has("original_max_position_embeddings")
+          ? c.integer("original_max_position_embeddings")
+          : r.integer("original_max_position_embeddings", original_default.value_or(max_pos));
+  if (s.rope_original_max_positions == 0)
+    throw_user_error(c.where(), "{}.original_max_position_embeddings: must be positive", section);
+  const std::string key = std::string(section) + ".";
+  const auto positive = [&](const char* name, double v) {
+    if (!(v > 0.0)) throw_user_error(c.where(), "{}{}: must be positive, got {}", key, name, v);
+    return v;
+  };
+  if (type == "yarn") {
+    if (!r.has("factor")) throw_user_error(c.where(), "{}factor: required for yarn", key);
+    s.rope_factor = positive("factor", r.number("factor", 1.0));
+    s.rope_beta_fast = positive("beta_fast", r.number("beta_fast", 32.0));
+    s.rope_beta_slow = positive("beta_slow", r.number("beta_slow", 1.0));
+    s.rope_truncate = r.boolean("truncate", true);
+    // YaRN's mscale (the paper's eq. 21): 0.1 m ln(factor) + 1, 1 for factors <= 1.
+    const auto mscale = [&](double m) {
+      return s.rope_factor <= 1.0 ? 1.0 : 0.1 * m * std::log(s.rope_factor) + 1.0;
+    };
+    const double m = r.number("mscale", 0.0), m_all = r.number("mscale_all_dim", 0.0);
+    if (r.has("attention_factor"))
+      s.rope_attention_factor = positive("attention_factor", r.number("attention_factor", 1.0));
+    else
+      s.rope_attention_factor = m != 0.0 && m_all != 0.0 ? mscale(m) / mscale(m_all) : mscale(1.0);
+    return;
+  }
+  // longrope: one short and one long factor per frequency.
+  const std::int64_t half = s.head_dim / 2;
+  const auto factors = [&](const char* name) {
+    if (!r.has(name)) throw_user_error(c.where(), "{}{}: required for longrope", key, name);
+    const json& v = (*scaling)[name];
+    if (!v.is_array() || std::ssize(v) != half)
+      throw_user_error(c.where(), "{}{}: expected a list of {} numbers (head_dim / 2), got {}", key,
+                       name, half, v.dump().substr(0, 80));
+    std::vector<double> out;
+    for (const json& x : v) {
+      if (!x.is_number() || !(x.get<double>() > 0.0))
+        throw_user_error(c.where(), "{}{}: expected positive numbers, got {}", key, name, x.dump());
+      out.push_back(x.get<double>());
+    }
+    return out;
+  };
+  s.rope_short_factor = factors("short_factor");
+  s.rope_long_factor = factors("long_factor");
+  // The factor for the default attention factor: the ratio of the two lengths unless given.
+  const double factor =
+      r.has("factor") ? positive("factor", r.number("factor", 1.0))
+                      : static_cast<double>(max_pos) / static_cast<double>(s.rope_original_max_positions);
+  s.rope_factor = factor;
+  if (r.has("attention_factor"))
+    s.rope_attention_factor = positive("attention_factor", r.number("attention_factor", 1.0));
+  else
+    s.rope_attention_factor =
+        factor <= 1.0 ? 1.0
+                      : std::sqrt(1.0 + std::log(factor) /
+                                            std::log(static_cast<double>(s.rope_original_max_positions)));
 }
 
 void write_rope(const ModelSpec& s, json& j) {
@@ -131,6 +197,21 @@ void write_rope(const ModelSpec& s, json& j) {
     r["low_freq_factor"] = s.rope_low_freq_factor;
     r["high_freq_factor"] = s.rope_high_freq_factor;
     r["original_max_position_embeddings"] = s.rope_original_max_positions;
+  }
+  if (s.rope_type == "yarn" || s.rope_type == "longrope") {
+    // The resolved attention factor is written as such, so transformers need not re-derive it.
+    r["original_max_position_embeddings"] = s.rope_original_max_positions;
+    r["attention_factor"] = s.rope_attention_factor;
+  }
+  if (s.rope_type == "yarn") {
+    r["beta_fast"] = s.rope_beta_fast;
+    r["beta_slow"] = s.rope_beta_slow;
+    r["truncate"] = s.rope_truncate;
+  }
+  if (s.rope_type == "longrope") {
+    r["short_factor"] = s.rope_short_factor;
+    r["long_factor"] = s.rope_long_factor;
+    j["original_max_position_embeddings"] = s.rope_original_max_positions;
   }
   j["rope_scaling"] = r;
 }

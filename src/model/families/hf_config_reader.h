@@ -50,8 +50,12 @@ class HfConfigReader {
                                               std::int64_t num_layers);
 
 // RoPE base and scaling: `rope_theta` / `rope_scaling` {rope_type | type, factor, ...} as Hub
-// configs write them, or `rope_parameters` as transformers 5 does. Types: default, linear, llama3.
-void read_rope(const HfConfigReader& c, ModelSpec& s);
+// configs write them, or `rope_parameters` as transformers 5 does. Types: default, linear, llama3,
+// yarn, longrope (anything else is refused naming the key). `original_default`: the family's
+// config-class default of original_max_position_embeddings (Phi-3: 4096), used by yarn and
+// longrope when config.json gives none.
+void read_rope(const HfConfigReader& c, ModelSpec& s,
+               std::optional<std::int64_t> original_default = std::nullopt);
 // The inverse: rope_theta and, when scaled, rope_scaling.
 void write_rope(const ModelSpec& s, nlohmann::json& j);
 

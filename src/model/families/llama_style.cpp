@@ -2,9 +2,12 @@
 
 #include <fmt/format.h>
 
+#include "core/error.h"
+
 namespace tailor::model {
 
-void LlamaStyleFamily::read_common(const HfConfigReader& c, ModelSpec& s) {
+void LlamaStyleFamily::read_common(const HfConfigReader& c, ModelSpec& s,
+                                   std::optional<std::int64_t> rope_original_default) {
   s.vocab_size = c.integer("vocab_size");
   s.hidden_size = c.integer("hidden_size");
   s.num_layers = c.integer("num_hidden_layers");
@@ -18,7 +21,7 @@ void LlamaStyleFamily::read_common(const HfConfigReader& c, ModelSpec& s) {
   s.position = PositionType::kRope;
   s.mlp = MlpType::kSwiGLU;
   c.require_activation("hidden_act", {"silu"}, "silu");
-  read_rope(c, s);
+  read_rope(c, s, rope_original_default);
   s.tie_embeddings = c.boolean("tie_word_embeddings", false);
 }
 
@@ -40,6 +43,41 @@ void LlamaStyleFamily::write_common(const ModelSpec& s, const char* architecture
   j["tie_word_embeddings"] = s.tie_embeddings;
 }
 
+void LlamaStyleFamily::read_qwen_sliding_window(const HfConfigReader& c, ModelSpec& s) {
+  // Read even when unused, so a malformed list is reported wherever it is.
+  std::optional<std::vector<bool>> types = read_layer_types(c, s.num_layers);
+  if (!c.boolean("use_sliding_window", false)) return;
+  // transformers: an absent sliding_window is 4096, null is none.
+  if (c.raw().contains("sliding_window") && c.raw()["sliding_window"].is_null()) return;
+  s.sliding_window = c.integer("sliding_window", 4096);
+  if (s.sliding_window == 0)
+    throw_user_error(c.where(), "sliding_window: must be at least 1 (null for no window), got 0");
+  if (!types) {
+    const std::int64_t first = c.integer("max_window_layers", 28);
+    types.emplace();
+    for (std::int64_t l = 0; l < s.num_layers; ++l) types->push_back(l >= first);
+  }
+  s.sliding_layers = std::move(*types);
+  if (!s.has_sliding_window()) {  // no layer slides: the same model as without the flag
+    s.sliding_window = 0;
+    s.sliding_layers.clear();
+  }
+}
+
+void LlamaStyleFamily::write_qwen_sliding_window(const ModelSpec& s, nlohmann::json& j) {
+  if (!s.has_sliding_window()) return;
+  j["sliding_window"] = s.sliding_window;
+  j["use_sliding_window"] = true;
+  j["layer_types"] = layer_types_json(s.sliding_layers, s.num_layers);
+  // For readers without layer_types (transformers 4): the leading global layers, when the
+  // sliding ones are all after them (the only pattern max_window_layers can say).
+  std::int64_t first = 0;
+  while (first < s.num_layers && s.attention_window(first) == 0) ++first;
+  bool suffix = true;
+  for (std::int64_t l = first; l < s.num_layers; ++l) suffix = suffix && s.attention_window(l) > 0;
+  if (suffix) j["max_window_layers"] = first;
+}
+
 std::vector<HfTensorLayout> LlamaStyleFamily::tensors(const ModelSpec& s,
                                                       std::string_view /*prefix*/) const {
   const std::int64_t d = s.hidden_size, v = s.vocab_size, f = s.intermediate_size;
@@ -59,6 +97,10 @@ std::vector<HfTensorLayout> LlamaStyleFamily::tensors(const ModelSpec& s,
       same(p + "self_attn.q_proj.bias", {qd});
       same(p + "self_attn.k_proj.bias", {kvd});
       same(p + "self_attn.v_proj.bias", {kvd});
+    }
+    if (s.qk_norm) {
+      same(p + "self_attn.q_norm.weight", {s.head_dim});
+      same(p + "self_attn.k_norm.weight", {s.head_dim});
     }
     same(p + "self_attn.o_proj.weight", {d, qd});
     if (s.o_bias) same(p + "self_attn.o_proj.bias", {d});

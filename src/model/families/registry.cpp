@@ -11,13 +11,16 @@ namespace tailor::model {
 const Family& llama_family();
 const Family& mistral_family();
 const Family& qwen2_family();
+const Family& qwen3_family();
+const Family& phi3_family();
 const Family& gpt2_family();
 
 namespace {
 
-const std::array<const Family*, 4>& table() {
-  static const std::array<const Family*, 4> t = {&llama_family(), &mistral_family(),
-                                                 &qwen2_family(), &gpt2_family()};
+const std::array<const Family*, 6>& table() {
+  static const std::array<const Family*, 6> t = {&llama_family(), &mistral_family(),
+                                                 &qwen2_family(), &qwen3_family(),
+                                                 &phi3_family(), &gpt2_family()};
   return t;
 }
 

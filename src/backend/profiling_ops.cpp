@@ -48,7 +48,8 @@ void ProfilingOps::clear() {
   times_.clear();
 }
 
-void ProfilingOps::gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c, double alpha, double beta) {
+void ProfilingOps::gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
+                        const Tensor& c, double alpha, double beta) {
   const Mark mark = begin();
   inner_->gemm(a, trans_a, b, trans_b, c, alpha, beta);
   end("gemm", mark);
@@ -85,7 +86,8 @@ double ProfilingOps::sum_squares(const Tensor& x) {
   return r;
 }
 
-double ProfilingOps::weighted_sum_squares(std::span<const Tensor> xs, std::span<const double> weights) {
+double ProfilingOps::weighted_sum_squares(std::span<const Tensor> xs,
+                                          std::span<const double> weights) {
   const Mark mark = begin();
   const double r = inner_->weighted_sum_squares(xs, weights);
   end("weighted_sum_squares", mark);
@@ -104,37 +106,44 @@ void ProfilingOps::bias_backward(const Tensor& dbias, const Tensor& dy) {
   end("bias_backward", mark);
 }
 
-void ProfilingOps::embedding_forward(const Tensor& table, const Tensor& ids, std::int64_t vocab_begin, const Tensor& out) {
+void ProfilingOps::embedding_forward(const Tensor& table, const Tensor& ids,
+                                     std::int64_t vocab_begin, const Tensor& out) {
   const Mark mark = begin();
   inner_->embedding_forward(table, ids, vocab_begin, out);
   end("embedding_forward", mark);
 }
 
-void ProfilingOps::embedding_backward(const Tensor& dtable, const Tensor& ids, std::int64_t vocab_begin, const Tensor& dout) {
+void ProfilingOps::embedding_backward(const Tensor& dtable, const Tensor& ids,
+                                      std::int64_t vocab_begin, const Tensor& dout) {
   const Mark mark = begin();
   inner_->embedding_backward(dtable, ids, vocab_begin, dout);
   end("embedding_backward", mark);
 }
 
-void ProfilingOps::rmsnorm_forward(const Tensor& x, const Tensor& w, double eps, const Tensor& y, const Tensor& rstd) {
+void ProfilingOps::rmsnorm_forward(const Tensor& x, const Tensor& w, double eps, const Tensor& y,
+                                   const Tensor& rstd) {
   const Mark mark = begin();
   inner_->rmsnorm_forward(x, w, eps, y, rstd);
   end("rmsnorm_forward", mark);
 }
 
-void ProfilingOps::rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dx, const Tensor& dw) {
+void ProfilingOps::rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
+                                    const Tensor& rstd, const Tensor& dx, const Tensor& dw) {
   const Mark mark = begin();
   inner_->rmsnorm_backward(dy, x, w, rstd, dx, dw);
   end("rmsnorm_backward", mark);
 }
 
-void ProfilingOps::layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& y, const Tensor& mean, const Tensor& rstd) {
+void ProfilingOps::layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, double eps,
+                                     const Tensor& y, const Tensor& mean, const Tensor& rstd) {
   const Mark mark = begin();
   inner_->layernorm_forward(x, w, b, eps, y, mean, rstd);
   end("layernorm_forward", mark);
 }
 
-void ProfilingOps::layernorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd, const Tensor& dx, const Tensor& dw, const Tensor& db) {
+void ProfilingOps::layernorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
+                                      const Tensor& mean, const Tensor& rstd, const Tensor& dx,
+                                      const Tensor& dw, const Tensor& db) {
   const Mark mark = begin();
   inner_->layernorm_backward(dy, x, w, mean, rstd, dx, dw, db);
   end("layernorm_backward", mark);
@@ -146,27 +155,35 @@ void ProfilingOps::rope_forward(const Tensor& x, const Tensor& positions, const 
   end("rope_forward", mark);
 }
 
-void ProfilingOps::rope_backward(const Tensor& dx, const Tensor& positions, const Tensor& inv_freq) {
+void ProfilingOps::rope_backward(const Tensor& dx, const Tensor& positions,
+                                 const Tensor& inv_freq) {
   const Mark mark = begin();
   inner_->rope_backward(dx, positions, inv_freq);
   end("rope_backward", mark);
 }
 
-void ProfilingOps::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& doc_ids, double scale, const Tensor& out, const Tensor& lse) {
+void ProfilingOps::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                     const Tensor& doc_ids, double scale, std::int64_t window,
+                                     const Tensor& out, const Tensor& lse) {
   const Mark mark = begin();
-  inner_->attention_forward(q, k, v, doc_ids, scale, out, lse);
+  inner_->attention_forward(q, k, v, doc_ids, scale, window, out, lse);
   end("attention_forward", mark);
 }
 
-void ProfilingOps::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const Tensor& doc_ids, double scale, const Tensor& dq, const Tensor& dk, const Tensor& dv) {
+void ProfilingOps::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
+                                      const Tensor& v, const Tensor& out, const Tensor& lse,
+                                      const Tensor& doc_ids, double scale, std::int64_t window,
+                                      const Tensor& dq, const Tensor& dk, const Tensor& dv) {
   const Mark mark = begin();
-  inner_->attention_backward(dout, q, k, v, out, lse, doc_ids, scale, dq, dk, dv);
+  inner_->attention_backward(dout, q, k, v, out, lse, doc_ids, scale, window, dq, dk, dv);
   end("attention_backward", mark);
 }
 
-void ProfilingOps::attention_cached(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& start, double scale, const Tensor& out) {
+void ProfilingOps::attention_cached(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const Tensor& start, double scale, std::int64_t window,
+                                    const Tensor& out) {
   const Mark mark = begin();
-  inner_->attention_cached(q, k, v, start, scale, out);
+  inner_->attention_cached(q, k, v, start, scale, window, out);
   end("attention_cached", mark);
 }
 
@@ -176,7 +193,8 @@ void ProfilingOps::swiglu_forward(const Tensor& gate, const Tensor& up, const Te
   end("swiglu_forward", mark);
 }
 
-void ProfilingOps::swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, const Tensor& dgate, const Tensor& dup) {
+void ProfilingOps::swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up,
+                                   const Tensor& dgate, const Tensor& dup) {
   const Mark mark = begin();
   inner_->swiglu_backward(dout, gate, up, dgate, dup);
   end("swiglu_backward", mark);
@@ -200,37 +218,48 @@ void ProfilingOps::dropout(const Tensor& src, const Tensor& dst, double p, const
   end("dropout", mark);
 }
 
-void ProfilingOps::cross_entropy(const Tensor& logits, const Tensor& targets, std::int64_t valid_vocab, const Tensor& losses, const Tensor& dlogits, double dscale) {
+void ProfilingOps::cross_entropy(const Tensor& logits, const Tensor& targets,
+                                 std::int64_t valid_vocab, const Tensor& losses,
+                                 const Tensor& dlogits, double dscale) {
   const Mark mark = begin();
   inner_->cross_entropy(logits, targets, valid_vocab, losses, dlogits, dscale);
   end("cross_entropy", mark);
 }
 
-void ProfilingOps::ce_local_max(const Tensor& logits, std::int64_t valid_cols, const Tensor& row_max) {
+void ProfilingOps::ce_local_max(const Tensor& logits, std::int64_t valid_cols,
+                                const Tensor& row_max) {
   const Mark mark = begin();
   inner_->ce_local_max(logits, valid_cols, row_max);
   end("ce_local_max", mark);
 }
 
-void ProfilingOps::ce_local_sums(const Tensor& logits, const Tensor& targets, std::int64_t vocab_begin, std::int64_t valid_cols, const Tensor& row_max, const Tensor& stats) {
+void ProfilingOps::ce_local_sums(const Tensor& logits, const Tensor& targets,
+                                 std::int64_t vocab_begin, std::int64_t valid_cols,
+                                 const Tensor& row_max, const Tensor& stats) {
   const Mark mark = begin();
   inner_->ce_local_sums(logits, targets, vocab_begin, valid_cols, row_max, stats);
   end("ce_local_sums", mark);
 }
 
-void ProfilingOps::ce_finish(const Tensor& logits, const Tensor& targets, std::int64_t vocab_begin, std::int64_t valid_cols, const Tensor& row_max, const Tensor& stats, const Tensor& losses, const Tensor& dlogits, double dscale) {
+void ProfilingOps::ce_finish(const Tensor& logits, const Tensor& targets, std::int64_t vocab_begin,
+                             std::int64_t valid_cols, const Tensor& row_max, const Tensor& stats,
+                             const Tensor& losses, const Tensor& dlogits, double dscale) {
   const Mark mark = begin();
-  inner_->ce_finish(logits, targets, vocab_begin, valid_cols, row_max, stats, losses, dlogits, dscale);
+  inner_->ce_finish(logits, targets, vocab_begin, valid_cols, row_max, stats, losses, dlogits,
+                    dscale);
   end("ce_finish", mark);
 }
 
-void ProfilingOps::adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const AdamWHyper& hyper) {
+void ProfilingOps::adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m,
+                                const Tensor& v, const AdamWHyper& hyper) {
   const Mark mark = begin();
   inner_->adamw_update(param, grad, m, v, hyper);
   end("adamw_update", mark);
 }
 
-void ProfilingOps::adamw_update_master(const Tensor& master, const Tensor& grad, const Tensor& m, const Tensor& v, const AdamWHyper& hyper, const Tensor& weights) {
+void ProfilingOps::adamw_update_master(const Tensor& master, const Tensor& grad, const Tensor& m,
+                                       const Tensor& v, const AdamWHyper& hyper,
+                                       const Tensor& weights) {
   const Mark mark = begin();
   inner_->adamw_update_master(master, grad, m, v, hyper, weights);
   end("adamw_update_master", mark);

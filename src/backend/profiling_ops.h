@@ -39,42 +39,65 @@ class ProfilingOps final : public Ops {
   }
   void synchronize() override { inner_->synchronize(); }
 
-  void gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c, double alpha, double beta) override;
+  void gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c,
+            double alpha, double beta) override;
   void fill(const Tensor& x, double value) override;
   void copy(const Tensor& dst, const Tensor& src) override;
   void add(const Tensor& y, const Tensor& x, double alpha) override;
   void scale(const Tensor& x, double alpha) override;
   [[nodiscard]] double sum_squares(const Tensor& x) override;
-  [[nodiscard]] double weighted_sum_squares(std::span<const Tensor> xs, std::span<const double> weights) override;
+  [[nodiscard]] double weighted_sum_squares(std::span<const Tensor> xs,
+                                            std::span<const double> weights) override;
   void add_bias(const Tensor& y, const Tensor& bias) override;
   void bias_backward(const Tensor& dbias, const Tensor& dy) override;
-  void embedding_forward(const Tensor& table, const Tensor& ids, std::int64_t vocab_begin, const Tensor& out) override;
-  void embedding_backward(const Tensor& dtable, const Tensor& ids, std::int64_t vocab_begin, const Tensor& dout) override;
-  void rmsnorm_forward(const Tensor& x, const Tensor& w, double eps, const Tensor& y, const Tensor& rstd) override;
-  void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dx, const Tensor& dw) override;
-  void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& y, const Tensor& mean, const Tensor& rstd) override;
-  void layernorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd, const Tensor& dx, const Tensor& dw, const Tensor& db) override;
+  void embedding_forward(const Tensor& table, const Tensor& ids, std::int64_t vocab_begin,
+                         const Tensor& out) override;
+  void embedding_backward(const Tensor& dtable, const Tensor& ids, std::int64_t vocab_begin,
+                          const Tensor& dout) override;
+  void rmsnorm_forward(const Tensor& x, const Tensor& w, double eps, const Tensor& y,
+                       const Tensor& rstd) override;
+  void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd,
+                        const Tensor& dx, const Tensor& dw) override;
+  void layernorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, double eps,
+                         const Tensor& y, const Tensor& mean, const Tensor& rstd) override;
+  void layernorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& mean,
+                          const Tensor& rstd, const Tensor& dx, const Tensor& dw,
+                          const Tensor& db) override;
   void rope_forward(const Tensor& x, const Tensor& positions, const Tensor& inv_freq) override;
   void rope_backward(const Tensor& dx, const Tensor& positions, const Tensor& inv_freq) override;
-  void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& doc_ids, double scale, const Tensor& out, const Tensor& lse) override;
-  void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, const Tensor& doc_ids, double scale, const Tensor& dq, const Tensor& dk, const Tensor& dv) override;
-  void attention_cached(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& start, double scale, const Tensor& out) override;
+  void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& doc_ids,
+                         double scale, std::int64_t window, const Tensor& out,
+                         const Tensor& lse) override;
+  void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                          const Tensor& out, const Tensor& lse, const Tensor& doc_ids, double scale,
+                          std::int64_t window, const Tensor& dq, const Tensor& dk,
+                          const Tensor& dv) override;
+  void attention_cached(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& start,
+                        double scale, std::int64_t window, const Tensor& out) override;
   void swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) override;
-  void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up, const Tensor& dgate, const Tensor& dup) override;
+  void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up,
+                       const Tensor& dgate, const Tensor& dup) override;
   void gelu_forward(const Tensor& x, const Tensor& out) override;
   void gelu_backward(const Tensor& dout, const Tensor& x, const Tensor& dx) override;
   void dropout(const Tensor& src, const Tensor& dst, double p, const DropoutKey& key) override;
-  void cross_entropy(const Tensor& logits, const Tensor& targets, std::int64_t valid_vocab, const Tensor& losses, const Tensor& dlogits, double dscale) override;
+  void cross_entropy(const Tensor& logits, const Tensor& targets, std::int64_t valid_vocab,
+                     const Tensor& losses, const Tensor& dlogits, double dscale) override;
   void ce_local_max(const Tensor& logits, std::int64_t valid_cols, const Tensor& row_max) override;
-  void ce_local_sums(const Tensor& logits, const Tensor& targets, std::int64_t vocab_begin, std::int64_t valid_cols, const Tensor& row_max, const Tensor& stats) override;
-  void ce_finish(const Tensor& logits, const Tensor& targets, std::int64_t vocab_begin, std::int64_t valid_cols, const Tensor& row_max, const Tensor& stats, const Tensor& losses, const Tensor& dlogits, double dscale) override;
-  void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const AdamWHyper& hyper) override;
-  void adamw_update_master(const Tensor& master, const Tensor& grad, const Tensor& m, const Tensor& v, const AdamWHyper& hyper, const Tensor& weights) override;
+  void ce_local_sums(const Tensor& logits, const Tensor& targets, std::int64_t vocab_begin,
+                     std::int64_t valid_cols, const Tensor& row_max, const Tensor& stats) override;
+  void ce_finish(const Tensor& logits, const Tensor& targets, std::int64_t vocab_begin,
+                 std::int64_t valid_cols, const Tensor& row_max, const Tensor& stats,
+                 const Tensor& losses, const Tensor& dlogits, double dscale) override;
+  void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                    const AdamWHyper& hyper) override;
+  void adamw_update_master(const Tensor& master, const Tensor& grad, const Tensor& m,
+                           const Tensor& v, const AdamWHyper& hyper,
+                           const Tensor& weights) override;
 
  private:
   struct Mark {
-    std::size_t event = 0;                            // with an event timer
-    std::chrono::steady_clock::time_point host;       // without
+    std::size_t event = 0;                       // with an event timer
+    std::chrono::steady_clock::time_point host;  // without
   };
   Mark begin();
   void end(const char* kind, const Mark& m);
@@ -86,7 +109,7 @@ class ProfilingOps final : public Ops {
     const char* kind;
     std::size_t from, to;
   };
-  std::vector<Pending> pending_;       // event pairs not read yet
+  std::vector<Pending> pending_;  // event pairs not read yet
   std::map<std::string, OpTime> times_;
 };
 

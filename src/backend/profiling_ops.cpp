@@ -250,6 +250,18 @@ void ProfilingOps::ce_finish(const Tensor& logits, const Tensor& targets, std::i
   end("ce_finish", mark);
 }
 
+void ProfilingOps::scale_columns(const Tensor& y, const Tensor& s) {
+  const Mark mark = begin();
+  inner_->scale_columns(y, s);
+  end("scale_columns", mark);
+}
+
+void ProfilingOps::scale_columns_backward(const Tensor& ds, const Tensor& dy, const Tensor& x) {
+  const Mark mark = begin();
+  inner_->scale_columns_backward(ds, dy, x);
+  end("scale_columns_backward", mark);
+}
+
 void ProfilingOps::adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m,
                                 const Tensor& v, const AdamWHyper& hyper) {
   const Mark mark = begin();

@@ -88,6 +88,8 @@ class ProfilingOps final : public Ops {
   void ce_finish(const Tensor& logits, const Tensor& targets, std::int64_t vocab_begin,
                  std::int64_t valid_cols, const Tensor& row_max, const Tensor& stats,
                  const Tensor& losses, const Tensor& dlogits, double dscale) override;
+  void scale_columns(const Tensor& y, const Tensor& s) override;
+  void scale_columns_backward(const Tensor& ds, const Tensor& dy, const Tensor& x) override;
   void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                     const AdamWHyper& hyper) override;
   void adamw_update_master(const Tensor& master, const Tensor& grad, const Tensor& m,

@@ -205,6 +205,7 @@ struct PeftConfig {
   std::vector<std::string> target_modules;  // or [all-linear]
   std::vector<std::string> feedforward_modules;  // IA3: targets scaled on their input
   bool use_rslora = false;
+  bool use_dora = false;  // LoRA: DoRA's magnitude and direction (decision 40)
   std::int64_t bottleneck = 64;
   std::int64_t num_virtual_tokens = 20;
   std::string prompt_init_text;

@@ -275,7 +275,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, TodaysExport,
                                            "exports/phi3_f32", "exports/qwen3_yarn_f32",
                                            "exports/phi3_longrope_f32",
                                            "peft/tailor_lora",
-                                           "peft/tailor_prompt", "peft/tailor_ia3"),
+                                           "peft/tailor_prompt", "peft/tailor_ia3",
+                                           "peft/tailor_dora"),
                          [](const ::testing::TestParamInfo<const char*>& p) {
                            std::string name = p.param;
                            return name.substr(name.find('/') + 1);

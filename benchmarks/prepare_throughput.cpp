@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Time data preparation (parse, template, tokenize)"};
   app.add_option("--data", data_path, "JSONL (.jsonl) or text file")->required();
   app.add_option("--model", model_dir, "model directory whose tokenizer to use (default: bytes)");
-  app.add_option("--preset", preset, "template preset")->check(CLI::IsMember({"plain", "llama3", "chatml", "mistral"}));
+  app.add_option("--preset", preset, "template preset")->check(CLI::IsMember({"plain", "llama3", "chatml", "mistral", "qwen3", "phi3", "gemma"}));
   app.add_option("--repeat", repeat, "the file is used this many times as sources")->check(CLI::PositiveNumber);
   app.add_option("--max-threads", max_threads, "largest thread count")->check(CLI::PositiveNumber);
   app.add_option("--json", json_path, "write results as JSON");

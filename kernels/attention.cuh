@@ -2,8 +2,8 @@
 // backward, and attention of new queries over a KV cache (generation), as CpuOps::attention_*
 // (src/backend/cpu/attention.cpp, attention_cached.cpp) define them:
 //
-//   s_ij = scale * (q_i . k_j)  for visible keys (j <= i, and doc_ids[j] == doc_ids[i] when
-//          doc_ids is given), -inf for the others
+//   s_ij = scale * (q_i . k_j)  for visible keys (j <= i, doc_ids[j] == doc_ids[i] when doc_ids
+//          is given, and j > i - window when window > 0), -inf for the others
 //   out_i = softmax_j(s_i) . v,   lse_i = max_j s_ij + log(sum_j exp(s_ij - max_j s_ij))
 //
 // Query head h reads kv head h / (Hq / Hkv). Storage is f32 (the tight tests' mode) or bf16 (raw
@@ -30,11 +30,13 @@ struct AttentionShape {
   std::int64_t heads = 0;     // Hq
   std::int64_t kv_heads = 0;  // Hkv, Hq % Hkv == 0; query head h reads kv head h / (Hq / Hkv)
   std::int64_t head_dim = 0;  // Dh, 1 .. 256
+  std::int64_t window = 0;    // sliding window: keys j > i - window only; 0: global attention
 };
 
 // q: [B, T, Hq, Dh]; k, v: [B, T, Hkv, Dh]; out: [B, T, Hq, Dh]; lse: f32 [B, Hq, T] (saved for
 // backward). doc_ids: i32 [B, T] or nullptr. Causal; with doc_ids token i attends only to the
-// j <= i with doc_ids[j] == doc_ids[i]. out and lse are written.
+// j <= i with doc_ids[j] == doc_ids[i]; with shape.window > 0 only to j > i - window. out and
+// lse are written.
 void attention_forward(const float* q, const float* k, const float* v, const std::int32_t* doc_ids,
                        float scale, float* out, float* lse, AttentionShape shape,
                        cudaStream_t stream);
@@ -62,13 +64,15 @@ struct AttentionCachedShape {
   std::int64_t queries = 0;   // Tq new tokens per row
   std::int64_t capacity = 0;  // S: cache length per row
   std::int64_t heads = 0, kv_heads = 0, head_dim = 0;
+  std::int64_t window = 0;  // as AttentionShape::window, over positions
 };
 
 // q: [B, Tq, Hq, Dh]; k, v: [B, S, Hkv, Dh] (the cache, the new tokens already written into it);
 // start: i32 [B] in device memory, 0 <= start[b] and start[b] + Tq <= S (the caller's invariant:
 // it is not checked on the host; a value outside is clamped into range, so no memory outside the
 // cache is read). Query t of row b sits at position start[b] + t and attends to keys
-// j <= start[b] + t. out: [B, Tq, Hq, Dh]. Inference only: no lse.
+// j <= start[b] + t (and j > start[b] + t - window when window > 0). out: [B, Tq, Hq, Dh].
+// Inference only: no lse.
 void attention_cached(const float* q, const float* k, const float* v, const std::int32_t* start,
                       float scale, float* out, AttentionCachedShape shape, cudaStream_t stream);
 void attention_cached(const std::uint16_t* q, const std::uint16_t* k, const std::uint16_t* v,

@@ -3,14 +3,16 @@
 // Three kernels, no atomics, every sum in an order fixed by the shape:
 //  1. rowdot: D_i = dout_i . out_i (f32, [B, Hq, T] in the workspace), one warp per (token, head).
 //  2. dkdv: one block per (key tile, kv head g, batch row). K^T and V^T of the tile stay in
-//     shared memory; the block walks the query tiles from the tile's diagonal to the end and, in
+//     shared memory; the block walks the query tiles from the tile's diagonal to the last one a
+//     sliding window lets see the tile's last key (to the end without a window) and, in
 //     each, the query heads of g's group in order. Per (query tile, head) it recomputes
 //       P = exp(s * scale - lse_i)  (0 where masked),  dP = dout_i . v_j,  dS = P (dP - D_i)
 //     with the same thread layout as the forward, puts P and dS in shared memory, then each
 //     thread adds sum_i P_ij dout_i into its dV rows and sum_i dS_ij q_i into its dK rows (keys
 //     ty * kBc/16 + i, head-dim columns tx + 16 j), queries in order. dK = scale * sum at the end.
 //  3. dq: one block per (query tile, query head, batch row), keeping q, dout, lse and D of the
-//     tile; walks the key tiles 0 .. its diagonal, recomputes dS as above and adds
+//     tile; walks the key tiles from its first row's window (0 without) to its diagonal,
+//     recomputes dS as above and adds
 //     sum_j dS_ij k_j in key order; dQ = scale * sum.
 // With documents both kernels first ask whether a tile pair holds any visible (query, key) pair
 // (__syncthreads_or) and skip it otherwise, as the forward does.
@@ -39,6 +41,7 @@ struct BackwardParams {
   T* dk = nullptr;
   T* dv = nullptr;
   float scale = 1.0f;
+  int window = 0;  // sliding window, 0: global
   int batch = 0, seq = 0, hq = 0, hkv = 0, dh = 0;
 };
 
@@ -78,8 +81,8 @@ __device__ __forceinline__ void tile_probs(float (&pr)[kRpt][Tile<kDh>::kCpt],
                                            const float* dos, const float* kt, const float* vt,
                                            const float* lse_s, const float* d_s,
                                            const std::int32_t* docq, const std::int32_t* dock,
-                                           bool docs, int rows, int q0, int k0, float scale, int dh,
-                                           int ty, int tx) {
+                                           bool docs, int rows, int q0, int k0, int window,
+                                           float scale, int dh, int ty, int tx) {
   using G = Tile<kDh>;
   tile_dot<G::kCpt, G::kLdq, G::kLdk>(pr, qs, kt, dh, ty, tx);
   tile_dot<G::kCpt, G::kLdq, G::kLdk>(ds, dos, vt, dh, ty, tx);
@@ -89,7 +92,8 @@ __device__ __forceinline__ void tile_probs(float (&pr)[kRpt][Tile<kDh>::kCpt],
 #pragma unroll
     for (int j = 0; j < G::kCpt; ++j) {
       const int c = tx + 16 * j;
-      const bool vis = r < rows && k0 + c <= q0 + r && (!docs || docq[r] == dock[c]);
+      const bool vis =
+          r < rows && in_window(k0 + c, q0 + r, window) && (!docs || docq[r] == dock[c]);
       const float pv = vis ? expf(pr[i][j] * scale - lse_s[r]) : 0.0f;
       ds[i][j] = vis ? pv * (ds[i][j] - d_s[r]) : 0.0f;
       pr[i][j] = pv;
@@ -160,14 +164,20 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(const BackwardParams<T> 
 #pragma unroll
     for (int j = 0; j < kDpt; ++j) adk[i][j] = adv[i][j] = 0.0f;
 
-  const int n_qt = (p.seq + kBr - 1) / kBr;
+  int n_qt = (p.seq + kBr - 1) / kBr;
+  // With a window the tile's last key, k0 + keys - 1, is seen by queries up to
+  // k0 + keys - 2 + window.
+  if (p.window > 0)
+    n_qt = static_cast<int>(min(static_cast<long long>(n_qt),
+                                (static_cast<long long>(k0) + keys - 2 + p.window) / kBr + 1));
   for (int qt = k0 / kBr; qt < n_qt; ++qt) {
     const int q0 = qt * kBr;
     const int rows = min(kBr, p.seq - q0);
     if (docb != nullptr) {
       for (int r = tid; r < kBr; r += kThreads) docq[r] = r < rows ? docb[q0 + r] : 0;
       __syncthreads();
-      if (!__syncthreads_or(any_visible<kCpt>(docq, dock, rows, q0, k0, ty, tx) ? 1 : 0)) continue;
+      if (!__syncthreads_or(any_visible<kCpt>(docq, dock, rows, q0, k0, p.window, ty, tx) ? 1 : 0))
+        continue;
     }
     for (int hh = 0; hh < group; ++hh) {
       const int h = g * group + hh;
@@ -185,7 +195,7 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(const BackwardParams<T> 
       float pr[kRpt][kCpt];
       float ds[kRpt][kCpt];
       tile_probs<kDh>(pr, ds, qs, dos, kt, vt, lse_s, d_s, docq, dock, docb != nullptr, rows, q0,
-                      k0, p.scale, p.dh, ty, tx);
+                      k0, p.window, p.scale, p.dh, ty, tx);
 #pragma unroll
       for (int i = 0; i < kRpt; ++i)
 #pragma unroll
@@ -294,13 +304,14 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(const BackwardParams<T> p)
     for (int j = 0; j < kDpt; ++j) acc[i][j] = 0.0f;
 
   const int n_tiles = (q0 + rows - 1) / kBc + 1;
-  for (int t = 0; t < n_tiles; ++t) {
+  for (int t = first_key_tile(q0, p.window, kBc); t < n_tiles; ++t) {
     const int k0 = t * kBc;
     const int keys = min(kBc, p.seq - k0);
     if (docb != nullptr) {
       for (int c = tid; c < kBc; c += kThreads) dock[c] = c < keys ? docb[k0 + c] : 0;
       __syncthreads();
-      if (!__syncthreads_or(any_visible<kCpt>(docq, dock, rows, q0, k0, ty, tx) ? 1 : 0)) continue;
+      if (!__syncthreads_or(any_visible<kCpt>(docq, dock, rows, q0, k0, p.window, ty, tx) ? 1 : 0))
+        continue;
     }
     load_tile_transposed<kBc, kDh, kLdk>(kt, p.k + kv_base + k0 * kv_row, kv_row, keys, p.dh);
     load_tile_transposed<kBc, kDh, kLdk>(vt, p.v + kv_base + k0 * kv_row, kv_row, keys, p.dh);
@@ -309,7 +320,7 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(const BackwardParams<T> p)
     float pr[kRpt][kCpt];
     float ds[kRpt][kCpt];
     tile_probs<kDh>(pr, ds, qs, dos, kt, vt, lse_s, d_s, docq, dock, docb != nullptr, rows, q0, k0,
-                    p.scale, p.dh, ty, tx);
+                    p.window, p.scale, p.dh, ty, tx);
 #pragma unroll
     for (int i = 0; i < kRpt; ++i)
 #pragma unroll
@@ -371,9 +382,9 @@ void check_shape(const AttentionShape& s) {
   TAILOR_ASSERT(s.batch >= 0 && s.seq >= 0 && s.batch <= 65535 && s.seq <= 0x7fffffff &&
                     s.heads > 0 && s.heads <= 65535 && s.kv_heads > 0 &&
                     s.heads % s.kv_heads == 0 && s.head_dim >= 1 && s.head_dim <= 256 &&
-                    s.batch * s.seq <= 0x7fffffff,
-                "attention_backward: bad shape B {} T {} Hq {} Hkv {} Dh {}", s.batch, s.seq,
-                s.heads, s.kv_heads, s.head_dim);
+                    s.batch * s.seq <= 0x7fffffff && s.window >= 0 && s.window <= 0x7fffffff,
+                "attention_backward: bad shape B {} T {} Hq {} Hkv {} Dh {} window {}", s.batch,
+                s.seq, s.heads, s.kv_heads, s.head_dim, s.window);
 }
 
 template <typename T>
@@ -407,6 +418,7 @@ void backward(const T* dout, const T* q, const T* k, const T* v, const T* out, c
   p.dk = dk;
   p.dv = dv;
   p.scale = scale;
+  p.window = static_cast<int>(s.window);
   p.batch = static_cast<int>(s.batch);
   p.seq = static_cast<int>(s.seq);
   p.hq = static_cast<int>(s.heads);

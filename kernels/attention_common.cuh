@@ -86,12 +86,24 @@ __device__ __forceinline__ void tile_dot(float (&s)[kRpt][kCpt], const float* a,
   }
 }
 
+// Whether key position `key` is visible from query position `pos` by position alone: causal,
+// and inside the sliding window when window > 0 (kv > q - window, as transformers).
+__device__ __forceinline__ bool in_window(int key, int pos, int window) {
+  return key <= pos && (window <= 0 || key > pos - window);
+}
+
+// The first key tile (of kBc keys) that a query at position `pos0` or later can see.
+__device__ __forceinline__ int first_key_tile(int pos0, int window, int kbc) {
+  return window > 0 ? max(0, pos0 - window + 1) / kbc : 0;
+}
+
 // Whether any pair (query row r < rows, key column c) of the thread's part of a tile is visible
-// with documents: key k0 + c <= pos0 + r (causal; pos0 is the position of query row 0) and the
+// with documents: in_window(k0 + c, pos0 + r) (pos0 is the position of query row 0) and the
 // same document id. The caller reduces the answer over the block with __syncthreads_or.
 template <int kCpt>
 __device__ __forceinline__ bool any_visible(const std::int32_t* docq, const std::int32_t* dock,
-                                            int rows, int pos0, int k0, int ty, int tx) {
+                                            int rows, int pos0, int k0, int window, int ty,
+                                            int tx) {
   bool any = false;
 #pragma unroll
   for (int i = 0; i < kRpt; ++i) {
@@ -99,7 +111,7 @@ __device__ __forceinline__ bool any_visible(const std::int32_t* docq, const std:
 #pragma unroll
     for (int j = 0; j < kCpt; ++j) {
       const int c = tx + 16 * j;
-      any = any || (r < rows && k0 + c <= pos0 + r && docq[r] == dock[c]);
+      any = any || (r < rows && in_window(k0 + c, pos0 + r, window) && docq[r] == dock[c]);
     }
   }
   return any;
@@ -117,6 +129,7 @@ struct ForwardParams {
   T* out = nullptr;                     // [B, q_len, Hq, Dh]
   float* lse = nullptr;                 // [B, Hq, q_len] or null
   float scale = 1.0f;
+  int window = 0;                       // sliding window over positions, 0: global
   int batch = 0, q_len = 0, kv_cap = 0, hq = 0, hkv = 0, dh = 0;
 };
 

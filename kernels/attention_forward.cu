@@ -2,9 +2,12 @@
 //
 // One block per (query tile of kBr = 64 rows, query head, batch row); tiles in reverse order, so
 // the longest (last) query tiles start first. The block keeps its query tile in shared memory
-// and walks the key tiles 0 .. the one holding its last query's position (causal block skipping:
-// tiles above the diagonal are never touched). Per key tile: K^T and V into shared memory, the
-// scores s = (q . k) * scale of the thread's 4 x kBc/16 part in registers, -inf where masked;
+// and walks the key tiles from the first one its first query's sliding window reaches (0 without
+// a window) to the one holding its last query's position (causal block skipping: tiles above the
+// diagonal, and below every query's window, are never touched; every tile in between holds a key
+// some row sees, since the rows' windows overlap or touch). Per key tile: K^T and V into shared
+// memory, the scores s = (q . k) * scale of the thread's 4 x kBc/16 part in registers, -inf where
+// masked;
 // online softmax per row in f32:
 //   m' = max(m, rowmax(s)),  base = m' (0 while m' is -inf: a row that saw only masked keys)
 //   p = exp(s - base),  alpha = exp(m - base),  l = l * alpha + rowsum(p),  acc = acc * alpha
@@ -91,14 +94,14 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const ForwardParams<T
   }
 
   const int n_tiles = (pos0 + rows - 1) / kBc + 1;  // up to the tile of the last query's position
-  for (int t = 0; t < n_tiles; ++t) {
+  for (int t = first_key_tile(pos0, p.window, kBc); t < n_tiles; ++t) {
     const int k0 = t * kBc;
     const int keys = min(kBc, kv_len - k0);  // keys of the tile inside the row (> 0)
     if (docb != nullptr) {
       for (int c = tid; c < kBc; c += kThreads) dock[c] = c < keys ? docb[k0 + c] : 0;
       __syncthreads();
-      if (!__syncthreads_or(any_visible<kCpt>(docq, dock, rows, pos0, k0, ty, tx) ? 1 : 0))
-        continue;
+      const bool any = any_visible<kCpt>(docq, dock, rows, pos0, k0, p.window, ty, tx);
+      if (!__syncthreads_or(any ? 1 : 0)) continue;
     }
     load_tile_transposed<kBc, kDh, kLdk>(kt, kb + k0 * kv_row, kv_row, keys, p.dh);
     load_tile<kBc, kDh, kDh>(vs, vb + k0 * kv_row, kv_row, keys, p.dh);
@@ -113,7 +116,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const ForwardParams<T
 #pragma unroll
       for (int j = 0; j < kCpt; ++j) {
         const int c = tx + 16 * j;
-        const bool vis = r < rows && k0 + c <= pos0 + r && (docb == nullptr || docq[r] == dock[c]);
+        const bool vis = r < rows && in_window(k0 + c, pos0 + r, p.window) &&
+                         (docb == nullptr || docq[r] == dock[c]);
         s[i][j] = vis ? s[i][j] * p.scale : -INFINITY;
         mt = fmaxf(mt, s[i][j]);
       }
@@ -205,9 +209,9 @@ void check_shape(const char* op, const AttentionShape& s) {
   TAILOR_ASSERT(s.batch >= 0 && s.seq >= 0 && s.batch <= 65535 && s.seq <= 0x7fffffff &&
                     s.heads > 0 && s.heads <= 65535 && s.kv_heads > 0 &&
                     s.heads % s.kv_heads == 0 && s.head_dim >= 1 && s.head_dim <= 256 &&
-                    s.batch * s.seq <= 0x7fffffff,
-                "{}: bad shape B {} T {} Hq {} Hkv {} Dh {}", op, s.batch, s.seq, s.heads,
-                s.kv_heads, s.head_dim);
+                    s.batch * s.seq <= 0x7fffffff && s.window >= 0 && s.window <= 0x7fffffff,
+                "{}: bad shape B {} T {} Hq {} Hkv {} Dh {} window {}", op, s.batch, s.seq,
+                s.heads, s.kv_heads, s.head_dim, s.window);
 }
 
 template <typename T>
@@ -225,6 +229,7 @@ void forward(const T* q, const T* k, const T* v, const std::int32_t* doc_ids, fl
   p.out = out;
   p.lse = lse;
   p.scale = scale;
+  p.window = static_cast<int>(s.window);
   p.batch = static_cast<int>(s.batch);
   p.q_len = static_cast<int>(s.seq);
   p.kv_cap = static_cast<int>(s.seq);

@@ -246,23 +246,27 @@ void EmulatedDeviceOps::rope_backward(const Tensor& dx, const Tensor& positions,
 }
 
 void EmulatedDeviceOps::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
-                                          const Tensor& doc_ids, double scale, const Tensor& out,
+                                          const Tensor& doc_ids, double scale,
+                                          std::int64_t window, const Tensor& out,
                                           const Tensor& lse) {
-  on_host(cpu_, &CpuOps::attention_forward, In{q}, In{k}, In{v}, In{doc_ids}, scale, Out{out},
-          Out{lse});
+  on_host(cpu_, &CpuOps::attention_forward, In{q}, In{k}, In{v}, In{doc_ids}, scale, window,
+          Out{out}, Out{lse});
 }
 
 void EmulatedDeviceOps::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
                                            const Tensor& v, const Tensor& out, const Tensor& lse,
-                                           const Tensor& doc_ids, double scale, const Tensor& dq,
+                                           const Tensor& doc_ids, double scale,
+                                           std::int64_t window, const Tensor& dq,
                                            const Tensor& dk, const Tensor& dv) {
   on_host(cpu_, &CpuOps::attention_backward, In{dout}, In{q}, In{k}, In{v}, In{out}, In{lse},
-          In{doc_ids}, scale, Out{dq}, Out{dk}, Out{dv});
+          In{doc_ids}, scale, window, Out{dq}, Out{dk}, Out{dv});
 }
 
 void EmulatedDeviceOps::attention_cached(const Tensor& q, const Tensor& k, const Tensor& v,
-                                         const Tensor& start, double scale, const Tensor& out) {
-  on_host(cpu_, &CpuOps::attention_cached, In{q}, In{k}, In{v}, In{start}, scale, Out{out});
+                                         const Tensor& start, double scale, std::int64_t window,
+                                         const Tensor& out) {
+  on_host(cpu_, &CpuOps::attention_cached, In{q}, In{k}, In{v}, In{start}, scale, window,
+          Out{out});
 }
 
 void EmulatedDeviceOps::swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) {

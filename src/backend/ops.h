@@ -151,25 +151,30 @@ class Ops {
   // ---- causal self-attention with grouped-query heads --------------------------------------
   // q: [B, T, Hq, Dh], k, v: [B, T, Hkv, Dh], Hq % Hkv == 0; query head h reads kv head
   // h / (Hq / Hkv). Token i attends to tokens j <= i of the same row, and, when doc_ids (i32
-  // [B, T]) is present, only those with doc_ids[j] == doc_ids[i] (packed documents).
+  // [B, T]) is present, only those with doc_ids[j] == doc_ids[i] (packed documents). window > 0
+  // (sliding-window attention) also drops the keys j <= i - window: a token sees itself and the
+  // window - 1 tokens before it, as transformers' sliding_window_overlay (kv > q - window);
+  // window 0 is global attention.
   // out: [B, T, Hq, Dh]; lse: [B, Hq, T] log-sum-exp of the scaled scores, saved for backward.
   virtual void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
-                                 const Tensor& doc_ids, double scale, const Tensor& out,
-                                 const Tensor& lse) = 0;
+                                 const Tensor& doc_ids, double scale, std::int64_t window,
+                                 const Tensor& out, const Tensor& lse) = 0;
   // dq, dk, dv = (written, not accumulated).
   virtual void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
                                   const Tensor& v, const Tensor& out, const Tensor& lse,
-                                  const Tensor& doc_ids, double scale, const Tensor& dq,
-                                  const Tensor& dk, const Tensor& dv) = 0;
+                                  const Tensor& doc_ids, double scale, std::int64_t window,
+                                  const Tensor& dq, const Tensor& dk, const Tensor& dv) = 0;
 
   // ---- attention over a KV cache (generation) ----------------------------------------------
   // New queries against the keys and values of every token a row has seen. q: [B, Tq, Hq, Dh];
   // k, v: [B, S, Hkv, Dh] the cache, the new tokens' keys and values already written into it;
   // start: i32 [B]. Query t of row b sits at position start[b] + t (< S) and attends to the keys
-  // j <= start[b] + t of its row, causally, with the same GQA rule as attention_forward.
+  // j <= start[b] + t of its row, causally, with the same GQA rule as attention_forward; with
+  // window > 0 only the keys j > start[b] + t - window (the training forward's rule).
   // out: [B, Tq, Hq, Dh]. Inference only: no log-sum-exp is saved.
   virtual void attention_cached(const Tensor& q, const Tensor& k, const Tensor& v,
-                                const Tensor& start, double scale, const Tensor& out) = 0;
+                                const Tensor& start, double scale, std::int64_t window,
+                                const Tensor& out) = 0;
 
   // ---- MLP activations ---------------------------------------------------------------------
   // out = silu(gate) * up, all [N, F].

@@ -163,26 +163,27 @@ void ProfilingOps::rope_backward(const Tensor& dx, const Tensor& positions,
 }
 
 void ProfilingOps::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
-                                     const Tensor& doc_ids, double scale, const Tensor& out,
-                                     const Tensor& lse) {
+                                     const Tensor& doc_ids, double scale, std::int64_t window,
+                                     const Tensor& out, const Tensor& lse) {
   const Mark mark = begin();
-  inner_->attention_forward(q, k, v, doc_ids, scale, out, lse);
+  inner_->attention_forward(q, k, v, doc_ids, scale, window, out, lse);
   end("attention_forward", mark);
 }
 
 void ProfilingOps::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
                                       const Tensor& v, const Tensor& out, const Tensor& lse,
-                                      const Tensor& doc_ids, double scale, const Tensor& dq,
-                                      const Tensor& dk, const Tensor& dv) {
+                                      const Tensor& doc_ids, double scale, std::int64_t window,
+                                      const Tensor& dq, const Tensor& dk, const Tensor& dv) {
   const Mark mark = begin();
-  inner_->attention_backward(dout, q, k, v, out, lse, doc_ids, scale, dq, dk, dv);
+  inner_->attention_backward(dout, q, k, v, out, lse, doc_ids, scale, window, dq, dk, dv);
   end("attention_backward", mark);
 }
 
 void ProfilingOps::attention_cached(const Tensor& q, const Tensor& k, const Tensor& v,
-                                    const Tensor& start, double scale, const Tensor& out) {
+                                    const Tensor& start, double scale, std::int64_t window,
+                                    const Tensor& out) {
   const Mark mark = begin();
-  inner_->attention_cached(q, k, v, start, scale, out);
+  inner_->attention_cached(q, k, v, start, scale, window, out);
   end("attention_cached", mark);
 }
 

@@ -66,12 +66,14 @@ class ProfilingOps final : public Ops {
   void rope_forward(const Tensor& x, const Tensor& positions, const Tensor& inv_freq) override;
   void rope_backward(const Tensor& dx, const Tensor& positions, const Tensor& inv_freq) override;
   void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& doc_ids,
-                         double scale, const Tensor& out, const Tensor& lse) override;
+                         double scale, std::int64_t window, const Tensor& out,
+                         const Tensor& lse) override;
   void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                           const Tensor& out, const Tensor& lse, const Tensor& doc_ids, double scale,
-                          const Tensor& dq, const Tensor& dk, const Tensor& dv) override;
+                          std::int64_t window, const Tensor& dq, const Tensor& dk,
+                          const Tensor& dv) override;
   void attention_cached(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& start,
-                        double scale, const Tensor& out) override;
+                        double scale, std::int64_t window, const Tensor& out) override;
   void swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) override;
   void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up,
                        const Tensor& dgate, const Tensor& dup) override;

@@ -205,15 +205,13 @@ eval::GenerateOptions generate_options(const GenerateArgs& a) {
 }
 
 // Stops and length limits from the model: its EOS ids and the template's end of turn; the
-// positions it has (and a sliding window, which Tailor does not implement) bound every row.
+// positions it has bound every row (a sliding window does not: the attention ops mask it).
 void add_model_limits(eval::GenerateOptions& o, const CpuModel& m, const data::ChatFormat& format) {
   o.stop_ids = eval::response_end_ids(format, *m.tokenizer);
   if (m.hf.eos_token_id >= 0 &&
       std::find(o.stop_ids.begin(), o.stop_ids.end(), m.hf.eos_token_id) == o.stop_ids.end())
     o.stop_ids.push_back(m.hf.eos_token_id);
   o.max_length = m.hf.spec.max_position_embeddings;
-  if (m.hf.spec.sliding_window > 0)
-    o.max_length = std::min(o.max_length, m.hf.spec.sliding_window);
 }
 
 // The records' prompts as token ids, checked against the model (UserError at `where`).
@@ -303,8 +301,8 @@ int run_generate(const GenerateArgs& a) {
     tmpl.preset = *preset;
   } else {
     TAILOR_CHECK_USER(std::filesystem::is_regular_file(a.template_name), "--template",
-                      "unknown template \"{}\" (plain, llama3, chatml, mistral, or a template "
-                      "file such as configs/templates/chatml.yaml)",
+                      "unknown template \"{}\" (plain, llama3, chatml, mistral, qwen3, phi3, "
+                      "gemma, or a template file such as configs/templates/chatml.yaml)",
                       a.template_name);
     tmpl.format = trainer::chat_format_from_config(config::load_chat_template(a.template_name));
   }

@@ -191,8 +191,9 @@ int main(int argc, char** argv) {
   generate->add_option("--seed", gen.seed, "seed of the sampling (the same seed, the same text)");
   generate->add_option("--stop", gen.stop, "stop when the text contains one of these (cut there)");
   generate->add_option("--template", gen.template_name,
-                       "prompt template of training: plain (default), llama3, chatml, mistral, "
-                       "or a template file (configs/templates/*.yaml)");
+                       "prompt template of training: plain (default), llama3, chatml, "
+                       "mistral, qwen3, phi3, gemma, or a template file "
+                       "(configs/templates/*.yaml)");
   generate->add_option("--system", gen.system, "system prompt for the template");
   generate->add_option("--batch-size", gen.batch_size, "--prompts records generated together (8)");
   generate->add_option("--threads", gen.threads, "CPU threads (0: all cores)")

@@ -92,7 +92,7 @@ data:
   tokenizer: byte
   seq_len: 512
   template:
-    preset: chatml           # plain | llama3 | chatml | mistral, or configs/templates/*.yaml
+    preset: chatml           # plain | llama3 | chatml | mistral | qwen3 | phi3 | gemma, or a file
   train_on_prompt: false     # loss on the answers only
   valid_fraction: 0.05
 
@@ -175,7 +175,7 @@ data:
   tokenizer: byte
   seq_len: 512
   template:
-    preset: llama3           # plain | llama3 | chatml | mistral, or configs/templates/*.yaml
+    preset: llama3           # plain | llama3 | chatml | mistral | qwen3 | phi3 | gemma, or a file
     system: "You are the Devil's Dictionary. Define the word in one sentence."
   train_on_prompt: false     # loss on the assistant turns (and their end-of-turn token) only
   overlong: drop

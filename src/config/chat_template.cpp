@@ -73,9 +73,15 @@ class TemplateReader {
     return true;
   }
 
-  // system / user / assistant: {prefix, suffix, separator} and the role's own extra key.
+  // Whether a template gave the assistant's final_prefix / final_suffix (else: prefix / suffix).
+  struct AssistantKeys {
+    bool final_prefix = false, final_suffix = false;
+  };
+
+  // system / user / assistant: {prefix, suffix, separator, trim} and the role's own extra keys
+  // (system: placement; assistant: final_prefix, final_lstrip, final_suffix).
   void role(const YamlEntry& e, const std::string& path, ChatRoleConfig& out, ChatTemplateConfig& t,
-            bool& final_suffix_given) {
+            std::optional<bool>& trim, AssistantKeys& given) {
     const std::string rpath = join(path, e.key);
     if (e.value.kind == YamlNode::Kind::kNull) return;
     if (!e.value.is_map()) {
@@ -84,22 +90,31 @@ class TemplateReader {
                                 describe(e.value)));
       return;
     }
-    std::vector<std::string> known = {"prefix", "suffix", "separator"};
-    if (e.key == "system") known.push_back("placement");
-    if (e.key == "assistant") known.push_back("final_suffix");
+    const bool system = e.key == "system", assistant = e.key == "assistant";
+    std::vector<std::string> known = {"prefix", "suffix", "separator", "trim"};
+    if (system) known.push_back("placement");
+    if (assistant) known.insert(known.end(), {"final_prefix", "final_lstrip", "final_suffix"});
     for (const YamlEntry& k : e.value.entries) {
-      if (k.key == "prefix")
+      if (k.key == "prefix") {
         string(k, rpath, out.prefix);
-      else if (k.key == "suffix")
+      } else if (k.key == "suffix") {
         string(k, rpath, out.suffix);
-      else if (k.key == "separator")
+      } else if (k.key == "separator") {
         string(k, rpath, out.separator);
-      else if (k.key == "placement" && e.key == "system")
+      } else if (k.key == "trim") {
+        bool v = false;
+        if (flag(k, rpath, v)) trim = v;
+      } else if (k.key == "placement" && system) {
         choice(k, rpath, t.system_placement);
-      else if (k.key == "final_suffix" && e.key == "assistant")
-        final_suffix_given = string(k, rpath, t.assistant_final_suffix);
-      else
+      } else if (k.key == "final_prefix" && assistant) {
+        given.final_prefix = string(k, rpath, t.assistant_final_prefix);
+      } else if (k.key == "final_lstrip" && assistant) {
+        string(k, rpath, t.assistant_final_lstrip);
+      } else if (k.key == "final_suffix" && assistant) {
+        given.final_suffix = string(k, rpath, t.assistant_final_suffix);
+      } else {
         unknown(k, rpath, known);
+      }
     }
   }
 
@@ -112,7 +127,7 @@ std::string all_text(const ChatTemplateConfig& t) {
   std::string s = t.bos;
   for (const ChatRoleConfig* r : {&t.system, &t.user, &t.assistant})
     s += "\n" + r->prefix + "\n" + r->suffix + "\n" + r->separator;
-  return s + "\n" + t.assistant_final_suffix;
+  return s + "\n" + t.assistant_final_prefix + "\n" + t.assistant_final_suffix + "\n" + t.end;
 }
 
 }  // namespace
@@ -128,9 +143,11 @@ void read_chat_template(const YamlNode& node, const std::string& path, Problems&
   check_duplicate_keys(node, path, problems);
   TemplateReader r(problems);
   const std::vector<std::string> known = {
-      "name", "bos",       "tokenizer_bos",     "trim",          "system",
-      "user", "assistant", "prompt_completion", "special_tokens"};
-  bool final_suffix_given = false;
+      "name", "bos",       "tokenizer_bos",     "trim",           "system",
+      "user", "assistant", "prompt_completion", "special_tokens", "end"};
+  TemplateReader::AssistantKeys assistant_keys;
+  bool trim = false;  // every role's default
+  std::optional<bool> system_trim, user_trim, assistant_trim;
   const YamlEntry* tokenizer_bos = nullptr;
   const YamlEntry* special = nullptr;
   for (const YamlEntry& e : node.entries) {
@@ -141,13 +158,15 @@ void read_chat_template(const YamlNode& node, const std::string& path, Problems&
     else if (e.key == "tokenizer_bos")
       tokenizer_bos = r.flag(e, path, out.tokenizer_bos) ? &e : nullptr;
     else if (e.key == "trim")
-      r.flag(e, path, out.trim);
+      r.flag(e, path, trim);
     else if (e.key == "system")
-      r.role(e, path, out.system, out, final_suffix_given);
+      r.role(e, path, out.system, out, system_trim, assistant_keys);
     else if (e.key == "user")
-      r.role(e, path, out.user, out, final_suffix_given);
+      r.role(e, path, out.user, out, user_trim, assistant_keys);
     else if (e.key == "assistant")
-      r.role(e, path, out.assistant, out, final_suffix_given);
+      r.role(e, path, out.assistant, out, assistant_trim, assistant_keys);
+    else if (e.key == "end")
+      r.string(e, path, out.end);
     else if (e.key == "prompt_completion")
       r.choice(e, path, out.prompt_completion);
     else if (e.key == "special_tokens")
@@ -155,7 +174,11 @@ void read_chat_template(const YamlNode& node, const std::string& path, Problems&
     else
       r.unknown(e, path, known);
   }
-  if (!final_suffix_given) out.assistant_final_suffix = out.assistant.suffix;
+  out.system.trim = system_trim.value_or(trim);
+  out.user.trim = user_trim.value_or(trim);
+  out.assistant.trim = assistant_trim.value_or(trim);
+  if (!assistant_keys.final_prefix) out.assistant_final_prefix = out.assistant.prefix;
+  if (!assistant_keys.final_suffix) out.assistant_final_suffix = out.assistant.suffix;
   if (tokenizer_bos != nullptr && out.tokenizer_bos && !out.bos.empty())
     problems.add(tokenizer_bos->value.loc, join(path, "tokenizer_bos"),
                  "give bos (text the template writes) or tokenizer_bos: true, not both");
@@ -177,7 +200,7 @@ void read_chat_template(const YamlNode& node, const std::string& path, Problems&
       } else if (text.find(item.scalar) == std::string::npos) {
         problems.add(item.loc, ipath,
                      fmt::format("{} appears nowhere in the template (bos, prefixes, suffixes, "
-                                 "separators)",
+                                 "separators, end)",
                                  quote(item.scalar)));
       } else {
         out.special_tokens.push_back(item.scalar);

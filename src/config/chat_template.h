@@ -2,9 +2,12 @@
 // ChatTemplateConfig. The schema, in a file's terms (configs/templates/*.yaml are examples):
 //     name: llama3                 bos: "<|begin_of_text|>"      tokenizer_bos: false
 //     trim: true                   prompt_completion: chat       special_tokens: [...]
-//     system:    {placement: turn | first_user, prefix, suffix, separator}
-//     user:      {prefix, suffix, separator}
-//     assistant: {prefix, suffix, separator, final_suffix}
+//     system:    {placement: turn | first_user, prefix, suffix, separator, trim}
+//     user:      {prefix, suffix, separator, trim}
+//     assistant: {prefix, suffix, separator, trim, final_prefix, final_lstrip, final_suffix}
+//     end: "<|endoftext|>"
+// (top-level `trim` is the default of each role's `trim`; final_prefix and final_suffix default to
+// the assistant's prefix and suffix).
 // Every key is optional (strings default to ""; `key:` with no value is "" too). Problems are
 // "where: key.path: reason" with key paths relative to the file (or below data.template.preset).
 #pragma once

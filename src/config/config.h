@@ -68,23 +68,27 @@ struct ChatRoleConfig {
   std::string prefix;                    // before the content, never trained
   std::string suffix;                    // after it: the end of turn (trained for the assistant)
   std::string separator;                 // after the suffix, never trained
+  bool trim = false;                     // strip whitespace around the content (default: trim)
 };
 
 struct ChatTemplateConfig {
   std::string name;                      // default: the file's stem ("custom" inline)
   std::string bos;                       // text written once at the start ("" = none)
   bool tokenizer_bos = false;            // open with the tokenizer's BOS id instead
-  bool trim = false;                     // strip whitespace around each message's content
   SystemPlacement system_placement = SystemPlacement::kTurn;
-  ChatRoleConfig system, user, assistant;
+  ChatRoleConfig system, user, assistant;  // top-level `trim` is every role's default
+  std::string assistant_final_prefix;    // the last assistant turn's prefix (default: prefix)
+  std::string assistant_final_lstrip;    // characters dropped from the start of its content
   std::string assistant_final_suffix;    // the last assistant turn's suffix (default: suffix)
+  std::string end;                       // written (and trained) after the last message
   PromptCompletion prompt_completion = PromptCompletion::kChat;
   std::vector<std::string> special_tokens; // tokens the tokenizer is expected to know
 };
 
 // data.template: how JSONL records become text (src/data/template.h).
 struct TemplateConfig {
-  std::string preset = "plain";          // plain | llama3 | chatml | mistral | PATH of a template
+  std::string preset = "plain";          // plain | llama3 | chatml | mistral | qwen3 | phi3 |
+                                         // gemma | PATH of a template
                                          // file (or, in the resolved config, "custom")
   std::optional<ChatTemplateConfig> chat;  // the template of a file or an inline mapping; used
                                            // when preset is not a built-in name
@@ -201,6 +205,7 @@ struct PeftConfig {
   std::vector<std::string> target_modules;  // or [all-linear]
   std::vector<std::string> feedforward_modules;  // IA3: targets scaled on their input
   bool use_rslora = false;
+  bool use_dora = false;  // LoRA: DoRA's magnitude and direction (decision 40)
   std::int64_t bottleneck = 64;
   std::int64_t num_virtual_tokens = 20;
   std::string prompt_init_text;

@@ -96,25 +96,32 @@ void render_chat(const ChatFormat& f, const std::vector<Message>& m, Segments& s
   const std::size_t last = last_assistant(m);
   std::string pending_system;  // SystemPlacement::kFirstUser: waits for the next user turn
   for (std::size_t i = 0; i < m.size(); ++i) {
-    const std::string content(f.trim ? trim(m[i].content) : std::string_view(m[i].content));
-    if (m[i].role == "system") {
-      const ChatRole& r = f.system;
+    const bool system = m[i].role == "system", user = m[i].role == "user";
+    const ChatRole& r = system ? f.system : user ? f.user : f.assistant;
+    std::string_view content = r.trim ? trim(m[i].content) : std::string_view(m[i].content);
+    if (system) {
+      const std::string turn = r.prefix + std::string(content) + r.suffix + r.separator;
       if (f.system_placement == SystemPlacement::kFirstUser) {
-        pending_system += r.prefix + content + r.suffix + r.separator;
+        pending_system += turn;
       } else {
-        s.add(r.prefix + content + r.suffix + r.separator, false);
+        s.add(turn, false);
       }
-    } else if (m[i].role == "user") {
-      const ChatRole& r = f.user;
-      s.add(r.prefix + pending_system + content + r.suffix + r.separator, false);
+    } else if (user) {
+      s.add(r.prefix + pending_system + std::string(content) + r.suffix + r.separator, false);
       pending_system.clear();
+    } else if (i == last) {
+      const auto from = content.find_first_not_of(f.assistant_final_lstrip);
+      content = from == std::string_view::npos ? std::string_view() : content.substr(from);
+      s.add(f.assistant_final_prefix, false);
+      s.add(std::string(content) + f.assistant_final_suffix, true);
+      s.add(r.separator, false);
     } else {
-      const ChatRole& r = f.assistant;
       s.add(r.prefix, false);
-      s.add(content + (i == last ? f.assistant_final_suffix : r.suffix), true);
+      s.add(std::string(content) + r.suffix, true);
       s.add(r.separator, false);
     }
   }
+  s.add(f.end, true);
 }
 
 ChatFormat make_plain() {
@@ -124,6 +131,7 @@ ChatFormat make_plain() {
   f.system = {"", "\n\n", ""};
   f.user = {"User: ", "\n", ""};
   f.assistant = {"Assistant: ", "\n", ""};
+  f.assistant_final_prefix = f.assistant.prefix;
   f.assistant_final_suffix = "";  // the tokenizer's EOS ends the record
   f.records_as_text = true;
   return f;
@@ -133,10 +141,11 @@ ChatFormat make_llama3() {
   ChatFormat f;
   f.name = "llama3";
   f.bos = "<|begin_of_text|>";
-  f.trim = true;
   for (auto [role, name] : {std::pair{&f.system, "system"}, std::pair{&f.user, "user"},
                             std::pair{&f.assistant, "assistant"}})
-    *role = {fmt::format("<|start_header_id|>{}<|end_header_id|>\n\n", name), "<|eot_id|>", ""};
+    *role = {fmt::format("<|start_header_id|>{}<|end_header_id|>\n\n", name), "<|eot_id|>", "",
+             /*trim=*/true};
+  f.assistant_final_prefix = f.assistant.prefix;
   f.assistant_final_suffix = "<|eot_id|>";
   f.special_tokens = {"<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
                       "<|eot_id|>"};
@@ -149,6 +158,7 @@ ChatFormat make_chatml() {
   for (auto [role, name] : {std::pair{&f.system, "system"}, std::pair{&f.user, "user"},
                             std::pair{&f.assistant, "assistant"}})
     *role = {fmt::format("<|im_start|>{}\n", name), "<|im_end|>", "\n"};
+  f.assistant_final_prefix = f.assistant.prefix;
   f.assistant_final_suffix = "<|im_end|>";
   f.special_tokens = {"<|im_start|>", "<|im_end|>"};
   return f;
@@ -167,6 +177,49 @@ ChatFormat make_mistral() {
   return f;
 }
 
+// Qwen3's template with thinking off: chatml, but the reply that ends the conversation opens with
+// an empty thinking block, and leading newlines of that reply are dropped (earlier replies are
+// written as they are).
+ChatFormat make_qwen3() {
+  ChatFormat f = make_chatml();
+  f.name = "qwen3";
+  f.assistant_final_prefix = f.assistant.prefix + "<think>\n\n</think>\n\n";
+  f.assistant_final_lstrip = "\n";
+  f.special_tokens = {"<|im_start|>", "<|im_end|>", "<think>", "</think>"};
+  return f;
+}
+
+// Phi-3 (mini/small/medium instruct, Phi-3.5 mini): a header line per role, <|end|> closing each
+// turn, and the EOS after the last one.
+ChatFormat make_phi3() {
+  ChatFormat f;
+  f.name = "phi3";
+  for (auto [role, name] : {std::pair{&f.system, "system"}, std::pair{&f.user, "user"},
+                            std::pair{&f.assistant, "assistant"}})
+    *role = {fmt::format("<|{}|>\n", name), "<|end|>", "\n"};
+  f.assistant_final_prefix = f.assistant.prefix;
+  f.assistant_final_suffix = "<|end|>";
+  f.end = "<|endoftext|>";
+  f.special_tokens = {"<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "<|endoftext|>"};
+  return f;
+}
+
+// Gemma 2 and 3: turns of `user` and `model`, contents trimmed; no system role, so the system
+// prompt (not trimmed) and a blank line open the first user turn, as Gemma 3's template does.
+ChatFormat make_gemma() {
+  ChatFormat f;
+  f.name = "gemma";
+  f.bos = "<bos>";
+  f.system_placement = SystemPlacement::kFirstUser;
+  f.system = {"", "\n\n", ""};
+  f.user = {"<start_of_turn>user\n", "<end_of_turn>", "\n", /*trim=*/true};
+  f.assistant = {"<start_of_turn>model\n", "<end_of_turn>", "\n", /*trim=*/true};
+  f.assistant_final_prefix = f.assistant.prefix;
+  f.assistant_final_suffix = "<end_of_turn>";
+  f.special_tokens = {"<bos>", "<start_of_turn>", "<end_of_turn>"};
+  return f;
+}
+
 }  // namespace
 
 std::optional<ChatPreset> parse_chat_preset(std::string_view name) {
@@ -174,6 +227,9 @@ std::optional<ChatPreset> parse_chat_preset(std::string_view name) {
   if (name == "llama3") return ChatPreset::kLlama3;
   if (name == "chatml") return ChatPreset::kChatml;
   if (name == "mistral") return ChatPreset::kMistral;
+  if (name == "qwen3") return ChatPreset::kQwen3;
+  if (name == "phi3") return ChatPreset::kPhi3;
+  if (name == "gemma") return ChatPreset::kGemma;
   return std::nullopt;
 }
 
@@ -182,6 +238,9 @@ std::string_view chat_preset_name(ChatPreset preset) {
     case ChatPreset::kLlama3: return "llama3";
     case ChatPreset::kChatml: return "chatml";
     case ChatPreset::kMistral: return "mistral";
+    case ChatPreset::kQwen3: return "qwen3";
+    case ChatPreset::kPhi3: return "phi3";
+    case ChatPreset::kGemma: return "gemma";
     case ChatPreset::kPlain: break;
   }
   return "plain";
@@ -193,11 +252,15 @@ std::vector<std::string> chat_preset_special_tokens(ChatPreset preset) {
 
 const ChatFormat& builtin_chat_format(ChatPreset preset) {
   static const ChatFormat plain = make_plain(), llama3 = make_llama3(), chatml = make_chatml(),
-                          mistral = make_mistral();
+                          mistral = make_mistral(), qwen3 = make_qwen3(), phi3 = make_phi3(),
+                          gemma = make_gemma();
   switch (preset) {
     case ChatPreset::kLlama3: return llama3;
     case ChatPreset::kChatml: return chatml;
     case ChatPreset::kMistral: return mistral;
+    case ChatPreset::kQwen3: return qwen3;
+    case ChatPreset::kPhi3: return phi3;
+    case ChatPreset::kGemma: return gemma;
     case ChatPreset::kPlain: break;
   }
   return plain;

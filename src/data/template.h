@@ -13,7 +13,14 @@
 //   chatml   <|im_start|>ROLE\nCONTENT<|im_end|>\n...
 //   mistral  <s>[INST] USER [/INST]ASSISTANT</s>[INST] ... (a system prompt opens the first user
 //            turn, followed by a blank line)
-// All four are ChatFormat values (builtin_chat_format) rendered by one renderer; a template file
+//   qwen3    chatml, with the empty thinking block <think>\n\n</think>\n\n opening the last
+//            assistant turn (leading newlines of its content dropped), as Qwen3's template writes
+//            it with thinking off
+//   phi3     <|system|>\nCONTENT<|end|>\n<|user|>\n...<|assistant|>\n...<|end|>\n, then
+//            <|endoftext|> after the last turn
+//   gemma    <bos><start_of_turn>user\nSYSTEM\n\nUSER<end_of_turn>\n<start_of_turn>model\n...
+//            (user and assistant contents trimmed, the system prompt as it is; Gemma 2 and 3)
+// All seven are ChatFormat values (builtin_chat_format) rendered by one renderer; a template file
 // (data.template.preset: PATH, parsed by the config module) gives a ChatFormat of its own.
 // Tokenization (tokenize_record) encodes the joined text in one piece, so the tokens are the
 // tokenizer's own for the rendered text, and maps the segments' loss flags onto them (a token
@@ -33,9 +40,16 @@
 
 namespace tailor::data {
 
-enum class ChatPreset { kPlain, kLlama3, kChatml, kMistral };
+enum class ChatPreset { kPlain, kLlama3, kChatml, kMistral, kQwen3, kPhi3, kGemma };
 
-// "plain" | "llama3" | "chatml" | "mistral"; nullopt for anything else.
+// Every preset, in the order the docs list them.
+inline constexpr ChatPreset kChatPresets[] = {ChatPreset::kPlain, ChatPreset::kLlama3,
+                                              ChatPreset::kChatml, ChatPreset::kMistral,
+                                              ChatPreset::kQwen3, ChatPreset::kPhi3,
+                                              ChatPreset::kGemma};
+
+// "plain" | "llama3" | "chatml" | "mistral" | "qwen3" | "phi3" | "gemma"; nullopt for anything
+// else.
 [[nodiscard]] std::optional<ChatPreset> parse_chat_preset(std::string_view name);
 [[nodiscard]] std::string_view chat_preset_name(ChatPreset preset);
 // The special tokens a preset writes, for checking that a tokenizer knows them.
@@ -48,6 +62,7 @@ struct ChatRole {
   std::string prefix;
   std::string suffix;
   std::string separator;
+  bool trim = false;  // strip whitespace around the content (llama3: every role; gemma: not system)
   bool operator==(const ChatRole&) const = default;
 };
 
@@ -60,10 +75,16 @@ struct ChatFormat {
   std::string name;
   std::string bos;                  // written once before the first turn ("" = none)
   bool tokenizer_bos = false;       // open with the tokenizer's BOS id instead (plain)
-  bool trim = false;                // strip whitespace around every message's content (llama3)
   SystemPlacement system_placement = SystemPlacement::kTurn;
   ChatRole system, user, assistant;
-  std::string assistant_final_suffix;  // the last assistant turn's suffix (plain: "", EOS ends it)
+  // The last assistant turn (the one a generation prompt opens) is written with these instead of
+  // the assistant's prefix and suffix.
+  std::string assistant_final_prefix;  // qwen3: the prefix + an empty <think></think> block
+  std::string assistant_final_lstrip;  // dropped from the start of its content (qwen3: "\n")
+  std::string assistant_final_suffix;  // plain: "", the tokenizer's EOS ends it
+  // Written once after the last message, and trained (phi3: <|endoftext|>); never part of a
+  // generation prompt, which ends where the response begins.
+  std::string end;
   // Prompt/completion and translation records as text (system prompt and a blank line, few-shot
   // examples each followed by a blank line, then prompt + completion as they are: plain) instead
   // of a user turn and an assistant turn.

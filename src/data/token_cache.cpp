@@ -48,15 +48,19 @@ std::optional<MappedFile> map_exactly(const fs::path& path, std::size_t count) {
 // Everything a chat format writes (a built-in preset and a template file with the same strings
 // share a cache).
 json chat_format_json(const ChatFormat& f) {
-  const auto role = [](const ChatRole& r) { return json::array({r.prefix, r.suffix, r.separator}); };
+  const auto role = [](const ChatRole& r) {
+    return json::array({r.prefix, r.suffix, r.separator, r.trim});
+  };
   return {{"bos", f.bos},
           {"tokenizer_bos", f.tokenizer_bos},
-          {"trim", f.trim},
           {"system_in_first_user", f.system_placement == SystemPlacement::kFirstUser},
           {"system", role(f.system)},
           {"user", role(f.user)},
           {"assistant", role(f.assistant)},
+          {"assistant_final_prefix", f.assistant_final_prefix},
+          {"assistant_final_lstrip", f.assistant_final_lstrip},
           {"assistant_final_suffix", f.assistant_final_suffix},
+          {"end", f.end},
           {"records_as_text", f.records_as_text}};
 }
 

@@ -183,7 +183,8 @@ std::vector<std::int32_t> response_end_ids(const data::ChatFormat& format,
   if (const auto eos = tokenizer.eos_token_id()) ids.push_back(*eos);
   for (const std::string& special : format.special_tokens) {
     const bool ends_turn = format.assistant.suffix.find(special) != std::string::npos ||
-                           format.assistant_final_suffix.find(special) != std::string::npos;
+                           format.assistant_final_suffix.find(special) != std::string::npos ||
+                           format.end.find(special) != std::string::npos;
     if (!ends_turn) continue;
     if (const auto id = tokenizer.token_to_id(special);
         id && std::find(ids.begin(), ids.end(), *id) == ids.end())

@@ -40,8 +40,8 @@ struct GenerationPrompt {
                                                  const data::Tokenizer& tokenizer);
 
 // The ids that end a response under a chat format: the tokenizer's EOS and every special token of
-// the format that closes an assistant turn (in its suffix or final suffix: <|eot_id|>,
-// <|im_end|>, </s>) when the tokenizer knows it.
+// the format that closes an assistant turn or the conversation (in its suffix, final suffix or
+// end: <|eot_id|>, <|im_end|>, </s>, <|end|>, <end_of_turn>) when the tokenizer knows it.
 [[nodiscard]] std::vector<std::int32_t> response_end_ids(const data::ChatFormat& format,
                                                          const data::Tokenizer& tokenizer);
 [[nodiscard]] std::vector<std::int32_t> response_end_ids(data::ChatPreset preset,

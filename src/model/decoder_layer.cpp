@@ -407,7 +407,7 @@ void DecoderLayer::forward(Ops& ops, const LayerContext& ctx, const Tensor& x, c
   const Shape kv4{ctx.batch, ctx.seq, tp_.kv_heads, s.head_dim};
   project_qkv(ops, ctx, x, act, scratch);
   ops.attention_forward(act.q.view(q4), act.k.view(kv4), act.v.view(kv4), ctx.doc_ids,
-                        s.attention_scale(), act.attn.view(q4),
+                        s.attention_scale(), s.attention_window(index_), act.attn.view(q4),
                         act.lse);
   finish_forward(ops, ctx, x, y, act, scratch);
 }
@@ -447,7 +447,7 @@ void DecoderLayer::forward_cached(Ops& ops, const LayerContext& ctx, const Tenso
     ops.copy(v_rows.row_slice(at, at + t), act.v.row_slice(b * t, (b + 1) * t));
   }
   ops.attention_cached(act.q.view(q4), cache.k, cache.v, cache.start,
-                       s.attention_scale(), act.attn.view(q4));
+                       s.attention_scale(), s.attention_window(index_), act.attn.view(q4));
   finish_forward(ops, ctx, x, y, act, scratch);
 }
 
@@ -489,7 +489,7 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
   linear_backward_hooked(ops, ctx, o_, d_attn_out, act.attn, act, sc, sc.d_attn, 0.0);
   ops.attention_backward(sc.d_attn.view(q4), act.q.view(q4), act.k.view(kv4), act.v.view(kv4),
                          act.attn.view(q4), act.lse, ctx.doc_ids,
-                         s.attention_scale(), sc.d_q.view(q4),
+                         s.attention_scale(), s.attention_window(index_), sc.d_q.view(q4),
                          sc.d_k.view(kv4), sc.d_v.view(kv4));
   if (s.position == PositionType::kRope) {
     ops.rope_backward(sc.d_q.view(Shape{n_tok, hq, s.head_dim}), ctx.positions, ctx.inv_freq);

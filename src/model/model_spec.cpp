@@ -25,6 +25,23 @@ void ModelSpec::check() const {
                     (std::ssize(rope_short_factor) == head_dim / 2 &&
                      std::ssize(rope_long_factor) == head_dim / 2),
                 "longrope needs head_dim / 2 short and long factors");
+  TAILOR_ASSERT(sliding_window >= 0, "sliding_window {} < 0", sliding_window);
+  TAILOR_ASSERT(sliding_layers.empty() ||
+                    static_cast<std::int64_t>(sliding_layers.size()) == num_layers,
+                "{} sliding-layer flags for {} layers", sliding_layers.size(), num_layers);
+}
+
+std::int64_t ModelSpec::attention_window(std::int64_t layer) const {
+  TAILOR_ASSERT(layer >= 0 && layer < num_layers, "layer {} of {}", layer, num_layers);
+  if (sliding_window == 0) return 0;
+  if (sliding_layers.empty()) return sliding_window;
+  return sliding_layers[static_cast<std::size_t>(layer)] ? sliding_window : 0;
+}
+
+bool ModelSpec::has_sliding_window() const {
+  for (std::int64_t l = 0; l < num_layers; ++l)
+    if (attention_window(l) > 0) return true;
+  return false;
 }
 
 double ModelSpec::attention_scale() const noexcept {

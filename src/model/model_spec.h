@@ -57,9 +57,13 @@ struct ModelSpec {
   // weight [head_dim] that all heads share (self_attn.q_norm / k_norm). TP-local: a rank
   // normalizes its own heads; the weights are replicated and their gradients summed over the group.
   bool qk_norm = false;
-  // Sliding-window attention (Mistral, Qwen2 with use_sliding_window): a token attends to at most
-  // this many positions. 0: none. Training and scoring refuse sequences longer than the window.
+  // Sliding-window attention (Mistral; Qwen2 with use_sliding_window): on a sliding layer token
+  // i attends to the keys j with i - sliding_window < j <= i (itself and the sliding_window - 1
+  // tokens before it: transformers' rule, kv > q - window). 0: no window. sliding_layers: one
+  // flag per layer, which layers slide (Qwen2's layer_types / max_window_layers); empty when
+  // every layer does (Mistral).
   std::int64_t sliding_window = 0;
+  std::vector<bool> sliding_layers;
   double init_std = 0.02;
   // Embedding rows and LM-head columns are padded to a multiple of vocab_multiple x TP degree;
   // padded logits are masked to -inf in the loss.
@@ -71,6 +75,10 @@ struct ModelSpec {
 
   // Asserts the invariants (config validation reports them to users first).
   void check() const;
+  // The attention window of layer `layer` (0-based) as the attention ops take it: 0 = global.
+  [[nodiscard]] std::int64_t attention_window(std::int64_t layer) const;
+  // Whether any layer has a sliding window.
+  [[nodiscard]] bool has_sliding_window() const;
   // RoPE inverse frequencies [head_dim / 2] in f32, computed as Hugging Face does (incl. scaling);
   // `long_context`: longrope's set for positions past rope_original_max_positions.
   [[nodiscard]] std::vector<float> rope_inv_freq(bool long_context = false) const;

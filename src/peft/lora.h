@@ -18,8 +18,18 @@
 // its slice of the TP=1 mask, and neither the thread count nor the micro-batch split changes it.
 // Backward recomputes the mask instead of storing the dropped input.
 //
+// DoRA (Liu et al., 2024; peft.use_dora, peft's LoraConfig(use_dora=True)): the LoRA term plus
+// the linear's output hook (model/adapter.h), y = c (z - b) + b with z = x W^T + b + s (x A^T) B^T
+// and c = m / ||W + s B A|| per output row (the norm over the input dimension, a constant in
+// backward as peft's: A and B get gradients through c s (x A^T) B^T only, the magnitude m
+// `<linear>.lora_magnitude_vector` [out] its own). m starts as ||W|| (B = 0). Under TP the norm of
+// a row-parallel W's rows sums the squares of every rank's columns; m follows the output (split
+// with a column-parallel W's rows, whole beside a row-parallel one). No dropout with DoRA. The
+// merge is c (W + s B A), the bias unchanged.
+//
 // Files: adapter_config.json (peft_type LORA) + adapter_model.safetensors with
-// `base_model.model.<linear>.lora_A.weight` [r, in] / `lora_B.weight` [out, r], as peft saves
+// `base_model.model.<linear>.lora_A.weight` [r, in] / `lora_B.weight` [out, r] (DoRA: and
+// `lora_magnitude_vector` [out], use_dora true), as peft saves
 // them (LLaMA-style families; GPT-2's fused c_attn has no PEFT layout Tailor writes).
 #pragma once
 
@@ -41,6 +51,7 @@ struct LoraSpec {
   std::int64_t rank = 8;
   double alpha = 16.0;
   bool rslora = false;
+  bool use_dora = false;  // DoRA: a magnitude per output row times the normalized W + s B A
   double dropout = 0.0;  // probability of zeroing an element of the adapter's input (training)
   std::vector<std::string> targets = {"q_proj", "v_proj"};  // or {"all-linear"}
 
@@ -49,8 +60,9 @@ struct LoraSpec {
 };
 
 // Reads adapter_config.json: peft_type LORA, r, lora_alpha, target_modules, use_rslora,
-// lora_dropout (used when training continues). Other settings that change the computation (bias
-// != none, fan_in_fan_out, DoRA, rank/alpha patterns, modules_to_save) are refused. UserError
+// lora_dropout (used when training continues; not with use_dora, whose dropout Tailor does not
+// compute: a warning, and none), use_dora. Other settings that change the computation (bias
+// != none, fan_in_fan_out, rank/alpha patterns, modules_to_save) are refused. UserError
 // naming the file.
 [[nodiscard]] LoraSpec read_peft_lora_config(const std::string& dir);
 
@@ -73,6 +85,9 @@ class Lora final : public Method {
       model::ParameterSet& params, const model::LinearSite& site) const override;
 
   [[nodiscard]] std::string_view display_name() const override { return kDisplayName; }
+  // DoRA: each magnitude starts as the norms of its weight's rows, ||W + s B A|| (B = 0: ||W||),
+  // as peft's; nothing for plain LoRA.
+  void initialize(model::Transformer& model, const InitContext& ctx) const override;
   // Copies the adapter's tensors into the LoRA factors (each TP rank its shard).
   void load_adapter(const std::string& dir, model::Transformer& model,
                     backend::Ops& ops) const override;

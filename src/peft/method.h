@@ -37,6 +37,8 @@ struct InitContext {
   // The run's tokenizer (built on first use).
   std::function<std::vector<std::int32_t>(const std::string&)> tokenize;
   std::string source;  // the config file, which user errors name
+  backend::Ops* ops = nullptr;         // the model's
+  comm::Communicator* tp = nullptr;    // its tensor-parallel group (nullptr: one rank)
 };
 
 class Method : public model::Attachment {

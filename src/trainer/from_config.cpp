@@ -96,20 +96,22 @@ data::PackingMode packing_mode_from_config(const config::ExperimentConfig& c) {
 
 data::ChatFormat chat_format_from_config(const config::ChatTemplateConfig& c) {
   const auto role = [](const config::ChatRoleConfig& r) {
-    return data::ChatRole{r.prefix, r.suffix, r.separator};
+    return data::ChatRole{r.prefix, r.suffix, r.separator, r.trim};
   };
   data::ChatFormat f;
   f.name = c.name;
   f.bos = c.bos;
   f.tokenizer_bos = c.tokenizer_bos;
-  f.trim = c.trim;
   f.system_placement = c.system_placement == config::SystemPlacement::kFirstUser
                            ? data::SystemPlacement::kFirstUser
                            : data::SystemPlacement::kTurn;
   f.system = role(c.system);
   f.user = role(c.user);
   f.assistant = role(c.assistant);
+  f.assistant_final_prefix = c.assistant_final_prefix;
+  f.assistant_final_lstrip = c.assistant_final_lstrip;
   f.assistant_final_suffix = c.assistant_final_suffix;
+  f.end = c.end;
   f.records_as_text = c.prompt_completion == config::PromptCompletion::kText;
   f.special_tokens = c.special_tokens;
   return f;

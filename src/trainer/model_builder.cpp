@@ -50,7 +50,7 @@ std::unique_ptr<model::Transformer> build_model(const config::ExperimentConfig& 
                                  if (!tokenizer) tokenizer = tokenizer_from_config(cfg);
                                  return tokenizer->encode(text);
                                },
-                               cfg.source};
+                               cfg.source, &ops, tp};
   s.method->initialize(*model, init);
   if (!cfg.peft.adapter.empty()) {
     log::info("loading the {} adapter {}", s.method->display_name(), cfg.peft.adapter);

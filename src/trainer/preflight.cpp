@@ -70,11 +70,6 @@ void check_sequence_length(const config::ExperimentConfig& cfg, const model::Mod
                     "data.seq_len ({}) exceeds the model's {} {}positions (max_position_embeddings)",
                     cfg.data.seq_len, spec.max_position_embeddings,
                     spec.position == model::PositionType::kLearned ? "learned " : "");
-  TAILOR_CHECK_USER(spec.sliding_window == 0 || cfg.data.seq_len <= spec.sliding_window,
-                    cfg.source,
-                    "data.seq_len ({}) exceeds the model's sliding attention window ({}), which "
-                    "Tailor does not implement yet",
-                    cfg.data.seq_len, spec.sliding_window);
 }
 
 std::vector<std::string> finished_run_files(const std::string& output_dir) {

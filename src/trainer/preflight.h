@@ -3,8 +3,7 @@
 //   - the layout for the job's ranks (parallel.*, train.global_batch / micro_batch);
 //   - model.path: config.json parses and is supported, every weight the model needs is present in
 //     the safetensors headers with its shape and dtype, no file is truncated or unexpected;
-//   - the tokenizer files parse and fit the model's vocabulary; data.seq_len fits the positions
-//     and the attention window;
+//   - the tokenizer files parse and fit the model's vocabulary; data.seq_len fits the positions;
 //   - the few-shot examples file parses (the config itself checks that data files exist);
 //   - the output directory: earlier checkpoints under train.resume: never, an explicit
 //     train.resume checkpoint that is missing, a finished run's files with nothing to resume
@@ -33,7 +32,8 @@ struct PreflightOptions {
 void preflight(const config::ExperimentConfig& cfg, const PreflightOptions& options);
 
 // data.seq_len against the model's positions (model.path's config.json for a pretrained model:
-// past it, the model has never seen the positions) and its sliding attention window.
+// past it, the model has never seen the positions). A sliding attention window bounds nothing:
+// the attention ops mask it.
 void check_sequence_length(const config::ExperimentConfig& cfg, const model::ModelSpec& spec);
 
 // The files of a finished run (one that wrote export/) that a fresh run in output.dir would

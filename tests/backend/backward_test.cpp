@@ -303,9 +303,10 @@ INSTANTIATE_TEST_SUITE_P(Ops, RopeGrad,
 struct AttnCase {
   I64 b, t, hq, hkv, dh;
   Docs docs;
+  I64 window = 0;  // sliding window, 0: global
   [[nodiscard]] std::string name() const {
     const char* d = docs == Docs::kNone ? "" : docs == Docs::kPacked ? "_packed" : "_scattered";
-    return dims({b, t, hq, hkv, dh}, "BTQKD") + d;
+    return dims({b, t, hq, hkv, dh}, "BTQKD") + d + (window > 0 ? "_w" + std::to_string(window) : "");
   }
   friend void PrintTo(const AttnCase& c, std::ostream* os) { *os << c.name(); }
 };
@@ -328,7 +329,8 @@ TEST_P(AttentionGrad, Backward) {
   HostTensor out(kF64, Shape{c.b, c.t, c.hq, c.dh});
   HostTensor lse(kF64, Shape{c.b, c.hq, c.t});
   auto loss = [&] {
-    ops.attention_forward(q.t(), k.t(), v.t(), optional_t(doc), scale, out.t(), lse.t());
+    ops.attention_forward(q.t(), k.t(), v.t(), optional_t(doc), scale, c.window, out.t(),
+                          lse.t());
     return dot(out.values(), proj.values());
   };
   const Vec fd_q = fd_grad(q, loss);
@@ -339,7 +341,7 @@ TEST_P(AttentionGrad, Backward) {
   HostTensor dk = garbage(k.shape());
   HostTensor dv = garbage(v.shape());
   ops.attention_backward(proj.t(), q.t(), k.t(), v.t(), out.t(), lse.t(), optional_t(doc), scale,
-                         dq.t(), dk.t(), dv.t());
+                         c.window, dq.t(), dk.t(), dv.t());
   EXPECT_LT(rel_error(dq.values(), fd_q), kGradTol);
   EXPECT_LT(rel_error(dk.values(), fd_k), kGradTol);
   EXPECT_LT(rel_error(dv.values(), fd_v), kGradTol);
@@ -358,7 +360,15 @@ INSTANTIATE_TEST_SUITE_P(Ops, AttentionGrad,
                                            // of outputs (16 in f64), with a tail
                                            AttnCase{1, 66, 1, 1, 17, Docs::kNone},
                                            AttnCase{1, 70, 2, 1, 3, Docs::kPacked},
-                                           AttnCase{1, 70, 2, 2, 2, Docs::kScattered}),
+                                           AttnCase{1, 70, 2, 2, 2, Docs::kScattered},
+                                           // sliding windows several times shorter than the
+                                           // sequence, across key blocks, with documents
+                                           AttnCase{1, 20, 2, 1, 3, Docs::kNone, 4},
+                                           AttnCase{1, 17, 3, 3, 2, Docs::kNone, 1},
+                                           AttnCase{2, 19, 4, 2, 2, Docs::kPacked, 5},
+                                           AttnCase{1, 18, 2, 2, 3, Docs::kScattered, 3},
+                                           AttnCase{1, 80, 2, 1, 2, Docs::kNone, 20},
+                                           AttnCase{1, 70, 2, 1, 2, Docs::kPacked, 9}),
                          case_name<AttnCase>);
 
 // ---- cross-entropy ----------------------------------------------------------------------------

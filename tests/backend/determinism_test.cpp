@@ -100,9 +100,9 @@ std::vector<Output> run_ops(CpuOps& ops, DType dt) {
     HostTensor dq(dt, q.shape());
     HostTensor dk(dt, k.shape());
     HostTensor dv(dt, v.shape());
-    ops.attention_forward(q.t(), k.t(), v.t(), doc.t(), 0.25, out.t(), lse.t());
-    ops.attention_backward(dout.t(), q.t(), k.t(), v.t(), out.t(), lse.t(), doc.t(), 0.25, dq.t(),
-                           dk.t(), dv.t());
+    ops.attention_forward(q.t(), k.t(), v.t(), doc.t(), 0.25, 0, out.t(), lse.t());
+    ops.attention_backward(dout.t(), q.t(), k.t(), v.t(), out.t(), lse.t(), doc.t(), 0.25, 0,
+                           dq.t(), dk.t(), dv.t());
     const std::string tag = " hkv" + std::to_string(hkv);
     record(outs, "attention out" + tag, out);
     record(outs, "attention lse" + tag, lse);

@@ -350,9 +350,10 @@ INSTANTIATE_TEST_SUITE_P(
 struct AttnCase {
   I64 b, t, hq, hkv, dh;
   Docs docs;
+  I64 window = 0;  // sliding window, 0: global
   [[nodiscard]] std::string name() const {
     const char* d = docs == Docs::kNone ? "" : docs == Docs::kPacked ? "_packed" : "_scattered";
-    return dims({b, t, hq, hkv, dh}, "BTQKD") + d;
+    return dims({b, t, hq, hkv, dh}, "BTQKD") + d + (window > 0 ? "_w" + std::to_string(window) : "");
   }
   friend void PrintTo(const AttnCase& c, std::ostream* os) { *os << c.name(); }
 };
@@ -374,8 +375,9 @@ TEST_P(AttentionTest, MatchesReference) {
   Vec want_o(static_cast<std::size_t>(out.numel()));
   Vec want_l(static_cast<std::size_t>(lse.numel()));
   ref::attention(q.values(), k.values(), v.values(), as_i32(doc), c.b, c.t, c.hq, c.hkv, c.dh,
-                 scale, want_o, want_l);
-  shared_ops().attention_forward(q.t(), k.t(), v.t(), optional_t(doc), scale, out.t(), lse.t());
+                 scale, want_o, want_l, c.window);
+  shared_ops().attention_forward(q.t(), k.t(), v.t(), optional_t(doc), scale, c.window, out.t(),
+                                 lse.t());
   EXPECT_LE(rel_error(out.values(), want_o), 2 * fwd_tol(dt));
   EXPECT_LE(rel_error(lse.values(), want_l), fwd_tol(dt));
   EXPECT_TRUE(out.guards_ok() && lse.guards_ok());
@@ -392,13 +394,25 @@ INSTANTIATE_TEST_SUITE_P(
                                                   AttnCase{2, 33, 4, 4, 8, Docs::kScattered},
                                                   AttnCase{1, 21, 6, 3, 3, Docs::kScattered},
                                                   AttnCase{1, 100, 4, 2, 64, Docs::kNone},
-                                                  AttnCase{2, 90, 3, 1, 40, Docs::kPacked})),
+                                                  AttnCase{2, 90, 3, 1, 40, Docs::kPacked},
+                                                  // Sliding windows several times shorter
+                                                  // than the sequence, with and without
+                                                  // documents; 1 sees only itself.
+                                                  AttnCase{2, 40, 4, 2, 8, Docs::kNone, 7},
+                                                  AttnCase{1, 19, 2, 1, 4, Docs::kNone, 1},
+                                                  AttnCase{2, 37, 6, 2, 5, Docs::kPacked, 6},
+                                                  AttnCase{2, 33, 4, 4, 8, Docs::kScattered, 5},
+                                                  AttnCase{1, 150, 4, 2, 16, Docs::kNone, 40})),
     param_name<AttnCase>);
 
 // ---- attention over a KV cache ----------------------------------------------------------------
 struct CachedCase {
   I64 b, tq, cap, hq, hkv, dh;
-  [[nodiscard]] std::string name() const { return dims({b, tq, cap, hq, hkv, dh}, "BTSQKD"); }
+  I64 window = 0;  // sliding window, 0: global
+  [[nodiscard]] std::string name() const {
+    return dims({b, tq, cap, hq, hkv, dh}, "BTSQKD") +
+           (window > 0 ? "_w" + std::to_string(window) : "");
+  }
   friend void PrintTo(const CachedCase& c, std::ostream* os) { *os << c.name(); }
 };
 
@@ -418,8 +432,8 @@ TEST_P(AttentionCachedTest, MatchesReference) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(c.dh));
   Vec want(static_cast<std::size_t>(out.numel()));
   ref::attention_cached(q.values(), k.values(), v.values(), as_i32(start), c.b, c.tq, c.cap, c.hq,
-                        c.hkv, c.dh, scale, want);
-  shared_ops().attention_cached(q.t(), k.t(), v.t(), start.t(), scale, out.t());
+                        c.hkv, c.dh, scale, want, c.window);
+  shared_ops().attention_cached(q.t(), k.t(), v.t(), start.t(), scale, c.window, out.t());
   EXPECT_LE(rel_error(out.values(), want), 2 * fwd_tol(dt));
   EXPECT_TRUE(out.guards_ok());
 }
@@ -430,11 +444,18 @@ INSTANTIATE_TEST_SUITE_P(
                                                   CachedCase{3, 1, 9, 4, 2, 8},
                                                   CachedCase{2, 5, 17, 6, 2, 5},
                                                   CachedCase{2, 1, 70, 4, 4, 16},
-                                                  CachedCase{1, 40, 90, 3, 1, 40})),
+                                                  CachedCase{1, 40, 90, 3, 1, 40},
+                                                  CachedCase{3, 1, 30, 4, 2, 8, 5},
+                                                  CachedCase{2, 9, 40, 6, 2, 5, 4},
+                                                  CachedCase{1, 40, 90, 3, 1, 40, 11})),
     param_name<CachedCase>);
 
-// A prompt run through the cache from position 0 gets what the training forward computes.
-TEST(AttentionCached, PrefillEqualsCausalAttention) {
+// A prompt run through the cache from position 0 gets what the training forward computes, with
+// and without a sliding window.
+class AttentionCachedPrefill : public ::testing::TestWithParam<I64> {};
+
+TEST_P(AttentionCachedPrefill, EqualsCausalAttention) {
+  const I64 window = GetParam();
   const I64 b = 2, t = 23, hq = 4, hkv = 2, dh = 8;
   HostTensor q(DType::kF32, Shape{b, t, hq, dh});
   HostTensor k(DType::kF32, Shape{b, t, hkv, dh});
@@ -448,10 +469,12 @@ TEST(AttentionCached, PrefillEqualsCausalAttention) {
   v.normal(5, 3);
   start.set_values({0.0, 0.0});
   const double scale = 0.3;
-  shared_ops().attention_forward(q.t(), k.t(), v.t(), absent(), scale, want.t(), lse.t());
-  shared_ops().attention_cached(q.t(), k.t(), v.t(), start.t(), scale, got.t());
+  shared_ops().attention_forward(q.t(), k.t(), v.t(), absent(), scale, window, want.t(), lse.t());
+  shared_ops().attention_cached(q.t(), k.t(), v.t(), start.t(), scale, window, got.t());
   EXPECT_LE(rel_error(got.values(), want.values()), 1e-7);
 }
+
+INSTANTIATE_TEST_SUITE_P(Ops, AttentionCachedPrefill, ::testing::Values(0, 1, 5, 22));
 
 // ---- cross-entropy ----------------------------------------------------------------------------
 struct CeCase {

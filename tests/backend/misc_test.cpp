@@ -207,7 +207,7 @@ TEST(CpuOps, BrokenInvariantsThrow) {
   HostTensor q(DType::kF32, Shape{1, 2, 3, 4});
   HostTensor kv(DType::kF32, Shape{1, 2, 2, 4});
   HostTensor lse(DType::kF32, Shape{1, 3, 2});
-  EXPECT_THROW(ops.attention_forward(q.t(), kv.t(), kv.t(), absent(), 1.0, q.t(), lse.t()),
+  EXPECT_THROW(ops.attention_forward(q.t(), kv.t(), kv.t(), absent(), 1.0, 0, q.t(), lse.t()),
                InternalError);
 }
 

@@ -112,6 +112,55 @@ struct Attn {
   [[nodiscard]] double flops() const { return 2.0 * static_cast<double>(b * hq * t * t * dh); }
 };
 
+// Causal attention over packed documents, with a sliding window when window > 0.
+OpCase attention_forward_case(Scale s, I64 window) {
+  const Attn d(s);
+  const double sc = d.scale();
+  return {d.str() + (window > 0 ? " W" + std::to_string(window) : ""),
+          {in("q", d.q()), in("k", d.kv()), in("v", d.kv()), d.doc_ids(), out("out", d.q()),
+           out("lse", d.lse(), Kind::kAccum)},
+          call([sc, window](Ops& o, const Args& a) {
+            o.attention_forward(a[0], a[1], a[2], a[3], sc, window, a[4], a[5]);
+          }),
+          /*setup=*/{},
+          d.flops()};
+}
+
+OpCase attention_backward_case(Scale s, I64 window) {
+  const Attn d(s);
+  const double sc = d.scale();
+  return {d.str() + (window > 0 ? " W" + std::to_string(window) : ""),
+          {in("dout", d.q()), in("q", d.q()), in("k", d.kv()), in("v", d.kv()),
+           saved("out", d.q()), saved("lse", d.lse(), Kind::kAccum), d.doc_ids(),
+           out("dq", d.q()), out("dk", d.kv()), out("dv", d.kv())},
+          call([sc, window](Ops& o, const Args& a) {
+            o.attention_backward(a[0], a[1], a[2], a[3], a[4], a[5], a[6], sc, window, a[7], a[8],
+                                 a[9]);
+          }),
+          call([sc, window](Ops& o, const Args& a) {
+            o.attention_forward(a[1], a[2], a[3], a[6], sc, window, a[4], a[5]);
+          }),
+          2.5 * d.flops()};  // five products of the forward's size instead of two
+}
+
+// Tq new queries per row, a cache of S tokens.
+OpCase attention_cached_case(Scale s, I64 window) {
+  const I64 b = pick(s, 3, 8), tq = pick(s, 2, 1), cap = pick(s, 11, 2048), hq = pick(s, 4, 16),
+            hkv = pick(s, 2, 4), dh = pick(s, 8, 64);
+  const double sc = 1.0 / std::sqrt(static_cast<double>(dh));
+  return {dims({{"B", b}, {"Tq", tq}, {"S", cap}, {"Hq", hq}, {"Hkv", hkv}, {"Dh", dh}}) +
+              (window > 0 ? " W" + std::to_string(window) : ""),
+          {in("q", Shape{b, tq, hq, dh}), in("k", Shape{b, cap, hkv, dh}),
+           in("v", Shape{b, cap, hkv, dh}),
+           in("start", Shape{b}, Kind::kI32, ints(0, cap - tq + 1)),
+           out("out", Shape{b, tq, hq, dh})},
+          call([sc, window](Ops& o, const Args& a) {
+            o.attention_cached(a[0], a[1], a[2], a[3], sc, window, a[4]);
+          }),
+          /*setup=*/{},
+          2.0 * static_cast<double>(b * tq * hq * cap * dh)};  // half the cache on average
+}
+
 // Cross-entropy over V columns of which the last 3 are padding; a quarter of the rows ignored.
 // The vocab-parallel phases see one shard: global columns [4, 4 + V) of a 4 + V + 5 vocabulary,
 // with targets anywhere in it.
@@ -317,36 +366,8 @@ const std::vector<OpEntry>& op_table() {
       {"rope_backward", [](Scale s) { return rope_case(s, true); }},
 
       // ---- attention -------------------------------------------------------------------------
-      {"attention_forward",
-       [](Scale s) -> OpCase {
-         const Attn d(s);
-         const double sc = d.scale();
-         return {d.str(),
-                 {in("q", d.q()), in("k", d.kv()), in("v", d.kv()), d.doc_ids(), out("out", d.q()),
-                  out("lse", d.lse(), Kind::kAccum)},
-                 call([sc](Ops& o, const Args& a) {
-                   o.attention_forward(a[0], a[1], a[2], a[3], sc, a[4], a[5]);
-                 }),
-                 /*setup=*/{},
-                 d.flops()};
-       }},
-      {"attention_backward",
-       [](Scale s) -> OpCase {
-         const Attn d(s);
-         const double sc = d.scale();
-         return {d.str(),
-                 {in("dout", d.q()), in("q", d.q()), in("k", d.kv()), in("v", d.kv()),
-                  saved("out", d.q()), saved("lse", d.lse(), Kind::kAccum), d.doc_ids(),
-                  out("dq", d.q()), out("dk", d.kv()), out("dv", d.kv())},
-                 call([sc](Ops& o, const Args& a) {
-                   o.attention_backward(a[0], a[1], a[2], a[3], a[4], a[5], a[6], sc, a[7], a[8],
-                                        a[9]);
-                 }),
-                 call([sc](Ops& o, const Args& a) {
-                   o.attention_forward(a[1], a[2], a[3], a[6], sc, a[4], a[5]);
-                 }),
-                 2.5 * d.flops()};  // five products of the forward's size instead of two
-       }},
+      {"attention_forward", [](Scale s) { return attention_forward_case(s, 0); }},
+      {"attention_backward", [](Scale s) { return attention_backward_case(s, 0); }},
       // The same ops on one causal document per row (no doc_ids): the case cuDNN's fused
       // attention takes on cuda_bf16 (cuda_bf16_tailor runs Tailor's kernels); the perf shape is
       // one Llama-3.2-1B layer at B 4, T 1024.
@@ -358,7 +379,7 @@ const std::vector<OpEntry>& op_table() {
                  {in("q", d.q()), in("k", d.kv()), in("v", d.kv()), out("out", d.q()),
                   out("lse", d.lse(), Kind::kAccum)},
                  call([sc](Ops& o, const Args& a) {
-                   o.attention_forward(a[0], a[1], a[2], backend::Tensor{}, sc, a[3], a[4]);
+                   o.attention_forward(a[0], a[1], a[2], backend::Tensor{}, sc, 0, a[3], a[4]);
                  }),
                  /*setup=*/{},
                  d.flops()};
@@ -373,29 +394,21 @@ const std::vector<OpEntry>& op_table() {
                   out("dk", d.kv()), out("dv", d.kv())},
                  call([sc](Ops& o, const Args& a) {
                    o.attention_backward(a[0], a[1], a[2], a[3], a[4], a[5], backend::Tensor{}, sc,
-                                        a[6], a[7], a[8]);
+                                        0, a[6], a[7], a[8]);
                  }),
                  call([sc](Ops& o, const Args& a) {
-                   o.attention_forward(a[1], a[2], a[3], backend::Tensor{}, sc, a[4], a[5]);
+                   o.attention_forward(a[1], a[2], a[3], backend::Tensor{}, sc, 0, a[4], a[5]);
                  }),
                  2.5 * d.flops()};
        }},
-      {"attention_cached",
-       [](Scale s) -> OpCase {  // Tq new queries per row, a cache of S tokens
-         const I64 b = pick(s, 3, 8), tq = pick(s, 2, 1), cap = pick(s, 11, 2048),
-                   hq = pick(s, 4, 16), hkv = pick(s, 2, 4), dh = pick(s, 8, 64);
-         const double sc = 1.0 / std::sqrt(static_cast<double>(dh));
-         return {dims({{"B", b}, {"Tq", tq}, {"S", cap}, {"Hq", hq}, {"Hkv", hkv}, {"Dh", dh}}),
-                 {in("q", Shape{b, tq, hq, dh}), in("k", Shape{b, cap, hkv, dh}),
-                  in("v", Shape{b, cap, hkv, dh}),
-                  in("start", Shape{b}, Kind::kI32, ints(0, cap - tq + 1)),
-                  out("out", Shape{b, tq, hq, dh})},
-                 call([sc](Ops& o, const Args& a) {
-                   o.attention_cached(a[0], a[1], a[2], a[3], sc, a[4]);
-                 }),
-                 /*setup=*/{},
-                 2.0 * static_cast<double>(b * tq * hq * cap * dh)};  // half the cache on average
-       }},
+      {"attention_cached", [](Scale s) { return attention_cached_case(s, 0); }},
+      // Sliding windows a few times shorter than the sequence (or cache).
+      {"attention_forward_window",
+       [](Scale s) { return attention_forward_case(s, pick(s, 3, 128)); }},
+      {"attention_backward_window",
+       [](Scale s) { return attention_backward_case(s, pick(s, 3, 128)); }},
+      {"attention_cached_window",
+       [](Scale s) { return attention_cached_case(s, pick(s, 4, 256)); }},
 
       // ---- MLP activations -------------------------------------------------------------------
       {"swiglu_forward",

@@ -78,10 +78,11 @@ inline void rope(Vec& x, const std::vector<std::int32_t>& pos, const std::vector
       }
 }
 
-// Causal GQA attention with an optional document mask (empty doc = none).
+// Causal GQA attention with an optional document mask (empty doc = none) and an optional
+// sliding window (window > 0: key j is visible from query i only when i - j < window).
 inline void attention(const Vec& q, const Vec& k, const Vec& v,
                       const std::vector<std::int32_t>& doc, I64 batch, I64 t, I64 hq, I64 hkv,
-                      I64 dh, double scale, Vec& out, Vec& lse) {
+                      I64 dh, double scale, Vec& out, Vec& lse, I64 window = 0) {
   const I64 group = hq / hkv;
   for (I64 b = 0; b < batch; ++b)
     for (I64 h = 0; h < hq; ++h) {
@@ -93,6 +94,7 @@ inline void attention(const Vec& q, const Vec& k, const Vec& v,
           if (!doc.empty() &&
               doc[static_cast<std::size_t>(b * t + j)] != doc[static_cast<std::size_t>(b * t + i)])
             continue;
+          if (window > 0 && i - j >= window) continue;
           double dotp = 0;
           for (I64 c = 0; c < dh; ++c)
             dotp +=
@@ -114,18 +116,20 @@ inline void attention(const Vec& q, const Vec& k, const Vec& v,
 }
 
 // Attention of new queries q [B, Tq, Hq, Dh] over a cache k, v [B, S, Hkv, Dh]: query t of row
-// b attends to the keys j <= start[b] + t of its row.
+// b attends to the keys j <= start[b] + t of its row (and, with window > 0, only to those less
+// than window positions back).
 inline void attention_cached(const Vec& q, const Vec& k, const Vec& v,
                              const std::vector<std::int32_t>& start, I64 batch, I64 tq, I64 cap,
-                             I64 hq, I64 hkv, I64 dh, double scale, Vec& out) {
+                             I64 hq, I64 hkv, I64 dh, double scale, Vec& out, I64 window = 0) {
   const I64 group = hq / hkv;
   for (I64 b = 0; b < batch; ++b)
     for (I64 h = 0; h < hq; ++h)
       for (I64 t = 0; t < tq; ++t) {
         const I64 keys = start[static_cast<std::size_t>(b)] + t + 1;
+        const I64 lo = window > 0 ? std::max<I64>(0, keys - window) : 0;
         Vec s(static_cast<std::size_t>(keys));
         double mx = -std::numeric_limits<double>::infinity();
-        for (I64 j = 0; j < keys; ++j) {
+        for (I64 j = lo; j < keys; ++j) {
           double dotp = 0;
           for (I64 c = 0; c < dh; ++c)
             dotp += at(q, ((b * tq + t) * hq + h) * dh + c) *
@@ -134,10 +138,10 @@ inline void attention_cached(const Vec& q, const Vec& k, const Vec& v,
           mx = std::max(mx, at(s, j));
         }
         double l = 0;
-        for (I64 j = 0; j < keys; ++j) l += std::exp(at(s, j) - mx);
+        for (I64 j = lo; j < keys; ++j) l += std::exp(at(s, j) - mx);
         for (I64 c = 0; c < dh; ++c) {
           double o = 0;
-          for (I64 j = 0; j < keys; ++j)
+          for (I64 j = lo; j < keys; ++j)
             o += std::exp(at(s, j) - mx) / l * at(v, ((b * cap + j) * hkv + h / group) * dh + c);
           at(out, ((b * tq + t) * hq + h) * dh + c) = o;
         }

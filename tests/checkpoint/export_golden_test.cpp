@@ -1,6 +1,7 @@
 // Tailor's Hugging Face exports against transformers: directories Tailor wrote (`tailor export` of
 // the committed step-20 checkpoints of a tiny LLaMA and a tiny GPT-2, `tailor export --dtype
-// bf16` of the qwen2 fixture and `tailor export` of the qwen3 one), committed under
+// bf16` of the qwen2 fixture, `tailor export` of the qwen3 one and of the qwen2_window and
+// qwen3_window fixtures: sliding windows on two of three layers), committed under
 // tests/golden/exports/<case>/ with the logits transformers computed on them after loading them
 // with no missing or unexpected tensor
 // (tests/golden/make_export_fixtures.py).
@@ -108,6 +109,8 @@ const Case kCases[] = {
     {"llama_trained", "llama", "F32", true},
     {"gpt2_trained", "gpt2", "F32", true},
     {"qwen2_bf16", "qwen2", "BF16", true},
+    {"qwen2_window", "qwen2", "F32", true},
+    {"qwen3_window", "qwen3", "F32", true},
     {"qwen3_f32", "qwen3", "F32", true},
     {"phi3_f32", "phi3", "F32", true},
     {"qwen3_yarn_f32", "qwen3", "F32", true},
@@ -266,11 +269,14 @@ TEST_P(TodaysExport, WritesTheCommittedFilesByteForByte) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TodaysExport,
                          ::testing::Values("exports/llama_trained", "exports/gpt2_trained",
-                                           "exports/qwen2_bf16", "exports/qwen3_f32",
+                                           "exports/qwen2_bf16", "exports/qwen2_window",
+                                           "exports/qwen3_window",
+                                           "exports/qwen3_f32",
                                            "exports/phi3_f32", "exports/qwen3_yarn_f32",
                                            "exports/phi3_longrope_f32",
                                            "peft/tailor_lora",
-                                           "peft/tailor_prompt", "peft/tailor_ia3"),
+                                           "peft/tailor_prompt", "peft/tailor_ia3",
+                                           "peft/tailor_dora"),
                          [](const ::testing::TestParamInfo<const char*>& p) {
                            std::string name = p.param;
                            return name.substr(name.find('/') + 1);

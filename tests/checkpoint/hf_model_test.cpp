@@ -6,6 +6,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "backend/cpu/cpu_ops.h"
 #include "checkpoint/hf_model.h"
@@ -174,22 +176,6 @@ TEST(HfLoad, BadDirectoriesAreOneLineUserErrors) {
                  "num_hidden_layers": 1, "num_attention_heads": 2, "rope_scaling": {"rope_type": "dynamic", "factor": 4}})");
   EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }),
             tmp.str("bad") + "/config.json: rope_scaling.rope_type: dynamic is not supported (default, linear, llama3, yarn, longrope)");
-  // qwen3 features Tailor does not implement are refused by key, not run as full attention.
-  const std::string qwen3 =
-      R"({"model_type": "qwen3", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 8,
-          "num_hidden_layers": 2, "num_attention_heads": 2, "head_dim": 8, )";
-  write_file(tmp.str("bad/config.json"), qwen3 + R"("use_sliding_window": true, "sliding_window": 4})");
-  EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }),
-            tmp.str("bad") + "/config.json: use_sliding_window: true is not supported for qwen3 "
-                             "(per-layer sliding windows are not implemented); set it to false");
-  write_file(tmp.str("bad/config.json"),
-             qwen3 + R"("layer_types": ["full_attention", "sliding_attention"]})");
-  EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }),
-            tmp.str("bad") + "/config.json: layer_types[1]: \"sliding_attention\" is not supported "
-                             "for qwen3 (only \"full_attention\")");
-  write_file(tmp.str("bad/config.json"), qwen3 + R"("layer_types": ["full_attention"]})");
-  EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }),
-            tmp.str("bad") + "/config.json: layer_types: 1 entries for num_hidden_layers 2");
   // Phi-4-mini's partial rotary embedding is refused, in either spelling.
   const std::string phi3 =
       R"({"model_type": "phi3", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 8,
@@ -224,6 +210,110 @@ TEST(HfLoad, BadDirectoriesAreOneLineUserErrors) {
   model::Transformer m1(fewer.spec, ops, DType::kF32);
   EXPECT_NE(error_of([&] { load_hf_weights(dir, fewer, m1, ops); }).find("unexpected tensor 'model.layers.1."),
             std::string::npos);
+}
+
+// Which layers slide, read as transformers reads config.json (Qwen2Config: the window only with
+// use_sliding_window, on the layers layer_types names, or without it on layers >=
+// max_window_layers, default 28, and Qwen3Config alike; MistralModel and Phi3Model: every layer),
+// written back so that it reads the same.
+TEST(HfSlidingWindow, LayersAreTheOnesTransformersSlides) {
+  TmpDir tmp;
+  fs::create_directories(tmp.str("m"));
+  const std::string base =
+      R"("vocab_size": 10, "hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 3,
+         "num_attention_heads": 2)";
+  auto spec_of = [&](const std::string& type, const std::string& extra) {
+    write_file(tmp.str("m/config.json"),
+               "{\"model_type\": \"" + type + "\", " + base + (extra.empty() ? "" : ", " + extra) + "}");
+    return read_hf_config(tmp.str("m")).spec;
+  };
+  auto windows = [](const model::ModelSpec& s) {
+    std::vector<std::int64_t> w;
+    for (std::int64_t l = 0; l < s.num_layers; ++l) w.push_back(s.attention_window(l));
+    return w;
+  };
+  using W = std::vector<std::int64_t>;
+  EXPECT_EQ(windows(spec_of("mistral", R"("sliding_window": 6)")), (W{6, 6, 6}));
+  EXPECT_EQ(windows(spec_of("mistral", R"("sliding_window": null)")), (W{0, 0, 0}));
+  EXPECT_EQ(windows(spec_of("qwen2", R"("sliding_window": 6)")), (W{0, 0, 0}));
+  EXPECT_EQ(windows(spec_of("qwen2", R"("use_sliding_window": true, "sliding_window": 6)")),
+            (W{0, 0, 0}));  // max_window_layers 28
+  EXPECT_EQ(windows(spec_of("qwen2", R"("use_sliding_window": true, "sliding_window": 6,
+                                        "max_window_layers": 1)")),
+            (W{0, 6, 6}));
+  EXPECT_EQ(windows(spec_of("qwen2", R"("use_sliding_window": true, "max_window_layers": 2)")),
+            (W{0, 0, 4096}));  // transformers' default window
+  EXPECT_EQ(windows(spec_of("qwen2", R"("use_sliding_window": true, "sliding_window": null,
+                                        "max_window_layers": 0)")),
+            (W{0, 0, 0}));
+  const model::ModelSpec mixed = spec_of(
+      "qwen2", R"("use_sliding_window": true, "sliding_window": 5, "max_window_layers": 0,
+                  "layer_types": ["sliding_attention", "full_attention", "sliding_attention"])");
+  EXPECT_EQ(windows(mixed), (W{5, 0, 5}));  // layer_types wins over max_window_layers
+  // Qwen3Config: qwen2's rules.
+  EXPECT_EQ(windows(spec_of("qwen3", R"("sliding_window": 6, "max_window_layers": 0)")),
+            (W{0, 0, 0}));
+  EXPECT_EQ(windows(spec_of("qwen3", R"("use_sliding_window": true, "sliding_window": 6)")),
+            (W{0, 0, 0}));  // max_window_layers 28
+  EXPECT_EQ(windows(spec_of("qwen3", R"("use_sliding_window": true, "sliding_window": 6,
+                                        "max_window_layers": 2)")),
+            (W{0, 0, 6}));
+  EXPECT_EQ(windows(spec_of("qwen3", R"("use_sliding_window": true, "sliding_window": 4,
+                  "layer_types": ["full_attention", "sliding_attention", "full_attention"])")),
+            (W{0, 4, 0}));
+  // Phi3Model: every layer, as mistral.
+  EXPECT_EQ(windows(spec_of("phi3", R"("sliding_window": 7)")), (W{7, 7, 7}));
+  EXPECT_EQ(windows(spec_of("phi3", R"("sliding_window": null)")), (W{0, 0, 0}));
+
+  // Written back (export), each reads as it was.
+  backend::CpuOps ops(1);
+  for (const char* type : {"qwen2", "qwen3", "mistral", "phi3"}) {
+    HfModelConfig cfg = tiny(type);
+    cfg.spec.num_layers = 3;
+    cfg.spec.sliding_window = 3;
+    if (std::string(type) == "qwen2") cfg.spec.sliding_layers = {false, true, true};
+    if (std::string(type) == "qwen3") {  // not a suffix: only layer_types can say it
+      cfg.spec.qk_norm = true;
+      cfg.spec.sliding_layers = {true, false, true};
+    }
+    model::Transformer m(cfg.spec, ops, DType::kF32);
+    const std::string dir = tmp.str(std::string("out-") + type);
+    save_hf_model(dir, cfg, m, ops, "");
+    EXPECT_EQ(windows(read_hf_config(dir).spec), windows(cfg.spec)) << type;
+  }
+}
+
+TEST(HfSlidingWindow, BadSettingsAreOneLineUserErrors) {
+  TmpDir tmp;
+  fs::create_directories(tmp.str("m"));
+  const std::string dir = tmp.str("m");
+  auto error_for = [&](const std::string& type, const std::string& extra) {
+    write_file(dir + "/config.json",
+               "{\"model_type\": \"" + type + R"(", "vocab_size": 10, "hidden_size": 8,
+                 "intermediate_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, )" +
+                   extra + "}");
+    return error_of([&] { (void)read_hf_config(dir); });
+  };
+  EXPECT_EQ(error_for("mistral", R"("sliding_window": 0)"),
+            dir + "/config.json: sliding_window: must be at least 1 (null for no window), got 0");
+  EXPECT_EQ(error_for("mistral", R"("sliding_window": -4)"),
+            dir + "/config.json: sliding_window: must be >= 0, got -4");
+  EXPECT_EQ(error_for("qwen2", R"("use_sliding_window": true, "sliding_window": 0)"),
+            dir + "/config.json: sliding_window: must be at least 1 (null for no window), got 0");
+  EXPECT_EQ(error_for("qwen2", R"("layer_types": ["full_attention", "chunked_attention"])"),
+            dir + "/config.json: layer_types[1]: \"chunked_attention\" is not supported "
+                  "(full_attention or sliding_attention)");
+  EXPECT_EQ(error_for("qwen3", R"("use_sliding_window": true, "sliding_window": 0)"),
+            dir + "/config.json: sliding_window: must be at least 1 (null for no window), got 0");
+  EXPECT_EQ(error_for("qwen3", R"("layer_types": ["chunked_attention", "full_attention"])"),
+            dir + "/config.json: layer_types[0]: \"chunked_attention\" is not supported "
+                  "(full_attention or sliding_attention)");
+  EXPECT_EQ(error_for("qwen3", R"("layer_types": ["full_attention"])"),
+            dir + "/config.json: layer_types: expected a list of 2 entries (num_hidden_layers), "
+                  "got 1 entries");
+  EXPECT_EQ(error_for("qwen2", R"("layer_types": ["full_attention"])"),
+            dir + "/config.json: layer_types: expected a list of 2 entries (num_hidden_layers), "
+                  "got 1 entries");
 }
 
 }  // namespace

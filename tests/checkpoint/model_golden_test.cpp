@@ -258,6 +258,20 @@ TEST(ModelGoldenConfig, FamiliesReadAsTheirConfigsSay) {
   EXPECT_EQ(mistral.model_type, "mistral");
   EXPECT_EQ(mistral.spec.head_dim, 12);
   EXPECT_EQ(mistral.spec.sliding_window, 16);
+  EXPECT_EQ(mistral.spec.attention_window(1), 16);
+
+  // transformers' layer_types: layer 0 global, layers 1 and 2 with a window of 4.
+  const HfModelConfig qwen_window = read_hf_config(fixture_dir("qwen2_window"));
+  EXPECT_EQ(qwen_window.spec.attention_window(0), 0);
+  EXPECT_EQ(qwen_window.spec.attention_window(1), 4);
+  EXPECT_EQ(qwen_window.spec.attention_window(2), 4);
+  EXPECT_EQ(read_hf_config(fixture_dir("mistral_window")).spec.attention_window(0), 5);
+  // Qwen3 as Qwen2: layer_types (layers 0 and 2) over max_window_layers 28 (which says none).
+  const HfModelConfig qwen3_window = read_hf_config(fixture_dir("qwen3_window"));
+  EXPECT_TRUE(qwen3_window.spec.qk_norm);
+  EXPECT_EQ(qwen3_window.spec.attention_window(0), 4);
+  EXPECT_EQ(qwen3_window.spec.attention_window(1), 0);
+  EXPECT_EQ(qwen3_window.spec.attention_window(2), 4);
 
   const HfModelConfig gpt2 = read_hf_config(fixture_dir("gpt2"));
   EXPECT_EQ(gpt2.model_type, "gpt2");

@@ -1,7 +1,9 @@
 // Behaviour the rest of the suite did not reach, through the `tailor` executable as users meet
 // it: each refusal is one line naming the place, exit code 2, and no run directory written; each
 // feature is checked by an effect that follows from the input alone.
-//  - a model whose attention has a sliding window shorter than data.seq_len (not implemented);
+//  - models with sliding-window attention train on sequences longer than their window (full
+//    fine-tuning and LoRA, from model.path), and a config.json whose layer_types the window
+//    cannot follow is refused naming the file and key;
 //  - resume guards: a PEFT checkpoint on another base model, a checkpoint of other training data;
 //  - data: every document longer than seq_len with overlong: drop, source weights that select no
 //    document, valid_fraction with a single document;
@@ -115,26 +117,50 @@ TEST(Refusals, TheLogSaysWhichAttentionRuns) {
   EXPECT_EQ(read_file(tmp / "run/config.resolved.yaml").find("attention:"), std::string::npos);
 }
 
-TEST(Refusals, SlidingWindowShorterThanTheSequence) {
+TEST(Refusals, SlidingWindowModelsTrainPastTheirWindow) {
   TempDir tmp;
-  // tests/golden/models/mistral: config.json has sliding_window 16, max_position_embeddings 64.
-  write(tmp / "cfg.yaml", "output: {dir: " + tmp / "run" + "}\n"
-                          "model: {path: tests/golden/models/mistral}\n"
+  // tests/golden/models/mistral: sliding_window 16; mistral_window: 5 on every layer;
+  // qwen2_window: 4 on layers 1 and 2; qwen3_window: 4 on layers 0 and 2. All have
+  // max_position_embeddings 64.
+  const std::string models = TAILOR_SOURCE_DIR "/tests/golden/models/";
+  struct Case {
+    const char* model;
+    const char* peft;
+  };
+  for (const Case& c : {Case{"mistral", "none"}, Case{"mistral_window", "lora"},
+                        Case{"qwen2_window", "none"}, Case{"qwen2_window", "lora"},
+                        Case{"qwen3_window", "lora"}}) {
+    SCOPED_TRACE(std::string(c.model) + " peft " + c.peft);
+    const std::string out = tmp / (std::string(c.model) + "-" + c.peft);
+    write(tmp / "cfg.yaml", "output: {dir: " + out + "}\n"
+                            "model: {path: " + models + c.model + "}\n"
+                            "data: {train: " + kData + ", seq_len: 32, tokenizer: byte, split: paragraph}\n"
+                            "train: {steps: 2, global_batch: 2}\n"
+                            "optimizer: {lr: 1.0e-3}\n"
+                            "peft: {method: " + c.peft + ", rank: 2}\n");
+    const Result r = run("train " + tmp / "cfg.yaml", tmp);
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(fs::exists(fs::path(out) / "export")) << r.err;
+  }
+  // A layer_types word the window cannot follow: one line naming config.json and the key.
+  fs::copy(models + "qwen2_window", tmp / "bad");
+  nlohmann::json cfg = nlohmann::json::parse(read_file(tmp / "bad/config.json"));
+  cfg["layer_types"][1] = "chunked_attention";
+  write(tmp / "bad/config.json", cfg.dump(2));
+  write(tmp / "bad.yaml", "output: {dir: " + tmp / "badrun" + "}\n"
+                          "model: {path: " + tmp / "bad" + "}\n"
                           "data: {train: " + kData + ", seq_len: 32, tokenizer: byte, split: paragraph}\n"
                           "train: {steps: 1, global_batch: 2}\n"
                           "optimizer: {lr: 1.0e-3}\n");
-  expect_refused(run("train " + tmp / "cfg.yaml", tmp),
-                 tmp / "cfg.yaml" + ": data.seq_len (32) exceeds the model's sliding attention "
-                                    "window (16), which Tailor does not implement yet",
-                 tmp / "run");
-  // Within the window it trains.
-  const Result ok = run("train " + tmp / "cfg.yaml" + " data.seq_len=16", tmp);
-  EXPECT_EQ(ok.code, 0) << ok.err;
+  expect_refused(run("train " + tmp / "bad.yaml", tmp),
+                 tmp / "bad" + "/config.json: layer_types[1]: \"chunked_attention\" is not "
+                               "supported (full_attention or sliding_attention)",
+                 tmp / "badrun");
 }
 
 // A config.json feature Tailor does not implement, in a family it supports, is one line naming
-// config.json and the key (exit 2, nothing written): qwen3's per-layer sliding window and a
-// partial rotary factor that contradicts rope_parameters' (issue 22, item 6).
+// config.json and the key (exit 2, nothing written): a qwen3 layer_types word the window cannot
+// follow and a partial rotary factor that contradicts rope_parameters' (issue 22, item 6).
 TEST(Refusals, UnsupportedFamilyFeaturesNameConfigJsonAndTheKey) {
   TempDir tmp;
   const struct {
@@ -143,9 +169,9 @@ TEST(Refusals, UnsupportedFamilyFeaturesNameConfigJsonAndTheKey) {
     nlohmann::json value;
     std::string reason;
   } cases[] = {
-      {"qwen3", "use_sliding_window", true,
-       "use_sliding_window: true is not supported for qwen3 (per-layer sliding windows are not "
-       "implemented); set it to false"},
+      {"qwen3", "layer_types", {"full_attention", "chunked_attention"},
+       "layer_types[1]: \"chunked_attention\" is not supported (full_attention or "
+       "sliding_attention)"},
       // The fixture's rope_parameters say 1.0 (as transformers 5 writes): a contradiction.
       {"phi3", "partial_rotary_factor", 0.75,
        "partial_rotary_factor: 0.75 contradicts rope_parameters.partial_rotary_factor (1)"},

@@ -67,7 +67,7 @@ std::vector<std::string> problems_of(const std::function<void()>& f) {
 }
 
 TEST(ChatTemplateFile, ShippedFilesParse) {
-  for (const char* name : {"llama3", "chatml", "mistral", "plain"}) {
+  for (const char* name : {"llama3", "chatml", "mistral", "plain", "qwen3", "phi3", "gemma"}) {
     SCOPED_TRACE(name);
     const ChatTemplateConfig t =
         load_chat_template(fmt::format("{}/configs/templates/{}.yaml", kRoot, name));
@@ -81,6 +81,34 @@ TEST(ChatTemplateFile, ShippedFilesParse) {
   EXPECT_TRUE(p.tokenizer_bos);
   EXPECT_EQ(p.assistant_final_suffix, "");
   EXPECT_EQ(p.prompt_completion, PromptCompletion::kText);
+  // Top-level trim is each role's default; a role's own trim wins (gemma: not the system prompt).
+  const ChatTemplateConfig g = load_chat_template(kRoot + "/configs/templates/gemma.yaml");
+  EXPECT_FALSE(g.system.trim);
+  EXPECT_TRUE(g.user.trim);
+  EXPECT_TRUE(g.assistant.trim);
+  EXPECT_EQ(g.assistant_final_prefix, "<start_of_turn>model\n");  // defaults to the prefix
+  const ChatTemplateConfig q = load_chat_template(kRoot + "/configs/templates/qwen3.yaml");
+  EXPECT_EQ(q.assistant_final_prefix, "<|im_start|>assistant\n<think>\n\n</think>\n\n");
+  EXPECT_EQ(q.assistant_final_lstrip, "\n");
+  EXPECT_EQ(q.end, "");
+  const ChatTemplateConfig f = load_chat_template(kRoot + "/configs/templates/phi3.yaml");
+  EXPECT_EQ(f.end, "<|endoftext|>");
+  EXPECT_EQ(f.assistant_final_suffix, "<|end|>");
+}
+
+TEST(ChatTemplateFile, RoleKeysAreChecked) {
+  const TempFile f("roles.yaml",
+                   "user: {trim: maybe}\n"
+                   "system: {final_prefix: \"x\"}\n"
+                   "assistant: {final_lstrip: [1]}\n"
+                   "end: {a: 1}\n");
+  const std::string p = f.path.string();
+  EXPECT_EQ(problems_of([&] { (void)load_chat_template(p); }),
+            (std::vector<std::string>{
+                p + ":1:14: user.trim: expected true or false, got \"maybe\"",
+                p + ":2:10: system.final_prefix: unknown key",  // the assistant's alone
+                p + ":3:27: assistant.final_lstrip: expected a string, got a sequence",
+                p + ":4:6: end: expected a string, got a mapping"}));
 }
 
 TEST(ChatTemplateFile, ProblemsAreOneLineEachWithFileLineColumn) {
@@ -106,7 +134,7 @@ TEST(ChatTemplateFile, ProblemsAreOneLineEachWithFileLineColumn) {
           p + ":7:21: system.placement: must be one of turn, first_user (got \"middle\")",
           p + ":8:7: trim: expected true or false, got \"yes\"",
           p + ":9:18: special_tokens[0]: \"<|x|>\" appears nowhere in the template (bos, "
-              "prefixes, suffixes, separators)",
+              "prefixes, suffixes, separators, end)",
           p + ":10:1: eos: unknown key (did you mean \"bos\"?)"}));
   const TempFile syntax("syntax.yaml", "user: {prefix: \"a\"\n");
   const auto lines = problems_of([&] { (void)load_chat_template(syntax.path.string()); });
@@ -159,29 +187,36 @@ TEST(ChatTemplateFile, PresetIsANameAFileOrAMapping) {
 }
 
 TEST(ChatTemplateFile, ResolvedConfigCarriesTheTemplateInline) {
-  const ExperimentConfig a = load_config_text(
-      kConfig, "cfg.yaml", {"data.template.preset=" + kRoot + "/configs/templates/mistral.yaml"});
-  const std::string yaml = to_yaml(a);
-  EXPECT_EQ(yaml.find("mistral.yaml"), std::string::npos) << yaml;
-  const ExperimentConfig b = load_config_text(yaml, "resolved.yaml");
-  ASSERT_TRUE(b.data.prompt_template.chat.has_value());
-  const ChatTemplateConfig& x = *a.data.prompt_template.chat;
-  const ChatTemplateConfig& y = *b.data.prompt_template.chat;
-  EXPECT_EQ(x.name, y.name);
-  EXPECT_EQ(x.bos, y.bos);
-  EXPECT_EQ(x.tokenizer_bos, y.tokenizer_bos);
-  EXPECT_EQ(x.trim, y.trim);
-  EXPECT_EQ(x.system_placement, y.system_placement);
-  for (auto [r, s] : {std::pair{&x.system, &y.system}, std::pair{&x.user, &y.user},
-                      std::pair{&x.assistant, &y.assistant}}) {
-    EXPECT_EQ(r->prefix, s->prefix);
-    EXPECT_EQ(r->suffix, s->suffix);
-    EXPECT_EQ(r->separator, s->separator);
+  for (const char* name : {"mistral", "qwen3", "phi3", "gemma"}) {
+    SCOPED_TRACE(name);
+    const ExperimentConfig a = load_config_text(
+        kConfig, "cfg.yaml",
+        {fmt::format("data.template.preset={}/configs/templates/{}.yaml", kRoot, name)});
+    const std::string yaml = to_yaml(a);
+    EXPECT_EQ(yaml.find(fmt::format("{}.yaml", name)), std::string::npos) << yaml;
+    const ExperimentConfig b = load_config_text(yaml, "resolved.yaml");
+    ASSERT_TRUE(b.data.prompt_template.chat.has_value());
+    const ChatTemplateConfig& x = *a.data.prompt_template.chat;
+    const ChatTemplateConfig& y = *b.data.prompt_template.chat;
+    EXPECT_EQ(x.name, y.name);
+    EXPECT_EQ(x.bos, y.bos);
+    EXPECT_EQ(x.tokenizer_bos, y.tokenizer_bos);
+    EXPECT_EQ(x.system_placement, y.system_placement);
+    for (auto [r, s] : {std::pair{&x.system, &y.system}, std::pair{&x.user, &y.user},
+                        std::pair{&x.assistant, &y.assistant}}) {
+      EXPECT_EQ(r->prefix, s->prefix);
+      EXPECT_EQ(r->suffix, s->suffix);
+      EXPECT_EQ(r->separator, s->separator);
+      EXPECT_EQ(r->trim, s->trim);
+    }
+    EXPECT_EQ(x.assistant_final_prefix, y.assistant_final_prefix);
+    EXPECT_EQ(x.assistant_final_lstrip, y.assistant_final_lstrip);
+    EXPECT_EQ(x.assistant_final_suffix, y.assistant_final_suffix);
+    EXPECT_EQ(x.end, y.end);
+    EXPECT_EQ(x.prompt_completion, y.prompt_completion);
+    EXPECT_EQ(x.special_tokens, y.special_tokens);
+    EXPECT_EQ(to_yaml(b), yaml);  // a fixed point
   }
-  EXPECT_EQ(x.assistant_final_suffix, y.assistant_final_suffix);
-  EXPECT_EQ(x.prompt_completion, y.prompt_completion);
-  EXPECT_EQ(x.special_tokens, y.special_tokens);
-  EXPECT_EQ(to_yaml(b), yaml);  // a fixed point
 }
 
 TEST(DataPacking, DefaultsToPackAndRoundTrips) {

@@ -437,6 +437,19 @@ TEST(ConfigLoad, RuntimeAttentionIsWrittenOnlyWhenChosen) {
   expect_same(c, load_config_text(yaml, "cfg.yaml"));
 }
 
+// DoRA is LoRA's use_dora (decision 40): written only when set, read back the same.
+TEST(ConfigLoad, UseDoraIsWrittenOnlyWhenSet) {
+  const std::string lora = to_yaml(load_config_text(kBase, "cfg.yaml", {"peft.method=lora"}));
+  EXPECT_EQ(lora.find("use_dora"), std::string::npos) << lora;
+  const ExperimentConfig dora =
+      load_config_text(kBase, "cfg.yaml", {"peft.method=lora", "peft.use_dora=true"});
+  EXPECT_TRUE(dora.peft.use_dora);
+  const std::string yaml = to_yaml(dora);
+  EXPECT_NE(yaml.find("  use_dora: true\n"), std::string::npos) << yaml;
+  expect_same(dora, load_config_text(yaml, "cfg.yaml"));
+  EXPECT_TRUE(load_config_text(yaml, "cfg.yaml").peft.use_dora);
+}
+
 TEST(ConfigLoad, EmptySectionsReadAsDefaults) {
   const ExperimentConfig c =
       load_config_text(kBase + "schedule:\nruntime: {}\npeft:\n", "cfg.yaml");
@@ -914,8 +927,8 @@ const BadCase kBadCases[] = {
     {"template_not_mapping", kBase, {"data.format=jsonl", "data.template=chatml"},
      {"<override 2>: data.template: expected a mapping (preset, system, few_shot, ...), got \"chatml\""}},
     {"template_bad_preset", kBase, {"data.format=jsonl", "data.template.preset=llama2"},
-     {"<override 2>: data.template.preset: must be plain, llama3, chatml, mistral or the path of a "
-      "template file (*.yaml; see configs/templates/) (got \"llama2\")"}},
+     {"<override 2>: data.template.preset: must be plain, llama3, chatml, mistral, qwen3, phi3, "
+      "gemma or the path of a template file (*.yaml; see configs/templates/) (got \"llama2\")"}},
     {"template_unknown_key", kBase, {"data.format=jsonl", "data.template.sytem=hi"},
      {"<override 2>: data.template.sytem: unknown key (did you mean \"system\"?)"}},
     {"template_few_shot_not_list", kBase, {"data.format=jsonl", "data.template.few_shot=3"},
@@ -1011,6 +1024,10 @@ const BadCase kBadCases[] = {
      {"<override 3>: peft.feedforward_modules: down_proj is not in peft.target_modules (feed-forward modules are targets whose input is scaled)"}},
     {"feedforward_without_ia3", kBase, {"peft.method=lora", "peft.feedforward_modules=[down_proj]"},
      {"<override 2>: peft.feedforward_modules: only used with peft.method: ia3"}},
+    {"dora_without_lora", kBase, {"peft.method=ia3", "peft.use_dora=true"},
+     {"<override 2>: peft.use_dora: only used with peft.method: lora"}},
+    {"dora_with_dropout", kBase, {"peft.method=lora", "peft.dropout=0.1", "peft.use_dora=true"},
+     {"<override 3>: peft.use_dora: DoRA with peft.dropout > 0 is not supported yet (set peft.dropout: 0)"}},
     {"lora_rank_zero", kBase, {"peft.method=lora", "peft.rank=0"},
      {"<override 2>: peft.rank: must be in [1, 65536] (got 0)"}},
     // Sizes beyond core/limits.h (issue 27, item 6): refused before anything is allocated.

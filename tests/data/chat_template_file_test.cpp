@@ -30,8 +30,7 @@ void expect_same_segments(const std::vector<Segment>& a, const std::vector<Segme
 }
 
 TEST(ChatTemplateFile, ShippedFilesAreTheBuiltInPresets) {
-  for (ChatPreset p :
-       {ChatPreset::kPlain, ChatPreset::kLlama3, ChatPreset::kChatml, ChatPreset::kMistral}) {
+  for (ChatPreset p : kChatPresets) {
     const std::string name(chat_preset_name(p));
     SCOPED_TRACE(name);
     EXPECT_TRUE(shipped(name) == builtin_chat_format(p));
@@ -42,10 +41,11 @@ TEST(ChatTemplateFile, ShippedFilesRenderLikeTransformers) {
   std::ifstream f(TAILOR_SOURCE_DIR "/tests/golden/chat_templates/chat_templates.json");
   ASSERT_TRUE(f) << "fixture missing";
   const nlohmann::json cases = nlohmann::json::parse(f);
-  ASSERT_EQ(cases.size(), 15u);
+  ASSERT_EQ(cases.size(), 46u);  // chat_template_golden_test.cpp says which
   for (const auto& c : cases) {
     const std::string preset = c["preset"].get<std::string>();
-    SCOPED_TRACE(preset + " conversation " + std::to_string(c["conversation"].get<int>()));
+    SCOPED_TRACE(c["template"].get<std::string>() + " conversation " +
+                 std::to_string(c["conversation"].get<int>()));
     Record r;
     r.kind = RecordKind::kChat;
     for (const auto& m : c["messages"]) r.messages.push_back({m["role"], m["content"]});
@@ -88,8 +88,7 @@ TEST(ChatTemplateFile, ShippedFilesRenderRecordsLikeTheBuiltInPresets) {
   text.kind = RecordKind::kText;
   text.text = "Just text.";
   records.push_back(text);
-  for (ChatPreset p :
-       {ChatPreset::kPlain, ChatPreset::kLlama3, ChatPreset::kChatml, ChatPreset::kMistral}) {
+  for (ChatPreset p : kChatPresets) {
     for (bool train_on_prompt : {false, true}) {
       TemplateSpec built_in;
       built_in.preset = p;

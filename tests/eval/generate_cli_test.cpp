@@ -176,12 +176,16 @@ TEST_F(GenerateCli, TemplatesChangeThePrompt) {
 TEST_F(GenerateCli, TemplateFilesEqualTheBuiltInPresets) {
   write(tmp_ / "in.jsonl", "{\"prompt\": \"Hi\"}\n{\"messages\": [{\"role\": \"user\", "
                            "\"content\": \"Hello there\"}]}\n");
-  const std::string args = model_arg() + "--prompts " + tmp_ / "in.jsonl" +
-                           " --max-new-tokens 8 --system 'Be brief.' --template ";
-  for (const char* name : {"llama3", "chatml", "mistral", "plain"}) {
+  const std::string args =
+      model_arg() + "--prompts " + tmp_ / "in.jsonl" + " --max-new-tokens 8 --template ";
+  // qwen3's prompt (with its thinking block) leaves no room in the test model's 64 positions
+  // with a system prompt too.
+  for (const char* name : {"llama3", "chatml", "mistral", "plain", "qwen3", "phi3", "gemma"}) {
     SCOPED_TRACE(name);
-    const Result builtin = run(args + name, tmp_);
-    const Result file = run(args + TAILOR_SOURCE_DIR + "/configs/templates/" + name + ".yaml", tmp_);
+    const std::string system = std::string(name) == "qwen3" ? "" : " --system 'Be brief.'";
+    const Result builtin = run(args + name + system, tmp_);
+    const Result file =
+        run(args + TAILOR_SOURCE_DIR + "/configs/templates/" + name + ".yaml" + system, tmp_);
     ASSERT_EQ(builtin.code, 0) << builtin.err;
     ASSERT_EQ(file.code, 0) << file.err;
     EXPECT_EQ(file.out, builtin.out);

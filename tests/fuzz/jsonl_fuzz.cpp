@@ -35,8 +35,7 @@ void exercise(const std::string& text, bool skip_invalid) {
       check(flores_language_name(r.src_lang) && flores_language_name(r.tgt_lang), "language code");
     for (const Message& m : r.messages)
       check(m.role == "system" || m.role == "user" || m.role == "assistant", "role");
-    for (ChatPreset p : {ChatPreset::kPlain, ChatPreset::kLlama3, ChatPreset::kChatml,
-                         ChatPreset::kMistral}) {
+    for (ChatPreset p : kChatPresets) {
       TemplateSpec spec;
       spec.preset = p;
       const auto segs = render_record(r, spec);

@@ -12,11 +12,16 @@ and export_args.txt, the `tailor` arguments that wrote it from committed inputs:
   gpt2_trained   the same with `family: gpt2` (LayerNorm, learned positions, GELU, biases, tied
                  head: the export must not hold lm_head.weight)
   qwen2_bf16     `tailor export --model tests/golden/models/qwen2 --format hf --dtype bf16`
+  qwen2_window   `tailor export --model tests/golden/models/qwen2_window --format hf`: a sliding
+                 window of 4 on layers 1 and 2 of 3 (the export must say which layers slide in
+                 a way transformers reads back), on sequences of 12
   qwen3_f32      `tailor export --model tests/golden/models/qwen3 --format hf` (q/k norm weights,
                  explicit head_dim, tied head)
   phi3_f32       the same of tests/golden/models/phi3 (q/k/v and gate/up fused again)
   qwen3_yarn_f32 the same of tests/golden/models/qwen3_yarn (Tailor's rope_scaling for yarn)
   phi3_longrope_f32  the same of tests/golden/models/phi3_longrope (longrope's factors)
+  qwen3_window   the same of tests/golden/models/qwen3_window: a window of 4 on layers 0 and 2 of 3,
+                 a pattern only layer_types can say
 
 tests/checkpoint/export_golden_test.cpp runs `tailor export` with export_args.txt and requires
 every file to equal the committed one byte for byte (so a change of the exporter fails until the
@@ -81,6 +86,8 @@ CASES = {
     "phi3_f32": ("export-f32", 2005, False),
     "qwen3_yarn_f32": ("export-f32", 2006, False),
     "phi3_longrope_f32": ("export-f32", 2007, False),
+    "qwen2_window": ("export-window", 2008, False),
+    "qwen3_window": ("export-window", 2009, False),
 }
 
 
@@ -119,6 +126,8 @@ def export(tailor, case, how):
         args = ["export", "--model", "tests/golden/models/" + case.rsplit("_", 1)[0], "--format", "hf"]
         if how == "export-bf16":
             args += ["--dtype", "bf16"]
+    elif how == "export-window":  # the golden model of the same name
+        args = ["export", "--model", "tests/golden/models/" + case, "--format", "hf"]
     else:
         raise ValueError(how)
     src = os.path.join(WORK, case + "-export")

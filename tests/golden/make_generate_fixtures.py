@@ -19,9 +19,12 @@ min_margin guards against near-ties: a case whose greedy choice is within 1e-4 o
 would make the comparison depend on float rounding, and the script refuses to write it.
 
 Mistral's fixture has sliding_window 16 and Phi-3's 24: their prompts plus new tokens stay within
-the window, where it has no effect. phi3_longrope is left out: transformers switches longrope's
-factors per forward on the batch's largest position, so a batch of prompts (as Tailor runs them)
-may switch at another step than each prompt alone.
+the window, where it has no effect. The mistral_window (window 5), qwen2_window (window 4 on
+layers 1 and 2) and qwen3_window (window 4 on layers 0 and 2) cases generate far past their
+windows: transformers' generate with its sliding-window cache against Tailor's full cache with
+the window masked. phi3_longrope is left out: transformers switches longrope's factors per
+forward on the batch's largest position, so a batch of prompts (as Tailor runs them) may switch
+at another step than each prompt alone.
 
 Usage: pip install torch transformers peft
        python3 tests/golden/make_generate_fixtures.py
@@ -54,6 +57,9 @@ CASES = {
     "mistral": ("tests/golden/models/mistral", None, 8, 4004),  # 8 + 8 <= sliding_window 16
     "qwen2": ("tests/golden/models/qwen2", None, 20, 4005),
     "gpt2": ("tests/golden/models/gpt2", None, 20, 4006),
+    "mistral_window": ("tests/golden/models/mistral_window", None, 20, 4013),
+    "qwen2_window": ("tests/golden/models/qwen2_window", None, 20, 4014),
+    "qwen3_window": ("tests/golden/models/qwen3_window", None, 20, 4015),
     "llama+lora_hub": ("tests/golden/models/llama", "tests/golden/peft/lora_hub", 20, 4007),
     "llama+lora_rslora": ("tests/golden/models/llama", "tests/golden/peft/lora_rslora", 20, 4008),
     "qwen3": ("tests/golden/models/qwen3", None, 20, 4009),

@@ -25,6 +25,7 @@ Cases:
                    expected outputs are symlinks to llama3_rope's (as in the Hub cache)
   llama_tied       tied embeddings, attention_bias and mlp_bias
   mistral          MistralConfig, GQA, sliding_window >= T (no effect on these sequences)
+  mistral_window   MistralConfig with sliding_window 5 on sequences of 24 (every layer slides)
   qwen2            Qwen2Config: q/k/v biases, no o bias
   qwen3            Qwen3Config: per-head q/k RMSNorm, head_dim 16 != hidden 32 / 4 heads, GQA,
                    tied embeddings, no biases
@@ -34,6 +35,11 @@ Cases:
                    long factors and the attention factor sqrt(1 + ln 8 / ln 8) apply), MHA
   qwen3_yarn       Qwen3Config with YaRN RoPE scaling (factor 4 over an original length of 4, so
                    the ramp and the attention factor 0.1 ln 4 + 1 act on T = 12), one KV head
+  qwen2_window     Qwen2Config with use_sliding_window, sliding_window 4, max_window_layers 1 on
+                   3 layers (layer 0 global, layers 1 and 2 slide), sequences of 24
+  qwen3_window     Qwen3Config with use_sliding_window, sliding_window 4 and layer_types sliding
+                   on layers 0 and 2 of 3 (not a suffix: only layer_types says it), q/k norm,
+                   sequences of 24
   gpt2             GPT2Config: LayerNorm, learned positions, fused c_attn, Conv1D, gelu_new, tied
 
 Usage: pip install torch transformers safetensors numpy
@@ -65,6 +71,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "models")
 
 B, T = 2, 12
+# Sequence length per case where it is not T: the sliding-window cases run several windows long.
+SEQ = {"mistral_window": 24, "qwen2_window": 24, "qwen3_window": 24}
 
 LLAMA3_SCALING = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                   "high_freq_factor": 4.0, "original_max_position_embeddings": 8}
@@ -126,6 +134,22 @@ CASES = {
         pad_token_id=None,
         rope_scaling={"rope_type": "longrope", "short_factor": [1.0, 1.1, 1.3, 1.8],
                       "long_factor": [1.2, 2.0, 4.5, 9.0]}),
+    "mistral_window": lambda: MistralConfig(
+        vocab_size=301, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=64,
+        rms_norm_eps=1e-5, rope_theta=10000.0, sliding_window=5, tie_word_embeddings=False,
+        bos_token_id=1, eos_token_id=2),
+    "qwen2_window": lambda: Qwen2Config(
+        vocab_size=310, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+        rms_norm_eps=1e-6, rope_theta=10000.0, use_sliding_window=True, sliding_window=4,
+        max_window_layers=1, tie_word_embeddings=False, bos_token_id=300, eos_token_id=301),
+    "qwen3_window": lambda: Qwen3Config(
+        vocab_size=280, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=64,
+        rms_norm_eps=1e-6, rope_theta=10000.0, attention_bias=False, use_sliding_window=True,
+        sliding_window=4, layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+        tie_word_embeddings=False, bos_token_id=270, eos_token_id=271),
 }
 
 
@@ -156,8 +180,8 @@ def randomize(model, gen):
     assert done == unique, "a parameter was not re-drawn"
 
 
-def make_inputs(vocab, gen):
-    ids = torch.randint(0, vocab, (B, T), generator=gen, dtype=torch.int64)
+def make_inputs(vocab, gen, t=T):
+    ids = torch.randint(0, vocab, (B, t), generator=gen, dtype=torch.int64)
     labels = ids.clone()
     labels[0, :4] = -100                      # a masked prompt
     labels[1, torch.tensor([2, 7, 11])] = -100  # scattered, incl. the last position
@@ -199,12 +223,24 @@ def build(case, seed):
         if extra not in ("config.json", "model.safetensors"):
             os.remove(os.path.join(d, extra))
 
-    ids, labels = make_inputs(config.vocab_size, gen)
+    ids, labels = make_inputs(config.vocab_size, gen, SEQ.get(case, T))
     ref = load(d)
     logits, loss, grads = compute(ref, ids, labels)
     # The saved directory reproduces the in-memory model exactly.
     logits_mem, loss_mem, _ = compute(model, ids, labels)
     assert torch.equal(logits, logits_mem) and torch.equal(loss, loss_mem), case
+    if case in SEQ:  # the window must matter on these sequences, or the case checks nothing
+        # Every layer global: Qwen2 through layer_types, Mistral (no layer_types) by no window.
+        n = config.num_hidden_layers
+        no_window = ({"layer_types": ["full_attention"] * n}
+                     if getattr(config, "layer_types", None) else {"sliding_window": None})
+        full = AutoModelForCausalLM.from_pretrained(d, attn_implementation="eager",
+                                                    dtype=torch.float32, **no_window)
+        full.train(False)
+        with torch.no_grad():
+            full_logits = full(input_ids=ids, use_cache=False).logits
+        gap = ((full_logits - logits).norm() / logits.norm()).item()
+        assert gap > 1e-2, (case, "the window changes nothing", gap)
     # The loss is the documented one.
     shift_logits = logits[:, :-1].reshape(-1, logits.shape[-1]).double()
     shift_labels = labels[:, 1:].reshape(-1)
@@ -290,6 +326,14 @@ def real(root):
     return 0
 
 
+def versions():
+    return (f"python {platform.python_version()}\n"
+            f"torch {torch.__version__}\n"
+            f"transformers {transformers.__version__}\n"
+            f"safetensors {safetensors.__version__}\n"
+            f"numpy {np.__version__}\n")
+
+
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--real":
         return real(sys.argv[2])
@@ -316,11 +360,7 @@ def main():
     print("llama3_rope_hub: same as llama3_rope")
     with open(os.path.join(OUT, "VERSIONS.txt"), "w") as f:
         f.write("Generated by tests/golden/make_model_fixtures.py with:\n")
-        f.write(f"python {platform.python_version()}\n")
-        f.write(f"torch {torch.__version__}\n")
-        f.write(f"transformers {transformers.__version__}\n")
-        f.write(f"safetensors {safetensors.__version__}\n")
-        f.write(f"numpy {np.__version__}\n")
+        f.write(versions())
     return 0
 
 

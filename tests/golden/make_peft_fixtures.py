@@ -49,6 +49,19 @@ Their expected.safetensors adds merged_logits f32 [B, T, V]: the logits of peft'
 grad.<name> is d loss / d ia3_l (base_model.model.model.layers.<i>.<module>.ia3_l, [out, 1] or
 [1, in] as stored).
 
+DoRA (LoraConfig(use_dora=True, r=4, lora_alpha=8, dropout 0, init_lora_weights=False); the
+LoRA factors re-drawn as above, each lora_magnitude_vector then set to peft's initial value, the
+row norms of W + s B A, times 1 + 0.2 N(0, 1); written by `save_pretrained`):
+
+  dora_llama    all seven linears of the tiny LLaMA
+  dora_qwen2    q_proj, v_proj (with biases), o_proj and down_proj of the tiny Qwen2, rsLoRA
+  tailor_dora   Tailor's own export: `tailor train tests/golden/peft/tailor_dora.yaml` (DoRA r=4 on
+                q, v, o and down, 10 steps), its checkpoint and `tailor export --format peft` of
+                it, as for tailor_lora (only with --tailor)
+
+Their expected.safetensors is as IA3's (merged_logits included), with grad.<name> for every
+lora_A.weight, lora_B.weight and lora_magnitude_vector ([out], as stored).
+
 For these, expected*.safetensors holds input_ids / labels [B, T] as given to peft (without the
 virtual tokens), logits f32 [B, n + T, V] (the virtual positions included), the loss (peft's:
 the virtual positions carry label -100) and grad.prompt_embeddings [n, hidden].
@@ -544,6 +557,130 @@ def fixture_ia3(case, base_rel, seed, memory_model):
           f"merged vs unmerged {merge_err:.2e}, {len(grads)} gradients, {total} bytes")
 
 
+# ---- DoRA -------------------------------------------------------------------------------------
+
+# case -> (base, LoraConfig keyword arguments, seed); every case is LoRA with use_dora=True.
+DORA_CASES = {
+    "dora_llama": ("tests/golden/models/llama", dict(r=4, lora_alpha=8, target_modules=ALL), 3031),
+    "dora_qwen2": ("tests/golden/models/qwen2",
+                   dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "o_proj", "down_proj"],
+                        use_rslora=True), 3032),
+    "tailor_dora": ("tests/golden/models/llama", None, 3033),
+}
+
+
+def dora_file_name(name):
+    """In memory: ...q_proj.lora_A.default.weight, ...q_proj.lora_magnitude_vector.default.weight;
+    in the file: ...q_proj.lora_A.weight, ...q_proj.lora_magnitude_vector."""
+    if ".lora_magnitude_vector.default.weight" in name:
+        return name.replace(".lora_magnitude_vector.default.weight", ".lora_magnitude_vector")
+    assert ".lora_A.default.weight" in name or ".lora_B.default.weight" in name, name
+    return name.replace(".default.weight", ".weight")
+
+
+def write_dora_adapter(case, base_rel, kwargs, gen):
+    """LoRA factors re-drawn as redraw_lora's; each magnitude then set to peft's initial value
+    (the row norms of W + s B A) times 1 + 0.2 N(0, 1), so that c != 1 and m matters."""
+    d = os.path.join(OUT, case)
+    if os.path.lexists(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    config = LoraConfig(lora_dropout=0.0, init_lora_weights=False, bias="none",
+                        task_type="CAUSAL_LM", use_dora=True, **kwargs)
+    model = get_peft_model(load_base(os.path.join(ROOT, base_rel)), config)
+    n = 0
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if ".lora_A." in name:
+                p.copy_(torch.randn(p.shape, generator=gen) / p.shape[1] ** 0.5)
+            elif ".lora_B." in name:
+                p.copy_(0.5 * torch.randn(p.shape, generator=gen) / p.shape[1] ** 0.5)
+            elif ".lora_magnitude_vector." in name:
+                continue
+            else:
+                assert not p.requires_grad, f"{name}: trainable but not a DoRA parameter"
+                continue
+            n += 1
+        for module in model.modules():
+            if hasattr(module, "lora_magnitude_vector") and "default" in module.lora_magnitude_vector:
+                w = module.get_base_layer().weight
+                lora = module.lora_B["default"].weight @ module.lora_A["default"].weight
+                norm = torch.linalg.norm(w + module.scaling["default"] * lora, dim=1)
+                mag = module.lora_magnitude_vector["default"].weight
+                mag.copy_(norm * (1.0 + 0.2 * torch.randn(norm.shape, generator=gen)))
+                n += 1
+    model.train(False)
+    model.save_pretrained(d, safe_serialization=True)
+    for extra in os.listdir(d):
+        if extra not in ADAPTER_FILES:
+            os.remove(os.path.join(d, extra))
+    normalize_config(d, base_rel)
+    print(f"{case}: {n} DoRA tensors saved")
+    return model
+
+
+def fixture_dora(case, base_rel, seed, memory_model):
+    d = os.path.join(OUT, case)
+    base = load_base(os.path.join(ROOT, base_rel))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", message=NOISE, category=FutureWarning)
+        model = PeftModel.from_pretrained(base, d, is_trainable=True)
+    for w in caught:
+        msg = str(w.message)
+        if "missing" in msg.lower() or "unexpected" in msg.lower():
+            raise RuntimeError(f"{d}: peft did not load the adapter cleanly: {msg}")
+    model.train(False)
+    held = get_peft_model_state_dict(model)
+    stored = safetensors.torch.load_file(os.path.join(d, "adapter_model.safetensors"))
+    assert set(held) == set(stored), (set(held) ^ set(stored))
+    for name, t in stored.items():
+        assert t.dtype == torch.float32 and torch.equal(held[name], t), name
+    assert any(".lora_magnitude_vector" in n for n in stored), case
+    gen = torch.Generator().manual_seed(seed)
+    ids, labels = make_inputs(model.config.vocab_size, gen)
+    model.zero_grad(set_to_none=True)
+    out = model(input_ids=ids, labels=labels, use_cache=False)
+    out.loss.backward()
+    grads = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            assert p.grad is None, name
+            continue
+        grads[dora_file_name(name)] = p.grad.detach().clone()
+    assert set(grads) == set(stored), (set(grads) ^ set(stored))
+    logits, loss = out.logits.detach().clone(), out.loss.detach().clone()
+    with torch.no_grad():
+        if memory_model is not None:  # the saved adapter reproduces the in-memory one exactly
+            mem = memory_model(input_ids=ids, use_cache=False).logits
+            assert torch.equal(mem, logits), case
+        with model.disable_adapter():
+            base_logits = model(input_ids=ids, use_cache=False).logits
+        merged = model.merge_and_unload()
+        merged_logits = merged(input_ids=ids, use_cache=False).logits.detach().clone()
+    change = ((logits - base_logits).norm() / base_logits.norm()).item()
+    assert change > 1e-2, f"{case}: the adapter barely changes the logits ({change:.3g})"
+    merge_err = ((merged_logits - logits).norm() / logits.norm()).item()
+    assert merge_err < 1e-5, (case, merge_err)
+    tensors = {
+        "input_ids": ids.to(torch.int32).numpy(),
+        "labels": labels.to(torch.int32).numpy(),
+        "logits": logits.numpy().astype(np.float32),
+        "merged_logits": merged_logits.numpy().astype(np.float32),
+        "loss": np.array(loss.item(), dtype=np.float32),
+    }
+    for name, g in grads.items():
+        tensors["grad." + name] = g.numpy().astype(np.float32)
+    out_path = os.path.join(d, "expected.safetensors")
+    safetensors.numpy.save_file(tensors, out_path)
+    for name in ADAPTER_FILES + ("expected.safetensors",):
+        os.chmod(os.path.join(d, name), 0o644)
+    total = sum(os.path.getsize(os.path.join(d, n)) for n in ADAPTER_FILES + ("expected.safetensors",))
+    assert total < 2 * MAX_BYTES, f"{d}: {total} bytes"
+    print(f"{case}: loss {loss.item():.6f}, the adapter changes the logits by {change:.3f} (rel), "
+          f"merged vs unmerged {merge_err:.2e}, {len(grads)} gradients, {total} bytes")
+
+
 def main():
     args = sys.argv[1:]
     tailor = None
@@ -551,7 +688,7 @@ def main():
         tailor = os.path.abspath(args[1])
         args = args[2:]
     only = set(args)
-    if only - set(CASES) - set(PROMPT_CASES) - set(IA3_CASES) or any(a.startswith("-") for a in args):
+    if only - set(CASES) - set(PROMPT_CASES) - set(IA3_CASES) - set(DORA_CASES) or any(a.startswith("-") for a in args):
         print(__doc__, file=sys.stderr)
         return 2
     torch.use_deterministic_algorithms(True)
@@ -593,6 +730,17 @@ def main():
         gen = torch.Generator().manual_seed(seed)
         memory_model = write_ia3_adapter(case, base_rel, kwargs, gen)
         fixture_ia3(case, base_rel, seed + 100, memory_model)
+    for case, (base_rel, kwargs, seed) in DORA_CASES.items():
+        if only and case not in only:
+            continue
+        if kwargs is None:
+            if tailor is not None:
+                export_tailor(tailor, case)
+            fixture_dora(case, base_rel, seed, None)
+            continue
+        gen = torch.Generator().manual_seed(seed)
+        memory_model = write_dora_adapter(case, base_rel, kwargs, gen)
+        fixture_dora(case, base_rel, seed + 100, memory_model)
     # All cases: the file starts afresh; some: a paragraph for them is added.
     with open(os.path.join(OUT, "VERSIONS.txt"), "a" if only else "w") as f:
         if only:

@@ -1,7 +1,8 @@
 // Flash-attention kernels (kernels/attention_*.cu) against CpuOps::attention_forward /
 // attention_backward / attention_cached, in f32 and bf16 storage: head dims 2 .. 256 (one not a
 // multiple of 16), odd T, T = 1, B > 1, GQA ratios 1, 2 and 4, with and without documents
-// (contiguous ids, and ids that come back after another document). Outputs and gradients within
+// (contiguous ids, and ids that come back after another document), global and with sliding
+// windows (one much shorter than T, one that spans tiles). Outputs and gradients within
 // the mode's tolerance, lse within 1e-5 in both modes (f32 from the same values), no NaN/Inf,
 // guards intact, and two runs bitwise equal. The backward runs on the CPU's out and lse (rounded
 // like the GPU's storage), so it is tested in isolation.
@@ -38,14 +39,15 @@ const AttnDims kShapes[] = {
 
 enum DocMode { kNoDocs = 0, kContiguousDocs = 1, kRepeatedDocs = 2 };
 
-using AttnCase = std::tuple<int, int, DType>;  // index into kShapes, DocMode, storage
+// index into kShapes, DocMode, storage, sliding window (0: global)
+using AttnCase = std::tuple<int, int, DType, std::int64_t>;
 
 std::string attn_case_name(const ::testing::TestParamInfo<AttnCase>& info) {
-  const auto [si, docs, storage] = info.param;
+  const auto [si, docs, storage, window] = info.param;
   const AttnDims& d = kShapes[si];
   static const char* const kDocNames[] = {"nodoc", "docs", "repdocs"};
-  return fmt::format("b{}_t{}_h{}_kv{}_d{}_{}_{}", d.batch, d.seq, d.heads, d.kv_heads, d.head_dim,
-                     kDocNames[docs], dtype_label(storage));
+  return fmt::format("b{}_t{}_h{}_kv{}_d{}_{}_{}_w{}", d.batch, d.seq, d.heads, d.kv_heads,
+                     d.head_dim, kDocNames[docs], dtype_label(storage), window);
 }
 
 // Document ids [B, T]: runs of random lengths 1 .. 40; run n of a row gets id n (contiguous
@@ -99,7 +101,7 @@ struct AttnOutputs {
 };
 
 TEST_P(AttentionKernelTest, MatchesCpu) {
-  const auto [si, docs, st] = GetParam();
+  const auto [si, docs, st, window] = GetParam();
   const AttnDims& dims = kShapes[si];
   const std::int64_t B = dims.batch, T = dims.seq, H = dims.heads, G = dims.kv_heads;
   const std::int64_t Dh = dims.head_dim;
@@ -127,14 +129,14 @@ TEST_P(AttentionKernelTest, MatchesCpu) {
   auto& ops = cpu_ops();
   const backend::Tensor doc_view = docs != kNoDocs ? cpu_view(doc, {B, T}) : cpu_absent();
   ops.attention_forward(cpu_view(q, qs), cpu_view(k, kvs), cpu_view(v, kvs), doc_view, scale,
-                        cpu_view(out, qs), cpu_view(lse, ls));
+                        window, cpu_view(out, qs), cpu_view(lse, ls));
   std::vector<float> out_in = out;
   round_for(st, out_in);
   ops.attention_backward(cpu_view(dout, qs), cpu_view(q, qs), cpu_view(k, kvs), cpu_view(v, kvs),
-                         cpu_view(out_in, qs), cpu_view(lse, ls), doc_view, scale, cpu_view(dq, qs),
-                         cpu_view(dk, kvs), cpu_view(dv, kvs));
+                         cpu_view(out_in, qs), cpu_view(lse, ls), doc_view, scale, window,
+                         cpu_view(dq, qs), cpu_view(dk, kvs), cpu_view(dv, kvs));
 
-  const kernels::AttentionShape shape{B, T, H, G, Dh};
+  const kernels::AttentionShape shape{B, T, H, G, Dh, window};
   const DeviceTensor gq = DeviceTensor::from(st, q);
   const DeviceTensor gk = DeviceTensor::from(st, k);
   const DeviceTensor gv = DeviceTensor::from(st, v);
@@ -187,16 +189,18 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, AttentionKernelTest,
     ::testing::Combine(::testing::Range(0, static_cast<int>(std::size(kShapes))),
                        ::testing::Values(kNoDocs, kContiguousDocs, kRepeatedDocs),
-                       ::testing::Values(DType::kF32, DType::kBF16)),
+                       ::testing::Values(DType::kF32, DType::kBF16),
+                       ::testing::Values<std::int64_t>(0, 5, 70)),
     attn_case_name);
 
 // ---- attention over a KV cache ----------------------------------------------------------------
 
-using CachedCase = std::tuple<std::int64_t, std::int64_t, DType>;  // Tq, Dh, storage
+// Tq, Dh, storage, sliding window (0: global)
+using CachedCase = std::tuple<std::int64_t, std::int64_t, DType, std::int64_t>;
 
 std::string cached_case_name(const ::testing::TestParamInfo<CachedCase>& info) {
-  const auto [tq, dh, storage] = info.param;
-  return fmt::format("tq{}_d{}_{}", tq, dh, dtype_label(storage));
+  const auto [tq, dh, storage, window] = info.param;
+  return fmt::format("tq{}_d{}_{}_w{}", tq, dh, dtype_label(storage), window);
 }
 
 class AttentionCachedKernelTest : public ::testing::TestWithParam<CachedCase> {
@@ -205,7 +209,7 @@ class AttentionCachedKernelTest : public ::testing::TestWithParam<CachedCase> {
 };
 
 TEST_P(AttentionCachedKernelTest, MatchesCpu) {
-  const auto [Tq, Dh, st] = GetParam();
+  const auto [Tq, Dh, st, window] = GetParam();
   constexpr std::int64_t B = 3, S = 150, H = 4, G = 2;
   std::vector<std::int32_t> start = {0, 77, static_cast<std::int32_t>(S - Tq)};
   std::vector<float> q = random_normal(B * Tq * H * Dh, 22, 1);
@@ -228,9 +232,9 @@ TEST_P(AttentionCachedKernelTest, MatchesCpu) {
 
   std::vector<float> out(q.size());
   cpu_ops().attention_cached(cpu_view(q, qs), cpu_view(k, kvs), cpu_view(v, kvs),
-                             cpu_view(start, {B}), scale, cpu_view(out, qs));
+                             cpu_view(start, {B}), scale, window, cpu_view(out, qs));
 
-  const kernels::AttentionCachedShape shape{B, Tq, S, H, G, Dh};
+  const kernels::AttentionCachedShape shape{B, Tq, S, H, G, Dh, window};
   const DeviceTensor gq = DeviceTensor::from(st, q);
   const DeviceTensor gk = DeviceTensor::from(st, k);
   const DeviceTensor gv = DeviceTensor::from(st, v);
@@ -254,32 +258,37 @@ TEST_P(AttentionCachedKernelTest, MatchesCpu) {
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionCachedKernelTest,
                          ::testing::Combine(::testing::Values<std::int64_t>(1, 5),
                                             ::testing::Values<std::int64_t>(16, 64, 128, 256),
-                                            ::testing::Values(DType::kF32, DType::kBF16)),
+                                            ::testing::Values(DType::kF32, DType::kBF16),
+                                            ::testing::Values<std::int64_t>(0, 9, 100)),
                          cached_case_name);
 
-// Prefill from position 0 over a cache holding exactly the sequence is the training forward.
+// Prefill from position 0 over a cache holding exactly the sequence is the training forward,
+// with and without a sliding window.
 TEST(AttentionCachedKernel, PrefillEqualsForward) {
   TAILOR_REQUIRE_GPU_OR_SKIP();
-  constexpr std::int64_t B = 2, T = 70, H = 4, G = 2, Dh = 64;
-  const std::vector<float> q = random_normal(B * T * H * Dh, 23, 1);
-  const std::vector<float> k = random_normal(B * T * G * Dh, 23, 2);
-  const std::vector<float> v = random_normal(B * T * G * Dh, 23, 3);
-  const DeviceTensor gq = DeviceTensor::from(DType::kBF16, q);
-  const DeviceTensor gk = DeviceTensor::from(DType::kBF16, k);
-  const DeviceTensor gv = DeviceTensor::from(DType::kBF16, v);
-  const DeviceTensor gstart = DeviceTensor::from_i32({0, 0});
-  const DeviceTensor out1(DType::kBF16, B * T * H * Dh), out2(DType::kBF16, B * T * H * Dh);
-  const DeviceTensor lse(DType::kF32, B * H * T);
-  const float scale = 0.125f;
-  kernels::attention_forward(gq.as<std::uint16_t>(), gk.as<std::uint16_t>(), gv.as<std::uint16_t>(),
-                             nullptr, scale, out1.as<std::uint16_t>(), lse.as<float>(),
-                             {B, T, H, G, Dh}, nullptr);
-  kernels::attention_cached(gq.as<std::uint16_t>(), gk.as<std::uint16_t>(), gv.as<std::uint16_t>(),
-                            gstart.as<std::int32_t>(), scale, out2.as<std::uint16_t>(),
-                            {B, T, T, H, G, Dh}, nullptr);
-  sync_device();
-  EXPECT_TRUE(out1.bytes() == out2.bytes()) << "the cached kernel differs from the forward";
-  EXPECT_TRUE(out2.guards_intact());
+  for (const std::int64_t window : {0, 3, 66}) {
+    constexpr std::int64_t B = 2, T = 70, H = 4, G = 2, Dh = 64;
+    const std::vector<float> q = random_normal(B * T * H * Dh, 23, 1);
+    const std::vector<float> k = random_normal(B * T * G * Dh, 23, 2);
+    const std::vector<float> v = random_normal(B * T * G * Dh, 23, 3);
+    const DeviceTensor gq = DeviceTensor::from(DType::kBF16, q);
+    const DeviceTensor gk = DeviceTensor::from(DType::kBF16, k);
+    const DeviceTensor gv = DeviceTensor::from(DType::kBF16, v);
+    const DeviceTensor gstart = DeviceTensor::from_i32({0, 0});
+    const DeviceTensor out1(DType::kBF16, B * T * H * Dh), out2(DType::kBF16, B * T * H * Dh);
+    const DeviceTensor lse(DType::kF32, B * H * T);
+    const float scale = 0.125f;
+    kernels::attention_forward(gq.as<std::uint16_t>(), gk.as<std::uint16_t>(),
+                               gv.as<std::uint16_t>(), nullptr, scale, out1.as<std::uint16_t>(),
+                               lse.as<float>(), {B, T, H, G, Dh, window}, nullptr);
+    kernels::attention_cached(gq.as<std::uint16_t>(), gk.as<std::uint16_t>(),
+                              gv.as<std::uint16_t>(), gstart.as<std::int32_t>(), scale,
+                              out2.as<std::uint16_t>(), {B, T, T, H, G, Dh, window}, nullptr);
+    sync_device();
+    EXPECT_TRUE(out1.bytes() == out2.bytes())
+        << "the cached kernel differs from the forward, window " << window;
+    EXPECT_TRUE(out2.guards_intact());
+  }
 }
 
 }  // namespace

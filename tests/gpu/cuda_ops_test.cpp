@@ -512,7 +512,8 @@ TEST_P(CudaOpsTest, AttentionForwardAndBackward) {
   const std::int64_t b = 2, t = 37, hq = 4, hkv = 2, dh = 16;
   const Shape qs{b, t, hq, dh}, ks{b, t, hkv, dh}, ls{b, hq, t};
   const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
-  for (bool docs : {false, true}) {
+  for (const auto& [docs, window] : {std::pair{false, 0}, std::pair{true, 0}, std::pair{false, 6},
+                                     std::pair{true, 9}}) {
     std::vector<float> q = input(qs.numel(), 1), k = input(ks.numel(), 2), v = input(ks.numel(), 3);
     std::vector<float> dout = input(qs.numel(), 4);
     std::vector<std::int32_t> doc(static_cast<std::size_t>(b * t));
@@ -522,20 +523,23 @@ TEST_P(CudaOpsTest, AttentionForwardAndBackward) {
     std::vector<float> dq(q.size()), dk(k.size()), dv(v.size());
     const Tensor cdoc = docs ? cpu_view(doc, Shape{b, t}) : Tensor{};
     cpu_ops().attention_forward(host_view(q, qs), host_view(k, ks), host_view(v, ks), cdoc, scale,
-                                host_view(out, qs), host_view(lse, ls));
+                                window, host_view(out, qs), host_view(lse, ls));
     cpu_ops().attention_backward(host_view(dout, qs), host_view(q, qs), host_view(k, ks),
                                  host_view(v, ks), host_view(out, qs), host_view(lse, ls), cdoc,
-                                 scale, host_view(dq, qs), host_view(dk, ks), host_view(dv, ks));
+                                 scale, window, host_view(dq, qs), host_view(dk, ks),
+                                 host_view(dv, ks));
     const Buffer gq = dev(q, qs), gk = dev(k, ks), gv = dev(v, ks), gdo = dev(dout, qs);
     const Buffer gdoc = dev_i32(doc, Shape{b, t});
     const Buffer go = gpu_->alloc(st(), qs), gl = gpu_->alloc(DType::kF32, ls);
     const Buffer gdq = gpu_->alloc(st(), qs), gdk = gpu_->alloc(st(), ks), gdv = gpu_->alloc(st(), ks);
     const Tensor ddoc = docs ? gdoc.tensor() : Tensor{};
-    gpu_->attention_forward(gq.tensor(), gk.tensor(), gv.tensor(), ddoc, scale, go.tensor(),
-                            gl.tensor());
+    gpu_->attention_forward(gq.tensor(), gk.tensor(), gv.tensor(), ddoc, scale, window,
+                            go.tensor(), gl.tensor());
     gpu_->attention_backward(gdo.tensor(), gq.tensor(), gk.tensor(), gv.tensor(), go.tensor(),
-                             gl.tensor(), ddoc, scale, gdq.tensor(), gdk.tensor(), gdv.tensor());
-    const std::string tag = docs ? " (documents)" : "";
+                             gl.tensor(), ddoc, scale, window, gdq.tensor(), gdk.tensor(),
+                             gdv.tensor());
+    const std::string tag = std::string(docs ? " (documents)" : "") +
+                            (window > 0 ? " (window " + std::to_string(window) + ")" : "");
     expect_close(label("attention out" + tag), go.tensor(), out, tol());
     expect_close(label("attention lse" + tag), gl.tensor(), lse, tol());
     expect_close(label("attention dq" + tag), gdq.tensor(), dq, tol());
@@ -544,7 +548,8 @@ TEST_P(CudaOpsTest, AttentionForwardAndBackward) {
     // Deterministic: a second backward gives the same bits.
     const std::vector<unsigned char> dq1 = raw(gdq.tensor()), dk1 = raw(gdk.tensor());
     gpu_->attention_backward(gdo.tensor(), gq.tensor(), gk.tensor(), gv.tensor(), go.tensor(),
-                             gl.tensor(), ddoc, scale, gdq.tensor(), gdk.tensor(), gdv.tensor());
+                             gl.tensor(), ddoc, scale, window, gdq.tensor(), gdk.tensor(),
+                             gdv.tensor());
     EXPECT_EQ(raw(gdq.tensor()), dq1) << label("attention dq repeat" + tag);
     EXPECT_EQ(raw(gdk.tensor()), dk1) << label("attention dk repeat" + tag);
   }
@@ -556,13 +561,17 @@ TEST_P(CudaOpsTest, AttentionOverACache) {
   const double scale = 0.25;
   std::vector<float> q = input(qs.numel(), 1), k = input(ks.numel(), 2), v = input(ks.numel(), 3);
   std::vector<std::int32_t> start = {5, 30};
-  std::vector<float> out(q.size());
-  cpu_ops().attention_cached(host_view(q, qs), host_view(k, ks), host_view(v, ks),
-                             cpu_view(start, Shape{b}), scale, host_view(out, qs));
-  const Buffer gq = dev(q, qs), gk = dev(k, ks), gv = dev(v, ks), gs = dev_i32(start, Shape{b});
-  const Buffer go = gpu_->alloc(st(), qs);
-  gpu_->attention_cached(gq.tensor(), gk.tensor(), gv.tensor(), gs.tensor(), scale, go.tensor());
-  expect_close(label("attention_cached"), go.tensor(), out, tol());
+  for (const std::int64_t window : {0, 7}) {
+    std::vector<float> out(q.size());
+    cpu_ops().attention_cached(host_view(q, qs), host_view(k, ks), host_view(v, ks),
+                               cpu_view(start, Shape{b}), scale, window, host_view(out, qs));
+    const Buffer gq = dev(q, qs), gk = dev(k, ks), gv = dev(v, ks), gs = dev_i32(start, Shape{b});
+    const Buffer go = gpu_->alloc(st(), qs);
+    gpu_->attention_cached(gq.tensor(), gk.tensor(), gv.tensor(), gs.tensor(), scale, window,
+                           go.tensor());
+    expect_close(label("attention_cached window " + std::to_string(window)), go.tensor(), out,
+                 tol());
+  }
 }
 
 // ---- activations --------------------------------------------------------------------------------

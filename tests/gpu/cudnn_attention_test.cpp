@@ -102,10 +102,10 @@ struct Case {
     dv.resize(static_cast<std::size_t>(nkv));
     auto& ops = cpu_ops();
     ops.attention_forward(cpu_view(q, qs), cpu_view(k, kvs), cpu_view(v, kvs), cpu_absent(), scale,
-                          cpu_view(out, qs), cpu_view(lse, ls));
+                          0, cpu_view(out, qs), cpu_view(lse, ls));
     round_for(DType::kBF16, out);  // the backward's input, as the GPU stores it
     ops.attention_backward(cpu_view(dout, qs), cpu_view(q, qs), cpu_view(k, kvs), cpu_view(v, kvs),
-                           cpu_view(out, qs), cpu_view(lse, ls), cpu_absent(), scale,
+                           cpu_view(out, qs), cpu_view(lse, ls), cpu_absent(), scale, 0,
                            cpu_view(dq, qs), cpu_view(dk, kvs), cpu_view(dv, kvs));
   }
 };
@@ -148,11 +148,11 @@ class CudnnAttentionBase {
     Buffer dq = gpu_->alloc(DType::kBF16, c.qs), dk = gpu_->alloc(DType::kBF16, c.kvs),
            dv = gpu_->alloc(DType::kBF16, c.kvs);
     Results r;
-    gpu_->attention_forward(q.tensor(), k.tensor(), v.tensor(), Tensor{}, c.scale, out.tensor(),
+    gpu_->attention_forward(q.tensor(), k.tensor(), v.tensor(), Tensor{}, c.scale, 0, out.tensor(),
                             lse.tensor());
     r.forward_cudnn = gpu_->last_attention_was_cudnn();
     gpu_->attention_backward(dout.tensor(), q.tensor(), k.tensor(), v.tensor(), out_ref.tensor(),
-                             lse_ref.tensor(), Tensor{}, c.scale, dq.tensor(), dk.tensor(),
+                             lse_ref.tensor(), Tensor{}, c.scale, 0, dq.tensor(), dk.tensor(),
                              dv.tensor());
     r.backward_cudnn = gpu_->last_attention_was_cudnn();
     gpu_->synchronize();
@@ -247,12 +247,12 @@ TEST_F(CudnnAttentionCases, EitherBackwardFollowsEitherForward) {
     Buffer dq = gpu_->alloc(DType::kBF16, c.qs), dk = gpu_->alloc(DType::kBF16, c.kvs),
            dv = gpu_->alloc(DType::kBF16, c.kvs);
     gpu_->set_attention_path(fwd);
-    gpu_->attention_forward(q.tensor(), k.tensor(), v.tensor(), Tensor{}, c.scale, out.tensor(),
+    gpu_->attention_forward(q.tensor(), k.tensor(), v.tensor(), Tensor{}, c.scale, 0, out.tensor(),
                             lse.tensor());
     EXPECT_EQ(gpu_->last_attention_was_cudnn(), fwd == AttentionPath::kCudnn);
     gpu_->set_attention_path(bwd);
     gpu_->attention_backward(dout.tensor(), q.tensor(), k.tensor(), v.tensor(), out.tensor(),
-                             lse.tensor(), Tensor{}, c.scale, dq.tensor(), dk.tensor(),
+                             lse.tensor(), Tensor{}, c.scale, 0, dq.tensor(), dk.tensor(),
                              dv.tensor());
     EXPECT_EQ(gpu_->last_attention_was_cudnn(), bwd == AttentionPath::kCudnn);
     const double floor = 1e-2 * l2(c.dv);
@@ -397,14 +397,14 @@ class CudnnAttentionFallback : public CudnnAttentionBase, public ::testing::Test
         lse(static_cast<std::size_t>(ls.numel()));
     const float scale = 1.0f / std::sqrt(static_cast<float>(dh));
     cpu_ops().attention_forward(cpu_view(q, qs), cpu_view(k, kvs), cpu_view(v, kvs),
-                                docs ? cpu_view(doc, {d.batch, d.seq}) : cpu_absent(), scale,
+                                docs ? cpu_view(doc, {d.batch, d.seq}) : cpu_absent(), scale, 0,
                                 cpu_view(out, qs), cpu_view(lse, ls));
     Buffer gq = dev(q, qs, storage), gk = dev(k, kvs, storage), gv = dev(v, kvs, storage);
     Buffer gdoc = gpu_->alloc(DType::kI32, {d.batch, d.seq});
     gpu_->copy(gdoc.tensor(), cpu_view(doc, {d.batch, d.seq}));
     Buffer gout = gpu_->alloc(storage, qs), glse = gpu_->alloc(DType::kF32, ls);
     gpu_->attention_forward(gq.tensor(), gk.tensor(), gv.tensor(), docs ? gdoc.tensor() : Tensor{},
-                            scale, gout.tensor(), glse.tensor());
+                            scale, 0, gout.tensor(), glse.tensor());
     const bool ran = gpu_->last_attention_was_cudnn();
     EXPECT_LT(rel_diff(host(gout.tensor()), out), tolerance(storage));
     return ran;

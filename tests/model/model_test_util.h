@@ -41,6 +41,16 @@ inline ModelSpec tiny_gpt2() {
   return s;
 }
 
+// tiny_llama with a sliding window of 2 on its second layer only (the first is global), as Qwen2
+// and Gemma mix them.
+inline ModelSpec tiny_sliding() {
+  ModelSpec s = tiny_llama();
+  s.sliding_window = 2;
+  s.sliding_layers.push_back(false);  // (not `= {false, true}`: GCC 12 warns falsely on it)
+  s.sliding_layers.push_back(true);
+  return s;
+}
+
 // LLaMA-style with per-head q/k RMSNorm (Qwen3, Gemma 3) and a head_dim apart from hidden/heads
 // (4 x 6 = 24 query columns over a hidden size of 8), as Qwen3 configures it explicitly.
 inline ModelSpec tiny_qk_norm() {

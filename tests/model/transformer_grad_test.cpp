@@ -76,6 +76,7 @@ TEST_P(TransformerGradient, MatchesCentralDifferences) {
 INSTANTIATE_TEST_SUITE_P(Families, TransformerGradient,
                          ::testing::Values(Case{"llama", testing::tiny_llama()},
                                            Case{"gpt2", testing::tiny_gpt2()},
+                                           Case{"sliding_window", testing::tiny_sliding()},
                                            Case{"qk_norm", testing::tiny_qk_norm()}),
                          [](const auto& case_info) { return std::string(case_info.param.name); });
 

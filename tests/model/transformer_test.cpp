@@ -184,10 +184,10 @@ TEST(Transformer, GradientsIndependentOfThreadCount) {
 }
 
 // A document packed after another one sees nothing of it: its logits equal those of the same
-// document run alone in its own row.
+// document run alone in its own row (with a sliding window shorter than the document too).
 TEST(Transformer, PackedDocumentsAreIsolated) {
   backend::CpuOps ops(1);
-  for (const ModelSpec& s : {testing::tiny_llama(), testing::tiny_gpt2()}) {
+  for (const ModelSpec& s : {testing::tiny_llama(), testing::tiny_gpt2(), testing::tiny_sliding()}) {
     Transformer m(s, ops, DType::kF64);
     m.init_parameters(5);
     const std::int64_t vp = s.padded_vocab();
@@ -201,6 +201,40 @@ TEST(Transformer, PackedDocumentsAreIsolated) {
     for (std::int64_t t = 0; t < 3; ++t)
       for (std::int64_t j = 0; j < s.vocab_size; ++j)
         ASSERT_NEAR(lp.ptr<double>()[(t + 3) * vp + j], la.ptr<double>()[t * vp + j], 1e-12);
+  }
+}
+
+// A layer's window is its own: a window as long as the row changes nothing, a shorter one on
+// the second layer changes the logits of the positions past it and only those.
+TEST(Transformer, SlidingWindowMasksOnlyItsLayerPastTheWindow) {
+  backend::CpuOps ops(1);
+  const ModelSpec global = testing::tiny_llama();
+  ModelSpec wide = testing::tiny_sliding();
+  wide.sliding_window = 6;
+  const ModelSpec narrow = testing::tiny_sliding();  // window 2 on layer 1
+  EXPECT_EQ(narrow.attention_window(0), 0);
+  EXPECT_EQ(narrow.attention_window(1), 2);
+  HostBatch row(1, 6, {3, 1, 4, 1, 5, 9}, {1, 4, 1, 5, 9, 2}, {0, 1, 2, 3, 4, 5}, {});
+  const std::int64_t vp = global.padded_vocab();
+  std::vector<std::vector<double>> logits;
+  for (const ModelSpec& s : {global, wide, narrow}) {
+    Transformer m(s, ops, DType::kF64);
+    m.init_parameters(5);
+    backend::Buffer l(DType::kF64, Shape{6, vp});
+    const backend::Tensor t = l.tensor();
+    (void)m.forward(row.batch, &t);
+    logits.emplace_back(l.ptr<double>(), l.ptr<double>() + 6 * vp);
+  }
+  EXPECT_EQ(logits[0], logits[1]);
+  for (std::int64_t t = 0; t < 6; ++t) {
+    double diff = 0;
+    for (std::int64_t j = 0; j < global.vocab_size; ++j)
+      diff = std::max(diff, std::abs(logits[2][t * vp + j] - logits[0][t * vp + j]));
+    if (t < 2) {
+      EXPECT_EQ(diff, 0.0) << "position " << t << " is inside the window";
+    } else {
+      EXPECT_GT(diff, 1e-6) << "position " << t << " sees past the window";
+    }
   }
 }
 

@@ -59,16 +59,18 @@ std::string out_dir(const std::string& tag) {
 // the same on every TP rank and for every micro-batch split), prompt tuning (a replicated prompt,
 // initialized from a text through the vocab-parallel embedding), IA3 on every linear (input
 // scaling on q (column-parallel) and o (row-parallel), output scaling on the others: every TP rule
-// of ia3.h, shared KV heads included when kv < TP).
+// of ia3.h, shared KV heads included when kv < TP), DoRA on every linear (the norms of a
+// row-parallel W's rows summed over the group, its magnitude whole on every rank).
 // Preference objectives on pairs ride on the same enum: DPO with LoRA (reference: adapters
 // off), DPO with full fine-tuning (reference: a frozen copy, itself tensor-parallel), ORPO.
-enum class Peft { kNone, kLora, kLoraDropout, kPrompt, kIa3, kDpoLora, kDpo, kOrpo };
+enum class Peft { kNone, kLora, kLoraDropout, kPrompt, kIa3, kDora, kDpoLora, kDpo, kOrpo };
 
 std::vector<std::string> peft_overrides(Peft peft) {
   std::vector<std::string> o;
-  if (peft == Peft::kLora || peft == Peft::kLoraDropout)
+  if (peft == Peft::kLora || peft == Peft::kLoraDropout || peft == Peft::kDora)
     o = {"peft.method=lora", "peft.rank=3", "peft.alpha=6", "peft.target_modules=[all-linear]"};
   if (peft == Peft::kLoraDropout) o.emplace_back("peft.dropout=0.2");
+  if (peft == Peft::kDora) o.emplace_back("peft.use_dora=true");
   // SGD without clipping: a gradient off by a factor (a wrong TP sum) changes the update, where
   // AdamW and clipping would hide it.
   if (peft == Peft::kIa3)
@@ -97,6 +99,7 @@ const char* peft_tag(Peft peft) {
     case Peft::kLoraDropout: return "_lora_dropout";
     case Peft::kPrompt: return "_prompt";
     case Peft::kIa3: return "_ia3";
+    case Peft::kDora: return "_dora";
     case Peft::kDpoLora: return "_dpo_lora";
     case Peft::kDpo: return "_dpo";
     case Peft::kOrpo: return "_orpo";
@@ -208,7 +211,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Layout{4, false, 1, Peft::kLoraDropout}, Layout{1, false, 2, Peft::kPrompt},
                       Layout{2, false, 2, Peft::kPrompt}, Layout{4, false, 1, Peft::kPrompt},
                       Layout{2, true, 2, Peft::kPrompt}, Layout{2, false, 2, Peft::kIa3},
-                      Layout{4, false, 1, Peft::kIa3}, Layout{2, false, 2, Peft::kDpoLora},
+                      Layout{4, false, 1, Peft::kIa3}, Layout{2, false, 2, Peft::kDora},
+                      Layout{4, false, 1, Peft::kDora}, Layout{2, false, 2, Peft::kDpoLora},
                       Layout{4, false, 1, Peft::kDpoLora}, Layout{1, true, 2, Peft::kDpo},
                       Layout{2, false, 2, Peft::kDpo}, Layout{4, false, 2, Peft::kOrpo},
                       Layout{1, false, 2, Peft::kOrpo}),

@@ -2,7 +2,8 @@
 // weighted backward on a TP group of 2 or 4 ranks equal a single rank's in f64 (each TP shard of
 // a gradient is the slice of the single-rank gradient), for a full model and for LoRA, with
 // and without per-head q/k RMSNorm (whose replicated weights get partial gradients summed over
-// the group), with replicated KV heads at TP = 4.
+// the group), with replicated KV heads at TP = 4, and with a sliding window on one layer (packed
+// rows).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -29,13 +30,12 @@ void run(Transformer& m, backend::Ops& ops, const Batch& batch, const std::vecto
   m.finish_gradients();
 }
 
-// (LoRA or not; per-head q/k RMSNorm: TP-local forward, weight gradients summed over the group;
-// loss chunk of the sharded model: 0 = one chunk, or 5 tokens of 12, the vocab-parallel loss
-// chunk by chunk).
 struct Case {
   bool lora;
-  bool qk_norm;
-  std::int64_t chunk = 0;
+  bool qk_norm;  // per-head q/k RMSNorm: TP-local forward, weight gradients summed over the group
+  bool sliding;  // a sliding window on the second layer
+  std::int64_t chunk = 0;  // the sharded model's loss chunk (0: one; 5 of 12 tokens: vocab-parallel
+                           // loss chunk by chunk)
 };
 
 class RowLossTp : public ::testing::TestWithParam<Case> {};
@@ -49,7 +49,9 @@ TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
   const peft::Lora lora_method(lora);
   std::vector<const Attachment*> l;
   if (GetParam().lora) l.push_back(&lora_method);
-  const ModelSpec spec = GetParam().qk_norm ? testing::tiny_qk_norm() : testing::tiny_llama();
+  const ModelSpec spec = GetParam().qk_norm   ? testing::tiny_qk_norm()
+                         : GetParam().sliding ? testing::tiny_sliding()
+                                              : testing::tiny_llama();
   Transformer sharded(spec, ops, DType::kF64, tp.get(), l);
   Transformer single(spec, ops, DType::kF64, nullptr, l);
   sharded.set_loss_chunk_tokens(GetParam().chunk);
@@ -101,13 +103,15 @@ TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
 
 std::string case_name(const ::testing::TestParamInfo<Case>& p) {
   return std::string(p.param.lora ? "Lora" : "Full") + (p.param.qk_norm ? "QkNorm" : "") +
-         (p.param.chunk > 0 ? "Chunked" : "");
+         (p.param.sliding ? "SlidingWindow" : "") + (p.param.chunk > 0 ? "Chunked" : "");
 }
 
 INSTANTIATE_TEST_SUITE_P(FullAndLora, RowLossTp,
-                         ::testing::Values(Case{false, false}, Case{true, false},
-                                           Case{false, true}, Case{true, true},
-                                           Case{false, false, 5}, Case{true, false, 5}),
+                         ::testing::Values(Case{false, false, false}, Case{true, false, false},
+                                           Case{false, true, false}, Case{true, true, false},
+                                           Case{false, false, true}, Case{true, false, true},
+                                           Case{false, false, false, 5},
+                                           Case{true, false, false, 5}),
                          case_name);
 
 }  // namespace

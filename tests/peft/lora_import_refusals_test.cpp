@@ -1,8 +1,9 @@
 // Importing a PEFT LoRA adapter (adapter_config.json, peft::read_peft_lora_config) refuses what
-// Tailor does not compute, each with one line naming the file and the key: DoRA, per-module rank
+// Tailor does not compute, each with one line naming the file and the key: per-module rank
 // or alpha patterns, fan_in_fan_out (Conv1D-style transposed weights), bias training, and target
 // modules that are not one of the linears Tailor can adapt. The starting point is peft's own
-// adapter config (tests/golden/peft/lora_hub), which is accepted.
+// adapter config (tests/golden/peft/lora_hub), which is accepted; with use_dora it reads as DoRA
+// (and a DoRA adapter's lora_dropout, which Tailor's DoRA does not compute, as none).
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -55,7 +56,6 @@ TEST(LoraImport, UnsupportedSettingsAreRefusedNamingFileAndKey) {
     const char* reason;
   };
   const Case cases[] = {
-      {"use_dora", true, "use_dora: DoRA is not supported yet"},
       {"rank_pattern", {{"q_proj", 8}}, "rank_pattern: per-module ranks are not supported"},
       {"alpha_pattern", {{"v_proj", 16}}, "alpha_pattern: per-module ranks are not supported"},
       {"fan_in_fan_out", true, "fan_in_fan_out: not supported"},
@@ -77,6 +77,25 @@ TEST(LoraImport, UnsupportedSettingsAreRefusedNamingFileAndKey) {
   plain["rank_pattern"] = nlohmann::json::object();
   plain["fan_in_fan_out"] = false;
   EXPECT_EQ(refusal(plain), "");
+}
+
+TEST(LoraImport, UseDoraReadsAsDoraWithoutDropout) {
+  const fs::path dir = fs::temp_directory_path() /
+                       ("tailor-lora-dora-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  nlohmann::json config = hub_config();
+  config["lora_dropout"] = 0.05;
+  std::ofstream(dir / "adapter_config.json") << config.dump(2);
+  const LoraSpec plain = read_peft_lora_config(dir.string());
+  EXPECT_FALSE(plain.use_dora);
+  EXPECT_EQ(plain.dropout, 0.05);
+  config["use_dora"] = true;
+  std::ofstream(dir / "adapter_config.json") << config.dump(2);
+  const LoraSpec dora = read_peft_lora_config(dir.string());
+  fs::remove_all(dir);
+  EXPECT_TRUE(dora.use_dora);
+  EXPECT_EQ(dora.dropout, 0.0);
+  EXPECT_EQ(dora.rank, plain.rank);
 }
 
 }  // namespace

@@ -78,6 +78,10 @@ std::vector<Variant> variants() {
        {"peft.method=ia3", "peft.target_modules=[all-linear]",
         "peft.feedforward_modules=[q_proj, o_proj]"},
        ""},
+      {"dora",
+       {"peft.method=lora", "peft.rank=4", "peft.use_dora=true",
+        "peft.target_modules=[all-linear]"},
+       ""},
       {"gpt2", {"model.family=gpt2", "model.num_kv_heads=4"}, ""},
       {"sgd", {"optimizer.name=sgd", "optimizer.momentum=0.9"}, ""},
       {"loss_chunk", {"runtime.loss_chunk_tokens=24"}, ""},  // 24 does not divide 4 x 32

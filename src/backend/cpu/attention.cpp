@@ -2,7 +2,9 @@
 //
 // q, out, dq: [B, T, Hq, Dh]; k, v, dk, dv: [B, T, Hkv, Dh]; lse: [B, Hq, T]; doc_ids: i32 [B, T].
 // Query head h reads kv head h / (Hq / Hkv). Token i attends to j <= i (with doc_ids[j] ==
-// doc_ids[i] when doc_ids is present).
+// doc_ids[i] when doc_ids is present, and j > i - window when window > 0: a sliding window).
+// Both masks bound the visible keys of a query to one range [lo, i] (the document's first token
+// or i - window + 1, whichever is later), so a window only moves lo and costs nothing.
 //
 // Work is split over (b, query head) pairs; each task owns its outputs, so nothing depends on
 // the thread count:
@@ -66,17 +68,27 @@ AttnDims check_attention(std::string_view op, const Tensor& q, const Tensor& k, 
 }
 
 // Visible keys of every query: lo[b*T + i] = first j <= i with doc[j] == doc[i] (0 without
-// documents), and whether every key in [lo, i] is in that document (packed documents are
-// contiguous, so masking inside the window is the rare case).
+// documents), raised to i - window + 1 by a sliding window, and whether every key in [lo, i] is
+// in that document (packed documents are contiguous, so masking inside the range is the rare
+// case).
 struct Windows {
   std::vector<std::int64_t> lo;
   std::vector<std::uint8_t> contiguous;
 };
 
-Windows doc_windows(const AttnDims& d, const Tensor& doc_ids) {
+Windows doc_windows(const AttnDims& d, const Tensor& doc_ids, std::int64_t window) {
   const auto total = static_cast<std::size_t>(d.batch * d.seq);
   Windows w{std::vector<std::int64_t>(total, 0), std::vector<std::uint8_t>(total, 1)};
-  if (!cpu::present(doc_ids)) return w;
+  // The first key a sliding window lets query i see.
+  const auto slide = [window](std::int64_t i) -> std::int64_t {
+    return window > 0 ? std::max<std::int64_t>(0, i - window + 1) : 0;
+  };
+  if (!cpu::present(doc_ids)) {
+    for (std::int64_t b = 0; b < d.batch; ++b)
+      for (std::int64_t i = 0; i < d.seq; ++i)
+        w.lo[static_cast<std::size_t>(b * d.seq + i)] = slide(i);
+    return w;
+  }
   const std::int32_t* doc = doc_ids.ptr<std::int32_t>();
   std::unordered_map<std::int32_t, std::int64_t> first;
   for (std::int64_t b = 0; b < d.batch; ++b) {
@@ -85,9 +97,9 @@ Windows doc_windows(const AttnDims& d, const Tensor& doc_ids) {
     for (std::int64_t i = 0; i < d.seq; ++i) {
       const std::int64_t at = b * d.seq + i;
       if (i > 0 && doc[at] != doc[at - 1]) run_start = i;
-      const std::int64_t lo = first.try_emplace(doc[at], i).first->second;
+      const std::int64_t lo = std::max(first.try_emplace(doc[at], i).first->second, slide(i));
       w.lo[static_cast<std::size_t>(at)] = lo;
-      w.contiguous[static_cast<std::size_t>(at)] = lo == run_start ? 1 : 0;
+      w.contiguous[static_cast<std::size_t>(at)] = lo >= run_start ? 1 : 0;
     }
   }
   return w;
@@ -265,11 +277,12 @@ void backward_impl(ThreadPool& pool, const AttnDims& d, const Windows& win, cons
 }  // namespace
 
 void CpuOps::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
-                               const Tensor& doc_ids, double scale, const Tensor& out,
-                               const Tensor& lse) {
+                               const Tensor& doc_ids, double scale, std::int64_t window,
+                               const Tensor& out, const Tensor& lse) {
   constexpr std::string_view kOp = "attention_forward";
   const AttnDims d = check_attention(kOp, q, k, v, out, lse, doc_ids);
-  const Windows win = doc_windows(d, doc_ids);
+  TAILOR_ASSERT(window >= 0, "{}: window {} < 0", kOp, window);
+  const Windows win = doc_windows(d, doc_ids, window);
   cpu::dispatch_float(kOp, q, [&](auto tag) {
     using T = decltype(tag);
     forward_impl<T>(pool_, d, win, q, k, v, doc_ids, static_cast<T>(scale), out, lse);
@@ -278,15 +291,16 @@ void CpuOps::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v
 
 void CpuOps::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
                                 const Tensor& v, const Tensor& out, const Tensor& lse,
-                                const Tensor& doc_ids, double scale, const Tensor& dq,
-                                const Tensor& dk, const Tensor& dv) {
+                                const Tensor& doc_ids, double scale, std::int64_t window,
+                                const Tensor& dq, const Tensor& dk, const Tensor& dv) {
   constexpr std::string_view kOp = "attention_backward";
   const AttnDims d = check_attention(kOp, q, k, v, out, lse, doc_ids);
   cpu::check_like(kOp, q, dout);
   cpu::check_like(kOp, q, dq);
   cpu::check_like(kOp, k, dk);
   cpu::check_like(kOp, v, dv);
-  const Windows win = doc_windows(d, doc_ids);
+  TAILOR_ASSERT(window >= 0, "{}: window {} < 0", kOp, window);
+  const Windows win = doc_windows(d, doc_ids, window);
   cpu::dispatch_float(kOp, q, [&](auto tag) {
     using T = decltype(tag);
     backward_impl<T>(pool_, d, win, dout, q, k, v, out, lse, doc_ids, static_cast<T>(scale), dq, dk,

@@ -2,11 +2,13 @@
 // (Tq = 1) alike.
 //
 // q, out: [B, Tq, Hq, Dh]; k, v: [B, S, Hkv, Dh] (the cache); start: i32 [B]. Query t of row b
-// attends to the keys j <= start[b] + t of row b; query head h reads kv head h / (Hq / Hkv).
+// attends to the keys j <= start[b] + t of row b (and j > start[b] + t - window when window > 0);
+// query head h reads kv head h / (Hq / Hkv).
 //
 // Work is split over (b, query head) pairs as in attention.cpp, each task owning its outputs. A
 // task transposes the keys its queries can see once, then runs each query through the same
 // score and softmax loops as the training forward (attention_kernels.h), in the same order.
+#include <algorithm>
 #include <cstdint>
 #include <string_view>
 
@@ -53,7 +55,8 @@ CachedDims check_cached(std::string_view op, const Tensor& q, const Tensor& k, c
 
 template <typename T>
 void cached_impl(ThreadPool& pool, const CachedDims& d, const Tensor& q, const Tensor& k,
-                 const Tensor& v, const Tensor& start, T scale, const Tensor& out) {
+                 const Tensor& v, const Tensor& start, T scale, std::int64_t window,
+                 const Tensor& out) {
   const T* pq = q.ptr<T>();
   const T* pk = k.ptr<T>();
   const T* pv = v.ptr<T>();
@@ -72,9 +75,10 @@ void cached_impl(ThreadPool& pool, const CachedDims& d, const Tensor& q, const T
     cpu::transpose_head(kb, d.kv_row, keys, d.dh, keys, kt);
     for (std::int64_t t = 0; t < d.tq; ++t) {
       const std::int64_t hi = ps[b] + t + 1;
+      const std::int64_t lo = window > 0 ? std::max<std::int64_t>(0, hi - window) : 0;
       const std::int64_t qoff = (b * d.tq + t) * d.q_row + h * d.dh;
-      cpu::attention_scores(pq + qoff, kt, keys, d.dh, 0, hi, scale, s);
-      (void)cpu::attention_softmax_values(s, 0, hi, vb, d.kv_row, d.dh, acc, po + qoff);
+      cpu::attention_scores(pq + qoff, kt, keys, d.dh, lo, hi, scale, s);
+      (void)cpu::attention_softmax_values(s, lo, hi, vb, d.kv_row, d.dh, acc, po + qoff);
     }
   });
 }
@@ -82,12 +86,14 @@ void cached_impl(ThreadPool& pool, const CachedDims& d, const Tensor& q, const T
 }  // namespace
 
 void CpuOps::attention_cached(const Tensor& q, const Tensor& k, const Tensor& v,
-                              const Tensor& start, double scale, const Tensor& out) {
+                              const Tensor& start, double scale, std::int64_t window,
+                              const Tensor& out) {
   constexpr std::string_view kOp = "attention_cached";
   const CachedDims d = check_cached(kOp, q, k, v, start, out);
+  TAILOR_ASSERT(window >= 0, "{}: window {} < 0", kOp, window);
   cpu::dispatch_float(kOp, q, [&](auto tag) {
     using T = decltype(tag);
-    cached_impl<T>(pool_, d, q, k, v, start, static_cast<T>(scale), out);
+    cached_impl<T>(pool_, d, q, k, v, start, static_cast<T>(scale), window, out);
   });
 }
 

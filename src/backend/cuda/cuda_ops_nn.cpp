@@ -290,12 +290,27 @@ void CudaOps::rope_backward(const Tensor& dx, const Tensor& positions, const Ten
 
 // ---- attention --------------------------------------------------------------------------------
 
+namespace {
+
+// The window as the kernels take it (an int): one at least as long as the keys is global
+// attention, so a config's huge window never overflows the kernels' position arithmetic.
+std::int64_t kernel_window(std::int64_t window, std::int64_t keys) {
+  TAILOR_ASSERT(window >= 0, "attention window {} < 0", window);
+  return window >= keys ? 0 : window;
+}
+
+}  // namespace
+
 void CudaOps::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
-                                const Tensor& doc_ids, double scale, const Tensor& out,
-                                const Tensor& lse) {
+                                const Tensor& doc_ids, double scale, std::int64_t window,
+                                const Tensor& out, const Tensor& lse) {
   constexpr std::string_view kOp = "attention_forward";
   const AttnDims d = check_attention(kOp, q, k, v, out, lse, doc_ids);
-  last_attention_cudnn_ = attention_fallback(d, doc_ids, {&q, &k, &v, &out, &lse}).empty();
+  // A sliding window runs on Tailor's kernels: cuDNN's windowed graph (CudnnAttention takes
+  // one) is not taken by the ops until a GPU run has checked it.
+  const std::int64_t w = kernel_window(window, d.seq);
+  last_attention_cudnn_ =
+      w == 0 && attention_fallback(d, doc_ids, {&q, &k, &v, &out, &lse}).empty();
 #ifdef TAILOR_HAVE_CUDNN
   if (last_attention_cudnn_) {
     const SdpaShape c = sdpa_shape(d);
@@ -306,7 +321,8 @@ void CudaOps::attention_forward(const Tensor& q, const Tensor& k, const Tensor& 
     return;
   }
 #endif
-  const kernels::AttentionShape s = attention_shape(d);
+  kernels::AttentionShape s = attention_shape(d);
+  s.window = w;
   detail::dispatch_storage(kOp, q, [&](auto tag) {
     using T = decltype(tag);
     kernels::attention_forward(as<const T>(q), as<const T>(k), as<const T>(v),
@@ -318,8 +334,8 @@ void CudaOps::attention_forward(const Tensor& q, const Tensor& k, const Tensor& 
 
 void CudaOps::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k,
                                  const Tensor& v, const Tensor& out, const Tensor& lse,
-                                 const Tensor& doc_ids, double scale, const Tensor& dq,
-                                 const Tensor& dk, const Tensor& dv) {
+                                 const Tensor& doc_ids, double scale, std::int64_t window,
+                                 const Tensor& dq, const Tensor& dk, const Tensor& dv) {
   constexpr std::string_view kOp = "attention_backward";
   const AttnDims d = check_attention(kOp, q, k, v, out, lse, doc_ids);
   detail::check_like(kOp, q, dout);
@@ -330,7 +346,9 @@ void CudaOps::attention_backward(const Tensor& dout, const Tensor& q, const Tens
     for (const Tensor* in : {&dout, &q, &k, &v, &out})
       TAILOR_ASSERT(!detail::overlaps(*g, *in), "{}: gradient {} overlaps input {}", kOp, g->str(),
                     in->str());
+  const std::int64_t w = kernel_window(window, d.seq);  // windowed: Tailor's kernels
   last_attention_cudnn_ =
+      w == 0 &&
       attention_fallback(d, doc_ids, {&dout, &q, &k, &v, &out, &lse, &dq, &dk, &dv}).empty();
 #ifdef TAILOR_HAVE_CUDNN
   if (last_attention_cudnn_) {
@@ -342,7 +360,8 @@ void CudaOps::attention_backward(const Tensor& dout, const Tensor& q, const Tens
     return;
   }
 #endif
-  const kernels::AttentionShape s = attention_shape(d);
+  kernels::AttentionShape s = attention_shape(d);
+  s.window = w;
   void* ws = context_->scratch(kernels::attention_backward_workspace_bytes(s));
   detail::dispatch_storage(kOp, q, [&](auto tag) {
     using T = decltype(tag);
@@ -430,7 +449,8 @@ std::string CudaOps::attention_fallback(const AttentionDims& d, const Tensor& do
 }
 
 void CudaOps::attention_cached(const Tensor& q, const Tensor& k, const Tensor& v,
-                               const Tensor& start, double scale, const Tensor& out) {
+                               const Tensor& start, double scale, std::int64_t window,
+                               const Tensor& out) {
   constexpr std::string_view kOp = "attention_cached";
   detail::check_storage(kOp, q);
   const AttentionDims g = attention_dims(kOp, q, k, v, /*same_length=*/false);
@@ -441,6 +461,7 @@ void CudaOps::attention_cached(const Tensor& q, const Tensor& k, const Tensor& v
   s.head_dim = g.dh;
   s.capacity = g.keys;
   s.kv_heads = g.hkv;
+  s.window = kernel_window(window, s.capacity);
   detail::check_dtype(kOp, k, q.dtype);
   detail::check_dtype(kOp, v, q.dtype);
   detail::check_like(kOp, q, out);

@@ -73,6 +73,18 @@ void check_adapter(SchemaReader& r, const std::string& path, const PeftConfig& p
     r.problem(path, fmt::format("no adapter_config.json in {}", p.adapter));
 }
 
+// DoRA is LoRA's (peft's LoraConfig(use_dora=True)); written only when set, so the resolved
+// configs of other runs stay as they were before the key existed.
+void check_use_dora(SchemaReader& r, const std::string& path, const PeftConfig& p) {
+  if (!p.use_dora) return;
+  if (p.method != PeftMethod::kLora) {
+    r.problem(path, "only used with peft.method: lora");
+  } else if (p.dropout > 0.0) {
+    r.problem(path, "DoRA with peft.dropout > 0 is not supported yet (set peft.dropout: 0)");
+  }
+}
+bool uses_dora(const PeftConfig& p) { return p.use_dora; }
+
 bool is_prompt_tuning(const PeftConfig& p) { return p.method == PeftMethod::kPromptTuning; }
 bool has_adapter(const PeftConfig& p) { return !p.adapter.empty(); }
 
@@ -135,6 +147,10 @@ const Section<PeftConfig>& peft_section() {
               .checked_by(check_feedforward_modules)
               .written_if(feedforward_modules_written),
           {"use_rslora", boolean(&S::use_rslora), Resume::kFixed, "rank-stabilised LoRA scaling"},
+          F{"use_dora", boolean(&S::use_dora), Resume::kFixed,
+            "LoRA: DoRA (a learned magnitude per output row times the normalized W + s B A)"}
+              .checked_by(check_use_dora)
+              .written_if(uses_dora),
           {"bottleneck", integer(&S::bottleneck, IntRange{1, limits::kBottleneck}), Resume::kFixed,
            "width of the bottleneck adapters (method: adapter)"},
           // Written for prompt tuning only, so the resolved configs of other methods stay as they

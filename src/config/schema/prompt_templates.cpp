@@ -35,6 +35,10 @@ std::string translation_template_problem(std::string_view t) {
   return has_src ? "" : "no {src} placeholder (the sentence to translate)";
 }
 
+// The built-in presets (data/template.h; this module cannot see it).
+constexpr std::string_view kPresetNames[] = {"plain", "llama3", "chatml", "mistral",
+                                             "qwen3", "phi3",   "gemma"};
+
 // preset (`path`): a built-in name, the path of a template file (with a '/' or ending in
 // .yaml/.yml; relative to the working directory), or a template mapping inline.
 void read_preset(SchemaReader& r, const std::string& path, Problems& problems, TemplateConfig& t) {
@@ -50,7 +54,8 @@ void read_preset(SchemaReader& r, const std::string& path, Problems& problems, T
   }
   if (node->kind == YamlNode::Kind::kScalar) {
     const std::string& v = node->scalar;
-    if (v == "plain" || v == "llama3" || v == "chatml" || v == "mistral") {
+    if (std::find(std::begin(kPresetNames), std::end(kPresetNames), v) !=
+        std::end(kPresetNames)) {
       t.preset = v;
       t.chat.reset();
       return;
@@ -73,8 +78,8 @@ void read_preset(SchemaReader& r, const std::string& path, Problems& problems, T
   }
   r.problem_at(
       node->loc, path,
-      fmt::format("must be plain, llama3, chatml, mistral or the path of a template file "
-                  "(*.yaml; see configs/templates/) (got {})",
+      fmt::format("must be plain, llama3, chatml, mistral, qwen3, phi3, gemma or the path of a "
+                  "template file (*.yaml; see configs/templates/) (got {})",
                   node->kind == YamlNode::Kind::kScalar ? quote(node->scalar) : describe(*node)));
   r.mark_bad(path);
 }
@@ -85,8 +90,9 @@ std::string preset_yaml(const TemplateConfig& t, std::string_view indent) {
   if (!t.chat) return fmt::format("{}preset: {}\n", indent, yaml_string(t.preset));
   const ChatTemplateConfig& c = *t.chat;
   const auto role = [](const ChatRoleConfig& r) {
-    return fmt::format("prefix: {}, suffix: {}, separator: {}", yaml_string(r.prefix),
-                       yaml_string(r.suffix), yaml_string(r.separator));
+    return fmt::format("prefix: {}, suffix: {}, separator: {}, trim: {}", yaml_string(r.prefix),
+                       yaml_string(r.suffix), yaml_string(r.separator),
+                       r.trim ? "true" : "false");
   };
   std::string tokens;
   for (const std::string& tok : c.special_tokens)
@@ -98,12 +104,14 @@ std::string preset_yaml(const TemplateConfig& t, std::string_view indent) {
   line("name", yaml_string(c.name));
   line("bos", yaml_string(c.bos));
   line("tokenizer_bos", c.tokenizer_bos ? "true" : "false");
-  line("trim", c.trim ? "true" : "false");
   line("system", fmt::format("{{placement: {}, {}}}", yaml_string(name_of(c.system_placement)),
                              role(c.system)));
   line("user", fmt::format("{{{}}}", role(c.user)));
-  line("assistant", fmt::format("{{{}, final_suffix: {}}}", role(c.assistant),
+  line("assistant", fmt::format("{{{}, final_prefix: {}, final_lstrip: {}, final_suffix: {}}}",
+                                role(c.assistant), yaml_string(c.assistant_final_prefix),
+                                yaml_string(c.assistant_final_lstrip),
                                 yaml_string(c.assistant_final_suffix)));
+  line("end", yaml_string(c.end));
   line("prompt_completion", yaml_string(name_of(c.prompt_completion)));
   line("special_tokens", fmt::format("[{}]", tokens));
   return out;

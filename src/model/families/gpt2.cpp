@@ -53,7 +53,7 @@ class Gpt2 final : public Family {
   [[nodiscard]] bool represents(const ModelSpec& s) const override {
     return s.norm == NormType::kLayerNorm && s.position == PositionType::kLearned &&
            s.mlp == MlpType::kGelu && s.attention_bias && s.o_bias && s.mlp_bias &&
-           s.tie_embeddings && s.num_kv_heads == s.num_heads && s.sliding_window == 0;
+           s.tie_embeddings && s.num_kv_heads == s.num_heads && !s.has_sliding_window();
   }
 
   [[nodiscard]] std::vector<HfTensorLayout> tensors(const ModelSpec& s,

@@ -57,6 +57,38 @@ void HfConfigReader::require_activation(const char* key, std::initializer_list<c
   throw_user_error(where_, "{}: {} is not supported for this family", key, act);
 }
 
+std::optional<std::vector<bool>> read_layer_types(const HfConfigReader& c,
+                                                  std::int64_t num_layers) {
+  if (!c.has("layer_types")) return std::nullopt;
+  const json& v = c.raw()["layer_types"];
+  if (!v.is_array() || static_cast<std::int64_t>(v.size()) != num_layers)
+    throw_user_error(c.where(),
+                     "layer_types: expected a list of {} entries (num_hidden_layers), got {}",
+                     num_layers, v.is_array() ? fmt::format("{} entries", v.size()) : v.dump());
+  std::vector<bool> sliding;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const json& e = v[i];
+    if (e == "sliding_attention") {
+      sliding.push_back(true);
+    } else if (e == "full_attention") {
+      sliding.push_back(false);
+    } else {
+      throw_user_error(c.where(),
+                       "layer_types[{}]: {} is not supported (full_attention or sliding_attention)",
+                       i, e.dump());
+    }
+  }
+  return sliding;
+}
+
+json layer_types_json(const std::vector<bool>& sliding, std::int64_t num_layers) {
+  json out = json::array();
+  for (std::int64_t l = 0; l < num_layers; ++l)
+    out.push_back(sliding.empty() || sliding[static_cast<std::size_t>(l)] ? "sliding_attention"
+                                                                          : "full_attention");
+  return out;
+}
+
 void read_rope(const HfConfigReader& c, ModelSpec& s, std::optional<std::int64_t> original_default) {
   const json* params = nullptr;
   if (c.has("rope_parameters")) {

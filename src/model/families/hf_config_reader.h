@@ -6,6 +6,7 @@
 #include <initializer_list>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -38,6 +39,15 @@ class HfConfigReader {
   const nlohmann::json& j_;
   std::string where_;
 };
+
+// `layer_types` (transformers 5: one "full_attention" or "sliding_attention" per layer): which
+// layers slide, one flag per layer. Absent: nullopt. Another word or another length is a
+// UserError naming the key.
+[[nodiscard]] std::optional<std::vector<bool>> read_layer_types(const HfConfigReader& c,
+                                                                std::int64_t num_layers);
+// The inverse, for write_config: one word per layer of `sliding` (empty: every layer slides).
+[[nodiscard]] nlohmann::json layer_types_json(const std::vector<bool>& sliding,
+                                              std::int64_t num_layers);
 
 // RoPE base and scaling: `rope_theta` / `rope_scaling` {rope_type | type, factor, ...} as Hub
 // configs write them, or `rope_parameters` as transformers 5 does. Types: default, linear, llama3,

@@ -22,7 +22,7 @@ class Llama final : public LlamaStyleFamily {
   }
   [[nodiscard]] bool represents(const ModelSpec& s) const override {
     return s.norm == NormType::kRmsNorm && s.position == PositionType::kRope &&
-           s.mlp == MlpType::kSwiGLU && s.sliding_window == 0 && !s.qk_norm;
+           s.mlp == MlpType::kSwiGLU && !s.has_sliding_window() && !s.qk_norm;
   }
 };
 

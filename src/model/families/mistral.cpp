@@ -1,6 +1,8 @@
 // mistral (MistralForCausalLM): the llama layout without biases, with a sliding attention window.
 #include "model/families/llama_style.h"
 
+#include "core/error.h"
+
 namespace tailor::model {
 namespace {
 
@@ -12,7 +14,10 @@ class Mistral final : public LlamaStyleFamily {
     s.attention_bias = c.boolean("attention_bias", false);
     s.o_bias = s.attention_bias;
     s.mlp_bias = c.boolean("mlp_bias", false);
+    // Every layer slides (transformers' MistralModel ignores layer_types); null: no window.
     s.sliding_window = c.integer("sliding_window", 0);
+    if (c.has("sliding_window") && s.sliding_window == 0)
+      throw_user_error(c.where(), "sliding_window: must be at least 1 (null for no window), got 0");
   }
   void write_config(const ModelSpec& s, nlohmann::json& j) const override {
     write_common(s, "MistralForCausalLM", j);

@@ -1,8 +1,8 @@
 // phi3 (Phi3ForCausalLM): LLaMA's layer with q, k and v fused into one `qkv_proj` [q + 2 kv, D]
 // and gate and up into one `gate_up_proj` [2 F, D] (gate first), split into Tailor's separate
 // projections on load and fused again on export (HfTensorPart offsets along the output rows). No
-// biases. `sliding_window` (2047 in Phi-3-mini's config.json) is kept as mistral's: sequences
-// longer than the window are refused. A partial rotary embedding (`partial_rotary_factor` < 1,
+// biases. `sliding_window` (2047 in Phi-3-mini's config.json) is mistral's: every layer slides
+// (transformers' Phi3Model masks all layers with it; null: none). A partial rotary embedding (`partial_rotary_factor` < 1,
 // Phi-4-mini) is refused.
 //
 // LoRA: Tailor attaches one adapter per split projection (own A and B for q, k, v, gate, up),

@@ -1,5 +1,7 @@
 // qwen2 (Qwen2ForCausalLM): biases on q, k and v but not on o; a sliding window only when
-// use_sliding_window is set.
+// use_sliding_window is set, and then only on the layers transformers makes sliding: those
+// `layer_types` names "sliding_attention", or without it the layers from `max_window_layers` on
+// (default 28, so a small model with the flag set but no layer_types has no sliding layer).
 #include "model/families/llama_style.h"
 
 namespace tailor::model {
@@ -12,7 +14,7 @@ class Qwen2 final : public LlamaStyleFamily {
     read_common(c, s);
     s.attention_bias = true;  // q, k, v
     s.o_bias = false;
-    if (c.boolean("use_sliding_window", false)) s.sliding_window = c.integer("sliding_window", 0);
+    read_qwen_sliding_window(c, s);
   }
   // peft's IA3 default for qwen2 scales q, not k.
   [[nodiscard]] std::vector<std::string> peft_ia3_targets() const override {
@@ -20,10 +22,7 @@ class Qwen2 final : public LlamaStyleFamily {
   }
   void write_config(const ModelSpec& s, nlohmann::json& j) const override {
     write_common(s, "Qwen2ForCausalLM", j);
-    if (s.sliding_window > 0) {
-      j["sliding_window"] = s.sliding_window;
-      j["use_sliding_window"] = true;
-    }
+    write_qwen_sliding_window(s, j);
   }
 };
 

@@ -43,6 +43,7 @@
 #include "checkpoint/safetensors.h"
 #include "core/error.h"
 #include "golden_util.h"
+#include "peft_golden_util.h"
 #include "model/model_test_util.h"
 #include "peft/adapter_files.h"
 #include "peft/lora.h"
@@ -59,17 +60,16 @@ using golden::read_f32;
 using golden::read_i32;
 using golden::rel_error;
 
-constexpr double kLogitsTol = 1e-5;
-constexpr double kLossTol = 1e-5;
-constexpr double kGradTol = 1e-4;
-constexpr int kThreads = 2;
-// Tailor's parameter `<name>` is the adapter tensor `base_model.model.<name>` (peft's in-memory
-// adapter-name infix, `.default`, is not stored).
-constexpr const char* kPeftPrefix = "base_model.model.";
+using golden::kPeftPrefix;
+using golden::source_path;
+using golden::to_host;
+using TempDir = golden::ScratchDir;
 
-std::string source_path(const std::string& rel) {
-  return std::string(TAILOR_SOURCE_DIR) + "/" + rel;
-}
+constexpr double kLogitsTol = golden::kPeftLogitsTol;
+constexpr double kLossTol = golden::kPeftLossTol;
+constexpr double kGradTol = golden::kPeftGradTol;
+constexpr int kThreads = 2;
+
 std::string base_dir() { return source_path("tests/golden/models/llama"); }
 
 struct Case {
@@ -90,27 +90,7 @@ std::string adapter_dir(const Case& c) {
 }
 std::string expected_path(const Case& c) { return adapter_dir(c) + "/" + c.expected; }
 
-std::vector<float> to_host(backend::Ops& ops, const backend::Tensor& t, const Shape& shape) {
-  backend::Buffer host(DType::kF32, shape);
-  ops.copy(host.tensor(), t);
-  return {host.ptr<float>(), host.ptr<float>() + shape.numel()};
-}
 
-// The fixture's batch in Tailor's form: HF shifts labels inside the model (logits[:, t] predict
-// labels[:, t + 1]); Tailor's targets are already shifted, the last position carries no loss.
-struct TempDir {
-  std::string path;
-  explicit TempDir(const std::string& tag)
-      : path((std::filesystem::temp_directory_path() /
-              ("tailor-peft-golden-" + tag + "-" + std::to_string(::getpid())))
-                 .string()) {
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
 
 // The base with one adapter, loaded as a user evaluating or continuing a Hub adapter would.
 struct Loaded {
@@ -244,17 +224,7 @@ TEST_P(PeftGolden, AdapterRoundTripsBitwise) {
   const TempDir tmp(name());
   const std::string out = tmp.path + "/adapter";
   m.method.save_peft(out, {m.cfg, *m.model, m.ops, "tests/golden/models/llama"});
-  const SafetensorsFile written(out + "/adapter_model.safetensors");
-  const std::vector<std::string> a = original.names(), b = written.names();
-  EXPECT_EQ(std::set<std::string>(a.begin(), a.end()), std::set<std::string>(b.begin(), b.end()));
-  for (const std::string& n : b) {
-    if (!original.has(n)) continue;
-    EXPECT_EQ(written.info(n).dtype, original.info(n).dtype) << n;
-    EXPECT_EQ(written.info(n).shape, original.info(n).shape) << n;
-    const std::span<const std::byte> x = original.raw(n), y = written.raw(n);
-    ASSERT_EQ(x.size(), y.size()) << n;
-    EXPECT_EQ(std::memcmp(x.data(), y.data(), x.size()), 0) << n << " differs";
-  }
+  golden::expect_same_adapter_tensors(dir(), out);
   // And what it wrote reads back to the same LoRA settings.
   const peft::LoraSpec again = peft::read_peft_lora_config(out);
   EXPECT_EQ(again.rank, m.lora.rank);

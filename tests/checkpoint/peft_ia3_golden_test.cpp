@@ -16,46 +16,21 @@
 // (to_hf_tensors: W's rows or columns and the bias times l), loaded into a plain model, gives
 // the logits of peft's merge_and_unload() within 1e-5; writing the loaded adapter back
 // (peft::Ia3::save_peft) gives peft's tensors bitwise under peft's names and shapes.
-#include <algorithm>
-#include <cmath>
-#include <cstdio>
-#include <cstring>
-#include <filesystem>
 #include <fstream>
-#include <memory>
-#include <set>
-#include <span>
 #include <string>
-#include <vector>
-
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
-#include "backend/cpu/cpu_ops.h"
-#include "checkpoint/hf_model.h"
-#include "checkpoint/safetensors.h"
 #include "core/error.h"
-#include "golden_util.h"
-#include "model/model_test_util.h"
 #include "peft/ia3.h"
+#include "peft_golden_util.h"
 
 namespace tailor::checkpoint {
 namespace {
 
-using golden::GoldenBatch;
-using golden::make_batch;
-using golden::read_f32;
-using golden::rel_error;
-
-constexpr double kLogitsTol = 1e-5;
-constexpr double kLossTol = 1e-5;
-constexpr double kGradTol = 1e-4;
-constexpr const char* kPeftPrefix = "base_model.model.";
-
-std::string source_path(const std::string& rel) {
-  return std::string(TAILOR_SOURCE_DIR) + "/" + rel;
-}
+using golden::LoadedAdapter;
+using golden::ScratchDir;
+using golden::source_path;
 
 struct Case {
   const char* name;
@@ -69,146 +44,41 @@ const Case kCases[] = {{"ia3_llama", "tests/golden/models/llama"},
                        {"ia3_mixed", "tests/golden/models/llama"},
                        {"tailor_ia3", "tests/golden/models/llama"}};
 
-std::vector<float> to_host(backend::Ops& ops, const backend::Tensor& t, const Shape& shape) {
-  backend::Buffer host(DType::kF32, shape);
-  ops.copy(host.tensor(), t);
-  return {host.ptr<float>(), host.ptr<float>() + shape.numel()};
-}
-
-struct TempDir {
-  std::string path;
-  explicit TempDir(const std::string& tag)
-      : path((std::filesystem::temp_directory_path() /
-              ("tailor-ia3-golden-" + tag + "-" + std::to_string(::getpid())))
-                 .string()) {
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
-
-// The base with peft's adapter, loaded as `tailor generate --adapter` would.
-struct Loaded {
-  HfModelConfig cfg;
-  std::shared_ptr<const peft::Method> method;
-  backend::CpuOps ops{2};
-  std::unique_ptr<model::Transformer> model;
-
-  Loaded(const std::string& base, const std::string& adapter)
-      : cfg(read_hf_config(base)), method(peft::Ia3::from_adapter(adapter, cfg.spec)) {
-    model = std::make_unique<model::Transformer>(
-        cfg.spec, ops, DType::kF32, nullptr, std::vector<const model::Attachment*>{method.get()});
-    load_hf_weights(base, cfg, *model, ops);
-    method->load_adapter(adapter, *model, ops);
-  }
-};
-
-// logits [B*T, V] of `m` on the fixture's batch, the padding columns dropped.
-std::vector<float> logits_of(model::Transformer& m, const GoldenBatch& g, std::int64_t v,
-                             double* loss) {
-  const std::int64_t pv = m.spec().padded_vocab();
-  backend::Buffer logits(DType::kF32, Shape{g.b * g.t, pv});
-  const backend::Tensor out = logits.tensor();
-  const double sum = m.forward(g.host->batch, &out);
-  if (loss != nullptr) *loss = sum / static_cast<double>(g.count);
-  std::vector<float> got(static_cast<std::size_t>(g.b * g.t * v));
-  for (std::int64_t r = 0; r < g.b * g.t; ++r)
-    std::copy_n(logits.ptr<float>() + r * pv, v, got.begin() + r * v);
-  return got;
-}
-
 class Ia3Golden : public ::testing::TestWithParam<Case> {
  protected:
   std::string base() const { return source_path(GetParam().base); }
   std::string dir() const { return source_path(std::string("tests/golden/peft/") + GetParam().name); }
+  std::string label() const { return std::string("ia3 golden ") + GetParam().name; }
+  LoadedAdapter load() const { return LoadedAdapter(base(), dir(), peft::Ia3::from_adapter); }
 };
 
 TEST_P(Ia3Golden, LogitsAndLossMatchPeft) {
-  Loaded m(base(), dir());
-  const SafetensorsFile expected(dir() + "/expected.safetensors");
-  const GoldenBatch g = make_batch(expected);
-  ASSERT_GT(g.count, 0);
-  double loss = 0.0;
-  const std::vector<float> got = logits_of(*m.model, g, m.cfg.spec.vocab_size, &loss);
-  const double logits_err = rel_error(got, read_f32(expected, "logits"));
-  const double want_loss = static_cast<double>(read_f32(expected, "loss").at(0));
-  const double loss_err = std::abs(loss - want_loss) / std::abs(want_loss);
-  std::printf("[ia3 golden] %-10s logits rel %.3e  loss %.7f vs %.7f rel %.3e\n", GetParam().name,
-              logits_err, loss, want_loss, loss_err);
-  EXPECT_LT(logits_err, kLogitsTol);
-  EXPECT_LT(loss_err, kLossTol);
+  LoadedAdapter m = load();
+  golden::expect_logits_match_peft(m, SafetensorsFile(dir() + "/expected.safetensors"),
+                                   label().c_str());
 }
 
 TEST_P(Ia3Golden, GradientsMatchPeft) {
-  Loaded m(base(), dir());
-  const SafetensorsFile expected(dir() + "/expected.safetensors");
-  const GoldenBatch g = make_batch(expected);
-  m.model->params().zero_grad(m.ops);
-  (void)m.model->forward_backward(g.host->batch, 1.0 / static_cast<double>(g.count));
-  m.model->finish_gradients();
-  std::set<std::string> got_names, want_names;
-  for (const std::string& n : expected.names())
-    if (n.starts_with("grad.")) want_names.insert(n.substr(5));
-  ASSERT_FALSE(want_names.empty());
-  double worst = 0.0;
-  for (const model::Parameter& p : m.model->params().all()) {
-    if (p.method != peft::Ia3::kName) {
-      EXPECT_FALSE(p.trainable) << p.name;
-      continue;
-    }
-    const std::string key = "grad." + std::string(kPeftPrefix) + p.name;
-    got_names.insert(key.substr(5));
-    if (!expected.has(key)) {
-      ADD_FAILURE() << p.name << ": Tailor has an IA3 vector peft does not";
-      continue;
-    }
-    EXPECT_EQ(expected.info(key).numel, p.shape.numel()) << p.name;
-    const double e = rel_error(to_host(m.ops, p.grad, p.shape), read_f32(expected, key));
-    EXPECT_LT(e, kGradTol) << p.name;
-    worst = std::max(worst, e);
-  }
-  EXPECT_EQ(got_names, want_names);
-  std::printf("[ia3 golden] %-10s %zu IA3 gradients, worst rel %.3e\n", GetParam().name,
-              got_names.size(), worst);
+  LoadedAdapter m = load();
+  golden::expect_gradients_match_peft(m, SafetensorsFile(dir() + "/expected.safetensors"),
+                                      peft::Ia3::kName, label().c_str());
 }
 
-// The merged export is a plain model of the family whose logits are peft's merged model's.
+// The merged export (W's rows or columns and the bias times l) is a plain model of the family
+// whose logits are peft's merged model's.
 TEST_P(Ia3Golden, MergedExportMatchesPeftMerge) {
-  Loaded m(base(), dir());
-  const SafetensorsFile expected(dir() + "/expected.safetensors");
-  const GoldenBatch g = make_batch(expected);
-  const TempDir tmp(GetParam().name);
-  std::filesystem::copy_file(base() + "/config.json", tmp.path + "/config.json");
-  write_hf_tensors(tmp.path + "/model.safetensors",
-                   to_hf_tensors(m.cfg, *m.model, m.ops, /*gradients=*/false), DType::kF32);
-  model::Transformer plain(m.cfg.spec, m.ops, DType::kF32);
-  load_hf_weights(tmp.path, m.cfg, plain, m.ops);
-  const std::vector<float> got = logits_of(plain, g, m.cfg.spec.vocab_size, nullptr);
-  const double err = rel_error(got, read_f32(expected, "merged_logits"));
-  std::printf("[ia3 golden] %-10s merged logits rel %.3e\n", GetParam().name, err);
-  EXPECT_LT(err, kLogitsTol);
+  LoadedAdapter m = load();
+  golden::expect_merged_export_matches_peft(
+      m, base(), SafetensorsFile(dir() + "/expected.safetensors"), label().c_str());
 }
 
 // Import then export: peft's tensors, names and shapes, bitwise; the same targets read back.
 TEST_P(Ia3Golden, AdapterRoundTripsBitwise) {
-  Loaded m(base(), dir());
-  const TempDir tmp(std::string(GetParam().name) + "-rt");
+  LoadedAdapter m = load();
+  const ScratchDir tmp(std::string("ia3-") + GetParam().name + "-rt");
   const std::string out = tmp.path + "/adapter";
   m.method->save_peft(out, {m.cfg, *m.model, m.ops, GetParam().base});
-  const SafetensorsFile original(dir() + "/adapter_model.safetensors");
-  const SafetensorsFile written(out + "/adapter_model.safetensors");
-  const std::vector<std::string> a = original.names(), b = written.names();
-  EXPECT_EQ(std::set<std::string>(a.begin(), a.end()), std::set<std::string>(b.begin(), b.end()));
-  for (const std::string& n : b) {
-    if (!original.has(n)) continue;
-    EXPECT_EQ(written.info(n).dtype, original.info(n).dtype) << n;
-    EXPECT_EQ(written.info(n).shape, original.info(n).shape) << n;
-    const std::span<const std::byte> x = original.raw(n), y = written.raw(n);
-    ASSERT_EQ(x.size(), y.size()) << n;
-    EXPECT_EQ(std::memcmp(x.data(), y.data(), x.size()), 0) << n << " differs";
-  }
+  golden::expect_same_adapter_tensors(dir(), out);
   const auto& want = dynamic_cast<const peft::Ia3&>(*m.method).spec();
   const peft::Ia3Spec again = peft::read_peft_ia3_config(out, m.cfg.spec);
   for (const char* module : {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
@@ -226,7 +96,7 @@ INSTANTIATE_TEST_SUITE_P(Adapters, Ia3Golden, ::testing::ValuesIn(kCases), case_
 TEST(Ia3GoldenConfig, FamilyDefaultsAndRefusals) {
   const HfModelConfig llama = read_hf_config(source_path("tests/golden/models/llama"));
   const HfModelConfig qwen2 = read_hf_config(source_path("tests/golden/models/qwen2"));
-  const TempDir tmp("cfg");
+  const ScratchDir tmp("ia3-cfg");
   const auto write = [&](const std::string& body) {
     std::ofstream(tmp.path + "/adapter_config.json") << body;
     return tmp.path;

@@ -199,21 +199,31 @@ def normalize_config(d, base_rel=BASE_REL):
         f.write("\n")
 
 
-def write_peft_adapter(case, kwargs, gen):
+def fresh_adapter_dir(case):
     d = os.path.join(OUT, case)
     if os.path.lexists(d):
         shutil.rmtree(d)
     os.makedirs(d)
-    config = LoraConfig(lora_dropout=0.0, init_lora_weights=False, bias="none",
-                        task_type="CAUSAL_LM", **kwargs)
-    model = get_peft_model(load_base(os.path.join(ROOT, base_rel_of(case))), config)
-    n = redraw_lora(model, gen)
+    return d
+
+
+def save_adapter(model, d, base_rel):
+    """peft's own save_pretrained, less the files Tailor's fixtures do not keep."""
     model.train(False)
     model.save_pretrained(d, safe_serialization=True)
     for extra in os.listdir(d):
         if extra not in ADAPTER_FILES:
             os.remove(os.path.join(d, extra))
-    normalize_config(d, base_rel_of(case))
+    normalize_config(d, base_rel)
+
+
+def write_peft_adapter(case, kwargs, gen):
+    d = fresh_adapter_dir(case)
+    config = LoraConfig(lora_dropout=0.0, init_lora_weights=False, bias="none",
+                        task_type="CAUSAL_LM", **kwargs)
+    model = get_peft_model(load_base(os.path.join(ROOT, base_rel_of(case))), config)
+    n = redraw_lora(model, gen)
+    save_adapter(model, d, base_rel_of(case))
     print(f"{case}: {n} LoRA factors saved")
     return model
 
@@ -253,8 +263,10 @@ def export_tailor(tailor, case):
         shutil.copyfile(os.path.join(src, name), os.path.join(d, name))
 
 
-def load_adapter(d, base_rel=BASE_REL):
-    """Base + adapter through PeftModel.from_pretrained; fails on any key peft did not match."""
+def load_adapter(d, base_rel=BASE_REL, every_param_stored=".lora_"):
+    """Base + adapter through PeftModel.from_pretrained; fails on any key peft did not match.
+    `every_param_stored`: the marker of the method's parameters, each of which must be one of the
+    file's tensors (None: not checked)."""
     base = load_base(os.path.join(ROOT, base_rel))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -277,9 +289,10 @@ def load_adapter(d, base_rel=BASE_REL):
         if t.dtype != torch.float32 or not torch.equal(held[name], t):
             raise RuntimeError(f"{d}: {name} was not loaded as stored")
     # Every LoRA parameter of the model is an adapter tensor (nothing left at peft's init).
-    lora = [n for n, _ in model.named_parameters() if ".lora_" in n]
-    if len(lora) != len(stored):
-        raise RuntimeError(f"{d}: the model has {len(lora)} LoRA factors, the file {len(stored)}")
+    if every_param_stored is not None:
+        lora = [n for n, _ in model.named_parameters() if every_param_stored in n]
+        if len(lora) != len(stored):
+            raise RuntimeError(f"{d}: the model has {len(lora)} LoRA factors, the file {len(stored)}")
     return model
 
 
@@ -345,10 +358,7 @@ def fixture(case, seed, expected, memory_model=None):
 # ---- prompt tuning ----------------------------------------------------------------------------
 
 def write_prompt_adapter(case, base_rel, n, gen):
-    d = os.path.join(OUT, case)
-    if os.path.lexists(d):
-        shutil.rmtree(d)
-    os.makedirs(d)
+    d = fresh_adapter_dir(case)
     config = PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=n)
     model = get_peft_model(load_base(os.path.join(ROOT, base_rel)), config)
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]
@@ -462,10 +472,7 @@ IA3_CASES = {
 
 
 def write_ia3_adapter(case, base_rel, kwargs, gen):
-    d = os.path.join(OUT, case)
-    if os.path.lexists(d):
-        shutil.rmtree(d)
-    os.makedirs(d)
+    d = fresh_adapter_dir(case)
     model = get_peft_model(load_base(os.path.join(ROOT, base_rel)),
                            IA3Config(task_type="CAUSAL_LM", **kwargs))
     n = 0
@@ -477,12 +484,7 @@ def write_ia3_adapter(case, base_rel, kwargs, gen):
             else:
                 assert not p.requires_grad, f"{name}: trainable but not an IA3 vector"
     assert n > 0
-    model.train(False)
-    model.save_pretrained(d, safe_serialization=True)
-    for extra in os.listdir(d):
-        if extra not in ADAPTER_FILES:
-            os.remove(os.path.join(d, extra))
-    normalize_config(d, base_rel)
+    save_adapter(model, d, base_rel)
     path = os.path.join(d, "adapter_config.json")  # feedforward_modules is a set in peft too
     with open(path) as f:
         cfg = json.load(f)
@@ -495,23 +497,13 @@ def write_ia3_adapter(case, base_rel, kwargs, gen):
     return model
 
 
-def fixture_ia3(case, base_rel, seed, memory_model):
+def fixture_merged(case, base_rel, seed, memory_model, file_name):
+    """What IA3's and DoRA's golden tests read: logits, loss and the adapter's gradients on a
+    fixed batch, and the logits of peft's merge_and_unload(). `file_name` maps a parameter's
+    in-memory name to its name in the adapter file."""
     d = os.path.join(OUT, case)
-    base = load_base(os.path.join(ROOT, base_rel))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        warnings.filterwarnings("ignore", message=NOISE, category=FutureWarning)
-        model = PeftModel.from_pretrained(base, d, is_trainable=True)
-    for w in caught:
-        msg = str(w.message)
-        if "missing" in msg.lower() or "unexpected" in msg.lower():
-            raise RuntimeError(f"{d}: peft did not load the adapter cleanly: {msg}")
-    model.train(False)
-    held = get_peft_model_state_dict(model)
+    model = load_adapter(d, base_rel, every_param_stored=None)
     stored = safetensors.torch.load_file(os.path.join(d, "adapter_model.safetensors"))
-    assert set(held) == set(stored), (set(held) ^ set(stored))
-    for name, t in stored.items():
-        assert t.dtype == torch.float32 and torch.equal(held[name], t), name
     gen = torch.Generator().manual_seed(seed)
     ids, labels = make_inputs(model.config.vocab_size, gen)
     model.zero_grad(set_to_none=True)
@@ -522,8 +514,7 @@ def fixture_ia3(case, base_rel, seed, memory_model):
         if not p.requires_grad:
             assert p.grad is None, name
             continue
-        assert ".ia3_l.default" in name, name
-        grads[name.replace(".ia3_l.default", ".ia3_l")] = p.grad.detach().clone()
+        grads[file_name(name)] = p.grad.detach().clone()
     assert set(grads) == set(stored), (set(grads) ^ set(stored))
     logits, loss = out.logits.detach().clone(), out.loss.detach().clone()
     with torch.no_grad():
@@ -555,6 +546,12 @@ def fixture_ia3(case, base_rel, seed, memory_model):
     assert total < 2 * MAX_BYTES, f"{d}: {total} bytes"
     print(f"{case}: loss {loss.item():.6f}, the adapter changes the logits by {change:.3f} (rel), "
           f"merged vs unmerged {merge_err:.2e}, {len(grads)} gradients, {total} bytes")
+
+
+def ia3_file_name(name):
+    """In memory: ...k_proj.ia3_l.default; in the file: ...k_proj.ia3_l."""
+    assert ".ia3_l.default" in name, name
+    return name.replace(".ia3_l.default", ".ia3_l")
 
 
 # ---- DoRA -------------------------------------------------------------------------------------
@@ -581,10 +578,7 @@ def dora_file_name(name):
 def write_dora_adapter(case, base_rel, kwargs, gen):
     """LoRA factors re-drawn as redraw_lora's; each magnitude then set to peft's initial value
     (the row norms of W + s B A) times 1 + 0.2 N(0, 1), so that c != 1 and m matters."""
-    d = os.path.join(OUT, case)
-    if os.path.lexists(d):
-        shutil.rmtree(d)
-    os.makedirs(d)
+    d = fresh_adapter_dir(case)
     config = LoraConfig(lora_dropout=0.0, init_lora_weights=False, bias="none",
                         task_type="CAUSAL_LM", use_dora=True, **kwargs)
     model = get_peft_model(load_base(os.path.join(ROOT, base_rel)), config)
@@ -609,76 +603,9 @@ def write_dora_adapter(case, base_rel, kwargs, gen):
                 mag = module.lora_magnitude_vector["default"].weight
                 mag.copy_(norm * (1.0 + 0.2 * torch.randn(norm.shape, generator=gen)))
                 n += 1
-    model.train(False)
-    model.save_pretrained(d, safe_serialization=True)
-    for extra in os.listdir(d):
-        if extra not in ADAPTER_FILES:
-            os.remove(os.path.join(d, extra))
-    normalize_config(d, base_rel)
+    save_adapter(model, d, base_rel)
     print(f"{case}: {n} DoRA tensors saved")
     return model
-
-
-def fixture_dora(case, base_rel, seed, memory_model):
-    d = os.path.join(OUT, case)
-    base = load_base(os.path.join(ROOT, base_rel))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        warnings.filterwarnings("ignore", message=NOISE, category=FutureWarning)
-        model = PeftModel.from_pretrained(base, d, is_trainable=True)
-    for w in caught:
-        msg = str(w.message)
-        if "missing" in msg.lower() or "unexpected" in msg.lower():
-            raise RuntimeError(f"{d}: peft did not load the adapter cleanly: {msg}")
-    model.train(False)
-    held = get_peft_model_state_dict(model)
-    stored = safetensors.torch.load_file(os.path.join(d, "adapter_model.safetensors"))
-    assert set(held) == set(stored), (set(held) ^ set(stored))
-    for name, t in stored.items():
-        assert t.dtype == torch.float32 and torch.equal(held[name], t), name
-    assert any(".lora_magnitude_vector" in n for n in stored), case
-    gen = torch.Generator().manual_seed(seed)
-    ids, labels = make_inputs(model.config.vocab_size, gen)
-    model.zero_grad(set_to_none=True)
-    out = model(input_ids=ids, labels=labels, use_cache=False)
-    out.loss.backward()
-    grads = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            assert p.grad is None, name
-            continue
-        grads[dora_file_name(name)] = p.grad.detach().clone()
-    assert set(grads) == set(stored), (set(grads) ^ set(stored))
-    logits, loss = out.logits.detach().clone(), out.loss.detach().clone()
-    with torch.no_grad():
-        if memory_model is not None:  # the saved adapter reproduces the in-memory one exactly
-            mem = memory_model(input_ids=ids, use_cache=False).logits
-            assert torch.equal(mem, logits), case
-        with model.disable_adapter():
-            base_logits = model(input_ids=ids, use_cache=False).logits
-        merged = model.merge_and_unload()
-        merged_logits = merged(input_ids=ids, use_cache=False).logits.detach().clone()
-    change = ((logits - base_logits).norm() / base_logits.norm()).item()
-    assert change > 1e-2, f"{case}: the adapter barely changes the logits ({change:.3g})"
-    merge_err = ((merged_logits - logits).norm() / logits.norm()).item()
-    assert merge_err < 1e-5, (case, merge_err)
-    tensors = {
-        "input_ids": ids.to(torch.int32).numpy(),
-        "labels": labels.to(torch.int32).numpy(),
-        "logits": logits.numpy().astype(np.float32),
-        "merged_logits": merged_logits.numpy().astype(np.float32),
-        "loss": np.array(loss.item(), dtype=np.float32),
-    }
-    for name, g in grads.items():
-        tensors["grad." + name] = g.numpy().astype(np.float32)
-    out_path = os.path.join(d, "expected.safetensors")
-    safetensors.numpy.save_file(tensors, out_path)
-    for name in ADAPTER_FILES + ("expected.safetensors",):
-        os.chmod(os.path.join(d, name), 0o644)
-    total = sum(os.path.getsize(os.path.join(d, n)) for n in ADAPTER_FILES + ("expected.safetensors",))
-    assert total < 2 * MAX_BYTES, f"{d}: {total} bytes"
-    print(f"{case}: loss {loss.item():.6f}, the adapter changes the logits by {change:.3f} (rel), "
-          f"merged vs unmerged {merge_err:.2e}, {len(grads)} gradients, {total} bytes")
 
 
 def main():
@@ -725,22 +652,23 @@ def main():
         if kwargs is None:
             if tailor is not None:
                 export_tailor(tailor, case)
-            fixture_ia3(case, base_rel, seed, None)
+            fixture_merged(case, base_rel, seed, None, ia3_file_name)
             continue
         gen = torch.Generator().manual_seed(seed)
         memory_model = write_ia3_adapter(case, base_rel, kwargs, gen)
-        fixture_ia3(case, base_rel, seed + 100, memory_model)
+        fixture_merged(case, base_rel, seed + 100, memory_model, ia3_file_name)
     for case, (base_rel, kwargs, seed) in DORA_CASES.items():
         if only and case not in only:
             continue
         if kwargs is None:
             if tailor is not None:
                 export_tailor(tailor, case)
-            fixture_dora(case, base_rel, seed, None)
+            fixture_merged(case, base_rel, seed, None, dora_file_name)
             continue
         gen = torch.Generator().manual_seed(seed)
         memory_model = write_dora_adapter(case, base_rel, kwargs, gen)
-        fixture_dora(case, base_rel, seed + 100, memory_model)
+        assert any(".lora_magnitude_vector" in n for n, _ in memory_model.named_parameters()), case
+        fixture_merged(case, base_rel, seed + 100, memory_model, dora_file_name)
     # All cases: the file starts afresh; some: a paragraph for them is added.
     with open(os.path.join(OUT, "VERSIONS.txt"), "a" if only else "w") as f:
         if only:

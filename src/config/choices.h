@@ -180,6 +180,15 @@ struct EnumNames<DpoLoss> {
                                               {DpoLoss::kIpo, "ipo"}};
 };
 
+// objective.reference
+enum class ReferenceMode { kAuto, kPrecomputed, kModel };
+template <>
+struct EnumNames<ReferenceMode> {
+  static constexpr Named<ReferenceMode> kNames[] = {{ReferenceMode::kAuto, "auto"},
+                                                    {ReferenceMode::kPrecomputed, "precomputed"},
+                                                    {ReferenceMode::kModel, "model"}};
+};
+
 // peft.method
 enum class PeftMethod { kNone, kLora, kPromptTuning, kAdapter, kIa3 };
 template <>

@@ -144,6 +144,10 @@ struct ObjectiveConfig {
   // Preference objectives (dpo, cpo, orpo, simpo; defaults as TRL's):
   double beta = 0.1;             // the scale of the log-probability (ratio) in the loss
   DpoLoss dpo_loss = DpoLoss::kSigmoid;  // dpo: sigmoid (DPO) or ipo (IPO's squared loss)
+  // dpo: where the starting model's log-probabilities come from. auto: the policy with its
+  // adapters off under PEFT, else precomputed; precomputed: one pass before training, cached
+  // next to the tokenized data; model: adapters off, or a frozen copy without PEFT.
+  ReferenceMode reference = ReferenceMode::kAuto;
   double label_smoothing = 0.0;  // dpo sigmoid, cpo, simpo: conservative DPO's noise rate
   double gamma = 0.5;            // simpo: the target reward margin
   double nll_weight = 1.0;       // cpo, orpo: weight of the NLL of the chosen answers

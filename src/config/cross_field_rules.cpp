@@ -263,7 +263,8 @@ void check_objective(SchemaReader& r, const ExperimentConfig& c) {
   if (!r.is_ok("objective.type")) return;
   const std::string type(name_of(o.type));
   if (!is_preference(o.type)) {
-    for (const char* key : {"objective.beta", "objective.dpo_loss", "objective.label_smoothing",
+    for (const char* key : {"objective.beta", "objective.dpo_loss", "objective.reference",
+                            "objective.label_smoothing",
                             "objective.gamma", "objective.nll_weight", "data.max_prompt_tokens"})
       if (r.is_set(key))
         r.problem(key, "only used with a preference objective (objective.type: dpo, cpo, orpo or "
@@ -275,6 +276,7 @@ void check_objective(SchemaReader& r, const ExperimentConfig& c) {
                                                            "{})", which, type));
   };
   only_for("objective.dpo_loss", o.type == ObjectiveType::kDpo, "objective.type: dpo");
+  only_for("objective.reference", o.type == ObjectiveType::kDpo, "objective.type: dpo");
   only_for("objective.gamma", o.type == ObjectiveType::kSimpo, "objective.type: simpo");
   only_for("objective.nll_weight", o.type == ObjectiveType::kCpo || o.type == ObjectiveType::kOrpo,
            "objective.type: cpo or orpo");

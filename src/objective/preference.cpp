@@ -6,18 +6,6 @@
 namespace tailor::objective {
 namespace {
 
-// Runs the policy with its adapters disabled for one forward, whatever happens.
-class AdaptersOff {
- public:
-  explicit AdaptersOff(model::Transformer& m) : m_(m) { m_.set_adapters_enabled(false); }
-  ~AdaptersOff() { m_.set_adapters_enabled(true); }
-  AdaptersOff(const AdaptersOff&) = delete;
-  AdaptersOff& operator=(const AdaptersOff&) = delete;
-
- private:
-  model::Transformer& m_;
-};
-
 // Sum of each row's token losses (minus its log-probability).
 std::vector<double> row_sums(std::span<const double> token_losses, std::int64_t rows,
                              std::int64_t seq) {
@@ -40,7 +28,11 @@ std::vector<std::int64_t> row_target_counts(const model::Batch& batch) {
 }
 
 Preference::Preference(const PreferenceParams& params, model::Transformer* reference)
-    : params_(params), reference_(reference) {}
+    : Preference(params, reference != nullptr ? model_reference(*reference) : nullptr) {}
+
+Preference::Preference(const PreferenceParams& params, std::unique_ptr<ReferenceSource> reference)
+    : params_(params),
+      reference_(reference != nullptr ? std::move(reference) : adapters_off_reference()) {}
 
 std::string_view Preference::name() const {
   switch (params_.kind) {
@@ -76,27 +68,13 @@ void Preference::begin_step(std::span<const model::Batch* const> micro_batches,
   step_sums_ = {};
 }
 
-std::vector<double> Preference::reference_logps(model::Transformer& model,
-                                                const model::Batch& batch) {
-  std::span<const double> losses;
-  if (reference_ != nullptr) {
-    losses = reference_->forward_token_losses(batch);
-  } else {
-    const AdaptersOff off(model);
-    losses = model.forward_token_losses(batch);
-  }
-  std::vector<double> sums = row_sums(losses, batch.batch, batch.seq);
-  for (double& s : sums) s = -s;
-  return sums;
-}
-
 double Preference::pairs_of(model::Transformer& model, const model::Batch& batch, Sums& sums,
                             bool with_backward, const GradsReady& grads_ready) {
   const std::int64_t rows = batch.batch;
   const std::vector<std::int64_t> counts = row_target_counts(batch);
   // The reference first: the policy's forward must be the last before its backward.
   std::vector<double> ref(static_cast<std::size_t>(rows), 0.0);
-  if (needs_reference(params_.kind)) ref = reference_logps(model, batch);
+  if (needs_reference(params_.kind)) ref = reference_->row_logps(model, batch);
   const std::vector<double> nll = row_sums(model.forward_token_losses(batch), rows, batch.seq);
   const bool avg = length_normalized(params_.kind);
   const double per_pair = pairs_ > 0 ? 1.0 / static_cast<double>(pairs_) : 0.0;

@@ -8,7 +8,7 @@
 // The step loss is the mean of the pair losses over every pair of the step (all micro-batches and
 // data-parallel ranks), plus, for CPO and ORPO, nll_weight times the mean NLL of every chosen
 // answer token of the step. The reference (DPO, IPO) is the policy with its adapters disabled
-// (PEFT: no second copy), or a frozen model given at construction (full fine-tuning).
+// (PEFT: no second copy), a frozen model, or a precomputed table (reference.h).
 #pragma once
 
 #include <array>
@@ -18,6 +18,7 @@
 
 #include "objective/objective.h"
 #include "objective/preference_loss.h"
+#include "objective/reference.h"
 
 namespace tailor::objective {
 
@@ -35,6 +36,11 @@ class Preference final : public Objective {
   // `reference`: a frozen model for DPO/IPO without adapters (null: the policy with its
   // adapters disabled). Must outlive the objective.
   explicit Preference(const PreferenceParams& params, model::Transformer* reference = nullptr);
+  // The reference values from `reference` (reference.h); null: the policy with its adapters
+  // disabled.
+  Preference(const PreferenceParams& params, std::unique_ptr<ReferenceSource> reference);
+  // Where the reference values come from (for the run log).
+  [[nodiscard]] std::string reference_description() const { return reference_->describe(); }
 
   [[nodiscard]] std::string_view name() const override;
   void begin_step(std::span<const model::Batch* const> micro_batches,
@@ -62,13 +68,11 @@ class Preference final : public Objective {
   // (normalized by pairs_ and chosen_tokens_) added to `sums`, returned.
   double pairs_of(model::Transformer& model, const model::Batch& batch, Sums& sums,
                   bool with_backward, const GradsReady& grads_ready);
-  // The rows' answer log-probability sums of the reference.
-  std::vector<double> reference_logps(model::Transformer& model, const model::Batch& batch);
   [[nodiscard]] PreferenceStats reduce(const Sums& sums, std::int64_t pairs,
                                        std::int64_t chosen_tokens, comm::Communicator& dp) const;
 
   PreferenceParams params_;
-  model::Transformer* reference_;
+  std::unique_ptr<ReferenceSource> reference_;
   std::int64_t pairs_ = 0;          // the step's pairs over every rank
   std::int64_t chosen_tokens_ = 0;  // the step's chosen answer tokens over every rank
   Sums step_sums_;

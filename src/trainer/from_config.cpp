@@ -197,13 +197,20 @@ bool needs_reference_model(const config::ObjectiveConfig& o) {
 
 std::unique_ptr<objective::Objective> objective_from_config(const config::ObjectiveConfig& o,
                                                             model::Transformer* reference) {
+  return objective_from_config(
+      o, reference != nullptr ? objective::model_reference(*reference) : nullptr);
+}
+
+std::unique_ptr<objective::Objective> objective_from_config(
+    const config::ObjectiveConfig& o, std::unique_ptr<objective::ReferenceSource> reference) {
   switch (o.type) {
     case config::ObjectiveType::kCausalLm: return std::make_unique<objective::CausalLm>();
     case config::ObjectiveType::kDpo:
     case config::ObjectiveType::kCpo:
     case config::ObjectiveType::kOrpo:
     case config::ObjectiveType::kSimpo:
-      return std::make_unique<objective::Preference>(preference_params_from_config(o), reference);
+      return std::make_unique<objective::Preference>(preference_params_from_config(o),
+                                                     std::move(reference));
   }
   TAILOR_ASSERT(false, "objective.type {} has no objective", static_cast<int>(o.type));
 }

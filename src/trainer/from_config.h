@@ -12,6 +12,7 @@
 #include "model/model_spec.h"
 #include "objective/objective.h"
 #include "objective/preference_loss.h"
+#include "objective/reference.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
 
@@ -30,6 +31,10 @@ namespace tailor::trainer {
 // DPO run without a PEFT method (null: the policy with its adapters disabled).
 [[nodiscard]] std::unique_ptr<objective::Objective> objective_from_config(
     const config::ObjectiveConfig& o, model::Transformer* reference = nullptr);
+// The same with the reference values from `reference` (null: the policy with its adapters
+// disabled).
+[[nodiscard]] std::unique_ptr<objective::Objective> objective_from_config(
+    const config::ObjectiveConfig& o, std::unique_ptr<objective::ReferenceSource> reference);
 // The parameters of a preference objective (objective.type other than causal_lm).
 [[nodiscard]] objective::PreferenceParams preference_params_from_config(
     const config::ObjectiveConfig& o);

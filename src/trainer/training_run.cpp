@@ -1,5 +1,6 @@
 #include "trainer/training_run.h"
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <filesystem>
@@ -7,6 +8,7 @@
 
 #include "backend/cpu/cpu_ops.h"
 #include "core/logging.h"
+#include "core/sha256.h"
 #include "eval/metrics.h"
 #include "trainer/evaluation.h"
 #include "trainer/export.h"
@@ -164,14 +166,9 @@ void TrainingRun::build_model() {
                                                             ? options_.dp_bucket_elements
                                                             : 1 << 22});
   schedule_ = schedule_spec_from_config(cfg_);
-  // DPO's reference: the policy with its adapters disabled under PEFT; without a method, a
-  // frozen copy of the starting model (its weights as this stage built them, before a resume
-  // loads the trained ones).
-  if (needs_reference_model(cfg_.objective) && setup_.method == nullptr) {
-    reference_ = trainer::build_model(cfg_, setup_, ops, &tp_comm, InitialWeights::kStart);
-    reference_->set_recompute(recompute_from_config(cfg_.train));
-  }
-  objective_ = objective_from_config(cfg_.objective, reference_.get());
+  objective_ = objective_from_config(
+      cfg_.objective,
+      needs_reference_model(cfg_.objective) ? reference_source(tp_comm) : nullptr);
   // train.eval_metrics: the dev prompts answered at every evaluation, rendered once.
   if (!cfg_.train.eval_metrics.empty()) {
     dev_prompts_ = dev_generation_prompts(cfg_, cfg_.data.valid, *tokenizer_, *model_,
@@ -180,6 +177,100 @@ void TrainingRun::build_model() {
                       "no record carries a reference answer for train.eval_metrics to score "
                       "(translation tgt, completion, or a final assistant turn)");
   }
+}
+
+namespace {
+
+// What decides a precomputed reference value besides the rows themselves: the starting model
+// (its definition and weights: the files' identity, sizes and modification times), the numbers'
+// format and path (dtype, backend, attention, tensor-parallel degree, micro-batch). Any change
+// is another file; the old one is left for `tailor prepare --clean`-style removal by the user.
+std::string reference_key(const config::ExperimentConfig& cfg, const model::ModelSpec& spec,
+                          std::string_view backend, std::string_view attention, DType dtype,
+                          int tp, const std::string& data_dir) {
+  std::string weights = base_model_identity(cfg);
+  if (!cfg.model.path.empty()) {
+    std::vector<std::string> stamps;
+    for (const auto& e : std::filesystem::directory_iterator(cfg.model.path)) {
+      std::error_code ec;
+      const auto t = std::filesystem::last_write_time(e.path(), ec);
+      stamps.push_back(fmt::format("{}@{}", e.path().filename().string(),
+                                   ec ? 0 : t.time_since_epoch().count()));
+    }
+    std::sort(stamps.begin(), stamps.end());
+    for (const std::string& st : stamps) weights += ";" + st;
+  }
+  return sha256_hex(fmt::format(
+      "tailor reference v1\ndata {}\nmodel {}\nweights {}\ninit seed {}\ndtype {}\n"
+      "backend {}\n{}\ntp {}\nmicro_batch {}\n",
+      std::filesystem::path(data_dir).filename().string(), spec.summary(), weights,
+      cfg.model.path.empty() ? cfg.train.seed : 0, dtype_name(dtype), backend, attention, tp,
+      cfg.train.micro_batch)).substr(0, 16);
+}
+
+}  // namespace
+
+std::unique_ptr<objective::ReferenceSource> TrainingRun::reference_source(
+    comm::Communicator& tp_comm) {
+  const bool peft = setup_.method != nullptr;
+  config::ReferenceMode mode = cfg_.objective.reference;
+  if (mode == config::ReferenceMode::kAuto)
+    mode = peft ? config::ReferenceMode::kModel : config::ReferenceMode::kPrecomputed;
+  if (mode == config::ReferenceMode::kModel) {
+    if (peft) return objective::adapters_off_reference();
+    // A frozen copy of the starting model (its weights as this stage built them, before a
+    // resume loads the trained ones).
+    reference_ = trainer::build_model(cfg_, setup_, *ops_, &tp_comm, InitialWeights::kStart);
+    reference_->set_recompute(recompute_from_config(cfg_.train));
+    return objective::model_reference(*reference_);
+  }
+  // Precomputed: the policy holds the starting weights now (a resume loads the trained ones
+  // later); under PEFT its adapters are off for the pass.
+  comm::Communicator& world = grid_->world();
+  const std::int32_t pad_id = data::pad_token_id(tokenizer_->eos_token_id().value_or(-1));
+  const std::string key = reference_key(cfg_, setup_.hf.spec, ops_->describe(),
+                                        attention_line_.substr(0, attention_line_.find(" (")),
+                                        dtype_, grid_->tp_size(), cached_->dir);
+  struct Part {
+    const data::CachedCorpus* cache;
+    std::string name;
+  };
+  std::vector<Part> parts{{&*cached_, cfg_.data.train}};
+  if (valid_cached_) parts.push_back({&*valid_cached_, cfg_.data.valid});
+  auto table = std::make_unique<objective::ReferenceTable>();
+  std::unique_ptr<objective::ReferenceSource> off = objective::adapters_off_reference();
+  for (const Part& part : parts) {
+    const std::string path = part.cache->dir + "/reference-" + key + ".bin";
+    std::optional<objective::ReferenceTable> found = objective::ReferenceTable::load(path);
+    // Every rank reads or every rank computes (the pass is collective).
+    if (world.all_reduce_sum(static_cast<std::int64_t>(found.has_value())) == world.size()) {
+      log::info("reference: {} log-probabilities of the starting model read from {}",
+                found->size(), path);
+      table->merge(*found);
+      continue;
+    }
+    const data::PackedSequences pairs(part.cache->corpus, cfg_.data.seq_len, part.name, 0,
+                                      data::PackingMode::kPairs, pad_id);
+    log::info("reference: computing the starting model's log-probabilities of {} pairs of {} "
+              "(once; cached in {})", pairs.size(), part.name, path);
+    const auto t0 = Clock::now();
+    auto last = t0;
+    const auto progress = [&](std::int64_t done, std::int64_t total) {
+      if (seconds_since(last) < 10.0 || done >= total) return;
+      last = Clock::now();
+      const double el = seconds_since(t0);
+      log::info("reference: {}/{} pairs ({:.0f}%), {:.0f} s left", done, total,
+                100.0 * static_cast<double>(done) / static_cast<double>(total),
+                el * static_cast<double>(total - done) / static_cast<double>(std::max<std::int64_t>(done, 1)));
+    };
+    const std::int64_t per_batch = std::max<std::int64_t>(cfg_.train.micro_batch / 2, 1);
+    objective::ReferenceTable computed = objective::precompute_reference(
+        *off, *model_, pairs, grid_->dp(), per_batch, progress);
+    log::info("reference: {} rows in {:.1f} s", computed.size(), seconds_since(t0));
+    if (world.rank() == 0) computed.save(path);
+    table->merge(computed);
+  }
+  return table;
 }
 
 void TrainingRun::resume() {

@@ -25,6 +25,7 @@
 #include "data/tokenizer.h"
 #include "eval/generation_prompt.h"
 #include "objective/objective.h"
+#include "objective/reference.h"
 #include "optim/data_parallel.h"
 #include "optim/schedule.h"
 #include "trainer/checkpointing.h"
@@ -73,6 +74,9 @@ class TrainingRun {
   void checkpoint(std::int64_t step, bool stop);
   void finish_save();
   void export_final();
+  // DPO's reference values (objective.reference): adapters off, a frozen copy, or the table
+  // precomputed (or read back) here, while the policy still holds the starting weights.
+  std::unique_ptr<objective::ReferenceSource> reference_source(comm::Communicator& tp_comm);
   void collect_parameters();
 
   // ---- inputs ----
@@ -99,7 +103,8 @@ class TrainingRun {
   std::string attention_line_;  // "attention: ..." (select_attention), logged at start
   DeviceComms device_comms_;
   std::unique_ptr<model::Transformer> model_;
-  std::unique_ptr<model::Transformer> reference_;  // dpo without PEFT: the frozen starting model
+  std::unique_ptr<model::Transformer> reference_;  // dpo, reference: model without PEFT: the
+                                                  // frozen starting model
   std::unique_ptr<optim::DataParallelOptimizer> optimizer_;
   optim::ScheduleSpec schedule_;
   std::unique_ptr<objective::Objective> objective_;

@@ -1,8 +1,9 @@
 // Preference objectives through the whole training run: a DPO, CPO, ORPO and SimPO run on pairs
 // (byte tokenizer, a config-defined model) logs its rewards in metrics.jsonl; the step loss does
 // not depend on how a step is split into micro-batches (f64); a DPO run resumes bit for bit with
-// LoRA (reference: adapters off) and with full fine-tuning (reference: a frozen copy of the
-// starting model); a bad pair is a `file:line` error.
+// LoRA (reference: adapters off) and with full fine-tuning (reference: precomputed, read back
+// from its cache on resume); the precomputed reference equals a frozen copy of the starting
+// model; a bad pair is a `file:line` error.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -133,6 +134,58 @@ TEST(PreferenceTrain, DpoWithLoraResumesBitwise) {
 }
 
 TEST(PreferenceTrain, DpoFullFineTuningResumesBitwise) { expect_resume_is_exact(""); }
+
+// Full fine-tuning's default reference is precomputed once and cached next to the tokenized
+// data; its steps equal those against a frozen copy of the starting model (f64), a second run
+// reads the cached table instead of recomputing it (a doctored table changes its losses), and a
+// damaged table is an error naming it.
+TEST(PreferenceTrain, PrecomputedReferenceEqualsTheFrozenCopyAndIsCached) {
+  TempDir d;
+  const std::string data = write_pairs(d.str());
+  const std::string cache = d / "cache";
+  const std::vector<std::string> o = {"objective.type=dpo", "runtime.dtype=f64",
+                                      "train.steps=4", "data.cache_dir=" + cache};
+  const auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> all = o;
+    all.insert(all.end(), extra.begin(), extra.end());
+    return all;
+  };
+  const TrainSummary frozen = train(config_for(d / "frozen", data, with({"objective.reference=model"})));
+  const TrainSummary pre = train(config_for(d / "pre", data, o));
+  ASSERT_EQ(pre.losses.size(), frozen.losses.size());
+  for (std::size_t i = 0; i < pre.losses.size(); ++i)
+    EXPECT_NEAR(pre.losses[i], frozen.losses[i], 1e-12 * std::abs(frozen.losses[i])) << i;
+  EXPECT_NEAR(pre.losses[0], std::log(2.0), 1e-12);  // step 0: the policy is its reference
+  // The table: one file next to the tokenized data, 2 rows per pair.
+  std::vector<fs::path> tables;
+  for (const auto& dir : fs::directory_iterator(cache))
+    for (const auto& f : fs::directory_iterator(dir.path()))
+      if (f.path().filename().string().starts_with("reference-")) tables.push_back(f.path());
+  ASSERT_EQ(tables.size(), 1u);
+  EXPECT_EQ(fs::file_size(tables[0]), 16u + 8u + 48u * 16u);
+  // Read, not recomputed: doubling every stored value changes the steps.
+  {
+    std::fstream f(tables[0], std::ios::in | std::ios::out | std::ios::binary);
+    for (int i = 0; i < 48; ++i) {
+      double v = 0.0;
+      f.seekg(24 + 16 * i + 8);
+      f.read(reinterpret_cast<char*>(&v), sizeof v);
+      v *= 2.0;
+      f.seekp(24 + 16 * i + 8);
+      f.write(reinterpret_cast<const char*>(&v), sizeof v);
+    }
+  }
+  const TrainSummary doctored = train(config_for(d / "doctored", data, o));
+  EXPECT_GT(std::abs(doctored.losses[0] - pre.losses[0]), 1e-3);
+  fs::resize_file(tables[0], 20);
+  try {
+    (void)train(config_for(d / "damaged", data, o));
+    ADD_FAILURE() << "trained from a damaged reference table";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find(tables[0].string()), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(d / "damaged/metrics.jsonl"));
+}
 
 TEST(PreferenceTrain, BadPairIsAFileLineError) {
   TempDir d;

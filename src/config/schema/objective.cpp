@@ -32,6 +32,11 @@ const Section<ObjectiveConfig>& objective_section() {
           F{"dpo_loss", choice(&S::dpo_loss), Resume::kFixed,
             "dpo: sigmoid (DPO) or ipo (squared loss on length-averaged log-ratios)"}
               .written_if(dpo),
+          F{"reference", choice(&S::reference), Resume::kFixed,
+            "dpo: the reference log-probabilities (auto: adapters off under PEFT, else "
+            "precomputed; precomputed: one cached pass before training; model: adapters off or "
+            "a frozen copy)"}
+              .written_if(dpo),
           F{"label_smoothing", real(&S::label_smoothing, {0.0, false, 0.5, true}),
             Resume::kFixed, "dpo (sigmoid), cpo, simpo: assumed rate of flipped preferences"}
               .written_if(preference),

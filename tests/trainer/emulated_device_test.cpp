@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include "backend/emulated_device_ops.h"
 #include "checkpoint/training_checkpoint.h"
@@ -107,6 +108,65 @@ TEST_F(EmulatedDevice, F32RunEqualsTheCpuRunBitForBit) {
       EXPECT_EQ(a.parameters[i].name, b.parameters[i].name);
       EXPECT_EQ(a.parameters[i].values, b.parameters[i].values) << a.parameters[i].name;
     }
+  }
+}
+
+// The preference objectives on the device: their per-row log-probabilities and row weights go
+// through the same ops, so an f32 run equals the CPU run bit for bit — DPO with full
+// fine-tuning (the precomputed reference, its pass run on each backend), DPO with LoRA (adapters
+// off) and ORPO.
+TEST_F(EmulatedDevice, F32PreferenceRunEqualsTheCpuRunBitForBit) {
+  TempDir dir;
+  const std::string pairs = dir / "pairs.jsonl";
+  {
+    std::ofstream f(pairs);
+    const char* words[] = {"apple", "river", "stone", "cloud", "maple", "tiger"};
+    for (int i = 0; i < 12; ++i) {
+      std::string w = words[i % 6], s = w;
+      std::swap(s[0], s[s.size() - 1]);
+      f << "{\"prompt\": \"Say " << w << " " << i % 2 << ": \", \"chosen\": \"" << w
+        << "\", \"rejected\": \"" << s << " " << s << "\"}\n";
+    }
+  }
+  const auto text = [&](const std::string& out) {
+    return "output: {dir: " + out + "}\n"
+           "model: {vocab_size: 257, hidden_size: 32, num_layers: 2, num_heads: 4, "
+           "num_kv_heads: 2, intermediate_size: 64, max_position_embeddings: 64}\n"
+           "data: {train: " + pairs + ", format: jsonl, packing: pad, seq_len: 32, cache_dir: " +
+           (dir / "cache") + "}\n"
+           "train: {steps: 4, seed: 5, global_batch: 4, micro_batch: 2, log_every: 1}\n"
+           "optimizer: {lr: 3.0e-3}\n"
+           "runtime: {threads: 2, dtype: f32}\n";
+  };
+  const std::vector<std::pair<const char*, std::vector<std::string>>> cases = {
+      {"dpo_full", {"objective.type=dpo"}},
+      {"dpo_lora", {"objective.type=dpo", "peft.method=lora", "peft.rank=4",
+                    "peft.target_modules=[all-linear]"}},
+      {"orpo", {"objective.type=orpo"}}};
+  for (const auto& [name, overrides] : cases) {
+    SCOPED_TRACE(name);
+    std::vector<std::string> cpu = overrides, dev = overrides;
+    cpu.push_back("runtime.device=cpu");
+    dev.push_back("runtime.device=cuda");
+    TrainOptions keep;
+    keep.keep_parameters = true;
+    const std::string a_dir = dir / (std::string(name) + "_cpu");
+    const std::string b_dir = dir / (std::string(name) + "_dev");
+    const TrainSummary a =
+        train(config::load_config_text(text(a_dir), "cfg.yaml", cpu), nullptr, keep);
+    const TrainSummary b =
+        train(config::load_config_text(text(b_dir), "cfg.yaml", dev), nullptr, keep);
+    ASSERT_EQ(a.losses.size(), 4u);
+    ASSERT_EQ(b.losses.size(), a.losses.size());
+    for (std::size_t i = 0; i < a.losses.size(); ++i) EXPECT_EQ(a.losses[i], b.losses[i]) << i;
+    ASSERT_EQ(a.parameters.size(), b.parameters.size());
+    for (std::size_t i = 0; i < a.parameters.size(); ++i)
+      EXPECT_EQ(a.parameters[i].values, b.parameters[i].values) << a.parameters[i].name;
+    // The rewards are logged the same.
+    const auto ma = tailor::testing::read_jsonl(a_dir + "/metrics.jsonl");
+    const auto mb = tailor::testing::read_jsonl(b_dir + "/metrics.jsonl");
+    ASSERT_EQ(ma.size(), mb.size());
+    EXPECT_EQ(ma.back()["rewards_margin"], mb.back()["rewards_margin"]);
   }
 }
 

@@ -72,6 +72,7 @@ data::Record parse_record(const json& j, const std::string& where) {
     r.kind = data::RecordKind::kPromptCompletion;
     r.prompt = string_field(j, "prompt", where);
     r.completion = string_field(j, "completion", where, /*required=*/false);
+    if (j.contains("rationale")) r.rationale = string_field(j, "rationale", where);
   } else if (j.contains("text")) {
     r.kind = data::RecordKind::kText;
     r.text = string_field(j, "text", where);
@@ -165,6 +166,7 @@ GenerationPrompt generation_prompt(const data::Record& record, const data::Templ
                                    const data::Tokenizer& tokenizer) {
   GenerationPrompt p;
   p.prompt = own_prompt(record);
+  p.reasoned = record.kind == data::RecordKind::kPromptCompletion && !record.rationale.empty();
   data::TemplateSpec s = spec;
   s.train_on_prompt = false;
   const data::Record q = with_marked_answer(record, p.reference);
@@ -175,6 +177,14 @@ GenerationPrompt generation_prompt(const data::Record& record, const data::Templ
   const std::vector<std::int32_t> ids = tokenizer.encode(text);
   p.ids.insert(p.ids.end(), ids.begin(), ids.end());
   return p;
+}
+
+std::string final_answer(const GenerationPrompt& prompt, const std::string& text) {
+  if (!prompt.reasoned) return text;
+  const std::size_t end = text.find_last_not_of(" \t\r\n");
+  if (end == std::string::npos) return text;
+  const std::size_t nl = text.rfind('\n', end);
+  return nl == std::string::npos ? text : text.substr(nl + 1);
 }
 
 std::vector<std::int32_t> response_end_ids(const data::ChatFormat& format,

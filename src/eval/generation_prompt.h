@@ -29,7 +29,15 @@ struct GenerationPrompt {
   std::vector<std::int32_t> ids;         // what the model reads
   std::string prompt;                    // the record's own prompt (user turn, source sentence)
   std::optional<std::string> reference;  // the answer the record carries, if any
+  // The record carries a rationale (chain of thought): the model writes its reasoning, a
+  // newline, then the answer (data.md), and the answer alone is scored (final_answer).
+  bool reasoned = false;
 };
+
+// What of generated `text` is scored against the reference: for a reasoned prompt its last
+// non-blank line (the answer after the chain of thought; all of it when there is one line),
+// else the text itself.
+[[nodiscard]] std::string final_answer(const GenerationPrompt& prompt, const std::string& text);
 
 // Reads generation records; every bad line is a UserError `path:line: reason`, and a file with
 // no record is one too.

@@ -171,7 +171,7 @@ DevAnswers generate_dev_answers(model::Transformer& model, const data::Tokenizer
     const auto out = eval::generate(model, &tokenizer, ids, go, {}, b);
     for (std::size_t i = b; i < e; ++i) {
       g.prompts.push_back(prompts[i].prompt);
-      g.hypotheses.push_back(out[i - b].text);
+      g.hypotheses.push_back(eval::final_answer(prompts[i], out[i - b].text));
       g.references.push_back(*prompts[i].reference);
     }
     if (log_progress) log::info("generated {}/{} dev answers", e, prompts.size());

@@ -63,6 +63,25 @@ TEST_F(GenerationPromptTest, PlainIsBosAndThePrompt) {
   EXPECT_FALSE(render(prompt_record("Hi"), data::ChatPreset::kPlain).reference.has_value());
 }
 
+// A record with a rationale: the model is prompted as without one (the reasoning is its to
+// write), the reference is the answer alone, and what is scored of a generation is its last
+// non-blank line (data.md: the rationale comes before the answer, separated by a newline).
+TEST_F(GenerationPromptTest, ReasonedRecordsScoreTheLineAfterTheReasoning) {
+  data::Record r = prompt_record("Q: 17 + 25?\nA: ", "42");
+  r.rationale = "17 + 25 = 17 + 20 + 5 = 42.";
+  const GenerationPrompt p = render(r, data::ChatPreset::kPlain);
+  EXPECT_EQ(p.ids, encode("Q: 17 + 25?\nA: ", true));
+  EXPECT_EQ(p.reference, "42");
+  EXPECT_TRUE(p.reasoned);
+  EXPECT_EQ(final_answer(p, "17 + 25 = 42.\n42"), "42");
+  EXPECT_EQ(final_answer(p, "first\nsecond\n42\n\n"), "42\n\n");  // trailing blank lines stay
+  EXPECT_EQ(final_answer(p, "42"), "42");                             // no reasoning written
+  // Without a rationale the whole generation is the answer.
+  const GenerationPrompt plain = render(prompt_record("Q: 1 + 1?\nA: ", "2"), data::ChatPreset::kPlain);
+  EXPECT_FALSE(plain.reasoned);
+  EXPECT_EQ(final_answer(plain, "so\n2"), "so\n2");
+}
+
 TEST_F(GenerationPromptTest, ChatPresetsEndWithTheAssistantHeader) {
   EXPECT_EQ(render(prompt_record("Hi"), data::ChatPreset::kLlama3, "Be brief.").ids,
             encode("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief."
@@ -126,11 +145,15 @@ TEST(GenerationRecords, AnswersAreOptionalAndBadLinesNameTheLine) {
   EXPECT_EQ(r[1].line, 3);
   EXPECT_EQ(r[2].kind, data::RecordKind::kTranslation);
   EXPECT_EQ(r[3].kind, data::RecordKind::kText);
+  // A dev record's rationale is read: the generation it is compared with has its reasoning first.
+  std::ofstream(path) << "{\"prompt\": \"q\", \"rationale\": \"because\", \"completion\": \"a\"}\n";
+  EXPECT_EQ(read_generation_records(path).at(0).rationale, "because");
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"{\"prompt\": \"ok\"}\n{\"prompt\": 3}\n", ":2: field \"prompt\" must be a string"},
       {"not json\n", ":1: not valid JSON"},
       {"{\"messages\": [{\"role\": \"robot\", \"content\": \"x\"}]}\n", ":1: unknown role"},
       {"{\"other\": 1}\n", ":1: expected a \"prompt\""},
+      {"{\"prompt\": \"q\", \"rationale\": 7, \"completion\": \"a\"}\n", ":1: field \"rationale\""},
       {"\n\n", ": no records"},
   };
   for (const auto& [text, reason] : bad) {

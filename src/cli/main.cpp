@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
   init->add_option("preset", init_preset, "full (default) | lora | translation | chat");
   init->add_option("-o,--out", init_out, "write it to this file (never overwritten)");
 
-  CLI::App* configs = app.add_subcommand("configs", "list the bundled configs (configs/*.yaml)");
+  CLI::App* configs = app.add_subcommand("configs", "list the bundled configs (configs/*.yaml and the task recipes, configs/recipes/*.yaml)");
 
   CLI::App* validate = app.add_subcommand(
       "validate", "check a config and everything it names (files, model, data, layout) as train "

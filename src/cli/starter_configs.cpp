@@ -226,12 +226,18 @@ std::vector<BundledConfig> bundled_configs(const std::vector<std::string>& candi
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) continue;
     std::vector<BundledConfig> out;
-    for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
-      if (!e.is_regular_file() || e.path().extension() != ".yaml") continue;
-      std::ifstream f(e.path());
-      std::stringstream ss;
-      ss << f.rdbuf();
-      out.push_back({(fs::path(dir) / e.path().filename()).string(), header_sentence(ss.str())});
+    // The experiment configs and the task recipes (configs/templates/ holds chat templates).
+    for (const char* sub : {"", "recipes"}) {
+      const fs::path d = fs::path(dir) / sub;
+      if (!fs::is_directory(d, ec)) continue;
+      for (const fs::directory_entry& e : fs::directory_iterator(d, ec)) {
+        if (!e.is_regular_file() || e.path().extension() != ".yaml") continue;
+        std::ifstream f(e.path());
+        std::stringstream ss;
+        ss << f.rdbuf();
+        out.push_back({(fs::path(dir) / sub / e.path().filename()).lexically_normal().string(),
+                       header_sentence(ss.str())});
+      }
     }
     if (out.empty()) continue;
     std::sort(out.begin(), out.end(),

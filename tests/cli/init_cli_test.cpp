@@ -89,8 +89,9 @@ TEST(Configs, ListsEveryBundledConfigWithItsDescription) {
   const auto r = run_tailor("configs", tmp);
   ASSERT_EQ(r.code, 0) << r.err;
   std::vector<std::string> files;
-  for (const auto& e : fs::directory_iterator(TAILOR_SOURCE_DIR "/configs"))
-    if (e.path().extension() == ".yaml") files.push_back(e.path().filename().string());
+  for (const char* dir : {"/configs", "/configs/recipes"})  // not configs/templates/
+    for (const auto& e : fs::directory_iterator(std::string(TAILOR_SOURCE_DIR) + dir))
+      if (e.path().extension() == ".yaml") files.push_back(e.path().filename().string());
   ASSERT_GE(files.size(), 3u);
   EXPECT_EQ(lines(r.out), static_cast<int>(files.size())) << r.out;
   std::istringstream out(r.out);

@@ -36,6 +36,7 @@ DOCUMENTS = [
     "docs/peft.md",
     "docs/evaluation.md",
     "docs/preference.md",
+    "docs/recipes.md",
     "docs/parallelism.md",
     "docs/checkpoints.md",
     "docs/gpu.md",

@@ -175,7 +175,10 @@ std::optional<ReferenceTable> ReferenceTable::load(const std::string& path) {
                     "not a file of reference log-probabilities (delete it: the next run "
                     "recomputes it)");
   const auto size = std::filesystem::file_size(path, ec);
-  TAILOR_CHECK_USER(!ec && size == sizeof kMagic + 8 + n * 16, path,
+  // (The count is compared by division: a huge count must not wrap n * 16 onto the file size.)
+  TAILOR_CHECK_USER(!ec && size >= sizeof kMagic + 8 && (size - sizeof kMagic - 8) % 16 == 0 &&
+                        n == (size - sizeof kMagic - 8) / 16,
+                    path,
                     "truncated reference log-probabilities ({} bytes for {} rows; delete it: the "
                     "next run recomputes it)", size, n);
   std::vector<std::pair<std::uint64_t, double>> entries(static_cast<std::size_t>(n));

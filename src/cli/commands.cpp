@@ -452,10 +452,23 @@ int run_prompt_search(const std::string& config_path, const std::vector<std::str
   const std::vector<trainer::PromptScore> ranked = trainer::prompt_search(cfg, args.options);
   const bool by_loss = cfg.prompt_search.metric == config::PromptMetric::kLoss;
   const std::string metric(config::name_of(cfg.prompt_search.metric));
-  std::printf("%-4s %-24s %10s %10s\n", "rank", "prompt", "dev loss", by_loss ? "" : metric.c_str());
-  for (std::size_t i = 0; i < ranked.size(); ++i)
-    std::printf("%-4zu %-24s %10.4f %10s\n", i + 1, ranked[i].name.c_str(), ranked[i].loss,
-                by_loss ? "" : fmt::format("{:.4f}", ranked[i].score).c_str());
+  // With a held-out split, the ranking columns are the search split's and the held-out
+  // split's follow (decision 49).
+  const bool split = cfg.prompt_search.search_records > 0;
+  std::printf("%-4s %-24s %10s %10s", "rank", "prompt", split ? "search loss" : "dev loss",
+              by_loss ? "" : metric.c_str());
+  if (split)
+    std::printf(" %12s %12s", "held-out loss", by_loss ? "" : ("held-out " + metric).c_str());
+  std::printf("\n");
+  for (std::size_t i = 0; i < ranked.size(); ++i) {
+    const trainer::PromptScore& r = ranked[i];
+    std::printf("%-4zu %-24s %10.4f %10s", i + 1, r.name.c_str(), r.loss,
+                by_loss ? "" : fmt::format("{:.4f}", r.score).c_str());
+    if (split)
+      std::printf(" %12.4f %12s", r.heldout_loss.value_or(0.0),
+                  by_loss ? "" : fmt::format("{:.4f}", r.heldout_score.value_or(0.0)).c_str());
+    std::printf("\n");
+  }
   if (!args.write_best.empty()) {
     const config::ExperimentConfig best = trainer::with_candidate(cfg, ranked.front().name);
     trainer::write_file_atomic(args.write_best, config::to_yaml(best));

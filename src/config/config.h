@@ -228,6 +228,9 @@ struct PromptSearchConfig {
   PromptMetric metric = PromptMetric::kLoss;
   std::int64_t max_records = 0;
   std::int64_t max_new_tokens = 128;
+  // > 0: this many dev records (a train.seed shuffle) rank the candidates; the rest are the
+  // held-out split, scored for every candidate and reported (decision 49). 0: all rank.
+  std::int64_t search_records = 0;
   std::vector<PromptCandidateConfig> candidates;
 };
 

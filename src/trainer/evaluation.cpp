@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <random>
+
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -244,11 +248,90 @@ config::ExperimentConfig with_candidate(const config::ExperimentConfig& cfg, con
   return out;
 }
 
+namespace {
+
+// The dev file split for prompt_search.search_records: a seeded shuffle of its non-empty lines,
+// the first `n` the search split, the rest held out, written as two JSONL files in a private
+// directory removed when this goes out of scope.
+struct DevSplit {
+  std::filesystem::path dir;
+  std::string search, heldout;
+  std::int64_t search_count = 0, heldout_count = 0;
+  DevSplit() = default;
+  DevSplit(const DevSplit&) = delete;
+  DevSplit& operator=(const DevSplit&) = delete;
+  ~DevSplit() {
+    std::error_code ec;
+    if (!dir.empty()) std::filesystem::remove_all(dir, ec);
+  }
+};
+
+void split_dev(const config::ExperimentConfig& cfg, const std::string& path, DevSplit& out) {
+  const std::int64_t n = cfg.prompt_search.search_records;
+  std::ifstream in(path);
+  TAILOR_CHECK_USER(in.good(), path, "cannot read the dev data");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);)
+    if (line.find_first_not_of(" \t\r") != std::string::npos) lines.push_back(line);
+  TAILOR_CHECK_USER(static_cast<std::int64_t>(lines.size()) > n, cfg.source,
+                    "prompt_search.search_records: {} leaves no held-out records ({} has {})", n,
+                    path, lines.size());
+  // Fisher-Yates with the engine's raw output (std::shuffle's use of it is not portable).
+  std::mt19937_64 rng(cfg.train.seed ^ 0x70726f6d70747353ULL);
+  for (std::size_t i = lines.size(); i > 1; --i) std::swap(lines[i - 1], lines[rng() % i]);
+  out.dir = std::filesystem::temp_directory_path() /
+            fmt::format("tailor-prompt-search.{}.{}", ::getpid(), rng());
+  std::filesystem::create_directories(out.dir);
+  out.search = (out.dir / "search.jsonl").string();
+  out.heldout = (out.dir / "heldout.jsonl").string();
+  std::ofstream s(out.search), h(out.heldout);
+  for (std::size_t i = 0; i < lines.size(); ++i)
+    (static_cast<std::int64_t>(i) < n ? s : h) << lines[i] << '\n';
+  s.close();
+  h.close();
+  if (!s.good() || !h.good()) throw_runtime_error("cannot write the dev split under {}", out.dir.string());
+  out.search_count = n;
+  out.heldout_count = static_cast<std::int64_t>(lines.size()) - n;
+}
+
+// One candidate's dev loss and, for a generation metric, its metrics and score on `path`.
+struct SplitScore {
+  double loss = 0.0;
+  std::optional<eval::CorpusMetrics> metrics;
+  double score = 0.0;
+};
+
+SplitScore score_on(LoadedModel& m, const config::ExperimentConfig& variant,
+                    const std::string& path, const EvalOptions& o, const EvalOptions& go) {
+  const config::PromptSearchConfig& ps = variant.prompt_search;
+  SplitScore s;
+  s.loss = dev_loss(m, variant, path, o.threads).loss;
+  if (ps.metric == config::PromptMetric::kLoss) {
+    s.score = s.loss;
+  } else {
+    const Generated g = generate_dev(m, variant, path, go);
+    TAILOR_CHECK_USER(!g.hypotheses.empty(), path,
+                      "prompt_search.metric {} needs records with reference answers", ps.metric);
+    const std::vector<std::vector<std::string>> refs{g.references};
+    s.metrics = eval::compute_metrics(g.hypotheses, refs);
+    s.score = metric_value(*s.metrics, ps.metric);
+  }
+  return s;
+}
+
+}  // namespace
+
 std::vector<PromptScore> prompt_search(const config::ExperimentConfig& cfg, const EvalOptions& o) {
   const config::PromptSearchConfig& ps = cfg.prompt_search;
   TAILOR_CHECK_USER(!ps.candidates.empty(), cfg.source,
                     "prompt_search.candidates: list the prompts to compare (see docs/evaluation.md)");
   const std::string path = dev_path(cfg, o);
+  DevSplit split;
+  if (ps.search_records > 0) {
+    split_dev(cfg, path, split);
+    log::info("prompt search: {} search records, {} held-out records (train.seed {})",
+              split.search_count, split.heldout_count, cfg.train.seed);
+  }
   LoadedModel m = load_model(cfg, o);
   std::vector<std::pair<std::string, config::ExperimentConfig>> variants{{"base", cfg}};
   for (const config::PromptCandidateConfig& c : ps.candidates)
@@ -260,19 +343,20 @@ std::vector<PromptScore> prompt_search(const config::ExperimentConfig& cfg, cons
   for (const auto& [name, variant] : variants) {
     PromptScore s;
     s.name = name;
-    s.loss = dev_loss(m, variant, path, o.threads).loss;
-    if (ps.metric == config::PromptMetric::kLoss) {
-      s.score = s.loss;
-    } else {
-      const Generated g = generate_dev(m, variant, path, go);
-      TAILOR_CHECK_USER(!g.hypotheses.empty(), path,
-                        "prompt_search.metric {} needs records with reference answers", ps.metric);
-      const std::vector<std::vector<std::string>> refs{g.references};
-      s.metrics = eval::compute_metrics(g.hypotheses, refs);
-      s.score = metric_value(*s.metrics, ps.metric);
+    const SplitScore search = score_on(m, variant, split.search.empty() ? path : split.search, o, go);
+    s.loss = search.loss;
+    s.metrics = search.metrics;
+    s.score = search.score;
+    if (!split.heldout.empty()) {
+      const SplitScore held = score_on(m, variant, split.heldout, o, go);
+      s.heldout_loss = held.loss;
+      s.heldout_metrics = held.metrics;
+      s.heldout_score = held.score;
     }
-    log::info("prompt '{}': dev loss {:.4f}{}", name, s.loss,
-              s.metrics ? fmt::format(", {} {:.4f}", ps.metric, s.score) : "");
+    log::info("prompt '{}': {}dev loss {:.4f}{}{}", name, split.heldout.empty() ? "" : "search ",
+              s.loss, s.metrics ? fmt::format(", {} {:.4f}", ps.metric, s.score) : "",
+              s.heldout_score ? fmt::format("; held-out {} {:.4f}", ps.metric, *s.heldout_score)
+                              : "");
     out.push_back(std::move(s));
   }
   const bool lower_better = ps.metric == config::PromptMetric::kLoss;

@@ -80,10 +80,16 @@ struct PromptScore {
   double loss = 0.0;                 // dev loss with this prompt
   std::optional<eval::CorpusMetrics> metrics;
   double score = 0.0;                // the ranking metric (loss: lower is better)
+  // With prompt_search.search_records: loss, metrics and score above are on the search split,
+  // these on the held-out split (never used for ranking).
+  std::optional<double> heldout_loss;
+  std::optional<eval::CorpusMetrics> heldout_metrics;
+  std::optional<double> heldout_score;
 };
 
 // Scores every prompt_search candidate (and the config's own data.template as "base") on the
-// dev set with the config's starting model (or `options.checkpoint`), best first.
+// dev set (or, with prompt_search.search_records, ranks on the search split and scores the
+// held-out split too) with the config's starting model (or `options.checkpoint`), best first.
 [[nodiscard]] std::vector<PromptScore> prompt_search(const config::ExperimentConfig& cfg,
                                                      const EvalOptions& options);
 

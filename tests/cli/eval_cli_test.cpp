@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cmath>
+#include <optional>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -195,6 +197,75 @@ TEST(EvalCli, PromptSearchRanksCandidatesByDevLoss) {
   EXPECT_EQ(got.translation, want.translation) << rows[0].first;
   EXPECT_EQ(got.system, want.system) << rows[0].first;
   EXPECT_EQ(got.preset, want.preset) << rows[0].first;
+}
+
+// prompt_search.search_records: the candidates are ranked on a seeded search split and scored on
+// the held-out rest too. With two dev records and one search record, the two columns of the base
+// prompt are `tailor eval`'s loss of each record alone, one each; the split is the same on a
+// rerun, and a split that leaves nothing held out is one line, exit 2.
+TEST(EvalCli, PromptSearchReportsASearchAndAHeldOutSplit) {
+  TempDir tmp;
+  std::vector<std::string> records;
+  {
+    std::ifstream dev(TAILOR_SOURCE_DIR "/datasets/gettext-translations/dev.sample.jsonl");
+    for (std::string line; records.size() < 2 && std::getline(dev, line);)
+      if (!line.empty()) records.push_back(line);
+  }
+  ASSERT_EQ(records.size(), 2u);
+  const std::string both = tmp / "two.jsonl";
+  std::ofstream(both) << records[0] << "\n" << records[1] << "\n";
+  // One record is shorter than seq_len: each padded to its own sequence.
+  const std::string common =
+      " data.cache_dir=" + tmp / "cache" + " runtime.threads=2 data.packing=pad";
+  double alone[2] = {0.0, 0.0};
+  for (int i = 0; i < 2; ++i) {
+    const std::string one = tmp / fmt::format("one{}.jsonl", i);
+    std::ofstream(one) << records[static_cast<std::size_t>(i)] << "\n";
+    const Result e = run("eval " + kConfig + common + " --no-generate --data " + one, tmp);
+    ASSERT_EQ(e.code, 0) << e.err;
+    alone[i] = last_json_line(e.out)["eval_loss"].get<double>();
+  }
+  ASSERT_GT(std::abs(alone[0] - alone[1]), 1e-3) << "the two records must be told apart";
+  const std::string cfg = tmp / "search.yaml";
+  std::ofstream(cfg) << read_file(kConfig)
+                     << "prompt_search:\n"
+                        "  search_records: 1\n"
+                        "  candidates:\n"
+                        "    - name: terse\n"
+                        "      translation: \"{src}\\n\"\n";
+  const std::string cmd = "prompt-search " + cfg + common + " --data " + both;
+  const Result s = run(cmd, tmp);
+  ASSERT_EQ(s.code, 0) << s.err;
+  EXPECT_NE(s.out.find("held-out loss"), std::string::npos) << s.out;
+  std::istringstream in(s.out);
+  std::string line;
+  std::getline(in, line);  // header
+  std::vector<std::pair<double, double>> by_rank;
+  std::optional<std::pair<double, double>> base;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    int rank = 0;
+    std::string name;
+    double search = 0.0, heldout = 0.0;
+    if (!(f >> rank >> name >> search >> heldout)) continue;
+    by_rank.emplace_back(search, heldout);
+    if (name == "base") base = std::make_pair(search, heldout);
+  }
+  ASSERT_EQ(by_rank.size(), 2u) << s.out;
+  EXPECT_LE(by_rank[0].first, by_rank[1].first) << "ranked by the search split";
+  ASSERT_TRUE(base.has_value()) << s.out;
+  const bool first_searched = std::abs(base->first - alone[0]) < 1e-4;
+  EXPECT_NEAR(base->first, first_searched ? alone[0] : alone[1], 1e-4) << s.out;
+  EXPECT_NEAR(base->second, first_searched ? alone[1] : alone[0], 1e-4) << s.out;
+  const Result again = run(cmd, tmp);
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(again.out, s.out) << "the split is seeded";
+  const Result none_held = run(cmd + " prompt_search.search_records=2", tmp);
+  EXPECT_EQ(none_held.code, 2);
+  EXPECT_NE(none_held.err.find("prompt_search.search_records: 2 leaves no held-out records"),
+            std::string::npos)
+      << none_held.err;
+  EXPECT_EQ(std::count(none_held.err.begin(), none_held.err.end(), '\n'), 1) << none_held.err;
 }
 
 TEST(EvalCli, PromptsTooLongForTheModelAreSkippedForGeneration) {

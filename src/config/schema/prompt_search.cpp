@@ -22,6 +22,9 @@ const Section<PromptSearchConfig>& prompt_search_section() {
            "dev records generated per candidate (0: all)"},
           {"max_new_tokens", integer(&S::max_new_tokens, kAtLeast1), Resume::kMayChange,
            "tokens generated per answer"},
+          {"search_records", integer(&S::search_records, kAtLeast0), Resume::kMayChange,
+           "dev records that rank the candidates (a seeded shuffle); the rest are held out and "
+           "reported (0: all rank, none held out)"},
           {"candidates",
            custom("list", Presence::kOptional, read_prompt_candidates, write_prompt_candidates),
            Resume::kMayChange,

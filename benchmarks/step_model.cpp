@@ -79,12 +79,15 @@ struct Builder {
   std::vector<ModeledOp> ops;
   double e = 2;  // bytes of an activation or weight element
 
-  // C[m, n] (+)= A[m, k] B[k, n]: A and B in `e` bytes, C in `c_bytes`; `accumulate` reads C
-  // in the epilogue as well.
+  // What the epilogue of a GEMM does with C: write it (beta = 0), or read an m x n input of the
+  // same type beside writing it (beta != 0: accumulating onto C, or C = W + A B out of place).
+  enum class C { kWrite, kReadWrite };
+
+  // C[m, n] (+)= A[m, k] B[k, n]: A and B in `e` bytes, C in `c_bytes`.
   void gemm(const std::string& name, double count, double m, double n, double k, double c_bytes,
-            bool accumulate = false) {
+            C c = C::kWrite) {
     ops.push_back({name, "gemm", count, 2 * m * n * k,
-                   (m * k + k * n) * e + m * n * c_bytes * (accumulate ? 2 : 1)});
+                   (m * k + k * n) * e + m * n * c_bytes * (c == C::kReadWrite ? 2 : 1)});
   }
   void mem(const std::string& name, const std::string& kind, double count, double bytes,
            double flops = 0) {
@@ -137,7 +140,7 @@ std::vector<ModeledOp> model_step(const model::ModelSpec& spec, const StepShape&
     // With LoRA the adapter's u B^T is written first and the base GEMM accumulates onto it
     // (unless the weights are merged).
     b.gemm("layer." + std::string(l.name) + " forward", layers, n, l.out, l.in, e,
-           lora && !s.lora_merged);
+           lora && !s.lora_merged ? Builder::C::kReadWrite : Builder::C::kWrite);
     if (std::string(l.name) == "qkv") {
       b.mem("layer.rope q,k forward", "rope_forward", layers, 2 * n * (q + kv) * e);
       b.mem("layer.attention forward (fused)", "attention_forward", layers,
@@ -148,9 +151,8 @@ std::vector<ModeledOp> model_step(const model::ModelSpec& spec, const StepShape&
     for (const Linear& l : lora_targets) {
       const std::string nm = std::string("layer.lora ") + l.name;
       if (s.lora_merged) {
-        // W' = W + s B A: read W, write W' (the product itself is a rank-r GEMM).
-        b.gemm(nm + " merge W' = W + s B A", layers, l.out, l.in, r, e);
-        b.ops.back().bytes += l.out * l.in * e;  // reads W beside writing W'
+        // W' = W + s B A: a rank-r GEMM whose epilogue reads W beside writing W'.
+        b.gemm(nm + " merge W' = W + s B A", layers, l.out, l.in, r, e, Builder::C::kReadWrite);
       }
       b.gemm(nm + " u = x A^T", layers, n, r, l.in, e);
       if (!s.lora_merged) b.gemm(nm + " y = u B^T", layers, n, l.out, r, e);
@@ -170,7 +172,7 @@ std::vector<ModeledOp> model_step(const model::ModelSpec& spec, const StepShape&
     // dW_head accumulates over the chunks in f32: the first writes, the rest read and write.
     b.gemm("head dW += dlogits^T h (first chunk)", 1, v, d, n / chunks, f32);
     if (chunks > 1) b.gemm("head dW += dlogits^T h (other chunks)", chunks - 1, v, d, n / chunks,
-                           f32, true);
+                           f32, Builder::C::kReadWrite);
   }
 
   // ---- backward ----------------------------------------------------------------------------
@@ -179,7 +181,8 @@ std::vector<ModeledOp> model_step(const model::ModelSpec& spec, const StepShape&
     const Linear& l = *it;
     const std::string nm = l.name;
     // dX = dY W (accumulating onto the LoRA path's (dY B) A when there is one).
-    b.gemm("layer." + nm + " backward dX", layers, n, l.in, l.out, e, lora && !s.lora_merged);
+    b.gemm("layer." + nm + " backward dX", layers, n, l.in, l.out, e,
+           lora && !s.lora_merged ? Builder::C::kReadWrite : Builder::C::kWrite);
     // dW = dY^T X in f32; the first micro-batch of a step writes instead of zero + add.
     if (!lora) b.gemm("layer." + nm + " backward dW", layers, l.out, l.in, n, f32);
     if (nm == "down")

@@ -86,5 +86,33 @@ TEST(StepModel, FlopsEqualTheAnalyticCounts) {
   EXPECT_LT(bench::estimate(lora, shape, c).seconds, bench::estimate(full, shape, c).seconds);
 }
 
+// GEMM bytes from the shapes: A and B read in bf16, C written, and read too where the epilogue
+// takes an input C (the merged LoRA weight W' = W + s B A reads W; the unmerged base GEMM
+// accumulates onto the adapter's output).
+TEST(StepModel, GemmBytesCountTheInputCOnlyWhereTheEpilogueReadsIt) {
+  const ModelSpec s = bench::preset_spec("llama-3.2-1b");
+  bench::StepShape shape;
+  shape.lora_rank = 16;
+  const double n = 8 * 1024.0, d = 2048, q = 2048, kv = 512, r = 16, e = 2;
+  const auto bytes_of = [](const std::vector<bench::ModeledOp>& ops, const std::string& name) {
+    for (const bench::ModeledOp& op : ops)
+      if (op.name == name) return op.bytes;
+    ADD_FAILURE() << "no op " << name;
+    return 0.0;
+  };
+  shape.lora_merged = true;
+  const std::vector<bench::ModeledOp> merged = bench::model_step(s, shape);
+  // [q, r] x [r, d] -> [q, d], reading W [q, d] beside writing W'.
+  EXPECT_DOUBLE_EQ(bytes_of(merged, "layer.lora q merge W' = W + s B A"),
+                   (q * r + r * d) * e + 2 * q * d * e);
+  EXPECT_DOUBLE_EQ(bytes_of(merged, "layer.qkv forward"),
+                   (n * d + d * (q + 2 * kv)) * e + n * (q + 2 * kv) * e);
+  shape.lora_merged = false;
+  const std::vector<bench::ModeledOp> unmerged = bench::model_step(s, shape);
+  EXPECT_DOUBLE_EQ(bytes_of(unmerged, "layer.qkv forward"),
+                   (n * d + d * (q + 2 * kv)) * e + 2 * n * (q + 2 * kv) * e);
+  EXPECT_DOUBLE_EQ(bytes_of(unmerged, "layer.lora q u = x A^T"), (n * d + d * r) * e + n * r * e);
+}
+
 }  // namespace
 }  // namespace tailor::model

@@ -469,6 +469,17 @@ int run_prompt_search(const std::string& config_path, const std::vector<std::str
                   by_loss ? "" : fmt::format("{:.4f}", r.heldout_score.value_or(0.0)).c_str());
     std::printf("\n");
   }
+  // The ranking as one JSON line, as `tailor eval` ends with its report: for scripts.
+  nlohmann::json rows = nlohmann::json::array();
+  for (std::size_t i = 0; i < ranked.size(); ++i) {
+    const trainer::PromptScore& r = ranked[i];
+    nlohmann::json row{{"rank", i + 1}, {"prompt", r.name}, {"loss", r.loss}};
+    if (!by_loss) row[metric] = r.score;
+    if (r.heldout_loss) row["heldout_loss"] = *r.heldout_loss;
+    if (r.heldout_score && !by_loss) row["heldout_" + metric] = *r.heldout_score;
+    rows.push_back(std::move(row));
+  }
+  std::printf("%s\n", nlohmann::json{{"metric", metric}, {"ranking", rows}}.dump().c_str());
   if (!args.write_best.empty()) {
     const config::ExperimentConfig best = trainer::with_candidate(cfg, ranked.front().name);
     trainer::write_file_atomic(args.write_best, config::to_yaml(best));

@@ -22,6 +22,7 @@
 #include "trainer/from_config.h"
 #include "trainer/model_builder.h"
 #include "trainer/prepare.h"
+#include "trainer/run_support.h"
 
 namespace tailor::trainer {
 namespace {
@@ -340,6 +341,7 @@ std::vector<PromptScore> prompt_search(const config::ExperimentConfig& cfg, cons
   go.max_records = ps.max_records;
   go.max_new_tokens = ps.max_new_tokens;
   std::vector<PromptScore> out;
+  const auto t0 = Clock::now();
   for (const auto& [name, variant] : variants) {
     PromptScore s;
     s.name = name;
@@ -353,11 +355,18 @@ std::vector<PromptScore> prompt_search(const config::ExperimentConfig& cfg, cons
       s.heldout_metrics = held.metrics;
       s.heldout_score = held.score;
     }
-    log::info("prompt '{}': {}dev loss {:.4f}{}{}", name, split.heldout.empty() ? "" : "search ",
-              s.loss, s.metrics ? fmt::format(", {} {:.4f}", ps.metric, s.score) : "",
-              s.heldout_score ? fmt::format("; held-out {} {:.4f}", ps.metric, *s.heldout_score)
-                              : "");
     out.push_back(std::move(s));
+    // Progress: candidates done, the time so far and what the rest should take at that pace.
+    const double elapsed = seconds_since(t0);
+    const auto done = static_cast<double>(out.size());
+    const double left = elapsed / done * (static_cast<double>(variants.size()) - done);
+    const PromptScore& r = out.back();
+    log::info("prompt {}/{} '{}': {}dev loss {:.4f}{}{} | {:.1f} s, ETA {:.1f} s", out.size(),
+              variants.size(), name, split.heldout.empty() ? "" : "search ", r.loss,
+              r.metrics ? fmt::format(", {} {:.4f}", ps.metric, r.score) : "",
+              r.heldout_score ? fmt::format("; held-out {} {:.4f}", ps.metric, *r.heldout_score)
+                              : "",
+              elapsed, left);
   }
   const bool lower_better = ps.metric == config::PromptMetric::kLoss;
   std::stable_sort(out.begin(), out.end(), [&](const PromptScore& a, const PromptScore& b) {

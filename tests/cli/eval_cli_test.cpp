@@ -257,6 +257,21 @@ TEST(EvalCli, PromptSearchReportsASearchAndAHeldOutSplit) {
   const bool first_searched = std::abs(base->first - alone[0]) < 1e-4;
   EXPECT_NEAR(base->first, first_searched ? alone[0] : alone[1], 1e-4) << s.out;
   EXPECT_NEAR(base->second, first_searched ? alone[1] : alone[0], 1e-4) << s.out;
+  // The same ranking as one JSON line, at full precision; progress with an ETA on the log.
+  const nlohmann::json j = last_json_line(s.out);
+  ASSERT_EQ(j["ranking"].size(), 2u) << s.out;
+  for (std::size_t i = 0; i < 2; ++i) {
+    const nlohmann::json& row = j["ranking"][i];
+    EXPECT_EQ(row["rank"].get<int>(), static_cast<int>(i) + 1);
+    EXPECT_NEAR(row["loss"].get<double>(), by_rank[i].first, 1e-4);
+    EXPECT_NEAR(row["heldout_loss"].get<double>(), by_rank[i].second, 1e-4);
+    if (row["prompt"] == "base") {
+      EXPECT_NEAR(row["loss"].get<double>(), first_searched ? alone[0] : alone[1], 1e-6);
+      EXPECT_NEAR(row["heldout_loss"].get<double>(), first_searched ? alone[1] : alone[0], 1e-6);
+    }
+  }
+  EXPECT_NE(s.err.find("prompt 2/2 "), std::string::npos) << s.err;
+  EXPECT_NE(s.err.find("ETA"), std::string::npos) << s.err;
   const Result again = run(cmd, tmp);
   ASSERT_EQ(again.code, 0) << again.err;
   EXPECT_EQ(again.out, s.out) << "the split is seeded";

@@ -29,4 +29,16 @@ void swiglu_backward(const std::uint16_t* dout, const std::uint16_t* gate, const
                      std::uint16_t* dgate, std::uint16_t* dup, SwigluShape shape,
                      cudaStream_t stream);
 
+// GeGLU (Gemma's MLP), as CpuOps::geglu_*: out = gelu(gate) * up with the tanh approximation
+// of GELU (gelu.cuh's); the same shapes and aliasing rules as SwiGLU.
+void geglu_forward(const float* gate, const float* up, float* out, SwigluShape shape,
+                   cudaStream_t stream);
+void geglu_forward(const std::uint16_t* gate, const std::uint16_t* up, std::uint16_t* out,
+                   SwigluShape shape, cudaStream_t stream);
+void geglu_backward(const float* dout, const float* gate, const float* up, float* dgate,
+                    float* dup, SwigluShape shape, cudaStream_t stream);
+void geglu_backward(const std::uint16_t* dout, const std::uint16_t* gate, const std::uint16_t* up,
+                    std::uint16_t* dgate, std::uint16_t* dup, SwigluShape shape,
+                    cudaStream_t stream);
+
 }  // namespace tailor::kernels

@@ -273,6 +273,15 @@ void EmulatedDeviceOps::swiglu_forward(const Tensor& gate, const Tensor& up, con
   on_host(cpu_, &CpuOps::swiglu_forward, In{gate}, In{up}, Out{out});
 }
 
+void EmulatedDeviceOps::geglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) {
+  on_host(cpu_, &CpuOps::geglu_forward, In{gate}, In{up}, Out{out});
+}
+
+void EmulatedDeviceOps::geglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up,
+                                       const Tensor& dgate, const Tensor& dup) {
+  on_host(cpu_, &CpuOps::geglu_backward, In{dout}, In{gate}, In{up}, Out{dgate}, Out{dup});
+}
+
 void EmulatedDeviceOps::swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up,
                                         const Tensor& dgate, const Tensor& dup) {
   on_host(cpu_, &CpuOps::swiglu_backward, In{dout}, In{gate}, In{up}, Out{dgate}, Out{dup});

@@ -68,6 +68,9 @@ class EmulatedDeviceOps final : public Ops {
   void swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) override;
   void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up,
                        const Tensor& dgate, const Tensor& dup) override;
+  void geglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) override;
+  void geglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up,
+                      const Tensor& dgate, const Tensor& dup) override;
   void gelu_forward(const Tensor& x, const Tensor& out) override;
   void gelu_backward(const Tensor& dout, const Tensor& x, const Tensor& dx) override;
   void dropout(const Tensor& src, const Tensor& dst, double p, const DropoutKey& key) override;

@@ -182,6 +182,12 @@ class Ops {
   // dgate = ; dup =
   virtual void swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up,
                                const Tensor& dgate, const Tensor& dup) = 0;
+  // out = gelu(gate) * up, all [N, F], gelu the tanh approximation below (Gemma's GeGLU,
+  // gelu_pytorch_tanh).
+  virtual void geglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) = 0;
+  // dgate = dout * up * gelu'(gate); dup = dout * gelu(gate)
+  virtual void geglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up,
+                              const Tensor& dgate, const Tensor& dup) = 0;
   // out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))  (GPT-2's "gelu_new").
   virtual void gelu_forward(const Tensor& x, const Tensor& out) = 0;
   // dx =

@@ -200,6 +200,19 @@ void ProfilingOps::swiglu_backward(const Tensor& dout, const Tensor& gate, const
   end("swiglu_backward", mark);
 }
 
+void ProfilingOps::geglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) {
+  const Mark mark = begin();
+  inner_->geglu_forward(gate, up, out);
+  end("geglu_forward", mark);
+}
+
+void ProfilingOps::geglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up,
+                                  const Tensor& dgate, const Tensor& dup) {
+  const Mark mark = begin();
+  inner_->geglu_backward(dout, gate, up, dgate, dup);
+  end("geglu_backward", mark);
+}
+
 void ProfilingOps::gelu_forward(const Tensor& x, const Tensor& out) {
   const Mark mark = begin();
   inner_->gelu_forward(x, out);

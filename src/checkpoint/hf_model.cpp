@@ -115,7 +115,8 @@ void load_hf_weights(const std::string& dir, const HfModelConfig& cfg, model::Tr
       g.assign(static_cast<std::size_t>(rows * cols), 0.0);
       for (std::int64_t r = 0; r < hf_rows; ++r)
         for (std::int64_t c = 0; c < cols; ++c)
-          g[static_cast<std::size_t>(r * cols + c)] = values[static_cast<std::size_t>(hf_index(h, part, r, c))];
+          g[static_cast<std::size_t>(r * cols + c)] =
+              values[static_cast<std::size_t>(hf_index(h, part, r, c))] + part.value_offset;
     }
   }
   for (Parameter& p : model.params().all()) {
@@ -162,12 +163,13 @@ std::vector<HfTensor> to_hf_tensors(const HfModelConfig& cfg, const model::Trans
         ops.copy(host.tensor(), src);
       }
       const float* v = host.ptr<float>();
+      const auto offset = static_cast<float>(gradients ? 0.0 : part.value_offset);
       const std::int64_t rows = p->shape.rank() == 2 ? p->shape[0] : p->shape.numel();
       const std::int64_t cols = p->shape.rank() == 2 ? p->shape[1] : 1;
       const std::int64_t hf_rows = rows_in_hf(h, part, rows);
       for (std::int64_t r = 0; r < hf_rows; ++r)
         for (std::int64_t c = 0; c < cols; ++c)
-          t.data[static_cast<std::size_t>(hf_index(h, part, r, c))] = v[r * cols + c];
+          t.data[static_cast<std::size_t>(hf_index(h, part, r, c))] = v[r * cols + c] - offset;
     }
     out.push_back(std::move(t));
   }

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "core/error.h"
+
 namespace tailor::model {
 
 using backend::Ops;
@@ -88,8 +90,15 @@ DecoderLayer::DecoderLayer(const ModelSpec& spec, const TpLayout& tp, int index,
     q_norm_ = make_head_norm(params, p + "self_attn.q_norm");
     k_norm_ = make_head_norm(params, p + "self_attn.k_norm");
   }
-  norm2_ = make_norm(params, p + "post_attention_layernorm");
-  if (spec.mlp == MlpType::kSwiGLU)
+  if (spec.sandwich_norms) {
+    TAILOR_ASSERT(spec.norm == NormType::kRmsNorm, "sandwich norms are RMSNorms");
+    post_attn_norm_ = make_norm(params, p + "post_attention_layernorm");
+    norm2_ = make_norm(params, p + "pre_feedforward_layernorm");
+    post_ff_norm_ = make_norm(params, p + "post_feedforward_layernorm");
+  } else {
+    norm2_ = make_norm(params, p + "post_attention_layernorm");
+  }
+  if (spec.gated_mlp())
     gate_ = make_column(params, p + "mlp.gate_proj", tp.ffn, tp.ffn_begin, spec.intermediate_size,
                         d, mb, 1);
   up_ = make_column(params, p + "mlp.up_proj", tp.ffn, tp.ffn_begin, spec.intermediate_size, d,
@@ -107,6 +116,10 @@ void DecoderLayer::attach(ParameterSet& params, const Attachment& a) {
     Attached<BlockAdapter> b;
     b.adapter = attach_owned(a, params, [&] { return a.attach_block(params, site); });
     if (b.adapter == nullptr) continue;
+    if (spec_->sandwich_norms)
+      throw_user_error("peft.method",
+                       "bottleneck adapters are not supported on models with sandwich norms "
+                       "(Gemma 2 and 3): use lora, ia3 or prompt_tuning");
     TAILOR_ASSERT(blocks_[k].adapter == nullptr, "two block adapters after sublayer {} of layer {}",
                   k, index_);
     reserve_buffers(b);
@@ -193,7 +206,13 @@ LayerActivations DecoderLayer::allocate_activations(std::vector<backend::Buffer>
   l.h2 = shared != nullptr ? shared->h2 : make(Shape{n, d}, dtype);
   if (layer_norm) l.mean2 = make(Shape{n}, stat);
   l.rstd2 = make(Shape{n}, stat);
-  if (spec_->mlp == MlpType::kSwiGLU) l.gate = make(Shape{n, f}, dtype);
+  if (spec_->gated_mlp()) l.gate = make(Shape{n, f}, dtype);
+  if (spec_->sandwich_norms) {
+    l.o_out = make(Shape{n, d}, dtype);
+    l.rstd_pa = make(Shape{n}, stat);
+    l.m_out = make(Shape{n, d}, dtype);
+    l.rstd_pf = make(Shape{n}, stat);
+  }
   l.up = make(Shape{n, f}, dtype);
   l.act = shared != nullptr ? shared->act : make(Shape{n, f}, dtype);
   for (int k = 0; k < 2; ++k)
@@ -376,28 +395,55 @@ void DecoderLayer::project_qkv(Ops& ops, const LayerContext& ctx, const Tensor& 
   }
   if (s.position == PositionType::kRope) {
     ops.rope_forward(act.q.view(Shape{n_tok, tp_.q_heads, s.head_dim}), ctx.positions,
-                     ctx.inv_freq);
+                     rope_freq(ctx));
     ops.rope_forward(act.k.view(Shape{n_tok, tp_.kv_heads, s.head_dim}), ctx.positions,
-                     ctx.inv_freq);
+                     rope_freq(ctx));
   }
 }
 
 void DecoderLayer::finish_forward(Ops& ops, const LayerContext& ctx, const Tensor& x,
                                   const Tensor& y, const LayerActivations& act,
                                   const LayerScratch& scratch) const {
-  // x_mid = x + attn Wo^T (+ bo), summed over the TP group (through a block adapter if present).
-  sublayer_output(ops, ctx, 0, act.attn, o_, x, act.x_mid, act, scratch);
+  // x_mid = x + attn Wo^T (+ bo), summed over the TP group (through a block adapter if present;
+  // through the post-attention norm under sandwich norms).
+  join_residual(ops, ctx, 0, act.attn, o_, post_attn_norm_, x, act.x_mid, act.o_out, act.rstd_pa,
+                act, scratch);
 
   // MLP block.
   norm_forward(ops, norm2_, act.x_mid, act.h2, act.mean2, act.rstd2);
   column_forward(ops, ctx, up_, act.h2, act, scratch, act.up);
-  if (spec_->mlp == MlpType::kSwiGLU) {
-    column_forward(ops, ctx, gate_, act.h2, act, scratch, act.gate);
-    ops.swiglu_forward(act.gate, act.up, act.act);
-  } else {
-    ops.gelu_forward(act.up, act.act);
+  if (spec_->gated_mlp()) column_forward(ops, ctx, gate_, act.h2, act, scratch, act.gate);
+  mlp_activation(ops, act);
+  join_residual(ops, ctx, 1, act.act, down_, post_ff_norm_, act.x_mid, y, act.m_out, act.rstd_pf,
+                act, scratch);
+}
+
+void DecoderLayer::join_residual(Ops& ops, const LayerContext& ctx, int slot, const Tensor& in,
+                                 const Linear& l, const Norm& post, const Tensor& residual,
+                                 const Tensor& y, const Tensor& kept, const Tensor& rstd,
+                                 const LayerActivations& act, const LayerScratch& scratch) const {
+  if (!spec_->sandwich_norms) {
+    sublayer_output(ops, ctx, slot, in, l, residual, y, act, scratch);
+    return;
   }
-  sublayer_output(ops, ctx, 1, act.act, down_, act.x_mid, y, act, scratch);
+  // p alone (summed over the TP group), then y = residual + norm(p).
+  sublayer_output(ops, ctx, slot, in, l, Tensor{}, kept, act, scratch);
+  ops.rmsnorm_forward(kept, post.weight->value, spec_->norm_eps, scratch.sandwich, rstd);
+  ops.copy(y, residual);
+  ops.add(y, scratch.sandwich, 1.0);
+}
+
+void DecoderLayer::mlp_activation(Ops& ops, const LayerActivations& act) const {
+  switch (spec_->mlp) {
+    case MlpType::kSwiGLU: ops.swiglu_forward(act.gate, act.up, act.act); return;
+    case MlpType::kGeGLU: ops.geglu_forward(act.gate, act.up, act.act); return;
+    case MlpType::kGelu: ops.gelu_forward(act.up, act.act); return;
+  }
+}
+
+const Tensor& DecoderLayer::rope_freq(const LayerContext& ctx) const {
+  const bool local = ctx.inv_freq_local.data != nullptr && spec_->attention_window(index_) > 0;
+  return local ? ctx.inv_freq_local : ctx.inv_freq;
 }
 
 void DecoderLayer::forward(Ops& ops, const LayerContext& ctx, const Tensor& x, const Tensor& y,
@@ -422,11 +468,7 @@ void DecoderLayer::recompute(Ops& ops, const LayerContext& ctx, const Tensor& x,
   if (mode != Recompute::kSelective) return;
   norm_forward(ops, norm1_, x, act.h1, act.mean1, act.rstd1);
   norm_forward(ops, norm2_, act.x_mid, act.h2, act.mean2, act.rstd2);
-  if (spec_->mlp == MlpType::kSwiGLU) {
-    ops.swiglu_forward(act.gate, act.up, act.act);
-  } else {
-    ops.gelu_forward(act.up, act.act);
-  }
+  mlp_activation(ops, act);
 }
 
 void DecoderLayer::forward_cached(Ops& ops, const LayerContext& ctx, const Tensor& x,
@@ -462,14 +504,22 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
 
   // MLP block: y = x_mid + act Wd^T. dy flows unchanged into d x_mid (residual).
   // Through the MLP's block adapter first: d(down output) = dp.
+  // Under sandwich norms: through post_feedforward_layernorm first, d p = sc.sandwich.
   Tensor d_out = dy;
   if (const Attached<BlockAdapter>& b = blocks_[1]; b.adapter != nullptr) {
     b.adapter->backward(ops, ctx, tensors(b, act, sc), dy, act.block_in[1], sc.d_block);
     d_out = sc.d_block;
+  } else if (s.sandwich_norms) {
+    ops.rmsnorm_backward(dy, act.m_out, post_ff_norm_.weight->value, act.rstd_pf, sc.sandwich,
+                         post_ff_norm_.weight->grad);
+    d_out = sc.sandwich;
   }
   linear_backward_hooked(ops, ctx, down_, d_out, act.act, act, sc, sc.d_act, 0.0);
-  if (s.mlp == MlpType::kSwiGLU) {
-    ops.swiglu_backward(sc.d_act, act.gate, act.up, sc.d_gate, sc.d_up);
+  if (s.gated_mlp()) {
+    if (s.mlp == MlpType::kGeGLU)
+      ops.geglu_backward(sc.d_act, act.gate, act.up, sc.d_gate, sc.d_up);
+    else
+      ops.swiglu_backward(sc.d_act, act.gate, act.up, sc.d_gate, sc.d_up);
     linear_backward_hooked(ops, ctx, gate_, sc.d_gate, act.h2, act, sc, sc.d_h, 0.0);
     linear_backward_hooked(ops, ctx, up_, sc.d_up, act.h2, act, sc, sc.d_h, 1.0);
   } else {
@@ -485,6 +535,10 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
   if (const Attached<BlockAdapter>& b = blocks_[0]; b.adapter != nullptr) {
     b.adapter->backward(ops, ctx, tensors(b, act, sc), dy, act.block_in[0], sc.d_block);
     d_attn_out = sc.d_block;
+  } else if (s.sandwich_norms) {
+    ops.rmsnorm_backward(dy, act.o_out, post_attn_norm_.weight->value, act.rstd_pa, sc.sandwich,
+                         post_attn_norm_.weight->grad);
+    d_attn_out = sc.sandwich;
   }
   linear_backward_hooked(ops, ctx, o_, d_attn_out, act.attn, act, sc, sc.d_attn, 0.0);
   ops.attention_backward(sc.d_attn.view(q4), act.q.view(q4), act.k.view(kv4), act.v.view(kv4),
@@ -492,8 +546,8 @@ void DecoderLayer::backward(Ops& ops, const LayerContext& ctx, const Tensor& x,
                          s.attention_scale(), s.attention_window(index_), sc.d_q.view(q4),
                          sc.d_k.view(kv4), sc.d_v.view(kv4));
   if (s.position == PositionType::kRope) {
-    ops.rope_backward(sc.d_q.view(Shape{n_tok, hq, s.head_dim}), ctx.positions, ctx.inv_freq);
-    ops.rope_backward(sc.d_k.view(Shape{n_tok, hkv, s.head_dim}), ctx.positions, ctx.inv_freq);
+    ops.rope_backward(sc.d_q.view(Shape{n_tok, hq, s.head_dim}), ctx.positions, rope_freq(ctx));
+    ops.rope_backward(sc.d_k.view(Shape{n_tok, hkv, s.head_dim}), ctx.positions, rope_freq(ctx));
   }
   // Through the q/k norms: d_attn is free after the attention's backward and holds d q_pre, then
   // (once q's projection is done with it) d k_pre in its first N*Hkv*Dh elements.

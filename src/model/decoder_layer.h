@@ -68,6 +68,9 @@ struct LayerActivations {
   backend::Tensor x_mid;             // [N, D]
   backend::Tensor h2, mean2, rstd2;
   backend::Tensor gate, up, act;     // [N, F] (gate unused for GELU; up is the pre-activation)
+  // Sandwich norms (ModelSpec::sandwich_norms): the attention and MLP outputs before their
+  // post-norms, [N, D], and those norms' statistics [N].
+  backend::Tensor o_out, rstd_pa, m_out, rstd_pf;
   backend::Tensor block_in[2];       // [N, D] attention / MLP output p under a block adapter
   std::vector<backend::Tensor> adapter;  // the adapters' saved tensors, [N, w] each, in the
                                          // layer's attach order (DecoderLayer::adapter_saved_widths)
@@ -91,6 +94,8 @@ struct LayerScratch {
   backend::Tensor d_norm;            // [N, D]
   backend::Tensor partial;           // [N, D] row-parallel partial sums (TP > 1)
   backend::Tensor d_block;           // [N, D] gradient of a sublayer output under a block adapter
+  backend::Tensor sandwich;          // [N, D] sandwich norms: a post-norm's output in forward, the
+                                     // gradient of its input in backward (also in inference)
   backend::Tensor hook_out, hook_in; // flat [N * w]: a row-parallel output z, or a dz, around
                                      // output hooks; dx' under an input hook (hook_scratch_widths)
   std::vector<backend::Tensor> adapter;  // the adapters' scratch slots, flat [N * w], w the widest
@@ -246,6 +251,19 @@ class DecoderLayer {
                       const backend::Tensor& y, const LayerActivations& act,
                       const LayerScratch& scratch) const;
 
+  // A sublayer's output joined to the residual: y = residual + p, or under sandwich norms
+  // y = residual + post_norm(p) with p kept in `kept` and the norm's statistics in `rstd`.
+  void join_residual(backend::Ops& ops, const LayerContext& ctx, int slot,
+                     const backend::Tensor& in, const Linear& l, const Norm& post,
+                     const backend::Tensor& residual, const backend::Tensor& y,
+                     const backend::Tensor& kept, const backend::Tensor& rstd,
+                     const LayerActivations& act, const LayerScratch& scratch) const;
+  // The gated or plain MLP activation of act.gate / act.up into act.act, and its backward.
+  void mlp_activation(backend::Ops& ops, const LayerActivations& act) const;
+  // The RoPE frequencies of this layer: the local ones on a sliding layer of a family with a
+  // local RoPE base (Gemma 3), else the model's.
+  [[nodiscard]] const backend::Tensor& rope_freq(const LayerContext& ctx) const;
+
   void norm_forward(backend::Ops& ops, const Norm& n, const backend::Tensor& x,
                     const backend::Tensor& y, const backend::Tensor& mean,
                     const backend::Tensor& rstd) const;
@@ -259,8 +277,9 @@ class DecoderLayer {
   Attached<BlockAdapter> blocks_[2];  // after attention, after the MLP
   std::vector<std::int64_t> saved_widths_, scratch_widths_;
   std::array<std::int64_t, 2> hook_widths_{0, 0};  // LayerScratch::hook_out, hook_in
-  Norm norm1_, norm2_;
+  Norm norm1_, norm2_;               // norm2_: pre_feedforward_layernorm under sandwich norms
   Norm q_norm_, k_norm_;             // q/k norm only
+  Norm post_attn_norm_, post_ff_norm_;  // sandwich norms only
   Linear q_, k_, v_, o_;
   Linear gate_, up_, down_;
 };

@@ -28,6 +28,7 @@ struct HfTensorPart {
   std::string param;        // canonical Tailor parameter name
   bool transpose = false;   // HF stores it [in, out] (GPT-2's Conv1D)
   std::int64_t offset = 0;  // start along HF's output dimension (fused tensors such as c_attn)
+  double value_offset = 0.0;  // Tailor's value = HF's + value_offset (Gemma's (1 + w) norms)
 };
 
 // One Hugging Face tensor: its name, its HF shape, and the Tailor parameters it is made of.

@@ -15,6 +15,7 @@ struct LayerContext {
   backend::Tensor positions;         // i32 [B*T]
   backend::Tensor doc_ids;           // i32 [B*T] or absent
   backend::Tensor inv_freq;          // f32 [Dh/2] (RoPE)
+  backend::Tensor inv_freq_local;    // f32 [Dh/2]: the sliding layers' own (Gemma 3), or absent
   comm::Communicator* tp = nullptr;  // tensor-parallel group
   // Training batches (step >= 0): the key of an adapter's dropout masks; token n of this
   // micro-batch is token first_token + n of the step's global batch. step < 0: not a training

@@ -45,7 +45,17 @@ bool ModelSpec::has_sliding_window() const {
 }
 
 double ModelSpec::attention_scale() const noexcept {
-  return rope_attention_factor * rope_attention_factor / std::sqrt(static_cast<double>(head_dim));
+  const double d = query_pre_attn_scalar > 0.0 ? query_pre_attn_scalar
+                                               : static_cast<double>(head_dim);
+  return rope_attention_factor * rope_attention_factor / std::sqrt(d);
+}
+
+std::vector<float> ModelSpec::rope_local_inv_freq() const {
+  if (rope_local_theta <= 0.0) return {};
+  ModelSpec local;
+  local.head_dim = head_dim;
+  local.rope_theta = rope_local_theta;  // "default" RoPE, no scaling
+  return local.rope_inv_freq();
 }
 
 std::vector<float> ModelSpec::rope_inv_freq(bool long_context) const {
@@ -125,11 +135,11 @@ std::int64_t ModelSpec::num_parameters() const noexcept {
   std::int64_t attn = d * q_dim() + 2 * d * kv_dim() + q_dim() * d;
   if (attention_bias) attn += q_dim() + 2 * kv_dim();
   if (o_bias) attn += d;
-  const std::int64_t mlp_mats = mlp == MlpType::kSwiGLU ? 3 : 2;
+  const std::int64_t mlp_mats = gated_mlp() ? 3 : 2;
   std::int64_t mlp_params = mlp_mats * d * intermediate_size;
   if (mlp_bias) mlp_params += (mlp_mats - 1) * intermediate_size + d;
   if (qk_norm) attn += 2 * head_dim;
-  const std::int64_t layer = 2 * norm_params + attn + mlp_params;
+  const std::int64_t layer = (sandwich_norms ? 4 : 2) * norm_params + attn + mlp_params;
   std::int64_t total = num_layers * layer + norm_params + vocab_size * d;
   if (!tie_embeddings) total += vocab_size * d;
   if (position == PositionType::kLearned) total += max_position_embeddings * d;
@@ -141,7 +151,8 @@ std::string ModelSpec::summary() const {
       "{} layers, hidden {}, heads {}/{} (q/kv) x {}, {} {}, {} positions, {} norm, vocab {} "
       "(padded {}){}{}, {:.2f}M parameters",
       num_layers, hidden_size, num_heads, num_kv_heads, head_dim,
-      mlp == MlpType::kSwiGLU ? "SwiGLU" : "GELU", intermediate_size,
+      mlp == MlpType::kSwiGLU ? "SwiGLU" : (mlp == MlpType::kGeGLU ? "GeGLU" : "GELU"),
+      intermediate_size,
       position == PositionType::kRope ? "RoPE" : "learned",
       norm == NormType::kRmsNorm ? "RMS" : "Layer", vocab_size, padded_vocab(),
       tie_embeddings ? ", tied head" : "", qk_norm ? ", q/k norm" : "",

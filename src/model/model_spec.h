@@ -13,7 +13,9 @@ namespace tailor::model {
 
 enum class NormType { kRmsNorm, kLayerNorm };
 enum class PositionType { kRope, kLearned };
-enum class MlpType { kSwiGLU, kGelu };
+// kSwiGLU: down(silu(gate(x)) * up(x)); kGeGLU: the same with the tanh GELU (Gemma);
+// kGelu: down(gelu(up(x))) (GPT-2, no gate).
+enum class MlpType { kSwiGLU, kGelu, kGeGLU };
 
 struct ModelSpec {
   std::int64_t vocab_size = 0;        // real vocabulary (ids the tokenizer can produce)
@@ -64,6 +66,25 @@ struct ModelSpec {
   // every layer does (Mistral).
   std::int64_t sliding_window = 0;
   std::vector<bool> sliding_layers;
+  // Gemma 2 and 3 (decision 46):
+  //  - norm_unit_offset: RMSNorm scales by (1 + w) where the checkpoint stores w. Tailor's norm
+  //    parameters hold 1 + w (what the norm multiplies by), so every backend's rmsnorm serves;
+  //    the offset is added on load and taken off on export. Norm weights are never decayed, so
+  //    training is the same as on w.
+  //  - sandwich_norms: besides input_layernorm, the attention output and the MLP output are
+  //    normalized before they join the residual (post_attention_layernorm,
+  //    post_feedforward_layernorm) and the MLP reads pre_feedforward_layernorm's output.
+  //  - embedding_multiplier: the token embeddings are multiplied by sqrt(hidden_size), rounded to
+  //    f32 as transformers does (1: none).
+  //  - query_pre_attn_scalar: the softmax scale is query_pre_attn_scalar^-1/2 instead of
+  //    head_dim^-1/2 (0: head_dim).
+  //  - rope_local_theta: the RoPE base of the sliding-window layers (Gemma 3's
+  //    rope_local_base_freq; unscaled, "default" RoPE); 0: the layers share rope_theta.
+  bool norm_unit_offset = false;
+  bool sandwich_norms = false;
+  double embedding_multiplier = 1.0;
+  double query_pre_attn_scalar = 0.0;
+  double rope_local_theta = 0.0;
   double init_std = 0.02;
   // Embedding rows and LM-head columns are padded to a multiple of vocab_multiple x TP degree;
   // padded logits are masked to -inf in the loss.
@@ -82,6 +103,11 @@ struct ModelSpec {
   // RoPE inverse frequencies [head_dim / 2] in f32, computed as Hugging Face does (incl. scaling);
   // `long_context`: longrope's set for positions past rope_original_max_positions.
   [[nodiscard]] std::vector<float> rope_inv_freq(bool long_context = false) const;
+  // The sliding-window layers' inverse frequencies when they have a RoPE base of their own
+  // (rope_local_theta > 0), else empty.
+  [[nodiscard]] std::vector<float> rope_local_inv_freq() const;
+  // Whether the MLP has a gate projection (SwiGLU, GeGLU).
+  [[nodiscard]] bool gated_mlp() const noexcept { return mlp != MlpType::kGelu; }
   // Whether a forward whose largest position is `max_position` uses longrope's long factors.
   [[nodiscard]] bool rope_long_context(std::int64_t max_position) const noexcept {
     return rope_type == "longrope" && max_position + 1 > rope_original_max_positions;

@@ -137,6 +137,7 @@ Transformer::Transformer(const ModelSpec& spec, Ops& ops, DType dtype, comm::Com
       return buf;
     };
     inv_freq_ = upload(spec_.rope_inv_freq());
+    if (spec_.rope_local_theta > 0.0) inv_freq_local_ = upload(spec_.rope_local_inv_freq());
     if (spec_.rope_type == "longrope") inv_freq_long_ = upload(spec_.rope_inv_freq(true));
   }
 }
@@ -230,7 +231,7 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   const std::int64_t qd = layout_.q_dim(spec_.head_dim);
   const std::int64_t kvd = layout_.kv_dim(spec_.head_dim);
   const bool layer_norm = spec_.norm == NormType::kLayerNorm;
-  const bool swiglu = spec_.mlp == MlpType::kSwiGLU;
+  const bool swiglu = spec_.gated_mlp();
   a->storage.reserve(static_cast<std::size_t>(spec_.num_layers) * 16 + 32);
   for (int i = 0; i <= spec_.num_layers; ++i) a->resid.push_back(a->make(dtype_, Shape{n, d}));
   if (recompute_ == Recompute::kFull) {
@@ -279,6 +280,7 @@ void Transformer::ensure_activations(std::int64_t batch, std::int64_t seq) {
   s.d_up = a->make(dtype_, Shape{n, f});
   s.d_act = a->make(dtype_, Shape{n, f});
   if (layers_.front().has_block_adapter()) s.d_block = a->make(dtype_, Shape{n, d});
+  if (spec_.sandwich_norms) s.sandwich = a->make(dtype_, Shape{n, d});
   s.adapter = adapter_scratch(a->storage, n);
   hook_scratch(a->storage, n, s);
   acts_ = std::move(a);
@@ -332,6 +334,7 @@ LayerContext Transformer::context(const Batch& b) const {
   c.positions = b.positions;
   c.doc_ids = b.doc_ids;
   c.inv_freq = inv_freq(long_rope_);
+  if (!inv_freq_local_.empty()) c.inv_freq_local = inv_freq_local_.tensor();
   c.tp = tp_;
   c.seed = b.step_key.seed;
   c.step = b.step_key.step;
@@ -389,6 +392,9 @@ void Transformer::embed_tokens(const Tensor& host_ids, const Tensor& ids, const 
   }
   // Vocab-parallel lookup: each rank fills the rows of its ids, zeros elsewhere; sum over ranks.
   vocab_parallel_embedding(*ops_, tp_, *embed_tokens_, token_ids, layout_.vocab_begin, x0);
+  // Gemma: the token embeddings times sqrt(hidden) (virtual tokens and positions unscaled, as
+  // peft's prompt joins the scaled inputs_embeds).
+  if (spec_.embedding_multiplier != 1.0) ops_->scale(x0, spec_.embedding_multiplier);
   if (virtual_table_ != nullptr) {  // virtual tokens: their rows of the (replicated) table; 0 + v
     ops_->embedding_forward(virtual_table_->value, virtual_ids_.tensor(), 0, tmp);
     ops_->add(x0, tmp, 1.0);
@@ -609,12 +615,14 @@ void Transformer::backward_from_head(const Batch& b,
     if (announce) grads_ready(ready_offset_[i]);
   }
 
-  if (embed_tokens_->grad.data != nullptr)
-    ops_->embedding_backward(embed_tokens_->grad, b.ids, layout_.vocab_begin, a.dx);
   if (embed_positions_ != nullptr && embed_positions_->grad.data != nullptr)
     ops_->embedding_backward(embed_positions_->grad, b.positions, 0, a.dx);
   if (virtual_table_ != nullptr)  // the virtual tokens' rows of dx, from the ids of embed() above
     ops_->embedding_backward(virtual_table_->grad, virtual_ids_.tensor(), 0, a.dx);
+  if (embed_tokens_->grad.data != nullptr) {
+    if (spec_.embedding_multiplier != 1.0) ops_->scale(a.dx, spec_.embedding_multiplier);
+    ops_->embedding_backward(embed_tokens_->grad, b.ids, layout_.vocab_begin, a.dx);
+  }
   if (announce) grads_ready(0);
 }
 

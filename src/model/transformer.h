@@ -250,6 +250,7 @@ class Transformer {
   backend::Buffer token_ids_host_, virtual_ids_host_;  // the same, computed on the host
   backend::Buffer inv_freq_;              // f32 [Dh/2]
   backend::Buffer inv_freq_long_;         // f32 [Dh/2]: longrope's long factors
+  backend::Buffer inv_freq_local_;        // f32 [Dh/2]: the sliding layers' base (Gemma 3)
   bool long_rope_ = false;                // the last forward's positions passed longrope's length
   // RoPE frequencies: longrope's long set when `long_context`, else the one set.
   [[nodiscard]] backend::Tensor inv_freq(bool long_context) const;

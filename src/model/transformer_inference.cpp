@@ -40,6 +40,7 @@ void Transformer::ensure_inference_state(std::int64_t batch, std::int64_t seq) {
   st->act = layers_.front().allocate_activations(st->storage, dtype_, *ops_, batch, seq);
   st->scratch.adapter = adapter_scratch(st->storage, n);
   hook_scratch(st->storage, n, st->scratch);
+  if (spec_.sandwich_norms) st->scratch.sandwich = st->make(dtype_, Shape{n, d});
   st->last_x = st->make(dtype_, Shape{batch, d});
   st->last_h = st->make(dtype_, Shape{batch, d});
   if (spec_.norm == NormType::kLayerNorm) st->last_mean = st->make(stat_dtype_, Shape{batch});
@@ -127,6 +128,7 @@ Tensor Transformer::extend(KvCache& cache, const Tensor& ids,
   ctx.seq = t;
   ctx.positions = st.positions.tensor();
   ctx.inv_freq = inv_freq(long_rope(st.positions_host.tensor()));
+  if (!inv_freq_local_.empty()) ctx.inv_freq_local = inv_freq_local_.tensor();
   ctx.tp = tp_;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     const int l = static_cast<int>(i);

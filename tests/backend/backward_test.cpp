@@ -168,6 +168,36 @@ TEST_P(FlatGrad, Swiglu) {
   EXPECT_TRUE(dgate.guards_ok() && dup.guards_ok());
 }
 
+TEST_P(FlatGrad, Geglu) {
+  const RowCase c = GetParam();
+  CpuOps& ops = shared_ops();
+  HostTensor gate(kF64, Shape{c.n, c.d});
+  HostTensor up(kF64, Shape{c.n, c.d});
+  HostTensor proj(kF64, Shape{c.n, c.d});
+  HostTensor out(kF64, Shape{c.n, c.d});
+  gate.normal(16, 1, 2.0);
+  up.normal(16, 2);
+  proj.normal(16, 3);
+  auto loss = [&] {
+    ops.geglu_forward(gate.t(), up.t(), out.t());
+    return dot(out.values(), proj.values());
+  };
+  const Vec fd_gate = fd_grad(gate, loss);
+  const Vec fd_up = fd_grad(up, loss);
+  HostTensor dgate = garbage(Shape{c.n, c.d});
+  HostTensor dup = garbage(Shape{c.n, c.d});
+  ops.geglu_backward(proj.t(), gate.t(), up.t(), dgate.t(), dup.t());
+  EXPECT_LT(rel_error(dgate.values(), fd_gate), kGradTol);
+  EXPECT_LT(rel_error(dup.values(), fd_up), kGradTol);
+  EXPECT_TRUE(dgate.guards_ok() && dup.guards_ok());
+  // The forward is gelu(gate) * up, gelu as the gelu op computes it.
+  HostTensor g(kF64, Shape{c.n, c.d});
+  ops.gelu_forward(gate.t(), g.t());
+  ops.geglu_forward(gate.t(), up.t(), out.t());
+  const Vec gv = g.values(), uv = up.values(), ov = out.values();
+  for (std::size_t i = 0; i < ov.size(); ++i) EXPECT_NEAR(ov[i], gv[i] * uv[i], 1e-15) << i;
+}
+
 TEST_P(FlatGrad, Gelu) {
   const RowCase c = GetParam();
   CpuOps& ops = shared_ops();

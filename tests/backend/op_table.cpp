@@ -427,6 +427,22 @@ const std::vector<OpEntry>& op_table() {
               out("dgate", Shape{n, f}), out("dup", Shape{n, f})},
              call([](Ops& o, const Args& a) { o.swiglu_backward(a[0], a[1], a[2], a[3], a[4]); })};
        }},
+      {"geglu_forward",
+       [](Scale s) -> OpCase {
+         const I64 n = pick(s, 5, 4096), f = pick(s, 19, 5632);
+         return {dims({{"N", n}, {"F", f}}),
+                 {in("gate", Shape{n, f}), in("up", Shape{n, f}), out("out", Shape{n, f})},
+                 call([](Ops& o, const Args& a) { o.geglu_forward(a[0], a[1], a[2]); })};
+       }},
+      {"geglu_backward",
+       [](Scale s) -> OpCase {
+         const I64 n = pick(s, 5, 4096), f = pick(s, 19, 5632);
+         return {
+             dims({{"N", n}, {"F", f}}),
+             {in("dout", Shape{n, f}), in("gate", Shape{n, f}), in("up", Shape{n, f}),
+              out("dgate", Shape{n, f}), out("dup", Shape{n, f})},
+             call([](Ops& o, const Args& a) { o.geglu_backward(a[0], a[1], a[2], a[3], a[4]); })};
+       }},
       {"gelu_forward",
        [](Scale s) -> OpCase {
          const I64 n = pick(s, 5, 4096), f = pick(s, 19, 4096);

@@ -1,7 +1,7 @@
 // Tailor's Hugging Face exports against transformers: directories Tailor wrote (`tailor export` of
 // the committed step-20 checkpoints of a tiny LLaMA and a tiny GPT-2, `tailor export --dtype
 // bf16` of the qwen2 fixture, `tailor export` of the qwen3 one and of the qwen2_window and
-// qwen3_window fixtures: sliding windows on two of three layers), committed under
+// qwen3_window fixtures: sliding windows on two of three layers; and of the gemma3 one), committed under
 // tests/golden/exports/<case>/ with the logits transformers computed on them after loading them
 // with no missing or unexpected tensor
 // (tests/golden/make_export_fixtures.py).
@@ -115,6 +115,7 @@ const Case kCases[] = {
     {"phi3_f32", "phi3", "F32", true},
     {"qwen3_yarn_f32", "qwen3", "F32", true},
     {"phi3_longrope_f32", "phi3", "F32", true},
+    {"gemma3", "gemma3_text", "F32", true},
 };
 
 class ExportGolden : public ::testing::TestWithParam<Case> {

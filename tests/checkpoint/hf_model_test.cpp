@@ -167,7 +167,7 @@ TEST(HfLoad, BadDirectoriesAreOneLineUserErrors) {
   fs::create_directories(tmp.str("bad"));
   write_file(tmp.str("bad/config.json"), R"({"model_type": "bert", "vocab_size": 10})");
   EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }),
-            tmp.str("bad") + "/config.json: model_type: bert is not supported (llama, mistral, qwen2, qwen3, phi3, gpt2)");
+            tmp.str("bad") + "/config.json: model_type: bert is not supported (llama, mistral, qwen2, qwen3, phi3, gemma3_text, gpt2)");
   write_file(tmp.str("bad/config.json"), R"({"model_type": "llama", "vocab_size": 10})");
   EXPECT_EQ(error_of([&] { (void)read_hf_config(tmp.str("bad")); }),
             tmp.str("bad") + "/config.json: hidden_size: required key is missing");

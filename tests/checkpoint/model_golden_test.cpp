@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include "backend/cpu/cpu_ops.h"
@@ -179,6 +181,15 @@ TEST_P(ModelGolden, WeightsRoundTripBitwise) {
     ASSERT_EQ(dims(t.shape), info.shape) << t.name;
     const std::span<const std::byte> raw = weights.raw(t.name);
     ASSERT_EQ(raw.size(), t.data.size() * sizeof(float)) << t.name;
+    if (m.cfg.spec.norm_unit_offset && t.name.ends_with("norm.weight")) {
+      // Gemma's norms: Tailor holds 1 + w in f32, so w comes back within half an ulp of 1 + w.
+      const std::vector<float> want = read_f32(weights, t.name);
+      for (std::size_t i = 0; i < want.size(); ++i)
+        EXPECT_LE(std::abs(static_cast<double>(t.data[i]) - want[i]),
+                  0.5 * std::ldexp(1.0, std::ilogb(1.0 + std::abs(want[i])) - 23))
+            << t.name << "[" << i << "]";
+      continue;
+    }
     EXPECT_EQ(std::memcmp(raw.data(), t.data.data(), raw.size()), 0) << t.name << " differs";
   }
   const std::vector<std::string> names = weights.names();
@@ -273,6 +284,25 @@ TEST(ModelGoldenConfig, FamiliesReadAsTheirConfigsSay) {
   EXPECT_EQ(qwen3_window.spec.attention_window(1), 0);
   EXPECT_EQ(qwen3_window.spec.attention_window(2), 4);
 
+  // Gemma 3: three sliding layers (window 4) then a global one, a RoPE base per kind of layer
+  // (the global one linear-scaled), the softmax scale 24^-1/2 (not head_dim's 16^-1/2).
+  const HfModelConfig gemma3 = read_hf_config(fixture_dir("gemma3"));
+  EXPECT_EQ(gemma3.model_type, "gemma3_text");
+  EXPECT_EQ(gemma3.spec.mlp, model::MlpType::kGeGLU);
+  EXPECT_TRUE(gemma3.spec.norm_unit_offset);
+  EXPECT_TRUE(gemma3.spec.sandwich_norms);
+  EXPECT_TRUE(gemma3.spec.qk_norm);
+  EXPECT_TRUE(gemma3.spec.tie_embeddings);
+  EXPECT_EQ(gemma3.spec.embedding_multiplier, static_cast<double>(std::sqrt(32.0f)));
+  EXPECT_DOUBLE_EQ(gemma3.spec.attention_scale(), 1.0 / std::sqrt(24.0));
+  for (int l = 0; l < 3; ++l) EXPECT_EQ(gemma3.spec.attention_window(l), 4) << l;
+  EXPECT_EQ(gemma3.spec.attention_window(3), 0);
+  EXPECT_EQ(gemma3.spec.rope_type, "linear");
+  EXPECT_EQ(gemma3.spec.rope_factor, 2.0);
+  EXPECT_EQ(gemma3.spec.rope_theta, 1000000.0);
+  EXPECT_EQ(gemma3.spec.rope_local_theta, 10000.0);
+  EXPECT_EQ(model::family_for_spec(gemma3.spec)->model_type(), "gemma3_text");
+
   const HfModelConfig gpt2 = read_hf_config(fixture_dir("gpt2"));
   EXPECT_EQ(gpt2.model_type, "gpt2");
   EXPECT_EQ(gpt2.spec.norm, model::NormType::kLayerNorm);
@@ -280,6 +310,40 @@ TEST(ModelGoldenConfig, FamiliesReadAsTheirConfigsSay) {
   EXPECT_EQ(gpt2.spec.mlp, model::MlpType::kGelu);
   EXPECT_TRUE(gpt2.spec.tie_embeddings);
   EXPECT_EQ(gpt2.spec.max_position_embeddings, 64);
+}
+
+// Gemma 3 in transformers 4's spelling (the Hub's configs): rope_theta + rope_scaling for the
+// global layers, rope_local_base_freq for the sliding ones, and no layer_types but
+// sliding_window_pattern (every pattern-th layer global), read as the fixture's transformers 5
+// spelling says.
+TEST(ModelGoldenConfig, Gemma3TransformersFourSpellingGivesTheSameSpec) {
+  nlohmann::json j;
+  {
+    std::ifstream in(fixture_dir("gemma3") + "/config.json");
+    j = nlohmann::json::parse(in);
+  }
+  j.erase("rope_parameters");
+  j.erase("layer_types");
+  j.erase("_sliding_window_pattern");
+  j["rope_theta"] = 1000000.0;
+  j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}};
+  j["rope_local_base_freq"] = 10000.0;
+  j["sliding_window_pattern"] = 4;
+  const fs::path dir = fs::temp_directory_path() /
+                       ("tailor-gemma3-hub-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "config.json") << j.dump(2);
+  const HfModelConfig hub = read_hf_config(dir.string());
+  fs::remove_all(dir);
+  const HfModelConfig v5 = read_hf_config(fixture_dir("gemma3"));
+  EXPECT_EQ(hub.spec.sliding_layers, v5.spec.sliding_layers);
+  EXPECT_EQ(hub.spec.sliding_window, v5.spec.sliding_window);
+  EXPECT_EQ(hub.spec.rope_type, v5.spec.rope_type);
+  EXPECT_EQ(hub.spec.rope_factor, v5.spec.rope_factor);
+  EXPECT_EQ(hub.spec.rope_theta, v5.spec.rope_theta);
+  EXPECT_EQ(hub.spec.rope_local_theta, v5.spec.rope_local_theta);
+  EXPECT_EQ(hub.spec.rope_inv_freq(), v5.spec.rope_inv_freq());
+  EXPECT_EQ(hub.spec.rope_local_inv_freq(), v5.spec.rope_local_inv_freq());
 }
 
 TEST(ModelGoldenConfig, BothRopeSpellingsGiveTheSameSpec) {

@@ -175,13 +175,21 @@ TEST(Refusals, UnsupportedFamilyFeaturesNameConfigJsonAndTheKey) {
       // The fixture's rope_parameters say 1.0 (as transformers 5 writes): a contradiction.
       {"phi3", "partial_rotary_factor", 0.75,
        "partial_rotary_factor: 0.75 contradicts rope_parameters.partial_rotary_factor (1)"},
+      // Gemma 3 (issue 22 item 3): soft-capping (Gemma 2's, null in Gemma 3) and a scale of 0.
+      {"gemma3", "attn_logit_softcapping", 50.0,
+       "attn_logit_softcapping: logit soft-capping is not supported for gemma3_text (null in "
+       "every released Gemma 3)"},
+      {"gemma3", "query_pre_attn_scalar", 0, "query_pre_attn_scalar: must be > 0, got 0"},
+      {"gemma3", "use_bidirectional_attention", true,
+       "use_bidirectional_attention: true is not supported (a causal language model only)"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.model);
     const std::string base = tmp / (std::string("base-") + c.model);
     fs::create_directories(base);
     const std::string src = std::string(TAILOR_SOURCE_DIR "/tests/golden/models/") + c.model;
-    fs::copy_file(src + "/model.safetensors", base + "/model.safetensors");
+    fs::copy_file(src + "/model.safetensors", base + "/model.safetensors",
+                  fs::copy_options::overwrite_existing);  // gemma3 comes three times
     std::ifstream in(src + "/config.json");
     nlohmann::json config = nlohmann::json::parse(in);
     config[c.key] = c.value;

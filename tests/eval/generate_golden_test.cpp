@@ -1,6 +1,7 @@
 // Greedy generation against Hugging Face `generate` (tests/golden/make_generate_fixtures.py): for
 // every tiny golden model (llama, Llama-3 RoPE scaling, tied + biases, mistral, qwen2, gpt2, qwen3,
-// and mistral_window / qwen2_window / qwen3_window generating far past their sliding windows) and
+// and mistral_window / qwen2_window / qwen3_window / gemma3 generating far past their sliding
+// windows, gemma3's sliding layers with a RoPE base of their own) and
 // the llama and qwen3 bases with PEFT LoRA adapters (unmerged), Tailor's greedy tokens must equal
 // the ones HF produced, EOS included where HF stopped at it. HF ran each prompt alone; Tailor runs
 // the prompts of a case as one batch of different lengths (right-padded prefill, one KV cache),
@@ -35,7 +36,8 @@ TEST(GenerateGoldenFixture, CoversEveryFamilyAndLora) {
   for (const GreedyCase& c : greedy_cases()) names.push_back(c.name);
   for (const char* want : {"llama", "llama3_rope", "llama_tied", "mistral", "qwen2", "gpt2",
                            "mistral_window", "qwen2_window", "qwen3_window", "llama+lora_hub",
-                           "llama+lora_rslora", "qwen3", "qwen3+lora", "qwen3_yarn", "phi3"})
+                           "llama+lora_rslora", "qwen3", "qwen3+lora", "qwen3_yarn", "phi3",
+                           "gemma3"})
     EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
 }
 

@@ -22,6 +22,9 @@ and export_args.txt, the `tailor` arguments that wrote it from committed inputs:
   phi3_longrope_f32  the same of tests/golden/models/phi3_longrope (longrope's factors)
   qwen3_window   the same of tests/golden/models/qwen3_window: a window of 4 on layers 0 and 2 of 3,
                  a pattern only layer_types can say
+  gemma3         the same of tests/golden/models/gemma3: (1 + w) norms written back as w, sandwich
+                 norms, GeGLU, a window of 4 on layers 0-2 of 4 with their own RoPE base, the
+                 global layer's linear RoPE scaling, query_pre_attn_scalar, tied head
 
 tests/checkpoint/export_golden_test.cpp runs `tailor export` with export_args.txt and requires
 every file to equal the committed one byte for byte (so a change of the exporter fails until the
@@ -88,6 +91,7 @@ CASES = {
     "phi3_longrope_f32": ("export-f32", 2007, False),
     "qwen2_window": ("export-window", 2008, False),
     "qwen3_window": ("export-window", 2009, False),
+    "gemma3": ("export-window", 2010, False),
 }
 
 

@@ -20,8 +20,8 @@ would make the comparison depend on float rounding, and the script refuses to wr
 
 Mistral's fixture has sliding_window 16 and Phi-3's 24: their prompts plus new tokens stay within
 the window, where it has no effect. The mistral_window (window 5), qwen2_window (window 4 on
-layers 1 and 2) and qwen3_window (window 4 on layers 0 and 2) cases generate far past their
-windows: transformers' generate with its sliding-window cache against Tailor's full cache with
+layers 1 and 2), qwen3_window (window 4 on layers 0 and 2) and gemma3 (window 4 on layers 0-2 of
+4, which rotate with their own RoPE base) cases generate far past their windows: transformers' generate with its sliding-window cache against Tailor's full cache with
 the window masked. phi3_longrope is left out: transformers switches longrope's factors per
 forward on the batch's largest position, so a batch of prompts (as Tailor runs them) may switch
 at another step than each prompt alone.
@@ -66,6 +66,7 @@ CASES = {
     "qwen3+lora": ("tests/golden/models/qwen3", "tests/golden/peft/lora_qwen3", 20, 4010),
     "qwen3_yarn": ("tests/golden/models/qwen3_yarn", None, 20, 4011),
     "phi3": ("tests/golden/models/phi3", None, 12, 4012),  # 8 + 12 <= sliding_window 24
+    "gemma3": ("tests/golden/models/gemma3", None, 20, 4016),
 }
 
 

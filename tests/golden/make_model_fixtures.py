@@ -40,6 +40,11 @@ Cases:
   qwen3_window     Qwen3Config with use_sliding_window, sliding_window 4 and layer_types sliding
                    on layers 0 and 2 of 3 (not a suffix: only layer_types says it), q/k norm,
                    sequences of 24
+  gemma3           Gemma3TextConfig: (1 + w) RMSNorms before and after attention and MLP, GeGLU
+                   (tanh GELU), embeddings x sqrt(hidden), q/k norm, query_pre_attn_scalar 24 (not
+                   head_dim 16), sliding_window 4 on layers 0-2 and global layer 3, the global
+                   layer's RoPE linear-scaled (factor 2, base 1e6) and the sliding layers' base
+                   10000, tied head, sequences of 24
   gpt2             GPT2Config: LayerNorm, learned positions, fused c_attn, Conv1D, gelu_new, tied
 
 Usage: pip install torch transformers safetensors numpy
@@ -63,8 +68,8 @@ import safetensors
 import safetensors.numpy
 import torch
 import transformers
-from transformers import (AutoModelForCausalLM, GPT2Config, LlamaConfig, MistralConfig,
-                          Phi3Config, Qwen2Config, Qwen3Config)
+from transformers import (AutoModelForCausalLM, Gemma3TextConfig, GPT2Config, LlamaConfig,
+                          MistralConfig, Phi3Config, Qwen2Config, Qwen3Config)
 from transformers.pytorch_utils import Conv1D
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -72,7 +77,7 @@ OUT = os.path.join(HERE, "models")
 
 B, T = 2, 12
 # Sequence length per case where it is not T: the sliding-window cases run several windows long.
-SEQ = {"mistral_window": 24, "qwen2_window": 24, "qwen3_window": 24}
+SEQ = {"mistral_window": 24, "qwen2_window": 24, "qwen3_window": 24, "gemma3": 24}
 
 LLAMA3_SCALING = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                   "high_freq_factor": 4.0, "original_max_position_embeddings": 8}
@@ -150,6 +155,15 @@ CASES = {
         rms_norm_eps=1e-6, rope_theta=10000.0, attention_bias=False, use_sliding_window=True,
         sliding_window=4, layer_types=["sliding_attention", "full_attention", "sliding_attention"],
         tie_word_embeddings=False, bos_token_id=270, eos_token_id=271),
+    "gemma3": lambda: Gemma3TextConfig(
+        vocab_size=290, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=64,
+        rms_norm_eps=1e-6, query_pre_attn_scalar=24, sliding_window=4,
+        layer_types=["sliding_attention"] * 3 + ["full_attention"],
+        rope_parameters={"full_attention": {"rope_type": "linear", "factor": 2.0,
+                                            "rope_theta": 1000000.0},
+                         "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
+        tie_word_embeddings=True, bos_token_id=2, eos_token_id=1, pad_token_id=0),
 }
 
 

@@ -60,6 +60,24 @@ inline ModelSpec tiny_qk_norm() {
   return s;
 }
 
+// Gemma 3's layer (decision 46) on tiny_qk_norm: (1 + w) norms, sandwich norms, GeGLU,
+// embeddings x sqrt(hidden) (rounded to f32), query_pre_attn_scalar 5 (not head_dim 6), a window
+// of 2 on the first layer rotating with a RoPE base of its own, and a tied head.
+inline ModelSpec tiny_gemma3() {
+  ModelSpec s = tiny_qk_norm();
+  s.mlp = MlpType::kGeGLU;
+  s.norm_unit_offset = true;
+  s.sandwich_norms = true;
+  s.embedding_multiplier = static_cast<double>(std::sqrt(8.0f));
+  s.query_pre_attn_scalar = 5.0;
+  s.sliding_window = 2;
+  s.sliding_layers.push_back(true);
+  s.sliding_layers.push_back(false);
+  s.rope_local_theta = 100.0;
+  s.tie_embeddings = true;
+  return s;
+}
+
 // Owns the i32 buffers of a batch.
 struct HostBatch {
   backend::Buffer ids, targets, positions, doc_ids;

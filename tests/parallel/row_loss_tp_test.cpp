@@ -36,6 +36,8 @@ struct Case {
   bool sliding;  // a sliding window on the second layer
   std::int64_t chunk = 0;  // the sharded model's loss chunk (0: one; 5 of 12 tokens: vocab-parallel
                            // loss chunk by chunk)
+  bool gemma3 = false;     // Gemma 3's layer (testing::tiny_gemma3): sandwich norms summed after
+                           // the row-parallel reduction, GeGLU, a local RoPE base, tied head
 };
 
 class RowLossTp : public ::testing::TestWithParam<Case> {};
@@ -49,7 +51,8 @@ TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
   const peft::Lora lora_method(lora);
   std::vector<const Attachment*> l;
   if (GetParam().lora) l.push_back(&lora_method);
-  const ModelSpec spec = GetParam().qk_norm   ? testing::tiny_qk_norm()
+  const ModelSpec spec = GetParam().gemma3    ? testing::tiny_gemma3()
+                         : GetParam().qk_norm   ? testing::tiny_qk_norm()
                          : GetParam().sliding ? testing::tiny_sliding()
                                               : testing::tiny_llama();
   Transformer sharded(spec, ops, DType::kF64, tp.get(), l);
@@ -58,7 +61,8 @@ TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
   for (Transformer* m : {&sharded, &single}) {
     m->init_parameters(17);
     for (Parameter& p : m->params().all())  // q/k norm weights away from 1, head by head
-      if (p.name.ends_with("_norm.weight") && p.name.find("self_attn") != std::string::npos)
+      if (p.name.ends_with("norm.weight") &&
+          (p.name.find("self_attn") != std::string::npos || GetParam().gemma3))
         for (std::int64_t i = 0; i < p.shape.numel(); ++i)
           p.value.ptr<double>()[i] = 1.0 + 0.3 * std::sin(1.0 + static_cast<double>(i));
     for (Parameter& p : m->params().all())  // LoRA B away from zero, at global indices
@@ -103,7 +107,7 @@ TEST_P(RowLossTp, ShardsEqualTheSingleRankResult) {
 
 std::string case_name(const ::testing::TestParamInfo<Case>& p) {
   return std::string(p.param.lora ? "Lora" : "Full") + (p.param.qk_norm ? "QkNorm" : "") +
-         (p.param.sliding ? "SlidingWindow" : "") + (p.param.chunk > 0 ? "Chunked" : "");
+         (p.param.sliding ? "SlidingWindow" : "") + (p.param.chunk > 0 ? "Chunked" : "") + (p.param.gemma3 ? "Gemma3" : "");
 }
 
 INSTANTIATE_TEST_SUITE_P(FullAndLora, RowLossTp,
@@ -111,7 +115,9 @@ INSTANTIATE_TEST_SUITE_P(FullAndLora, RowLossTp,
                                            Case{false, true, false}, Case{true, true, false},
                                            Case{false, false, true}, Case{true, false, true},
                                            Case{false, false, false, 5},
-                                           Case{true, false, false, 5}),
+                                           Case{true, false, false, 5},
+                                           Case{false, false, false, 0, true},
+                                           Case{true, false, false, 0, true}),
                          case_name);
 
 }  // namespace

@@ -90,7 +90,9 @@ INSTANTIATE_TEST_SUITE_P(Families, FamilyFineTune,
                                            Case{"phi3", "phi3", false},
                                            Case{"phi3", "phi3", true, false},
                                            Case{"qwen3_yarn", "qwen3", false},
-                                           Case{"phi3_longrope", "phi3", true, false}),
+                                           Case{"phi3_longrope", "phi3", true, false},
+                                           Case{"gemma3", "gemma3_text", false},
+                                           Case{"gemma3", "gemma3_text", true}),
                          [](const ::testing::TestParamInfo<Case>& p) {
                            return std::string(p.param.model) + (p.param.lora ? "_lora" : "_full");
                          });

@@ -1,5 +1,5 @@
-// MLP activations: SwiGLU (silu(gate) * up, Llama-style MLPs) and GELU with the tanh
-// approximation (GPT-2's "gelu_new"). Elementwise, computed in the tensor's dtype, in blocks of
+// MLP activations: SwiGLU (silu(gate) * up, Llama-style MLPs), GeGLU (gelu(gate) * up, Gemma's)
+// and GELU with the tanh approximation (GPT-2's "gelu_new", Gemma's gelu_pytorch_tanh). Elementwise, computed in the tensor's dtype, in blocks of
 // kElemBlock elements. Gradients are written (=). f32 takes exp and tanh from fast_math.h, so
 // the loops vectorize.
 #include <cmath>
@@ -69,6 +69,57 @@ void CpuOps::swiglu_backward(const Tensor& dout, const Tensor& gate, const Tenso
         const T u = pu[i];
         pdu[i] = dy * (g * sg);
         pdg[i] = dy * u * (sg * (T(1) + g * (T(1) - sg)));
+      }
+    });
+  });
+}
+
+void CpuOps::geglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) {
+  constexpr std::string_view kOp = "geglu_forward";
+  cpu::check_cpu(kOp, gate);
+  cpu::check_like(kOp, gate, up);
+  cpu::check_like(kOp, gate, out);
+  cpu::dispatch_float(kOp, gate, [&](auto tag) {
+    using T = decltype(tag);
+    const T* pg = gate.ptr<T>();
+    const T* pu = up.ptr<T>();
+    T* po = out.ptr<T>();
+    pool_.parallel_for(gate.numel(), cpu::kElemBlock, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) {
+        const T g = pg[i];
+        const T inner = kGeluC<T> * (g + kGeluA<T> * (g * g * g));
+        po[i] = (T(0.5) * g * (T(1) + cpu::fast_tanh(inner))) * pu[i];
+      }
+    });
+  });
+}
+
+void CpuOps::geglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up,
+                            const Tensor& dgate, const Tensor& dup) {
+  constexpr std::string_view kOp = "geglu_backward";
+  cpu::check_cpu(kOp, gate);
+  cpu::check_like(kOp, gate, dout);
+  cpu::check_like(kOp, gate, up);
+  cpu::check_like(kOp, gate, dgate);
+  cpu::check_like(kOp, gate, dup);
+  cpu::dispatch_float(kOp, gate, [&](auto tag) {
+    using T = decltype(tag);
+    const T* pdo = dout.ptr<T>();
+    const T* pg = gate.ptr<T>();
+    const T* pu = up.ptr<T>();
+    T* pdg = dgate.ptr<T>();
+    T* pdu = dup.ptr<T>();
+    pool_.parallel_for(gate.numel(), cpu::kElemBlock, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) {
+        // Both inputs are read before either output is written (the outputs may alias them).
+        const T g = pg[i];
+        const T u = pu[i];
+        const T dy = pdo[i];
+        const T t = cpu::fast_tanh(kGeluC<T> * (g + kGeluA<T> * (g * g * g)));
+        const T dinner = kGeluC<T> * (T(1) + T(3) * kGeluA<T> * g * g);
+        const T grad = T(0.5) * (T(1) + t) + T(0.5) * g * (T(1) - t * t) * dinner;
+        pdu[i] = dy * (T(0.5) * g * (T(1) + t));
+        pdg[i] = dy * u * grad;
       }
     });
   });

@@ -517,6 +517,36 @@ void CudaOps::swiglu_backward(const Tensor& dout, const Tensor& gate, const Tens
   context_->check_launch();
 }
 
+void CudaOps::geglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) {
+  constexpr std::string_view kOp = "geglu_forward";
+  detail::check_storage(kOp, gate);
+  detail::check_like(kOp, gate, up);
+  detail::check_like(kOp, gate, out);
+  const kernels::SwigluShape s{gate.numel()};
+  detail::dispatch_storage(kOp, gate, [&](auto tag) {
+    using T = decltype(tag);
+    kernels::geglu_forward(as<const T>(gate), as<const T>(up), as<T>(out), s, stream());
+  });
+  context_->check_launch();
+}
+
+void CudaOps::geglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up,
+                             const Tensor& dgate, const Tensor& dup) {
+  constexpr std::string_view kOp = "geglu_backward";
+  detail::check_storage(kOp, gate);
+  detail::check_like(kOp, gate, dout);
+  detail::check_like(kOp, gate, up);
+  detail::check_like(kOp, gate, dgate);
+  detail::check_like(kOp, gate, dup);
+  const kernels::SwigluShape s{gate.numel()};
+  detail::dispatch_storage(kOp, gate, [&](auto tag) {
+    using T = decltype(tag);
+    kernels::geglu_backward(as<const T>(dout), as<const T>(gate), as<const T>(up), as<T>(dgate),
+                            as<T>(dup), s, stream());
+  });
+  context_->check_launch();
+}
+
 void CudaOps::gelu_forward(const Tensor& x, const Tensor& out) {
   constexpr std::string_view kOp = "gelu_forward";
   detail::check_storage(kOp, x);

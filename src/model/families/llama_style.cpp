@@ -86,10 +86,15 @@ std::vector<HfTensorLayout> LlamaStyleFamily::tensors(const ModelSpec& s,
   auto same = [&](const std::string& name, std::vector<std::int64_t> shape) {
     out.push_back({name, std::move(shape), {{name, false, 0}}});
   };
+  // Norm weights: Gemma's checkpoints store w of a (1 + w) scale, Tailor holds 1 + w.
+  const double norm_offset = s.norm_unit_offset ? 1.0 : 0.0;
+  auto norm = [&](const std::string& name, std::int64_t n) {
+    out.push_back({name, {n}, {{name, false, 0, norm_offset}}});
+  };
   same("model.embed_tokens.weight", {v, d});
   for (std::int64_t i = 0; i < s.num_layers; ++i) {
     const std::string p = fmt::format("model.layers.{}.", i);
-    same(p + "input_layernorm.weight", {d});
+    norm(p + "input_layernorm.weight", d);
     same(p + "self_attn.q_proj.weight", {qd, d});
     same(p + "self_attn.k_proj.weight", {kvd, d});
     same(p + "self_attn.v_proj.weight", {kvd, d});
@@ -99,12 +104,16 @@ std::vector<HfTensorLayout> LlamaStyleFamily::tensors(const ModelSpec& s,
       same(p + "self_attn.v_proj.bias", {kvd});
     }
     if (s.qk_norm) {
-      same(p + "self_attn.q_norm.weight", {s.head_dim});
-      same(p + "self_attn.k_norm.weight", {s.head_dim});
+      norm(p + "self_attn.q_norm.weight", s.head_dim);
+      norm(p + "self_attn.k_norm.weight", s.head_dim);
     }
     same(p + "self_attn.o_proj.weight", {d, qd});
     if (s.o_bias) same(p + "self_attn.o_proj.bias", {d});
-    same(p + "post_attention_layernorm.weight", {d});
+    norm(p + "post_attention_layernorm.weight", d);
+    if (s.sandwich_norms) {
+      norm(p + "pre_feedforward_layernorm.weight", d);
+      norm(p + "post_feedforward_layernorm.weight", d);
+    }
     same(p + "mlp.gate_proj.weight", {f, d});
     same(p + "mlp.up_proj.weight", {f, d});
     same(p + "mlp.down_proj.weight", {d, f});
@@ -114,7 +123,7 @@ std::vector<HfTensorLayout> LlamaStyleFamily::tensors(const ModelSpec& s,
       same(p + "mlp.down_proj.bias", {d});
     }
   }
-  same("model.norm.weight", {d});
+  norm("model.norm.weight", d);
   if (!s.tie_embeddings) same("lm_head.weight", {v, d});
   return out;
 }

@@ -13,14 +13,16 @@ const Family& mistral_family();
 const Family& qwen2_family();
 const Family& qwen3_family();
 const Family& phi3_family();
+const Family& gemma3_family();
 const Family& gpt2_family();
 
 namespace {
 
-const std::array<const Family*, 6>& table() {
-  static const std::array<const Family*, 6> t = {&llama_family(), &mistral_family(),
+const std::array<const Family*, 7>& table() {
+  static const std::array<const Family*, 7> t = {&llama_family(), &mistral_family(),
                                                  &qwen2_family(), &qwen3_family(),
-                                                 &phi3_family(), &gpt2_family()};
+                                                 &phi3_family(), &gemma3_family(),
+                                                 &gpt2_family()};
   return t;
 }
 

@@ -481,7 +481,9 @@ int run_prompt_search(const std::string& config_path, const std::vector<std::str
   }
   std::printf("%s\n", nlohmann::json{{"metric", metric}, {"ranking", rows}}.dump().c_str());
   if (!args.write_best.empty()) {
-    const config::ExperimentConfig best = trainer::with_candidate(cfg, ranked.front().name);
+    const config::ExperimentConfig best = ranked.front().variant != nullptr
+                                              ? *ranked.front().variant
+                                              : trainer::with_candidate(cfg, ranked.front().name);
     trainer::write_file_atomic(args.write_best, config::to_yaml(best));
     std::printf("best: %s (written to %s)\n", ranked.front().name.c_str(), args.write_best.c_str());
   }

@@ -200,6 +200,14 @@ struct EnumNames<PeftMethod> {
                                                  {PeftMethod::kIa3, "ia3"}};
 };
 
+// prompt_search.strategy: score the listed candidates, or choose few-shot demonstrations.
+enum class PromptStrategy { kList, kFewShot };
+template <>
+struct EnumNames<PromptStrategy> {
+  static constexpr Named<PromptStrategy> kNames[] = {{PromptStrategy::kList, "list"},
+                                                     {PromptStrategy::kFewShot, "few_shot"}};
+};
+
 // prompt_search.metric: the dev loss (lower is better) or a metric of generations (higher).
 enum class PromptMetric { kLoss, kBleu, kChrf, kRougeL, kExactMatch };
 template <>

@@ -225,6 +225,12 @@ struct PromptCandidateConfig {
 };
 
 struct PromptSearchConfig {
+  // list: score `candidates`; few_shot: choose `shots` demonstrations and their order from
+  // `pool` by greedy forward selection on the search split, beside `random_seeds` random draws.
+  PromptStrategy strategy = PromptStrategy::kList;
+  std::string pool;                 // few_shot: JSONL of {prompt, completion} demonstrations
+  std::int64_t shots = 0;           // few_shot: how many to choose
+  std::int64_t random_seeds = 3;    // few_shot: random draws of `shots` scored as the baseline
   PromptMetric metric = PromptMetric::kLoss;
   std::int64_t max_records = 0;
   std::int64_t max_new_tokens = 128;

@@ -309,6 +309,24 @@ void check_objective(SchemaReader& r, const ExperimentConfig& c) {
                                          type));
 }
 
+// prompt_search.strategy few_shot chooses from a pool; its keys mean nothing to the list.
+void check_prompt_search(SchemaReader& r, const ExperimentConfig& c) {
+  const PromptSearchConfig& p = c.prompt_search;
+  if (!r.is_ok("prompt_search.strategy")) return;
+  if (p.strategy == PromptStrategy::kFewShot) {
+    if (p.pool.empty())
+      r.problem("prompt_search.pool", "required with prompt_search.strategy few_shot (a JSONL "
+                                      "file of {\"prompt\", \"completion\"} demonstrations)");
+    if (r.is_ok("prompt_search.shots") && p.shots < 1)
+      r.problem("prompt_search.shots", "must be at least 1 with prompt_search.strategy few_shot");
+    if (!p.candidates.empty())
+      r.problem("prompt_search.candidates", "only used with prompt_search.strategy list");
+    return;
+  }
+  for (const char* key : {"prompt_search.pool", "prompt_search.shots", "prompt_search.random_seeds"})
+    if (r.is_set(key)) r.problem(key, "only used with prompt_search.strategy few_shot");
+}
+
 }  // namespace
 
 void apply_cross_field_rules(SchemaReader& r, ExperimentConfig& c) {
@@ -321,6 +339,7 @@ void apply_cross_field_rules(SchemaReader& r, ExperimentConfig& c) {
   check_build_limits(r, c);
   check_peft(r, c);
   check_objective(r, c);
+  check_prompt_search(r, c);
 }
 
 }  // namespace tailor::config

@@ -322,10 +322,54 @@ SplitScore score_on(LoadedModel& m, const config::ExperimentConfig& variant,
 
 }  // namespace
 
+namespace {
+
+// The few-shot pool of prompt_search.pool: {prompt, completion} records (file:line errors).
+std::vector<config::FewShotConfig> read_pool(const std::string& path) {
+  std::vector<config::FewShotConfig> pool;
+  for (const data::Record& r : data::load_jsonl(path, false).records) {
+    TAILOR_CHECK_USER(r.kind == data::RecordKind::kPromptCompletion,
+                      fmt::format("{}:{}", path, r.line),
+                      "few-shot demonstrations must be {{\"prompt\", \"completion\"}} records");
+    pool.push_back({r.prompt, r.completion});
+  }
+  TAILOR_CHECK_USER(!pool.empty(), path, "no demonstrations");
+  return pool;
+}
+
+// cfg with exactly these demonstrations before every prompt.
+config::ExperimentConfig with_shots(const config::ExperimentConfig& cfg,
+                                    const std::vector<config::FewShotConfig>& pool,
+                                    const std::vector<std::size_t>& picks) {
+  config::ExperimentConfig v = cfg;
+  v.data.prompt_template.few_shot.clear();
+  v.data.prompt_template.few_shot_file.clear();
+  v.data.prompt_template.few_shot_count = 0;
+  for (const std::size_t i : picks) v.data.prompt_template.few_shot.push_back(pool[i]);
+  return v;
+}
+
+// "shots 3,1,7": the pool lines (1-based) of the demonstrations, in their order.
+std::string shots_name(const char* prefix, const std::vector<std::size_t>& picks) {
+  std::vector<std::size_t> lines;
+  for (const std::size_t i : picks) lines.push_back(i + 1);
+  return fmt::format("{} {}", prefix, fmt::join(lines, ","));
+}
+
+}  // namespace
+
 std::vector<PromptScore> prompt_search(const config::ExperimentConfig& cfg, const EvalOptions& o) {
   const config::PromptSearchConfig& ps = cfg.prompt_search;
-  TAILOR_CHECK_USER(!ps.candidates.empty(), cfg.source,
+  const bool few_shot = ps.strategy == config::PromptStrategy::kFewShot;
+  TAILOR_CHECK_USER(few_shot || !ps.candidates.empty(), cfg.source,
                     "prompt_search.candidates: list the prompts to compare (see docs/evaluation.md)");
+  std::vector<config::FewShotConfig> pool;
+  if (few_shot) {
+    pool = read_pool(ps.pool);
+    TAILOR_CHECK_USER(ps.shots <= static_cast<std::int64_t>(pool.size()), "prompt_search.shots",
+                      "{} demonstrations asked for, the pool {} has {}", ps.shots, ps.pool,
+                      pool.size());
+  }
   const std::string path = dev_path(cfg, o);
   DevSplit split;
   if (ps.search_records > 0) {
@@ -334,44 +378,100 @@ std::vector<PromptScore> prompt_search(const config::ExperimentConfig& cfg, cons
               split.search_count, split.heldout_count, cfg.train.seed);
   }
   LoadedModel m = load_model(cfg, o);
-  std::vector<std::pair<std::string, config::ExperimentConfig>> variants{{"base", cfg}};
-  for (const config::PromptCandidateConfig& c : ps.candidates)
-    variants.emplace_back(c.name, with_candidate(cfg, c.name));
   EvalOptions go = o;
   go.max_records = ps.max_records;
   go.max_new_tokens = ps.max_new_tokens;
-  std::vector<PromptScore> out;
+  // Evaluations planned, for the progress line: base, the candidates or the greedy steps and the
+  // random draws.
+  std::size_t planned = 1 + ps.candidates.size();
+  if (few_shot) {
+    planned = 1 + static_cast<std::size_t>(ps.random_seeds);
+    for (std::int64_t k = 0; k < ps.shots; ++k) planned += pool.size() - static_cast<std::size_t>(k);
+  }
+  std::size_t done = 0;
   const auto t0 = Clock::now();
-  for (const auto& [name, variant] : variants) {
+  // Scores one variant on the search split (and, when `held_out`, on the held-out split too).
+  const auto score = [&](const std::string& name, const config::ExperimentConfig& variant,
+                         bool held_out) {
     PromptScore s;
     s.name = name;
     const SplitScore search = score_on(m, variant, split.search.empty() ? path : split.search, o, go);
     s.loss = search.loss;
     s.metrics = search.metrics;
     s.score = search.score;
-    if (!split.heldout.empty()) {
+    if (held_out && !split.heldout.empty()) {
       const SplitScore held = score_on(m, variant, split.heldout, o, go);
       s.heldout_loss = held.loss;
       s.heldout_metrics = held.metrics;
       s.heldout_score = held.score;
     }
-    out.push_back(std::move(s));
-    // Progress: candidates done, the time so far and what the rest should take at that pace.
+    // Progress: evaluations done, the time so far and what the rest should take at that pace.
+    ++done;
     const double elapsed = seconds_since(t0);
-    const auto done = static_cast<double>(out.size());
-    const double left = elapsed / done * (static_cast<double>(variants.size()) - done);
-    const PromptScore& r = out.back();
-    log::info("prompt {}/{} '{}': {}dev loss {:.4f}{}{} | {:.1f} s, ETA {:.1f} s", out.size(),
-              variants.size(), name, split.heldout.empty() ? "" : "search ", r.loss,
-              r.metrics ? fmt::format(", {} {:.4f}", ps.metric, r.score) : "",
-              r.heldout_score ? fmt::format("; held-out {} {:.4f}", ps.metric, *r.heldout_score)
+    const double left =
+        elapsed / static_cast<double>(done) * static_cast<double>(planned - std::min(done, planned));
+    log::info("prompt {}/{} '{}': {}dev loss {:.4f}{}{} | {:.1f} s, ETA {:.1f} s", done, planned,
+              name, split.heldout.empty() ? "" : "search ", s.loss,
+              s.metrics ? fmt::format(", {} {:.4f}", ps.metric, s.score) : "",
+              s.heldout_score ? fmt::format("; held-out {} {:.4f}", ps.metric, *s.heldout_score)
                               : "",
               elapsed, left);
-  }
+    return s;
+  };
   const bool lower_better = ps.metric == config::PromptMetric::kLoss;
-  std::stable_sort(out.begin(), out.end(), [&](const PromptScore& a, const PromptScore& b) {
+  const auto better = [&](const PromptScore& a, const PromptScore& b) {
     return lower_better ? a.score < b.score : a.score > b.score;
-  });
+  };
+  std::vector<PromptScore> out;
+  out.push_back(score("base", cfg, true));
+  if (!few_shot) {
+    for (const config::PromptCandidateConfig& c : ps.candidates)
+      out.push_back(score(c.name, with_candidate(cfg, c.name), true));
+  } else {
+    // Greedy forward selection: each step appends the demonstration whose addition scores best
+    // on the search split (the first in pool order on a tie).
+    std::vector<std::size_t> chosen;
+    std::optional<PromptScore> best;
+    for (std::int64_t k = 0; k < ps.shots; ++k) {
+      std::optional<std::pair<std::size_t, PromptScore>> step;
+      for (std::size_t i = 0; i < pool.size(); ++i) {
+        if (std::find(chosen.begin(), chosen.end(), i) != chosen.end()) continue;
+        std::vector<std::size_t> picks = chosen;
+        picks.push_back(i);
+        PromptScore s = score(shots_name("try", picks), with_shots(cfg, pool, picks), false);
+        if (!step || better(s, step->second)) step.emplace(i, std::move(s));
+      }
+      chosen.push_back(step->first);
+      log::info("few-shot step {}/{}: demonstration {} of {} added", k + 1, ps.shots,
+                step->first + 1, ps.pool);
+    }
+    const config::ExperimentConfig greedy = with_shots(cfg, pool, chosen);
+    ++planned;  // the winner scored again, with its held-out split
+    PromptScore g = score(shots_name("greedy", chosen), greedy, true);
+    g.variant = std::make_shared<const config::ExperimentConfig>(greedy);
+    out.push_back(std::move(g));
+    // The baseline: random draws of the same number, by seed.
+    std::vector<data::FewShotExample> as_examples;
+    for (const config::FewShotConfig& e : pool) as_examples.push_back({e.prompt, e.completion});
+    for (std::int64_t seed = 1; seed <= ps.random_seeds; ++seed) {
+      const std::vector<data::FewShotExample> drawn =
+          data::choose_few_shot(as_examples, ps.shots, static_cast<std::uint64_t>(seed));
+      std::vector<std::size_t> picks;
+      for (const data::FewShotExample& d : drawn)
+        for (std::size_t i = 0; i < pool.size(); ++i)
+          if (pool[i].prompt == d.prompt && pool[i].completion == d.completion &&
+              std::find(picks.begin(), picks.end(), i) == picks.end()) {
+            picks.push_back(i);
+            break;
+          }
+      const config::ExperimentConfig v = with_shots(cfg, pool, picks);
+      PromptScore r = score(fmt::format("random{} {}", seed, shots_name("", picks).substr(1)), v,
+                            true);
+      r.variant = std::make_shared<const config::ExperimentConfig>(v);
+      out.push_back(std::move(r));
+    }
+  }
+  std::stable_sort(out.begin(), out.end(), better);
   return out;
 }
 

@@ -85,6 +85,9 @@ struct PromptScore {
   std::optional<double> heldout_loss;
   std::optional<eval::CorpusMetrics> heldout_metrics;
   std::optional<double> heldout_score;
+  // prompt_search.strategy few_shot: the config this row was scored with (its template's few_shot
+  // list is the chosen demonstrations), what --write-best writes; null for listed candidates.
+  std::shared_ptr<const config::ExperimentConfig> variant;
 };
 
 // Scores every prompt_search candidate (and the config's own data.template as "base") on the

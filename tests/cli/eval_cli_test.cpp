@@ -10,6 +10,7 @@
 #include <cmath>
 #include <optional>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 
@@ -281,6 +282,98 @@ TEST(EvalCli, PromptSearchReportsASearchAndAHeldOutSplit) {
             std::string::npos)
       << none_held.err;
   EXPECT_EQ(std::count(none_held.err.begin(), none_held.err.end(), '\n'), 1) << none_held.err;
+}
+
+// A planted optimum for few-shot selection (issue 24): a tiny model is trained on records whose
+// context is one of the pool's demonstrations (rendered as the template renders few-shot
+// examples) or none, answering "yes" after the planted demonstration and "no" after any other or
+// none. On dev records that want "yes", greedy selection from the pool must pick the planted one;
+// the random baseline rows and the held-out split are reported, and --write-best writes the
+// chosen demonstration.
+TEST(EvalCli, FewShotSelectionFindsThePlantedDemonstration) {
+  TempDir tmp;
+  const std::vector<std::pair<std::string, std::string>> pool = {
+      {"Colour of grass? ", "green, mostly"},
+      {"Reverse table: ", "elbat"},  // the planted one: pool line 2
+      {"Count to three: ", "one two three"},
+      {"Capital of France? ", "Paris"}};
+  const char* words[] = {"apple", "river", "stone", "cloud", "maple", "tiger", "ocean", "lemon",
+                         "piano", "house", "grape", "sword"};
+  {
+    std::ofstream train(tmp / "train.jsonl"), dev(tmp / "dev.jsonl"), p(tmp / "pool.jsonl");
+    for (const auto& [q, a] : pool) p << nlohmann::json{{"prompt", q}, {"completion", a}}.dump() << "\n";
+    for (int rep = 0; rep < 2; ++rep)
+      for (const char* w : words) {
+        const std::string item = std::string("Item ") + w + ": ";
+        train << nlohmann::json{{"prompt", item}, {"completion", "no"}}.dump() << "\n";
+        for (std::size_t d = 0; d < pool.size(); ++d)
+          // A demonstration renders as prompt + completion and a blank line (docs/data.md).
+          train << nlohmann::json{{"prompt", pool[d].first + pool[d].second + "\n\n" + item},
+                                  {"completion", d == 1 ? "yes" : "no"}}.dump() << "\n";
+      }
+    for (const char* w : {"bread", "chair", "light", "plant", "storm", "water", "spoon", "cabin",
+                          "flute", "candle", "mango", "robot"})
+      dev << nlohmann::json{{"prompt", std::string("Item ") + w + ": "}, {"completion", "yes"}}.dump()
+          << "\n";
+  }
+  const std::string model =
+      "model: {family: llama, vocab_size: 257, hidden_size: 48, num_layers: 2, num_heads: 4,\n"
+      "        num_kv_heads: 2, intermediate_size: 96, max_position_embeddings: 128}\n";
+  const std::string cfg = tmp / "train.yaml";
+  std::ofstream(cfg) << "output: {dir: " << tmp / "run" << "}\n" << model
+                     << "data: {train: " << tmp / "train.jsonl" << ", valid: " << tmp / "dev.jsonl"
+                     << ", format: jsonl, tokenizer: byte, seq_len: 64, packing: pad,\n"
+                        "       cache_dir: " << tmp / "cache" << "}\n"
+                        "train: {steps: 150, seed: 1, global_batch: 8, log_every: 50}\n"
+                        "optimizer: {lr: 3.0e-3}\n"
+                        "checkpoint: {every_steps: 150}\n"
+                        "runtime: {threads: 2}\n";
+  const Result t = run("train " + cfg, tmp);
+  ASSERT_EQ(t.code, 0) << t.err;
+  // The search config: no demonstration of its own; choose 1 of the pool's 4.
+  const std::string search = tmp / "search.yaml";
+  std::ofstream(search) << "output: {dir: " << tmp / "search" << "}\n" << model
+                        << "data: {train: " << tmp / "train.jsonl" << ", valid: "
+                        << tmp / "dev.jsonl"
+                        << ", format: jsonl, tokenizer: byte, seq_len: 64, packing: pad,\n"
+                           "       cache_dir: " << tmp / "cache" << "}\n"
+                           "train: {steps: 1, seed: 1, global_batch: 8}\n"
+                           "optimizer: {lr: 3.0e-3}\n"
+                           "runtime: {threads: 2}\n"
+                           "prompt_search: {strategy: few_shot, pool: " << tmp / "pool.jsonl"
+                        << ", shots: 1, random_seeds: 2, search_records: 6}\n";
+  const std::string best = tmp / "best.yaml";
+  const Result s = run("prompt-search " + search + " --checkpoint " + tmp / "run" +
+                           " --write-best " + best, tmp);
+  ASSERT_EQ(s.code, 0) << s.err;
+  const nlohmann::json j = last_json_line(s.out.substr(0, s.out.rfind("best:")));
+  // base, the greedy choice and two random draws, ranked by the search split.
+  ASSERT_EQ(j["ranking"].size(), 4u) << s.out;
+  std::map<std::string, nlohmann::json> rows;
+  for (const nlohmann::json& r : j["ranking"]) rows[r["prompt"].get<std::string>()] = r;
+  ASSERT_TRUE(rows.contains("greedy 2")) << s.out;  // pool line 2: the planted demonstration
+  EXPECT_EQ(j["ranking"][0]["prompt"], "greedy 2") << s.out;
+  EXPECT_LT(rows["greedy 2"]["loss"].get<double>(), rows["base"]["loss"].get<double>()) << s.out;
+  EXPECT_LT(rows["greedy 2"]["heldout_loss"].get<double>(),
+            rows["base"]["heldout_loss"].get<double>()) << s.out;
+  int random_rows = 0;
+  for (const auto& [name, r] : rows) random_rows += name.starts_with("random");
+  EXPECT_EQ(random_rows, 2) << s.out;
+  // The greedy step tried all four, each logged with the progress count.
+  EXPECT_NE(s.err.find("prompt 4/"), std::string::npos) << s.err;
+  EXPECT_NE(s.err.find("few-shot step 1/1: demonstration 2"), std::string::npos) << s.err;
+  // --write-best: the chosen demonstration as the template's few_shot list.
+  const std::string written = read_file(best);
+  EXPECT_NE(written.find("elbat"), std::string::npos) << written;
+  EXPECT_EQ(written.find("Paris"), std::string::npos) << written;
+  // More shots than the pool holds: one line, exit 2.
+  const Result too_many = run("prompt-search " + search + " prompt_search.shots=5", tmp);
+  EXPECT_EQ(too_many.code, 2);
+  EXPECT_NE(too_many.err.find("prompt_search.shots: 5 demonstrations asked for"),
+            std::string::npos) << too_many.err;
+  const Result no_pool = run("prompt-search " + search + " prompt_search.pool=", tmp);
+  EXPECT_EQ(no_pool.code, 2);
+  EXPECT_NE(no_pool.err.find("prompt_search.pool"), std::string::npos) << no_pool.err;
 }
 
 TEST(EvalCli, PromptsTooLongForTheModelAreSkippedForGeneration) {

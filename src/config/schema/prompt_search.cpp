@@ -1,12 +1,25 @@
 // The prompt_search section: candidate prompts for `tailor prompt-search`. Not used by training,
 // so a resumed run may change all of it; written to the resolved config only with candidates.
+#include <filesystem>
+
+#include <fmt/format.h>
+
 #include "config/schema.h"
 #include "config/schema/prompt_templates.h"
 
 namespace tailor::config {
 namespace {
 
-bool has_candidates(const PromptSearchConfig& p) { return !p.candidates.empty(); }
+bool has_candidates(const PromptSearchConfig& p) {
+  return !p.candidates.empty() || p.strategy != PromptStrategy::kList;
+}
+bool few_shot(const PromptSearchConfig& p) { return p.strategy == PromptStrategy::kFewShot; }
+
+void check_pool(SchemaReader& r, const std::string& path, const PromptSearchConfig& p) {
+  std::error_code ec;
+  if (!p.pool.empty() && !std::filesystem::is_regular_file(p.pool, ec))
+    r.problem(path, fmt::format("file not found: {}", p.pool));
+}
 
 }  // namespace
 
@@ -16,6 +29,18 @@ const Section<PromptSearchConfig>& prompt_search_section() {
       "prompt_search",
       &ExperimentConfig::prompt_search,
       {
+          {"strategy", choice(&S::strategy), Resume::kMayChange,
+           "list: score the candidates; few_shot: choose demonstrations from pool"},
+          Field<S>{"pool", text(&S::pool), Resume::kMayChange,
+                   "few_shot: a JSONL file of {prompt, completion} demonstrations"}
+              .checked_by(check_pool)
+              .written_if(few_shot),
+          Field<S>{"shots", integer(&S::shots, kAtLeast0), Resume::kMayChange,
+                   "few_shot: how many demonstrations to choose (greedy forward selection)"}
+              .written_if(few_shot),
+          Field<S>{"random_seeds", integer(&S::random_seeds, kAtLeast0), Resume::kMayChange,
+                   "few_shot: random draws of `shots` demonstrations scored as the baseline"}
+              .written_if(few_shot),
           {"metric", choice(&S::metric), Resume::kMayChange,
            "how candidates are ranked: dev loss (lower is better) or a generation metric"},
           {"max_records", integer(&S::max_records, kAtLeast0), Resume::kMayChange,

@@ -104,7 +104,8 @@ using Generated = DevAnswers;
 Generated generate_dev(LoadedModel& m, const config::ExperimentConfig& cfg, const std::string& path,
                        const EvalOptions& o) {
   const std::vector<eval::GenerationPrompt> prompts =
-      dev_generation_prompts(cfg, path, *m.tokenizer, *m.model, o.max_records);
+      dev_generation_prompts(cfg, path, *m.tokenizer, *m.model, o.max_records,
+                             o.keep_unanswerable);
   return generate_dev_answers(*m.model, *m.tokenizer, cfg, prompts, o.max_new_tokens,
                               /*log_progress=*/true);
 }
@@ -133,7 +134,8 @@ std::vector<eval::GenerationPrompt> dev_generation_prompts(const config::Experim
                                                            const std::string& path,
                                                            const data::Tokenizer& tokenizer,
                                                            const model::Transformer& model,
-                                                           std::int64_t max_records) {
+                                                           std::int64_t max_records,
+                                                           bool keep_unanswerable) {
   const data::TemplateSpec tmpl = corpus_spec_from_config(cfg, 1).tmpl;
   std::vector<eval::GenerationPrompt> prompts;
   // A prompt must leave room for at least one generated token within the model's positions (its
@@ -145,15 +147,17 @@ std::vector<eval::GenerationPrompt> dev_generation_prompts(const config::Experim
     if (!p.reference || p.ids.empty()) continue;
     if (static_cast<std::int64_t>(p.ids.size()) > room) {
       ++too_long;
-      continue;
+      if (!keep_unanswerable) continue;
+      p.ids.clear();  // answered "" (wrong) by generate_dev_answers
     }
     prompts.push_back(std::move(p));
     if (max_records > 0 && static_cast<std::int64_t>(prompts.size()) >= max_records) break;
   }
   if (too_long > 0)
-    log::warn("{}: {} records skipped for generation: their prompts leave no room within the "
+    log::warn("{}: {} records {} for generation: their prompts leave no room within the "
               "model's {} positions",
-              path, too_long, model.spec().max_position_embeddings);
+              path, too_long, keep_unanswerable ? "answered empty (scored wrong)" : "skipped",
+              model.spec().max_position_embeddings);
   return prompts;
 }
 
@@ -172,11 +176,16 @@ DevAnswers generate_dev_answers(model::Transformer& model, const data::Tokenizer
   for (std::size_t b = 0; b < prompts.size(); b += kBatch) {
     const std::size_t e = std::min(prompts.size(), b + kBatch);
     std::vector<std::vector<std::int32_t>> ids;
-    for (std::size_t i = b; i < e; ++i) ids.push_back(prompts[i].ids);
-    const auto out = eval::generate(model, &tokenizer, ids, go, {}, b);
+    for (std::size_t i = b; i < e; ++i)
+      if (!prompts[i].ids.empty()) ids.push_back(prompts[i].ids);  // (empty: unanswerable)
+    std::vector<eval::Completion> out;
+    if (!ids.empty()) out = eval::generate(model, &tokenizer, ids, go, {}, b);
+    std::size_t k = 0;
     for (std::size_t i = b; i < e; ++i) {
       g.prompts.push_back(prompts[i].prompt);
-      g.hypotheses.push_back(eval::final_answer(prompts[i], out[i - b].text));
+      g.hypotheses.push_back(prompts[i].ids.empty()
+                                 ? std::string()
+                                 : eval::final_answer(prompts[i], out[k++].text));
       g.references.push_back(*prompts[i].reference);
     }
     if (log_progress) log::info("generated {}/{} dev answers", e, prompts.size());
@@ -381,6 +390,7 @@ std::vector<PromptScore> prompt_search(const config::ExperimentConfig& cfg, cons
   EvalOptions go = o;
   go.max_records = ps.max_records;
   go.max_new_tokens = ps.max_new_tokens;
+  go.keep_unanswerable = true;  // every candidate on the same records (a long prompt scores 0)
   // Evaluations planned, for the progress line: base, the candidates or the greedy steps and the
   // random draws.
   std::size_t planned = 1 + ps.candidates.size();

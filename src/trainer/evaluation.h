@@ -33,6 +33,9 @@ struct EvalOptions {
   std::string hypotheses_out;        // JSONL of {prompt, reference, hypothesis} ("" = none)
   int threads = 0;
   config::RuntimeDevice device = config::RuntimeDevice::kAuto;
+  // Prompts too long for the model are answered "" (scored wrong) instead of skipped, so that
+  // every prompt-search candidate is scored on the same records.
+  bool keep_unanswerable = false;
 };
 
 struct EvalReport {
@@ -54,10 +57,11 @@ struct EvalReport {
 
 // The records of dev file `path` that carry a reference answer, as prompts rendered with the
 // config's template and tokenizer: at most `max_records` (0: all), in file order; prompts that
-// leave no room for an answer within the model's positions are skipped (and counted in a warning).
+// leave no room for an answer within the model's positions are skipped (and counted in a warning),
+// or with `keep_unanswerable` kept with no ids: generate_dev_answers answers them "".
 [[nodiscard]] std::vector<eval::GenerationPrompt> dev_generation_prompts(
     const config::ExperimentConfig& cfg, const std::string& path, const data::Tokenizer& tokenizer,
-    const model::Transformer& model, std::int64_t max_records);
+    const model::Transformer& model, std::int64_t max_records, bool keep_unanswerable = false);
 
 // Greedy answers to those prompts (batches of 8, stopping at the template's end of turn), with
 // their prompts and references: what the metrics score. Collective over the model's TP group.

@@ -376,6 +376,30 @@ TEST(EvalCli, FewShotSelectionFindsThePlantedDemonstration) {
   EXPECT_NE(no_pool.err.find("prompt_search.pool"), std::string::npos) << no_pool.err;
 }
 
+// prompt-search scores every candidate on the same records: a candidate whose prompts no longer
+// fit the model is answered "" for them (scored wrong), not judged on the records left over.
+TEST(EvalCli, PromptSearchScoresPromptsTooLongForTheModelAsWrong) {
+  TempDir tmp;
+  const std::string cfg = tmp / "search.yaml";
+  std::ofstream(cfg) << read_file(kConfig) << "prompt_search:\n"
+                        "  metric: exact_match\n"
+                        "  max_records: 3\n"
+                        "  max_new_tokens: 4\n"
+                        "  candidates:\n"
+                        "    - name: long\n"
+                        "      system: \"" << std::string(300, 'x') << "\"\n";
+  // (data.overlong=split: the loss side scores the long records in pieces.)
+  const Result s = run("prompt-search " + cfg + " data.cache_dir=" + tmp / "cache" +
+                           " runtime.threads=2 data.overlong=split",
+                       tmp);
+  ASSERT_EQ(s.code, 0) << s.err;  // before: exit 2, the candidate had no records to score
+  const nlohmann::json j = last_json_line(s.out);
+  ASSERT_EQ(j["ranking"].size(), 2u) << s.out;
+  for (const nlohmann::json& row : j["ranking"])
+    if (row["prompt"] == "long") EXPECT_EQ(row["exact_match"].get<double>(), 0.0) << s.out;
+  EXPECT_NE(s.err.find("answered empty (scored wrong)"), std::string::npos) << s.err;
+}
+
 TEST(EvalCli, PromptsTooLongForTheModelAreSkippedForGeneration) {
   TempDir tmp;
   std::ofstream dev(tmp / "dev.jsonl");

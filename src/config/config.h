@@ -231,6 +231,10 @@ struct PromptSearchConfig {
   std::string pool;                 // few_shot: JSONL of {prompt, completion} demonstrations
   std::int64_t shots = 0;           // few_shot: how many to choose
   std::int64_t random_seeds = 3;    // few_shot: random draws of `shots` scored as the baseline
+  // Budget of the search proper (listed candidates, greedy tries; 0: none): the base prompt and
+  // the random baselines are always scored.
+  std::int64_t max_evaluations = 0;
+  double max_seconds = 0.0;
   PromptMetric metric = PromptMetric::kLoss;
   std::int64_t max_records = 0;
   std::int64_t max_new_tokens = 128;

@@ -432,11 +432,28 @@ std::vector<PromptScore> prompt_search(const config::ExperimentConfig& cfg, cons
   const auto better = [&](const PromptScore& a, const PromptScore& b) {
     return lower_better ? a.score < b.score : a.score > b.score;
   };
+  // The budget of the search proper (decision 50): listed candidates and greedy tries.
+  std::int64_t spent = 0;
+  bool stopped = false;
+  const auto within_budget = [&] {
+    const bool ok = (ps.max_evaluations == 0 || spent < ps.max_evaluations) &&
+                    (ps.max_seconds <= 0.0 || seconds_since(t0) < ps.max_seconds);
+    if (!ok && !stopped) {
+      stopped = true;
+      log::warn("prompt search: budget reached ({} evaluations, {:.1f} s): the search stops with "
+                "what it has",
+                spent, seconds_since(t0));
+    }
+    return ok;
+  };
   std::vector<PromptScore> out;
   out.push_back(score("base", cfg, true));
   if (!few_shot) {
-    for (const config::PromptCandidateConfig& c : ps.candidates)
+    for (const config::PromptCandidateConfig& c : ps.candidates) {
+      if (!within_budget()) break;
+      ++spent;
       out.push_back(score(c.name, with_candidate(cfg, c.name), true));
+    }
   } else {
     // Greedy forward selection: each step appends the demonstration whose addition scores best
     // on the search split (the first in pool order on a tie).
@@ -446,20 +463,26 @@ std::vector<PromptScore> prompt_search(const config::ExperimentConfig& cfg, cons
       std::optional<std::pair<std::size_t, PromptScore>> step;
       for (std::size_t i = 0; i < pool.size(); ++i) {
         if (std::find(chosen.begin(), chosen.end(), i) != chosen.end()) continue;
+        if (!within_budget()) break;
+        ++spent;
         std::vector<std::size_t> picks = chosen;
         picks.push_back(i);
         PromptScore s = score(shots_name("try", picks), with_shots(cfg, pool, picks), false);
         if (!step || better(s, step->second)) step.emplace(i, std::move(s));
       }
+      if (!step) break;  // the budget ran out before this step tried anything
       chosen.push_back(step->first);
       log::info("few-shot step {}/{}: demonstration {} of {} added", k + 1, ps.shots,
                 step->first + 1, ps.pool);
+      if (stopped) break;
     }
-    const config::ExperimentConfig greedy = with_shots(cfg, pool, chosen);
-    ++planned;  // the winner scored again, with its held-out split
-    PromptScore g = score(shots_name("greedy", chosen), greedy, true);
-    g.variant = std::make_shared<const config::ExperimentConfig>(greedy);
-    out.push_back(std::move(g));
+    if (!chosen.empty()) {
+      const config::ExperimentConfig greedy = with_shots(cfg, pool, chosen);
+      ++planned;  // the winner scored again, with its held-out split
+      PromptScore g = score(shots_name("greedy", chosen), greedy, true);
+      g.variant = std::make_shared<const config::ExperimentConfig>(greedy);
+      out.push_back(std::move(g));
+    }
     // The baseline: random draws of the same number, by seed.
     std::vector<data::FewShotExample> as_examples;
     for (const config::FewShotConfig& e : pool) as_examples.push_back({e.prompt, e.completion});

@@ -366,6 +366,17 @@ TEST(EvalCli, FewShotSelectionFindsThePlantedDemonstration) {
   const std::string written = read_file(best);
   EXPECT_NE(written.find("elbat"), std::string::npos) << written;
   EXPECT_EQ(written.find("Paris"), std::string::npos) << written;
+  // A budget of two evaluations: the first two demonstrations are tried (the planted one is the
+  // second), the rest not; base and the random baselines are still scored.
+  const Result budget = run("prompt-search " + search + " --checkpoint " + tmp / "run" +
+                                " prompt_search.max_evaluations=2",
+                            tmp);
+  ASSERT_EQ(budget.code, 0) << budget.err;
+  EXPECT_NE(budget.err.find("budget reached (2 evaluations"), std::string::npos) << budget.err;
+  EXPECT_NE(budget.err.find("'try 2'"), std::string::npos) << budget.err;
+  EXPECT_EQ(budget.err.find("'try 3'"), std::string::npos) << budget.err;
+  EXPECT_EQ(last_json_line(budget.out)["ranking"].size(), 4u) << budget.out;
+  EXPECT_EQ(last_json_line(budget.out)["ranking"][0]["prompt"], "greedy 2") << budget.out;
   // More shots than the pool holds: one line, exit 2.
   const Result too_many = run("prompt-search " + search + " prompt_search.shots=5", tmp);
   EXPECT_EQ(too_many.code, 2);

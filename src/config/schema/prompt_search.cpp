@@ -41,6 +41,11 @@ const Section<PromptSearchConfig>& prompt_search_section() {
           Field<S>{"random_seeds", integer(&S::random_seeds, kAtLeast0), Resume::kMayChange,
                    "few_shot: random draws of `shots` demonstrations scored as the baseline"}
               .written_if(few_shot),
+          {"max_evaluations", integer(&S::max_evaluations, kAtLeast0), Resume::kMayChange,
+           "the search's budget in scored candidates or greedy tries (0: none); base and random "
+           "baselines are always scored"},
+          {"max_seconds", real(&S::max_seconds, {0.0, false, std::nullopt, false}),
+           Resume::kMayChange, "the search's budget in wall seconds (0: none)"},
           {"metric", choice(&S::metric), Resume::kMayChange,
            "how candidates are ranked: dev loss (lower is better) or a generation metric"},
           {"max_records", integer(&S::max_records, kAtLeast0), Resume::kMayChange,

@@ -396,12 +396,12 @@ void tokenize_record(const std::vector<Segment>& segments, const ChatFormat& for
   }
 }
 
-std::vector<FewShotExample> choose_few_shot(const std::vector<FewShotExample>& pool,
-                                            std::int64_t count, std::uint64_t seed) {
-  const auto n = static_cast<std::int64_t>(pool.size());
-  if (count >= n) return pool;
-  std::vector<std::int64_t> idx(static_cast<std::size_t>(n));
+std::vector<std::size_t> choose_few_shot_indices(std::size_t pool_size, std::int64_t count,
+                                                 std::uint64_t seed) {
+  const auto n = static_cast<std::int64_t>(pool_size);
+  std::vector<std::size_t> idx(pool_size);
   std::iota(idx.begin(), idx.end(), 0);
+  if (count >= n) return idx;
   const CounterRng rng(seed, stream_id("data.few_shot"));
   for (std::int64_t i = n - 1; i > 0; --i) {
     const auto j = static_cast<std::int64_t>(
@@ -410,8 +410,14 @@ std::vector<FewShotExample> choose_few_shot(const std::vector<FewShotExample>& p
   }
   idx.resize(static_cast<std::size_t>(count));
   std::sort(idx.begin(), idx.end());
+  return idx;
+}
+
+std::vector<FewShotExample> choose_few_shot(const std::vector<FewShotExample>& pool,
+                                            std::int64_t count, std::uint64_t seed) {
   std::vector<FewShotExample> out;
-  for (std::int64_t i : idx) out.push_back(pool[static_cast<std::size_t>(i)]);
+  for (const std::size_t i : choose_few_shot_indices(pool.size(), count, seed))
+    out.push_back(pool[i]);
   return out;
 }
 

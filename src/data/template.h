@@ -29,6 +29,7 @@
 // trained tokens already end with it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -155,5 +156,9 @@ void tokenize_record(const std::vector<Segment>& segments, ChatPreset preset,
 // pool order); all of them when count >= pool.size().
 [[nodiscard]] std::vector<FewShotExample> choose_few_shot(const std::vector<FewShotExample>& pool,
                                                           std::int64_t count, std::uint64_t seed);
+// The same choice as positions in a pool of `pool_size`, ascending.
+[[nodiscard]] std::vector<std::size_t> choose_few_shot_indices(std::size_t pool_size,
+                                                               std::int64_t count,
+                                                               std::uint64_t seed);
 
 }  // namespace tailor::data

@@ -333,28 +333,16 @@ SplitScore score_on(LoadedModel& m, const config::ExperimentConfig& variant,
 
 namespace {
 
-// The few-shot pool of prompt_search.pool: {prompt, completion} records (file:line errors).
-std::vector<config::FewShotConfig> read_pool(const std::string& path) {
-  std::vector<config::FewShotConfig> pool;
-  for (const data::Record& r : data::load_jsonl(path, false).records) {
-    TAILOR_CHECK_USER(r.kind == data::RecordKind::kPromptCompletion,
-                      fmt::format("{}:{}", path, r.line),
-                      "few-shot demonstrations must be {{\"prompt\", \"completion\"}} records");
-    pool.push_back({r.prompt, r.completion});
-  }
-  TAILOR_CHECK_USER(!pool.empty(), path, "no demonstrations");
-  return pool;
-}
-
 // cfg with exactly these demonstrations before every prompt.
 config::ExperimentConfig with_shots(const config::ExperimentConfig& cfg,
-                                    const std::vector<config::FewShotConfig>& pool,
+                                    const std::vector<data::FewShotExample>& pool,
                                     const std::vector<std::size_t>& picks) {
   config::ExperimentConfig v = cfg;
   v.data.prompt_template.few_shot.clear();
   v.data.prompt_template.few_shot_file.clear();
   v.data.prompt_template.few_shot_count = 0;
-  for (const std::size_t i : picks) v.data.prompt_template.few_shot.push_back(pool[i]);
+  for (const std::size_t i : picks)
+    v.data.prompt_template.few_shot.push_back({pool[i].prompt, pool[i].completion});
   return v;
 }
 
@@ -372,9 +360,10 @@ std::vector<PromptScore> prompt_search(const config::ExperimentConfig& cfg, cons
   const bool few_shot = ps.strategy == config::PromptStrategy::kFewShot;
   TAILOR_CHECK_USER(few_shot || !ps.candidates.empty(), cfg.source,
                     "prompt_search.candidates: list the prompts to compare (see docs/evaluation.md)");
-  std::vector<config::FewShotConfig> pool;
+  std::vector<data::FewShotExample> pool;
   if (few_shot) {
-    pool = read_pool(ps.pool);
+    pool = read_few_shot_file(ps.pool);
+    TAILOR_CHECK_USER(!pool.empty(), ps.pool, "no demonstrations");
     TAILOR_CHECK_USER(ps.shots <= static_cast<std::int64_t>(pool.size()), "prompt_search.shots",
                       "{} demonstrations asked for, the pool {} has {}", ps.shots, ps.pool,
                       pool.size());
@@ -484,19 +473,9 @@ std::vector<PromptScore> prompt_search(const config::ExperimentConfig& cfg, cons
       out.push_back(std::move(g));
     }
     // The baseline: random draws of the same number, by seed.
-    std::vector<data::FewShotExample> as_examples;
-    for (const config::FewShotConfig& e : pool) as_examples.push_back({e.prompt, e.completion});
     for (std::int64_t seed = 1; seed <= ps.random_seeds; ++seed) {
-      const std::vector<data::FewShotExample> drawn =
-          data::choose_few_shot(as_examples, ps.shots, static_cast<std::uint64_t>(seed));
-      std::vector<std::size_t> picks;
-      for (const data::FewShotExample& d : drawn)
-        for (std::size_t i = 0; i < pool.size(); ++i)
-          if (pool[i].prompt == d.prompt && pool[i].completion == d.completion &&
-              std::find(picks.begin(), picks.end(), i) == picks.end()) {
-            picks.push_back(i);
-            break;
-          }
+      const std::vector<std::size_t> picks =
+          data::choose_few_shot_indices(pool.size(), ps.shots, static_cast<std::uint64_t>(seed));
       const config::ExperimentConfig v = with_shots(cfg, pool, picks);
       PromptScore r = score(fmt::format("random{} {}", seed, shots_name("", picks).substr(1)), v,
                             true);

@@ -148,18 +148,23 @@ data::CorpusSpec corpus_spec_from_config(const config::ExperimentConfig& c, int 
   tmpl.train_on_prompt = d.train_on_prompt;
   for (const auto& ex : t.few_shot) tmpl.few_shot.push_back({ex.prompt, ex.completion});
   if (!t.few_shot_file.empty()) {
-    std::vector<data::FewShotExample> pool;
-    for (const data::Record& r : data::load_jsonl(t.few_shot_file, false).records) {
-      TAILOR_CHECK_USER(r.kind == data::RecordKind::kPromptCompletion,
-                        fmt::format("{}:{}", t.few_shot_file, r.line),
-                        "few-shot examples must be {{\"prompt\", \"completion\"}} records");
-      pool.push_back({r.prompt, r.completion});
-    }
+    const std::vector<data::FewShotExample> pool = read_few_shot_file(t.few_shot_file);
     tmpl.few_shot = data::choose_few_shot(pool, t.few_shot_count > 0 ? t.few_shot_count
                                                                      : static_cast<std::int64_t>(pool.size()),
                                           c.train.seed);
   }
   return spec;
+}
+
+std::vector<data::FewShotExample> read_few_shot_file(const std::string& path) {
+  std::vector<data::FewShotExample> pool;
+  for (const data::Record& r : data::load_jsonl(path, false).records) {
+    TAILOR_CHECK_USER(r.kind == data::RecordKind::kPromptCompletion,
+                      fmt::format("{}:{}", path, r.line),
+                      "few-shot examples must be {{\"prompt\", \"completion\"}} records");
+    pool.push_back({r.prompt, r.completion});
+  }
+  return pool;
 }
 
 objective::PreferenceParams preference_params_from_config(const config::ObjectiveConfig& o) {

@@ -35,6 +35,9 @@ namespace tailor::trainer {
 // disabled).
 [[nodiscard]] std::unique_ptr<objective::Objective> objective_from_config(
     const config::ObjectiveConfig& o, std::unique_ptr<objective::ReferenceSource> reference);
+// The {prompt, completion} records of a few-shot file (data.template.few_shot_file,
+// prompt_search.pool); another kind of record is a `file:line` UserError.
+[[nodiscard]] std::vector<data::FewShotExample> read_few_shot_file(const std::string& path);
 // The parameters of a preference objective (objective.type other than causal_lm).
 [[nodiscard]] objective::PreferenceParams preference_params_from_config(
     const config::ObjectiveConfig& o);

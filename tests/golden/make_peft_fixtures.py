@@ -603,6 +603,7 @@ def write_dora_adapter(case, base_rel, kwargs, gen):
                 mag = module.lora_magnitude_vector["default"].weight
                 mag.copy_(norm * (1.0 + 0.2 * torch.randn(norm.shape, generator=gen)))
                 n += 1
+    assert any(".lora_magnitude_vector" in name for name, _ in model.named_parameters()), case
     save_adapter(model, d, base_rel)
     print(f"{case}: {n} DoRA tensors saved")
     return model
@@ -646,29 +647,19 @@ def main():
             gen = torch.Generator().manual_seed(seed)
             memory_model = write_prompt_adapter(case, base_rel, n, gen)
             fixture_prompt(case, base_rel, seed + 100, expected, memory_model)
-    for case, (base_rel, kwargs, seed) in IA3_CASES.items():
-        if only and case not in only:
-            continue
-        if kwargs is None:
-            if tailor is not None:
-                export_tailor(tailor, case)
-            fixture_merged(case, base_rel, seed, None, ia3_file_name)
-            continue
-        gen = torch.Generator().manual_seed(seed)
-        memory_model = write_ia3_adapter(case, base_rel, kwargs, gen)
-        fixture_merged(case, base_rel, seed + 100, memory_model, ia3_file_name)
-    for case, (base_rel, kwargs, seed) in DORA_CASES.items():
-        if only and case not in only:
-            continue
-        if kwargs is None:
-            if tailor is not None:
-                export_tailor(tailor, case)
-            fixture_merged(case, base_rel, seed, None, dora_file_name)
-            continue
-        gen = torch.Generator().manual_seed(seed)
-        memory_model = write_dora_adapter(case, base_rel, kwargs, gen)
-        assert any(".lora_magnitude_vector" in n for n, _ in memory_model.named_parameters()), case
-        fixture_merged(case, base_rel, seed + 100, memory_model, dora_file_name)
+    for cases, write, file_name in ((IA3_CASES, write_ia3_adapter, ia3_file_name),
+                                    (DORA_CASES, write_dora_adapter, dora_file_name)):
+        for case, (base_rel, kwargs, seed) in cases.items():
+            if only and case not in only:
+                continue
+            if kwargs is None:
+                if tailor is not None:
+                    export_tailor(tailor, case)
+                fixture_merged(case, base_rel, seed, None, file_name)
+                continue
+            gen = torch.Generator().manual_seed(seed)
+            memory_model = write(case, base_rel, kwargs, gen)
+            fixture_merged(case, base_rel, seed + 100, memory_model, file_name)
     # All cases: the file starts afresh; some: a paragraph for them is added.
     with open(os.path.join(OUT, "VERSIONS.txt"), "a" if only else "w") as f:
         if only:

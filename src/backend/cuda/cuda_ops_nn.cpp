@@ -487,63 +487,79 @@ void CudaOps::attention_cached(const Tensor& q, const Tensor& k, const Tensor& v
 
 // ---- MLP activations --------------------------------------------------------------------------
 
-void CudaOps::swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) {
-  constexpr std::string_view kOp = "swiglu_forward";
-  detail::check_storage(kOp, gate);
-  detail::check_like(kOp, gate, up);
-  detail::check_like(kOp, gate, out);
+namespace {
+
+// The gated activations' kernels by name, for one checked launch path (gated_forward/backward).
+struct SwigluKernels {
+  template <typename T>
+  static void forward(const T* g, const T* u, T* o, kernels::SwigluShape s, cudaStream_t st) {
+    kernels::swiglu_forward(g, u, o, s, st);
+  }
+  template <typename T>
+  static void backward(const T* dy, const T* g, const T* u, T* dg, T* du, kernels::SwigluShape s,
+                       cudaStream_t st) {
+    kernels::swiglu_backward(dy, g, u, dg, du, s, st);
+  }
+};
+struct GegluKernels {
+  template <typename T>
+  static void forward(const T* g, const T* u, T* o, kernels::SwigluShape s, cudaStream_t st) {
+    kernels::geglu_forward(g, u, o, s, st);
+  }
+  template <typename T>
+  static void backward(const T* dy, const T* g, const T* u, T* dg, T* du, kernels::SwigluShape s,
+                       cudaStream_t st) {
+    kernels::geglu_backward(dy, g, u, dg, du, s, st);
+  }
+};
+
+template <class K>
+void gated_forward(std::string_view op, const Tensor& gate, const Tensor& up, const Tensor& out,
+                   cudaStream_t stream) {
+  detail::check_storage(op, gate);
+  detail::check_like(op, gate, up);
+  detail::check_like(op, gate, out);
   const kernels::SwigluShape s{gate.numel()};
-  detail::dispatch_storage(kOp, gate, [&](auto tag) {
+  detail::dispatch_storage(op, gate, [&](auto tag) {
     using T = decltype(tag);
-    kernels::swiglu_forward(as<const T>(gate), as<const T>(up), as<T>(out), s, stream());
+    K::forward(as<const T>(gate), as<const T>(up), as<T>(out), s, stream);
   });
+}
+
+template <class K>
+void gated_backward(std::string_view op, const Tensor& dout, const Tensor& gate, const Tensor& up,
+                    const Tensor& dgate, const Tensor& dup, cudaStream_t stream) {
+  detail::check_storage(op, gate);
+  for (const Tensor* t : {&dout, &up, &dgate, &dup}) detail::check_like(op, gate, *t);
+  const kernels::SwigluShape s{gate.numel()};
+  detail::dispatch_storage(op, gate, [&](auto tag) {
+    using T = decltype(tag);
+    K::backward(as<const T>(dout), as<const T>(gate), as<const T>(up), as<T>(dgate), as<T>(dup),
+                s, stream);
+  });
+}
+
+}  // namespace
+
+void CudaOps::swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) {
+  gated_forward<SwigluKernels>("swiglu_forward", gate, up, out, stream());
   context_->check_launch();
 }
 
 void CudaOps::swiglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up,
                               const Tensor& dgate, const Tensor& dup) {
-  constexpr std::string_view kOp = "swiglu_backward";
-  detail::check_storage(kOp, gate);
-  detail::check_like(kOp, gate, dout);
-  detail::check_like(kOp, gate, up);
-  detail::check_like(kOp, gate, dgate);
-  detail::check_like(kOp, gate, dup);
-  const kernels::SwigluShape s{gate.numel()};
-  detail::dispatch_storage(kOp, gate, [&](auto tag) {
-    using T = decltype(tag);
-    kernels::swiglu_backward(as<const T>(dout), as<const T>(gate), as<const T>(up), as<T>(dgate),
-                             as<T>(dup), s, stream());
-  });
+  gated_backward<SwigluKernels>("swiglu_backward", dout, gate, up, dgate, dup, stream());
   context_->check_launch();
 }
 
 void CudaOps::geglu_forward(const Tensor& gate, const Tensor& up, const Tensor& out) {
-  constexpr std::string_view kOp = "geglu_forward";
-  detail::check_storage(kOp, gate);
-  detail::check_like(kOp, gate, up);
-  detail::check_like(kOp, gate, out);
-  const kernels::SwigluShape s{gate.numel()};
-  detail::dispatch_storage(kOp, gate, [&](auto tag) {
-    using T = decltype(tag);
-    kernels::geglu_forward(as<const T>(gate), as<const T>(up), as<T>(out), s, stream());
-  });
+  gated_forward<GegluKernels>("geglu_forward", gate, up, out, stream());
   context_->check_launch();
 }
 
 void CudaOps::geglu_backward(const Tensor& dout, const Tensor& gate, const Tensor& up,
                              const Tensor& dgate, const Tensor& dup) {
-  constexpr std::string_view kOp = "geglu_backward";
-  detail::check_storage(kOp, gate);
-  detail::check_like(kOp, gate, dout);
-  detail::check_like(kOp, gate, up);
-  detail::check_like(kOp, gate, dgate);
-  detail::check_like(kOp, gate, dup);
-  const kernels::SwigluShape s{gate.numel()};
-  detail::dispatch_storage(kOp, gate, [&](auto tag) {
-    using T = decltype(tag);
-    kernels::geglu_backward(as<const T>(dout), as<const T>(gate), as<const T>(up), as<T>(dgate),
-                            as<T>(dup), s, stream());
-  });
+  gated_backward<GegluKernels>("geglu_backward", dout, gate, up, dgate, dup, stream());
   context_->check_launch();
 }
 
